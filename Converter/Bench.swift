@@ -1,0 +1,108 @@
+import ArgumentParser
+import Checkpoint
+import Tensors
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks. Tests/Reference/bench_read.py runs these beside torch and prints ratios.",
+        subcommands: [BenchRead.self]
+    )
+}
+
+struct BenchRead: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "read",
+        abstract: "Time reading a checkpoint to Float32 tensors.",
+        discussion: """
+            Each run opens the file, parses it, finds the state dict and makes every tensor a \
+            contiguous Float32 array it owns (--mode copy, what torch.load + .float().contiguous() \
+            gives), or a Float32 view that points into the mapped file where the bytes allow, touching \
+            every page so nothing stays lazy (--mode view). Prints the median and minimum over --repeat \
+            runs after --warmup runs.
+            """
+    )
+
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case copy, view }
+
+    @Argument(help: "Checkpoints to read.")
+    var files: [String]
+
+    @Option(name: .customLong("repeat"), help: "Timed runs per file.")
+    var runs: Int = 10
+
+    @Option(help: "Untimed runs first.")
+    var warmup: Int = 2
+
+    @Option(help: "copy or view.")
+    var mode: Mode = .copy
+
+    @Flag(help: "Print one JSON object per file.")
+    var json = false
+
+    func run() throws {
+        for file in files {
+            var times: [Double] = []
+            var checksum: Float = 0
+            do {
+                for i in 0..<(warmup + max(runs, 1)) {
+                    let start = now()
+                    checksum = try readAll(file)
+                    let ms = (now() - start) * 1000
+                    if i >= warmup { times.append(ms) }
+                }
+            } catch {
+                throw fail(error, json: json)
+            }
+            times.sort()
+            let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+            let format = (try? Checkpoint(path: file).format.rawValue) ?? "?"
+            if json {
+                print(JSON.object([
+                    ("file", .string(file)), ("format", .string(format)), ("mode", .string(mode.rawValue)),
+                    ("median_ms", .double(median)), ("min_ms", .double(times[0])), ("runs", .int(times.count)),
+                    ("checksum", .double(Double(checksum))),
+                ]).render(indent: nil))
+            } else {
+                print("\(file) [\(format), \(mode.rawValue)]: median \(fmt(median)) ms, min \(fmt(times[0])) ms over \(times.count) runs")
+            }
+        }
+    }
+
+    /// One full read. Returns a value that depends on every tensor so no work can be skipped.
+    func readAll(_ file: String) throws -> Float {
+        let sd = try Checkpoint(path: file).stateDict()
+        var acc: Float = 0
+        switch mode {
+        case .copy:
+            for (_, t) in sd.tensors {
+                let a = try t.float32()
+                if let last = a.last { acc += a[0] + last }
+            }
+        case .view:
+            for (_, t) in sd.tensors {
+                acc += try t.withFloat32 { buf in
+                    var s: Float = 0
+                    var i = 0
+                    while i < buf.count { s += buf[i]; i += 1024 }  // one read per 4 KiB page
+                    return s
+                }
+            }
+        }
+        return acc
+    }
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+func fmt(_ x: Double) -> String {
+    let r = (x * 100).rounded() / 100
+    return "\(r)"
+}

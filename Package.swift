@@ -1,0 +1,49 @@
+// swift-tools-version: 6.0
+//
+// pth2swt: read PyTorch checkpoints (tar, legacy, zip) without Python.
+//
+// Data flows one way and so do the imports:
+//   bytes → archive (tar | legacy | zip) → pickle VM → typed StateDict → model → runtime → writers
+//   Tensors  ←  Checkpoint (+ CZip)  ←  pth2swt (Converter/)
+import PackageDescription
+
+
+let package = Package(
+    name: "pth2swt",
+    products: [
+        .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .executable(name: "pth2swt", targets: ["pth2swt"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // libzip through pkg-config (Debian: libzip-dev).
+        .systemLibrary(
+            name: "CZip",
+            path: "Sources/CZip",
+            pkgConfig: "libzip",
+            providers: [.apt(["libzip-dev"])]
+        ),
+        // DType, Storage, Tensor, Value, StateDict. Imports nothing of ours.
+        .target(name: "Tensors", path: "Sources/Tensors"),
+        // Byte reader, tar/legacy/zip archives, the pickle machine and torch's rebuild rules.
+        .target(name: "Checkpoint", dependencies: ["Tensors", "CZip"], path: "Sources/Checkpoint"),
+        // The command-line tool.
+        .executableTarget(
+            name: "pth2swt",
+            dependencies: [
+                "Tensors", "Checkpoint",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Converter"
+        ),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], path: "Tests/TensorsTests"),
+        .testTarget(
+            name: "CheckpointTests",
+            dependencies: ["Checkpoint", "Tensors"],
+            path: "Tests/CheckpointTests"
+        ),
+    ]
+)

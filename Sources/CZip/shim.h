@@ -1,0 +1,2 @@
+// libzip, as Debian's libzip-dev installs it.
+#include <zip.h>

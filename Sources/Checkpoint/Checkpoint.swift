@@ -1,0 +1,179 @@
+import Synchronization
+import Tensors
+
+/// The on-disk format of a PyTorch checkpoint.
+public enum CheckpointFormat: String, Sendable, Codable, CaseIterable {
+    /// PyTorch ≤ 0.1.x: a PAX tar of sys_info, pickle, tensors, storages.
+    case tar
+    /// PyTorch 0.1.10 – 1.5 (and `_use_new_zipfile_serialization=False`): stacked pickles.
+    case legacy
+    /// PyTorch ≥ 1.6: a zip of data.pkl and data/<key>.
+    case zip
+}
+
+public struct LoadOptions: Sendable {
+    public var limits = PickleLimits()
+    public init() {}
+}
+
+/// A checkpoint file, read: its format, the globals its pickles name, and the whole object it holds
+/// as a typed `Value` tree whose tensors point at lazily read storages.
+///
+/// ```swift
+/// let ckpt = try Checkpoint(path: "resnet18-5c106cde.pth")
+/// let sd = try ckpt.stateDict()
+/// let w = try sd["conv1.weight"]!.float32()   // 9408 floats
+/// ```
+public final class Checkpoint: Sendable {
+    public let path: String
+    public let format: CheckpointFormat
+    public let fileSize: Int
+    /// The protocol of the pickle holding the object (tar: the `pickle` member; zip: data.pkl).
+    public let pickleProtocol: Int
+    /// Every global the file's pickles name, `module.name`, in order of first use.
+    public let globals: [String]
+    /// False when the file says its storages are big-endian (they are converted on read).
+    public let littleEndian: Bool
+    /// What `torch.load` would return.
+    public let root: Value
+    /// Every storage the file defines, in file order (for tar and legacy files, including ones no
+    /// tensor uses).
+    public let storages: [Storage]
+
+    /// Opens and parses `path`. Throws a `CheckpointError` naming the file, the part and the offset.
+    public init(path: String, options: LoadOptions = LoadOptions()) throws {
+        do {
+            let file = try MappedFile(path: path)
+            let bytes = try file.bytes()
+            let loaded: LoadedCheckpoint
+            let format: CheckpointFormat
+            if ZipArchive.looksLikeZip(bytes) {
+                format = .zip
+                loaded = try ZipFormat.load(file, options: options)
+            } else if TarArchive.looksLikeTar(bytes) {
+                format = .tar
+                loaded = try TarFormat.load(file, options: options)
+            } else if bytes.count >= 2, bytes[0] == 0x80 {
+                format = .legacy
+                loaded = try LegacyFormat.load(file, options: options)
+            } else {
+                let head = bytes.prefix(8).map { String($0, radix: 16) }.joined(separator: " ")
+                throw CheckpointError(.unknownFormat(
+                    bytes.isEmpty ? "the file is empty" : "starts with bytes [\(head)], which is neither zip, tar nor a pickle"),
+                    offset: 0)
+            }
+            self.path = path
+            self.format = format
+            self.fileSize = bytes.count
+            self.pickleProtocol = loaded.pickleProtocol
+            self.globals = loaded.globals.map(\.qualifiedName)
+            self.littleEndian = loaded.littleEndian
+            self.root = loaded.root
+            self.storages = loaded.storages
+        } catch let e as CheckpointError {
+            throw e.inFile(path)
+        }
+    }
+
+    /// The state dict inside the checkpoint (see `StateDict.init(from:stripPrefix:)`).
+    public func stateDict(stripPrefix: String? = nil) throws -> StateDict {
+        do {
+            return try StateDict(from: root, stripPrefix: stripPrefix)
+        } catch let e as StateDictError {
+            throw CheckpointError(.stateDict(e), file: path)
+        }
+    }
+}
+
+/// What each format reader hands back.
+struct LoadedCheckpoint {
+    var root: Value
+    var pickleProtocol: Int
+    var globals: [PickleGlobal]
+    var littleEndian: Bool
+    var storages: [Storage]
+}
+
+/// Globals gathered across the several pickles of one file, first use first.
+struct GlobalLog {
+    private(set) var list: [PickleGlobal] = []
+    private var seen: Set<PickleGlobal> = []
+    mutating func add(_ gs: [PickleGlobal]) {
+        for g in gs where seen.insert(g).inserted { list.append(g) }
+    }
+}
+
+/// Runs one pickle with `host`; `finish` sees the raw result while its containers are alive.
+func runPickle<R>(
+    _ reader: inout ByteReader, host: TorchHost, options: LoadOptions, log: inout GlobalLog,
+    _ finish: (PickleValue) throws -> R
+) throws -> (result: R, proto: Int) {
+    let machine = PickleMachine(host: host, limits: options.limits)
+    defer { log.add(machine.globals) }
+    let r = try machine.load(&reader, finish: finish)
+    return (r, machine.proto)
+}
+
+/// Runs one pickle and converts its result to a `Value`.
+func runPickle(
+    _ reader: inout ByteReader, host: TorchHost, options: LoadOptions, log: inout GlobalLog
+) throws -> (result: Value, proto: Int) {
+    try runPickle(&reader, host: host, options: options, log: &log) {
+        try TorchHost.value($0, maxDepth: options.limits.maxDepth)
+    }
+}
+
+/// A storage whose bytes come later in the file than the pickle that declares it (legacy format).
+final class DeferredSource: ByteSource {
+    let count: Int
+    private let bound = Mutex<(any ByteSource)?>(nil)
+    let key: String
+
+    init(key: String, count: Int) {
+        self.key = key
+        self.count = count
+    }
+
+    var isBound: Bool { bound.withLock { $0 != nil } }
+
+    func bind(_ source: any ByteSource) {
+        bound.withLock { $0 = source }
+    }
+
+    func bytes() throws -> UnsafeRawBufferPointer {
+        guard let s = bound.withLock({ $0 }) else { throw CheckpointError(.missingStorage("'\(key)' was never read")) }
+        return try s.bytes()
+    }
+}
+
+/// The byte order a sys_info dict declares (`little_endian`), true when absent.
+func littleEndian(fromSysInfo v: Value) -> Bool {
+    if let d = v.dict, case .bool(let le)? = d["little_endian"] { return le }
+    return true
+}
+
+/// Wraps a source so big-endian elements read as little-endian.
+func nativeOrder(_ source: any ByteSource, dtype: DType, littleEndian: Bool) -> any ByteSource {
+    littleEndian || dtype.itemSize == 1 ? source : ByteSwappedSource(source, itemSize: dtype.itemSize)
+}
+
+/// The dtype a storage-type global names: a legacy storage class or (newer zip files) a dtype.
+func storageDType(_ v: PickleValue, _ what: String) throws -> DType {
+    guard case .global(let g) = v, let kind = TorchGlobal(g) else {
+        throw CheckpointError(.badPersistentID("\(what): storage type is a \(v.typeName)"))
+    }
+    switch kind {
+    case .storageClass(let dt), .dtype(let dt): return dt
+    default: throw CheckpointError(.badPersistentID("\(what): \(g.qualifiedName) is not a storage type"))
+    }
+}
+
+/// A persistent id's string parts may be bytes in files written by Python 2.
+func asciiString(_ v: PickleValue) -> String? {
+    switch v {
+    case .string(let s): s
+    case .bytes(let b): String(decoding: b, as: UTF8.self)
+    case .int(let i): String(i)
+    default: nil
+    }
+}

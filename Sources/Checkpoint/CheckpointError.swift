@@ -1,0 +1,111 @@
+import Tensors
+
+/// Why a checkpoint was refused. It says where: the file, the part of it (a tar member, a zip entry),
+/// the byte offset, and the tensor when one is involved.
+public struct CheckpointError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// Thrown when the bytes end before a record does.
+        case truncated(needed: Int, available: Int)
+        /// Thrown when the file is none of tar, legacy or zip.
+        case unknownFormat(String)
+        /// Thrown when the legacy magic number is wrong.
+        case badMagic(String)
+        /// Thrown when a legacy/tar protocol version is not the one torch writes (1001 / 1000).
+        case unsupportedVersion(String)
+        /// Thrown when the pickle holds a byte that is no opcode of protocols 0–5.
+        case unknownOpcode(UInt8)
+        /// Thrown for a GLOBAL / STACK_GLOBAL / INST outside the allowlist.
+        case refusedGlobal(module: String, name: String)
+        /// Thrown when an allowlisted global is called, instantiated or built in a way torch does not allow.
+        case refusedCall(String)
+        /// Thrown when the pickle is ill-formed (stack underflow, missing memo entry, wrong operand type…).
+        case malformedPickle(String)
+        /// Thrown when a resource cap is reached (memo, stack, nesting, sizes).
+        case limitExceeded(String)
+        /// Thrown when an archive record is inconsistent.
+        case malformedArchive(String)
+        /// Thrown when a required tar member or zip entry is absent.
+        case missingRecord(String)
+        /// Thrown when a persistent id or tensor refers to a storage the file does not have.
+        case missingStorage(String)
+        /// Thrown when a persistent id is not one torch writes.
+        case badPersistentID(String)
+        /// Thrown when a tensor's shape, strides or offset do not fit its storage.
+        case invalidTensor(TensorError)
+        /// Thrown when no state dict is found, or names collide.
+        case stateDict(StateDictError)
+        /// Thrown when libzip refuses the archive or an entry.
+        case zip(String)
+        /// Thrown when the file cannot be opened, mapped or read.
+        case io(String)
+    }
+
+    public var kind: Kind
+    /// The checkpoint's path, as given by the caller.
+    public var file: String?
+    /// The part of the file the offset counts from: a tar member or zip entry. Nil: the file itself.
+    public var part: String?
+    /// Byte offset, from the start of `part` (or of the file).
+    public var offset: Int?
+    /// The tensor being read, when there is one.
+    public var tensor: String?
+
+    public init(_ kind: Kind, part: String? = nil, offset: Int? = nil, tensor: String? = nil, file: String? = nil) {
+        self.kind = kind
+        self.part = part
+        self.offset = offset
+        self.tensor = tensor
+        self.file = file
+    }
+
+    public var description: String {
+        var place: [String] = []
+        if let file { place.append(file) }
+        if let part { place.append(part) }
+        if let offset { place.append("byte \(offset)") }
+        if let tensor { place.append("tensor '\(tensor)'") }
+        let prefix = place.isEmpty ? "" : place.joined(separator: ": ") + ": "
+        return prefix + kind.message
+    }
+}
+
+extension CheckpointError.Kind {
+    public var message: String {
+        switch self {
+        case .truncated(let needed, let available):
+            "truncated: needs \(needed) more byte\(needed == 1 ? "" : "s"), \(available) left"
+        case .unknownFormat(let s): "not a PyTorch checkpoint: \(s)"
+        case .badMagic(let s): "bad magic number \(s)"
+        case .unsupportedVersion(let s): "unsupported version: \(s)"
+        case .unknownOpcode(let op): "unknown pickle opcode 0x\(String(op, radix: 16, uppercase: false))"
+        case .refusedGlobal(let module, let name):
+            "refused global \(module).\(name): not in the allowlist of torch's weights_only unpickler"
+        case .refusedCall(let s): "refused: \(s)"
+        case .malformedPickle(let s): "malformed pickle: \(s)"
+        case .limitExceeded(let s): "limit exceeded: \(s)"
+        case .malformedArchive(let s): "malformed archive: \(s)"
+        case .missingRecord(let s): "missing \(s)"
+        case .missingStorage(let s): "missing storage \(s)"
+        case .badPersistentID(let s): "bad persistent id: \(s)"
+        case .invalidTensor(let e): "invalid tensor: \(e)"
+        case .stateDict(let e): e.description
+        case .zip(let s): "zip: \(s)"
+        case .io(let s): s
+        }
+    }
+}
+
+extension CheckpointError {
+    /// The same error with the file path filled in (when not already set).
+    func inFile(_ path: String) -> CheckpointError {
+        var e = self
+        if e.file == nil { e.file = path }
+        return e
+    }
+
+    func forTensor(_ name: String) -> CheckpointError {
+        var e = self
+        if e.tensor == nil { e.tensor = name }
+        return e
+    }
+}

@@ -1,0 +1,75 @@
+import Tensors
+
+/// The zip format (PyTorch ≥ 1.6), read as `torch.serialization._load`:
+///
+///     <folder>/data.pkl     the object; persistent ids ('storage', StorageClass or dtype, key, location, numel)
+///     <folder>/data/<key>   one entry per storage, stored (64-byte aligned) or deflated
+///     <folder>/byteorder    'little' or 'big'; missing means little
+///     <folder>/version, .data/serialization_id, …
+///
+/// The folder name is free; every entry must share it. Storages are read from the archive on first use.
+enum ZipFormat {
+    static func load(_ file: MappedFile, options: LoadOptions) throws -> LoadedCheckpoint {
+        let zip = try ZipArchive(file)
+        guard let first = zip.entries.first else { throw CheckpointError(.missingRecord("data.pkl: the zip archive is empty")) }
+        guard let slash = first.name.firstIndex(of: "/") else {
+            throw CheckpointError(.malformedArchive("entry '\(first.name)' is not inside a top-level folder"))
+        }
+        let folder = String(first.name[..<slash])
+        if let stray = zip.entries.first(where: { !$0.name.hasPrefix(folder + "/") }) {
+            throw CheckpointError(.malformedArchive("entry '\(stray.name)' is outside the archive folder '\(folder)/'"))
+        }
+
+        var le = true
+        if let bo = zip.entry(named: "\(folder)/byteorder") {
+            let raw = try zip.read(bo)
+            let text = String(decoding: try raw.bytes(), as: UTF8.self)
+            switch text {
+            case "little": le = true
+            case "big": le = false
+            default: throw CheckpointError(.malformedArchive("byteorder is '\(text.prefix(20))', not 'little' or 'big'"), part: bo.name)
+            }
+        }
+
+        let pklName = "\(folder)/data.pkl"
+        guard let pkl = zip.entry(named: pklName) else { throw CheckpointError(.missingRecord("entry '\(pklName)'")) }
+        let pickleBytes = try zip.read(pkl)
+
+        var storages: [String: Storage] = [:]
+        var order: [Storage] = []
+        let host = TorchHost { pid in
+            guard case .tuple(let t) = pid, let kind = t.items.first.flatMap(asciiString) else {
+                throw CheckpointError(.badPersistentID("expected a tuple, got a \(pid.typeName)"))
+            }
+            guard kind == "storage" else { throw CheckpointError(.badPersistentID("'\(kind)', expected 'storage'")) }
+            guard t.items.count == 5, let key = asciiString(t.items[2]), case .int(let numel) = t.items[4], numel >= 0 else {
+                throw CheckpointError(.badPersistentID("a storage id is ('storage', type, key, location, numel)"))
+            }
+            let dtype = try storageDType(t.items[1], "storage \(key)")
+            if let s = storages[key] {
+                guard s.dtype == dtype else {
+                    throw CheckpointError(.badPersistentID("storage \(key) is used as both \(s.dtype) and \(dtype)"))
+                }
+                return .object(StorageObject(s))
+            }
+            let name = "\(folder)/data/\(key)"
+            guard let entry = zip.entry(named: name) else { throw CheckpointError(.missingStorage("\(key): no entry '\(name)'")) }
+            do {
+                let s = try Storage(key: key, dtype: dtype, count: Int(numel),
+                                    source: nativeOrder(ZipEntrySource(zip, entry), dtype: dtype, littleEndian: le))
+                storages[key] = s
+                order.append(s)
+                return .object(StorageObject(s))
+            } catch let e as TensorError {
+                throw CheckpointError(.invalidTensor(e), part: name)
+            }
+        }
+        var r = ByteReader(try pickleBytes.bytes(), part: pklName)
+        var log = GlobalLog()
+        let (root, proto) = try runPickle(&r, host: host, options: options, log: &log)
+        if !r.isAtEnd {
+            throw CheckpointError(.malformedPickle("\(r.remaining) bytes after STOP"), part: pklName, offset: r.offset)
+        }
+        return LoadedCheckpoint(root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: order)
+    }
+}

@@ -1,0 +1,148 @@
+/// A value on the pickle machine's stack or in its memo.
+///
+/// Containers are reference types because pickles mutate them after memoizing (APPEND to a list that
+/// BINGET fetched). The machine tears every container down iteratively when it finishes, so deep or
+/// cyclic structures from a hostile file neither leak nor overflow the stack on release.
+public enum PickleValue {
+    case none
+    case bool(Bool)
+    case int(Int64)
+    /// An integer outside Int64, in decimal.
+    case bigInt(String)
+    case float(Double)
+    case string(String)
+    case bytes([UInt8])
+    case tuple(PickleTuple)
+    case list(PickleList)
+    case dict(PickleDict)
+    case set(PickleSet)
+    /// A global the host allowed (a class or function), not yet called.
+    case global(PickleGlobal)
+    /// Something the host built (a storage, a tensor, a parameter…).
+    case object(any PickleObject)
+
+    public var typeName: String {
+        switch self {
+        case .none: "None"
+        case .bool: "bool"
+        case .int, .bigInt: "int"
+        case .float: "float"
+        case .string: "str"
+        case .bytes: "bytes"
+        case .tuple: "tuple"
+        case .list: "list"
+        case .dict: "dict"
+        case .set(let s): s.isFrozen ? "frozenset" : "set"
+        case .global(let g): g.qualifiedName
+        case .object(let o): o.typeName
+        }
+    }
+}
+
+/// A module-qualified name from GLOBAL, STACK_GLOBAL or INST.
+public struct PickleGlobal: Hashable, Sendable {
+    public let module: String
+    public let name: String
+    public init(module: String, name: String) {
+        self.module = module
+        self.name = name
+    }
+    /// `module.name`, the spelling torch's allowlist uses.
+    public var qualifiedName: String { "\(module).\(name)" }
+}
+
+/// An object a `PickleHost` made. Hosts define their own classes.
+public protocol PickleObject: AnyObject {
+    var typeName: String { get }
+}
+
+/// Containers the machine can empty when it is done.
+protocol Teardown: AnyObject { func teardown() }
+
+public final class PickleTuple: Teardown {
+    public private(set) var items: [PickleValue]
+    init(_ items: [PickleValue]) { self.items = items }
+    func teardown() { items = [] }
+}
+
+public final class PickleList: Teardown {
+    public internal(set) var items: [PickleValue] = []
+    init() {}
+    func teardown() { items = [] }
+}
+
+public final class PickleSet: Teardown {
+    public internal(set) var items: [PickleValue] = []
+    var keys: Set<PickleKey> = []
+    public let isFrozen: Bool
+    init(frozen: Bool) { isFrozen = frozen }
+    func insert(_ value: PickleValue) throws {
+        if keys.insert(try PickleKey(value)).inserted { items.append(value) }
+    }
+    func teardown() { items = []; keys = [] }
+}
+
+/// An insertion-ordered dict with Python's key semantics (1, 1.0 and True are one key).
+public final class PickleDict: Teardown {
+    public private(set) var keys: [PickleValue] = []
+    public private(set) var values: [PickleValue] = []
+    private var index: [PickleKey: Int] = [:]
+    /// Set by the host for `collections.OrderedDict`.
+    public var isOrdered = false
+    /// Attributes set by BUILD (`_metadata` on state dicts).
+    public var attributes: PickleDict?
+
+    init() {}
+
+    public var count: Int { keys.count }
+
+    /// Python's `d[key] = value`: replaces in place when the key exists.
+    public func set(_ key: PickleValue, _ value: PickleValue) throws {
+        let k = try PickleKey(key)
+        if let i = index[k] {
+            values[i] = value
+        } else {
+            index[k] = keys.count
+            keys.append(key)
+            values.append(value)
+        }
+    }
+
+    public subscript(string key: String) -> PickleValue? {
+        index[.string(key)].map { values[$0] }
+    }
+
+    func teardown() { keys = []; values = []; index = [:]; attributes = nil }
+}
+
+/// The hashable projection of a value, for dict keys and set members.
+enum PickleKey: Hashable {
+    case none
+    case int(Int64)
+    case bigInt(String)
+    case float(Double)
+    case string(String)
+    case bytes([UInt8])
+    case tuple([PickleKey])
+    case global(PickleGlobal)
+    case object(ObjectIdentifier)
+
+    init(_ value: PickleValue) throws {
+        switch value {
+        case .none: self = .none
+        case .bool(let b): self = .int(b ? 1 : 0)
+        case .int(let i): self = .int(i)
+        case .bigInt(let s): self = .bigInt(s)
+        case .float(let d):
+            if d.rounded() == d, let i = Int64(exactly: d) { self = .int(i) } else { self = .float(d) }
+        case .string(let s): self = .string(s)
+        case .bytes(let b): self = .bytes(b)
+        case .tuple(let t): self = .tuple(try t.items.map(PickleKey.init))
+        case .global(let g): self = .global(g)
+        case .object(let o): self = .object(ObjectIdentifier(o))
+        case .set(let s) where s.isFrozen: self = .tuple(try s.items.map(PickleKey.init))
+        case .list, .dict, .set:
+            throw CheckpointError(.malformedPickle("unhashable type '\(value.typeName)' used as a key"))
+        }
+    }
+}
