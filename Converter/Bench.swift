@@ -26,7 +26,7 @@ struct BenchRead: ParsableCommand {
             """
     )
 
-    enum Mode: String, ExpressibleByArgument, CaseIterable { case copy, view }
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case copy, view, parse }
 
     @Argument(help: "Checkpoints to read.")
     var files: [String]
@@ -39,6 +39,12 @@ struct BenchRead: ParsableCommand {
 
     @Option(help: "copy or view.")
     var mode: Mode = .copy
+
+    @Option(help: "Threads that convert tensors (copy mode).")
+    var threads: Int = 1
+
+    @Flag(name: .customLong("no-verify-crc"), help: "Skip the CRC-32 check of stored zip entries (torch never checks).")
+    var noVerifyCRC = false
 
     @Flag(help: "Print one JSON object per file.")
     var json = false
@@ -63,25 +69,29 @@ struct BenchRead: ParsableCommand {
             if json {
                 print(JSON.object([
                     ("file", .string(file)), ("format", .string(format)), ("mode", .string(mode.rawValue)),
+                    ("threads", .int(threads)), ("verify_crc", .bool(!noVerifyCRC)),
                     ("median_ms", .double(median)), ("min_ms", .double(times[0])), ("runs", .int(times.count)),
                     ("checksum", .double(Double(checksum))),
                 ]).render(indent: nil))
             } else {
-                print("\(file) [\(format), \(mode.rawValue)]: median \(fmt(median)) ms, min \(fmt(times[0])) ms over \(times.count) runs")
+                print("\(file) [\(format), \(mode.rawValue), \(threads) thread\(threads == 1 ? "" : "s")\(noVerifyCRC ? ", no CRC" : "")]: median \(fmt(median)) ms, min \(fmt(times[0])) ms over \(times.count) runs")
             }
         }
     }
 
     /// One full read. Returns a value that depends on every tensor so no work can be skipped.
     func readAll(_ file: String) throws -> Float {
-        let sd = try Checkpoint(path: file).stateDict()
+        var options = LoadOptions()
+        options.verifyCRC = !noVerifyCRC
+        let sd = try Checkpoint(path: file, options: options).stateDict()
         var acc: Float = 0
         switch mode {
         case .copy:
-            for (_, t) in sd.tensors {
-                let a = try t.float32()
+            for a in try sd.float32Arrays(threads: threads) {
                 if let last = a.last { acc += a[0] + last }
             }
+        case .parse:
+            acc = Float(sd.count)
         case .view:
             for (_, t) in sd.tensors {
                 acc += try t.withFloat32 { buf in

@@ -1,2 +1,3 @@
-// libzip, as Debian's libzip-dev installs it.
+// libzip (Debian libzip-dev) and zlib, which libzip-dev pulls in (crc32 for stored entries we map).
 #include <zip.h>
+#include <zlib.h>

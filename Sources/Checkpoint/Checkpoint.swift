@@ -13,6 +13,10 @@ public enum CheckpointFormat: String, Sendable, Codable, CaseIterable {
 
 public struct LoadOptions: Sendable {
     public var limits = PickleLimits()
+    /// Check the CRC-32 of each stored zip entry the first time its storage is read. torch does not
+    /// (its miniz is built without CRC checks); turning this off matches torch and skips one pass over
+    /// the data. Deflated entries are always checked by libzip.
+    public var verifyCRC = true
     public init() {}
 }
 

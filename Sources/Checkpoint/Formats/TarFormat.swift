@@ -28,12 +28,34 @@ public enum TarFormat {
         public let shape: [Int]
         public let strides: [Int]
         public let storageOffset: Int
+        /// The dtype the record's tensor class names (`torch.FloatTensor` → float32), when it names one.
+        public let dtype: DType?
     }
 
     /// The upper bound on a tensor record's rank (torch's limit is 64 in practice).
     static let maxRank = 1024
 
     static func load(_ file: MappedFile, options: LoadOptions) throws -> LoadedCheckpoint {
+        try load(file, options: options, salvage: false).loaded
+    }
+
+    /// Reads a cut-off tar checkpoint as far as it goes: the object, with every tensor whose storage is
+    /// whole, and the storage records that are whole. Tensors whose storage lies past the cut throw the
+    /// truncation error when their bytes are asked for. `error` is that truncation (nil when the file is whole).
+    public static func salvage(path: String, options: LoadOptions = LoadOptions()) throws
+        -> (root: Value, wholeStorages: [StorageRecord], error: CheckpointError?)
+    {
+        do {
+            let r = try load(try MappedFile(path: path), options: options, salvage: true)
+            return (r.loaded.root, r.records, r.error?.inFile(path))
+        } catch let e as CheckpointError {
+            throw e.inFile(path)
+        }
+    }
+
+    static func load(_ file: MappedFile, options: LoadOptions, salvage: Bool) throws
+        -> (loaded: LoadedCheckpoint, records: [StorageRecord], error: CheckpointError?)
+    {
         let tar = try TarArchive(try file.bytes())
         var log = GlobalLog()
         let host = TorchHost()
@@ -45,7 +67,7 @@ public enum TarFormat {
 
         // storages
         let scan = try scanStorages(tar, options: options, log: &log)
-        if let error = scan.error { throw error }
+        if let error = scan.error, !salvage { throw error }
         var storages: [String: Storage] = [:]
         var fileOrder: [Storage] = []
         for rec in scan.records {
@@ -74,6 +96,14 @@ public enum TarFormat {
         let tensorsPart = try member(tar, "tensors")
         var tensors: [String: Tensor] = [:]
         for rec in try tensorRecords(tensorsPart, options: options, log: &log) {
+            if salvage, storages[rec.storageKey] == nil, let cut = scan.error {
+                // Past the cut: a storage that throws the truncation when read, sized to fit the view.
+                let dtype = rec.dtype ?? .uint8
+                let count = Int.max / 8
+                storages[rec.storageKey] = try Storage(
+                    key: rec.storageKey, dtype: dtype, count: count,
+                    source: Unavailable(count: count * dtype.itemSize, error: cut))
+            }
             guard let s = storages[rec.storageKey] else {
                 throw CheckpointError(.missingStorage("\(rec.storageKey), used by tensor record \(rec.key)"),
                                       part: tensorsPart.part)
@@ -98,7 +128,19 @@ public enum TarFormat {
         }
         var pr = ByteReader(object.data, part: object.part)
         let (root, proto) = try runPickle(&pr, host: host, options: options, log: &log)
-        return LoadedCheckpoint(root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: fileOrder)
+        return (LoadedCheckpoint(root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: fileOrder),
+                scan.records, scan.error)
+    }
+
+    /// The bytes of a storage that lies past the end of a cut-off file.
+    final class Unavailable: ByteSource {
+        let count: Int
+        let error: CheckpointError
+        init(count: Int, error: CheckpointError) {
+            self.count = count
+            self.error = error
+        }
+        func bytes() throws -> UnsafeRawBufferPointer { throw error }
     }
 
     struct MemberData {
@@ -203,13 +245,16 @@ public enum TarFormat {
         var out: [TensorRecord] = []
         for _ in 0..<n {
             let head = r.offset
-            let (key, storageKey) = try runPickle(&r, host: host, options: options, log: &log) { v -> (String, String) in
+            let (key, storageKey, dtype) = try runPickle(&r, host: host, options: options, log: &log) {
+                v -> (String, String, DType?) in
                 guard case .tuple(let t) = v, t.items.count == 3,
                       let key = asciiString(t.items[0]), let sk = asciiString(t.items[1])
                 else {
                     throw CheckpointError(.malformedArchive("a tensor record is not (key, storage_key, type)"), part: part, offset: head)
                 }
-                return (key, sk)
+                var dtype: DType?
+                if case .global(let g) = t.items[2], case .legacyTensorClass(let dt)? = TorchGlobal(g) { dtype = dt }
+                return (key, sk, dtype)
             }.result
             let rankOffset = r.offset
             let rank = Int(try r.read(Int32.self))
@@ -222,7 +267,8 @@ public enum TarFormat {
             for _ in 0..<rank { shape.append(Int(try r.read(Int64.self))) }
             for _ in 0..<rank { strides.append(Int(try r.read(Int64.self))) }
             let offset = Int(try r.read(Int64.self))
-            out.append(TensorRecord(key: key, storageKey: storageKey, shape: shape, strides: strides, storageOffset: offset))
+            out.append(TensorRecord(key: key, storageKey: storageKey, shape: shape, strides: strides,
+                                    storageOffset: offset, dtype: dtype))
         }
         if !r.isAtEnd { throw r.error(.malformedArchive("\(r.remaining) unexplained bytes after the tensor records")) }
         return out

@@ -56,7 +56,8 @@ enum ZipFormat {
             guard let entry = zip.entry(named: name) else { throw CheckpointError(.missingStorage("\(key): no entry '\(name)'")) }
             do {
                 let s = try Storage(key: key, dtype: dtype, count: Int(numel),
-                                    source: nativeOrder(ZipEntrySource(zip, entry), dtype: dtype, littleEndian: le))
+                                    source: nativeOrder(ZipEntrySource(zip, entry, verifyCRC: options.verifyCRC),
+                                                        dtype: dtype, littleEndian: le))
                 storages[key] = s
                 order.append(s)
                 return .object(StorageObject(s))

@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+@testable import Checkpoint
+import Tensors
+
+/// The full-size ResNet-18 checkpoints in ../shared/weights, against per-tensor checksums that
+/// Tests/Reference/shared_checksums.py computed with torch 1.13's torch.load.
+@Suite(.enabled(if: Paths.sharedAvailable, Paths.sharedSkipReason))
+struct SharedWeightsTests {
+    static func expected() throws -> [String: Any] { try Paths.json("resnet18-shared.expected.json") }
+
+    @Test(arguments: ["resnet18-tar.pth", "resnet18-legacy.pth", "resnet18-zip.pth"])
+    func fullFileMatchesTorch(_ file: String) throws {
+        let exp = try SharedWeightsTests.expected()
+        #expect(exp["generator"] as? String == "Tests/Reference/shared_checksums.py")
+        let want = exp["tensors"] as! [[String: Any]]
+        let ckpt = try Checkpoint(path: Paths.sharedFile(file))
+        let info = (exp["files"] as! [String: [String: Any]])[file]!
+        #expect(ckpt.format.rawValue == info["format"] as? String)
+        let sd = try ckpt.stateDict()
+        #expect(sd.count == 102)
+        #expect(want.count == 102)
+        for (w, (name, t)) in zip(want, sd.tensors) {
+            #expect(name == w["name"] as? String)
+            #expect(t.dtype.rawValue == w["dtype"] as? String)
+            #expect(t.shape == w["shape"] as! [Int], "\(name)")
+            #expect(t.strides == w["stride"] as! [Int], "\(name)")
+            #expect(t.storageOffset == w["storage_offset"] as? Int, "\(name)")
+            let bytes = try t.contiguousBytes()
+            #expect(SHA256.hex(bytes) == w["sha256"] as? String, "\(file): \(name) differs from torch.load")
+            let floats = try t.float32()
+            let first = (w["first"] as! [Double]).map(Float.init)
+            #expect(Array(floats.prefix(first.count)) == first, "\(name)")
+        }
+        #expect(!sd.names.contains { $0.hasSuffix("num_batches_tracked") })
+    }
+
+    @Test func threeFormatsReadIdentically() throws {
+        let sds = try ["resnet18-tar.pth", "resnet18-legacy.pth", "resnet18-zip.pth"].map {
+            try Checkpoint(path: Paths.sharedFile($0)).stateDict()
+        }
+        #expect(sds[0].names == sds[1].names && sds[1].names == sds[2].names)
+        for name in sds[0].names {
+            let a = try sds[0][name]!.float32()
+            let b = try sds[1][name]!.float32(), c = try sds[2][name]!.float32()
+            #expect(sameBits(a, b) && sameBits(a, c), "\(name)")
+        }
+    }
+
+    /// The real file's first MiB: sys_info, pickle and tensors parse whole; 102 tensors with
+    /// torchvision's names and shapes in file order; the first 16 storages whole; a full read fails
+    /// with a truncation error.
+    @Test func authenticHead() throws {
+        let exp = try SharedWeightsTests.expected()
+        let head = exp["head"] as! [String: Any]
+        let path = Paths.sharedFile(head["file"] as! String)
+        let error = #expect(throws: CheckpointError.self) { try Checkpoint(path: path) }
+        if case .truncated? = error?.kind {} else { Issue.record("expected a truncation error, got \(String(describing: error))") }
+        #expect(error?.part == "tar member 'storages'")
+
+        let (root, whole, cut) = try TarFormat.salvage(path: path)
+        if case .truncated? = cut?.kind {} else { Issue.record("salvage should report the cut, got \(String(describing: cut))") }
+        let sd = try StateDict(from: root)
+        let want = exp["tensors"] as! [[String: Any]]
+        #expect(sd.names == want.map { $0["name"] as! String })
+        #expect(sd.tensors.map(\.tensor.shape) == want.map { $0["shape"] as! [Int] })
+
+        let records = head["storage_records"] as! [[String: Any]]
+        #expect(whole.count == head["whole_storages"] as? Int)
+        #expect(whole.count == 16)
+        let file = try MappedFile(path: path)
+        for (rec, w) in zip(whole, records) {
+            #expect(rec.key == String(w["key"] as! Int))
+            #expect(rec.count == w["numel"] as? Int)
+            #expect(rec.dataOffset == w["data_offset"] as? Int)
+            let bytes = [UInt8](UnsafeRawBufferPointer(rebasing: try file.bytes()[rec.dataOffset..<(rec.dataOffset + rec.count * 4)]))
+            #expect(SHA256.hex(bytes) == w["sha256"] as? String, "storage \(rec.key)")
+            // Tensors on a whole storage materialise to those bytes; conv1.weight among them.
+            for name in w["tensors"] as! [String] {
+                #expect(try sd[name]!.contiguousBytes() == bytes, "\(name)")
+            }
+        }
+        #expect(whole.contains { rec in (records.first { String($0["key"] as! Int) == rec.key }?["tensors"] as? [String])?.contains("conv1.weight") == true })
+        // A tensor past the cut says so when read.
+        let last = sd.tensors.last!.tensor
+        #expect(throws: CheckpointError.self) { try last.float32() }
+    }
+}
