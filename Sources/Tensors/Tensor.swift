@@ -119,15 +119,9 @@ extension Tensor {
 
     /// The elements converted to Float32 in row-major order (a new array).
     public func float32() throws -> [Float] {
-        let raw = try storage.bytes()
-        return [Float](unsafeUninitializedCapacity: count) { out, initialized in
-            var written = 0
-            forEachRun { start, length, step in
-                let dst = out.baseAddress! + written
-                Conversion.toFloat32(dtype, from: raw.baseAddress!, start: start, step: step, count: length, into: dst)
-                written += length
-            }
-            initialized = written
+        try [Float](unsafeUninitializedCapacity: count) { out, initialized in
+            if count > 0 { try writeFloat32(into: out.baseAddress!) }
+            initialized = count
         }
     }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env -S /usr/bin/python3
-"""Read-speed comparison: torch.load vs. `pth2swt bench-read` on the full ResNet-18 files.
+"""Read-speed comparison: torch.load vs. `pth2swt bench read` on the full ResNet-18 files.
 
 Run from the repository root (after `swift build -c release`):
     /usr/bin/python3 Tests/Reference/bench_read.py [--runs 10] [--warmup 2]
@@ -9,8 +9,9 @@ Run from the repository root (after `swift build -c release`):
 torch side: median wall time of torch.load(path) followed by
 {k: v.float().contiguous() for k, v in sd.items()}, over --runs runs after
 --warmup unmeasured runs, in this process.
-Swift side: `<pth2swt> bench-read --json --repeat N FILE`, which prints
-{"file", "format", "median_ms", "min_ms", "runs"}.
+Swift side: `<pth2swt> bench read --json --repeat N --threads T [--no-verify-crc] FILE`
+(every tensor converted into one Float32 arena), which prints {"file", "format", "median_ms", ...},
+once per configuration in CONFIGS. Both sides run in this one script, back to back per file.
 """
 import argparse
 import json
@@ -23,6 +24,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = [("tar", "resnet18-tar.pth"), ("legacy", "resnet18-legacy.pth"), ("zip", "resnet18-zip.pth")]
+# (label, extra flags). The CRC check only exists for zip; torch never checks CRCs.
+CONFIGS = [("1 thread", ["--threads", "1"]), ("2 threads", ["--threads", "2"]),
+           ("2 threads, no CRC", ["--threads", "2", "--no-verify-crc"])]
 
 
 def bench_torch(path, runs, warmup):
@@ -43,18 +47,18 @@ def bench_torch(path, runs, warmup):
     return {"median_ms": statistics.median(times), "min_ms": min(times), "runs": runs}
 
 
-def bench_swift(binary, path, runs):
+def bench_swift(binary, path, runs, flags=()):
     """Returns (result dict, None) or (None, error message)."""
     if not Path(binary).is_file():
         return None, f"pth2swt binary not found at {binary} (build with: swift build -c release)"
-    cmd = [str(binary), "bench-read", "--json", "--repeat", str(runs), str(path)]
+    cmd = [str(binary), "bench", "read", "--json", "--repeat", str(runs), *flags, str(path)]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     except OSError as e:
         return None, f"cannot run {binary}: {e}"
     if p.returncode != 0:
         err = (p.stderr or p.stdout).strip().splitlines()
-        return None, (f"`{' '.join(cmd)}` exited with {p.returncode} (is the bench-read "
+        return None, (f"`{' '.join(cmd)}` exited with {p.returncode} (is the bench read "
                       f"subcommand implemented?): {err[-1] if err else 'no output'}")
     # The JSON object may be the whole output, its last line, or a pretty-printed
     # block starting at the last line that begins with "{".
@@ -89,25 +93,29 @@ def main():
         if not path.is_file():
             errors.append(f"missing {path}")
             continue
-        row = {"format": fmt, "file": name, "torch": bench_torch(path, args.runs, args.warmup)}
-        if not args.torch_only:
-            row["pth2swt"], err = bench_swift(args.pth2swt, path, args.runs)
+        torch_result = bench_torch(path, args.runs, args.warmup)
+        for label, flags in ([] if args.torch_only else CONFIGS):
+            if "--no-verify-crc" in flags and fmt != "zip":
+                continue
+            ours, err = bench_swift(args.pth2swt, path, args.runs, flags)
             if err:
                 errors.append(err)
-        rows.append(row)
+            rows.append({"format": fmt, "file": name, "config": label, "torch": torch_result, "pth2swt": ours})
+        if args.torch_only:
+            rows.append({"format": fmt, "file": name, "config": "-", "torch": torch_result})
 
     if args.json:
         print(json.dumps({"torch_version": torch.__version__, "runs": args.runs,
                           "warmup": args.warmup, "results": rows, "errors": errors}, indent=1))
     else:
         print(f"torch {torch.__version__}, median of {args.runs} runs after {args.warmup} warm-ups")
-        print(f"{'format':8s} {'torch ms':>10s} {'pth2swt ms':>11s} {'torch/ours':>11s} {'ours/torch':>11s}")
+        print(f"{'format':8s} {'pth2swt config':18s} {'torch ms':>10s} {'pth2swt ms':>11s} {'torch/ours':>11s} {'ours/torch':>11s}")
         for r in rows:
             t = r["torch"]["median_ms"]
             s = (r.get("pth2swt") or {}).get("median_ms")
             cols = (f"{s:11.1f} {t / s:11.2f} {s / t:11.2f}" if s
                     else f"{'-':>11s} {'-':>11s} {'-':>11s}")
-            print(f"{r['format']:8s} {t:10.1f} {cols}")
+            print(f"{r['format']:8s} {r['config']:18s} {t:10.1f} {cols}")
         for e in dict.fromkeys(errors):     # de-duplicated, in order
             print(f"error: {e}", file=sys.stderr)
     return 1 if errors else 0

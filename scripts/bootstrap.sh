@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages pth2swt needs. Idempotent; runs apt-get update first.
+#   bash scripts/bootstrap.sh              build and test needs: libzip-dev (pulls zlib1g-dev), pkg-config
+#   bash scripts/bootstrap.sh --reference  also the oracle for Tests/Reference/*.py: python3-torch 1.13,
+#                                          python3-torchvision 0.14 (never needed by CI)
+set -euo pipefail
+packages=(libzip-dev pkg-config)
+if [[ "${1:-}" == "--reference" ]]; then
+  packages+=(python3-torch python3-torchvision)
+fi
+sudo=""
+if [[ "$(id -u)" != 0 ]]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "bootstrap: installed ${packages[*]}"
