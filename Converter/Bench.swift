@@ -20,14 +20,13 @@ struct BenchRead: ParsableCommand {
         discussion: """
             Each run opens the file, parses it, finds the state dict and converts every tensor to \
             contiguous Float32 memory it owns, which is what torch.load + .float().contiguous() gives: \
-            in one huge-page arena (--mode arena, the default) or one Swift array per tensor (--mode \
-            arrays). --mode view points into the mapped file where the bytes allow and touches every \
+            in one huge-page arena (--mode arena, the default). --mode view points into the mapped file where the bytes allow and touches every \
             page; --mode parse stops after the state dict is found. Prints the median and minimum over --repeat \
             runs after --warmup runs.
             """
     )
 
-    enum Mode: String, ExpressibleByArgument, CaseIterable { case arena, arrays, view, parse }
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case arena, view, parse }
 
     @Argument(help: "Checkpoints to read.")
     var files: [String]
@@ -38,7 +37,7 @@ struct BenchRead: ParsableCommand {
     @Option(help: "Untimed runs first.")
     var warmup: Int = 2
 
-    @Option(help: "arena, arrays, view or parse.")
+    @Option(help: "arena, view or parse.")
     var mode: Mode = .arena
 
     @Option(help: "Threads that convert tensors (copy mode).")
@@ -90,10 +89,6 @@ struct BenchRead: ParsableCommand {
         case .arena:
             let arena = try Float32Arena(sd, threads: threads)
             for i in 0..<arena.count where !arena[i].isEmpty { acc += arena[i][0] + arena[i][arena[i].count - 1] }
-        case .arrays:
-            for a in try sd.float32Arrays(threads: threads) {
-                if let last = a.last { acc += a[0] + last }
-            }
         case .parse:
             acc = Float(sd.count)
         case .view:

@@ -142,33 +142,3 @@ extension StateDict {
     }
 }
 
-import Dispatch
-import Synchronization
-
-extension StateDict {
-    /// Every tensor as a contiguous Float32 array, in file order, converted on up to `threads` threads
-    /// (largest tensors first, so the threads finish together).
-    public func float32Arrays(threads: Int = 1) throws -> [[Float]] {
-        let items = tensors.map(\.tensor)
-        var results = [[Float]](repeating: [], count: items.count)
-        var errors = [(any Error)?](repeating: nil, count: items.count)
-        let order = items.indices.sorted { items[$0].count > items[$1].count }
-        let workers = max(1, min(threads, items.count))
-        results.withUnsafeMutableBufferPointer { out in
-            errors.withUnsafeMutableBufferPointer { err in
-                nonisolated(unsafe) let out = out, err = err
-                let next = Atomic<Int>(0)
-                DispatchQueue.concurrentPerform(iterations: workers) { _ in
-                    while true {
-                        let k = next.add(1, ordering: .relaxed).oldValue
-                        guard k < order.count else { return }
-                        let i = order[k]
-                        do { out[i] = try items[i].float32() } catch { err[i] = error }
-                    }
-                }
-            }
-        }
-        if let first = errors.compactMap({ $0 }).first { throw first }
-        return results
-    }
-}
