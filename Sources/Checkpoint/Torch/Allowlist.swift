@@ -18,6 +18,7 @@ enum TorchGlobal: Equatable {
     case device                 // torch.device
     case codecsEncode           // _codecs.encode: how protocol 2 spells a bytes object
     case set, frozenset, bytearray, complex  // builtins torch allows
+    case bytes                  // builtins.bytes(): how protocols 0–2 spell an empty bytes object
     /// Allowed by torch but naming a feature we do not read (sparse, quantized, meta tensors).
     case unsupported(String)
 
@@ -53,6 +54,7 @@ enum TorchGlobal: Equatable {
         case ("builtins", "set"): self = .set
         case ("builtins", "frozenset"): self = .frozenset
         case ("builtins", "bytearray"): self = .bytearray
+        case ("builtins", "bytes"): self = .bytes
         case ("builtins", "complex"): self = .complex
         default: return nil
         }

@@ -139,6 +139,10 @@ final class TorchHost: PickleHost {
                 }
             }
             return .set(s)
+        case .bytes where args.isEmpty:
+            return .bytes([])
+        case .bytes:
+            throw refuse("\(name) with arguments (only bytes() for an empty value is allowed)")
         case .bytearray:
             switch args.first {
             case nil: return .bytes([])
