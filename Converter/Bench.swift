@@ -53,10 +53,11 @@ struct BenchRead: ParsableCommand {
         for file in files {
             var times: [Double] = []
             var checksum: Float = 0
+            var format = "?"
             do {
                 for i in 0..<(warmup + max(runs, 1)) {
                     let start = now()
-                    checksum = try readAll(file)
+                    (checksum, format) = try readAll(file)
                     let ms = (now() - start) * 1000
                     if i >= warmup { times.append(ms) }
                 }
@@ -65,7 +66,6 @@ struct BenchRead: ParsableCommand {
             }
             times.sort()
             let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-            let format = (try? Checkpoint(path: file).format.rawValue) ?? "?"
             if json {
                 print(JSON.object([
                     ("file", .string(file)), ("format", .string(format)), ("mode", .string(mode.rawValue)),
@@ -80,10 +80,11 @@ struct BenchRead: ParsableCommand {
     }
 
     /// One full read. Returns a value that depends on every tensor so no work can be skipped.
-    func readAll(_ file: String) throws -> Float {
+    func readAll(_ file: String) throws -> (Float, String) {
         var options = LoadOptions()
         options.verifyCRC = !noVerifyCRC
-        let sd = try Checkpoint(path: file, options: options).stateDict()
+        let ckpt = try Checkpoint(path: file, options: options)
+        let sd = try ckpt.stateDict()
         var acc: Float = 0
         switch mode {
         case .arena:
@@ -101,7 +102,7 @@ struct BenchRead: ParsableCommand {
                 }
             }
         }
-        return acc
+        return (acc, ckpt.format.rawValue)
     }
 }
 

@@ -50,12 +50,7 @@ struct Inspect: ParsableCommand {
                 ("parameter", .bool(t.isParameter)),
             ])
         }
-        var values: [(String, JSON)] = sd.values.map { ($0.name, encode($0.value)) }
-        if let rootDict = ckpt.root.dict, !sd.path.isEmpty {
-            for e in rootDict.entries where e.key.string != sd.path.first {
-                values.append((e.key.string ?? describe(e.key), encode(e.value)))
-            }
-        }
+        let values: [(String, JSON)] = otherValues(ckpt, sd).map { ($0.name, encode($0.value)) }
         return .object([
             ("file", .string(ckpt.path)),
             ("format", .string(ckpt.format.rawValue)),
@@ -93,18 +88,24 @@ struct Inspect: ParsableCommand {
         for row in [header] + rows {
             print(zip(row, widths).map { $0.padding($1) }.joined(separator: "  ").trailingTrimmed)
         }
-        var others = sd.values.map { ($0.name, $0.value) }
-        if let rootDict = ckpt.root.dict, !sd.path.isEmpty {
-            for e in rootDict.entries where e.key.string != sd.path.first {
-                others.append((e.key.string ?? describe(e.key), e.value))
-            }
-        }
+        let others = otherValues(ckpt, sd)
         if !others.isEmpty {
             print("")
             print("other values:")
             for (name, v) in others { print("  \(name): \(describe(v))") }
         }
     }
+}
+
+/// Non-tensor entries beside the tensors, then the wrapper's other entries (epoch, optimizer, …).
+func otherValues(_ ckpt: Checkpoint, _ sd: StateDict) -> [(name: String, value: Value)] {
+    var out = sd.values
+    if let rootDict = ckpt.root.dict, !sd.path.isEmpty {
+        for e in rootDict.entries where e.key.string != sd.path.first {
+            out.append((e.key.string ?? describe(e.key), e.value))
+        }
+    }
+    return out
 }
 
 // MARK: - Formatting
