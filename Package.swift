@@ -26,10 +26,16 @@ let package = Package(
             pkgConfig: "libzip",
             providers: [.apt(["libzip-dev"])]
         ),
+        // CRC-32 with a carry-less-multiply kernel (zlib for the rest) and its bit-at-a-time twin.
+        .target(
+            name: "CChecksum",
+            path: "Sources/CChecksum",
+            linkerSettings: [.linkedLibrary("z")]
+        ),
         // DType, Storage, Tensor, Value, StateDict. Imports nothing of ours.
         .target(name: "Tensors", path: "Sources/Tensors"),
         // Byte reader, tar/legacy/zip archives, the pickle machine and torch's rebuild rules.
-        .target(name: "Checkpoint", dependencies: ["Tensors", "CZip"], path: "Sources/Checkpoint"),
+        .target(name: "Checkpoint", dependencies: ["Tensors", "CZip", "CChecksum"], path: "Sources/Checkpoint"),
         // The command-line tool.
         .executableTarget(
             name: "pth2swt",
@@ -42,7 +48,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], path: "Tests/TensorsTests"),
         .testTarget(
             name: "CheckpointTests",
-            dependencies: ["Checkpoint", "Tensors"],
+            dependencies: ["Checkpoint", "Tensors", "CChecksum"],
             path: "Tests/CheckpointTests"
         ),
     ]

@@ -1,0 +1,26 @@
+// CRC-32 (the zip polynomial, reflected 0xEDB88320) for the zip reader and the .pth writer.
+//
+// pth2swt_crc32 is the fast path: on x86-64 with PCLMULQDQ it folds 64 bytes per step with carry-less
+// multiplies (four independent 128-bit lanes, then a Barrett reduction); elsewhere, and for the head
+// and tail it cannot fold, it uses zlib. pth2swt_crc32_reference is the naive bit-at-a-time twin the
+// tests compare it against. Both take and return the finished CRC (start with 0), like zlib's crc32.
+#ifndef PTH2SWT_CCHECKSUM_H
+#define PTH2SWT_CCHECKSUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+uint32_t pth2swt_crc32(uint32_t crc, const void *data, size_t length);
+uint32_t pth2swt_crc32_reference(uint32_t crc, const void *data, size_t length);
+/// 1 when pth2swt_crc32 uses the carry-less-multiply kernel on this CPU, 0 when it falls back to zlib.
+int pth2swt_crc32_accelerated(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
