@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "Hub", targets: ["Hub"]),
         .executable(name: "pth2swt", targets: ["pth2swt"]),
     ],
     dependencies: [
@@ -26,25 +27,29 @@ let package = Package(
             pkgConfig: "libzip",
             providers: [.apt(["libzip-dev"])]
         ),
-        // CRC-32 with a carry-less-multiply kernel (zlib for the rest) and its bit-at-a-time twin.
+        // CRC-32 with a carry-less-multiply kernel (zlib for the rest) and its bit-at-a-time twin; SHA-256
+        // through OpenSSL libcrypto (Debian libssl-dev).
         .target(
             name: "CChecksum",
             path: "Sources/CChecksum",
-            linkerSettings: [.linkedLibrary("z")]
+            linkerSettings: [.linkedLibrary("z"), .linkedLibrary("crypto")]
         ),
         // DType, Storage, Tensor, Value, StateDict. Imports nothing of ours.
         .target(name: "Tensors", path: "Sources/Tensors"),
         // Byte reader, tar/legacy/zip archives, the pickle machine and torch's rebuild rules.
         .target(name: "Checkpoint", dependencies: ["Tensors", "CZip", "CChecksum"], path: "Sources/Checkpoint"),
+        // torchvision's weight URLs, resumable downloads (http, https, file) and torch.hub's hash check.
+        .target(name: "Hub", dependencies: ["CChecksum"], path: "Sources/Hub"),
         // The command-line tool.
         .executableTarget(
             name: "pth2swt",
             dependencies: [
-                "Tensors", "Checkpoint",
+                "Tensors", "Checkpoint", "Hub",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Converter"
         ),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "CChecksum"], path: "Tests/HubTests"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], path: "Tests/TensorsTests"),
         .testTarget(
             name: "CheckpointTests",

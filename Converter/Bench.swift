@@ -8,8 +8,8 @@ import Glibc
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks. Tests/Reference/bench_read.py runs these beside torch and prints ratios.",
-        subcommands: [BenchRead.self]
+        abstract: "Benchmarks. Tests/Reference/bench_*.py run these beside torch and print ratios.",
+        subcommands: [BenchRead.self, BenchConvert.self, BenchOpen.self]
     )
 }
 
@@ -115,4 +115,117 @@ func now() -> Double {
 func fmt(_ x: Double) -> String {
     let r = (x * 100).rounded() / 100
     return "\(r)"
+}
+
+/// Median and minimum of a list of milliseconds.
+func summary(_ times: [Double]) -> (median: Double, min: Double) {
+    let t = times.sorted()
+    let median = t.count % 2 == 1 ? t[t.count / 2] : (t[t.count / 2 - 1] + t[t.count / 2]) / 2
+    return (median, t[0])
+}
+
+struct BenchConvert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Time converting a checkpoint to .swt or .pth (what `pth2swt convert` does, in process).",
+        discussion: """
+            Each run opens IN, finds the state dict and writes OUT through a temporary file, like \
+            `pth2swt convert IN OUT`, but without hashing IN for the .swt metadata unless --hash is given. \
+            Tests/Reference/bench_convert.py runs it beside torch.load + torch.save / safetensors.
+            """
+    )
+
+    @Argument(help: "The checkpoint to read.") var input: String
+    @Argument(help: "The output (.swt or .pth); overwritten each run.") var output: String
+    @Option(name: .customLong("repeat"), help: "Timed runs.") var runs: Int = 10
+    @Option(help: "Untimed runs first.") var warmup: Int = 2
+    @Flag(help: "Hash the input for the .swt metadata, as `convert` does.") var hash = false
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        guard let target = Convert.target(of: output) else { throw ValidationError("OUT must end in .swt, .safetensors, .pth or .pt") }
+        var times: [Double] = []
+        var format = "?"
+        do {
+            for i in 0..<(warmup + max(runs, 1)) {
+                let start = now()
+                let ckpt = try Checkpoint(path: input)
+                format = ckpt.format.rawValue
+                let sd = try ckpt.stateDict()
+                switch target {
+                case .swt:
+                    let source = hash ? SourceInfo(path: input, bytes: ckpt.fileSize, format: ckpt.format) : nil
+                    try SWTWriter.write(sd, to: output, values: otherValues(ckpt, sd), source: source, converter: "bench")
+                case .pth:
+                    try PTHWriter.write(sd, to: output)
+                }
+                if i >= warmup { times.append((now() - start) * 1000) }
+            }
+        } catch {
+            throw fail(error, json: json)
+        }
+        let (median, minimum) = summary(times)
+        if json {
+            print(JSON.object([
+                ("file", .string(input)), ("format", .string(format)), ("output", .string(target.rawValue)),
+                ("hash", .bool(hash)), ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("runs", .int(times.count)),
+            ]).render(indent: nil))
+        } else {
+            print("\(input) [\(format)] → \(target.rawValue)\(hash ? " (with sha256)" : ""): median \(fmt(median)) ms, min \(fmt(minimum)) ms over \(times.count) runs")
+        }
+    }
+}
+
+struct BenchOpen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "open",
+        abstract: "Time opening a .swt and getting every tensor (zero-copy views into the mapping).",
+        discussion: """
+            Each run maps the file, validates the header, builds the state dict and, for every tensor, \
+            takes its Float32 buffer (a pointer into the mapping) and reads its first element. \
+            Tests/Reference/bench_convert.py runs it beside safetensors' safe_open + get_tensor.
+            """
+    )
+
+    @Argument(help: "A .swt / .safetensors file.") var file: String
+    @Option(name: .customLong("repeat"), help: "Timed runs.") var runs: Int = 100
+    @Option(help: "Untimed runs first.") var warmup: Int = 5
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        var times: [Double] = []
+        var acc: Float = 0
+        var count = 0
+        var copies = 0
+        do {
+            for i in 0..<(warmup + max(runs, 1)) {
+                let start = now()
+                let sd = try Checkpoint(path: file).stateDict()
+                copies = 0
+                for (_, t) in sd.tensors where t.count > 0 {
+                    let raw = try t.storage.bytes()
+                    acc += try t.withFloat32 { buf in
+                        if buf.baseAddress.map({ UnsafeRawPointer($0) < raw.baseAddress! || UnsafeRawPointer($0) >= raw.baseAddress! + raw.count }) ?? true {
+                            copies += 1
+                        }
+                        return buf[0]
+                    }
+                }
+                count = sd.count
+                if i >= warmup { times.append((now() - start) * 1000) }
+            }
+        } catch {
+            throw fail(error, json: json)
+        }
+        let (median, minimum) = summary(times)
+        if json {
+            print(JSON.object([
+                ("file", .string(file)), ("tensors", .int(count)), ("copied", .int(copies)),
+                ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("runs", .int(times.count)),
+                ("checksum", .double(Double(acc))),
+            ]).render(indent: nil))
+        } else {
+            print("\(file): \(count) tensors (\(copies) copied), median \(fmt(median)) ms, min \(fmt(minimum)) ms over \(times.count) runs")
+        }
+    }
 }

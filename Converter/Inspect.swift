@@ -55,13 +55,14 @@ struct Inspect: ParsableCommand {
             ("file", .string(ckpt.path)),
             ("format", .string(ckpt.format.rawValue)),
             ("file_bytes", .int(ckpt.fileSize)),
-            ("pickle_protocol", .int(ckpt.pickleProtocol)),
+            ("pickle_protocol", ckpt.pickleProtocol.map(JSON.int) ?? .null),
             ("little_endian", .bool(ckpt.littleEndian)),
             ("globals", .array(ckpt.globals.map { .string($0) })),
             ("state_dict_path", .array(sd.path.map { .string($0) })),
             ("tensors", .array(tensors)),
             ("values", .object(values)),
             ("has_metadata", .bool(sd.metadata != nil)),
+            ("header_metadata", .object(ckpt.textMetadata.map { ($0.key, .string($0.value)) })),
             ("totals", .object([
                 ("tensors", .int(sd.count)),
                 ("elements", .int(sd.tensors.reduce(0) { $0 + $1.tensor.count })),
@@ -74,7 +75,8 @@ struct Inspect: ParsableCommand {
 
     func printTable(_ ckpt: Checkpoint, _ sd: StateDict) {
         let elements = sd.tensors.reduce(0) { $0 + $1.tensor.count }
-        print("\(ckpt.path): \(ckpt.format.rawValue) format, \(bytes(ckpt.fileSize)), pickle protocol \(ckpt.pickleProtocol), \(ckpt.littleEndian ? "little" : "big")-endian")
+        let pickle = ckpt.pickleProtocol.map { "pickle protocol \($0)" } ?? "no pickle"
+        print("\(ckpt.path): \(ckpt.format.rawValue) format, \(bytes(ckpt.fileSize)), \(pickle), \(ckpt.littleEndian ? "little" : "big")-endian")
         print("globals (\(ckpt.globals.count)): \(ckpt.globals.joined(separator: ", "))")
         let place = sd.path.isEmpty ? "at the root" : "under " + sd.path.map { "'\($0)'" }.joined(separator: " → ")
         print("state dict \(place): \(sd.count) tensors, \(group(elements)) elements, \(bytes(sd.tensorBytes)) in \(ckpt.storages.count) storages\(sd.metadata != nil ? ", with _metadata" : "")")

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pth2swt needs. Idempotent; runs apt-get update first.
-#   bash scripts/bootstrap.sh              build and test needs: libzip-dev (pulls zlib1g-dev), pkg-config
+#   bash scripts/bootstrap.sh              build and test needs: libzip-dev, zlib1g-dev, libssl-dev (libcrypto: SHA-256), pkg-config
 #   bash scripts/bootstrap.sh --reference  also the oracle for Tests/Reference/*.py: python3-torch 1.13,
 #                                          python3-torchvision 0.14 (never needed by CI)
 set -euo pipefail
-packages=(libzip-dev pkg-config)
+packages=(libzip-dev zlib1g-dev libssl-dev pkg-config)
 if [[ "${1:-}" == "--reference" ]]; then
   packages+=(python3-torch python3-torchvision)
 fi

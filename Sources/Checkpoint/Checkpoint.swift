@@ -9,6 +9,8 @@ public enum CheckpointFormat: String, Sendable, Codable, CaseIterable {
     case legacy
     /// PyTorch ≥ 1.6: a zip of data.pkl and data/<key>.
     case zip
+    /// safetensors' layout (`.swt`, `.safetensors`): a JSON header, then the data. No pickle.
+    case swt
 }
 
 public struct LoadOptions: Sendable {
@@ -32,8 +34,9 @@ public final class Checkpoint: Sendable {
     public let path: String
     public let format: CheckpointFormat
     public let fileSize: Int
-    /// The protocol of the pickle holding the object (tar: the `pickle` member; zip: data.pkl).
-    public let pickleProtocol: Int
+    /// The protocol of the pickle holding the object (tar: the `pickle` member; zip: data.pkl); nil for
+    /// `.swt`, which has no pickle.
+    public let pickleProtocol: Int?
     /// Every global the file's pickles name, `module.name`, in order of first use.
     public let globals: [String]
     /// False when the file says its storages are big-endian (they are converted on read).
@@ -43,6 +46,8 @@ public final class Checkpoint: Sendable {
     /// Every storage the file defines, in file order (for tar and legacy files, including ones no
     /// tensor uses).
     public let storages: [Storage]
+    /// A `.swt` header's `__metadata__`, in order (empty for the pickle formats).
+    public let textMetadata: [(key: String, value: String)]
 
     /// Opens and parses `path`. Throws a `CheckpointError` naming the file, the part and the offset.
     public init(path: String, options: LoadOptions = LoadOptions()) throws {
@@ -51,7 +56,10 @@ public final class Checkpoint: Sendable {
             let bytes = try file.bytes()
             let loaded: LoadedCheckpoint
             let format: CheckpointFormat
-            if ZipArchive.looksLikeZip(bytes) {
+            if SWTFormat.looksLikeSWT(bytes) {
+                format = .swt
+                loaded = try SWTFormat.load(file)
+            } else if ZipArchive.looksLikeZip(bytes) {
                 format = .zip
                 loaded = try ZipFormat.load(file, options: options)
             } else if TarArchive.looksLikeTar(bytes) {
@@ -63,7 +71,7 @@ public final class Checkpoint: Sendable {
             } else {
                 let head = bytes.prefix(8).map { String($0, radix: 16) }.joined(separator: " ")
                 throw CheckpointError(.unknownFormat(
-                    bytes.isEmpty ? "the file is empty" : "starts with bytes [\(head)], which is neither zip, tar nor a pickle"),
+                    bytes.isEmpty ? "the file is empty" : "starts with bytes [\(head)], which is neither zip, tar, a pickle nor a .swt header"),
                     offset: 0)
             }
             self.path = path
@@ -74,6 +82,7 @@ public final class Checkpoint: Sendable {
             self.littleEndian = loaded.littleEndian
             self.root = loaded.root
             self.storages = loaded.storages
+            self.textMetadata = loaded.textMetadata
         } catch let e as CheckpointError {
             throw e.inFile(path)
         }
@@ -92,10 +101,11 @@ public final class Checkpoint: Sendable {
 /// What each format reader hands back.
 struct LoadedCheckpoint {
     var root: Value
-    var pickleProtocol: Int
+    var pickleProtocol: Int?
     var globals: [PickleGlobal]
     var littleEndian: Bool
     var storages: [Storage]
+    var textMetadata: [(key: String, value: String)] = []
 }
 
 /// Globals gathered across the several pickles of one file, first use first.

@@ -38,6 +38,8 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         case zip(String)
         /// Thrown when the file cannot be opened, mapped or read.
         case io(String)
+        /// Thrown when a `.swt` / `.safetensors` header breaks a rule of the format.
+        case swtHeader(SWTHeaderError)
     }
 
     public var kind: Kind
@@ -91,6 +93,7 @@ extension CheckpointError.Kind {
         case .stateDict(let e): e.description
         case .zip(let s): "zip: \(s)"
         case .io(let s): s
+        case .swtHeader(let e): "invalid .swt header: \(e)"
         }
     }
 }

@@ -86,3 +86,33 @@ struct SharedWeightsTests {
         #expect(throws: CheckpointError.self) { try last.float32() }
     }
 }
+
+/// tar / legacy / zip → .swt → .pth → .swt for the full-size files, exact at every step, and the .swt
+/// layout puts every ResNet-18 tensor on a 64-byte boundary.
+@Suite(.enabled(if: Paths.sharedAvailable, Paths.sharedSkipReason))
+struct SharedRoundTripTests {
+    @Test(arguments: ["resnet18-tar.pth", "resnet18-legacy.pth", "resnet18-zip.pth"])
+    func roundTrip(_ file: String) throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = try Checkpoint(path: Paths.sharedFile(file))
+        let sd = try src.stateDict()
+        #expect(sd.count == 102)
+        let swt = dir.appendingPathComponent("r.swt").path, pth = dir.appendingPathComponent("r.pth").path
+        let swt2 = dir.appendingPathComponent("r2.swt").path
+        let report = try SWTWriter.write(sd, to: swt, converter: "test")
+        #expect(report.entries.allSatisfy { $0.begin % 64 == 0 }, "a tensor is not 64-byte aligned")
+        #expect(report.dataStart % 64 == 0)
+        let viaSWT = try Checkpoint(path: swt).stateDict()
+        try expectSameTensors(sd, viaSWT, "\(file) → swt")
+        try PTHWriter.write(viaSWT, to: pth)
+        let viaPTH = try Checkpoint(path: pth).stateDict()
+        try expectSameTensors(sd, viaPTH, "\(file) → swt → pth")
+        try SWTWriter.write(viaPTH, to: swt2, converter: "test")
+        try expectSameTensors(sd, try Checkpoint(path: swt2).stateDict(), "\(file) → swt → pth → swt")
+        // Both .swt files are the same bytes: the output does not depend on the route.
+        let fa = try MappedFile(path: swt), fb = try MappedFile(path: swt2)
+        let a = try fa.bytes(), b = try fb.bytes()
+        #expect(a.count == b.count && memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import Tensors
+import Checkpoint
 
 /// Where the committed fixtures and the shared reference weights live.
 enum Paths {
@@ -23,7 +24,10 @@ enum Paths {
     /// Names of the expected-value files written by Tests/Reference/make_fixtures.py.
     static func expectedFiles(hostile: Bool) -> [String] {
         let all = (try? FileManager.default.contentsOfDirectory(atPath: fixtures.path)) ?? []
-        return all.filter { $0.hasSuffix(".expected.json") && $0 != "resnet18-shared.expected.json" }
+        // A fixture is a checkpoint NAME.pth with its NAME.expected.json (casts.expected.json and
+        // resnet18-shared.expected.json describe other things).
+        return all.filter { $0.hasSuffix(".expected.json") }
+            .filter { all.contains(String($0.dropLast(".expected.json".count)) + ".pth") }
             .filter { $0.hasPrefix("hostile_") == hostile }
             .sorted()
     }
@@ -135,4 +139,9 @@ func temporaryFile(_ bytes: [UInt8], name: String = "case.pth") throws -> String
     let url = dir.appendingPathComponent(UUID().uuidString + "-" + name)
     try Data(bytes).write(to: url)
     return url.path
+}
+
+/// SHA-256 hex through the library's libcrypto binding (fast even in debug builds).
+enum SHA256 {
+    static func hex(_ data: [UInt8]) -> String { data.withUnsafeBytes { sha256Hex($0) } }
 }

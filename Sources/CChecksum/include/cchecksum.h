@@ -24,3 +24,24 @@ int pth2swt_crc32_accelerated(void);
 #endif
 
 #endif
+
+#ifndef PTH2SWT_SHA256_H
+#define PTH2SWT_SHA256_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// SHA-256 through OpenSSL's libcrypto (SHA-NI where the CPU has it). An opaque incremental hasher:
+// create, update any number of times, finish into 32 bytes (which frees it), or free it unfinished.
+typedef struct pth2swt_sha256_ctx pth2swt_sha256_ctx;
+pth2swt_sha256_ctx *pth2swt_sha256_create(void);
+int pth2swt_sha256_update(pth2swt_sha256_ctx *h, const void *data, size_t length);
+int pth2swt_sha256_finish(pth2swt_sha256_ctx *h, uint8_t out[32]);
+void pth2swt_sha256_free(pth2swt_sha256_ctx *h);
+/// One call for a whole buffer. Returns 1 on success.
+int pth2swt_sha256(const void *data, size_t length, uint8_t out[32]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,188 @@
+import ArgumentParser
+import Checkpoint
+import Tensors
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a checkpoint to .swt (safetensors layout) or to a .pth torch.load reads.",
+        discussion: """
+            IN may be any format pth2swt reads: tar (PyTorch 0.1, e.g. resnet18-5c106cde.pth), legacy, \
+            zip, or .swt/.safetensors. OUT's extension picks what is written:
+              .swt, .safetensors  safetensors' layout, data 64-byte aligned; the header's __metadata__ \
+            records the source file's name, size, sha256 and format, and non-tensor values (epoch, …) as JSON
+              .pth, .pt           the zip format torch.save writes (protocol-2 data.pkl, stored 64-byte-aligned \
+            entries); views keep sharing their storage; torch.load(f, weights_only=True) reads it
+            The output is written to a temporary file beside OUT and renamed into place at the end, so a \
+            failed conversion leaves no partial file.
+
+            Examples:
+              pth2swt convert resnet18-5c106cde.pth resnet18.swt
+              pth2swt convert resnet18.swt resnet18-f16.pth --dtype float16
+              pth2swt convert ckpt.pth backbone.swt --strip-prefix module. --exclude 'fc.*'
+            """
+    )
+
+    @Argument(help: "The checkpoint to read.")
+    var input: String
+
+    @Argument(help: "The file to write: .swt, .safetensors, .pth or .pt.")
+    var output: String
+
+    @Option(help: "Cast floating tensors to float32, float16 or bfloat16 (torch's rounding).")
+    var dtype: CastType?
+
+    @Option(name: .customLong("strip-prefix"), help: "Remove this prefix from tensor names (e.g. 'module.').")
+    var stripPrefix: String?
+
+    @Option(help: "Keep only tensors whose names match this shell pattern (repeatable; * ? [..]).")
+    var select: [String] = []
+
+    @Option(help: "Drop tensors whose names match this shell pattern (repeatable).")
+    var exclude: [String] = []
+
+    @Flag(help: "Print one JSON object describing the result instead of text.")
+    var json = false
+
+    @Flag(name: .shortAndLong, help: "No progress bar.")
+    var quiet = false
+
+    enum CastType: String, ExpressibleByArgument, CaseIterable {
+        case float32, float16, bfloat16
+        var dtype: DType { DType(rawValue: rawValue)! }
+    }
+
+    enum Target: String { case swt, pth }
+
+    func validate() throws {
+        guard Convert.target(of: output) != nil else {
+            throw ValidationError("OUT must end in .swt, .safetensors, .pth or .pt (got '\(output)')")
+        }
+    }
+
+    static func target(of path: String) -> Target? {
+        let lower = path.lowercased()
+        if lower.hasSuffix(".swt") || lower.hasSuffix(".safetensors") { return .swt }
+        if lower.hasSuffix(".pth") || lower.hasSuffix(".pt") { return .pth }
+        return nil
+    }
+
+    func run() throws {
+        let start = now()
+        do {
+            let ckpt = try Checkpoint(path: input)
+            let full = try ckpt.stateDict(stripPrefix: stripPrefix)
+            let sd = full.filtered(select: select.map(NamePattern.init), exclude: exclude.map(NamePattern.init))
+            guard !sd.isEmpty else {
+                throw ValidationError("no tensor is left after --select/--exclude (the file has \(full.count))")
+            }
+            let bar = ProgressBar(label: "writing \(output)", enabled: !quiet && !json)
+            let target = Convert.target(of: output)!
+            var notes: [String] = []
+            var fields: [(String, JSON)] = [
+                ("input", .string(input)), ("input_format", .string(ckpt.format.rawValue)),
+                ("output", .string(output)), ("output_format", .string(target.rawValue)),
+                ("tensors", .int(sd.count)),
+            ]
+            let values = otherValues(ckpt, sd)
+            switch target {
+            case .swt:
+                let source = SourceInfo(path: input, bytes: ckpt.fileSize, format: ckpt.format)
+                let report = try SWTWriter.write(
+                    sd, to: output, dtype: dtype?.dtype, values: values, source: source,
+                    converter: "pth2swt \(Version.string)", progress: bar.update)
+                bar.finish()
+                fields += [("bytes", .int(report.fileBytes)), ("source_sha256", .string(report.sourceSHA256 ?? "")),
+                           ("values_kept", .array(values.map(\.name).filter { !report.droppedValues.contains($0) }.map(JSON.string))),
+                           ("values_not_kept", .array(report.droppedValues.map(JSON.string)))]
+                if !report.droppedValues.isEmpty {
+                    notes.append("not kept (JSON cannot hold them; listed in the header): \(report.droppedValues.joined(separator: ", "))")
+                }
+            case .pth:
+                let report = try PTHWriter.write(sd, to: output, dtype: dtype?.dtype, progress: bar.update)
+                bar.finish()
+                let dropped = values.map(\.name)
+                fields += [("bytes", .int(report.fileBytes)), ("storages", .int(report.storages)),
+                           ("values_not_kept", .array(dropped.map(JSON.string)))]
+                if !dropped.isEmpty {
+                    notes.append("not written (a .pth from pth2swt holds the state dict's tensors only): \(dropped.joined(separator: ", "))")
+                }
+            }
+            let seconds = now() - start
+            fields.append(("seconds", .double((seconds * 1000).rounded() / 1000)))
+            if let peak = peakResidentBytes() { fields.append(("peak_rss_bytes", .int(peak))) }
+            if json {
+                print(JSON.object(fields).render())
+            } else {
+                let bytesOut = fields.first { $0.0 == "bytes" }?.1.intValue ?? 0
+                let cast = dtype.map { ", cast to \($0.rawValue)" } ?? ""
+                print("\(output): \(target.rawValue), \(sd.count) tensors\(cast), \(bytes(bytesOut)), from \(ckpt.format.rawValue) \(input) in \(String(format3: seconds)) s")
+                for n in notes { print("note: \(n)") }
+            }
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            throw fail(error, json: json)
+        }
+    }
+}
+
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal and the work is large.
+final class ProgressBar {
+    let label: String
+    let enabled: Bool
+    private var lastDrawn = -1
+    private var drew = false
+
+    init(label: String, enabled: Bool) {
+        self.label = label
+        self.enabled = enabled && isatty(2) != 0
+    }
+
+    func update(_ done: Int, _ total: Int) {
+        guard enabled, total >= 8 << 20 else { return }
+        let percent = total == 0 ? 100 : done * 100 / total
+        guard percent != lastDrawn else { return }
+        lastDrawn = percent
+        drew = true
+        let width = 30
+        let filled = percent * width / 100
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        var err = StandardError()
+        print("\r\(label) [\(bar)] \(percent)% \(done >> 20)/\(total >> 20) MiB", terminator: "", to: &err)
+    }
+
+    func finish() {
+        guard drew else { return }
+        var err = StandardError()
+        print("", to: &err)
+    }
+}
+
+extension String {
+    /// Three decimals.
+    init(format3 d: Double) {
+        let ms = Int((d * 1000).rounded())
+        let frac = String(ms % 1000)
+        self = "\(ms / 1000)." + String(repeating: "0", count: 3 - frac.count) + frac
+    }
+}
+
+/// This process's peak resident set (VmHWM in /proc/self/status), in bytes. Unlike ru_maxrss it is not
+/// inflated by the memory of a parent that forked us.
+func peakResidentBytes() -> Int? {
+    guard let f = fopen("/proc/self/status", "r") else { return nil }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, Int32(line.count), f) != nil {
+        let s = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if s.hasPrefix("VmHWM:") {
+            let kb = s.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) }
+            return kb.map { $0 * 1024 }
+        }
+    }
+    return nil
+}

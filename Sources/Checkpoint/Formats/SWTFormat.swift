@@ -1,0 +1,59 @@
+import Tensors
+
+/// Reads `.swt` / `.safetensors` files: the header is validated whole (`SWTHeader.parse`), then each
+/// tensor is a view of the mapped file, with no copy.
+enum SWTFormat {
+    /// 8-byte length, then a JSON object: the length is sane and byte 8 is `{`.
+    static func looksLikeSWT(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count >= 10 else { return false }
+        let n = bytes.loadUnaligned(as: UInt64.self).littleEndian
+        return n >= 2 && n <= UInt64(bytes.count - 8) && bytes[8] == UInt8(ascii: "{")
+    }
+
+    static func load(_ file: MappedFile) throws -> LoadedCheckpoint {
+        let bytes = try file.bytes()
+        let header: SWTHeader
+        do {
+            header = try SWTHeader.parse(bytes)
+        } catch {
+            var offset: Int? = nil
+            if case .notJSON(let e) = error { offset = e.offset }
+            throw CheckpointError(.swtHeader(error), offset: offset)
+        }
+        var dict = ValueDict(isOrdered: true)
+        var storages: [Storage] = []
+        storages.reserveCapacity(header.entries.count)
+        for e in header.entries {
+            let source = SliceSource(file, offset: header.dataStart + e.begin, count: e.end - e.begin)
+            let count = e.shape.reduce(1, *)
+            do {
+                let storage = try Storage(key: e.name, dtype: e.dtype, count: count, source: source)
+                let tensor = try Tensor(storage: storage, shape: e.shape, strides: Tensor.contiguousStrides(e.shape), storageOffset: 0)
+                storages.append(storage)
+                dict.entries.append(.init(key: .string(e.name), value: .tensor(tensor)))
+            } catch let error as TensorError {
+                throw CheckpointError(.invalidTensor(error), offset: header.dataStart + e.begin, tensor: e.name)
+            }
+        }
+        // Non-tensor values and torch's _metadata, as pth2swt convert recorded them.
+        for (key, text) in header.metadata {
+            if key.hasPrefix(SWT.MetadataKey.valuePrefix) {
+                let name = String(key.dropFirst(SWT.MetadataKey.valuePrefix.count))
+                dict.entries.append(.init(key: .string(name), value: Value(json: try metadataJSON(key, text))))
+            } else if key == SWT.MetadataKey.torchMetadata {
+                dict.metadata = Value(json: try metadataJSON(key, text))
+            }
+        }
+        return LoadedCheckpoint(
+            root: .dict(dict), pickleProtocol: nil, globals: [], littleEndian: true, storages: storages,
+            textMetadata: header.metadata)
+    }
+
+    private static func metadataJSON(_ key: String, _ text: String) throws -> JSON {
+        do {
+            return try JSON.parse(text)
+        } catch {
+            throw CheckpointError(.swtHeader(.badMetadata("value of '\(key)' is not JSON: \(error)")))
+        }
+    }
+}

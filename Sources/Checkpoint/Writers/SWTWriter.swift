@@ -1,0 +1,200 @@
+import Dispatch
+import Tensors
+
+/// Where a converted file came from, recorded in the `.swt` header.
+public struct SourceInfo: Sendable {
+    public var fileName: String
+    public var bytes: Int
+    /// Lowercase hex; nil to have the writer hash `path` on a second thread while it writes the data
+    /// (the header is patched when the digest is ready).
+    public var sha256: String?
+    public var path: String?
+    public var format: CheckpointFormat
+
+    public init(fileName: String, bytes: Int, sha256: String, format: CheckpointFormat) {
+        self.fileName = fileName
+        self.bytes = bytes
+        self.sha256 = sha256
+        self.format = format
+    }
+
+    /// The file at `path`, to be hashed by the writer.
+    public init(path: String, bytes: Int, format: CheckpointFormat) {
+        self.fileName = path.split(separator: "/").last.map(String.init) ?? path
+        self.bytes = bytes
+        self.path = path
+        self.format = format
+    }
+}
+
+/// SHA-256 of a file, computed on its own thread.
+final class BackgroundDigest: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<String, any Error> = .success("")
+
+    init(path: String) {
+        DispatchQueue.global().async { [self] in
+            result = Result { try sha256Hex(file: path) }
+            done.signal()
+        }
+    }
+
+    /// Waits for the digest. The semaphore orders the write of `result` before this read.
+    func value() throws -> String {
+        done.wait()
+        return try result.get()
+    }
+}
+
+/// Writes a state dict as `.swt` (safetensors' layout; see `SWT`).
+public enum SWTWriter {
+    /// What was written.
+    public struct Report: Sendable {
+        public var entries: [SWTEntry]
+        public var dataStart: Int
+        public var fileBytes: Int
+        /// Names of values JSON cannot hold, which the file does not keep.
+        public var droppedValues: [String]
+        /// The source's SHA-256 as recorded in the header.
+        public var sourceSHA256: String?
+    }
+
+    /// The data order: tensors whose size is a multiple of 64 bytes first (file order, all aligned),
+    /// then the rest, largest first, never breaking any tensor's element alignment.
+    static func dataOrder(_ sizes: [(bytes: Int, itemSize: Int)]) -> [Int] {
+        var order = sizes.indices.filter { sizes[$0].bytes % SWT.alignment == 0 }
+        var rest = sizes.indices.filter { sizes[$0].bytes % SWT.alignment != 0 }
+        var offset = order.reduce(0) { $0 + sizes[$1].bytes }
+        while !rest.isEmpty {
+            // The largest tensor that starts aligned to its element and leaves the offset aligned for
+            // the element size of every tensor still to place.
+            let byBytes = rest.sorted { sizes[$0].bytes > sizes[$1].bytes }
+            let pick = byBytes.first { i in
+                let next = offset + sizes[i].bytes
+                let needed = rest.filter { $0 != i }.map { sizes[$0].itemSize }.max() ?? 1
+                return offset % sizes[i].itemSize == 0 && next % needed == 0
+            }
+            guard let i = pick else {
+                // Widest element first keeps every offset a multiple of what follows.
+                let tail = rest.sorted { (sizes[$0].itemSize, sizes[$0].bytes) > (sizes[$1].itemSize, sizes[$1].bytes) }
+                order += tail
+                break
+            }
+            order.append(i)
+            offset += sizes[i].bytes
+            rest.removeAll { $0 == i }
+        }
+        return order
+    }
+
+    /// The `__metadata__` entries for `values` (non-tensor entries) and the state dict's `_metadata`.
+    static func metadata(
+        _ sd: StateDict, values: [(name: String, value: Value)], source: SourceInfo?, converter: String
+    ) -> (entries: [(String, String)], dropped: [String]) {
+        var out: [(String, String)] = [(SWT.MetadataKey.format, "pt"), (SWT.MetadataKey.converter, converter)]
+        if let s = source {
+            out += [
+                (SWT.MetadataKey.sourceFile, s.fileName),
+                (SWT.MetadataKey.sourceBytes, String(s.bytes)),
+                // 64 zeros stand in for a digest still being computed; the same width keeps the layout.
+                (SWT.MetadataKey.sourceSHA256, s.sha256 ?? String(repeating: "0", count: 64)),
+                (SWT.MetadataKey.sourceFormat, s.format.rawValue),
+            ]
+        }
+        if !sd.path.isEmpty {
+            out.append((SWT.MetadataKey.stateDictPath, JSON.array(sd.path.map(JSON.string)).render(indent: nil)))
+        }
+        if let meta = sd.metadata, let j = meta.json {
+            out.append((SWT.MetadataKey.torchMetadata, j.render(indent: nil)))
+        }
+        var dropped: [String] = []
+        for (name, value) in values {
+            if let j = value.json {
+                out.append((SWT.MetadataKey.valuePrefix + name, j.render(indent: nil)))
+            } else {
+                dropped.append(name)
+            }
+        }
+        if !dropped.isEmpty {
+            out.append((SWT.MetadataKey.droppedValues, JSON.array(dropped.map(JSON.string)).render(indent: nil)))
+        }
+        return (out, dropped)
+    }
+
+    /// Writes `sd` to `path` (through a temporary file). Floating tensors are cast to `dtype` when it
+    /// is given. `values` are the non-tensor entries to keep as JSON in `__metadata__`.
+    @discardableResult
+    public static func write(
+        _ sd: StateDict, to path: String, dtype: DType? = nil,
+        values: [(name: String, value: Value)] = [], source: SourceInfo? = nil, converter: String,
+        progress: WriteProgress? = nil
+    ) throws -> Report {
+        let tensors = sd.tensors
+        func outType(_ t: Tensor) -> DType { (dtype != nil && t.dtype.isFloatingPoint) ? dtype! : t.dtype }
+        let sizes = tensors.map { (bytes: $0.tensor.count * outType($0.tensor).itemSize, itemSize: outType($0.tensor).itemSize) }
+        let order = dataOrder(sizes)
+        var begins = [Int](repeating: 0, count: tensors.count)
+        var cursor = 0
+        for i in order {
+            begins[i] = cursor
+            cursor += sizes[i].bytes
+        }
+        let total = cursor
+        let entries = tensors.indices.map { i in
+            SWTEntry(name: tensors[i].name, dtype: outType(tensors[i].tensor), shape: tensors[i].tensor.shape,
+                     begin: begins[i], end: begins[i] + sizes[i].bytes)
+        }
+        let (meta, dropped) = metadata(sd, values: values, source: source, converter: converter)
+        var fields: [(String, JSON)] = [("__metadata__", .object(meta.map { ($0.0, .string($0.1)) }))]
+        for e in entries {
+            fields.append((e.name, .object([
+                ("dtype", .string(SWT.name(of: e.dtype))),
+                ("shape", .array(e.shape.map(JSON.int))),
+                ("data_offsets", .array([.int(e.begin), .int(e.end)])),
+            ])))
+        }
+        var header = Array(JSON.object(fields).render(indent: nil).utf8)
+        let padded = (8 + header.count + SWT.alignment - 1) / SWT.alignment * SWT.alignment - 8
+        header += [UInt8](repeating: UInt8(ascii: " "), count: padded - header.count)
+
+        // Hash the source while the data is written (two cores: about the hash's whole cost saved).
+        let digest = source.flatMap { $0.sha256 == nil ? $0.path.map(BackgroundDigest.init) : nil }
+        let out = try OutputFile(path: path)
+        var length = UInt64(header.count).littleEndian
+        try withUnsafeBytes(of: &length) { try out.write($0) }
+        try out.write(header)
+        var done = 0
+        for i in order {
+            let (name, t) = tensors[i]
+            do {
+                let target = outType(t)
+                if t.isContiguous && target == t.dtype {
+                    let raw = try t.storage.bytes()
+                    try out.write(UnsafeRawBufferPointer(rebasing: raw[(t.storageOffset * t.dtype.itemSize)...].prefix(t.byteCount)))
+                } else {
+                    try out.write(try t.contiguousBytes(as: target))
+                }
+            } catch let e as CheckpointError {
+                throw e.forTensor(name)
+            } catch let e as TensorError {
+                throw CheckpointError(.invalidTensor(e), tensor: name, file: path)
+            }
+            done += sizes[i].bytes
+            progress?(done, total)
+        }
+        var recorded = source?.sha256
+        if let digest {
+            let hex = try digest.value()
+            recorded = hex
+            let placeholder = Array(("\"" + SWT.MetadataKey.sourceSHA256 + "\":\"" + String(repeating: "0", count: 64) + "\"").utf8)
+            guard let at = header.firstRange(of: placeholder)?.lowerBound else {
+                preconditionFailure("the sha256 placeholder is missing from the header")
+            }
+            try out.patch(at: 8 + at + placeholder.count - 65, Array(hex.utf8))
+        }
+        let fileBytes = out.offset
+        try out.commit()
+        return Report(entries: entries, dataStart: 8 + header.count, fileBytes: fileBytes, droppedValues: dropped,
+                      sourceSHA256: recorded)
+    }
+}

@@ -1,0 +1,75 @@
+import CChecksum
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+func testBytes(_ count: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> [UInt8] {
+    var state = seed
+    var out = [UInt8]()
+    out.reserveCapacity(count)
+    while out.count < count {
+        state ^= state >> 12
+        state ^= state << 25
+        state ^= state >> 27
+        var word = state &* 0x2545_F491_4F6C_DD1D
+        for _ in 0..<8 where out.count < count {
+            out.append(UInt8(truncatingIfNeeded: word))
+            word >>= 8
+        }
+    }
+    return out
+}
+
+/// The lowercase hex SHA-256 of some bytes, through CChecksum's one-shot call.
+func sha256(_ bytes: [UInt8]) -> String {
+    var digest = [UInt8](repeating: 0, count: 32)
+    let ok = bytes.withUnsafeBytes { pth2swt_sha256($0.baseAddress, $0.count, &digest) }
+    precondition(ok == 1)
+    return digest.map { String(format: "%02x", $0) }.joined()
+}
+
+/// A fresh directory under the system temp directory, removed by `remove()`.
+struct TemporaryDirectory {
+    let path: String
+
+    init() {
+        var template = Array((NSTemporaryDirectory() + "/hubtests.XXXXXX").utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(made != nil, "mkdtemp failed")
+        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    func file(_ name: String) -> String { path + "/" + name }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
+
+func contents(_ path: String) -> [UInt8]? { FileManager.default.contents(atPath: path).map { [UInt8]($0) } }
+
+func write(_ bytes: [UInt8], to path: String) throws {
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+}
+
+/// Collects progress reports from the delegate thread.
+final class ProgressLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var reports: [(bytes: Int64, total: Int64?, resumedFrom: Int64)] = []
+
+    func record(bytes: Int64, total: Int64?, resumedFrom: Int64) {
+        lock.lock()
+        reports.append((bytes, total, resumedFrom))
+        lock.unlock()
+    }
+
+    var all: [(bytes: Int64, total: Int64?, resumedFrom: Int64)] {
+        lock.lock()
+        defer { lock.unlock() }
+        return reports
+    }
+}
