@@ -12,11 +12,15 @@ struct Convert: ParsableCommand {
         discussion: """
             IN may be any format pth2swt reads: tar (PyTorch 0.1, e.g. resnet18-5c106cde.pth), legacy, \
             zip, or .swt/.safetensors. OUT's extension picks what is written:
-              .swt, .safetensors  safetensors' layout, data 64-byte aligned; the header's __metadata__ \
-            records the source file's name, size, sha256 and format, and non-tensor values (epoch, …) as JSON
-              .pth, .pt           the zip format torch.save writes (protocol-2 data.pkl, stored 64-byte-aligned \
-            entries); views keep sharing their storage; torch.load(f, weights_only=True) reads it
-            The output is written to a temporary file beside OUT and renamed into place at the end, so a \
+              .swt, .safetensors   safetensors' layout, data 64-byte aligned
+              .pth, .pt            torch.save's zip format; views keep sharing storage
+
+            A .swt header's __metadata__ records the source file's name, size, sha256 and format, and \
+            the checkpoint's non-tensor values (epoch, …) as JSON. A .pth holds the state dict's tensors \
+            (and torch's _metadata); torch.load(f, weights_only=True) reads it. Values that a target \
+            cannot hold are named in a note, never dropped silently.
+
+            The output goes to a temporary file beside OUT and is renamed into place at the end, so a \
             failed conversion leaves no partial file.
 
             Examples:

@@ -77,7 +77,11 @@ struct Inspect: ParsableCommand {
         let elements = sd.tensors.reduce(0) { $0 + $1.tensor.count }
         let pickle = ckpt.pickleProtocol.map { "pickle protocol \($0)" } ?? "no pickle"
         print("\(ckpt.path): \(ckpt.format.rawValue) format, \(bytes(ckpt.fileSize)), \(pickle), \(ckpt.littleEndian ? "little" : "big")-endian")
-        print("globals (\(ckpt.globals.count)): \(ckpt.globals.joined(separator: ", "))")
+        if ckpt.format == .swt {
+            print("header metadata (\(ckpt.textMetadata.count)): " + ckpt.textMetadata.map { "\($0.key)=\($0.value.count > 40 ? String($0.value.prefix(37)) + "..." : $0.value)" }.joined(separator: ", "))
+        } else {
+            print("globals (\(ckpt.globals.count)): \(ckpt.globals.joined(separator: ", "))")
+        }
         let place = sd.path.isEmpty ? "at the root" : "under " + sd.path.map { "'\($0)'" }.joined(separator: " → ")
         print("state dict \(place): \(sd.count) tensors, \(group(elements)) elements, \(bytes(sd.tensorBytes)) in \(ckpt.storages.count) storages\(sd.metadata != nil ? ", with _metadata" : "")")
         print("")

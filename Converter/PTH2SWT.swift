@@ -22,7 +22,7 @@ struct PTH2SWT: ParsableCommand {
 }
 
 enum Version {
-    static let string = "0.1.0"
+    static let string = "0.2.0"
 }
 
 /// Prints an error the way every subcommand does (plain, or JSON on stdout with `--json`) and exits 1.

@@ -86,6 +86,9 @@ struct Verify: ParsableCommand {
             print("MISMATCH: \(diffs.count) difference\(diffs.count == 1 ? "" : "s") between \(formatA) \(a) and \(formatB) \(b)")
             for d in diffs.prefix(limit) { print("  \(d.tensor ?? "-"): \(d.message)") }
             if diffs.count > limit { print("  … and \(diffs.count - limit) more (--limit)") }
+            if rtol == 0 && atol == 0 && diffs.contains(where: { $0.message.hasPrefix("dtype ") }) {
+                print("  (bit-identical comparison needs equal dtypes; give --rtol/--atol to compare values across dtypes)")
+            }
         }
         if !match { throw ExitCode(1) }
     }

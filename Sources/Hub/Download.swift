@@ -195,8 +195,14 @@ func makeDirectories(_ path: String) throws {
         guard (info.st_mode & S_IFMT) == S_IFDIR else { throw HubError.io(path: path, message: "not a directory") }
         return
     }
-    let parent = (path as NSString).deletingLastPathComponent
-    if !parent.isEmpty, parent != path { try makeDirectories(parent) }
+    // The parent, by hand: NSString.deletingLastPathComponent traps on some short relative paths
+    // ("W") in release builds of swift-corelibs-foundation 6.3.
+    var trimmed = Substring(path)
+    while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+    if let slash = trimmed.lastIndex(of: "/") {
+        let parent = slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+        if parent != path { try makeDirectories(parent) }
+    }
     if mkdir(path, 0o755) != 0, errno != EEXIST { throw HubError.io(path: path, message: systemError()) }
 }
 
