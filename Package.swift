@@ -14,6 +14,9 @@ let package = Package(
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
         .library(name: "Hub", targets: ["Hub"]),
+        .library(name: "Kernels", targets: ["Kernels"]),
+        .library(name: "NN", targets: ["NN"]),
+        .library(name: "Vision", targets: ["Vision"]),
         .executable(name: "pth2swt", targets: ["pth2swt"]),
     ],
     dependencies: [
@@ -38,18 +41,46 @@ let package = Package(
         .target(name: "Tensors", path: "Sources/Tensors"),
         // Byte reader, tar/legacy/zip archives, the pickle machine and torch's rebuild rules.
         .target(name: "Checkpoint", dependencies: ["Tensors", "CZip", "CChecksum"], path: "Sources/Checkpoint"),
+        // OpenBLAS's cblas (Debian libopenblas-dev).
+        .systemLibrary(
+            name: "COpenBLAS",
+            path: "Sources/COpenBLAS",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        // libjpeg-turbo and libpng (Debian libjpeg62-turbo-dev, libpng-dev).
+        .systemLibrary(
+            name: "CImageCodecs",
+            path: "Sources/CImageCodecs",
+            providers: [.apt(["libjpeg62-turbo-dev", "libpng-dev"])]
+        ),
+        // libjpeg's error handling needs setjmp/longjmp, which Swift cannot do: a little C.
+        .target(name: "CImageSupport", dependencies: ["CImageCodecs"], path: "Sources/CImageSupport"),
+        // Compute kernels on Float32 buffers: conv2d, batch norm, pooling, linear, softmax; each fast
+        // kernel beside its naive reference twin. Imports Tensors.
+        .target(name: "Kernels", dependencies: ["Tensors", "COpenBLAS"], path: "Sources/Kernels"),
+        // Modules under torchvision's dotted names, load(stateDict, strict:) with a report.
+        .target(name: "NN", dependencies: ["Tensors", "Kernels"], path: "Sources/NN"),
+        // ResNet configurations, torchvision-exact preprocessing, ImageNet labels.
+        .target(name: "Vision", dependencies: ["Tensors", "Kernels", "NN", "CImageCodecs", "CImageSupport"],
+                path: "Sources/Vision"),
         // torchvision's weight URLs, resumable downloads (http, https, file) and torch.hub's hash check.
         .target(name: "Hub", dependencies: ["CChecksum"], path: "Sources/Hub"),
         // The command-line tool.
         .executableTarget(
             name: "pth2swt",
             dependencies: [
-                "Tensors", "Checkpoint", "Hub",
+                "Tensors", "Checkpoint", "Hub", "Kernels", "NN", "Vision",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Converter"
         ),
         .testTarget(name: "HubTests", dependencies: ["Hub", "CChecksum"], path: "Tests/HubTests"),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors"], path: "Tests/KernelsTests"),
+        .testTarget(
+            name: "VisionTests",
+            dependencies: ["Vision", "NN", "Kernels", "Tensors", "Checkpoint"],
+            path: "Tests/VisionTests"
+        ),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], path: "Tests/TensorsTests"),
         .testTarget(
             name: "CheckpointTests",

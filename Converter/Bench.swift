@@ -1,5 +1,7 @@
 import ArgumentParser
 import Checkpoint
+import Kernels
+import Vision
 import Tensors
 
 #if canImport(Glibc)
@@ -9,7 +11,7 @@ import Glibc
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks. Tests/Reference/bench_*.py run these beside torch and print ratios.",
-        subcommands: [BenchRead.self, BenchConvert.self, BenchOpen.self]
+        subcommands: [BenchRead.self, BenchConvert.self, BenchOpen.self, BenchInfer.self]
     )
 }
 
@@ -226,6 +228,67 @@ struct BenchOpen: ParsableCommand {
             ]).render(indent: nil))
         } else {
             print("\(file): \(count) tensors (\(copies) copied), median \(fmt(median)) ms, min \(fmt(minimum)) ms over \(times.count) runs")
+        }
+    }
+}
+
+struct BenchInfer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "infer",
+        abstract: "Time ResNet inference (logits for a batch of 224×224 inputs).",
+        discussion: """
+            Loads --weights (any format) into --arch, prepares the inference model (BN folded, ReLU fused) \
+            and times `logits` on a fixed pattern input. Tests/Reference/bench_peers.py runs it beside \
+            PyTorch and ONNX Runtime and prints ratios.
+            """
+    )
+
+    @Option(help: "Weights file (tar, legacy, zip, .swt).") var weights: String
+    @Option(help: "resnet18, resnet34, resnet50, resnet101 or resnet152.") var arch = "resnet18"
+    @Option(help: "Images per batch.") var batch = 1
+    @Option(help: "Threads.") var threads = 1
+    @Flag(help: "im2col + sgemm for every convolution (no Winograd).") var direct = false
+    @Flag(help: "Time both algorithms per convolution first and keep the faster.") var tune = false
+    @Option(name: .customLong("repeat"), help: "Timed runs.") var runs = 20
+    @Option(help: "Untimed runs first.") var warmup = 3
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        guard let config = ResNetConfig.named(arch) else { throw ValidationError("unknown --arch \(arch)") }
+        let model = ResNet(config)
+        do {
+            try model.load(try Checkpoint(path: weights).stateDict())
+        } catch {
+            throw fail(error, json: json)
+        }
+        KernelThreads.set(threads)
+        let net = ResNetInference(model)
+        net.threads = threads
+        net.useWinograd = !direct
+        if tune {
+            net.tune(batch: batch, height: 224, width: 224)
+            if !json { for line in net.tuningLog { print(line) } }
+        }
+        let input = (0..<(batch * 3 * 224 * 224)).map { Float($0 % 255) / 127.5 - 1 }
+        var times: [Double] = []
+        var check: Float = 0
+        for i in 0..<(warmup + max(1, runs)) {
+            let t0 = now()
+            let out = net.logits(input, batch: batch, height: 224, width: 224)
+            if i >= warmup { times.append((now() - t0) * 1000) }
+            check += out[0]
+        }
+        let (median, minimum) = summary(times)
+        let rate = Double(batch) * 1000 / median
+        if json {
+            print(JSON.object([
+                ("arch", .string(arch)), ("batch", .int(batch)), ("threads", .int(threads)),
+                ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("images_per_s", .double(rate)),
+                ("runs", .int(times.count)), ("checksum", .double(Double(check))),
+                ("peak_rss_bytes", .int(peakResidentBytes() ?? 0)),
+            ]).render(indent: nil))
+        } else {
+            print("\(arch) batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"): median \(fmt(median)) ms, min \(fmt(minimum)) ms, \(fmt(rate)) images/s over \(times.count) runs")
         }
     }
 }

@@ -4,7 +4,7 @@
 #   bash scripts/bootstrap.sh --reference  also the oracle for Tests/Reference/*.py: python3-torch 1.13,
 #                                          python3-torchvision 0.14 (never needed by CI)
 set -euo pipefail
-packages=(libzip-dev zlib1g-dev libssl-dev pkg-config)
+packages=(libzip-dev zlib1g-dev libssl-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev pkg-config)
 if [[ "${1:-}" == "--reference" ]]; then
   packages+=(python3-torch python3-torchvision)
 fi

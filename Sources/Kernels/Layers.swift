@@ -1,0 +1,170 @@
+import COpenBLAS
+
+/// Batch norm at inference, and folding it into the convolution before it.
+public enum BatchNorm {
+    /// y = (x - mean) / sqrt(var + eps) · weight + bias, per channel of NCHW `x` (in place allowed).
+    public static func inference(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, plane: Int,
+        weight: [Float], bias: [Float], mean: [Float], variance: [Float], eps: Float
+    ) {
+        for n in 0..<batch {
+            for c in 0..<channels {
+                let scale = weight[c] / (variance[c] + eps).squareRoot()
+                let shift = bias[c] - mean[c] * scale
+                let base = (n * channels + c) * plane
+                for i in 0..<plane { y[base + i] = x[base + i] * scale + shift }
+            }
+        }
+    }
+
+    /// The reference: torch's formula, element by element, in the order it is written.
+    public static func reference(
+        _ x: [Float], batch: Int, channels: Int, plane: Int,
+        weight: [Float], bias: [Float], mean: [Float], variance: [Float], eps: Float
+    ) -> [Float] {
+        var y = x
+        for n in 0..<batch {
+            for c in 0..<channels {
+                for i in 0..<plane {
+                    let k = (n * channels + c) * plane + i
+                    y[k] = (x[k] - mean[c]) / (variance[c] + eps).squareRoot() * weight[c] + bias[c]
+                }
+            }
+        }
+        return y
+    }
+
+    /// The convolution weight [O, …] and bias [O] that compute conv → BN in one convolution:
+    /// w' = w · s, b' = bias - mean · s (+ convBias · s), s = gamma / sqrt(var + eps).
+    public static func fold(
+        convWeight: [Float], convBias: [Float]?, outChannels: Int,
+        weight: [Float], bias: [Float], mean: [Float], variance: [Float], eps: Float
+    ) -> (weight: [Float], bias: [Float]) {
+        let per = convWeight.count / outChannels
+        var w = convWeight
+        var b = [Float](repeating: 0, count: outChannels)
+        for o in 0..<outChannels {
+            let s = weight[o] / (variance[o] + eps).squareRoot()
+            for i in 0..<per { w[o * per + i] *= s }
+            b[o] = bias[o] + ((convBias?[o] ?? 0) - mean[o]) * s
+        }
+        return (w, b)
+    }
+}
+
+public enum Pool {
+    /// Max pooling NCHW with -inf padding (torch's MaxPool2d), square window.
+    public static func max2d(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int,
+        height: Int, width: Int, kernel: Int, stride: Int, padding: Int
+    ) {
+        let oH = (height + 2 * padding - kernel) / stride + 1
+        let oW = (width + 2 * padding - kernel) / stride + 1
+        for nc in 0..<(batch * channels) {
+            let src = x + nc * height * width
+            let dst = y + nc * oH * oW
+            for oy in 0..<oH {
+                let y0 = max(0, oy * stride - padding), y1 = min(height, oy * stride - padding + kernel)
+                for ox in 0..<oW {
+                    let x0 = max(0, ox * stride - padding), x1 = min(width, ox * stride - padding + kernel)
+                    var m = -Float.infinity
+                    for iy in y0..<y1 {
+                        let row = src + iy * width
+                        for ix in x0..<x1 where row[ix] > m || row[ix].isNaN { m = row[ix] }
+                    }
+                    dst[oy * oW + ox] = m
+                }
+            }
+        }
+    }
+
+    /// The reference: every window position, padding included as -inf.
+    public static func max2dReference(
+        _ x: [Float], batch: Int, channels: Int, height: Int, width: Int, kernel: Int, stride: Int, padding: Int
+    ) -> [Float] {
+        let oH = (height + 2 * padding - kernel) / stride + 1
+        let oW = (width + 2 * padding - kernel) / stride + 1
+        var out = [Float](repeating: 0, count: batch * channels * oH * oW)
+        for nc in 0..<(batch * channels) {
+            for oy in 0..<oH {
+                for ox in 0..<oW {
+                    var m = -Float.infinity
+                    for ky in 0..<kernel {
+                        for kx in 0..<kernel {
+                            let iy = oy * stride - padding + ky, ix = ox * stride - padding + kx
+                            let v = (iy >= 0 && iy < height && ix >= 0 && ix < width) ? x[(nc * height + iy) * width + ix] : -Float.infinity
+                            m = Swift.max(m, v)
+                        }
+                    }
+                    out[(nc * oH + oy) * oW + ox] = m
+                }
+            }
+        }
+        return out
+    }
+
+    /// AdaptiveAvgPool2d((1, 1)): the mean of each plane.
+    public static func globalAverage(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int, plane: Int) {
+        for p in 0..<planes {
+            var s: Float = 0
+            let src = x + p * plane
+            for i in 0..<plane { s += src[i] }
+            y[p] = s / Float(plane)
+        }
+    }
+}
+
+public enum LinearKernel {
+    /// y[N, O] = x[N, I] · W[O, I]ᵀ + b[O] (OpenBLAS sgemm).
+    public static func forward(
+        _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        _ y: UnsafeMutablePointer<Float>, batch: Int, inFeatures: Int, outFeatures: Int
+    ) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(outFeatures), Int32(inFeatures),
+                    1, x, Int32(inFeatures), weight, Int32(inFeatures), 0, y, Int32(outFeatures))
+        if let bias {
+            for n in 0..<batch { for o in 0..<outFeatures { y[n * outFeatures + o] += bias[o] } }
+        }
+    }
+
+    public static func reference(_ x: [Float], weight: [Float], bias: [Float]?, batch: Int, inFeatures: Int, outFeatures: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: batch * outFeatures)
+        for n in 0..<batch {
+            for o in 0..<outFeatures {
+                var s: Float = 0
+                for i in 0..<inFeatures { s += x[n * inFeatures + i] * weight[o * inFeatures + i] }
+                y[n * outFeatures + o] = s + (bias?[o] ?? 0)
+            }
+        }
+        return y
+    }
+}
+
+public enum Elementwise {
+    /// y = max(x + r, 0): the residual join of a ResNet block.
+    public static func addReLU(_ x: UnsafePointer<Float>, _ r: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { y[i] = max(x[i] + r[i], 0) }
+    }
+
+    public static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { x[i] = max(x[i], 0) }
+    }
+
+    /// Softmax over each row of [rows, columns], computed in Double after subtracting the row's max.
+    public static func softmax(_ x: [Float], rows: Int, columns: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: x.count)
+        for r in 0..<rows {
+            let row = x[(r * columns)..<((r + 1) * columns)]
+            let m = row.max() ?? 0
+            var sum = 0.0
+            for v in row { sum += libmExp(Double(v - m)) }
+            for (i, v) in row.enumerated() { out[r * columns + i] = Float(libmExp(Double(v - m)) / sum) }
+        }
+        return out
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+@inline(__always) func libmExp(_ x: Double) -> Double { Glibc.exp(x) }
+#endif

@@ -1,0 +1,155 @@
+import Tensors
+
+/// A Float32 parameter or buffer: a shape and its elements, row-major. A class, so modules and
+/// optimizers can share it by reference.
+public final class Parameter {
+    public let shape: [Int]
+    public var data: [Float]
+    /// False for frozen parameters and for buffers.
+    public var requiresGrad: Bool
+
+    public init(shape: [Int], data: [Float]? = nil, requiresGrad: Bool = true) {
+        let count = shape.reduce(1, *)
+        precondition(data == nil || data!.count == count, "data does not fit shape \(shape)")
+        self.shape = shape
+        self.data = data ?? [Float](repeating: 0, count: count)
+        self.requiresGrad = requiresGrad
+    }
+
+    public var count: Int { data.count }
+}
+
+/// An integer buffer (BatchNorm's `num_batches_tracked`, int64 in torch).
+public final class IntBuffer {
+    public var value: Int64
+    public init(_ value: Int64 = 0) { self.value = value }
+}
+
+/// One entry of a module's state dict.
+public enum StateEntry {
+    case parameter(Parameter)
+    case buffer(Parameter)
+    case int64(IntBuffer)
+
+    public var shape: [Int] {
+        switch self {
+        case .parameter(let p), .buffer(let p): p.shape
+        case .int64: []
+        }
+    }
+
+    public var isParameter: Bool { if case .parameter = self { true } else { false } }
+}
+
+/// Anything with a state dict under torch's dotted names.
+public protocol Module: AnyObject {
+    /// Every parameter and buffer, in the order torch's `state_dict()` lists them, with `prefix` before
+    /// each name (`"layer1.0."`).
+    func state(prefix: String) -> [(name: String, entry: StateEntry)]
+}
+
+extension Module {
+    /// The state dict's names and entries, in torch's order.
+    public var stateEntries: [(name: String, entry: StateEntry)] { state(prefix: "") }
+
+    /// Parameters only (no buffers), by name.
+    public var namedParameters: [(name: String, parameter: Parameter)] {
+        stateEntries.compactMap { if case .parameter(let p) = $0.entry { ($0.name, p) } else { nil } }
+    }
+
+    /// Marks every parameter whose name starts with one of `prefixes` (all when empty) as frozen.
+    public func freeze(_ prefixes: [String] = []) {
+        for (name, p) in namedParameters where prefixes.isEmpty || prefixes.contains(where: { name.hasPrefix($0) }) {
+            p.requiresGrad = false
+        }
+    }
+
+    /// The parameters an optimizer should update.
+    public var trainableParameters: [(name: String, parameter: Parameter)] {
+        namedParameters.filter { $0.parameter.requiresGrad }
+    }
+}
+
+/// torch.nn.Conv2d without bias (ResNet's convolutions), weight [out, in/groups, kH, kW].
+public final class Conv2d: Module {
+    public let inChannels: Int, outChannels: Int
+    public let kernel: Int, stride: Int, padding: Int, groups: Int
+    public let weight: Parameter
+
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, groups: Int = 1) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        self.groups = groups
+        weight = Parameter(shape: [outChannels, inChannels / groups, kernel, kernel])
+    }
+
+    public func state(prefix: String) -> [(name: String, entry: StateEntry)] {
+        [(prefix + "weight", .parameter(weight))]
+    }
+}
+
+/// torch.nn.BatchNorm2d (affine, tracking running stats), eps 1e-5.
+public final class BatchNorm2d: Module {
+    public let channels: Int
+    public let eps: Float = 1e-5
+    public let weight: Parameter, bias: Parameter
+    public let runningMean: Parameter, runningVar: Parameter
+    public let numBatchesTracked = IntBuffer()
+
+    public init(_ channels: Int) {
+        self.channels = channels
+        weight = Parameter(shape: [channels], data: [Float](repeating: 1, count: channels))
+        bias = Parameter(shape: [channels])
+        runningMean = Parameter(shape: [channels], requiresGrad: false)
+        runningVar = Parameter(shape: [channels], data: [Float](repeating: 1, count: channels), requiresGrad: false)
+    }
+
+    public func state(prefix: String) -> [(name: String, entry: StateEntry)] {
+        [(prefix + "weight", .parameter(weight)), (prefix + "bias", .parameter(bias)),
+         (prefix + "running_mean", .buffer(runningMean)), (prefix + "running_var", .buffer(runningVar)),
+         (prefix + "num_batches_tracked", .int64(numBatchesTracked))]
+    }
+}
+
+/// torch.nn.Linear, weight [out, in], bias [out].
+public final class Linear: Module {
+    public let inFeatures: Int, outFeatures: Int
+    public let weight: Parameter, bias: Parameter
+
+    public init(_ inFeatures: Int, _ outFeatures: Int) {
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        weight = Parameter(shape: [outFeatures, inFeatures])
+        bias = Parameter(shape: [outFeatures])
+    }
+
+    public func state(prefix: String) -> [(name: String, entry: StateEntry)] {
+        [(prefix + "weight", .parameter(weight)), (prefix + "bias", .parameter(bias))]
+    }
+
+    /// Xavier-uniform weight (bound √(6 / (in + out))) and a zero bias, from a seeded generator.
+    public func resetXavierUniform(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        let bound = (6 / Float(inFeatures + outFeatures)).squareRoot()
+        for i in 0..<weight.count { weight.data[i] = (rng.nextUnitFloat() * 2 - 1) * bound }
+        for i in 0..<bias.count { bias.data[i] = 0 }
+    }
+}
+
+/// A small, fast, seedable generator (SplitMix64) for initialisation.
+public struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1) with 24 bits.
+    public mutating func nextUnitFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
+}

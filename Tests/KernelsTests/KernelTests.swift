@@ -1,0 +1,164 @@
+import Testing
+@testable import Kernels
+
+/// Every fast kernel against its naive twin, on seeded random shapes, strides, paddings and groups.
+@Suite struct KernelTests {
+    struct Rng {
+        var s: UInt64
+        mutating func next() -> UInt64 {
+            s &+= 0x9E37_79B9_7F4A_7C15
+            var z = s
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.count)) }
+        mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
+        mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in float() } }
+    }
+
+    /// max |a - b| relative to max |b| (the reference), so sums of many terms compare fairly.
+    func relativeError(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count)
+        let scale = max(b.map(abs).max() ?? 0, 1e-6)
+        return zip(a, b).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0
+    }
+
+    @Test func convMatchesReferenceOnRandomGeometries() {
+        var rng = Rng(s: 7)
+        var checked = 0
+        while checked < 60 {
+            let groups = [1, 1, 1, 2, 4][rng.int(0...4)]
+            var g = Conv2dGeometry(
+                batch: rng.int(1...2), inChannels: groups * rng.int(1...5), height: rng.int(1...13), width: rng.int(1...13),
+                outChannels: groups * rng.int(1...5), kernel: (rng.int(1...5), rng.int(1...5)),
+                stride: (rng.int(1...3), rng.int(1...3)), padding: (rng.int(0...3), rng.int(0...3)),
+                dilation: (rng.int(1...2), rng.int(1...2)), groups: groups)
+            if checked % 10 == 0 { g.kernelH = 1; g.kernelW = 1; g.strideH = 1; g.strideW = 1; g.padH = 0; g.padW = 0 }
+            guard g.isValid else { continue }
+            checked += 1
+            let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
+            let relu = checked % 2 == 0
+            let want = ConvKernel.reference(g, input: x, weight: w, bias: bias, relu: relu)
+            var got = [Float](repeating: .nan, count: g.outputCount)
+            var scratch = [Float](repeating: .nan, count: max(1, ConvKernel.scratchCount(g)))
+            bias.withUnsafeBufferPointer { b in
+                got.withUnsafeMutableBufferPointer { o in
+                    scratch.withUnsafeMutableBufferPointer { s in
+                        ConvKernel.forward(g, input: x, weight: w, output: o.baseAddress!,
+                                           epilogue: Epilogue(bias: b.baseAddress!, relu: relu), scratch: s.baseAddress)
+                    }
+                }
+            }
+            #expect(relativeError(got, want) < 1e-5, "\(g)")
+        }
+    }
+
+    @Test func batchNormFoldEqualsConvThenBN() {
+        var rng = Rng(s: 11)
+        let g = Conv2dGeometry(batch: 2, inChannels: 3, height: 9, width: 7, outChannels: 4, kernel: (3, 3), padding: (1, 1))
+        let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount)
+        let gamma = (0..<4).map { _ in rng.float() + 1.5 }, beta = rng.floats(4)
+        let mean = rng.floats(4), variance = (0..<4).map { _ in rng.float() + 1.2 }
+        let conv = ConvKernel.reference(g, input: x, weight: w)
+        let bn = BatchNorm.reference(conv, batch: 2, channels: 4, plane: g.outHeight * g.outWidth,
+                                     weight: gamma, bias: beta, mean: mean, variance: variance, eps: 1e-5)
+        let folded = BatchNorm.fold(convWeight: w, convBias: nil, outChannels: 4, weight: gamma, bias: beta,
+                                    mean: mean, variance: variance, eps: 1e-5)
+        let fused = ConvKernel.reference(g, input: x, weight: folded.weight, bias: folded.bias)
+        #expect(relativeError(fused, bn) < 1e-5)
+        var fast = [Float](repeating: 0, count: conv.count)
+        conv.withUnsafeBufferPointer { src in
+            fast.withUnsafeMutableBufferPointer { dst in
+                BatchNorm.inference(src.baseAddress!, dst.baseAddress!, batch: 2, channels: 4, plane: g.outHeight * g.outWidth,
+                                    weight: gamma, bias: beta, mean: mean, variance: variance, eps: 1e-5)
+            }
+        }
+        #expect(relativeError(fast, bn) < 1e-6)
+    }
+
+    @Test func maxPoolMatchesReference() {
+        var rng = Rng(s: 3)
+        for _ in 0..<30 {
+            let (n, c, h, w) = (rng.int(1...2), rng.int(1...3), rng.int(3...17), rng.int(3...17))
+            let k = rng.int(2...3), s = rng.int(1...2), p = rng.int(0...(k / 2))
+            let x = rng.floats(n * c * h * w)
+            let want = Pool.max2dReference(x, batch: n, channels: c, height: h, width: w, kernel: k, stride: s, padding: p)
+            var got = [Float](repeating: .nan, count: want.count)
+            got.withUnsafeMutableBufferPointer { o in
+                Pool.max2d(x, o.baseAddress!, batch: n, channels: c, height: h, width: w, kernel: k, stride: s, padding: p)
+            }
+            #expect(got == want, "\(n)x\(c)x\(h)x\(w) k\(k) s\(s) p\(p)")
+        }
+    }
+
+    @Test func linearMatchesReference() {
+        var rng = Rng(s: 5)
+        for _ in 0..<10 {
+            let (n, i, o) = (rng.int(1...4), rng.int(1...70), rng.int(1...30))
+            let x = rng.floats(n * i), w = rng.floats(o * i), b = rng.floats(o)
+            let want = LinearKernel.reference(x, weight: w, bias: b, batch: n, inFeatures: i, outFeatures: o)
+            var got = [Float](repeating: .nan, count: n * o)
+            got.withUnsafeMutableBufferPointer { y in
+                LinearKernel.forward(x, weight: w, bias: b, y.baseAddress!, batch: n, inFeatures: i, outFeatures: o)
+            }
+            #expect(relativeError(got, want) < 1e-5)
+        }
+    }
+
+    @Test func softmaxRowsSumToOne() {
+        let p = Elementwise.softmax([1, 2, 3, 1000, 1000, -1000], rows: 2, columns: 3)
+        #expect(abs(p[0..<3].reduce(0, +) - 1) < 1e-6)
+        #expect(p[3] == 0.5 && p[4] == 0.5 && p[5] == 0)
+        #expect(abs(p[2] - 0.66524096) < 1e-6)
+    }
+}
+
+@Suite struct WinogradTests {
+    @Test func matchesDirectConvolution() {
+        var rng = KernelTests.Rng(s: 99)
+        for trial in 0..<25 {
+            let g = Conv2dGeometry(batch: rng.int(1...3), inChannels: rng.int(1...9), height: rng.int(1...19),
+                                   width: rng.int(1...19), outChannels: rng.int(1...9), kernel: (3, 3), padding: (1, 1))
+            #expect(Winograd.applies(to: g))
+            let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
+            let relu = trial % 2 == 1
+            let want = ConvKernel.reference(g, input: x, weight: w, bias: bias, relu: relu)
+            let u = Winograd.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels)
+            var got = [Float](repeating: .nan, count: g.outputCount)
+            var scratch = [Float](repeating: .nan, count: Winograd.scratchCount(g))
+            for threads in [1, 2] {
+                bias.withUnsafeBufferPointer { b in
+                    got.withUnsafeMutableBufferPointer { o in
+                        scratch.withUnsafeMutableBufferPointer { s in
+                            Winograd.forward(g, input: x, transformedWeight: u, output: o.baseAddress!,
+                                             epilogue: Epilogue(bias: b.baseAddress!, relu: relu), scratch: s.baseAddress!, threads: threads)
+                        }
+                    }
+                }
+                let scale = max(want.map(abs).max()!, 1e-6)
+                let err = zip(got, want).map { abs($0 - $1) }.max()! / scale
+                #expect(err < 2e-5, "\(g), \(threads) threads: relative error \(err)")
+            }
+        }
+    }
+
+    @Test func manyTileBlocks() {
+        // More tiles than one block holds, so the block loop runs several rounds.
+        var rng = KernelTests.Rng(s: 5)
+        let g = Conv2dGeometry(batch: 2, inChannels: 3, height: 61, width: 45, outChannels: 4, kernel: (3, 3), padding: (1, 1))
+        let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount)
+        #expect(2 * ((61 + 3) / 4) * ((45 + 3) / 4) > Winograd.tileBlock)
+        let want = ConvKernel.reference(g, input: x, weight: w)
+        let u = Winograd.transformWeights(w, outChannels: 4, inChannels: 3)
+        var got = [Float](repeating: .nan, count: g.outputCount)
+        var scratch = [Float](repeating: 0, count: Winograd.scratchCount(g))
+        got.withUnsafeMutableBufferPointer { o in
+            scratch.withUnsafeMutableBufferPointer { s in
+                Winograd.forward(g, input: x, transformedWeight: u, output: o.baseAddress!, epilogue: Epilogue(), scratch: s.baseAddress!)
+            }
+        }
+        let err = zip(got, want).map { abs($0 - $1) }.max()! / want.map(abs).max()!
+        #expect(err < 2e-5)
+    }
+}
