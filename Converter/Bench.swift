@@ -261,7 +261,6 @@ struct BenchInfer: ParsableCommand {
         } catch {
             throw fail(error, json: json)
         }
-        KernelThreads.set(threads)
         let net = ResNetInference(model)
         net.threads = threads
         net.useWinograd = !direct

@@ -47,8 +47,7 @@ struct Predict: ParsableCommand {
             if let fc = sd["fc.weight"], fc.rank == 2, fc.shape[1] == config.features { config.classes = fc.shape[0] }
             let model = ResNet(config)
             try model.load(sd)
-            KernelThreads.set(threads)
-            let net = ResNetInference(model)
+                let net = ResNetInference(model)
             net.threads = threads
 
             var sources: [String] = []

@@ -82,7 +82,8 @@ public enum ConvKernel {
     /// `scratch` holds at least `scratchCount(g)` floats.
     public static func forward(
         _ g: Conv2dGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-        output: UnsafeMutablePointer<Float>, epilogue: Epilogue = Epilogue(), scratch: UnsafeMutablePointer<Float>?
+        output: UnsafeMutablePointer<Float>, epilogue: Epilogue = Epilogue(), scratch: UnsafeMutablePointer<Float>?,
+        threads: Int = 1
     ) {
         precondition(g.isValid, "invalid convolution: \(g)")
         let cg = g.inChannels / g.groups, og = g.outChannels / g.groups
@@ -101,10 +102,15 @@ public enum ConvKernel {
                 }
                 let w = weight + grp * og * k
                 let y = output + (n * g.outChannels + grp * og) * oHW
-                // y[og, oHW] = w[og, k] · b[k, oHW]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(og), Int32(oHW), Int32(k),
-                            1, w, Int32(k), b, Int32(oHW), 0, y, Int32(oHW))
-                apply(epilogue, y, channels: og, firstChannel: grp * og, plane: oHW)
+                // y[og, oHW] = w[og, k] · b[k, oHW], output channels split across threads.
+                let parts = min(threads, og)
+                Winograd.parallel(parts, parts) { part in
+                    let lo = og * part / parts, hi = og * (part + 1) / parts
+                    guard hi > lo else { return }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(hi - lo), Int32(oHW), Int32(k),
+                                1, w + lo * k, Int32(k), b, Int32(oHW), 0, y + lo * oHW, Int32(oHW))
+                    apply(epilogue, y + lo * oHW, channels: hi - lo, firstChannel: grp * og + lo, plane: oHW)
+                }
             }
         }
     }
@@ -197,8 +203,10 @@ public enum ConvKernel {
     }
 }
 
-/// Threads used by the BLAS-backed kernels (OpenBLAS's pool).
+/// The kernels split their work across threads themselves (output channels, Winograd's 36 products,
+/// transforms by channel); OpenBLAS runs single-threaded inside each piece, which measured faster here
+/// than its own pool on these matrix shapes.
 public enum KernelThreads {
-    public static func set(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
-    public static var current: Int { Int(openblas_get_num_threads()) }
+    /// Keeps OpenBLAS's own pool at one thread. Call once before running kernels.
+    public static func singleThreadedBLAS() { openblas_set_num_threads(1) }
 }

@@ -53,26 +53,37 @@ public enum BatchNorm {
 }
 
 public enum Pool {
-    /// Max pooling NCHW with -inf padding (torch's MaxPool2d), square window.
+    /// Max pooling NCHW with -inf padding (torch's MaxPool2d), square window. Separable: the max over
+    /// each row window first (for every input row), then over the column window of those.
     public static func max2d(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int,
         height: Int, width: Int, kernel: Int, stride: Int, padding: Int
     ) {
         let oH = (height + 2 * padding - kernel) / stride + 1
         let oW = (width + 2 * padding - kernel) / stride + 1
-        for nc in 0..<(batch * channels) {
-            let src = x + nc * height * width
-            let dst = y + nc * oH * oW
-            for oy in 0..<oH {
-                let y0 = max(0, oy * stride - padding), y1 = min(height, oy * stride - padding + kernel)
-                for ox in 0..<oW {
-                    let x0 = max(0, ox * stride - padding), x1 = min(width, ox * stride - padding + kernel)
-                    var m = -Float.infinity
-                    for iy in y0..<y1 {
-                        let row = src + iy * width
-                        for ix in x0..<x1 where row[ix] > m || row[ix].isNaN { m = row[ix] }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: height * oW) { rows in
+            let r = rows.baseAddress!
+            for nc in 0..<(batch * channels) {
+                let src = x + nc * height * width
+                let dst = y + nc * oH * oW
+                for iy in 0..<height {
+                    let row = src + iy * width
+                    let out = r + iy * oW
+                    for ox in 0..<oW {
+                        let x0 = max(0, ox * stride - padding), x1 = min(width, ox * stride - padding + kernel)
+                        var m = -Float.infinity
+                        for ix in x0..<x1 { m = Swift.max(m, row[ix]) }
+                        out[ox] = m
                     }
-                    dst[oy * oW + ox] = m
+                }
+                for oy in 0..<oH {
+                    let y0 = max(0, oy * stride - padding), y1 = min(height, oy * stride - padding + kernel)
+                    let out = dst + oy * oW
+                    out.update(from: r + y0 * oW, count: oW)
+                    for iy in (y0 + 1)..<max(y0 + 1, y1) {
+                        let row = r + iy * oW
+                        for ox in 0..<oW { out[ox] = Swift.max(out[ox], row[ox]) }
+                    }
                 }
             }
         }

@@ -125,8 +125,9 @@ public enum Winograd {
                     }
                 }
             }
-            // 36 products: M[ξ] (K×P) = U[ξ] (K×C) · V[ξ] (C×P).
-            for xi in 0..<36 {
+            // 36 products: M[ξ] (K×P) = U[ξ] (K×C) · V[ξ] (C×P), split across threads (OpenBLAS itself
+            // runs single-threaded: KernelThreads keeps its pool at 1).
+            parallel(36, threads) { xi in
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(K), Int32(P), Int32(C), 1,
                             u + xi * K * C, Int32(C), v + xi * C * P, Int32(P), 0, m + xi * K * P, Int32(P))
             }
@@ -156,10 +157,10 @@ public enum Winograd {
                             var y3 = a1 - a2 + 8 * (a3 - a4) + a5 + bias
                             if epilogue.relu {
                                 let zero = V8()
-                                y0 = pointwiseMax(y0, zero)
-                                y1 = pointwiseMax(y1, zero)
-                                y2 = pointwiseMax(y2, zero)
-                                y3 = pointwiseMax(y3, zero)
+                                y0.replace(with: zero, where: y0 .< zero)
+                                y1.replace(with: zero, where: y1 .< zero)
+                                y2.replace(with: zero, where: y2 .< zero)
+                                y3.replace(with: zero, where: y3 .< zero)
                             }
                             for lane in 0..<lanes {
                                 let tile = start + p0 + lane

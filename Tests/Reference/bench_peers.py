@@ -6,7 +6,8 @@
 PYTHON needs torch + torchvision (Debian python3-torch 1.13, python3-torchvision 0.14) and, for the ONNX
 Runtime column, onnxruntime (pip). The model is torchvision.models.resnet18 with the weights loaded, in
 eval mode, exported to ONNX once (opset 13) for ONNX Runtime (graph optimisations on, intra-op threads =
-the row's thread count). Rows: batch 1 / 1 thread, batch 1 / 2 threads, batch 16 / 2 threads. Each
+the row's thread count). pth2swt runs first in each row, in its own process, so the peers' spinning
+worker threads cannot take its cores. Rows: batch 1 / 1 thread, batch 1 / 2 threads, batch 16 / 2 threads. Each
 figure is the median over --runs runs after warm-up runs; pth2swt's is `pth2swt bench infer --json`.
 Peak resident memory (VmHWM) of one batch-1 run per runtime in a fresh process is printed last.
 """
@@ -90,6 +91,12 @@ def main():
           f"onnxruntime {ort.__version__ if ort else 'absent'}, {os.cpu_count()} cpus, {args.runs} runs")
     print(f"{'batch':>5} {'threads':>7} {'torch ms':>9} {'ORT ms':>8} {'ours ms':>8} {'ours/torch':>10} {'ours/ORT':>9} {'ours img/s':>10}")
     for batch, threads in ROWS:
+        # pth2swt first, in its own process, while this one is idle: torch's OpenMP workers and ONNX
+        # Runtime's pool spin for a while after each run and would take its cores.
+        cmd = [args.pth2swt, "bench", "infer", "--weights", args.weights, "--batch", str(batch), "--threads",
+               str(threads), "--repeat", str(args.runs), "--json"] + (["--tune"] if args.tune else [])
+        ours = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+        t_ours = ours["median_ms"]
         x = torch.randn(batch, 3, 224, 224)
         torch.set_num_threads(threads)
         t_torch = median_ms(lambda: model(x), args.runs)
@@ -101,10 +108,8 @@ def main():
             sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
             feed = {"input": x.numpy()}
             t_ort = median_ms(lambda: sess.run(None, feed), args.runs)
-        cmd = [args.pth2swt, "bench", "infer", "--weights", args.weights, "--batch", str(batch), "--threads",
-               str(threads), "--repeat", str(args.runs), "--json"] + (["--tune"] if args.tune else [])
-        ours = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
-        t_ours = ours["median_ms"]
+            del sess
+        time.sleep(1)
         ort_s = f"{t_ort:8.1f}" if t_ort else f"{'-':>8}"
         vs_ort = f"{t_ours / t_ort:9.2f}" if t_ort else f"{'-':>9}"
         print(f"{batch:>5} {threads:>7} {t_torch:9.1f} {ort_s} {t_ours:8.1f} {t_ours / t_torch:10.2f} {vs_ort} {batch * 1000 / t_ours:10.1f}")

@@ -65,6 +65,7 @@ public final class ResNetInference {
     }
 
     public init(_ model: ResNet) {
+        KernelThreads.singleThreadedBLAS()
         stem = Conv(model.conv1, model.bn1)
         var blocks: [Block] = []
         for stage in model.layers {
@@ -169,7 +170,10 @@ public final class ResNetInference {
     }
 
     func run(_ c: Conv, _ x: Activation, _ g: Conv2dGeometry, batch: Int, relu: Bool, scratch: inout [Float]) -> Activation {
-        let fast = useWinograd && winogradChoice[c.id] != false ? c.winograd : nil
+        // Untuned default: Winograd when there are enough tiles to keep its 36 products busy (measured
+        // here: at batch 1 the 7×7 stage's 4 tiles lose to im2col + sgemm, 64 tiles win).
+        let tileCount = batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4)
+        let fast = useWinograd && (winogradChoice[c.id] ?? (tileCount >= 16)) ? c.winograd : nil
         let need = fast != nil ? Winograd.scratchCount(g) : ConvKernel.scratchCount(g)
         if scratch.count < need { scratch = [Float](repeating: 0, count: need) }
         let threads = self.threads
@@ -186,7 +190,7 @@ public final class ResNetInference {
                         } else {
                             c.weight.withUnsafeBufferPointer { w in
                                 ConvKernel.forward(g, input: src.baseAddress!, weight: w.baseAddress!, output: dst.baseAddress!,
-                                                   epilogue: epilogue, scratch: s.baseAddress)
+                                                   epilogue: epilogue, scratch: s.baseAddress, threads: threads)
                             }
                         }
                     }
