@@ -57,7 +57,9 @@ let package = Package(
         .target(name: "CImageSupport", dependencies: ["CImageCodecs"], path: "Sources/CImageSupport"),
         // Compute kernels on Float32 buffers: conv2d, batch norm, pooling, linear, softmax; each fast
         // kernel beside its naive reference twin. Imports Tensors.
-        .target(name: "Kernels", dependencies: ["Tensors", "COpenBLAS"], path: "Sources/Kernels"),
+        // The packed 6×16 AVX2+FMA GEMM micro-kernel (runtime-dispatched) and its naive twin.
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Kernels", dependencies: ["Tensors", "COpenBLAS", "CKernels"], path: "Sources/Kernels"),
         // Modules under torchvision's dotted names, load(stateDict, strict:) with a report.
         .target(name: "NN", dependencies: ["Tensors", "Kernels"], path: "Sources/NN"),
         // ResNet configurations, torchvision-exact preprocessing, ImageNet labels.
@@ -75,7 +77,7 @@ let package = Package(
             path: "Converter"
         ),
         .testTarget(name: "HubTests", dependencies: ["Hub", "CChecksum"], path: "Tests/HubTests"),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors"], path: "Tests/KernelsTests"),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "CKernels"], path: "Tests/KernelsTests"),
         .testTarget(
             name: "VisionTests",
             dependencies: ["Vision", "NN", "Kernels", "Tensors", "Checkpoint"],

@@ -1,4 +1,4 @@
-import COpenBLAS
+import CKernels
 import Dispatch
 
 /// 3×3, stride-1 convolutions by Winograd's minimal filtering F(4×4, 3×3) (Lavin & Gray 2015): each
@@ -13,8 +13,24 @@ public enum Winograd {
             && g.groups == 1 && g.padH == 1 && g.padW == 1
     }
 
-    /// U[36][K][C] from weight [K, C, 3, 3]: U = G g Gᵀ per (k, c).
+    /// U = G g Gᵀ per (k, c), from weight [K, C, 3, 3], as 36 matrices K×C each packed for the GEMM
+    /// micro-kernel (`pth2swt_pack_a`).
     public static func transformWeights(_ w: [Float], outChannels k: Int, inChannels c: Int) -> [Float] {
+        let plain = transformWeightsUnpacked(w, outChannels: k, inChannels: c)
+        let each = pth2swt_packed_a_count(Int32(k), Int32(c))
+        var packed = [Float](repeating: 0, count: 36 * each)
+        plain.withUnsafeBufferPointer { u in
+            packed.withUnsafeMutableBufferPointer { p in
+                for xi in 0..<36 {
+                    pth2swt_pack_a(Int32(k), Int32(c), u.baseAddress! + xi * k * c, Int32(c), p.baseAddress! + xi * each)
+                }
+            }
+        }
+        return packed
+    }
+
+    /// U[36][K][C], row-major.
+    static func transformWeightsUnpacked(_ w: [Float], outChannels k: Int, inChannels c: Int) -> [Float] {
         precondition(w.count == k * c * 9)
         var u = [Float](repeating: 0, count: 36 * k * c)
         for o in 0..<k {
@@ -47,7 +63,7 @@ public enum Winograd {
     /// Scratch floats for `forward` on `g`.
     public static func scratchCount(_ g: Conv2dGeometry) -> Int {
         let p = min(tileBlock, g.batch * tiles(g).count)
-        return 36 * p * (g.inChannels + g.outChannels)
+        return 36 * (pth2swt_packed_b_count(Int32(g.inChannels), Int32(p)) + p * g.outChannels)
     }
 
     static func tiles(_ g: Conv2dGeometry) -> (h: Int, w: Int, count: Int) {
@@ -69,10 +85,13 @@ public enum Winograd {
         var start = 0
         while start < total {
             let P = min(tileBlock, total - start)
-            let v = scratch                      // [36][C][P]
-            let m = scratch + 36 * C * P         // [36][K][P]
-            // Input transform: V = Bᵀ d B for each channel, eight tiles at a time (one SIMD lane each;
-            // V is [36][C][P], so a lane group's results are eight consecutive floats).
+            let panels = (P + 15) / 16
+            let vEach = panels * 16 * C
+            let v = scratch                      // [36][P/16 panels][C][16], packed for the GEMM
+            let m = scratch + 36 * vEach         // [36][K][P]
+            let uEach = pth2swt_packed_a_count(Int32(K), Int32(C))
+            // Input transform: V = Bᵀ d B for each channel, eight tiles at a time (one SIMD lane each),
+            // written straight into the GEMM's packed layout: lanes past P hold zeros.
             parallel(C, threads) { c in
                 let plane = input + c * H * W
                 withUnsafeTemporaryAllocation(of: V8.self, capacity: 36) { d in
@@ -113,23 +132,23 @@ public enum Winograd {
                             let out: (V8, V8, V8, V8, V8, V8) = (
                                 4 * a0 - 5 * a2 + a4, -4 * (a1 + a2) + a3 + a4, 4 * (a1 - a2) - a3 + a4,
                                 2 * (a3 - a1) - a2 + a4, 2 * (a1 - a3) - a2 + a4, 4 * a1 - 5 * a3 + a5)
-                            let dst = v + (i * 6 * C + c) * P + p0
-                            store(out.0, dst, lanes)
-                            store(out.1, dst + C * P, lanes)
-                            store(out.2, dst + 2 * C * P, lanes)
-                            store(out.3, dst + 3 * C * P, lanes)
-                            store(out.4, dst + 4 * C * P, lanes)
-                            store(out.5, dst + 5 * C * P, lanes)
+                            let dst = v + (i * 6 * panels + p0 / 16) * C * 16 + c * 16 + p0 % 16
+                            let step = vEach
+                            store(out.0, dst, 8)
+                            store(out.1, dst + step, 8)
+                            store(out.2, dst + 2 * step, 8)
+                            store(out.3, dst + 3 * step, 8)
+                            store(out.4, dst + 4 * step, 8)
+                            store(out.5, dst + 5 * step, 8)
                         }
                         p0 += 8
                     }
                 }
             }
-            // 36 products: M[ξ] (K×P) = U[ξ] (K×C) · V[ξ] (C×P), split across threads (OpenBLAS itself
-            // runs single-threaded: KernelThreads keeps its pool at 1).
+            // 36 products: M[ξ] (K×P) = U[ξ] (K×C) · V[ξ] (C×P), by the packed micro-kernel, split across
+            // threads.
             parallel(36, threads) { xi in
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(K), Int32(P), Int32(C), 1,
-                            u + xi * K * C, Int32(C), v + xi * C * P, Int32(P), 0, m + xi * K * P, Int32(P))
+                pth2swt_sgemm_packed(Int32(K), Int32(P), Int32(C), u + xi * uEach, v + xi * vEach, m + xi * K * P, Int32(P))
             }
             // Output transform: Y = Aᵀ M A, plus bias and ReLU, eight tiles at a time.
             parallel(K, threads) { k in

@@ -162,3 +162,29 @@ import Testing
         #expect(err < 2e-5)
     }
 }
+
+import CKernels
+
+@Suite struct PackedGEMMTests {
+    @Test func matchesReferenceOnRaggedShapes() {
+        #if arch(x86_64)
+        #expect(pth2swt_gemm_accelerated() == 1, "AVX2+FMA missing: only the portable loop was tested")
+        #endif
+        var rng = KernelTests.Rng(s: 21)
+        for _ in 0..<40 {
+            let m = rng.int(1...40), n = rng.int(1...70), k = rng.int(1...90)
+            let a = rng.floats(m * k), b = rng.floats(k * n)
+            var pa = [Float](repeating: .nan, count: pth2swt_packed_a_count(Int32(m), Int32(k)))
+            var pb = [Float](repeating: .nan, count: pth2swt_packed_b_count(Int32(k), Int32(n)))
+            pth2swt_pack_a(Int32(m), Int32(k), a, Int32(k), &pa)
+            pth2swt_pack_b(Int32(k), Int32(n), b, Int32(n), &pb)
+            // Write into a wider C to check that nothing outside the m×n window is touched.
+            let ldc = n + 3
+            var c = [Float](repeating: -7, count: m * ldc), want = [Float](repeating: -7, count: m * ldc)
+            pth2swt_sgemm_packed(Int32(m), Int32(n), Int32(k), pa, pb, &c, Int32(ldc))
+            pth2swt_sgemm_reference(Int32(m), Int32(n), Int32(k), a, Int32(k), b, Int32(n), &want, Int32(ldc))
+            let err = zip(c, want).map { abs($0 - $1) }.max()!
+            #expect(err < 1e-4, "\(m)x\(n)x\(k): \(err)")
+        }
+    }
+}

@@ -4,15 +4,17 @@ import NN
 /// A ResNet prepared for inference: every BatchNorm folded into the convolution before it (weight
 /// scaled, bias added), ReLU fused into the convolution's epilogue, NCHW Float32.
 ///
-/// Build it after loading weights; it copies what it needs, so the model can change afterwards.
+/// Build it after loading weights; it copies what it needs, so the model can change afterwards. One
+/// instance runs one `logits` call at a time (it keeps scratch state); make one per thread to run
+/// several at once.
 public final class ResNetInference {
     struct Conv {
         var id = 0
         var inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int, groups: Int
         var weight: [Float]
         var bias: [Float]
-        /// Winograd-transformed weight, for 3×3 stride-1 convolutions.
-        var winograd: [Float]?
+        /// Whether Winograd applies (3×3, stride 1); its transformed weight is made on first use.
+        var winogradApplies: Bool
 
         init(_ c: Conv2d, _ bn: BatchNorm2d) {
             inChannels = c.inChannels
@@ -24,9 +26,9 @@ public final class ResNetInference {
             (weight, bias) = BatchNorm.fold(
                 convWeight: c.weight.data, convBias: nil, outChannels: c.outChannels, weight: bn.weight.data,
                 bias: bn.bias.data, mean: bn.runningMean.data, variance: bn.runningVar.data, eps: bn.eps)
-            let g = geometry(batch: 1, height: 8, width: 8)
-            winograd = Winograd.applies(to: g)
-                ? Winograd.transformWeights(weight, outChannels: outChannels, inChannels: inChannels) : nil
+            winogradApplies = Winograd.applies(to: Conv2dGeometry(
+                batch: 1, inChannels: c.inChannels, height: 8, width: 8, outChannels: c.outChannels,
+                kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride), padding: (c.padding, c.padding), groups: c.groups))
         }
 
         func geometry(batch: Int, height: Int, width: Int) -> Conv2dGeometry {
@@ -51,6 +53,9 @@ public final class ResNetInference {
     public var useWinograd = true
     /// Per convolution (by position), whether Winograd measured faster (`tune`); absent: use it.
     var winogradChoice: [Int: Bool] = [:]
+    /// Winograd weights by convolution, made when a convolution first runs that way (4× the size of the
+    /// plain weight, so only for the layers that use it).
+    var winogradWeights: [Int: [Float]] = [:]
     private var tuning = false
     /// Per convolution: "conv 1x64x56x56 → 64 …: winograd 1.2 ms, direct 2.0 ms".
     public private(set) var tuningLog: [String] = []
@@ -151,7 +156,7 @@ public final class ResNetInference {
 
     func conv(_ c: Conv, _ x: Activation, batch: Int, relu: Bool, scratch: inout [Float]) -> Activation {
         let g = c.geometry(batch: batch, height: x.height, width: x.width)
-        if tuning, useWinograd, c.winograd != nil {
+        if tuning, useWinograd, c.winogradApplies {
             func time(_ winograd: Bool) -> Double {
                 winogradChoice[c.id] = winograd
                 var best = Double.infinity
@@ -173,7 +178,13 @@ public final class ResNetInference {
         // Untuned default: Winograd when there are enough tiles to keep its 36 products busy (measured
         // here: at batch 1 the 7×7 stage's 4 tiles lose to im2col + sgemm, 64 tiles win).
         let tileCount = batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4)
-        let fast = useWinograd && (winogradChoice[c.id] ?? (tileCount >= 16)) ? c.winograd : nil
+        var fast: [Float]? = nil
+        if useWinograd, c.winogradApplies, winogradChoice[c.id] ?? (tileCount >= 16) {
+            if winogradWeights[c.id] == nil {
+                winogradWeights[c.id] = Winograd.transformWeights(c.weight, outChannels: c.outChannels, inChannels: c.inChannels)
+            }
+            fast = winogradWeights[c.id]
+        }
         let need = fast != nil ? Winograd.scratchCount(g) : ConvKernel.scratchCount(g)
         if scratch.count < need { scratch = [Float](repeating: 0, count: need) }
         let threads = self.threads
