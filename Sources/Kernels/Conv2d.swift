@@ -97,14 +97,14 @@ public enum ConvKernel {
                 if pointwise {
                     b = x
                 } else {
-                    im2col(g, x, scratch!)
+                    im2col(g, x, scratch!, threads: threads)
                     b = UnsafePointer(scratch!)
                 }
                 let w = weight + grp * og * k
                 let y = output + (n * g.outChannels + grp * og) * oHW
                 // y[og, oHW] = w[og, k] · b[k, oHW], output channels split across threads.
                 let parts = min(threads, og)
-                Winograd.parallel(parts, parts) { part in
+                Parallel.run(parts, parts) { part in
                     let lo = og * part / parts, hi = og * (part + 1) / parts
                     guard hi > lo else { return }
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(hi - lo), Int32(oHW), Int32(k),
@@ -116,11 +116,11 @@ public enum ConvKernel {
     }
 
     /// Rows (c, ky, kx), columns (oy, ox); zero where the window falls in the padding.
-    static func im2col(_ g: Conv2dGeometry, _ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>) {
+    static func im2col(_ g: Conv2dGeometry, _ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, threads: Int = 1) {
         let cg = g.inChannels / g.groups
         let oH = g.outHeight, oW = g.outWidth
-        var row = 0
-        for c in 0..<cg {
+        Parallel.run(cg, threads) { c in
+            var row = c * g.kernelH * g.kernelW
             let plane = x + c * g.height * g.width
             for ky in 0..<g.kernelH {
                 for kx in 0..<g.kernelW {

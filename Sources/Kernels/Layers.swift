@@ -57,13 +57,13 @@ public enum Pool {
     /// each row window first (for every input row), then over the column window of those.
     public static func max2d(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int,
-        height: Int, width: Int, kernel: Int, stride: Int, padding: Int
+        height: Int, width: Int, kernel: Int, stride: Int, padding: Int, threads: Int = 1
     ) {
         let oH = (height + 2 * padding - kernel) / stride + 1
         let oW = (width + 2 * padding - kernel) / stride + 1
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: height * oW) { rows in
-            let r = rows.baseAddress!
-            for nc in 0..<(batch * channels) {
+        Parallel.run(batch * channels, threads) { nc in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: height * oW) { rows in
+                let r = rows.baseAddress!
                 let src = x + nc * height * width
                 let dst = y + nc * oH * oW
                 for iy in 0..<height {
@@ -153,8 +153,14 @@ public enum LinearKernel {
 
 public enum Elementwise {
     /// y = max(x + r, 0): the residual join of a ResNet block.
-    public static func addReLU(_ x: UnsafePointer<Float>, _ r: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { y[i] = max(x[i] + r[i], 0) }
+    public static func addReLU(
+        _ x: UnsafePointer<Float>, _ r: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, threads: Int = 1
+    ) {
+        let parts = count >= 1 << 16 ? threads : 1
+        Parallel.run(parts, parts) { part in
+            let lo = count * part / parts, hi = count * (part + 1) / parts
+            for i in lo..<hi { y[i] = max(x[i] + r[i], 0) }
+        }
     }
 
     public static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) {

@@ -92,7 +92,7 @@ public enum Winograd {
             let uEach = pth2swt_packed_a_count(Int32(K), Int32(C))
             // Input transform: V = Bᵀ d B for each channel, eight tiles at a time (one SIMD lane each),
             // written straight into the GEMM's packed layout: lanes past P hold zeros.
-            parallel(C, threads) { c in
+            Parallel.run(C, threads) { c in
                 let plane = input + c * H * W
                 withUnsafeTemporaryAllocation(of: V8.self, capacity: 36) { d in
                     var p0 = 0
@@ -147,11 +147,11 @@ public enum Winograd {
             }
             // 36 products: M[ξ] (K×P) = U[ξ] (K×C) · V[ξ] (C×P), by the packed micro-kernel, split across
             // threads.
-            parallel(36, threads) { xi in
+            Parallel.run(36, threads) { xi in
                 pth2swt_sgemm_packed(Int32(K), Int32(P), Int32(C), u + xi * uEach, v + xi * vEach, m + xi * K * P, Int32(P))
             }
             // Output transform: Y = Aᵀ M A, plus bias and ReLU, eight tiles at a time.
-            parallel(K, threads) { k in
+            Parallel.run(K, threads) { k in
                 let bias = V8(repeating: epilogue.bias.map { $0[k] } ?? 0)
                 withUnsafeTemporaryAllocation(of: V8.self, capacity: 24) { t in
                     var p0 = 0
@@ -222,20 +222,4 @@ public enum Winograd {
         return x
     }
 
-    /// Runs `body(i)` for i in 0..<count on up to `threads` threads.
-    static func parallel(_ count: Int, _ threads: Int, _ body: (Int) -> Void) {
-        if threads <= 1 || count < 2 {
-            for i in 0..<count { body(i) }
-            return
-        }
-        let chunks = min(threads, count)
-        withoutActuallyEscaping(body) { body in
-            // Each chunk touches its own channels: the callers' buffers are shared but not raced.
-            nonisolated(unsafe) let run = body
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                let lo = count * chunk / chunks, hi = count * (chunk + 1) / chunks
-                for i in lo..<hi { run(i) }
-            }
-        }
-    }
 }

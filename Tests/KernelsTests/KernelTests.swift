@@ -188,3 +188,30 @@ import CKernels
         }
     }
 }
+
+
+@Suite struct ParallelTests {
+    /// Every index runs exactly once, for many small regions back to back (the spin pool's mailboxes)
+    /// and from several threads at once (the pool is busy for all but one: those fall back to GCD).
+    @Test func everyIndexRunsOnce() async {
+        await withTaskGroup(of: Bool.self) { group in
+            for caller in 0..<4 {
+                group.addTask {
+                    var ok = true
+                    for round in 0..<300 {
+                        let count = 1 + (round * 7 + caller) % 37
+                        // Each index owns one slot, so plain writes race with nothing.
+                        let hits = UnsafeMutableBufferPointer<Int>.allocate(capacity: count)
+                        hits.initialize(repeating: 0)
+                        nonisolated(unsafe) let slots = hits
+                        Parallel.run(count, 1 + round % 4) { i in slots[i] += 1 }
+                        ok = ok && hits.allSatisfy { $0 == 1 }
+                        hits.deallocate()
+                    }
+                    return ok
+                }
+            }
+            for await ok in group { #expect(ok) }
+        }
+    }
+}

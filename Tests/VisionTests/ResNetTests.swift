@@ -62,8 +62,12 @@ enum Golden {
         let input = try NPYArray(path: Golden.path("\(name).input.npy"))
         let want = try NPYArray(path: Golden.path("\(name).logits.npy")).float32()
         let shape = input.shape
-        let got = ResNetInference(model).logits(try input.float32(), batch: shape[0], height: shape[2], width: shape[3])
-        Golden.check(got, want, classes: config.classes, name)
+        let net = ResNetInference(model)
+        for threads in [1, 2] {
+            net.threads = threads
+            let got = net.logits(try input.float32(), batch: shape[0], height: shape[2], width: shape[3])
+            Golden.check(got, want, classes: config.classes, "\(name), \(threads) threads")
+        }
     }
 
     @Test(.enabled(if: Golden.sharedAvailable, "../shared/weights is absent; resnet18 golden logits need it"),
@@ -74,8 +78,13 @@ enum Golden {
         // resnet18-5c106cde.pth predates num_batches_tracked: filled with 0, as torch does.
         #expect(report.filledNumBatchesTracked.count == 20)
         let want = try NPYArray(path: Golden.path("resnet18-shared.logits.npy")).float32()
-        let got = ResNetInference(model).logits(Golden.pattern(2, 224, 224), batch: 2, height: 224, width: 224)
+        let net = ResNetInference(model)
+        net.threads = 2
+        let got = net.logits(Golden.pattern(2, 224, 224), batch: 2, height: 224, width: 224)
         Golden.check(got, want, classes: 1000, file)
+        // The 7×7 stage takes the other algorithm at batch 1: check that route too.
+        let one = net.logits(Array(Golden.pattern(2, 224, 224).prefix(3 * 224 * 224)), batch: 1, height: 224, width: 224)
+        Golden.check(one, Array(want.prefix(1000)), classes: 1000, "\(file), batch 1")
     }
 }
 

@@ -25,6 +25,12 @@ void pth2swt_pack_b(int k, int n, const float *b, int ldb, float *packed);
 void pth2swt_sgemm_packed(int m, int n, int k, const float *packed_a, const float *packed_b, float *c, int ldc);
 /// The same product from row-major operands, one sum at a time.
 void pth2swt_sgemm_reference(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc);
+/// A spin-wait hint (x86 PAUSE), for threads waiting on a flag.
+static inline void pth2swt_spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 /// 1 when the AVX2+FMA micro-kernel runs on this CPU.
 int pth2swt_gemm_accelerated(void);
 

@@ -116,7 +116,7 @@ public final class ResNetInference {
         x.data.withUnsafeBufferPointer { src in
             pooled.withUnsafeMutableBufferPointer { dst in
                 Pool.max2d(src.baseAddress!, dst.baseAddress!, batch: batch, channels: x.channels, height: x.height,
-                           width: x.width, kernel: 3, stride: 2, padding: 1)
+                           width: x.width, kernel: 3, stride: 2, padding: 1, threads: threads)
             }
         }
         x = Activation(data: pooled, channels: x.channels, height: pH, width: pW)
@@ -129,7 +129,7 @@ public final class ResNetInference {
             let count = y.data.count
             identity.data.withUnsafeBufferPointer { r in
                 y.data.withUnsafeMutableBufferPointer { p in
-                    Elementwise.addReLU(p.baseAddress!, r.baseAddress!, p.baseAddress!, count: count)
+                    Elementwise.addReLU(p.baseAddress!, r.baseAddress!, p.baseAddress!, count: count, threads: threads)
                 }
             }
             x = y

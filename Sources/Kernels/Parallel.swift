@@ -1,0 +1,125 @@
+import CKernels
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Splitting a loop across threads: the kernels' only threading.
+///
+/// A ResNet forward pass opens some sixty parallel regions of a millisecond or less each. Waking
+/// sleeping threads for every one (GCD) costs more than the regions gain on two cores, so the regions
+/// run on a small pool whose workers spin briefly between regions, then sleep. When the pool is busy
+/// (another thread is running a region) the region falls back to GCD.
+public enum Parallel {
+    /// Runs `body(i)` for every i in 0..<count, in `min(threads, count)` contiguous chunks, one per
+    /// thread (the calling thread runs the first). Callers give each index its own part of the output,
+    /// so shared buffers are written without races.
+    public static func run(_ count: Int, _ threads: Int, _ body: (Int) -> Void) {
+        if threads <= 1 || count < 2 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        let chunks = min(threads, count)
+        withoutActuallyEscaping(body) { body in
+            nonisolated(unsafe) let run = body
+            let chunk: @Sendable (Int) -> Void = { c in
+                let lo = count * c / chunks, hi = count * (c + 1) / chunks
+                for i in lo..<hi { run(i) }
+            }
+            if !SpinPool.shared.run(chunks: chunks, chunk) {
+                DispatchQueue.concurrentPerform(iterations: chunks, execute: chunk)
+            }
+        }
+    }
+}
+
+/// Worker threads that wait for regions by spinning (about 50 µs), then on a condition variable.
+///
+/// Each worker has its own mailbox: the caller writes the job into an idle worker's slot, then bumps
+/// that worker's ticket (release); the worker reads the job after it sees the new ticket (acquire),
+/// runs it and bumps its `done` counter (release), which the caller waits for (acquire). Workers that a
+/// region does not need are not woken, and a slot is only written while its worker is idle.
+final class SpinPool: @unchecked Sendable {
+    static let shared = SpinPool(workers: max(1, min(7, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) - 1)))
+
+    final class Worker: @unchecked Sendable {
+        let ticket = Atomic<Int>(0)
+        let done = Atomic<Int>(0)
+        var job: (@Sendable (Int) -> Void)?
+        let index: Int
+        var mutex = pthread_mutex_t()
+        var condition = pthread_cond_t()
+
+        init(index: Int) {
+            self.index = index
+            pthread_mutex_init(&mutex, nil)
+            pthread_cond_init(&condition, nil)
+        }
+
+        func loop() {
+            var seen = 0
+            while true {
+                var spins = 0
+                while ticket.load(ordering: .acquiring) == seen {
+                    if spins < 20_000 {
+                        spins += 1
+                        pth2swt_spin_pause()
+                    } else {
+                        pthread_mutex_lock(&mutex)
+                        while ticket.load(ordering: .acquiring) == seen { pthread_cond_wait(&condition, &mutex) }
+                        pthread_mutex_unlock(&mutex)
+                    }
+                }
+                seen += 1
+                job?(index)
+                job = nil
+                done.add(1, ordering: .releasing)
+            }
+        }
+
+        /// Gives the idle worker `body`; it runs `body(index)`.
+        func post(_ body: @escaping @Sendable (Int) -> Void) {
+            job = body
+            ticket.add(1, ordering: .releasing)
+            pthread_mutex_lock(&mutex)
+            pthread_cond_signal(&condition)
+            pthread_mutex_unlock(&mutex)
+        }
+    }
+
+    private let workers: [Worker]
+    private let busy = Atomic<Bool>(false)
+
+    init(workers count: Int) {
+        workers = (0..<count).map { Worker(index: $0 + 1) }
+        for w in workers {
+            let box = Unmanaged.passRetained(w).toOpaque()
+            var tid = pthread_t()
+            let rc = pthread_create(&tid, nil, { arg in
+                Unmanaged<SpinPool.Worker>.fromOpaque(arg!).takeRetainedValue().loop()
+                return nil
+            }, box)
+            precondition(rc == 0, "cannot start a kernel thread")
+            pthread_detach(tid)
+        }
+    }
+
+    /// Runs chunk 0 on the caller and chunks 1… on workers; false (nothing run) when the pool is in use
+    /// by another thread or has too few workers.
+    func run(chunks: Int, _ body: @escaping @Sendable (Int) -> Void) -> Bool {
+        guard chunks - 1 <= workers.count,
+              busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+        else { return false }
+        let helpers = workers.prefix(chunks - 1)
+        let targets = helpers.map { $0.done.load(ordering: .relaxed) + 1 }
+        for w in helpers { w.post(body) }
+        body(0)
+        for (w, target) in zip(helpers, targets) {
+            while w.done.load(ordering: .acquiring) < target { pth2swt_spin_pause() }
+        }
+        busy.store(false, ordering: .releasing)
+        return true
+    }
+}
