@@ -154,13 +154,24 @@ public enum ConvKernel {
     @inline(__always)
     static func apply(_ e: Epilogue, _ y: UnsafeMutablePointer<Float>, channels: Int, firstChannel: Int, plane: Int) {
         guard e.bias != nil || e.relu else { return }
+        typealias V8 = SIMD8<Float>
+        let zero = V8()
         for c in 0..<channels {
             let bias = e.bias.map { $0[firstChannel + c] } ?? 0
+            let vb = V8(repeating: bias)
             let p = y + c * plane
-            if e.relu {
-                for i in 0..<plane { p[i] = max(p[i] + bias, 0) }
-            } else {
-                for i in 0..<plane { p[i] += bias }
+            let raw = UnsafeMutableRawPointer(p)
+            var i = 0
+            while i + 8 <= plane {
+                var v = raw.loadUnaligned(fromByteOffset: i * 4, as: V8.self) + vb
+                if e.relu { v.replace(with: zero, where: v .< zero) }
+                raw.storeBytes(of: v, toByteOffset: i * 4, as: V8.self)
+                i += 8
+            }
+            while i < plane {
+                let v = p[i] + bias
+                p[i] = e.relu && v < 0 ? 0 : v
+                i += 1
             }
         }
     }

@@ -69,6 +69,25 @@ public enum Pool {
                 for iy in 0..<height {
                     let row = src + iy * width
                     let out = r + iy * oW
+                    if kernel == 3 && stride == 2 && padding == 1 && width >= 2 {
+                        // ResNet's pool: columns 2·ox - 1 … 2·ox + 1, the first clipped at the edge.
+                        out[0] = Swift.max(row[0], row[1])
+                        var ox = 1
+                        while ox < oW && 2 * ox + 1 < width {
+                            let a = row[2 * ox - 1], b = row[2 * ox], c = row[2 * ox + 1]
+                            let m = a > b ? a : b
+                            out[ox] = m > c ? m : c
+                            ox += 1
+                        }
+                        while ox < oW {
+                            let x0 = 2 * ox - 1, x1 = Swift.min(width, 2 * ox + 2)
+                            var m = -Float.infinity
+                            for ix in x0..<x1 { m = Swift.max(m, row[ix]) }
+                            out[ox] = m
+                            ox += 1
+                        }
+                        continue
+                    }
                     for ox in 0..<oW {
                         let x0 = max(0, ox * stride - padding), x1 = min(width, ox * stride - padding + kernel)
                         var m = -Float.infinity
@@ -82,7 +101,7 @@ public enum Pool {
                     out.update(from: r + y0 * oW, count: oW)
                     for iy in (y0 + 1)..<max(y0 + 1, y1) {
                         let row = r + iy * oW
-                        for ox in 0..<oW { out[ox] = Swift.max(out[ox], row[ox]) }
+                        for ox in 0..<oW { out[ox] = out[ox] > row[ox] ? out[ox] : row[ox] }
                     }
                 }
             }

@@ -92,6 +92,20 @@ import Testing
         }
     }
 
+    @Test func resnetMaxPoolFastPath() {
+        // kernel 3, stride 2, padding 1 has its own loop: odd, even and tiny sizes.
+        var rng = Rng(s: 4)
+        for (h, w) in [(112, 112), (7, 9), (2, 2), (3, 1), (1, 5), (10, 11)] {
+            let x = rng.floats(2 * h * w)
+            let want = Pool.max2dReference(x, batch: 1, channels: 2, height: h, width: w, kernel: 3, stride: 2, padding: 1)
+            var got = [Float](repeating: .nan, count: want.count)
+            got.withUnsafeMutableBufferPointer { o in
+                Pool.max2d(x, o.baseAddress!, batch: 1, channels: 2, height: h, width: w, kernel: 3, stride: 2, padding: 1, threads: 2)
+            }
+            #expect(got == want, "\(h)x\(w)")
+        }
+    }
+
     @Test func linearMatchesReference() {
         var rng = Rng(s: 5)
         for _ in 0..<10 {
