@@ -90,6 +90,16 @@ public enum Winograd {
             let v = scratch                      // [36][P/16 panels][C][16], packed for the GEMM
             let m = scratch + 36 * vEach         // [36][K][P]
             let uEach = pth2swt_packed_a_count(Int32(K), Int32(C))
+            // Where each tile of the block lives: image, output row and column of its top-left corner
+            // (no divisions in the transforms' inner loops).
+            var tileN = [Int](repeating: 0, count: P), tileY = [Int](repeating: 0, count: P), tileX = [Int](repeating: 0, count: P)
+            for p in 0..<P {
+                let tile = start + p
+                let r = tile % perImage
+                tileN[p] = tile / perImage
+                tileY[p] = (r / tw) * 4
+                tileX[p] = (r % tw) * 4
+            }
             // Input transform: V = Bᵀ d B for each channel, eight tiles at a time (one SIMD lane each),
             // written straight into the GEMM's packed layout: lanes past P hold zeros.
             Parallel.run(C, threads) { c in
@@ -100,10 +110,8 @@ public enum Winograd {
                         let lanes = min(8, P - p0)
                         for k in 0..<36 { d[k] = V8() }
                         for lane in 0..<lanes {
-                            let tile = start + p0 + lane
-                            let n = tile / perImage, r = tile % perImage
-                            let y0 = (r / tw) * 4 - 1, x0 = (r % tw) * 4 - 1
-                            let src = plane + n * C * H * W
+                            let y0 = tileY[p0 + lane] - 1, x0 = tileX[p0 + lane] - 1
+                            let src = plane + tileN[p0 + lane] * C * H * W
                             if y0 >= 0 && y0 + 6 <= H && x0 >= 0 && x0 + 6 <= W {
                                 for i in 0..<6 {
                                     let row = src + (y0 + i) * W + x0
@@ -182,12 +190,10 @@ public enum Winograd {
                                 y3.replace(with: zero, where: y3 .< zero)
                             }
                             for lane in 0..<lanes {
-                                let tile = start + p0 + lane
-                                let n = tile / perImage, r = tile % perImage
-                                let oy = (r / tw) * 4 + i
+                                let oy = tileY[p0 + lane] + i
                                 guard oy < oH else { continue }
-                                let ox0 = (r % tw) * 4
-                                let row = output + ((n * K + k) * oH + oy) * oW + ox0
+                                let ox0 = tileX[p0 + lane]
+                                let row = output + ((tileN[p0 + lane] * K + k) * oH + oy) * oW + ox0
                                 let width = min(4, oW - ox0)
                                 row[0] = y0[lane]
                                 if width > 1 { row[1] = y1[lane] }
