@@ -37,10 +37,12 @@ let package = Package(
             path: "Sources/CChecksum",
             linkerSettings: [.linkedLibrary("z"), .linkedLibrary("crypto")]
         ),
+        // CRC-32, SHA-256 (of buffers and files) and hex, in Swift.
+        .target(name: "Checksums", dependencies: ["CChecksum"], path: "Sources/Checksums"),
         // DType, Storage, Tensor, Value, StateDict. Imports nothing of ours.
         .target(name: "Tensors", path: "Sources/Tensors"),
         // Byte reader, tar/legacy/zip archives, the pickle machine and torch's rebuild rules.
-        .target(name: "Checkpoint", dependencies: ["Tensors", "CZip", "CChecksum"], path: "Sources/Checkpoint"),
+        .target(name: "Checkpoint", dependencies: ["Tensors", "CZip", "Checksums"], path: "Sources/Checkpoint"),
         // OpenBLAS's cblas (Debian libopenblas-dev).
         .systemLibrary(
             name: "COpenBLAS",
@@ -66,7 +68,7 @@ let package = Package(
         .target(name: "Vision", dependencies: ["Tensors", "Kernels", "NN", "CImageCodecs", "CImageSupport"],
                 path: "Sources/Vision"),
         // torchvision's weight URLs, resumable downloads (http, https, file) and torch.hub's hash check.
-        .target(name: "Hub", dependencies: ["CChecksum"], path: "Sources/Hub"),
+        .target(name: "Hub", dependencies: ["Checksums"], path: "Sources/Hub"),
         // The command-line tool.
         .executableTarget(
             name: "pth2swt",
@@ -76,17 +78,17 @@ let package = Package(
             ],
             path: "Converter"
         ),
-        .testTarget(name: "HubTests", dependencies: ["Hub", "CChecksum"], path: "Tests/HubTests"),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "Checksums", "CChecksum"], path: "Tests/HubTests"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "CKernels"], path: "Tests/KernelsTests"),
         .testTarget(
             name: "VisionTests",
-            dependencies: ["Vision", "NN", "Kernels", "Tensors", "Checkpoint"],
+            dependencies: ["Vision", "NN", "Kernels", "Tensors", "Checkpoint", "Checksums"],
             path: "Tests/VisionTests"
         ),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], path: "Tests/TensorsTests"),
         .testTarget(
             name: "CheckpointTests",
-            dependencies: ["Checkpoint", "Tensors", "CChecksum"],
+            dependencies: ["Checkpoint", "Tensors", "Checksums", "CChecksum"],
             path: "Tests/CheckpointTests"
         ),
     ]

@@ -1,3 +1,4 @@
+import Checksums
 import Foundation
 import Testing
 @testable import Checkpoint
@@ -113,7 +114,7 @@ func expectSameTensors(_ a: StateDict, _ b: StateDict, _ what: String) throws {
         let ckpt = try Checkpoint(path: Paths.fixture("zip_nested.pth"))
         let sd = try ckpt.stateDict()
         let values: [(name: String, value: Value)] = [("epoch", .int(3)), ("lr", .float(0.1)), ("blob", .bytes([1, 2]))]
-        let source = SourceInfo(fileName: "zip_nested.pth", bytes: ckpt.fileSize, sha256: try sha256Hex(file: ckpt.path), format: .zip)
+        let source = SourceInfo(fileName: "zip_nested.pth", bytes: ckpt.fileSize, sha256: try Checksums.sha256Hex(file: ckpt.path), format: .zip)
         let path = dir.appendingPathComponent("m.swt").path
         let report = try SWTWriter.write(sd, to: path, values: values, source: source, converter: "pth2swt test")
         #expect(report.droppedValues == ["blob"])

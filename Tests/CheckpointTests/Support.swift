@@ -1,6 +1,7 @@
 import Foundation
 import Tensors
 import Checkpoint
+import Checksums
 
 /// Where the committed fixtures and the shared reference weights live.
 enum Paths {
@@ -40,16 +41,7 @@ enum Paths {
 
 import Testing
 
-func hex(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out = [UInt8]()
-    out.reserveCapacity(bytes.count * 2)
-    for b in bytes {
-        out.append(digits[Int(b >> 4)])
-        out.append(digits[Int(b & 15)])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
+func hex(_ bytes: [UInt8]) -> String { Checksums.hex(bytes) }
 
 /// Encodes a `Value` exactly as Tests/Reference/refutil.py encodes what torch.load returned, so the two
 /// can be compared field by field (see Tests/Fixtures/README.md for the encoding).
@@ -141,7 +133,7 @@ func temporaryFile(_ bytes: [UInt8], name: String = "case.pth") throws -> String
     return url.path
 }
 
-/// SHA-256 hex through the library's libcrypto binding (fast even in debug builds).
+/// SHA-256 hex through libcrypto (fast even in debug builds).
 enum SHA256 {
-    static func hex(_ data: [UInt8]) -> String { data.withUnsafeBytes { sha256Hex($0) } }
+    static func hex(_ data: [UInt8]) -> String { data.withUnsafeBytes { Checksums.sha256Hex($0) } }
 }

@@ -1,4 +1,4 @@
-import CChecksum
+import Checksums
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -22,13 +22,8 @@ func testBytes(_ count: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> [UInt8] {
     return out
 }
 
-/// The lowercase hex SHA-256 of some bytes, through CChecksum's one-shot call.
-func sha256(_ bytes: [UInt8]) -> String {
-    var digest = [UInt8](repeating: 0, count: 32)
-    let ok = bytes.withUnsafeBytes { pth2swt_sha256($0.baseAddress, $0.count, &digest) }
-    precondition(ok == 1)
-    return digest.map { String(format: "%02x", $0) }.joined()
-}
+/// The lowercase hex SHA-256 of some bytes, through the one-shot call.
+func sha256(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { Checksums.sha256Hex($0) } }
 
 /// A fresh directory under the system temp directory, removed by `remove()`.
 struct TemporaryDirectory {

@@ -1,5 +1,5 @@
 import Foundation
-import Checkpoint
+import Checksums
 import Vision
 
 /// Tests/Fixtures/images and images.expected.json, written by Tests/Reference/make_preprocess.py
@@ -104,8 +104,8 @@ struct ImageExpected: Decodable {
     var corruptions: [CorruptionSet]
 }
 
-func imageSHA256(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { sha256Hex($0) } }
-func imageSHA256(_ floats: [Float]) -> String { floats.withUnsafeBytes { sha256Hex($0) } }
+func imageSHA256(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { Checksums.sha256Hex($0) } }
+func imageSHA256(_ floats: [Float]) -> String { floats.withUnsafeBytes { Checksums.sha256Hex($0) } }
 
 /// How an 8-bit image compares with a stage of images.expected.json.
 struct StageComparison: CustomStringConvertible {

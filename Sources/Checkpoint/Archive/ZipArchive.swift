@@ -1,4 +1,4 @@
-import CChecksum
+import Checksums
 import CZip
 import Synchronization
 import Tensors
@@ -235,7 +235,7 @@ final class ZipEntrySource: ByteSource {
             if let mapped = try archive.storedData(entry) {
                 let data = try mapped.bytes()
                 if verifyCRC {
-                    let crc = ZipArchive.crc32(data)
+                    let crc = Checksums.crc32(data)
                     guard crc == entry.crc else {
                         throw CheckpointError(.malformedArchive(
                             "CRC-32 is \(hex(crc)) but the directory says \(hex(entry.crc)): the data is corrupt"),
@@ -257,11 +257,3 @@ private func hex(_ v: UInt32) -> String {
     return "0x" + String(repeating: "0", count: 8 - h.count) + h
 }
 
-extension ZipArchive {
-    /// The zip CRC-32 of `data`: a carry-less-multiply kernel where the CPU has one (about 9 GB/s
-    /// here, four times zlib's 2.3), zlib otherwise.
-    public static func crc32(_ data: UnsafeRawBufferPointer) -> UInt32 {
-        guard let base = data.baseAddress, data.count > 0 else { return 0 }
-        return pth2swt_crc32(0, base, data.count)
-    }
-}

@@ -1,4 +1,4 @@
-import CChecksum
+import Checksums
 import Tensors
 
 /// Writes a state dict as torch.save does (zip format, PyTorch ≥ 1.6): `archive/data.pkl` (protocol 2,
@@ -53,7 +53,7 @@ public enum PTHWriter {
                 p.int(base.count)
                 p.tuple()
                 p.binPersId()
-                p.int((t.storage.root == nil ? 0 : t.storage.rootOffset) + t.storageOffset)
+                p.int(t.storage.rootOffset + t.storageOffset)  // element offset into the base storage
                 ints(&p, t.shape)
                 ints(&p, t.strides)
                 p.bool(t.requiresGrad)
@@ -86,7 +86,7 @@ public enum PTHWriter {
             // One storage at a time: a cast copy lives only while its entry is written.
             let storage = target == base.dtype ? base : try base.cast(to: target)
             let bytes = try storage.bytes()
-            let crc = pth2swt_crc32(0, bytes.baseAddress, bytes.count)
+            let crc = Checksums.crc32(bytes)
             try zip.add("\(archiveName)/data/\(i)", size: bytes.count, crc: crc) { try out.write(bytes) }
             done += bytes.count
             progress?(done, total)

@@ -1,3 +1,4 @@
+import Checksums
 import Dispatch
 import Tensors
 
@@ -34,7 +35,13 @@ final class BackgroundDigest: @unchecked Sendable {
 
     init(path: String) {
         DispatchQueue.global().async { [self] in
-            result = Result { try sha256Hex(file: path) }
+            result = Result {
+                do throws(FileReadError) {
+                    return try Checksums.sha256Hex(file: path)
+                } catch {
+                    throw CheckpointError(.io(error.message), file: path)
+                }
+            }
             done.signal()
         }
     }

@@ -1,4 +1,4 @@
-import CChecksum
+import Checksums
 
 /// Writes a zip archive of stored (uncompressed) entries whose data start on 64-byte boundaries, as
 /// torch's PyTorchStreamWriter does: the padding is an extra field with id "FB". Zip64 records are added
@@ -54,7 +54,7 @@ struct ZipWriter {
     }
 
     mutating func add(_ name: String, bytes: [UInt8]) throws {
-        let crc = bytes.withUnsafeBytes { pth2swt_crc32(0, $0.baseAddress, $0.count) }
+        let crc = bytes.withUnsafeBytes { Checksums.crc32($0) }
         let file = out
         try add(name, size: bytes.count, crc: crc) { try file.write(bytes) }
     }
