@@ -57,26 +57,20 @@ struct BenchRead: ParsableCommand {
             var checksum: Float = 0
             var format = "?"
             do {
-                for i in 0..<(warmup + max(runs, 1)) {
-                    let start = now()
-                    (checksum, format) = try readAll(file)
-                    let ms = (now() - start) * 1000
-                    if i >= warmup { times.append(ms) }
-                }
+                times = try timed(warmup: warmup, runs: runs) { (checksum, format) = try readAll(file) }
             } catch {
                 throw fail(error, json: json)
             }
-            times.sort()
-            let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+            let (median, minimum) = summary(times)
             if json {
                 print(JSON.object([
                     ("file", .string(file)), ("format", .string(format)), ("mode", .string(mode.rawValue)),
                     ("threads", .int(threads)), ("verify_crc", .bool(!noVerifyCRC)),
-                    ("median_ms", .double(median)), ("min_ms", .double(times[0])), ("runs", .int(times.count)),
+                    ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("runs", .int(times.count)),
                     ("checksum", .double(Double(checksum))),
                 ]).render(indent: nil))
             } else {
-                print("\(file) [\(format), \(mode.rawValue), \(threads) thread\(threads == 1 ? "" : "s")\(noVerifyCRC ? ", no CRC" : "")]: median \(fmt(median)) ms, min \(fmt(times[0])) ms over \(times.count) runs")
+                print("\(file) [\(format), \(mode.rawValue), \(threads) thread\(threads == 1 ? "" : "s")\(noVerifyCRC ? ", no CRC" : "")]: median \(fmt(median)) ms, min \(fmt(minimum)) ms over \(times.count) runs")
             }
         }
     }
@@ -119,6 +113,17 @@ func fmt(_ x: Double) -> String {
     return "\(r)"
 }
 
+/// Runs `body` `warmup` times untimed, then `runs` times (at least once) timed; the timed runs'
+/// milliseconds.
+func timed(warmup: Int, runs: Int, _ body: () throws -> Void) rethrows -> [Double] {
+    for _ in 0..<warmup { try body() }
+    return try (0..<max(1, runs)).map { _ in
+        let start = now()
+        try body()
+        return (now() - start) * 1000
+    }
+}
+
 /// Median and minimum of a list of milliseconds.
 func summary(_ times: [Double]) -> (median: Double, min: Double) {
     let t = times.sorted()
@@ -149,8 +154,7 @@ struct BenchConvert: ParsableCommand {
         var times: [Double] = []
         var format = "?"
         do {
-            for i in 0..<(warmup + max(runs, 1)) {
-                let start = now()
+            times = try timed(warmup: warmup, runs: runs) {
                 let ckpt = try Checkpoint(path: input)
                 format = ckpt.format.rawValue
                 let sd = try ckpt.stateDict()
@@ -161,7 +165,6 @@ struct BenchConvert: ParsableCommand {
                 case .pth:
                     try PTHWriter.write(sd, to: output)
                 }
-                if i >= warmup { times.append((now() - start) * 1000) }
             }
         } catch {
             throw fail(error, json: json)
@@ -200,8 +203,7 @@ struct BenchOpen: ParsableCommand {
         var count = 0
         var copies = 0
         do {
-            for i in 0..<(warmup + max(runs, 1)) {
-                let start = now()
+            times = try timed(warmup: warmup, runs: runs) {
                 let sd = try Checkpoint(path: file).stateDict()
                 copies = 0
                 for (_, t) in sd.tensors where t.count > 0 {
@@ -214,7 +216,6 @@ struct BenchOpen: ParsableCommand {
                     }
                 }
                 count = sd.count
-                if i >= warmup { times.append((now() - start) * 1000) }
             }
         } catch {
             throw fail(error, json: json)
@@ -269,13 +270,9 @@ struct BenchInfer: ParsableCommand {
             if !json { for line in net.tuningLog { print(line) } }
         }
         let input = (0..<(batch * 3 * 224 * 224)).map { Float($0 % 255) / 127.5 - 1 }
-        var times: [Double] = []
         var check: Float = 0
-        for i in 0..<(warmup + max(1, runs)) {
-            let t0 = now()
-            let out = net.logits(input, batch: batch, height: 224, width: 224)
-            if i >= warmup { times.append((now() - t0) * 1000) }
-            check += out[0]
+        let times = timed(warmup: warmup, runs: runs) {
+            check += net.logits(input, batch: batch, height: 224, width: 224)[0]
         }
         let (median, minimum) = summary(times)
         let rate = Double(batch) * 1000 / median

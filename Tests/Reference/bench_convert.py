@@ -16,28 +16,16 @@ Times are medians of --runs runs after warm-up runs; both sides run back to back
 """
 import argparse
 import json
-import os
-import statistics
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
+
+from refutil import PRINT_VMHWM_KIB, median_ms
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = [("tar", "resnet18-tar.pth"), ("legacy", "resnet18-legacy.pth"), ("zip", "resnet18-zip.pth")]
 warnings.filterwarnings("ignore")
-
-
-def median_ms(fn, runs, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def ours(binary, *args):
@@ -47,21 +35,13 @@ def ours(binary, *args):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def vmhwm_mb():
-    """Peak resident set of this process (VmHWM). ru_maxrss would count the memory of the parent a
-    child was forked from, so neither side uses it."""
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-
-
 def torch_peak_mb(src, dst, with_safetensors):
     code = ("import sys, torch\n"
             "sd = torch.load(sys.argv[1])\n"
             + ("from safetensors.torch import save_file\nsave_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[2])\n"
                if with_safetensors else "torch.save(sd, sys.argv[2])\n")
-            + "print([l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1])")
-    base = "import torch\nprint([l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1])"
+            + PRINT_VMHWM_KIB)
+    base = "import torch\n" + PRINT_VMHWM_KIB
     after = int(subprocess.run([sys.executable, "-c", code, str(src), str(dst)], capture_output=True, text=True, check=True).stdout.split()[-1])
     idle = int(subprocess.run([sys.executable, "-c", base], capture_output=True, text=True, check=True).stdout.split()[-1])
     return after / 1024, idle / 1024
@@ -106,7 +86,7 @@ def main():
         pth_t, pth_o = out / f"bench-torch-{fmt}.pth", out / f"bench-ours-{fmt}.pth"
         swt_t, swt_o = out / f"bench-torch-{fmt}.safetensors", out / f"bench-ours-{fmt}.swt"
 
-        t = median_ms(lambda: torch.save(torch.load(src), pth_t), args.runs)
+        t = median_ms(lambda: torch.save(torch.load(src), pth_t), args.runs, warmup=2)
         o = ours(args.pth2swt, "convert", str(src), str(pth_o), "--repeat", str(args.runs))["median_ms"]
         row(fmt, "convert → .pth", t, o)
 
@@ -114,7 +94,7 @@ def main():
             def torch_swt():
                 sd = torch.load(src)
                 save_file({k: v.contiguous() for k, v in sd.items()}, str(swt_t))
-            t = median_ms(torch_swt, args.runs)
+            t = median_ms(torch_swt, args.runs, warmup=2)
         else:
             t = None
         o = ours(args.pth2swt, "convert", str(src), str(swt_o), "--hash", "--repeat", str(args.runs))["median_ms"]

@@ -14,7 +14,6 @@ Peak resident memory (VmHWM) of one batch-1 run per runtime in a fresh process i
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,26 +21,11 @@ import time
 import warnings
 from pathlib import Path
 
+from refutil import PRINT_VMHWM_KIB, median_ms
+
 REPO = Path(__file__).resolve().parents[2]
 ROWS = [(1, 1), (1, 2), (16, 2)]
 warnings.filterwarnings("ignore")
-
-
-def median_ms(fn, runs, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
-
-def vmhwm_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
 
 
 def child_peak(runtime, weights, onnx_path):
@@ -57,8 +41,7 @@ else:
     import onnxruntime as ort
     s = ort.InferenceSession({str(onnx_path)!r}, providers=["CPUExecutionProvider"])
     s.run(None, {{"input": x.numpy()}})
-print([l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1])
-"""
+""" + PRINT_VMHWM_KIB
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return int(out.split()[-1]) / 1024
 
@@ -99,7 +82,7 @@ def main():
         t_ours = ours["median_ms"]
         x = torch.randn(batch, 3, 224, 224)
         torch.set_num_threads(threads)
-        t_torch = median_ms(lambda: model(x), args.runs)
+        t_torch = median_ms(lambda: model(x), args.runs, warmup=3)
         t_ort = None
         if ort:
             opts = ort.SessionOptions()
@@ -107,7 +90,7 @@ def main():
             opts.inter_op_num_threads = 1
             sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
             feed = {"input": x.numpy()}
-            t_ort = median_ms(lambda: sess.run(None, feed), args.runs)
+            t_ort = median_ms(lambda: sess.run(None, feed), args.runs, warmup=3)
             del sess
         time.sleep(1)
         ort_s = f"{t_ort:8.1f}" if t_ort else f"{'-':>8}"

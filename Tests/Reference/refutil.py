@@ -408,3 +408,24 @@ def write_zip(path, entries, compression=zipfile.ZIP_STORED, align=64):
                 pad = -start % align
                 zi.extra = struct.pack("<HH", 0x4246, pad) + b"Z" * pad
             z.writestr(zi, data)
+
+
+# --- Benchmarks (bench_convert.py, bench_peers.py) ---
+
+def median_ms(fn, runs, warmup):
+    """Median wall time of fn() in milliseconds over `runs` runs after `warmup` unmeasured ones."""
+    import statistics
+    import time
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+# Appended to a `python -c` child's code: prints the child's peak resident set (VmHWM) in KiB. VmHWM,
+# not ru_maxrss, which would count the memory of the parent the child was forked from.
+PRINT_VMHWM_KIB = "print([l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1])\n"
