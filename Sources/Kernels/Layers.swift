@@ -1,5 +1,9 @@
 import COpenBLAS
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Batch norm at inference, and folding it into the convolution before it.
 public enum BatchNorm {
     /// y = (x - mean) / sqrt(var + eps) · weight + bias, per channel of NCHW `x` (in place allowed).
@@ -193,14 +197,9 @@ public enum Elementwise {
             let row = x[(r * columns)..<((r + 1) * columns)]
             let m = row.max() ?? 0
             var sum = 0.0
-            for v in row { sum += libmExp(Double(v - m)) }
-            for (i, v) in row.enumerated() { out[r * columns + i] = Float(libmExp(Double(v - m)) / sum) }
+            for v in row { sum += exp(Double(v - m)) }
+            for (i, v) in row.enumerated() { out[r * columns + i] = Float(exp(Double(v - m)) / sum) }
         }
         return out
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-@inline(__always) func libmExp(_ x: Double) -> Double { Glibc.exp(x) }
-#endif

@@ -142,12 +142,12 @@ public enum Winograd {
                                 2 * (a3 - a1) - a2 + a4, 2 * (a1 - a3) - a2 + a4, 4 * a1 - 5 * a3 + a5)
                             let dst = v + (i * 6 * panels + p0 / 16) * C * 16 + c * 16 + p0 % 16
                             let step = vEach
-                            store(out.0, dst, 8)
-                            store(out.1, dst + step, 8)
-                            store(out.2, dst + 2 * step, 8)
-                            store(out.3, dst + 3 * step, 8)
-                            store(out.4, dst + 4 * step, 8)
-                            store(out.5, dst + 5 * step, 8)
+                            store(out.0, dst)
+                            store(out.1, dst + step)
+                            store(out.2, dst + 2 * step)
+                            store(out.3, dst + 3 * step)
+                            store(out.4, dst + 4 * step)
+                            store(out.5, dst + 5 * step)
                         }
                         p0 += 8
                     }
@@ -212,12 +212,8 @@ public enum Winograd {
     typealias V8 = SIMD8<Float>
 
     @inline(__always)
-    static func store(_ x: V8, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
-        if lanes == 8 {
-            UnsafeMutableRawPointer(p).storeBytes(of: x, as: V8.self)
-        } else {
-            for l in 0..<lanes { p[l] = x[l] }
-        }
+    static func store(_ x: V8, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: x, as: V8.self)
     }
 
     @inline(__always)

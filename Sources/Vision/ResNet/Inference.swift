@@ -47,7 +47,7 @@ public final class ResNetInference {
     let fcWeight: [Float], fcBias: [Float]
     public let classes: Int
     let features: Int
-    /// Threads for the transforms and for OpenBLAS (set with `KernelThreads.set` too).
+    /// Threads the kernels split their work across (OpenBLAS itself stays single-threaded).
     public var threads: Int = 1
     /// Use Winograd F(4×4, 3×3) for the 3×3 stride-1 convolutions (else im2col + sgemm).
     public var useWinograd = true
