@@ -112,7 +112,8 @@ public enum Pool {
         }
     }
 
-    /// The reference: every window position, padding included as -inf.
+    /// The reference: every window position, padding included as -inf; a NaN in the window wins, as in
+    /// torch.
     public static func max2dReference(
         _ x: [Float], batch: Int, channels: Int, height: Int, width: Int, kernel: Int, stride: Int, padding: Int
     ) -> [Float] {
@@ -127,7 +128,7 @@ public enum Pool {
                         for kx in 0..<kernel {
                             let iy = oy * stride - padding + ky, ix = ox * stride - padding + kx
                             let v = (iy >= 0 && iy < height && ix >= 0 && ix < width) ? x[(nc * height + iy) * width + ix] : -Float.infinity
-                            m = Swift.max(m, v)
+                            if v > m || v.isNaN { m = v }
                         }
                     }
                     out[(nc * oH + oy) * oW + ox] = m

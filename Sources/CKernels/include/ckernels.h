@@ -34,6 +34,45 @@ static inline void pth2swt_spin_pause(void) {
 /// 1 when the AVX2+FMA micro-kernel runs on this CPU.
 int pth2swt_gemm_accelerated(void);
 
+// ---- NHWC kernels (nhwc.c). Tensors are [N, H, W, C], contiguous. ----
+
+/// A convolution's geometry (dilation 1, one group).
+typedef struct {
+    int batch, height, width, channels;
+    int out_channels, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+    int out_height, out_width;
+} pth2swt_conv_shape;
+
+/// C (M×N, row stride ldc) = A · B where row i of A starts at a + i*lda and B is packed by
+/// pth2swt_pack_b (K×N).
+void pth2swt_gemm_rows(long m, int n, long k, const float *a, long lda, const float *packed_b, float *c, long ldc);
+
+/// Scratch floats each thread of pth2swt_conv_nhwc needs.
+long pth2swt_conv_nhwc_scratch_count(void);
+/// Output rows [row_begin, row_end) (a row is one output position of one image; the output is
+/// [rows][out_channels]) and output-channel panels [panel_begin, panel_end) of 16 of the convolution
+/// y = x ⊛ w (+ bias) (+ residual) (then max(0, ·) if relu). packed_w is pth2swt_pack_b of the
+/// (kh·kw·C)×K matrix whose row (ky·kw + kx)·C + c holds w[·, c, ky, kx]. bias and residual may be NULL;
+/// residual has y's layout.
+void pth2swt_conv_nhwc(const pth2swt_conv_shape *g, const float *x, const float *packed_w, const float *bias,
+                       const float *residual, int relu, float *y, long row_begin, long row_end, int panel_begin,
+                       int panel_end, float *scratch);
+
+/// Winograd F(4×4, 3×3) input transform of tiles [p_begin, p_end) of a block of `tiles` tiles, the first
+/// being tile_start (tiles are numbered image by image, row by row, tiles_h × tiles_w per image) into
+/// v[36][tiles][channels]. channels % 8 == 0.
+void pth2swt_winograd_input_nhwc(const float *x, int height, int width, int channels, int tiles_h, int tiles_w,
+                                 long tile_start, int tiles, int p_begin, int p_end, float *v);
+/// The output transform of m[36][tiles][channels] for tiles [p_begin, p_end): writes the tiles' output
+/// (+ bias) (+ residual, y's layout) (then max(0, ·) if relu) to y. channels % 8 == 0.
+void pth2swt_winograd_output_nhwc(const float *m, int tiles, int channels, int out_height, int out_width, int tiles_h,
+                                  int tiles_w, long tile_start, int p_begin, int p_end, const float *bias,
+                                  const float *residual, int relu, float *y);
+/// Max pooling with -inf padding for output rows [row_begin, row_end) (row = image · out_height + oy);
+/// a NaN in the window wins, as in torch.
+void pth2swt_max_pool_nhwc(const float *x, int height, int width, int channels, int kernel, int stride, int padding,
+                           int out_height, int out_width, long row_begin, long row_end, float *y);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,38 +2,41 @@ import Kernels
 import NN
 
 /// A ResNet prepared for inference: every BatchNorm folded into the convolution before it (weight
-/// scaled, bias added), ReLU fused into the convolution's epilogue, NCHW Float32.
+/// scaled, bias added); activations channels-last ([N, H, W, C]) so that each convolution is one GEMM
+/// over output positions whose epilogue adds the bias and the block's residual and applies ReLU.
+/// 3×3 stride-1 convolutions use Winograd F(4×4, 3×3) when there are enough tiles.
 ///
 /// Build it after loading weights; it copies what it needs, so the model can change afterwards. One
-/// instance runs one `logits` call at a time (it keeps scratch state); make one per thread to run
-/// several at once.
+/// instance runs one `logits` call at a time (it keeps its activation buffers between calls); make one
+/// per thread to run several at once.
 public final class ResNetInference {
     struct Conv {
         var id = 0
-        var inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int, groups: Int
+        var inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
+        /// Folded weight [K, C, kh, kw] and bias [K].
         var weight: [Float]
         var bias: [Float]
-        /// Whether Winograd applies (3×3, stride 1); its transformed weight is made on first use.
+        /// Whether Winograd applies (3×3, stride 1, channels in eights).
         var winogradApplies: Bool
 
         init(_ c: Conv2d, _ bn: BatchNorm2d) {
+            precondition(c.groups == 1, "grouped convolutions are not part of these ResNets")
             inChannels = c.inChannels
             outChannels = c.outChannels
             kernel = c.kernel
             stride = c.stride
             padding = c.padding
-            groups = c.groups
             (weight, bias) = BatchNorm.fold(
                 convWeight: c.weight.data, convBias: nil, outChannels: c.outChannels, weight: bn.weight.data,
                 bias: bn.bias.data, mean: bn.runningMean.data, variance: bn.runningVar.data, eps: bn.eps)
-            winogradApplies = Winograd.applies(to: Conv2dGeometry(
+            winogradApplies = WinogradNHWC.applies(to: Conv2dGeometry(
                 batch: 1, inChannels: c.inChannels, height: 8, width: 8, outChannels: c.outChannels,
-                kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride), padding: (c.padding, c.padding), groups: c.groups))
+                kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride), padding: (c.padding, c.padding)))
         }
 
         func geometry(batch: Int, height: Int, width: Int) -> Conv2dGeometry {
             Conv2dGeometry(batch: batch, inChannels: inChannels, height: height, width: width, outChannels: outChannels,
-                           kernel: (kernel, kernel), stride: (stride, stride), padding: (padding, padding), groups: groups)
+                           kernel: (kernel, kernel), stride: (stride, stride), padding: (padding, padding))
         }
     }
 
@@ -47,18 +50,23 @@ public final class ResNetInference {
     let fcWeight: [Float], fcBias: [Float]
     public let classes: Int
     let features: Int
-    /// Threads the kernels split their work across (OpenBLAS itself stays single-threaded).
+    /// Threads the kernels split their work across.
     public var threads: Int = 1
-    /// Use Winograd F(4×4, 3×3) for the 3×3 stride-1 convolutions (else im2col + sgemm).
+    /// Use Winograd F(4×4, 3×3) for the 3×3 stride-1 convolutions (else im2col + GEMM).
     public var useWinograd = true
-    /// Per convolution (by position), whether Winograd measured faster (`tune`); absent: use it.
+    /// Per convolution (by position), whether Winograd measured faster (`tune`); absent: the default rule.
     var winogradChoice: [Int: Bool] = [:]
-    /// Winograd weights by convolution, made when a convolution first runs that way (4× the size of the
-    /// plain weight, so only for the layers that use it).
+    /// Weights in each algorithm's layout, made when a convolution first runs that way (Winograd's are
+    /// 4× the plain weight, so only for the layers that use it).
     var winogradWeights: [Int: [Float]] = [:]
+    var packedWeights: [Int: PackedConvWeight] = [:]
     private var tuning = false
-    /// Per convolution: "conv 1x64x56x56 → 64 …: winograd 1.2 ms, direct 2.0 ms".
+    /// Per convolution: "conv 1x64x56x56 → 64 …: winograd 1200 µs, direct 2000 µs → winograd".
     public private(set) var tuningLog: [String] = []
+    /// Activation buffers, reused from call to call (four suffice: a block's input, two intermediates
+    /// and the downsampled identity), and the kernels' scratch.
+    private var buffers: [UnsafeMutableBufferPointer<Float>] = []
+    private var scratch = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
 
     /// Times both algorithms for every 3×3 stride-1 convolution at this batch and input size, with the
     /// current thread count, and keeps the faster one per convolution.
@@ -99,46 +107,90 @@ public final class ResNetInference {
         features = model.fc.inFeatures
     }
 
-    /// A tensor in flight: NCHW.
+    deinit {
+        for b in buffers { b.deallocate() }
+        scratch.deallocate()
+    }
+
+    /// A tensor in flight: NHWC in `buffers[slot]`.
     struct Activation {
-        var data: [Float]
+        var slot: Int
         var channels: Int, height: Int, width: Int
     }
 
-    /// Logits [batch, classes] for `input` [batch, 3, height, width] (already normalised).
+    /// Whether conv `c` runs by Winograd on geometry `g`. Untuned default: when there are enough tiles
+    /// to keep its 36 products busy (measured here: at batch 1 the 7×7 stage's 4 tiles lose to im2col +
+    /// GEMM, 64 tiles win).
+    func winograd(_ c: Conv, _ g: Conv2dGeometry) -> Bool {
+        guard useWinograd, c.winogradApplies else { return false }
+        return winogradChoice[c.id] ?? (g.batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4) >= 16)
+    }
+
+    /// Makes sure there are four buffers of the largest activation and scratch for the largest
+    /// convolution of a forward pass on this input size (allocated once, reused after).
+    private func reserve(batch: Int, height: Int, width: Int) {
+        var largest = batch * 3 * height * width
+        var work = ConvNHWC.scratchCount(threads: threads)
+        func visit(_ c: Conv, _ h: Int, _ w: Int) -> (Int, Int) {
+            let g = c.geometry(batch: batch, height: h, width: w)
+            largest = max(largest, g.outputCount)
+            if c.winogradApplies { work = max(work, WinogradNHWC.scratchCount(g)) }
+            return (g.outHeight, g.outWidth)
+        }
+        var (h, w) = visit(stem, height, width)
+        (h, w) = ((h + 2 - 3) / 2 + 1, (w + 2 - 3) / 2 + 1)
+        for b in blocks {
+            var (bh, bw) = (h, w)
+            for c in b.convs { (bh, bw) = visit(c, bh, bw) }
+            if let d = b.downsample { _ = visit(d, h, w) }
+            (h, w) = (bh, bw)
+        }
+        if buffers.count < 4 || buffers[0].count < largest {
+            for b in buffers { b.deallocate() }
+            buffers = (0..<4).map { _ in .allocate(capacity: largest) }
+        }
+        if scratch.count < work {
+            scratch.deallocate()
+            scratch = .allocate(capacity: work)
+        }
+    }
+
+    /// Logits [batch, classes] for `input` [batch, 3, height, width] (NCHW, already normalised).
     public func logits(_ input: [Float], batch: Int, height: Int, width: Int) -> [Float] {
         precondition(input.count == batch * 3 * height * width, "input is not [\(batch), 3, \(height), \(width)]")
-        var scratch: [Float] = []
-        var x = conv(stem, Activation(data: input, channels: 3, height: height, width: width), batch: batch, relu: true, scratch: &scratch)
+        reserve(batch: batch, height: height, width: width)
+        input.withUnsafeBufferPointer {
+            Layout.nhwc($0.baseAddress!, buffers[0].baseAddress!, batch: batch, channels: 3, plane: height * width)
+        }
+        var x = conv(stem, Activation(slot: 0, channels: 3, height: height, width: width), batch: batch, relu: true,
+                     residual: nil, into: 1)
         // MaxPool2d(3, stride 2, padding 1)
         let pH = (x.height + 2 - 3) / 2 + 1, pW = (x.width + 2 - 3) / 2 + 1
-        var pooled = [Float](repeating: 0, count: batch * x.channels * pH * pW)
-        x.data.withUnsafeBufferPointer { src in
-            pooled.withUnsafeMutableBufferPointer { dst in
-                Pool.max2d(src.baseAddress!, dst.baseAddress!, batch: batch, channels: x.channels, height: x.height,
-                           width: x.width, kernel: 3, stride: 2, padding: 1, threads: threads)
-            }
-        }
-        x = Activation(data: pooled, channels: x.channels, height: pH, width: pW)
+        PoolNHWC.max2d(buffers[1].baseAddress!, buffers[0].baseAddress!, batch: batch, channels: x.channels,
+                       height: x.height, width: x.width, kernel: 3, stride: 2, padding: 1, threads: threads)
+        x = Activation(slot: 0, channels: x.channels, height: pH, width: pW)
         for b in blocks {
+            // Slots other than the block input's, in order.
+            var free = (0..<4).filter { $0 != x.slot }
+            let identity: Activation
+            if let d = b.downsample {
+                identity = conv(d, x, batch: batch, relu: false, residual: nil, into: free.removeLast())
+            } else {
+                identity = x
+            }
             var y = x
             for (i, c) in b.convs.enumerated() {
-                y = conv(c, y, batch: batch, relu: i < b.convs.count - 1, scratch: &scratch)
-            }
-            let identity = b.downsample.map { conv($0, x, batch: batch, relu: false, scratch: &scratch) } ?? x
-            let count = y.data.count
-            identity.data.withUnsafeBufferPointer { r in
-                y.data.withUnsafeMutableBufferPointer { p in
-                    Elementwise.addReLU(p.baseAddress!, r.baseAddress!, p.baseAddress!, count: count, threads: threads)
-                }
+                let last = i == b.convs.count - 1
+                // The last convolution adds the identity and applies ReLU in its epilogue.
+                let target = free.first { $0 != y.slot }!
+                y = conv(c, y, batch: batch, relu: true, residual: last ? identity : nil, into: target)
             }
             x = y
         }
         var pooledFeatures = [Float](repeating: 0, count: batch * x.channels)
-        x.data.withUnsafeBufferPointer { src in
-            pooledFeatures.withUnsafeMutableBufferPointer { dst in
-                Pool.globalAverage(src.baseAddress!, dst.baseAddress!, planes: batch * x.channels, plane: x.height * x.width)
-            }
+        pooledFeatures.withUnsafeMutableBufferPointer { dst in
+            PoolNHWC.globalAverage(buffers[x.slot].baseAddress!, dst.baseAddress!, batch: batch, channels: x.channels,
+                                   plane: x.height * x.width)
         }
         var out = [Float](repeating: 0, count: batch * classes)
         pooledFeatures.withUnsafeBufferPointer { f in
@@ -146,7 +198,7 @@ public final class ResNetInference {
                 fcBias.withUnsafeBufferPointer { b in
                     out.withUnsafeMutableBufferPointer { o in
                         LinearKernel.forward(f.baseAddress!, weight: w.baseAddress!, bias: b.baseAddress!, o.baseAddress!,
-                                       batch: batch, inFeatures: features, outFeatures: classes)
+                                             batch: batch, inFeatures: features, outFeatures: classes)
                     }
                 }
             }
@@ -154,7 +206,7 @@ public final class ResNetInference {
         return out
     }
 
-    func conv(_ c: Conv, _ x: Activation, batch: Int, relu: Bool, scratch: inout [Float]) -> Activation {
+    func conv(_ c: Conv, _ x: Activation, batch: Int, relu: Bool, residual: Activation?, into slot: Int) -> Activation {
         let g = c.geometry(batch: batch, height: x.height, width: x.width)
         if tuning, useWinograd, c.winogradApplies {
             func time(_ winograd: Bool) -> Double {
@@ -162,7 +214,7 @@ public final class ResNetInference {
                 var best = Double.infinity
                 for _ in 0..<3 {
                     let t0 = monotonicSeconds()
-                    _ = run(c, x, g, batch: batch, relu: relu, scratch: &scratch)
+                    run(c, x, g, relu: relu, residual: residual, into: slot)
                     best = min(best, monotonicSeconds() - t0)
                 }
                 return best
@@ -171,45 +223,33 @@ public final class ResNetInference {
             winogradChoice[c.id] = w < d
             tuningLog.append("\(g): winograd \(Int(w * 1e6)) µs, direct \(Int(d * 1e6)) µs → \(w < d ? "winograd" : "direct")")
         }
-        return run(c, x, g, batch: batch, relu: relu, scratch: &scratch)
+        run(c, x, g, relu: relu, residual: residual, into: slot)
+        return Activation(slot: slot, channels: g.outChannels, height: g.outHeight, width: g.outWidth)
     }
 
-    func run(_ c: Conv, _ x: Activation, _ g: Conv2dGeometry, batch: Int, relu: Bool, scratch: inout [Float]) -> Activation {
-        // Untuned default: Winograd when there are enough tiles to keep its 36 products busy (measured
-        // here: at batch 1 the 7×7 stage's 4 tiles lose to im2col + sgemm, 64 tiles win).
-        let tileCount = batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4)
-        var fast: [Float]? = nil
-        if useWinograd, c.winogradApplies, winogradChoice[c.id] ?? (tileCount >= 16) {
-            if winogradWeights[c.id] == nil {
-                winogradWeights[c.id] = Winograd.transformWeights(c.weight, outChannels: c.outChannels, inChannels: c.inChannels)
-            }
-            fast = winogradWeights[c.id]
-        }
-        let need = fast != nil ? Winograd.scratchCount(g) : ConvKernel.scratchCount(g)
-        if scratch.count < need { scratch = [Float](repeating: 0, count: need) }
-        let threads = self.threads
-        let out = [Float](unsafeUninitializedCapacity: g.outputCount) { dst, initialized in
-            x.data.withUnsafeBufferPointer { src in
-                c.bias.withUnsafeBufferPointer { b in
-                    scratch.withUnsafeMutableBufferPointer { s in
-                        let epilogue = Epilogue(bias: b.baseAddress!, relu: relu)
-                        if let u = fast {
-                            u.withUnsafeBufferPointer { u in
-                                Winograd.forward(g, input: src.baseAddress!, transformedWeight: u.baseAddress!,
-                                                 output: dst.baseAddress!, epilogue: epilogue, scratch: s.baseAddress!, threads: threads)
-                            }
-                        } else {
-                            c.weight.withUnsafeBufferPointer { w in
-                                ConvKernel.forward(g, input: src.baseAddress!, weight: w.baseAddress!, output: dst.baseAddress!,
-                                                   epilogue: epilogue, scratch: s.baseAddress, threads: threads)
-                            }
-                        }
-                    }
+    func run(_ c: Conv, _ x: Activation, _ g: Conv2dGeometry, relu: Bool, residual: Activation?, into slot: Int) {
+        precondition(slot != x.slot && slot != residual?.slot, "a convolution's output overwrites its input")
+        let input = UnsafePointer(buffers[x.slot].baseAddress!), output = buffers[slot].baseAddress!
+        let res = residual.map { UnsafePointer(buffers[$0.slot].baseAddress!) }
+        c.bias.withUnsafeBufferPointer { bias in
+            if winograd(c, g) {
+                if winogradWeights[c.id] == nil {
+                    winogradWeights[c.id] = WinogradNHWC.transformWeights(c.weight, outChannels: c.outChannels, inChannels: c.inChannels)
                 }
+                winogradWeights[c.id]!.withUnsafeBufferPointer { u in
+                    WinogradNHWC.forward(g, input: input, transformedWeight: u.baseAddress!, bias: bias.baseAddress,
+                                         residual: res, relu: relu, output: output, scratch: scratch.baseAddress!,
+                                         threads: threads)
+                }
+            } else {
+                if packedWeights[c.id] == nil {
+                    packedWeights[c.id] = PackedConvWeight(c.weight, outChannels: c.outChannels, inChannels: c.inChannels,
+                                                           kernelH: c.kernel, kernelW: c.kernel)
+                }
+                ConvNHWC.forward(g, input: input, weight: packedWeights[c.id]!, bias: bias.baseAddress, residual: res,
+                                 relu: relu, output: output, scratch: scratch.baseAddress!, threads: threads)
             }
-            initialized = g.outputCount
         }
-        return Activation(data: out, channels: g.outChannels, height: g.outHeight, width: g.outWidth)
     }
 }
 

@@ -1,0 +1,229 @@
+import CKernels
+
+/// Channels-last kernels: activations are [N, H, W, C], so each output position's channels are one
+/// contiguous row. A convolution is then a GEMM whose rows are output positions: im2col copies whole
+/// channel runs, the micro-kernel's epilogue adds bias and the block's residual and applies ReLU, and
+/// Winograd's transforms load and store eight channels at a time. `ConvKernel.reference` (NCHW, one sum
+/// at a time) is the twin the tests compare against, through `Layout`.
+public enum Layout {
+    /// [N, C, H, W] → [N, H, W, C].
+    public static func nhwc(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, plane: Int) {
+        for n in 0..<batch {
+            let src = x + n * channels * plane, dst = y + n * channels * plane
+            for c in 0..<channels {
+                let s = src + c * plane
+                for i in 0..<plane { dst[i * channels + c] = s[i] }
+            }
+        }
+    }
+
+    /// [N, H, W, C] → [N, C, H, W].
+    public static func nchw(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, plane: Int) {
+        for n in 0..<batch {
+            let src = x + n * channels * plane, dst = y + n * channels * plane
+            for i in 0..<plane {
+                for c in 0..<channels { dst[c * plane + i] = src[i * channels + c] }
+            }
+        }
+    }
+
+    public static func nhwc(_ x: [Float], batch: Int, channels: Int, plane: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: x.count) { y, n in
+            x.withUnsafeBufferPointer { nhwc($0.baseAddress!, y.baseAddress!, batch: batch, channels: channels, plane: plane) }
+            n = x.count
+        }
+    }
+
+    public static func nchw(_ x: [Float], batch: Int, channels: Int, plane: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: x.count) { y, n in
+            x.withUnsafeBufferPointer { nchw($0.baseAddress!, y.baseAddress!, batch: batch, channels: channels, plane: plane) }
+            n = x.count
+        }
+    }
+}
+
+/// A convolution's weights packed for `ConvNHWC.forward`: the (kh·kw·C)×K matrix of taps by output
+/// channel, in panels of 16 output channels.
+public struct PackedConvWeight: Sendable {
+    public let outChannels: Int, inChannels: Int, kernelH: Int, kernelW: Int
+    public let packed: [Float]
+
+    /// From a torch weight [K, C, kh, kw].
+    public init(_ weight: [Float], outChannels k: Int, inChannels c: Int, kernelH kh: Int, kernelW kw: Int) {
+        precondition(weight.count == k * c * kh * kw, "weight is not [\(k), \(c), \(kh), \(kw)]")
+        outChannels = k
+        inChannels = c
+        kernelH = kh
+        kernelW = kw
+        let depth = kh * kw * c
+        var b = [Float](repeating: 0, count: depth * k)
+        for o in 0..<k {
+            for i in 0..<c {
+                for t in 0..<(kh * kw) { b[(t * c + i) * k + o] = weight[(o * c + i) * kh * kw + t] }
+            }
+        }
+        var p = [Float](repeating: 0, count: pth2swt_packed_b_count(Int32(depth), Int32(k)))
+        b.withUnsafeBufferPointer { src in
+            p.withUnsafeMutableBufferPointer { pth2swt_pack_b(Int32(depth), Int32(k), src.baseAddress!, Int32(k), $0.baseAddress!) }
+        }
+        packed = p
+    }
+}
+
+public enum ConvNHWC {
+    /// Whether `forward` computes `g` (dilation 1, one group; everything a torchvision ResNet has).
+    public static func applies(to g: Conv2dGeometry) -> Bool {
+        g.isValid && g.groups == 1 && g.dilationH == 1 && g.dilationW == 1
+    }
+
+    /// Scratch floats `forward` needs with `threads` threads.
+    public static func scratchCount(threads: Int) -> Int { max(1, threads) * pth2swt_conv_nhwc_scratch_count() }
+
+    /// y = x ⊛ w + bias (+ residual), then ReLU if asked. `x` [N, H, W, C], `y` and `residual`
+    /// [N, oH, oW, K]. Threads split the output positions, or the output channels when there are few
+    /// positions.
+    public static func forward(
+        _ g: Conv2dGeometry, input: UnsafePointer<Float>, weight: PackedConvWeight, bias: UnsafePointer<Float>?,
+        residual: UnsafePointer<Float>?, relu: Bool, output: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>, threads: Int = 1
+    ) {
+        precondition(applies(to: g) && weight.outChannels == g.outChannels && weight.inChannels == g.inChannels
+                     && weight.kernelH == g.kernelH && weight.kernelW == g.kernelW, "weight does not fit \(g)")
+        var shape = pth2swt_conv_shape(
+            batch: Int32(g.batch), height: Int32(g.height), width: Int32(g.width), channels: Int32(g.inChannels),
+            out_channels: Int32(g.outChannels), kernel_h: Int32(g.kernelH), kernel_w: Int32(g.kernelW),
+            stride_h: Int32(g.strideH), stride_w: Int32(g.strideW), pad_h: Int32(g.padH), pad_w: Int32(g.padW),
+            out_height: Int32(g.outHeight), out_width: Int32(g.outWidth))
+        let rows = g.batch * g.outHeight * g.outWidth
+        let panels = (g.outChannels + 15) / 16
+        let each = pth2swt_conv_nhwc_scratch_count()
+        // Enough rows for every thread to fill its micro-kernels: split rows (each thread packs only
+        // its own); else split the output channels (each thread packs the same rows).
+        let byRows = rows >= threads * 48 || panels < threads
+        let parts = max(1, min(threads, byRows ? (rows + 5) / 6 : panels))
+        weight.packed.withUnsafeBufferPointer { w in
+            withUnsafePointer(to: &shape) { shape in
+                nonisolated(unsafe) let w = w.baseAddress!, shape = shape
+                Parallel.run(parts, parts) { part in
+                    let s = scratch + part * each
+                    if byRows {
+                        let lo = (rows / 6) * part / parts * 6, hi = part == parts - 1 ? rows : (rows / 6) * (part + 1) / parts * 6
+                        guard hi > lo else { return }
+                        pth2swt_conv_nhwc(shape, input, w, bias, residual, relu ? 1 : 0, output, lo, hi, 0, Int32(panels), s)
+                    } else {
+                        let lo = panels * part / parts, hi = panels * (part + 1) / parts
+                        guard hi > lo else { return }
+                        pth2swt_conv_nhwc(shape, input, w, bias, residual, relu ? 1 : 0, output, 0, rows, Int32(lo), Int32(hi), s)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Winograd F(4×4, 3×3) for NHWC: the input transform writes V[ξ][tile][C], 36 GEMMs make
+/// M[ξ][tile][K] = V[ξ] · U[ξ], and the output transform writes each tile's 4×4 outputs with bias,
+/// residual and ReLU. Tiles go in blocks sized so that V and M stay in the last-level cache.
+public enum WinogradNHWC {
+    /// 3×3, stride 1, padding 1, and channel counts the eight-wide transforms take.
+    public static func applies(to g: Conv2dGeometry) -> Bool {
+        Winograd.applies(to: g) && g.inChannels % 8 == 0 && g.outChannels % 8 == 0
+    }
+
+    /// U[ξ] (C×K) for each of the 36 points, packed for the GEMM: [36][K/16 panels][C][16].
+    public static func transformWeights(_ w: [Float], outChannels k: Int, inChannels c: Int) -> [Float] {
+        let u = Winograd.transformWeightsUnpacked(w, outChannels: k, inChannels: c)  // [36][K][C]
+        let each = pth2swt_packed_b_count(Int32(c), Int32(k))
+        var packed = [Float](repeating: 0, count: 36 * each)
+        var t = [Float](repeating: 0, count: c * k)
+        u.withUnsafeBufferPointer { u in
+            packed.withUnsafeMutableBufferPointer { p in
+                for xi in 0..<36 {
+                    let src = u.baseAddress! + xi * k * c
+                    for o in 0..<k {
+                        for i in 0..<c { t[i * k + o] = src[o * c + i] }
+                    }
+                    pth2swt_pack_b(Int32(c), Int32(k), t, Int32(k), p.baseAddress! + xi * each)
+                }
+            }
+        }
+        return packed
+    }
+
+    /// V and M of one block together hold about this many floats.
+    public static let blockFloats = 2_000_000
+
+    /// Tiles per block: `tiles` if given, else as many as `blockFloats` allows.
+    public static func block(_ g: Conv2dGeometry, tiles: Int? = nil) -> Int {
+        let total = g.batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4)
+        return max(1, min(total, tiles ?? blockFloats / (36 * (g.inChannels + g.outChannels))))
+    }
+
+    public static func scratchCount(_ g: Conv2dGeometry, blockTiles: Int? = nil) -> Int {
+        36 * block(g, tiles: blockTiles) * (g.inChannels + g.outChannels)
+    }
+
+    public static func forward(
+        _ g: Conv2dGeometry, input: UnsafePointer<Float>, transformedWeight u: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, relu: Bool,
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int = 1,
+        blockTiles: Int? = nil
+    ) {
+        precondition(applies(to: g), "not a 3×3 stride-1 pad-1 convolution with channels in eights: \(g)")
+        let th = (g.outHeight + 3) / 4, tw = (g.outWidth + 3) / 4
+        let total = g.batch * th * tw
+        let C = g.inChannels, K = g.outChannels
+        let uEach = pth2swt_packed_b_count(Int32(C), Int32(K))
+        let P = block(g, tiles: blockTiles)
+        var start = 0
+        while start < total {
+            let p = min(P, total - start)
+            let v = scratch, m = scratch + 36 * p * C
+            let parts = max(1, min(threads, p))
+            let s = start
+            Parallel.run(parts, parts) { part in
+                pth2swt_winograd_input_nhwc(input, Int32(g.height), Int32(g.width), Int32(C), Int32(th), Int32(tw), s,
+                                            Int32(p), Int32(p * part / parts), Int32(p * (part + 1) / parts), v)
+            }
+            Parallel.run(36, threads) { xi in
+                pth2swt_gemm_rows(p, Int32(K), C, v + xi * p * C, C, u + xi * uEach, m + xi * p * K, K)
+            }
+            Parallel.run(parts, parts) { part in
+                pth2swt_winograd_output_nhwc(m, Int32(p), Int32(K), Int32(g.outHeight), Int32(g.outWidth), Int32(th),
+                                             Int32(tw), s, Int32(p * part / parts), Int32(p * (part + 1) / parts),
+                                             bias, residual, relu ? 1 : 0, output)
+            }
+            start += p
+        }
+    }
+}
+
+public enum PoolNHWC {
+    /// Max pooling with -inf padding, square window (NaN wins, as in torch).
+    public static func max2d(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int,
+        height: Int, width: Int, kernel: Int, stride: Int, padding: Int, threads: Int = 1
+    ) {
+        let oH = (height + 2 * padding - kernel) / stride + 1
+        let oW = (width + 2 * padding - kernel) / stride + 1
+        let rows = batch * oH
+        let parts = max(1, min(threads, rows))
+        Parallel.run(parts, parts) { part in
+            pth2swt_max_pool_nhwc(x, Int32(height), Int32(width), Int32(channels), Int32(kernel), Int32(stride),
+                                  Int32(padding), Int32(oH), Int32(oW), rows * part / parts, rows * (part + 1) / parts, y)
+        }
+    }
+
+    /// The mean over H and W of each image and channel: [N, H, W, C] → [N, C].
+    public static func globalAverage(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, plane: Int) {
+        for n in 0..<batch {
+            let out = y + n * channels
+            out.update(repeating: 0, count: channels)
+            for i in 0..<plane {
+                let row = x + (n * plane + i) * channels
+                for c in 0..<channels { out[c] += row[c] }
+            }
+            for c in 0..<channels { out[c] /= Float(plane) }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import CKernels
+import Testing
+@testable import Kernels
+
+/// The channels-last kernels against the NCHW references (`ConvKernel.reference`, `Pool.max2dReference`),
+/// through `Layout`'s transposes.
+@Suite struct NHWCTests {
+    typealias Rng = KernelTests.Rng
+
+    func relativeError(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count)
+        let scale = max(b.map(abs).max() ?? 0, 1e-6)
+        return zip(a, b).map { $0.isNaN != $1.isNaN ? .infinity : abs($0 - $1) }.max().map { $0 / scale } ?? 0
+    }
+
+    /// The reference for conv + bias + residual + ReLU, in NHWC.
+    func expected(_ g: Conv2dGeometry, x: [Float], w: [Float], bias: [Float], residual: [Float]?, relu: Bool) -> [Float] {
+        let xc = Layout.nchw(x, batch: g.batch, channels: g.inChannels, plane: g.height * g.width)
+        var y = ConvKernel.reference(g, input: xc, weight: w, bias: bias)
+        y = Layout.nhwc(y, batch: g.batch, channels: g.outChannels, plane: g.outHeight * g.outWidth)
+        if let residual { for i in y.indices { y[i] += residual[i] } }
+        if relu { y = y.map { max($0, 0) } }
+        return y
+    }
+
+    @Test func convMatchesReference() {
+        var rng = Rng(s: 17)
+        var checked = 0
+        var sawChunked = false, sawBlocks = false, sawPanelSplit = false
+        while checked < 60 {
+            var g = Conv2dGeometry(
+                batch: rng.int(1...2), inChannels: rng.int(1...20), height: rng.int(1...17), width: rng.int(1...17),
+                outChannels: rng.int(1...40), kernel: (rng.int(1...7), rng.int(1...7)),
+                stride: (rng.int(1...3), rng.int(1...3)), padding: (rng.int(0...3), rng.int(0...3)))
+            switch checked % 10 {
+            case 0: (g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW) = (1, 1, 1, 1, 0, 0)
+            case 1: (g.inChannels, g.kernelH, g.kernelW) = (80, 3, 3)  // depth 720: chunks split a tap
+            case 2: (g.height, g.width, g.strideH, g.strideW) = (30, 30, 1, 1)  // several row blocks
+            default: break
+            }
+            guard ConvNHWC.applies(to: g) else { continue }
+            checked += 1
+            let rows = g.batch * g.outHeight * g.outWidth
+            sawChunked = sawChunked || g.kernelH * g.kernelW * g.inChannels > 640
+            sawBlocks = sawBlocks || rows > 96
+            let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
+            let residual = checked % 3 == 0 ? rng.floats(g.outputCount) : nil
+            let relu = checked % 2 == 0
+            let want = expected(g, x: x, w: w, bias: bias, residual: residual, relu: relu)
+            let packed = PackedConvWeight(w, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+            for threads in [1, 2, 3] {
+                sawPanelSplit = sawPanelSplit || (threads > 1 && rows < threads * 48 && (g.outChannels + 15) / 16 >= threads)
+                var got = [Float](repeating: .nan, count: g.outputCount)
+                var scratch = [Float](repeating: .nan, count: ConvNHWC.scratchCount(threads: threads))
+                got.withUnsafeMutableBufferPointer { o in
+                    scratch.withUnsafeMutableBufferPointer { s in
+                        bias.withUnsafeBufferPointer { b in
+                            if let residual {
+                                residual.withUnsafeBufferPointer { r in
+                                    ConvNHWC.forward(g, input: x, weight: packed, bias: b.baseAddress, residual: r.baseAddress,
+                                                     relu: relu, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                                }
+                            } else {
+                                ConvNHWC.forward(g, input: x, weight: packed, bias: b.baseAddress, residual: nil,
+                                                 relu: relu, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                            }
+                        }
+                    }
+                }
+                #expect(relativeError(got, want) < 1e-5, "\(g), \(threads) threads")
+            }
+        }
+        #expect(sawChunked && sawBlocks && sawPanelSplit, "the random shapes missed a code path")
+    }
+
+    @Test func winogradMatchesReference() {
+        var rng = Rng(s: 23)
+        for trial in 0..<30 {
+            let g = Conv2dGeometry(batch: rng.int(1...3), inChannels: 8 * rng.int(1...4), height: rng.int(1...19),
+                                   width: rng.int(1...19), outChannels: 8 * rng.int(1...5), kernel: (3, 3), padding: (1, 1))
+            #expect(WinogradNHWC.applies(to: g))
+            let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
+            let residual = trial % 3 == 0 ? rng.floats(g.outputCount) : nil
+            let relu = trial % 2 == 1
+            let want = expected(g, x: x, w: w, bias: bias, residual: residual, relu: relu)
+            let u = WinogradNHWC.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels)
+            // Also in blocks of 1 and 5 tiles, so the block loop runs many rounds with ragged ends.
+            for (threads, tiles) in [(1, nil), (2, nil), (2, 5), (3, 1)] as [(Int, Int?)] {
+                var got = [Float](repeating: .nan, count: g.outputCount)
+                var scratch = [Float](repeating: .nan, count: WinogradNHWC.scratchCount(g, blockTiles: tiles))
+                got.withUnsafeMutableBufferPointer { o in
+                    scratch.withUnsafeMutableBufferPointer { s in
+                        bias.withUnsafeBufferPointer { b in
+                            let r = residual.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
+                            defer { r?.deallocate() }
+                            if let r, let residual { _ = r.initialize(from: residual) }
+                            WinogradNHWC.forward(g, input: x, transformedWeight: u, bias: b.baseAddress,
+                                                 residual: r.map { UnsafePointer($0.baseAddress!) }, relu: relu,
+                                                 output: o.baseAddress!, scratch: s.baseAddress!, threads: threads, blockTiles: tiles)
+                        }
+                    }
+                }
+                let err = relativeError(got, want)
+                #expect(err < 2e-5, "\(g), \(threads) threads, block \(tiles.map(String.init) ?? "auto"): \(err)")
+            }
+        }
+    }
+
+    @Test func maxPoolMatchesReference() {
+        var rng = Rng(s: 29)
+        for _ in 0..<30 {
+            let n = rng.int(1...2), c = rng.int(1...20), h = rng.int(1...15), w = rng.int(1...15)
+            let k = rng.int(1...4), s = rng.int(1...3), p = rng.int(0...(k / 2))
+            guard h + 2 * p >= k, w + 2 * p >= k else { continue }
+            var x = rng.floats(n * c * h * w)
+            x[rng.int(0...(x.count - 1))] = .nan
+            let want = Layout.nhwc(Pool.max2dReference(x, batch: n, channels: c, height: h, width: w, kernel: k, stride: s, padding: p),
+                                   batch: n, channels: c, plane: ((h + 2 * p - k) / s + 1) * ((w + 2 * p - k) / s + 1))
+            let xl = Layout.nhwc(x, batch: n, channels: c, plane: h * w)
+            for threads in [1, 2] {
+                var got = [Float](repeating: -7, count: want.count)
+                got.withUnsafeMutableBufferPointer {
+                    PoolNHWC.max2d(xl, $0.baseAddress!, batch: n, channels: c, height: h, width: w, kernel: k, stride: s,
+                                   padding: p, threads: threads)
+                }
+                #expect(got.elementsEqual(want) { $0 == $1 || ($0.isNaN && $1.isNaN) }, "n\(n) c\(c) \(h)x\(w) k\(k) s\(s) p\(p)")
+            }
+        }
+    }
+
+    @Test func globalAverageAndLayout() {
+        var rng = Rng(s: 31)
+        let n = 2, c = 5, plane = 7
+        let x = rng.floats(n * c * plane)
+        #expect(Layout.nchw(Layout.nhwc(x, batch: n, channels: c, plane: plane), batch: n, channels: c, plane: plane) == x)
+        var got = [Float](repeating: 0, count: n * c)
+        got.withUnsafeMutableBufferPointer {
+            PoolNHWC.globalAverage(Layout.nhwc(x, batch: n, channels: c, plane: plane), $0.baseAddress!, batch: n, channels: c, plane: plane)
+        }
+        for i in 0..<(n * c) {
+            let mean = x[(i * plane)..<((i + 1) * plane)].reduce(0, +) / Float(plane)
+            #expect(abs(got[i] - mean) < 1e-6)
+        }
+    }
+
+    @Test func rowGEMMMatchesReference() {
+        var rng = Rng(s: 37)
+        for _ in 0..<30 {
+            let m = rng.int(1...30), n = rng.int(1...50), k = rng.int(1...70), lda = k + rng.int(0...3)
+            let a = rng.floats(m * lda), b = rng.floats(k * n)
+            var pb = [Float](repeating: .nan, count: pth2swt_packed_b_count(Int32(k), Int32(n)))
+            pth2swt_pack_b(Int32(k), Int32(n), b, Int32(n), &pb)
+            let ldc = n + 2
+            var c = [Float](repeating: -7, count: m * ldc), want = [Float](repeating: -7, count: m * ldc)
+            pth2swt_gemm_rows(m, Int32(n), k, a, lda, pb, &c, ldc)
+            pth2swt_sgemm_reference(Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(n), &want, Int32(ldc))
+            #expect(zip(c, want).map { abs($0 - $1) }.max()! < 1e-4, "m\(m) n\(n) k\(k)")
+        }
+    }
+}
