@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import Kernels
+import NN
 import Vision
 import Tensors
 
@@ -11,7 +12,7 @@ import Glibc
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks. Tests/Reference/bench_*.py run these beside torch and print ratios.",
-        subcommands: [BenchRead.self, BenchConvert.self, BenchOpen.self, BenchInfer.self]
+        subcommands: [BenchRead.self, BenchConvert.self, BenchOpen.self, BenchInfer.self, BenchConv.self]
     )
 }
 
@@ -287,4 +288,110 @@ struct BenchInfer: ParsableCommand {
             print("\(arch) batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"): median \(fmt(median)) ms, min \(fmt(minimum)) ms, \(fmt(rate)) images/s over \(times.count) runs")
         }
     }
+}
+
+struct BenchConv: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conv",
+        abstract: "Time each distinct convolution of a ResNet: our kernels against OpenBLAS.",
+        discussion: """
+            For every distinct convolution of --arch on 224×224 inputs (random weights), times our NHWC \
+            im2col + micro-kernel ("direct"), our Winograd F(4×4, 3×3) where it applies, and OpenBLAS \
+            (NCHW im2col + cblas_sgemm, the output channels split across --threads) in the same process. \
+            Prints GFLOP/s (of the direct algorithm's 2·MACs, so Winograd can exceed the machine's peak) \
+            and OpenBLAS's time over ours.
+            """
+    )
+
+    @Option(help: "resnet18, resnet34, resnet50, resnet101 or resnet152.") var arch = "resnet18"
+    @Option(help: "Images per batch.") var batch = 1
+    @Option(help: "Threads.") var threads = 1
+    @Option(name: .customLong("repeat"), help: "Timed runs per convolution and algorithm.") var runs = 10
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        guard let config = ResNetConfig.named(arch) else { throw ValidationError("unknown --arch \(arch)") }
+        KernelThreads.singleThreadedBLAS()
+        let model = ResNet(config)
+        var shapes: [Conv2dGeometry] = []
+        func add(_ c: Conv2d, _ h: Int, _ w: Int) -> (Int, Int) {
+            let g = Conv2dGeometry(batch: batch, inChannels: c.inChannels, height: h, width: w, outChannels: c.outChannels,
+                                   kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride), padding: (c.padding, c.padding))
+            if !shapes.contains(g) { shapes.append(g) }
+            return (g.outHeight, g.outWidth)
+        }
+        var (h, w) = add(model.conv1, 224, 224)
+        (h, w) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1)
+        for stage in model.layers {
+            for b in stage {
+                var (bh, bw) = add(b.conv1, h, w)
+                (bh, bw) = add(b.conv2, bh, bw)
+                if let c3 = b.conv3 { (bh, bw) = add(c3, bh, bw) }
+                if let d = b.downsample { _ = add(d.conv, h, w) }
+                (h, w) = (bh, bw)
+            }
+        }
+        var rows: [JSON] = []
+        if !json { print("convolution (batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"))                     direct GFLOP/s  winograd GFLOP/s  OpenBLAS GFLOP/s  OpenBLAS ÷ best") }
+        for g in shapes {
+            let x = (0..<g.inputCount).map { Float($0 % 13) / 13 - 0.5 }
+            let weight = (0..<g.weightCount).map { Float($0 % 7) / 70 - 0.05 }
+            let bias = [Float](repeating: 0.1, count: g.outChannels)
+            var y = [Float](repeating: 0, count: g.outputCount)
+            let packed = PackedConvWeight(weight, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+            let gflop = Double(g.flops) / 1e9
+            func best(_ body: () -> Void) -> Double { summary(timed(warmup: 1, runs: runs, body)).min }
+            var scratch = [Float](repeating: 0, count: max(ConvNHWC.scratchCount(threads: threads), ConvKernel.scratchCount(g),
+                                                           WinogradNHWC.applies(to: g) ? WinogradNHWC.scratchCount(g) : 0))
+            let direct = best {
+                y.withUnsafeMutableBufferPointer { o in
+                    scratch.withUnsafeMutableBufferPointer { s in
+                        ConvNHWC.forward(g, input: x, weight: packed, bias: bias, residual: nil, relu: true,
+                                         output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                    }
+                }
+            }
+            var winograd: Double? = nil
+            if WinogradNHWC.applies(to: g) {
+                let u = WinogradNHWC.transformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels)
+                winograd = best {
+                    y.withUnsafeMutableBufferPointer { o in
+                        scratch.withUnsafeMutableBufferPointer { s in
+                            WinogradNHWC.forward(g, input: x, transformedWeight: u, bias: bias, residual: nil, relu: true,
+                                                 output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                        }
+                    }
+                }
+            }
+            let blas = best {
+                bias.withUnsafeBufferPointer { b in
+                    y.withUnsafeMutableBufferPointer { o in
+                        scratch.withUnsafeMutableBufferPointer { s in
+                            ConvKernel.forward(g, input: x, weight: weight, output: o.baseAddress!,
+                                               epilogue: Epilogue(bias: b.baseAddress!, relu: true), scratch: s.baseAddress, threads: threads)
+                        }
+                    }
+                }
+            }
+            let ours = min(direct, winograd ?? .infinity)
+            if json {
+                rows.append(.object([
+                    ("convolution", .string(g.description)), ("gflop", .double(gflop)), ("direct_ms", .double(direct)),
+                    ("winograd_ms", winograd.map { .double($0) } ?? .null), ("openblas_ms", .double(blas)),
+                ]))
+            } else {
+                let name = g.description.padding(toLength: 62, withPad: " ", startingAt: 0)
+                func rate(_ t: Double?) -> String { (t.map { fmt(gflop / ($0 / 1000)) } ?? "–").leftPadded(16) }
+                print("\(name)\(rate(direct))\(rate(winograd))\(rate(blas))\(fmt(blas / ours).leftPadded(17))")
+            }
+        }
+        if json {
+            print(JSON.object([("arch", .string(arch)), ("batch", .int(batch)), ("threads", .int(threads)),
+                               ("convolutions", .array(rows))]).render(indent: nil))
+        }
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
 }

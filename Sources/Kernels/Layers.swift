@@ -56,62 +56,8 @@ public enum BatchNorm {
     }
 }
 
+/// The pooling references (the fast kernels are in `PoolNHWC`).
 public enum Pool {
-    /// Max pooling NCHW with -inf padding (torch's MaxPool2d), square window. Separable: the max over
-    /// each row window first (for every input row), then over the column window of those.
-    public static func max2d(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int,
-        height: Int, width: Int, kernel: Int, stride: Int, padding: Int, threads: Int = 1
-    ) {
-        let oH = (height + 2 * padding - kernel) / stride + 1
-        let oW = (width + 2 * padding - kernel) / stride + 1
-        Parallel.run(batch * channels, threads) { nc in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: height * oW) { rows in
-                let r = rows.baseAddress!
-                let src = x + nc * height * width
-                let dst = y + nc * oH * oW
-                for iy in 0..<height {
-                    let row = src + iy * width
-                    let out = r + iy * oW
-                    if kernel == 3 && stride == 2 && padding == 1 && width >= 2 {
-                        // ResNet's pool: columns 2·ox - 1 … 2·ox + 1, the first clipped at the edge.
-                        out[0] = Swift.max(row[0], row[1])
-                        var ox = 1
-                        while ox < oW && 2 * ox + 1 < width {
-                            let a = row[2 * ox - 1], b = row[2 * ox], c = row[2 * ox + 1]
-                            let m = a > b ? a : b
-                            out[ox] = m > c ? m : c
-                            ox += 1
-                        }
-                        while ox < oW {
-                            let x0 = 2 * ox - 1, x1 = Swift.min(width, 2 * ox + 2)
-                            var m = -Float.infinity
-                            for ix in x0..<x1 { m = Swift.max(m, row[ix]) }
-                            out[ox] = m
-                            ox += 1
-                        }
-                        continue
-                    }
-                    for ox in 0..<oW {
-                        let x0 = max(0, ox * stride - padding), x1 = min(width, ox * stride - padding + kernel)
-                        var m = -Float.infinity
-                        for ix in x0..<x1 { m = Swift.max(m, row[ix]) }
-                        out[ox] = m
-                    }
-                }
-                for oy in 0..<oH {
-                    let y0 = max(0, oy * stride - padding), y1 = min(height, oy * stride - padding + kernel)
-                    let out = dst + oy * oW
-                    out.update(from: r + y0 * oW, count: oW)
-                    for iy in (y0 + 1)..<max(y0 + 1, y1) {
-                        let row = r + iy * oW
-                        for ox in 0..<oW { out[ox] = out[ox] > row[ox] ? out[ox] : row[ox] }
-                    }
-                }
-            }
-        }
-    }
-
     /// The reference: every window position, padding included as -inf; a NaN in the window wins, as in
     /// torch.
     public static func max2dReference(
@@ -136,16 +82,6 @@ public enum Pool {
             }
         }
         return out
-    }
-
-    /// AdaptiveAvgPool2d((1, 1)): the mean of each plane.
-    public static func globalAverage(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int, plane: Int) {
-        for p in 0..<planes {
-            var s: Float = 0
-            let src = x + p * plane
-            for i in 0..<plane { s += src[i] }
-            y[p] = s / Float(plane)
-        }
     }
 }
 
@@ -176,21 +112,6 @@ public enum LinearKernel {
 }
 
 public enum Elementwise {
-    /// y = max(x + r, 0): the residual join of a ResNet block.
-    public static func addReLU(
-        _ x: UnsafePointer<Float>, _ r: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, threads: Int = 1
-    ) {
-        let parts = count >= 1 << 16 ? threads : 1
-        Parallel.run(parts, parts) { part in
-            let lo = count * part / parts, hi = count * (part + 1) / parts
-            for i in lo..<hi { y[i] = max(x[i] + r[i], 0) }
-        }
-    }
-
-    public static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { x[i] = max(x[i], 0) }
-    }
-
     /// Softmax over each row of [rows, columns], computed in Double after subtracting the row's max.
     public static func softmax(_ x: [Float], rows: Int, columns: Int) -> [Float] {
         var out = [Float](repeating: 0, count: x.count)

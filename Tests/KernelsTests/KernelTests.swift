@@ -77,35 +77,6 @@ import Testing
         #expect(relativeError(fast, bn) < 1e-6)
     }
 
-    @Test func maxPoolMatchesReference() {
-        var rng = Rng(s: 3)
-        for _ in 0..<30 {
-            let (n, c, h, w) = (rng.int(1...2), rng.int(1...3), rng.int(3...17), rng.int(3...17))
-            let k = rng.int(2...3), s = rng.int(1...2), p = rng.int(0...(k / 2))
-            let x = rng.floats(n * c * h * w)
-            let want = Pool.max2dReference(x, batch: n, channels: c, height: h, width: w, kernel: k, stride: s, padding: p)
-            var got = [Float](repeating: .nan, count: want.count)
-            got.withUnsafeMutableBufferPointer { o in
-                Pool.max2d(x, o.baseAddress!, batch: n, channels: c, height: h, width: w, kernel: k, stride: s, padding: p)
-            }
-            #expect(got == want, "\(n)x\(c)x\(h)x\(w) k\(k) s\(s) p\(p)")
-        }
-    }
-
-    @Test func resnetMaxPoolFastPath() {
-        // kernel 3, stride 2, padding 1 has its own loop: odd, even and tiny sizes.
-        var rng = Rng(s: 4)
-        for (h, w) in [(112, 112), (7, 9), (2, 2), (3, 1), (1, 5), (10, 11)] {
-            let x = rng.floats(2 * h * w)
-            let want = Pool.max2dReference(x, batch: 1, channels: 2, height: h, width: w, kernel: 3, stride: 2, padding: 1)
-            var got = [Float](repeating: .nan, count: want.count)
-            got.withUnsafeMutableBufferPointer { o in
-                Pool.max2d(x, o.baseAddress!, batch: 1, channels: 2, height: h, width: w, kernel: 3, stride: 2, padding: 1, threads: 2)
-            }
-            #expect(got == want, "\(h)x\(w)")
-        }
-    }
-
     @Test func linearMatchesReference() {
         var rng = Rng(s: 5)
         for _ in 0..<10 {
@@ -127,82 +98,6 @@ import Testing
         #expect(abs(p[2] - 0.66524096) < 1e-6)
     }
 }
-
-@Suite struct WinogradTests {
-    @Test func matchesDirectConvolution() {
-        var rng = KernelTests.Rng(s: 99)
-        for trial in 0..<25 {
-            let g = Conv2dGeometry(batch: rng.int(1...3), inChannels: rng.int(1...9), height: rng.int(1...19),
-                                   width: rng.int(1...19), outChannels: rng.int(1...9), kernel: (3, 3), padding: (1, 1))
-            #expect(Winograd.applies(to: g))
-            let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
-            let relu = trial % 2 == 1
-            let want = ConvKernel.reference(g, input: x, weight: w, bias: bias, relu: relu)
-            let u = Winograd.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels)
-            var got = [Float](repeating: .nan, count: g.outputCount)
-            var scratch = [Float](repeating: .nan, count: Winograd.scratchCount(g))
-            for threads in [1, 2] {
-                bias.withUnsafeBufferPointer { b in
-                    got.withUnsafeMutableBufferPointer { o in
-                        scratch.withUnsafeMutableBufferPointer { s in
-                            Winograd.forward(g, input: x, transformedWeight: u, output: o.baseAddress!,
-                                             epilogue: Epilogue(bias: b.baseAddress!, relu: relu), scratch: s.baseAddress!, threads: threads)
-                        }
-                    }
-                }
-                let scale = max(want.map(abs).max()!, 1e-6)
-                let err = zip(got, want).map { abs($0 - $1) }.max()! / scale
-                #expect(err < 2e-5, "\(g), \(threads) threads: relative error \(err)")
-            }
-        }
-    }
-
-    @Test func manyTileBlocks() {
-        // More tiles than one block holds, so the block loop runs several rounds.
-        var rng = KernelTests.Rng(s: 5)
-        let g = Conv2dGeometry(batch: 2, inChannels: 3, height: 61, width: 45, outChannels: 4, kernel: (3, 3), padding: (1, 1))
-        let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount)
-        #expect(2 * ((61 + 3) / 4) * ((45 + 3) / 4) > Winograd.tileBlock)
-        let want = ConvKernel.reference(g, input: x, weight: w)
-        let u = Winograd.transformWeights(w, outChannels: 4, inChannels: 3)
-        var got = [Float](repeating: .nan, count: g.outputCount)
-        var scratch = [Float](repeating: 0, count: Winograd.scratchCount(g))
-        got.withUnsafeMutableBufferPointer { o in
-            scratch.withUnsafeMutableBufferPointer { s in
-                Winograd.forward(g, input: x, transformedWeight: u, output: o.baseAddress!, epilogue: Epilogue(), scratch: s.baseAddress!)
-            }
-        }
-        let err = zip(got, want).map { abs($0 - $1) }.max()! / want.map(abs).max()!
-        #expect(err < 2e-5)
-    }
-}
-
-import CKernels
-
-@Suite struct PackedGEMMTests {
-    @Test func matchesReferenceOnRaggedShapes() {
-        #if arch(x86_64)
-        #expect(pth2swt_gemm_accelerated() == 1, "AVX2+FMA missing: only the portable loop was tested")
-        #endif
-        var rng = KernelTests.Rng(s: 21)
-        for _ in 0..<40 {
-            let m = rng.int(1...40), n = rng.int(1...70), k = rng.int(1...90)
-            let a = rng.floats(m * k), b = rng.floats(k * n)
-            var pa = [Float](repeating: .nan, count: pth2swt_packed_a_count(Int32(m), Int32(k)))
-            var pb = [Float](repeating: .nan, count: pth2swt_packed_b_count(Int32(k), Int32(n)))
-            pth2swt_pack_a(Int32(m), Int32(k), a, Int32(k), &pa)
-            pth2swt_pack_b(Int32(k), Int32(n), b, Int32(n), &pb)
-            // Write into a wider C to check that nothing outside the m×n window is touched.
-            let ldc = n + 3
-            var c = [Float](repeating: -7, count: m * ldc), want = [Float](repeating: -7, count: m * ldc)
-            pth2swt_sgemm_packed(Int32(m), Int32(n), Int32(k), pa, pb, &c, Int32(ldc))
-            pth2swt_sgemm_reference(Int32(m), Int32(n), Int32(k), a, Int32(k), b, Int32(n), &want, Int32(ldc))
-            let err = zip(c, want).map { abs($0 - $1) }.max()!
-            #expect(err < 1e-4, "\(m)x\(n)x\(k): \(err)")
-        }
-    }
-}
-
 
 @Suite struct ParallelTests {
     /// Every index runs exactly once, for many small regions back to back (the spin pool's mailboxes)
