@@ -251,6 +251,7 @@ struct BenchInfer: ParsableCommand {
     @Option(help: "Threads.") var threads = 1
     @Flag(help: "im2col + sgemm for every convolution (no Winograd).") var direct = false
     @Flag(help: "Time both algorithms per convolution first and keep the faster.") var tune = false
+    @Flag(help: "Also time each step (convolution, pooling) and print the median of each.") var layers = false
     @Option(name: .customLong("repeat"), help: "Timed runs.") var runs = 20
     @Option(help: "Untimed runs first.") var warmup = 3
     @Flag(help: "Print one JSON object.") var json = false
@@ -277,15 +278,34 @@ struct BenchInfer: ParsableCommand {
         }
         let (median, minimum) = summary(times)
         let rate = Double(batch) * 1000 / median
+        // Per step, in separate runs so that the timed runs above carry no clock reads.
+        var steps: [(String, Double)] = []
+        if layers {
+            net.profiling = true
+            var per: [[Double]] = []
+            for _ in 0..<max(1, runs) {
+                _ = net.logits(input, batch: batch, height: 224, width: 224)
+                per.append(net.stepTimes.map { $0.seconds * 1000 })
+            }
+            steps = net.stepTimes.enumerated().map { i, s in (s.step, summary(per.map { $0[i] }).median) }
+        }
         if json {
             print(JSON.object([
                 ("arch", .string(arch)), ("batch", .int(batch)), ("threads", .int(threads)),
+                ("steps", .array(steps.map { .object([("step", .string($0.0)), ("median_ms", .double($0.1))]) })),
                 ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("images_per_s", .double(rate)),
                 ("runs", .int(times.count)), ("checksum", .double(Double(check))),
                 ("peak_rss_bytes", .int(peakResidentBytes() ?? 0)),
             ]).render(indent: nil))
         } else {
             print("\(arch) batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"): median \(fmt(median)) ms, min \(fmt(minimum)) ms, \(fmt(rate)) images/s over \(times.count) runs")
+            if !steps.isEmpty {
+                let total = steps.reduce(0) { $0 + $1.1 }
+                for (name, ms) in steps {
+                    print("  \(name.padding(toLength: 34, withPad: " ", startingAt: 0))\(fmt(ms).leftPadded(8)) ms\(fmt(100 * ms / total).leftPadded(7)) %")
+                }
+                print("  \("sum of step medians".padding(toLength: 34, withPad: " ", startingAt: 0))\(fmt(total).leftPadded(8)) ms")
+            }
         }
     }
 }

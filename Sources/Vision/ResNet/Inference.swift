@@ -12,6 +12,8 @@ import NN
 public final class ResNetInference {
     struct Conv {
         var id = 0
+        /// torchvision's name of the convolution ("layer2.0.conv1", "layer2.0.downsample.0").
+        var name: String
         var inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
         /// Folded weight [K, C, kh, kw] and bias [K].
         var weight: [Float]
@@ -19,7 +21,8 @@ public final class ResNetInference {
         /// Whether Winograd applies (3×3, stride 1, channels in eights).
         var winogradApplies: Bool
 
-        init(_ c: Conv2d, _ bn: BatchNorm2d) {
+        init(_ c: Conv2d, _ bn: BatchNorm2d, name: String) {
+            self.name = name
             precondition(c.groups == 1, "grouped convolutions are not part of these ResNets")
             inChannels = c.inChannels
             outChannels = c.outChannels
@@ -63,6 +66,20 @@ public final class ResNetInference {
     private var tuning = false
     /// Per convolution: "conv 1x64x56x56 → 64 …: winograd 1200 µs, direct 2000 µs → winograd".
     public private(set) var tuningLog: [String] = []
+    /// When true, `logits` records each step's time in `stepTimes`.
+    public var profiling = false
+    /// Seconds per step of the last `logits` call while `profiling`, in order: each convolution by its
+    /// torchvision name and algorithm ("layer1.0.conv1 winograd"), "maxpool", "avgpool+fc" and "input".
+    public private(set) var stepTimes: [(step: String, seconds: Double)] = []
+    private var lastMark = 0.0
+
+    /// Records the time since the previous mark as step `name`'s.
+    private func mark(_ name: @autoclosure () -> String) {
+        guard profiling else { return }
+        let t = monotonicSeconds()
+        stepTimes.append((name(), t - lastMark))
+        lastMark = t
+    }
     /// Activation buffers, reused from call to call (four suffice: a block's input, two intermediates
     /// and the downsampled identity), and the kernels' scratch.
     private var buffers: [UnsafeMutableBufferPointer<Float>] = []
@@ -79,13 +96,14 @@ public final class ResNetInference {
 
     public init(_ model: ResNet) {
         KernelThreads.singleThreadedBLAS()
-        stem = Conv(model.conv1, model.bn1)
+        stem = Conv(model.conv1, model.bn1, name: "conv1")
         var blocks: [Block] = []
-        for stage in model.layers {
-            for b in stage {
-                var convs = [Conv(b.conv1, b.bn1), Conv(b.conv2, b.bn2)]
-                if let c3 = b.conv3, let bn3 = b.bn3 { convs.append(Conv(c3, bn3)) }
-                blocks.append(Block(convs: convs, downsample: b.downsample.map { Conv($0.conv, $0.bn) }))
+        for (s, stage) in model.layers.enumerated() {
+            for (i, b) in stage.enumerated() {
+                let prefix = "layer\(s + 1).\(i)."
+                var convs = [Conv(b.conv1, b.bn1, name: prefix + "conv1"), Conv(b.conv2, b.bn2, name: prefix + "conv2")]
+                if let c3 = b.conv3, let bn3 = b.bn3 { convs.append(Conv(c3, bn3, name: prefix + "conv3")) }
+                blocks.append(Block(convs: convs, downsample: b.downsample.map { Conv($0.conv, $0.bn, name: prefix + "downsample.0") }))
             }
         }
         self.blocks = blocks
@@ -159,9 +177,12 @@ public final class ResNetInference {
     public func logits(_ input: [Float], batch: Int, height: Int, width: Int) -> [Float] {
         precondition(input.count == batch * 3 * height * width, "input is not [\(batch), 3, \(height), \(width)]")
         reserve(batch: batch, height: height, width: width)
+        stepTimes = []
+        lastMark = profiling ? monotonicSeconds() : 0
         input.withUnsafeBufferPointer {
             Layout.nhwc($0.baseAddress!, buffers[0].baseAddress!, batch: batch, channels: 3, plane: height * width)
         }
+        mark("input")
         var x = conv(stem, Activation(slot: 0, channels: 3, height: height, width: width), batch: batch, relu: true,
                      residual: nil, into: 1)
         // MaxPool2d(3, stride 2, padding 1)
@@ -169,6 +190,7 @@ public final class ResNetInference {
         PoolNHWC.max2d(buffers[1].baseAddress!, buffers[0].baseAddress!, batch: batch, channels: x.channels,
                        height: x.height, width: x.width, kernel: 3, stride: 2, padding: 1, threads: threads)
         x = Activation(slot: 0, channels: x.channels, height: pH, width: pW)
+        mark("maxpool")
         for b in blocks {
             // Slots other than the block input's, in order.
             var free = (0..<4).filter { $0 != x.slot }
@@ -203,6 +225,7 @@ public final class ResNetInference {
                 }
             }
         }
+        mark("avgpool+fc")
         return out
     }
 
@@ -224,6 +247,7 @@ public final class ResNetInference {
             tuningLog.append("\(g): winograd \(Int(w * 1e6)) µs, direct \(Int(d * 1e6)) µs → \(w < d ? "winograd" : "direct")")
         }
         run(c, x, g, relu: relu, residual: residual, into: slot)
+        mark("\(c.name) \(winograd(c, g) ? "winograd" : "direct")")
         return Activation(slot: slot, channels: g.outChannels, height: g.outHeight, width: g.outWidth)
     }
 
