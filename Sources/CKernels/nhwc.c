@@ -16,6 +16,15 @@ typedef int v8i __attribute__((vector_size(32)));
 #define relu8(x) ({ v8 x_ = (x); (v8)((v8i)x_ & ~(v8i)(x_ < splat8(0))); })
 #define select8(m, a, b) ({ v8i m_ = (m); (v8)(((v8i)(a) & m_) | ((v8i)(b) & ~m_)); })
 
+/// Convolution blocking: rows (output positions) per im2col block, and the depth of a chunk when the
+/// whole depth (kh·kw·C) is more than CONV_KC_WHOLE.
+enum { CONV_MC = 96, CONV_KC = 512, CONV_KC_WHOLE = 640 };
+
+static int is_pointwise(const pth2swt_conv_shape *g) {
+    return g->kernel_h == 1 && g->kernel_w == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 &&
+           g->pad_w == 0;
+}
+
 #define NAME(x) x##_generic
 #define TARGET
 #include "nhwc_body.h"
@@ -69,91 +78,18 @@ void pth2swt_gemm_rows(long m, int n, long k, const float *a, long lda, const fl
 // ---------------------------------------------------------------------------------------------------
 // Convolution
 
-enum { CONV_MC = 96, CONV_KC = 512, CONV_KC_WHOLE = 640 };
-
 long pth2swt_conv_nhwc_scratch_count(void) { return (long)CONV_MC * CONV_KC_WHOLE; }
-
-static int is_pointwise(const pth2swt_conv_shape *g) {
-    return g->kernel_h == 1 && g->kernel_w == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 &&
-           g->pad_w == 0;
-}
-
-/// Row r of the im2col matrix (output position r; columns (ky, kx, c)), columns [p0, p0 + kc).
-static void im2col_row(const pth2swt_conv_shape *g, const float *x, long r, long p0, long kc, float *dst) {
-    const int C = g->channels, W = g->width, H = g->height;
-    const long plane = (long)g->out_height * g->out_width;
-    const long n = r / plane, rem = r % plane;
-    const int oy = (int)(rem / g->out_width), ox = (int)(rem % g->out_width);
-    const float *image = x + n * H * W * C;
-    const int y0 = oy * g->stride_h - g->pad_h, x0 = ox * g->stride_w - g->pad_w;
-    const long depth = (long)g->kernel_h * g->kernel_w * C;
-    if (p0 == 0 && kc == depth) {
-        // Whole rows of the window at once: for one ky, the taps kx inside the image are adjacent in
-        // NHWC memory (this is what makes a 3-channel stem cheap).
-        int kxlo = x0 < 0 ? -x0 : 0, kxhi = W - x0 < g->kernel_w ? W - x0 : g->kernel_w;
-        if (kxhi < kxlo) kxhi = kxlo;
-        for (int ky = 0; ky < g->kernel_h; ky++) {
-            float *row = dst + (long)ky * g->kernel_w * C;
-            int iy = y0 + ky;
-            if (iy < 0 || iy >= H || kxlo == kxhi) {
-                memset(row, 0, sizeof(float) * g->kernel_w * C);
-                continue;
-            }
-            if (kxlo > 0) memset(row, 0, sizeof(float) * kxlo * C);
-            memcpy(row + (long)kxlo * C, image + ((long)iy * W + x0 + kxlo) * C, sizeof(float) * (kxhi - kxlo) * C);
-            if (kxhi < g->kernel_w) memset(row + (long)kxhi * C, 0, sizeof(float) * (g->kernel_w - kxhi) * C);
-        }
-        return;
-    }
-    for (long d = p0, end = p0 + kc; d < end;) {
-        int tap = (int)(d / C), c = (int)(d % C);
-        int iy = y0 + tap / g->kernel_w, ix = x0 + tap % g->kernel_w;
-        long count = C - c < end - d ? C - c : end - d;
-        if (iy >= 0 && iy < H && ix >= 0 && ix < W)
-            memcpy(dst, image + ((long)iy * W + ix) * C + c, sizeof(float) * count);
-        else
-            memset(dst, 0, sizeof(float) * count);
-        dst += count;
-        d += count;
-    }
-}
 
 void pth2swt_conv_nhwc(const pth2swt_conv_shape *g, const float *x, const float *packed_w, const float *bias,
                        const float *residual, int relu, float *y, long row_begin, long row_end, int panel_begin,
                        int panel_end, float *scratch) {
-    ukernel_fn kernel = ukernel();
-    const int K = g->out_channels;
-    const long depth = (long)g->kernel_h * g->kernel_w * g->channels;
-    const long chunk = depth <= CONV_KC_WHOLE ? depth : CONV_KC;
-    const int pointwise = is_pointwise(g);
-    const float *rows[CONV_MC];
-    const float *six[6];
-    for (long r0 = row_begin; r0 < row_end; r0 += CONV_MC) {
-        int mc = row_end - r0 < CONV_MC ? (int)(row_end - r0) : CONV_MC;
-        for (long p0 = 0; p0 < depth; p0 += chunk) {
-            long kc = depth - p0 < chunk ? depth - p0 : chunk;
-            int last = p0 + kc == depth;
-            for (int i = 0; i < mc; i++) {
-                if (pointwise) {
-                    rows[i] = x + (r0 + i) * g->channels + p0;
-                } else {
-                    im2col_row(g, x, r0 + i, p0, kc, scratch + (long)i * kc);
-                    rows[i] = scratch + (long)i * kc;
-                }
-            }
-            for (int j = panel_begin; j < panel_end; j++) {
-                const float *b = packed_w + (long)j * 16 * depth + p0 * 16;
-                int nr = K - j * 16 < 16 ? K - j * 16 : 16;
-                for (int i0 = 0; i0 < mc; i0 += 6) {
-                    int mr = mc - i0 < 6 ? mc - i0 : 6;
-                    for (int t = 0; t < 6; t++) six[t] = rows[i0 + (t < mr ? t : mr - 1)];
-                    long at = (r0 + i0) * K + j * 16;
-                    kernel(kc, six, b, y + at, K, mr, nr, p0 > 0, last && bias ? bias + j * 16 : 0,
-                           last && residual ? residual + at : 0, last && relu);
-                }
-            }
-        }
+#ifdef HAVE_AVX2_VARIANT
+    if (use_avx2()) {
+        conv_nhwc_avx2(g, x, packed_w, bias, residual, relu, y, row_begin, row_end, panel_begin, panel_end, scratch);
+        return;
     }
+#endif
+    conv_nhwc_generic(g, x, packed_w, bias, residual, relu, y, row_begin, row_end, panel_begin, panel_end, scratch);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -2,36 +2,39 @@
 // target attribute) and once portable (SUFFIX _generic). Eight-float vectors are GCC/Clang vector
 // extensions, so the arithmetic is written once and each build lowers it to its own instructions.
 //
-// Requires: v8, ld8, st8, splat8, relu8, select8 and NAME(x) from nhwc.c.
+// Requires: v8, ld8, st8, splat8, relu8, select8, NAME(x), CONV_MC/CONV_KC/CONV_KC_WHOLE and is_pointwise
+// from nhwc.c.
 
 // ---------------------------------------------------------------------------------------------------
-// Micro-kernel: a 6×16 block of C = A · B, where row t of A is a6[t][0..<k] (any six pointers) and B is
-// one packed panel (k rows of 16). acc: add the block to what C holds. Then, if given, + bias[0..<16],
-// + residual (same layout as C), max(0, ·).
+// Micro-kernel: an mr×16 block (mr ≤ 6) of C = A · B, where row t of A is a6[t][0..<k] (any pointers)
+// and B is one packed panel (k rows of 16). acc: add the block to what C holds. Then, if given,
+// + bias[0..<16], + residual (same layout as C), max(0, ·). Each mr has its own compiled loop, so a
+// ragged last block does only its own rows' work.
 
-TARGET static void NAME(ukernel)(long k, const float *const *a6, const float *b, float *c, long ldc, int mr, int nr,
-                                 int acc, const float *bias, const float *residual, int relu) {
-    const float *a0 = a6[0], *a1 = a6[1], *a2 = a6[2], *a3 = a6[3], *a4 = a6[4], *a5 = a6[5];
-    v8 c00 = splat8(0), c01 = splat8(0), c10 = splat8(0), c11 = splat8(0), c20 = splat8(0), c21 = splat8(0);
-    v8 c30 = splat8(0), c31 = splat8(0), c40 = splat8(0), c41 = splat8(0), c50 = splat8(0), c51 = splat8(0);
+TARGET static inline __attribute__((always_inline)) void NAME(ukernel_rows)(
+    const int MR, long k, const float *const *a6, const float *b, float *c, long ldc, int nr, int acc,
+    const float *bias, const float *residual, int relu) {
+    // MR is a constant at each call site below, so the row loops unroll and acc stays in registers.
+    v8 acc0[6], acc1[6];
+    for (int t = 0; t < MR; t++) acc0[t] = acc1[t] = splat8(0);
+    const float *a[6];
+    for (int t = 0; t < MR; t++) a[t] = a6[t];
     for (long p = 0; p < k; p++, b += 16) {
-        v8 b0 = ld8(b), b1 = ld8(b + 8), x;
-        x = splat8(a0[p]); c00 += x * b0; c01 += x * b1;
-        x = splat8(a1[p]); c10 += x * b0; c11 += x * b1;
-        x = splat8(a2[p]); c20 += x * b0; c21 += x * b1;
-        x = splat8(a3[p]); c30 += x * b0; c31 += x * b1;
-        x = splat8(a4[p]); c40 += x * b0; c41 += x * b1;
-        x = splat8(a5[p]); c50 += x * b0; c51 += x * b1;
+        v8 b0 = ld8(b), b1 = ld8(b + 8);
+        for (int t = 0; t < MR; t++) {
+            v8 x = splat8(a[t][p]);
+            acc0[t] += x * b0;
+            acc1[t] += x * b1;
+        }
     }
-    v8 rows[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
     if (nr == 16) {
         v8 bias0 = bias ? ld8(bias) : splat8(0), bias1 = bias ? ld8(bias + 8) : splat8(0);
-        for (int i = 0; i < mr; i++) {
-            float *row = c + i * ldc;
-            v8 r0 = rows[2 * i], r1 = rows[2 * i + 1];
+        for (int t = 0; t < MR; t++) {
+            float *row = c + t * ldc;
+            v8 r0 = acc0[t], r1 = acc1[t];
             if (acc) { r0 += ld8(row); r1 += ld8(row + 8); }
             r0 += bias0; r1 += bias1;
-            if (residual) { r0 += ld8(residual + i * ldc); r1 += ld8(residual + i * ldc + 8); }
+            if (residual) { r0 += ld8(residual + t * ldc); r1 += ld8(residual + t * ldc + 8); }
             if (relu) {
                 r0 = relu8(r0);
                 r1 = relu8(r1);
@@ -42,8 +45,11 @@ TARGET static void NAME(ukernel)(long k, const float *const *a6, const float *b,
         return;
     }
     float block[96];
-    for (int i = 0; i < 12; i++) st8(block + 8 * i, rows[i]);
-    for (int i = 0; i < mr; i++)
+    for (int t = 0; t < MR; t++) {
+        st8(block + 16 * t, acc0[t]);
+        st8(block + 16 * t + 8, acc1[t]);
+    }
+    for (int i = 0; i < MR; i++)
         for (int j = 0; j < nr; j++) {
             float v = block[i * 16 + j];
             if (acc) v += c[i * ldc + j];
@@ -53,6 +59,116 @@ TARGET static void NAME(ukernel)(long k, const float *const *a6, const float *b,
             c[i * ldc + j] = v;
         }
 }
+
+TARGET static void NAME(ukernel)(long k, const float *const *a6, const float *b, float *c, long ldc, int mr, int nr,
+                                 int acc, const float *bias, const float *residual, int relu) {
+    switch (mr) {
+    case 6: NAME(ukernel_rows)(6, k, a6, b, c, ldc, nr, acc, bias, residual, relu); break;
+    case 5: NAME(ukernel_rows)(5, k, a6, b, c, ldc, nr, acc, bias, residual, relu); break;
+    case 4: NAME(ukernel_rows)(4, k, a6, b, c, ldc, nr, acc, bias, residual, relu); break;
+    case 3: NAME(ukernel_rows)(3, k, a6, b, c, ldc, nr, acc, bias, residual, relu); break;
+    case 2: NAME(ukernel_rows)(2, k, a6, b, c, ldc, nr, acc, bias, residual, relu); break;
+    default: NAME(ukernel_rows)(1, k, a6, b, c, ldc, nr, acc, bias, residual, relu); break;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Convolution: im2col by blocks of CONV_MC output positions into scratch, then the micro-kernel over
+// every 16-channel panel; a depth over CONV_KC_WHOLE goes in chunks of CONV_KC accumulated in y.
+
+/// Inline copies: the stem's runs are 21 floats, too short for a call to memcpy to pay.
+TARGET static inline void NAME(copy_floats_)(float *dst, const float *src, long n) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) st8(dst + i, ld8(src + i));
+    for (; i < n; i++) dst[i] = src[i];
+}
+TARGET static inline void NAME(zero_floats_)(float *dst, long n) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) st8(dst + i, splat8(0));
+    for (; i < n; i++) dst[i] = 0;
+}
+#define copy_floats NAME(copy_floats_)
+#define zero_floats NAME(zero_floats_)
+
+/// Row r of the im2col matrix (output position r; columns (ky, kx, c)), columns [p0, p0 + kc).
+TARGET static void NAME(im2col_row)(const pth2swt_conv_shape *g, const float *x, long r, long p0, long kc, float *dst) {
+    const int C = g->channels, W = g->width, H = g->height;
+    const long plane = (long)g->out_height * g->out_width;
+    const long n = r / plane, rem = r % plane;
+    const int oy = (int)(rem / g->out_width), ox = (int)(rem % g->out_width);
+    const float *image = x + n * H * W * C;
+    const int y0 = oy * g->stride_h - g->pad_h, x0 = ox * g->stride_w - g->pad_w;
+    const long depth = (long)g->kernel_h * g->kernel_w * C;
+    if (p0 == 0 && kc == depth) {
+        // Whole rows of the window at once: for one ky, the taps kx inside the image are adjacent in
+        // NHWC memory (this is what makes a 3-channel stem cheap).
+        int kxlo = x0 < 0 ? -x0 : 0, kxhi = W - x0 < g->kernel_w ? W - x0 : g->kernel_w;
+        if (kxhi < kxlo) kxhi = kxlo;
+        for (int ky = 0; ky < g->kernel_h; ky++) {
+            float *row = dst + (long)ky * g->kernel_w * C;
+            int iy = y0 + ky;
+            if (iy < 0 || iy >= H || kxlo == kxhi) {
+                zero_floats(row, (long)g->kernel_w * C);
+                continue;
+            }
+            if (kxlo > 0) zero_floats(row, (long)kxlo * C);
+            copy_floats(row + (long)kxlo * C, image + ((long)iy * W + x0 + kxlo) * C, (long)(kxhi - kxlo) * C);
+            if (kxhi < g->kernel_w) zero_floats(row + (long)kxhi * C, (long)(g->kernel_w - kxhi) * C);
+        }
+        return;
+    }
+    for (long d = p0, end = p0 + kc; d < end;) {
+        int tap = (int)(d / C), c = (int)(d % C);
+        int iy = y0 + tap / g->kernel_w, ix = x0 + tap % g->kernel_w;
+        long count = C - c < end - d ? C - c : end - d;
+        if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+            copy_floats(dst, image + ((long)iy * W + ix) * C + c, count);
+        else
+            zero_floats(dst, count);
+        dst += count;
+        d += count;
+    }
+}
+
+TARGET static void NAME(conv_nhwc)(const pth2swt_conv_shape *g, const float *x, const float *packed_w,
+                                   const float *bias, const float *residual, int relu, float *y, long row_begin,
+                                   long row_end, int panel_begin, int panel_end, float *scratch) {
+    const int K = g->out_channels;
+    const long depth = (long)g->kernel_h * g->kernel_w * g->channels;
+    const long chunk = depth <= CONV_KC_WHOLE ? depth : CONV_KC;
+    const int pointwise = is_pointwise(g);
+    const float *rows[CONV_MC];
+    const float *six[6];
+    for (long r0 = row_begin; r0 < row_end; r0 += CONV_MC) {
+        int mc = row_end - r0 < CONV_MC ? (int)(row_end - r0) : CONV_MC;
+        for (long p0 = 0; p0 < depth; p0 += chunk) {
+            long kc = depth - p0 < chunk ? depth - p0 : chunk;
+            int last = p0 + kc == depth;
+            for (int i = 0; i < mc; i++) {
+                if (pointwise) {
+                    rows[i] = x + (r0 + i) * g->channels + p0;
+                } else {
+                    NAME(im2col_row)(g, x, r0 + i, p0, kc, scratch + (long)i * kc);
+                    rows[i] = scratch + (long)i * kc;
+                }
+            }
+            for (int j = panel_begin; j < panel_end; j++) {
+                const float *b = packed_w + (long)j * 16 * depth + p0 * 16;
+                int nr = K - j * 16 < 16 ? K - j * 16 : 16;
+                for (int i0 = 0; i0 < mc; i0 += 6) {
+                    int mr = mc - i0 < 6 ? mc - i0 : 6;
+                    for (int t = 0; t < 6; t++) six[t] = rows[i0 + (t < mr ? t : mr - 1)];
+                    long at = (r0 + i0) * K + j * 16;
+                    NAME(ukernel)(kc, six, b, y + at, K, mr, nr, p0 > 0, last && bias ? bias + j * 16 : 0,
+                           last && residual ? residual + at : 0, last && relu);
+                }
+            }
+        }
+    }
+}
+
+#undef copy_floats
+#undef zero_floats
 
 // ---------------------------------------------------------------------------------------------------
 // Winograd F(4×4, 3×3) transforms, eight channels at a time. Bᵀ and Aᵀ use the interpolation points

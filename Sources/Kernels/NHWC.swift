@@ -6,13 +6,23 @@ import CKernels
 /// Winograd's transforms load and store eight channels at a time. `ConvKernel.reference` (NCHW, one sum
 /// at a time) is the twin the tests compare against, through `Layout`.
 public enum Layout {
-    /// [N, C, H, W] → [N, H, W, C].
-    public static func nhwc(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, plane: Int) {
-        for n in 0..<batch {
-            let src = x + n * channels * plane, dst = y + n * channels * plane
-            for c in 0..<channels {
-                let s = src + c * plane
-                for i in 0..<plane { dst[i * channels + c] = s[i] }
+    /// [N, C, H, W] → [N, H, W, C], the positions split across threads.
+    public static func nhwc(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, plane: Int, threads: Int = 1
+    ) {
+        let total = batch * plane
+        let parts = total >= 1 << 14 ? max(1, threads) : 1
+        Parallel.run(parts, parts) { part in
+            var i = total * part / parts
+            let end = total * (part + 1) / parts
+            while i < end {
+                let n = i / plane, first = i % plane, count = min(end - i, plane - first)
+                let src = x + n * channels * plane + first, dst = y + i * channels
+                for c in 0..<channels {
+                    let s = src + c * plane
+                    for j in 0..<count { dst[j * channels + c] = s[j] }
+                }
+                i += count
             }
         }
     }

@@ -133,6 +133,13 @@ import Testing
         let n = 2, c = 5, plane = 7
         let x = rng.floats(n * c * plane)
         #expect(Layout.nchw(Layout.nhwc(x, batch: n, channels: c, plane: plane), batch: n, channels: c, plane: plane) == x)
+        // Large enough to split across threads, with a split inside an image.
+        let big = rng.floats(2 * 3 * 9001), want = Layout.nhwc(big, batch: 2, channels: 3, plane: 9001)
+        for threads in [2, 3] {
+            var got = [Float](repeating: .nan, count: big.count)
+            got.withUnsafeMutableBufferPointer { Layout.nhwc(big, $0.baseAddress!, batch: 2, channels: 3, plane: 9001, threads: threads) }
+            #expect(got == want, "\(threads) threads")
+        }
         var got = [Float](repeating: 0, count: n * c)
         got.withUnsafeMutableBufferPointer {
             PoolNHWC.globalAverage(Layout.nhwc(x, batch: n, channels: c, plane: plane), $0.baseAddress!, batch: n, channels: c, plane: plane)

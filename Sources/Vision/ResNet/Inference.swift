@@ -50,7 +50,8 @@ public final class ResNetInference {
 
     var stem: Conv
     var blocks: [Block]
-    let fcWeight: [Float], fcBias: [Float]
+    /// fc as a 1×1 convolution over a 1×1 image of `features` channels.
+    let fc: PackedConvWeight, fcBias: [Float]
     public let classes: Int
     let features: Int
     /// Threads the kernels split their work across.
@@ -95,7 +96,6 @@ public final class ResNetInference {
     }
 
     public init(_ model: ResNet) {
-        KernelThreads.singleThreadedBLAS()
         stem = Conv(model.conv1, model.bn1, name: "conv1")
         var blocks: [Block] = []
         for (s, stage) in model.layers.enumerated() {
@@ -119,7 +119,8 @@ public final class ResNetInference {
                 self.blocks[b].downsample!.id = id
             }
         }
-        fcWeight = model.fc.weight.data
+        fc = PackedConvWeight(model.fc.weight.data, outChannels: model.fc.outFeatures, inChannels: model.fc.inFeatures,
+                              kernelH: 1, kernelW: 1)
         fcBias = model.fc.bias.data
         classes = model.fc.outFeatures
         features = model.fc.inFeatures
@@ -180,7 +181,8 @@ public final class ResNetInference {
         stepTimes = []
         lastMark = profiling ? monotonicSeconds() : 0
         input.withUnsafeBufferPointer {
-            Layout.nhwc($0.baseAddress!, buffers[0].baseAddress!, batch: batch, channels: 3, plane: height * width)
+            Layout.nhwc($0.baseAddress!, buffers[0].baseAddress!, batch: batch, channels: 3, plane: height * width,
+                        threads: threads)
         }
         mark("input")
         var x = conv(stem, Activation(slot: 0, channels: 3, height: height, width: width), batch: batch, relu: true,
@@ -215,13 +217,12 @@ public final class ResNetInference {
                                    plane: x.height * x.width)
         }
         var out = [Float](repeating: 0, count: batch * classes)
+        let fcShape = Conv2dGeometry(batch: batch, inChannels: features, height: 1, width: 1, outChannels: classes, kernel: (1, 1))
         pooledFeatures.withUnsafeBufferPointer { f in
-            fcWeight.withUnsafeBufferPointer { w in
-                fcBias.withUnsafeBufferPointer { b in
-                    out.withUnsafeMutableBufferPointer { o in
-                        LinearKernel.forward(f.baseAddress!, weight: w.baseAddress!, bias: b.baseAddress!, o.baseAddress!,
-                                             batch: batch, inFeatures: features, outFeatures: classes)
-                    }
+            fcBias.withUnsafeBufferPointer { b in
+                out.withUnsafeMutableBufferPointer { o in
+                    ConvNHWC.forward(fcShape, input: f.baseAddress!, weight: fc, bias: b.baseAddress, residual: nil, relu: false,
+                                     output: o.baseAddress!, scratch: scratch.baseAddress!, threads: threads)
                 }
             }
         }
