@@ -203,3 +203,30 @@ struct EndToEndTests {
         Golden.check(got, want, classes: 1000, "grace_hopper")
     }
 }
+
+/// resnet34 and resnet50 from seeded torchvision inits: Tests/Reference/make_golden_large.py writes them to
+/// Tests/Fixtures/golden-local/ (83 and 98 MB, not committed), so these run where that script has run.
+@Suite(.enabled(if: LargeGolden.available,
+                "Tests/Fixtures/golden-local is absent; run Tests/Reference/make_golden_large.py (torch 1.13) to make it"))
+struct LargeGoldenTests {
+    @Test(arguments: ["resnet34", "resnet50"])
+    func seededTorchvisionInitMatchesTorch(_ arch: String) throws {
+        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: LargeGolden.dir.appendingPathComponent("golden.json"))) as! [String: Any]
+        #expect(meta["generator"] as? String == "Tests/Reference/make_golden_large.py")
+        let model = ResNet(ResNetConfig.named(arch)!)
+        let report = try model.load(try Checkpoint(path: LargeGolden.dir.appendingPathComponent("\(arch).pth").path).stateDict())
+        #expect(report.loaded.count == model.stateEntries.count)
+        let want = try NPYArray(path: LargeGolden.dir.appendingPathComponent("\(arch).logits.npy").path).float32()
+        let net = ResNetInference(model)
+        net.threads = 2
+        let input = Golden.pattern(2, 224, 224)
+        Golden.check(net.logits(input, batch: 2, height: 224, width: 224), want, classes: 1000, "\(arch), Winograd")
+        net.useWinograd = false
+        Golden.check(net.logits(input, batch: 2, height: 224, width: 224), want, classes: 1000, "\(arch), direct")
+    }
+}
+
+enum LargeGolden {
+    static let dir = Golden.root.appendingPathComponent("Tests/Fixtures/golden-local")
+    static var available: Bool { FileManager.default.fileExists(atPath: dir.appendingPathComponent("golden.json").path) }
+}
