@@ -327,6 +327,7 @@ struct BenchConv: ParsableCommand {
     @Option(help: "Images per batch.") var batch = 1
     @Option(help: "Threads.") var threads = 1
     @Option(name: .customLong("repeat"), help: "Timed runs per convolution and algorithm.") var runs = 10
+    @Option(help: "Only convolutions whose description contains this, e.g. \"k7x7\".") var only: String?
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -337,7 +338,7 @@ struct BenchConv: ParsableCommand {
         func add(_ c: Conv2d, _ h: Int, _ w: Int) -> (Int, Int) {
             let g = Conv2dGeometry(batch: batch, inChannels: c.inChannels, height: h, width: w, outChannels: c.outChannels,
                                    kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride), padding: (c.padding, c.padding))
-            if !shapes.contains(g) { shapes.append(g) }
+            if !shapes.contains(g) && only.map({ g.description.contains($0) }) ?? true { shapes.append(g) }
             return (g.outHeight, g.outWidth)
         }
         var (h, w) = add(model.conv1, 224, 224)
@@ -362,7 +363,7 @@ struct BenchConv: ParsableCommand {
             let gflop = Double(g.flops) / 1e9
             func best(_ body: () -> Void) -> Double { summary(timed(warmup: 1, runs: runs, body)).min }
             var scratch = [Float](repeating: 0, count: max(ConvNHWC.scratchCount(threads: threads), ConvKernel.scratchCount(g),
-                                                           WinogradNHWC.applies(to: g) ? WinogradNHWC.scratchCount(g) : 0))
+                                                           WinogradNHWC.applies(to: g) ? WinogradNHWC.scratchCount(g, threads: threads) : 0))
             let direct = best {
                 y.withUnsafeMutableBufferPointer { o in
                     scratch.withUnsafeMutableBufferPointer { s in

@@ -18,7 +18,8 @@ typedef int v8i __attribute__((vector_size(32)));
 
 /// Convolution blocking: rows (output positions) per im2col block, and the depth of a chunk when the
 /// whole depth (kh·kw·C) is more than CONV_KC_WHOLE.
-enum { CONV_MC = 96, CONV_KC = 512, CONV_KC_WHOLE = 640 };
+/// CONV_MAX_SEGMENTS: the tallest kernel whose rows the micro-kernel reads in place.
+enum { CONV_MC = 96, CONV_KC = 512, CONV_KC_WHOLE = 640, CONV_MAX_SEGMENTS = 11 };
 
 static int is_pointwise(const pth2swt_conv_shape *g) {
     return g->kernel_h == 1 && g->kernel_w == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 &&
@@ -40,8 +41,8 @@ static int is_pointwise(const pth2swt_conv_shape *g) {
 #undef TARGET
 #endif
 
-typedef void (*ukernel_fn)(long, const float *const *, const float *, float *, long, int, int, int, const float *,
-                           const float *, int);
+typedef void (*ukernel_fn)(int, long, const float *const *, const float *, float *, long, int, int, int,
+                           const float *, const float *, int);
 
 static int use_avx2(void) {
 #ifdef HAVE_AVX2_VARIANT
@@ -70,7 +71,7 @@ void pth2swt_gemm_rows(long m, int n, long k, const float *a, long lda, const fl
         for (long i0 = 0; i0 < m; i0 += 6) {
             int mr = m - i0 < 6 ? (int)(m - i0) : 6;
             for (int t = 0; t < 6; t++) rows[t] = a + (i0 + (t < mr ? t : mr - 1)) * lda;
-            kernel(k, rows, b, c + i0 * ldc + j0, ldc, mr, nr, 0, 0, 0, 0);
+            kernel(1, k, rows, b, c + i0 * ldc + j0, ldc, mr, nr, 0, 0, 0, 0);
         }
     }
 }

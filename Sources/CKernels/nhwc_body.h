@@ -2,29 +2,32 @@
 // target attribute) and once portable (SUFFIX _generic). Eight-float vectors are GCC/Clang vector
 // extensions, so the arithmetic is written once and each build lowers it to its own instructions.
 //
-// Requires: v8, ld8, st8, splat8, relu8, select8, NAME(x), CONV_MC/CONV_KC/CONV_KC_WHOLE and is_pointwise
+// Requires: v8, ld8, st8, splat8, relu8, select8, NAME(x), the CONV_ constants and is_pointwise
 // from nhwc.c.
 
 // ---------------------------------------------------------------------------------------------------
-// Micro-kernel: an mr×16 block (mr ≤ 6) of C = A · B, where row t of A is a6[t][0..<k] (any pointers)
-// and B is one packed panel (k rows of 16). acc: add the block to what C holds. Then, if given,
+// Micro-kernel: an mr×16 block (mr ≤ 6) of C = A · B, where row t of A is nseg segments of seglen floats,
+// segment s at a[s·6 + t] (any pointers: rows of an im2col copy, or runs of the input itself), and B is
+// one packed panel (nseg·seglen rows of 16). acc: add the block to what C holds. Then, if given,
 // + bias[0..<16], + residual (same layout as C), max(0, ·). Each mr has its own compiled loop, so a
 // ragged last block does only its own rows' work.
 
 TARGET static inline __attribute__((always_inline)) void NAME(ukernel_rows)(
-    const int MR, long k, const float *const *a6, const float *b, float *c, long ldc, int nr, int acc,
-    const float *bias, const float *residual, int relu) {
+    const int MR, int nseg, long seglen, const float *const *segments, const float *b, float *c, long ldc, int nr,
+    int acc, const float *bias, const float *residual, int relu) {
     // MR is a constant at each call site below, so the row loops unroll and acc stays in registers.
     v8 acc0[6], acc1[6];
     for (int t = 0; t < MR; t++) acc0[t] = acc1[t] = splat8(0);
-    const float *a[6];
-    for (int t = 0; t < MR; t++) a[t] = a6[t];
-    for (long p = 0; p < k; p++, b += 16) {
-        v8 b0 = ld8(b), b1 = ld8(b + 8);
-        for (int t = 0; t < MR; t++) {
-            v8 x = splat8(a[t][p]);
-            acc0[t] += x * b0;
-            acc1[t] += x * b1;
+    for (int s = 0; s < nseg; s++) {
+        const float *a[6];
+        for (int t = 0; t < MR; t++) a[t] = segments[s * 6 + t];
+        for (long p = 0; p < seglen; p++, b += 16) {
+            v8 b0 = ld8(b), b1 = ld8(b + 8);
+            for (int t = 0; t < MR; t++) {
+                v8 x = splat8(a[t][p]);
+                acc0[t] += x * b0;
+                acc1[t] += x * b1;
+            }
         }
     }
     if (nr == 16) {
@@ -60,21 +63,22 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_rows)(
         }
 }
 
-TARGET static void NAME(ukernel)(long k, const float *const *a6, const float *b, float *c, long ldc, int mr, int nr,
-                                 int acc, const float *bias, const float *residual, int relu) {
+TARGET static void NAME(ukernel)(int nseg, long seglen, const float *const *a, const float *b, float *c, long ldc,
+                                 int mr, int nr, int acc, const float *bias, const float *residual, int relu) {
     switch (mr) {
-    case 6: NAME(ukernel_rows)(6, k, a6, b, c, ldc, nr, acc, bias, residual, relu); break;
-    case 5: NAME(ukernel_rows)(5, k, a6, b, c, ldc, nr, acc, bias, residual, relu); break;
-    case 4: NAME(ukernel_rows)(4, k, a6, b, c, ldc, nr, acc, bias, residual, relu); break;
-    case 3: NAME(ukernel_rows)(3, k, a6, b, c, ldc, nr, acc, bias, residual, relu); break;
-    case 2: NAME(ukernel_rows)(2, k, a6, b, c, ldc, nr, acc, bias, residual, relu); break;
-    default: NAME(ukernel_rows)(1, k, a6, b, c, ldc, nr, acc, bias, residual, relu); break;
+    case 6: NAME(ukernel_rows)(6, nseg, seglen, a, b, c, ldc, nr, acc, bias, residual, relu); break;
+    case 5: NAME(ukernel_rows)(5, nseg, seglen, a, b, c, ldc, nr, acc, bias, residual, relu); break;
+    case 4: NAME(ukernel_rows)(4, nseg, seglen, a, b, c, ldc, nr, acc, bias, residual, relu); break;
+    case 3: NAME(ukernel_rows)(3, nseg, seglen, a, b, c, ldc, nr, acc, bias, residual, relu); break;
+    case 2: NAME(ukernel_rows)(2, nseg, seglen, a, b, c, ldc, nr, acc, bias, residual, relu); break;
+    default: NAME(ukernel_rows)(1, nseg, seglen, a, b, c, ldc, nr, acc, bias, residual, relu); break;
     }
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Convolution: im2col by blocks of CONV_MC output positions into scratch, then the micro-kernel over
-// every 16-channel panel; a depth over CONV_KC_WHOLE goes in chunks of CONV_KC accumulated in y.
+// every 16-channel panel; a depth over CONV_KC_WHOLE goes in chunks of CONV_KC accumulated in y (the
+// epilogue runs with the last chunk).
 
 /// Inline copies: the stem's runs are 21 floats, too short for a call to memcpy to pay.
 TARGET static inline void NAME(copy_floats_)(float *dst, const float *src, long n) {
@@ -133,34 +137,59 @@ TARGET static void NAME(im2col_row)(const pth2swt_conv_shape *g, const float *x,
 TARGET static void NAME(conv_nhwc)(const pth2swt_conv_shape *g, const float *x, const float *packed_w,
                                    const float *bias, const float *residual, int relu, float *y, long row_begin,
                                    long row_end, int panel_begin, int panel_end, float *scratch) {
-    const int K = g->out_channels;
-    const long depth = (long)g->kernel_h * g->kernel_w * g->channels;
+    static const float zeros[CONV_KC_WHOLE];
+    const int K = g->out_channels, C = g->channels, W = g->width, H = g->height;
+    const long depth = (long)g->kernel_h * g->kernel_w * C;
     const long chunk = depth <= CONV_KC_WHOLE ? depth : CONV_KC;
     const int pointwise = is_pointwise(g);
-    const float *rows[CONV_MC];
-    const float *six[6];
-    for (long r0 = row_begin; r0 < row_end; r0 += CONV_MC) {
-        int mc = row_end - r0 < CONV_MC ? (int)(row_end - r0) : CONV_MC;
-        for (long p0 = 0; p0 < depth; p0 += chunk) {
-            long kc = depth - p0 < chunk ? depth - p0 : chunk;
-            int last = p0 + kc == depth;
+    // When the depth is one chunk, a row of A is kernel_h segments of kernel_w·C floats, and for output
+    // positions whose window lies inside the image horizontally each segment is a run of the input
+    // itself (or zeros above and below it): only the horizontal edges are copied.
+    const int segmented = !pointwise && chunk == depth && g->kernel_h <= CONV_MAX_SEGMENTS;
+    const int nseg = segmented ? g->kernel_h : 1;
+    const long seglen = segmented ? (long)g->kernel_w * C : 0;
+    const long plane = (long)g->out_height * g->out_width;
+    const float *rows[CONV_MC * CONV_MAX_SEGMENTS];  // [segment][row]
+    const float *six[6 * CONV_MAX_SEGMENTS];         // [segment][6]
+    // Depth chunks outermost: one chunk of the weights (up to CONV_KC × K) stays in cache while every
+    // row block passes over it, so the weights are read from memory once per call, not once per block.
+    for (long p0 = 0; p0 < depth; p0 += chunk) {
+        long kc = depth - p0 < chunk ? depth - p0 : chunk;
+        int last = p0 + kc == depth;
+        for (long r0 = row_begin; r0 < row_end; r0 += CONV_MC) {
+            int mc = row_end - r0 < CONV_MC ? (int)(row_end - r0) : CONV_MC;
             for (int i = 0; i < mc; i++) {
+                long r = r0 + i;
                 if (pointwise) {
-                    rows[i] = x + (r0 + i) * g->channels + p0;
-                } else {
-                    NAME(im2col_row)(g, x, r0 + i, p0, kc, scratch + (long)i * kc);
-                    rows[i] = scratch + (long)i * kc;
+                    rows[i] = x + r * C + p0;
+                    continue;
                 }
+                if (segmented) {
+                    long n = r / plane, rem = r % plane;
+                    int oy = (int)(rem / g->out_width), ox = (int)(rem % g->out_width);
+                    int y0 = oy * g->stride_h - g->pad_h, x0 = ox * g->stride_w - g->pad_w;
+                    if (x0 >= 0 && x0 + g->kernel_w <= W) {
+                        const float *image = x + n * H * W * C;
+                        for (int ky = 0; ky < g->kernel_h; ky++) {
+                            int iy = y0 + ky;
+                            rows[ky * CONV_MC + i] = iy >= 0 && iy < H ? image + ((long)iy * W + x0) * C : zeros;
+                        }
+                        continue;
+                    }
+                }
+                NAME(im2col_row)(g, x, r, p0, kc, scratch + (long)i * kc);
+                for (int s = 0; s < nseg; s++) rows[s * CONV_MC + i] = scratch + (long)i * kc + s * seglen;
             }
             for (int j = panel_begin; j < panel_end; j++) {
                 const float *b = packed_w + (long)j * 16 * depth + p0 * 16;
                 int nr = K - j * 16 < 16 ? K - j * 16 : 16;
                 for (int i0 = 0; i0 < mc; i0 += 6) {
                     int mr = mc - i0 < 6 ? mc - i0 : 6;
-                    for (int t = 0; t < 6; t++) six[t] = rows[i0 + (t < mr ? t : mr - 1)];
+                    for (int s = 0; s < nseg; s++)
+                        for (int t = 0; t < 6; t++) six[s * 6 + t] = rows[s * CONV_MC + i0 + (t < mr ? t : mr - 1)];
                     long at = (r0 + i0) * K + j * 16;
-                    NAME(ukernel)(kc, six, b, y + at, K, mr, nr, p0 > 0, last && bias ? bias + j * 16 : 0,
-                           last && residual ? residual + at : 0, last && relu);
+                    NAME(ukernel)(nseg, segmented ? seglen : kc, six, b, y + at, K, mr, nr, p0 > 0,
+                                  last && bias ? bias + j * 16 : 0, last && residual ? residual + at : 0, last && relu);
                 }
             }
         }

@@ -160,50 +160,88 @@ public enum WinogradNHWC {
         return packed
     }
 
-    /// V and M of one block together hold about this many floats.
-    public static let blockFloats = 2_000_000
-
-    /// Tiles per block: `tiles` if given, else as many as `blockFloats` allows.
-    public static func block(_ g: Conv2dGeometry, tiles: Int? = nil) -> Int {
-        let total = g.batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4)
-        return max(1, min(total, tiles ?? blockFloats / (36 * (g.inChannels + g.outChannels))))
+    /// How the tiles are split into blocks and blocks across threads.
+    public enum Schedule: Equatable, Sendable {
+        /// Blocks of `tiles` tiles, one after another; within a block the threads split each stage (the
+        /// transforms by tile, the 36 GEMMs by ξ). For few tiles or a large U, which all threads share.
+        case shared(tiles: Int)
+        /// Blocks of `tiles` tiles dealt to the threads, each running all three stages of its blocks in
+        /// its own scratch, so V and M stay in that core's cache. For many tiles and a small U.
+        case perThread(tiles: Int)
     }
 
-    public static func scratchCount(_ g: Conv2dGeometry, blockTiles: Int? = nil) -> Int {
-        36 * block(g, tiles: blockTiles) * (g.inChannels + g.outChannels)
+    /// Shared blocks: V and M together about this many floats (8 MB), or as large as U where U is larger
+    /// (every block reads all of U, so for the deep stages fewer, larger blocks move less memory).
+    static let sharedBlockFloats = 2_000_000
+    /// Per-thread blocks: V and M together about this many floats (512 KB, a core's L2).
+    static let threadBlockFloats = 131_072
+    /// U up to this many floats (1 MB) is read by every per-thread block from the shared cache.
+    static let threadBlockMaxU = 262_144
+
+    /// The schedule `forward` uses by default.
+    public static func schedule(_ g: Conv2dGeometry, threads: Int) -> Schedule {
+        let total = g.batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4)
+        let perTile = 36 * (g.inChannels + g.outChannels), u = 36 * g.inChannels * g.outChannels
+        let small = max(6, min(96, threadBlockFloats / perTile))
+        if u <= threadBlockMaxU && total >= 4 * small * max(1, threads) { return .perThread(tiles: small) }
+        return .shared(tiles: max(1, min(total, max(sharedBlockFloats, u) / perTile)))
+    }
+
+    public static func scratchCount(_ g: Conv2dGeometry, threads: Int, schedule: Schedule? = nil) -> Int {
+        switch schedule ?? self.schedule(g, threads: threads) {
+        case .shared(let tiles): 36 * tiles * (g.inChannels + g.outChannels)
+        case .perThread(let tiles): max(1, threads) * 36 * tiles * (g.inChannels + g.outChannels)
+        }
     }
 
     public static func forward(
         _ g: Conv2dGeometry, input: UnsafePointer<Float>, transformedWeight u: UnsafePointer<Float>,
         bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, relu: Bool,
         output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int = 1,
-        blockTiles: Int? = nil
+        schedule: Schedule? = nil
     ) {
         precondition(applies(to: g), "not a 3×3 stride-1 pad-1 convolution with channels in eights: \(g)")
         let th = (g.outHeight + 3) / 4, tw = (g.outWidth + 3) / 4
         let total = g.batch * th * tw
         let C = g.inChannels, K = g.outChannels
         let uEach = pth2swt_packed_b_count(Int32(C), Int32(K))
-        let P = block(g, tiles: blockTiles)
-        var start = 0
-        while start < total {
-            let p = min(P, total - start)
-            let v = scratch, m = scratch + 36 * p * C
-            let parts = max(1, min(threads, p))
-            let s = start
+        let relu: Int32 = relu ? 1 : 0
+        func transformIn(_ start: Int, _ p: Int, _ lo: Int, _ hi: Int, _ v: UnsafeMutablePointer<Float>) {
+            pth2swt_winograd_input_nhwc(input, Int32(g.height), Int32(g.width), Int32(C), Int32(th), Int32(tw), start,
+                                        Int32(p), Int32(lo), Int32(hi), v)
+        }
+        func gemm(_ p: Int, _ xi: Int, _ v: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>) {
+            pth2swt_gemm_rows(p, Int32(K), C, v + xi * p * C, C, u + xi * uEach, m + xi * p * K, K)
+        }
+        func transformOut(_ start: Int, _ p: Int, _ lo: Int, _ hi: Int, _ m: UnsafeMutablePointer<Float>) {
+            pth2swt_winograd_output_nhwc(m, Int32(p), Int32(K), Int32(g.outHeight), Int32(g.outWidth), Int32(th), Int32(tw),
+                                         start, Int32(lo), Int32(hi), bias, residual, relu, output)
+        }
+        switch schedule ?? self.schedule(g, threads: threads) {
+        case .perThread(let tiles):
+            let blocks = (total + tiles - 1) / tiles
+            let parts = max(1, min(threads, blocks))
             Parallel.run(parts, parts) { part in
-                pth2swt_winograd_input_nhwc(input, Int32(g.height), Int32(g.width), Int32(C), Int32(th), Int32(tw), s,
-                                            Int32(p), Int32(p * part / parts), Int32(p * (part + 1) / parts), v)
+                let v = scratch + part * 36 * tiles * (C + K), m = v + 36 * tiles * C
+                for b in (blocks * part / parts)..<(blocks * (part + 1) / parts) {
+                    let start = b * tiles, p = min(tiles, total - start)
+                    transformIn(start, p, 0, p, v)
+                    for xi in 0..<36 { gemm(p, xi, v, m) }
+                    transformOut(start, p, 0, p, m)
+                }
             }
-            Parallel.run(36, threads) { xi in
-                pth2swt_gemm_rows(p, Int32(K), C, v + xi * p * C, C, u + xi * uEach, m + xi * p * K, K)
+        case .shared(let tiles):
+            var start = 0
+            while start < total {
+                let p = min(tiles, total - start)
+                let v = scratch, m = scratch + 36 * p * C
+                let parts = max(1, min(threads, p))
+                let s = start
+                Parallel.run(parts, parts) { part in transformIn(s, p, p * part / parts, p * (part + 1) / parts, v) }
+                Parallel.run(36, threads) { xi in gemm(p, xi, v, m) }
+                Parallel.run(parts, parts) { part in transformOut(s, p, p * part / parts, p * (part + 1) / parts, m) }
+                start += p
             }
-            Parallel.run(parts, parts) { part in
-                pth2swt_winograd_output_nhwc(m, Int32(p), Int32(K), Int32(g.outHeight), Int32(g.outWidth), Int32(th),
-                                             Int32(tw), s, Int32(p * part / parts), Int32(p * (part + 1) / parts),
-                                             bias, residual, relu ? 1 : 0, output)
-            }
-            start += p
         }
     }
 }

@@ -84,10 +84,14 @@ import Testing
             let relu = trial % 2 == 1
             let want = expected(g, x: x, w: w, bias: bias, residual: residual, relu: relu)
             let u = WinogradNHWC.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels)
-            // Also in blocks of 1 and 5 tiles, so the block loop runs many rounds with ragged ends.
-            for (threads, tiles) in [(1, nil), (2, nil), (2, 5), (3, 1)] as [(Int, Int?)] {
+            // The default schedule, and both schedules with small blocks so the block loops run many
+            // rounds with ragged ends.
+            let schedules: [(Int, WinogradNHWC.Schedule?)] = [
+                (1, nil), (2, nil), (2, .shared(tiles: 5)), (3, .shared(tiles: 1)), (2, .perThread(tiles: 3)), (3, .perThread(tiles: 7)),
+            ]
+            for (threads, schedule) in schedules {
                 var got = [Float](repeating: .nan, count: g.outputCount)
-                var scratch = [Float](repeating: .nan, count: WinogradNHWC.scratchCount(g, blockTiles: tiles))
+                var scratch = [Float](repeating: .nan, count: WinogradNHWC.scratchCount(g, threads: threads, schedule: schedule))
                 got.withUnsafeMutableBufferPointer { o in
                     scratch.withUnsafeMutableBufferPointer { s in
                         bias.withUnsafeBufferPointer { b in
@@ -96,12 +100,12 @@ import Testing
                             if let r, let residual { _ = r.initialize(from: residual) }
                             WinogradNHWC.forward(g, input: x, transformedWeight: u, bias: b.baseAddress,
                                                  residual: r.map { UnsafePointer($0.baseAddress!) }, relu: relu,
-                                                 output: o.baseAddress!, scratch: s.baseAddress!, threads: threads, blockTiles: tiles)
+                                                 output: o.baseAddress!, scratch: s.baseAddress!, threads: threads, schedule: schedule)
                         }
                     }
                 }
                 let err = relativeError(got, want)
-                #expect(err < 2e-5, "\(g), \(threads) threads, block \(tiles.map(String.init) ?? "auto"): \(err)")
+                #expect(err < 2e-5, "\(g), \(threads) threads, \(schedule.map { "\($0)" } ?? "default"): \(err)")
             }
         }
     }

@@ -153,7 +153,7 @@ public final class ResNetInference {
         func visit(_ c: Conv, _ h: Int, _ w: Int) -> (Int, Int) {
             let g = c.geometry(batch: batch, height: h, width: w)
             largest = max(largest, g.outputCount)
-            if c.winogradApplies { work = max(work, WinogradNHWC.scratchCount(g)) }
+            if c.winogradApplies { work = max(work, WinogradNHWC.scratchCount(g, threads: threads)) }
             return (g.outHeight, g.outWidth)
         }
         var (h, w) = visit(stem, height, width)
