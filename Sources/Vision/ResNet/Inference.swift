@@ -185,14 +185,21 @@ public final class ResNetInference {
                         threads: threads)
         }
         mark("input")
-        var x = conv(stem, Activation(slot: 0, channels: 3, height: height, width: width), batch: batch, relu: true,
-                     residual: nil, into: 1)
-        // MaxPool2d(3, stride 2, padding 1)
-        let pH = (x.height + 2 - 3) / 2 + 1, pW = (x.width + 2 - 3) / 2 + 1
-        PoolNHWC.max2d(buffers[1].baseAddress!, buffers[0].baseAddress!, batch: batch, channels: x.channels,
-                       height: x.height, width: x.width, kernel: 3, stride: 2, padding: 1, threads: threads)
-        x = Activation(slot: 0, channels: x.channels, height: pH, width: pW)
-        mark("maxpool")
+        // Stem and MaxPool2d(3, stride 2, padding 1). With several images, image by image: one image's
+        // stem output (3 MB at 224×224) stays in cache for the pool instead of a batch's going through
+        // memory twice.
+        let sg = stem.geometry(batch: 1, height: height, width: width)
+        let pH = (sg.outHeight + 2 - 3) / 2 + 1, pW = (sg.outWidth + 2 - 3) / 2 + 1
+        let pooled = batch == 1 ? 0 : 2
+        for n in 0..<batch {
+            let image = UnsafePointer(buffers[0].baseAddress! + n * sg.inputCount)
+            run(stem, sg, input: image, residual: nil, relu: true, output: buffers[1].baseAddress!)
+            PoolNHWC.max2d(buffers[1].baseAddress!, buffers[pooled].baseAddress! + n * pH * pW * sg.outChannels, batch: 1,
+                           channels: sg.outChannels, height: sg.outHeight, width: sg.outWidth, kernel: 3, stride: 2,
+                           padding: 1, threads: threads)
+        }
+        mark("conv1 direct + maxpool")
+        var x = Activation(slot: pooled, channels: sg.outChannels, height: pH, width: pW)
         for b in blocks {
             // Slots other than the block input's, in order.
             var free = (0..<4).filter { $0 != x.slot }
@@ -254,8 +261,12 @@ public final class ResNetInference {
 
     func run(_ c: Conv, _ x: Activation, _ g: Conv2dGeometry, relu: Bool, residual: Activation?, into slot: Int) {
         precondition(slot != x.slot && slot != residual?.slot, "a convolution's output overwrites its input")
-        let input = UnsafePointer(buffers[x.slot].baseAddress!), output = buffers[slot].baseAddress!
-        let res = residual.map { UnsafePointer(buffers[$0.slot].baseAddress!) }
+        run(c, g, input: buffers[x.slot].baseAddress!, residual: residual.map { UnsafePointer(buffers[$0.slot].baseAddress!) },
+            relu: relu, output: buffers[slot].baseAddress!)
+    }
+
+    func run(_ c: Conv, _ g: Conv2dGeometry, input: UnsafePointer<Float>, residual res: UnsafePointer<Float>?, relu: Bool,
+             output: UnsafeMutablePointer<Float>) {
         c.bias.withUnsafeBufferPointer { bias in
             if winograd(c, g) {
                 if winogradWeights[c.id] == nil {
