@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Checkpoint
+import Kernels
 import NN
 import Tensors
 @testable import Vision
@@ -67,6 +68,12 @@ enum Golden {
             net.threads = threads
             let got = net.logits(try input.float32(), batch: shape[0], height: shape[2], width: shape[3])
             Golden.check(got, want, classes: config.classes, "\(name), \(threads) threads")
+            // features() is what fc takes: the reference linear layer over it gives torch's logits too.
+            let f = net.features(try input.float32(), batch: shape[0], height: shape[2], width: shape[3])
+            #expect(f.count == shape[0] * net.featureCount)
+            let viaFC = LinearKernel.reference(f, weight: model.fc.weight.data, bias: model.fc.bias.data, batch: shape[0],
+                                               inFeatures: net.featureCount, outFeatures: config.classes)
+            Golden.check(viaFC, want, classes: config.classes, "\(name), features → fc")
         }
     }
 

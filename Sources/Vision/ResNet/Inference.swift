@@ -53,7 +53,8 @@ public final class ResNetInference {
     /// fc as a 1×1 convolution over a 1×1 image of `features` channels.
     let fc: PackedConvWeight, fcBias: [Float]
     public let classes: Int
-    let features: Int
+    /// Channels of the pooled features fc takes (512 for resnet18/34, 2048 for the bottleneck ResNets).
+    public let featureCount: Int
     /// Threads the kernels split their work across.
     public var threads: Int = 1
     /// Use Winograd F(4×4, 3×3) for the 3×3 stride-1 convolutions (else im2col + GEMM).
@@ -69,8 +70,9 @@ public final class ResNetInference {
     public private(set) var tuningLog: [String] = []
     /// When true, `logits` records each step's time in `stepTimes`.
     public var profiling = false
-    /// Seconds per step of the last `logits` call while `profiling`, in order: each convolution by its
-    /// torchvision name and algorithm ("layer1.0.conv1 winograd"), "maxpool", "avgpool+fc" and "input".
+    /// Seconds per step of the last `logits` call while `profiling`, in order: "input" (the NHWC copy),
+    /// "conv1 direct + maxpool", each convolution by its torchvision name and algorithm
+    /// ("layer1.0.conv1 winograd"), "avgpool" and "fc".
     public private(set) var stepTimes: [(step: String, seconds: Double)] = []
     private var lastMark = 0.0
 
@@ -123,7 +125,7 @@ public final class ResNetInference {
                               kernelH: 1, kernelW: 1)
         fcBias = model.fc.bias.data
         classes = model.fc.outFeatures
-        features = model.fc.inFeatures
+        featureCount = model.fc.inFeatures
     }
 
     deinit {
@@ -176,6 +178,24 @@ public final class ResNetInference {
 
     /// Logits [batch, classes] for `input` [batch, 3, height, width] (NCHW, already normalised).
     public func logits(_ input: [Float], batch: Int, height: Int, width: Int) -> [Float] {
+        let pooledFeatures = features(input, batch: batch, height: height, width: width)
+        var out = [Float](repeating: 0, count: batch * classes)
+        let fcShape = Conv2dGeometry(batch: batch, inChannels: featureCount, height: 1, width: 1, outChannels: classes, kernel: (1, 1))
+        pooledFeatures.withUnsafeBufferPointer { f in
+            fcBias.withUnsafeBufferPointer { b in
+                out.withUnsafeMutableBufferPointer { o in
+                    ConvNHWC.forward(fcShape, input: f.baseAddress!, weight: fc, bias: b.baseAddress, residual: nil, relu: false,
+                                     output: o.baseAddress!, scratch: scratch.baseAddress!, threads: threads)
+                }
+            }
+        }
+        mark("fc")
+        return out
+    }
+
+    /// The pooled features fc takes, [batch, featureCount] (torch: `torch.flatten(avgpool(layer4(…)), 1)`),
+    /// for `input` [batch, 3, height, width] (NCHW, already normalised).
+    public func features(_ input: [Float], batch: Int, height: Int, width: Int) -> [Float] {
         precondition(input.count == batch * 3 * height * width, "input is not [\(batch), 3, \(height), \(width)]")
         reserve(batch: batch, height: height, width: width)
         stepTimes = []
@@ -223,18 +243,8 @@ public final class ResNetInference {
             PoolNHWC.globalAverage(buffers[x.slot].baseAddress!, dst.baseAddress!, batch: batch, channels: x.channels,
                                    plane: x.height * x.width)
         }
-        var out = [Float](repeating: 0, count: batch * classes)
-        let fcShape = Conv2dGeometry(batch: batch, inChannels: features, height: 1, width: 1, outChannels: classes, kernel: (1, 1))
-        pooledFeatures.withUnsafeBufferPointer { f in
-            fcBias.withUnsafeBufferPointer { b in
-                out.withUnsafeMutableBufferPointer { o in
-                    ConvNHWC.forward(fcShape, input: f.baseAddress!, weight: fc, bias: b.baseAddress, residual: nil, relu: false,
-                                     output: o.baseAddress!, scratch: scratch.baseAddress!, threads: threads)
-                }
-            }
-        }
-        mark("avgpool+fc")
-        return out
+        mark("avgpool")
+        return pooledFeatures
     }
 
     func conv(_ c: Conv, _ x: Activation, batch: Int, relu: Bool, residual: Activation?, into slot: Int) -> Activation {
