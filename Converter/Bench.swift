@@ -249,7 +249,7 @@ struct BenchInfer: ParsableCommand {
     @Option(help: "resnet18, resnet34, resnet50, resnet101 or resnet152.") var arch = "resnet18"
     @Option(help: "Images per batch.") var batch = 1
     @Option(help: "Threads.") var threads = 1
-    @Flag(help: "im2col + sgemm for every convolution (no Winograd).") var direct = false
+    @Flag(help: "The direct GEMM for every convolution (no Winograd).") var direct = false
     @Flag(help: "Time both algorithms per convolution first and keep the faster.") var tune = false
     @Flag(help: "Also time each step (convolution, pooling) and print the median of each.") var layers = false
     @Option(name: .customLong("repeat"), help: "Timed runs.") var runs = 20

@@ -30,7 +30,7 @@ struct Predict: ParsableCommand {
     var stripPrefix: String?
     @Option(help: "A float32 .npy of shape [N, 3, H, W], already normalised, instead of images.") var input: String?
     @Flag(help: "Print a JSON array: one {source, top, logits} per input.") var json = false
-    @Flag(help: "No Winograd: im2col + sgemm for every convolution (slower; for comparing accuracy).") var direct = false
+    @Flag(help: "No Winograd: the direct GEMM for every convolution (slower; for comparing accuracy).") var direct = false
     @Argument(help: "JPEG or PNG files.") var images: [String] = []
 
     func validate() throws {
