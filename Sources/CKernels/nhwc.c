@@ -131,3 +131,23 @@ void pth2swt_max_pool_nhwc(const float *x, int height, int width, int channels, 
 #endif
     max_pool_generic(x, height, width, channels, kernel, stride, padding, out_height, out_width, row_begin, row_end, y);
 }
+
+void pth2swt_im2col_nhwc(const pth2swt_conv_shape *g, const float *x, long row_begin, long rows, float *dst) {
+#ifdef HAVE_AVX2_VARIANT
+    if (use_avx2()) {
+        im2col_rows_avx2(g, x, row_begin, rows, dst);
+        return;
+    }
+#endif
+    im2col_rows_generic(g, x, row_begin, rows, dst);
+}
+
+void pth2swt_col2im_add_nhwc(const pth2swt_conv_shape *g, const float *cols, long row_begin, long rows, float *dx) {
+#ifdef HAVE_AVX2_VARIANT
+    if (use_avx2()) {
+        col2im_add_avx2(g, cols, row_begin, rows, dx);
+        return;
+    }
+#endif
+    col2im_add_generic(g, cols, row_begin, rows, dx);
+}

@@ -196,6 +196,42 @@ TARGET static void NAME(conv_nhwc)(const pth2swt_conv_shape *g, const float *x, 
     }
 }
 
+/// Rows [row_begin, row_begin + rows) of the full im2col matrix (depth = kh·kw·C columns) into dst.
+TARGET static void NAME(im2col_rows)(const pth2swt_conv_shape *g, const float *x, long row_begin, long rows,
+                                     float *dst) {
+    const long depth = (long)g->kernel_h * g->kernel_w * g->channels;
+    for (long i = 0; i < rows; i++) NAME(im2col_row)(g, x, row_begin + i, 0, depth, dst + i * depth);
+}
+
+/// The adjoint of im2col_rows: adds each row's columns back onto the input positions they came from
+/// (padding positions are dropped).
+TARGET static void NAME(col2im_add)(const pth2swt_conv_shape *g, const float *cols, long row_begin, long rows,
+                                    float *dx) {
+    const int C = g->channels, W = g->width, H = g->height;
+    const long plane = (long)g->out_height * g->out_width;
+    const long depth = (long)g->kernel_h * g->kernel_w * C;
+    for (long i = 0; i < rows; i++) {
+        long r = row_begin + i, n = r / plane, rem = r % plane;
+        int oy = (int)(rem / g->out_width), ox = (int)(rem % g->out_width);
+        int y0 = oy * g->stride_h - g->pad_h, x0 = ox * g->stride_w - g->pad_w;
+        float *image = dx + n * H * W * C;
+        const float *row = cols + i * depth;
+        for (int ky = 0; ky < g->kernel_h; ky++) {
+            int iy = y0 + ky;
+            if (iy < 0 || iy >= H) continue;
+            for (int kx = 0; kx < g->kernel_w; kx++) {
+                int ix = x0 + kx;
+                if (ix < 0 || ix >= W) continue;
+                float *d = image + ((long)iy * W + ix) * C;
+                const float *s = row + ((long)ky * g->kernel_w + kx) * C;
+                int c = 0;
+                for (; c + 8 <= C; c += 8) st8(d + c, ld8(d + c) + ld8(s + c));
+                for (; c < C; c++) d[c] += s[c];
+            }
+        }
+    }
+}
+
 #undef copy_floats
 #undef zero_floats
 

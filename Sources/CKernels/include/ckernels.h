@@ -50,6 +50,13 @@ void pth2swt_conv_nhwc(const pth2swt_conv_shape *g, const float *x, const float 
                        const float *residual, int relu, float *y, long row_begin, long row_end, int panel_begin,
                        int panel_end, float *scratch);
 
+/// Rows [row_begin, row_begin + rows) of the convolution's im2col matrix: row r is output position r's
+/// window, columns (ky, kx, c), zero where the window is in the padding. dst holds rows·kh·kw·C floats.
+void pth2swt_im2col_nhwc(const pth2swt_conv_shape *g, const float *x, long row_begin, long rows, float *dst);
+/// The adjoint of pth2swt_im2col_nhwc: dx[position of (r, ky, kx)][c] += cols[r][(ky, kx, c)] for the rows
+/// given (padding dropped). Rows of different images touch different parts of dx.
+void pth2swt_col2im_add_nhwc(const pth2swt_conv_shape *g, const float *cols, long row_begin, long rows, float *dx);
+
 /// Winograd F(4×4, 3×3) input transform of tiles [p_begin, p_end) of a block of `tiles` tiles, the first
 /// being tile_start (tiles are numbered image by image, row by row, tiles_h × tiles_w per image) into
 /// v[36][tiles][channels]. channels % 8 == 0.
