@@ -114,12 +114,20 @@ public enum ConvNHWC {
         weight.packed.withUnsafeBufferPointer { w in
             withUnsafePointer(to: &shape) { shape in
                 nonisolated(unsafe) let w = w.baseAddress!, shape = shape
+                if byRows && parts > 1 {
+                    // About four pieces per thread, whole micro-blocks, taken as threads come free.
+                    let piece = max(96, (rows / (4 * parts) + 5) / 6 * 6)
+                    Parallel.dynamic((rows + piece - 1) / piece, parts) { i, worker in
+                        pth2swt_conv_nhwc(shape, input, w, bias, residual, relu ? 1 : 0, output, i * piece,
+                                          min(rows, (i + 1) * piece), 0, Int32(panels), scratch + worker * each)
+                    }
+                    return
+                }
+                // Few rows: each thread packs the same rows once, for its own fixed share of the channels.
                 Parallel.run(parts, parts) { part in
                     let s = scratch + part * each
                     if byRows {
-                        let lo = (rows / 6) * part / parts * 6, hi = part == parts - 1 ? rows : (rows / 6) * (part + 1) / parts * 6
-                        guard hi > lo else { return }
-                        pth2swt_conv_nhwc(shape, input, w, bias, residual, relu ? 1 : 0, output, lo, hi, 0, Int32(panels), s)
+                        pth2swt_conv_nhwc(shape, input, w, bias, residual, relu ? 1 : 0, output, 0, rows, 0, Int32(panels), s)
                     } else {
                         let lo = panels * part / parts, hi = panels * (part + 1) / parts
                         guard hi > lo else { return }
@@ -220,26 +228,24 @@ public enum WinogradNHWC {
         switch schedule ?? self.schedule(g, threads: threads) {
         case .perThread(let tiles):
             let blocks = (total + tiles - 1) / tiles
-            let parts = max(1, min(threads, blocks))
-            Parallel.run(parts, parts) { part in
-                let v = scratch + part * 36 * tiles * (C + K), m = v + 36 * tiles * C
-                for b in (blocks * part / parts)..<(blocks * (part + 1) / parts) {
-                    let start = b * tiles, p = min(tiles, total - start)
-                    transformIn(start, p, 0, p, v)
-                    for xi in 0..<36 { gemm(p, xi, v, m) }
-                    transformOut(start, p, 0, p, m)
-                }
+            Parallel.dynamic(blocks, threads) { b, worker in
+                let v = scratch + worker * 36 * tiles * (C + K), m = v + 36 * tiles * C
+                let start = b * tiles, p = min(tiles, total - start)
+                transformIn(start, p, 0, p, v)
+                for xi in 0..<36 { gemm(p, xi, v, m) }
+                transformOut(start, p, 0, p, m)
             }
         case .shared(let tiles):
             var start = 0
             while start < total {
                 let p = min(tiles, total - start)
                 let v = scratch, m = scratch + 36 * p * C
-                let parts = max(1, min(threads, p))
                 let s = start
-                Parallel.run(parts, parts) { part in transformIn(s, p, p * part / parts, p * (part + 1) / parts, v) }
-                Parallel.run(36, threads) { xi in gemm(p, xi, v, m) }
-                Parallel.run(parts, parts) { part in transformOut(s, p, p * part / parts, p * (part + 1) / parts, m) }
+                // Transforms in pieces of 8 tiles, the 36 products one by one, taken as threads come free.
+                let pieces = (p + 7) / 8
+                Parallel.dynamic(pieces, threads) { i, _ in transformIn(s, p, i * 8, min(p, i * 8 + 8), v) }
+                Parallel.dynamic(36, threads) { xi, _ in gemm(p, xi, v, m) }
+                Parallel.dynamic(pieces, threads) { i, _ in transformOut(s, p, i * 8, min(p, i * 8 + 8), m) }
                 start += p
             }
         }

@@ -35,6 +35,32 @@ public enum Parallel {
     }
 }
 
+extension Parallel {
+    /// Runs `body(i, worker)` for every i in 0..<count on `min(threads, count)` workers that each take the
+    /// next index until none are left (worker is 0..<workers, for per-worker scratch). On a shared
+    /// machine a core that is briefly taken away delays only its current index, where fixed chunks make
+    /// every other thread wait for its whole chunk.
+    public static func dynamic(_ count: Int, _ threads: Int, _ body: (_ index: Int, _ worker: Int) -> Void) {
+        let workers = min(threads, count)
+        if workers <= 1 {
+            for i in 0..<count { body(i, 0) }
+            return
+        }
+        let next = Counter()
+        run(workers, workers) { worker in
+            while true {
+                let i = next.value.wrappingAdd(1, ordering: .relaxed).oldValue
+                if i >= count { break }
+                body(i, worker)
+            }
+        }
+    }
+
+    final class Counter: Sendable {
+        let value = Atomic<Int>(0)
+    }
+}
+
 /// Worker threads that wait for regions by spinning (about 50 µs), then on a condition variable.
 ///
 /// Each worker has its own mailbox: the caller writes the job into an idle worker's slot, then bumps

@@ -100,6 +100,25 @@ import Testing
 }
 
 @Suite struct ParallelTests {
+    /// Dynamic scheduling: every index exactly once, each on a worker below the thread count.
+    @Test func dynamicRunsEveryIndexOnce() {
+        for (count, threads) in [(0, 2), (1, 3), (5, 2), (37, 2), (100, 3), (7, 1)] {
+            let hits = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(1, count))
+            hits.initialize(repeating: 0)
+            defer { hits.deallocate() }
+            nonisolated(unsafe) let slots = hits
+            let workers = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(1, count))
+            defer { workers.deallocate() }
+            nonisolated(unsafe) let seen = workers
+            Parallel.dynamic(count, threads) { i, worker in
+                slots[i] += 1
+                seen[i] = worker
+            }
+            #expect(hits.prefix(count).allSatisfy { $0 == 1 }, "\(count) indices, \(threads) threads")
+            #expect(workers.prefix(count).allSatisfy { $0 >= 0 && $0 < max(1, min(threads, count)) })
+        }
+    }
+
     /// Every index runs exactly once, for many small regions back to back (the spin pool's mailboxes)
     /// and from several threads at once (the pool is busy for all but one: those fall back to GCD).
     @Test func everyIndexRunsOnce() async {
