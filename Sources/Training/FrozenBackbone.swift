@@ -32,6 +32,16 @@ public struct TrainProgress: Sendable {
     public var imagesPerSecond: Double
     /// Running means over the epoch so far (train phase).
     public var loss: Double, accuracy: Double
+
+    public init(phase: Phase, epoch: Int, done: Int, total: Int, imagesPerSecond: Double, loss: Double, accuracy: Double) {
+        self.phase = phase
+        self.epoch = epoch
+        self.done = done
+        self.total = total
+        self.imagesPerSecond = imagesPerSecond
+        self.loss = loss
+        self.accuracy = accuracy
+    }
 }
 
 /// Accuracy, mean loss and confusion matrix over a set of images.
