@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Vision", targets: ["Vision"]),
+        .library(name: "Training", targets: ["Training"]),
         .executable(name: "pth2swt", targets: ["pth2swt"]),
     ],
     dependencies: [
@@ -67,13 +68,19 @@ let package = Package(
         // ResNet configurations, torchvision-exact preprocessing, ImageNet labels.
         .target(name: "Vision", dependencies: ["Tensors", "Kernels", "NN", "CImageCodecs", "CImageSupport"],
                 path: "Sources/Vision"),
+        // Fine-tuning: cross-entropy, the linear head's backward pass, torch-exact SGD with parameter
+        // groups, L2-SP, LR schedules, ImageFolder and IDX data, augmentation, a prefetching loader and
+        // the frozen-backbone trainer. Nothing of ours imports it but the tool. zlib (through CZip's
+        // shim) reads the .gz IDX files.
+        .target(name: "Training", dependencies: ["Tensors", "Kernels", "NN", "Vision", "COpenBLAS", "CZip"],
+                path: "Sources/Training"),
         // torchvision's weight URLs, resumable downloads (http, https, file) and torch.hub's hash check.
         .target(name: "Hub", dependencies: ["Checksums"], path: "Sources/Hub"),
         // The command-line tool.
         .executableTarget(
             name: "pth2swt",
             dependencies: [
-                "Tensors", "Checkpoint", "Hub", "Kernels", "NN", "Vision",
+                "Tensors", "Checkpoint", "Hub", "Kernels", "NN", "Vision", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Converter"
@@ -84,6 +91,11 @@ let package = Package(
             name: "VisionTests",
             dependencies: ["Vision", "NN", "Kernels", "Tensors", "Checkpoint", "Checksums"],
             path: "Tests/VisionTests"
+        ),
+        .testTarget(
+            name: "TrainingTests",
+            dependencies: ["Training", "Vision", "NN", "Kernels", "Tensors", "Checkpoint"],
+            path: "Tests/TrainingTests"
         ),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], path: "Tests/TensorsTests"),
         .testTarget(

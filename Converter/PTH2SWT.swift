@@ -17,7 +17,7 @@ struct PTH2SWT: ParsableCommand {
             untrusted input: only the globals torch's weights_only unpickler allows are accepted.
             """,
         version: Version.string,
-        subcommands: [Inspect.self, Convert.self, Verify.self, Predict.self, Fetch.self, Bench.self]
+        subcommands: [Inspect.self, Convert.self, Verify.self, Predict.self, FineTune.self, Eval.self, Fetch.self, Bench.self]
     )
 }
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pth2swt needs. Idempotent; runs apt-get update first.
 #   bash scripts/bootstrap.sh              build and test needs: libzip-dev, zlib1g-dev, libssl-dev (SHA-256),
-#                                          libopenblas-dev, libjpeg62-turbo-dev, libpng-dev, pkg-config
+#                                          libopenblas-dev, libjpeg62-turbo-dev, libpng-dev, pkg-config,
+#                                          dataset-fashion-mnist (the IDX files the fine-tuning demo and a
+#                                          data test read; 30 MB)
 #   bash scripts/bootstrap.sh --reference  also the oracle for Tests/Reference/*.py: python3-torch 1.13,
 #                                          Pillow 9.4, numpy,
 #                                          python3-torchvision 0.14 (never needed by CI)
 set -euo pipefail
-packages=(libzip-dev zlib1g-dev libssl-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev pkg-config)
+packages=(libzip-dev zlib1g-dev libssl-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev pkg-config dataset-fashion-mnist)
 if [[ "${1:-}" == "--reference" ]]; then
   packages+=(python3-torch python3-torchvision python3-pil python3-numpy python3-venv)
 fi

@@ -147,6 +147,25 @@ public final class ResNetInference {
         return winogradChoice[c.id] ?? (g.batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4) >= 16)
     }
 
+    /// Fixes every 3×3 convolution's algorithm to the one the default rule picks for `batch` images of
+    /// this size (choices `tune` made are kept). Afterwards an image's features no longer depend on how
+    /// many images share its call: each output value is summed in the same order whatever the batch
+    /// (checked by TrainingTests), which a feature cache relies on.
+    public func fixAlgorithms(batch: Int, height: Int, width: Int) {
+        var (h, w) = (stem.geometry(batch: batch, height: height, width: width).outHeight,
+                      stem.geometry(batch: batch, height: height, width: width).outWidth)
+        (h, w) = ((h + 2 - 3) / 2 + 1, (w + 2 - 3) / 2 + 1)
+        for b in blocks {
+            var (bh, bw) = (h, w)
+            for c in b.convs {
+                let g = c.geometry(batch: batch, height: bh, width: bw)
+                if winogradChoice[c.id] == nil { winogradChoice[c.id] = winograd(c, g) }
+                (bh, bw) = (g.outHeight, g.outWidth)
+            }
+            (h, w) = (bh, bw)
+        }
+    }
+
     /// Makes sure there are four buffers of the largest activation and scratch for the largest
     /// convolution of a forward pass on this input size (allocated once, reused after).
     private func reserve(batch: Int, height: Int, width: Int) {

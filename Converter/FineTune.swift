@@ -1,0 +1,366 @@
+import ArgumentParser
+import Checkpoint
+import Foundation
+import Kernels
+import NN
+import Tensors
+import Training
+import Vision
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options that `finetune` and `eval` share: where the data is and how much of it.
+struct DataOptions: ParsableArguments {
+    @Option(help: "ImageFolder root (DIR/train/<class>/*, DIR/test/<class>/*) or a directory of IDX files (Fashion-MNIST).")
+    var data: String
+    @Option(name: .customLong("per-class"), help: "Use only the first N images of each class in each split (a quick subset).")
+    var perClass: Int?
+    @Option(name: .customLong("val-split"), help: "Hold out this fraction of DIR/train as the test set (seeded by --seed) when there is no DIR/test.")
+    var valSplit: Double?
+
+    func validate() throws {
+        if let perClass, perClass < 1 { throw ValidationError("--per-class must be at least 1") }
+        if let valSplit, !(valSplit > 0 && valSplit < 1) { throw ValidationError("--val-split must be between 0 and 1") }
+    }
+
+    /// (train, test) with `classes` classes: for IDX files the first `classes` labels (Fashion-MNIST
+    /// 0 T-shirt/top, 1 Trouser, …); for an ImageFolder the folder's classes, which must number `classes`.
+    func load(classes: Int?, seed: UInt64) throws -> (train: any ImageDataset, test: any ImageDataset, kind: String) {
+        var train: any ImageDataset, test: any ImageDataset
+        let kind: String
+        if IDXDataset.isIDXDirectory(data) {
+            let tr = try IDXDataset(directory: data, split: .train), te = try IDXDataset(directory: data, split: .test)
+            if let classes, classes < 1 || classes > tr.classNames.count {
+                throw DataError.classCount(expected: classes, found: tr.classNames.count, names: tr.classNames)
+            }
+            let n = classes ?? tr.classNames.count
+            train = tr.limited(perClass: perClass, classes: n)
+            test = te.limited(perClass: perClass, classes: n)
+            train = Renamed(base: train, classNames: Array(tr.classNames.prefix(n)))
+            test = Renamed(base: test, classNames: Array(tr.classNames.prefix(n)))
+            kind = "IDX files"
+        } else {
+            let root = FileManager.default.fileExists(atPath: data + "/train") ? data + "/train" : data
+            let full = try ImageFolder(root: root)
+            if FileManager.default.fileExists(atPath: data + "/test") {
+                let t = try ImageFolder(root: data + "/test")
+                guard t.classNames == full.classNames else { throw DataError.classMismatch(train: full.classNames, test: t.classNames) }
+                (train, test) = (full, t)
+                kind = "ImageFolder train/ and test/"
+            } else if let valSplit {
+                let s = Shuffle.split(full, validation: valSplit, seed: seed)
+                (train, test) = (s.train, s.validation)
+                kind = "ImageFolder, \(Int((valSplit * 100).rounded()))% of train/ held out"
+            } else {
+                throw ValidationError("\(data) has no test/ directory and no IDX files; give --val-split F to hold out part of train/")
+            }
+            if let classes, classes != full.classNames.count {
+                throw DataError.classCount(expected: classes, found: full.classNames.count, names: full.classNames)
+            }
+            if let perClass { (train, test) = (train.limited(perClass: perClass), test.limited(perClass: perClass)) }
+        }
+        return (train, test, kind)
+    }
+}
+
+/// A dataset with its class list cut to the classes kept.
+struct Renamed: ImageDataset {
+    let base: any ImageDataset
+    let classNames: [String]
+    var count: Int { base.count }
+    func label(_ index: Int) -> Int { base.label(index) }
+    func image(_ index: Int) throws -> RGBImage { try base.image(index) }
+    func source(_ index: Int) -> String { base.source(index) }
+}
+
+/// A one-line progress display on stderr, redrawn in place, only when stderr is a terminal.
+final class StatusLine {
+    let enabled: Bool
+    private var last = 0.0
+    private var drawn = false
+    init(enabled: Bool) { self.enabled = enabled && isatty(2) != 0 }
+
+    func show(_ p: TrainProgress) {
+        guard enabled else { return }
+        let t = now()
+        guard t - last > 0.2 || p.done == p.total else { return }
+        last = t
+        var s = "\r\u{1B}[K epoch \(p.epoch) \(p.phase.rawValue) \(p.done)/\(p.total)  \(fmt(p.imagesPerSecond)) img/s"
+        if p.phase == .train { s += "  loss \(String(format: "%.4f", p.loss))  acc \(String(format: "%.1f", p.accuracy * 100))%" }
+        var err = StandardError()
+        print(s, terminator: "", to: &err)
+        drawn = true
+    }
+
+    func clear() {
+        guard drawn else { return }
+        var err = StandardError()
+        print("\r\u{1B}[K", terminator: "", to: &err)
+        drawn = false
+    }
+}
+
+func percent(_ x: Double) -> String { String(format: "%.2f%%", x * 100) }
+
+struct FineTune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "finetune",
+        abstract: "Fine-tune a torchvision ResNet's new head on a frozen backbone.",
+        discussion: """
+            Loads --weights into --arch, replaces fc with Linear(features, --classes) (Xavier-uniform from \
+            --seed, zero bias), freezes the backbone (BatchNorm in eval mode: folded with its running \
+            statistics) and trains fc with SGD as torch.optim.SGD does. --lr is the head's learning rate.
+
+            Data: an ImageFolder (DIR/train/<class>/*, DIR/test/<class>/*, classes in sorted order; \
+            --val-split without DIR/test) or IDX files (Debian's /usr/share/datasets/fashion-mnist), where \
+            --classes N keeps the first N labels. Training images go through RandomResizedCrop(224) + \
+            RandomHorizontalFlip (--augment, the default) or Resize(256) + CenterCrop(224) (--no-augment); \
+            test images through the latter. Without augmentation the backbone's features are computed \
+            once and the head trains on the cache (the output says "features cached").
+
+            After each epoch: a test line, --out (the model: .swt or .pth) and OUT's .resume.swt (model, \
+            momentum buffers, epoch), both written to a temporary file and renamed. --resume FILE \
+            continues from such a checkpoint with the same flags and gives the same weights as a run that \
+            was never interrupted.
+
+            Examples:
+              pth2swt finetune --weights Weights/resnet18-5c106cde.pth --data /usr/share/datasets/fashion-mnist \\
+                  --classes 2 --per-class 200 --no-augment --epochs 5 --out ft.swt
+              pth2swt finetune --weights r18.swt --data photos --classes 5 --augment --epochs 3 --json
+            """
+    )
+
+    @Option(help: "Pretrained weights (tar, legacy, zip, .swt). Without it the backbone is a seeded random ResNet (said in the output).")
+    var weights: String?
+    @Option(help: "resnet18, resnet34, resnet50, resnet101 or resnet152.") var arch = "resnet18"
+    @OptionGroup var dataOptions: DataOptions
+    @Option(help: "Classes of the new head.") var classes: Int
+    @Option(help: "What to freeze: 'backbone' (only fc trains; the only mode so far).") var freeze = "backbone"
+    @Option(help: "The head's learning rate.") var lr = 0.01
+    @Option(help: "SGD momentum.") var momentum = 0.9
+    @Flag(help: "Nesterov momentum.") var nesterov = false
+    @Option(name: .customLong("weight-decay"), help: "SGD weight decay (L2 added to the gradient, as torch).") var weightDecay = 1e-3
+    @Option(help: "Epochs to train (in all, counting the ones a resumed checkpoint already did).") var epochs = 5
+    @Option(name: .customLong("batch-size"), help: "Images per SGD step.") var batchSize = 32
+    @Option(help: "Threads for the kernels (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Seed of the head's init, the shuffles, the augmentation and --val-split.") var seed: UInt64 = 0
+    @Flag(inversion: .prefixedNo, help: "RandomResizedCrop(224) + horizontal flip for training images.") var augment = true
+    @Option(help: "Write the fine-tuned model here after each epoch (.swt or .pth), and OUT's .resume.swt beside it.") var out: String?
+    @Option(help: "Continue from a .resume.swt checkpoint.") var resume: String?
+    @Flag(help: "Print one JSON object with the final metrics (and no progress).") var json = false
+
+    func validate() throws {
+        guard ResNetConfig.named(arch) != nil else {
+            throw ValidationError("unknown --arch '\(arch)'; one of \(ResNetConfig.names.joined(separator: ", "))")
+        }
+        guard freeze == "backbone" else {
+            throw ValidationError("--freeze \(freeze): only 'backbone' is implemented (through:layerN and none need backward passes for the backbone, not built yet)")
+        }
+        guard classes >= 1, epochs >= 1, batchSize >= 1, threads >= 1 else {
+            throw ValidationError("--classes, --epochs, --batch-size and --threads must be at least 1")
+        }
+        guard lr >= 0, momentum >= 0, weightDecay >= 0 else { throw ValidationError("--lr, --momentum and --weight-decay must be ≥ 0") }
+        if nesterov && momentum <= 0 { throw ValidationError("--nesterov needs a --momentum above 0") }
+        if let out, Convert.target(of: out) == nil { throw ValidationError("--out must end in .swt, .safetensors, .pth or .pt") }
+    }
+
+    static func resumePath(_ out: String) -> String {
+        let base = (out as NSString).deletingPathExtension
+        return base + ".resume.swt"
+    }
+
+    func say(_ s: String) { if !json { print(s) } }
+
+    func run() throws {
+        do {
+            try train()
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            throw fail(error, json: json)
+        }
+    }
+
+    func train() throws {
+        let started = now()
+        let data = try dataOptions.load(classes: classes, seed: seed)
+        let config0 = ResNetConfig.named(arch)!
+        let model = ResNet(config0)
+        if let weights {
+            let sd = try Checkpoint(path: weights).stateDict()
+            let report = try model.load(sd, excluding: ["fc."])
+            say("weights: \(weights): \(report.loaded.count) tensors into \(arch), fc replaced by Linear(\(config0.features), \(classes))")
+        } else {
+            seedBackbone(model, seed: seed)
+            say("weights: none given: the backbone is a seeded random \(arch) (not pretrained), fc is Linear(\(config0.features), \(classes))")
+        }
+        model.replaceHead(classes: classes, seed: seed)
+        var resumed: StateDict?
+        if let resume {
+            let sd = try Checkpoint(path: resume).stateDict()
+            try model.load(sd, excluding: [FrozenBackboneTrainer.optimizerPrefix])
+            resumed = sd
+        }
+        var config = FineTuneConfig()
+        config.epochs = epochs
+        config.batchSize = batchSize
+        config.threads = threads
+        config.seed = seed
+        config.head = SGDOptions(lr: lr, momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
+        let trainer = try FrozenBackboneTrainer(model: model, config: config)
+        if let resumed {
+            try trainer.restore(resumed)
+            say("resumed: \(resume!) after epoch \(trainer.completedEpochs)")
+        }
+        let train = TransformedImages(data.train, augment: augment, seed: seed)
+        let test = TransformedImages(data.test, augment: false)
+        say("data: \(dataOptions.data) (\(data.kind)): \(classes) classes (\(data.train.classNames.joined(separator: ", "))), "
+            + "\(train.count) train / \(test.count) test images")
+        say("backbone frozen (BatchNorm in eval mode); SGD on fc: lr \(lr), momentum \(momentum)\(nesterov ? " (nesterov)" : ""), "
+            + "weight decay \(weightDecay), batch \(batchSize), \(threads) thread\(threads == 1 ? "" : "s")")
+        say(trainer.caches(train)
+            ? "features cached: no random augmentation, so the backbone runs once per image and the head trains on the cache"
+            : "augmentation on: the backbone runs on every batch of every epoch (--no-augment caches features)")
+        let status = StatusLine(enabled: !json)
+        var reports: [EpochReport] = []
+        while trainer.completedEpochs < epochs {
+            let r = try trainer.trainEpoch(train, test: test, progress: status.show)
+            status.clear()
+            reports.append(r)
+            var line = "epoch \(r.epoch)/\(epochs): train loss \(String(format: "%.4f", r.loss)) acc \(percent(r.accuracy)), "
+                + "\(fmt(r.imagesPerSecond)) img/s (\(String(format3: r.seconds)) s"
+            if r.cached { line += r.featureSeconds > 0 ? ", features computed and cached" : ", features cached" }
+            line += ")"
+            if let e = r.eval { line += " | test loss \(String(format: "%.4f", e.loss)) acc \(percent(e.accuracy)) (\(e.count) images)" }
+            say(line)
+            if let out {
+                try writeModel(model, to: out)
+                let ckpt = trainer.checkpoint()
+                try SWTWriter.write(ckpt, to: Self.resumePath(out), values: ckpt.values, converter: "pth2swt \(Version.string) finetune")
+            }
+        }
+        if let out { say("wrote \(out) and \(Self.resumePath(out))") }
+        if json {
+            let last = reports.last
+            var fields: [(String, JSON)] = [
+                ("arch", .string(arch)), ("weights", weights.map(JSON.string) ?? .null), ("classes", .int(classes)),
+                ("class_names", .array(data.train.classNames.map(JSON.string))),
+                ("train_images", .int(train.count)), ("test_images", .int(test.count)), ("features_cached", .bool(trainer.caches(train))),
+                ("epochs", .array(reports.map { r in
+                    .object([("epoch", .int(r.epoch)), ("train_loss", .double(r.loss)), ("train_accuracy", .double(r.accuracy)),
+                             ("images_per_second", .double(r.imagesPerSecond)), ("seconds", .double(r.seconds)),
+                             ("test_loss", .double(r.eval?.loss ?? .nan)), ("test_accuracy", .double(r.eval?.accuracy ?? .nan))])
+                })),
+                ("seconds", .double(now() - started)),
+            ]
+            if let e = last?.eval {
+                fields += [("accuracy", .double(e.accuracy)), ("loss", .double(e.loss)),
+                           ("confusion", .array(e.confusion.map { .array($0.map(JSON.int)) }))]
+            }
+            if let out { fields += [("out", .string(out)), ("checkpoint", .string(Self.resumePath(out)))] }
+            print(JSON.object(fields).render())
+        }
+    }
+
+    func writeModel(_ model: ResNet, to path: String) throws {
+        let sd = modelStateDict(model)
+        switch Convert.target(of: path)! {
+        case .swt: try SWTWriter.write(sd, to: path, converter: "pth2swt \(Version.string) finetune")
+        case .pth: try PTHWriter.write(sd, to: path)
+        }
+    }
+
+    /// A seeded random backbone: conv weights uniform with torchvision's kaiming_normal_(fan_out, relu)
+    /// standard deviation √(2 / fan_out) (bound √(6 / fan_out)), BatchNorm as constructed (γ 1, β 0,
+    /// mean 0, var 1). Not torchvision's draws; a from-scratch baseline.
+    func seedBackbone(_ model: ResNet, seed: UInt64) {
+        var rng = SplitMix64(seed: seed ^ 0xB4C_B0E5)
+        for (name, p) in model.namedParameters where p.shape.count == 4 && !name.hasPrefix("fc.") {
+            let bound = (6 / Float(p.shape[0] * p.shape[2] * p.shape[3])).squareRoot()
+            for i in 0..<p.count { p.data[i] = (rng.nextUnitFloat() * 2 - 1) * bound }
+        }
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Top-1 accuracy, loss and confusion matrix of a ResNet on a data set's test images.",
+        discussion: """
+            The head's size comes from the file's fc.weight. Images: DIR/test/<class>/* (or --val-split of \
+            DIR/train, or the IDX test split, first N labels for an N-class head) through Resize(256), \
+            CenterCrop(224), ImageNet normalisation. Loss is nn.CrossEntropyLoss's mean.
+
+            Examples:
+              pth2swt eval --weights ft.swt --data /usr/share/datasets/fashion-mnist --per-class 200
+              pth2swt eval --weights ft.pth --data photos --json
+            """
+    )
+
+    @Option(help: "The model (tar, legacy, zip, .swt).") var weights: String
+    @Option(help: "resnet18, resnet34, resnet50, resnet101 or resnet152.") var arch = "resnet18"
+    @OptionGroup var dataOptions: DataOptions
+    @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize = 32
+    @Option(help: "Threads for the kernels (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Seed of --val-split (use the fine-tuning run's).") var seed: UInt64 = 0
+    @Flag(help: "Print one JSON object: accuracy (0–1), loss, count, classes, confusion.") var json = false
+
+    func validate() throws {
+        guard ResNetConfig.named(arch) != nil else {
+            throw ValidationError("unknown --arch '\(arch)'; one of \(ResNetConfig.names.joined(separator: ", "))")
+        }
+        guard batchSize >= 1, threads >= 1 else { throw ValidationError("--batch-size and --threads must be at least 1") }
+    }
+
+    func run() throws {
+        do {
+            let started = now()
+            let sd = try Checkpoint(path: weights).stateDict()
+            var config = ResNetConfig.named(arch)!
+            if let fc = sd["fc.weight"], fc.rank == 2, fc.shape[1] == config.features { config.classes = fc.shape[0] }
+            let model = ResNet(config)
+            try model.load(sd)
+            let data = try dataOptions.load(classes: config.classes, seed: seed)
+            let test = TransformedImages(data.test, augment: false)
+            let net = ResNetInference(model)
+            net.threads = threads
+            var report = EvalReport(classes: config.classes)
+            let status = StatusLine(enabled: !json)
+            try PrefetchingLoader.forEach(PrefetchingLoader.batches(Array(0..<test.count), size: batchSize), of: test, epoch: 0) { b in
+                let logits = net.logits(b.inputs, batch: b.indices.count, height: test.height, width: test.width)
+                report.add(logits: logits, labels: b.labels, classes: config.classes)
+                status.show(TrainProgress(phase: .eval, epoch: 0, done: report.count, total: test.count,
+                                          imagesPerSecond: Double(report.count) / (now() - started), loss: 0, accuracy: 0))
+            }
+            status.clear()
+            let names = data.test.classNames
+            if json {
+                print(JSON.object([
+                    ("weights", .string(weights)), ("data", .string(dataOptions.data)), ("count", .int(report.count)),
+                    ("accuracy", .double(report.accuracy)), ("loss", .double(report.loss)),
+                    ("classes", .array(names.map(JSON.string))),
+                    ("confusion", .array(report.confusion.map { .array($0.map(JSON.int)) })),
+                    ("seconds", .double(now() - started)),
+                ]).render())
+            } else {
+                print("\(weights) on \(dataOptions.data) (\(data.kind)): \(report.count) test images, \(names.count) classes")
+                print("top-1 accuracy \(percent(report.accuracy)) (\(report.correct)/\(report.count)), loss \(String(format: "%.4f", report.loss))")
+                print("confusion (rows: true class, columns: predicted):")
+                let width = max(6, report.confusion.flatMap { $0 }.map { String($0).count }.max()! + 1)
+                let label = min(names.map(\.count).max()! + 4, 24)
+                func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }
+                print(pad("", label) + (0..<names.count).map { pad("[\($0)]", width) }.joined())
+                for (i, row) in report.confusion.enumerated() {
+                    let name = String(("[\(i)] " + names[i]).prefix(label))
+                    print(name + String(repeating: " ", count: label - name.count) + row.map { pad(String($0), width) }.joined())
+                }
+            }
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            throw fail(error, json: json)
+        }
+    }
+}

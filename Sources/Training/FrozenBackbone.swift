@@ -1,0 +1,341 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NN
+import Tensors
+import Vision
+
+/// How to fine-tune with a frozen backbone.
+public struct FineTuneConfig: Sendable {
+    public var epochs = 5
+    public var batchSize = 32
+    public var threads = 1
+    public var seed: UInt64 = 0
+    /// The head's SGD options (`lr` is the head's learning rate).
+    public var head = SGDOptions(lr: 0.01)
+    /// Give fc.bias (a 1-D parameter) weight decay 0: groups `head` and `head.no_decay`.
+    public var noDecayForBiasAndNorm = false
+    /// L2-SP's β (head toward zero). α (backbone toward w⁰) needs a trainable backbone.
+    public var l2spBeta = 0.0
+    /// Compute backbone features once when the training inputs are not random.
+    public var cacheFeatures = true
+
+    public init() {}
+}
+
+/// A progress report, after each batch.
+public struct TrainProgress: Sendable {
+    public enum Phase: String, Sendable { case features = "computing features", train = "training", eval = "evaluating" }
+    public var phase: Phase
+    public var epoch: Int
+    public var done: Int, total: Int
+    public var imagesPerSecond: Double
+    /// Running means over the epoch so far (train phase).
+    public var loss: Double, accuracy: Double
+
+    public init(phase: Phase, epoch: Int, done: Int, total: Int, imagesPerSecond: Double, loss: Double, accuracy: Double) {
+        self.phase = phase
+        self.epoch = epoch
+        self.done = done
+        self.total = total
+        self.imagesPerSecond = imagesPerSecond
+        self.loss = loss
+        self.accuracy = accuracy
+    }
+}
+
+/// Accuracy, mean loss and confusion matrix over a set of images.
+public struct EvalReport: Sendable {
+    public var count: Int
+    public var correct: Int
+    public var loss: Double
+    /// confusion[true][predicted].
+    public var confusion: [[Int]]
+    public var accuracy: Double { count == 0 ? 0 : Double(correct) / Double(count) }
+
+    public init(classes: Int) {
+        count = 0
+        correct = 0
+        loss = 0
+        confusion = Array(repeating: Array(repeating: 0, count: classes), count: classes)
+    }
+
+    /// Adds a batch's logits: loss is kept as a mean over everything added.
+    public mutating func add(logits: [Float], labels: [Int], classes: Int) {
+        let ce = CrossEntropy.forward(logits, labels: labels, classes: classes)
+        let predicted = CrossEntropy.argmax(logits, classes: classes)
+        let n = labels.count
+        loss = (loss * Double(count) + Double(ce.loss) * Double(n)) / Double(count + n)
+        count += n
+        for (y, p) in zip(labels, predicted) {
+            confusion[y][p] += 1
+            if y == p { correct += 1 }
+        }
+    }
+}
+
+/// One epoch's numbers.
+public struct EpochReport: Sendable {
+    public var epoch: Int
+    public var images: Int
+    public var loss: Double
+    public var accuracy: Double
+    /// Seconds of the epoch, features included (the first cached epoch computes them).
+    public var seconds: Double
+    public var imagesPerSecond: Double { seconds > 0 ? Double(images) / seconds : 0 }
+    /// Whether the head trained on cached features.
+    public var cached: Bool
+    /// Seconds spent computing features this epoch (all of the backbone work).
+    public var featureSeconds: Double
+    public var eval: EvalReport?
+}
+
+/// Fine-tuning with the whole backbone frozen (`--freeze backbone`): only `fc` learns.
+///
+/// The backbone runs as `ResNetInference`: every BatchNorm folded with its running statistics, which
+/// is exactly eval mode (frozen BN never updates its statistics, as the issue asks). Frozen parameters
+/// are never handed to the optimizer, so they get no decay and no momentum and stay bit-identical.
+///
+/// Features: with inputs that do not change between epochs (no random augmentation) they are computed
+/// once, in dataset order, and every epoch gathers its shuffled batches from that cache; otherwise each
+/// batch's features are computed as it comes. Both give the same bits: the convolutions' algorithms are
+/// fixed for the batch size up front (`fixAlgorithms`), after which an image's features do not depend
+/// on which images share its batch.
+public final class FrozenBackboneTrainer {
+    public let model: ResNet
+    public let config: FineTuneConfig
+    public let optimizer: SGD
+    public let net: ResNetInference
+    /// Epochs finished (restored by `restore`).
+    public private(set) var completedEpochs = 0
+    let classes: Int
+    let headParameters: [(name: String, parameter: Parameter)]
+    let l2sp: L2SP?
+    var trainCache: [Float]?
+    var testCache: [Float]?
+    var cacheHeight = 0, cacheWidth = 0
+
+    /// Freezes everything but `fc.` in `model` (whose head has already been replaced or loaded).
+    public init(model: ResNet, config: FineTuneConfig) throws {
+        self.model = model
+        self.config = config
+        model.freeze(model.namedParameters.map(\.name).filter { !$0.hasPrefix("fc.") })
+        headParameters = model.trainableParameters
+        precondition(headParameters.map(\.name) == ["fc.weight", "fc.bias"], "only fc trains with a frozen backbone")
+        let groups = config.noDecayForBiasAndNorm
+            ? ParameterGroup.splittingDecay(name: "head", parameters: headParameters, options: config.head)
+            : [ParameterGroup(name: "head", parameters: headParameters, options: config.head)]
+        optimizer = try SGD(groups)
+        l2sp = config.l2spBeta != 0 ? L2SP(alpha: 0, beta: config.l2spBeta, parameters: headParameters) : nil
+        net = ResNetInference(model)
+        net.threads = config.threads
+        classes = model.fc.outFeatures
+    }
+
+    /// Whether training on `inputs` uses the feature cache.
+    public func caches(_ inputs: any TrainingInputs) -> Bool { config.cacheFeatures && !inputs.isRandom }
+
+    /// One SGD step of the head on `features` [n, featureCount]: returns the batch's mean
+    /// cross-entropy (plus the L2-SP penalty when β ≠ 0) and how many argmaxes were right.
+    @discardableResult
+    public func step(features: [Float], labels: [Int]) throws -> (loss: Double, correct: Int) {
+        let n = labels.count
+        let fc = model.fc
+        let logits = LinearHead.forward(features, fc, batch: n)
+        let ce = CrossEntropy.forward(logits, labels: labels, classes: classes)
+        let correct = zip(CrossEntropy.argmax(logits, classes: classes), labels).filter { $0 == $1 }.count
+        let g = LinearHead.backward(dy: ce.gradient, x: features, weight: fc.weight.data, batch: n,
+                                    inFeatures: fc.inFeatures, outFeatures: fc.outFeatures)
+        var gradients = ["fc.weight": g.weight, "fc.bias": g.bias]
+        var loss = Double(ce.loss)
+        if let l2sp { loss += l2sp.apply(headParameters, to: &gradients) }
+        try optimizer.step(gradients)
+        return (loss, correct)
+    }
+
+    /// Backbone features for `batch`'s inputs [n, featureCount].
+    func features(_ batch: Batch, height: Int, width: Int) -> [Float] {
+        net.features(batch.inputs, batch: batch.indices.count, height: height, width: width)
+    }
+
+    private func prepare(height: Int, width: Int) {
+        if cacheHeight != height || cacheWidth != width {
+            net.fixAlgorithms(batch: config.batchSize, height: height, width: width)
+            cacheHeight = height
+            cacheWidth = width
+        }
+    }
+
+    /// Features of every input, in order, computed in batches of `batchSize`.
+    func allFeatures(_ inputs: any TrainingInputs, epoch: Int, phase: TrainProgress.Phase,
+                     progress: ((TrainProgress) -> Void)?) throws -> [Float] {
+        prepare(height: inputs.height, width: inputs.width)
+        var out = [Float](repeating: 0, count: inputs.count * net.featureCount)
+        let start = monotonic()
+        var done = 0
+        try PrefetchingLoader.forEach(PrefetchingLoader.batches(Array(0..<inputs.count), size: config.batchSize),
+                                      of: inputs, epoch: epoch) { b in
+            let f = features(b, height: inputs.height, width: inputs.width)
+            out.replaceSubrange((done * net.featureCount)..<((done + b.indices.count) * net.featureCount), with: f)
+            done += b.indices.count
+            progress?(TrainProgress(phase: phase, epoch: epoch, done: done, total: inputs.count,
+                                    imagesPerSecond: Double(done) / max(monotonic() - start, 1e-9), loss: 0, accuracy: 0))
+        }
+        return out
+    }
+
+    /// Trains one epoch (the next one, `completedEpochs + 1`) on `train`, then evaluates on `test` when
+    /// given.
+    public func trainEpoch(_ train: any TrainingInputs, test: (any TrainingInputs)? = nil,
+                           progress: ((TrainProgress) -> Void)? = nil) throws -> EpochReport {
+        let epoch = completedEpochs + 1
+        let start = monotonic()
+        var featureSeconds = 0.0
+        let cached = caches(train)
+        prepare(height: train.height, width: train.width)
+        if cached && trainCache == nil {
+            let t0 = monotonic()
+            trainCache = try allFeatures(train, epoch: epoch, phase: .features, progress: progress)
+            featureSeconds += monotonic() - t0
+        }
+        let order = Shuffle.permutation(train.count, seed: config.seed, epoch: epoch)
+        let batches = PrefetchingLoader.batches(order, size: config.batchSize)
+        var seen = 0, correct = 0
+        var lossSum = 0.0
+        let fc = net.featureCount
+        func account(_ n: Int, _ r: (loss: Double, correct: Int)) {
+            seen += n
+            correct += r.correct
+            lossSum += r.loss * Double(n)
+            progress?(TrainProgress(phase: .train, epoch: epoch, done: seen, total: train.count,
+                                    imagesPerSecond: Double(seen) / max(monotonic() - start, 1e-9),
+                                    loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen)))
+        }
+        if cached, let cache = trainCache {
+            for b in batches {
+                var f = [Float](repeating: 0, count: b.count * fc)
+                cache.withUnsafeBufferPointer { c in
+                    f.withUnsafeMutableBufferPointer { d in
+                        for (k, i) in b.enumerated() { (d.baseAddress! + k * fc).update(from: c.baseAddress! + i * fc, count: fc) }
+                    }
+                }
+                account(b.count, try step(features: f, labels: b.map(train.label)))
+            }
+        } else {
+            try PrefetchingLoader.forEach(batches, of: train, epoch: epoch) { b in
+                let t0 = monotonic()
+                let f = features(b, height: train.height, width: train.width)
+                featureSeconds += monotonic() - t0
+                account(b.indices.count, try step(features: f, labels: b.labels))
+            }
+        }
+        let seconds = monotonic() - start
+        completedEpochs = epoch
+        var report = EpochReport(epoch: epoch, images: seen, loss: lossSum / Double(max(seen, 1)),
+                                 accuracy: Double(correct) / Double(max(seen, 1)), seconds: seconds, cached: cached,
+                                 featureSeconds: featureSeconds, eval: nil)
+        if let test { report.eval = try evaluate(test, progress: progress) }
+        return report
+    }
+
+    /// Accuracy, loss and confusion matrix of the current model on `test` (its features are cached
+    /// after the first call when the inputs are not random).
+    public func evaluate(_ test: any TrainingInputs, progress: ((TrainProgress) -> Void)? = nil) throws -> EvalReport {
+        let f: [Float]
+        if let c = testCache, !test.isRandom, c.count == test.count * net.featureCount {
+            f = c
+        } else {
+            f = try allFeatures(test, epoch: completedEpochs, phase: .eval, progress: progress)
+            if config.cacheFeatures && !test.isRandom { testCache = f }
+        }
+        var report = EvalReport(classes: classes)
+        let fcCount = net.featureCount
+        for lo in stride(from: 0, to: test.count, by: config.batchSize) {
+            let hi = min(lo + config.batchSize, test.count)
+            let logits = LinearHead.forward(Array(f[(lo * fcCount)..<(hi * fcCount)]), model.fc, batch: hi - lo)
+            report.add(logits: logits, labels: (lo..<hi).map(test.label), classes: classes)
+        }
+        return report
+    }
+
+    // MARK: checkpoints
+
+    /// Key prefix of the optimizer's entries in a checkpoint.
+    public static let optimizerPrefix = "optimizer."
+
+    /// The model's state dict (torch's names and order) plus the optimizer's momentum buffers as
+    /// `optimizer.<param>.momentum_buffer`, and values `epoch`, `optimizer.steps`, `seed`,
+    /// `batch_size`: what `restore` needs to continue exactly.
+    public func checkpoint() -> StateDict {
+        var sd = modelStateDict(model)
+        for name in optimizer.parameterNames {
+            if let b = optimizer.momentumBuffers[name] {
+                let shape = headParameters.first { $0.name == name }!.parameter.shape
+                try! sd.insert(floatTensor(b, shape: shape), named: Self.optimizerPrefix + name + ".momentum_buffer")
+            }
+        }
+        sd.values = [("epoch", .int(Int64(completedEpochs))), ("optimizer.steps", .int(Int64(optimizer.steps))),
+                     ("seed", .int(Int64(bitPattern: config.seed))), ("batch_size", .int(Int64(config.batchSize)))]
+        return sd
+    }
+
+    /// Restores the optimizer state and epoch count from `checkpoint()`'s state dict, read back from a
+    /// file (the model itself must already have been loaded from it: `model.load(sd, excluding:
+    /// ["optimizer."])`). The seed and batch size must be the run's.
+    public func restore(_ sd: StateDict) throws {
+        func value(_ name: String) -> Int64? { sd.values.first { $0.name == name }?.value.int }
+        guard let epoch = value("epoch"), let steps = value("optimizer.steps") else {
+            throw ResumeError("the checkpoint has no epoch / optimizer.steps values (not written by pth2swt finetune)")
+        }
+        if let s = value("seed"), UInt64(bitPattern: s) != config.seed {
+            throw ResumeError("the checkpoint was trained with --seed \(UInt64(bitPattern: s)), not \(config.seed)")
+        }
+        if let b = value("batch_size"), Int(b) != config.batchSize {
+            throw ResumeError("the checkpoint was trained with --batch-size \(b), not \(config.batchSize)")
+        }
+        var buffers: [String: [Float]] = [:]
+        for (name, t) in sd.tensors where name.hasPrefix(Self.optimizerPrefix) && name.hasSuffix(".momentum_buffer") {
+            let param = String(name.dropFirst(Self.optimizerPrefix.count).dropLast(".momentum_buffer".count))
+            buffers[param] = try t.float32()
+        }
+        try optimizer.restoreMomentum(buffers, steps: Int(steps))
+        completedEpochs = Int(epoch)
+    }
+}
+
+/// Why a run cannot resume from a checkpoint.
+public struct ResumeError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// `model.state_dict()` as tensors: parameters and buffers as float32, num_batches_tracked as int64.
+public func modelStateDict(_ model: any Module) -> StateDict {
+    var sd = StateDict()
+    for (name, entry) in model.stateEntries {
+        switch entry {
+        case .parameter(let p), .buffer(let p):
+            try! sd.insert(floatTensor(p.data, shape: p.shape), named: name)
+        case .int64(let b):
+            var v = b.value.littleEndian
+            let bytes = withUnsafeBytes(of: &v) { OwnedBytes(copying: $0) }
+            let storage = try! Storage(key: "\(sd.count)", dtype: .int64, count: 1, source: bytes)
+            try! sd.insert(Tensor(storage: storage, shape: [], strides: [], storageOffset: 0), named: name)
+        }
+    }
+    return sd
+}
+
+/// A contiguous float32 tensor holding a copy of `data`.
+public func floatTensor(_ data: [Float], shape: [Int]) -> Tensor {
+    let bytes = data.withUnsafeBytes { OwnedBytes(copying: $0) }
+    let storage = try! Storage(key: "0", dtype: .float32, count: data.count, source: bytes)
+    return try! Tensor(storage: storage, shape: shape, strides: Tensor.contiguousStrides(shape), storageOffset: 0,
+                       requiresGrad: false, isParameter: false)
+}
+
+func monotonic() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}

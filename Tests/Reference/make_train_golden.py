@@ -1,0 +1,228 @@
+"""Training goldens from torch 1.13 (torchvision 0.14) for the Swift Training module.
+
+    /usr/bin/python3 Tests/Reference/make_train_golden.py
+
+Writes Tests/Fixtures/train/:
+
+  units.json    needs no weights, so CI always checks it:
+    cross_entropy     seeded logits [6, 4] and labels; nn.CrossEntropyLoss() loss and d loss / d logits
+    linear_backward   seeded x [5, 8], W [3, 8], b [3], labels; CE(Linear(x)) and dW, db, dx
+    sgd               seeded parameters w [3, 4], b [4] and 6 steps of seeded gradients; after each step the
+                      parameters, for each torch.optim.SGD variant (momentum, dampening, nesterov, weight
+                      decay, maximize, two parameter groups with their own lr and weight decay, and a step
+                      where b has no gradient)
+    schedules         get_last_lr() after construction and after each of 24 scheduler.step() calls, two
+                      groups (lr 0.1 and 0.01): StepLR, CosineAnnealingLR (past T_max), LinearLR, and
+                      SequentialLR(LinearLR, CosineAnnealingLR) (warmup then cosine)
+
+  frozen.json   from ../shared/weights/resnet18-zip.pth (skipped, with a message, when absent):
+                torchvision resnet18 with that state dict, fc replaced by Linear(512, 2) (xavier_uniform_
+                weight from torch.manual_seed(0), zero bias; both recorded), the backbone frozen
+                (requires_grad False) and the model in eval mode. K = 20 SGD steps on fixed batches,
+                for each variant below; per step the loss (cross-entropy, plus L2-SP's beta/2 * sum of the
+                head's squared weights where beta is set), and the final fc.weight and fc.bias.
+
+The 8 inputs, [3, 64, 64] each, are integer patterns Swift rebuilds exactly:
+    x[n, c, h, w] = ((h * 131 + w * 71 + c * 37 + n * n * 53 + (h * w * (n + 1)) % 97) % 255) / 127.5 - 1
+labels y[n] = n % 2; step k uses images (5k + 3j) % 8 for j = 0..3.
+"""
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torchvision
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / "Tests" / "Fixtures" / "train"
+SHARED = REPO.parent / "shared" / "weights" / "resnet18-zip.pth"
+
+torch.set_num_threads(1)
+
+
+def floats(t):
+    return [float(v) for v in t.detach().reshape(-1).tolist()]
+
+
+def cross_entropy_case():
+    g = torch.Generator().manual_seed(1)
+    logits = (torch.randn(6, 4, generator=g) * 3).requires_grad_()
+    labels = torch.tensor([0, 3, 1, 1, 2, 0])
+    loss = nn.CrossEntropyLoss()(logits, labels)
+    loss.backward()
+    return {"logits": floats(logits), "labels": labels.tolist(), "classes": 4, "loss": loss.item(),
+            "gradient": floats(logits.grad)}
+
+
+def linear_case():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(5, 8, generator=g).requires_grad_()
+    lin = nn.Linear(8, 3)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(3, 8, generator=g))
+        lin.bias.copy_(torch.randn(3, generator=g))
+    labels = torch.tensor([2, 0, 1, 2, 1])
+    y = lin(x)
+    loss = nn.CrossEntropyLoss()(y, labels)
+    loss.backward()
+    return {"x": floats(x), "weight": floats(lin.weight), "bias": floats(lin.bias), "labels": labels.tolist(),
+            "logits": floats(y), "loss": loss.item(), "dweight": floats(lin.weight.grad), "dbias": floats(lin.bias.grad),
+            "dx": floats(x.grad)}
+
+
+SGD_VARIANTS = [
+    ("plain", {"lr": 0.1}),
+    ("momentum", {"lr": 0.1, "momentum": 0.9}),
+    ("dampening", {"lr": 0.1, "momentum": 0.9, "dampening": 0.25}),
+    ("nesterov", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+    ("weight_decay", {"lr": 0.1, "weight_decay": 0.05}),
+    ("momentum_weight_decay", {"lr": 0.05, "momentum": 0.8, "weight_decay": 0.01}),
+    ("maximize", {"lr": 0.1, "momentum": 0.5, "maximize": True}),
+]
+
+
+def sgd_case():
+    g = torch.Generator().manual_seed(3)
+    w0 = torch.randn(3, 4, generator=g)
+    b0 = torch.randn(4, generator=g)
+    steps = 6
+    grads = [(torch.randn(3, 4, generator=g), torch.randn(4, generator=g)) for _ in range(steps)]
+    out = {"w": floats(w0), "b": floats(b0), "grads": [{"w": floats(a), "b": floats(b)} for a, b in grads],
+           "variants": []}
+
+    def run(name, groups_of, options, skip_b_at=None):
+        w = nn.Parameter(w0.clone())
+        b = nn.Parameter(b0.clone())
+        opt = torch.optim.SGD(groups_of(w, b), **options)
+        trace = []
+        for k, (gw, gb) in enumerate(grads):
+            opt.zero_grad(set_to_none=True)
+            w.grad = gw.clone()
+            if k != skip_b_at:
+                b.grad = gb.clone()
+            opt.step()
+            trace.append({"w": floats(w), "b": floats(b)})
+        return trace
+
+    for name, options in SGD_VARIANTS:
+        out["variants"].append({"name": name, "groups": [{"params": ["w", "b"], **options}],
+                                "trace": run(name, lambda w, b: [w, b], options)})
+    groups = [{"params": ["w"], "lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
+              {"params": ["b"], "lr": 0.5, "momentum": 0.9, "weight_decay": 0.0}]
+    out["variants"].append({"name": "two_groups", "groups": groups, "trace": run(
+        "two_groups", lambda w, b: [{"params": [w], "lr": 0.1, "weight_decay": 0.01},
+                                    {"params": [b], "lr": 0.5, "weight_decay": 0.0}], {"lr": 1.0, "momentum": 0.9})})
+    out["variants"].append({"name": "missing_grad", "groups": [{"params": ["w", "b"], "lr": 0.1, "momentum": 0.9}],
+                            "skip_b_at": 0,
+                            "trace": run("missing_grad", lambda w, b: [w, b], {"lr": 0.1, "momentum": 0.9}, skip_b_at=0)})
+    return out
+
+
+def schedules_case():
+    from torch.optim import lr_scheduler as S
+
+    def trace(make):
+        p1, p2 = nn.Parameter(torch.zeros(1)), nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([{"params": [p1], "lr": 0.1}, {"params": [p2], "lr": 0.01}], lr=0.1)
+        sched = make(opt)
+        lrs = [sched.get_last_lr()]
+        for _ in range(24):
+            opt.step()
+            sched.step()
+            lrs.append(sched.get_last_lr())
+        return lrs
+
+    return [
+        {"name": "step", "spec": {"kind": "step", "size": 3, "gamma": 0.5},
+         "lrs": trace(lambda o: S.StepLR(o, step_size=3, gamma=0.5))},
+        {"name": "cosine", "spec": {"kind": "cosine", "t_max": 7, "eta_min": 0.001},
+         "lrs": trace(lambda o: S.CosineAnnealingLR(o, T_max=7, eta_min=0.001))},
+        {"name": "linear", "spec": {"kind": "linear", "start": 0.25, "end": 1.0, "iterations": 6},
+         "lrs": trace(lambda o: S.LinearLR(o, start_factor=0.25, end_factor=1.0, total_iters=6))},
+        {"name": "warmup_cosine", "spec": {"kind": "warmup_cosine", "warmup": 5, "total": 20, "start": 0.1, "eta_min": 0.0},
+         "lrs": trace(lambda o: S.SequentialLR(o, [S.LinearLR(o, start_factor=0.1, end_factor=1.0, total_iters=5),
+                                                   S.CosineAnnealingLR(o, T_max=15, eta_min=0.0)], milestones=[5]))},
+    ]
+
+
+def pattern_images():
+    n, c, h, w = torch.meshgrid(torch.arange(8), torch.arange(3), torch.arange(64), torch.arange(64), indexing="ij")
+    v = (h * 131 + w * 71 + c * 37 + n * n * 53 + (h * w * (n + 1)) % 97) % 255
+    return (v.to(torch.float32) / 127.5 - 1), torch.arange(8) % 2
+
+
+FROZEN_VARIANTS = [
+    ("sgd", {"lr": 0.001}, {}),
+    ("momentum", {"lr": 0.0005, "momentum": 0.9}, {}),
+    ("nesterov", {"lr": 0.0005, "momentum": 0.9, "nesterov": True}, {}),
+    ("dampening", {"lr": 0.0005, "momentum": 0.9, "dampening": 0.3}, {}),
+    ("weight_decay_no_bias", {"lr": 0.0005, "momentum": 0.9, "weight_decay": 0.05}, {"no_decay_bias": True}),
+    ("l2sp_head", {"lr": 0.0005, "momentum": 0.9}, {"beta": 0.05}),
+]
+
+
+def frozen_case():
+    sd = torch.load(SHARED, map_location="cpu")
+    x_all, y_all = pattern_images()
+    torch.manual_seed(0)
+    head = nn.Linear(512, 2)
+    nn.init.xavier_uniform_(head.weight)
+    nn.init.zeros_(head.bias)
+    init_w, init_b = head.weight.detach().clone(), head.bias.detach().clone()
+    out = {"weights": "../shared/weights/resnet18-zip.pth", "steps": 20, "batch": 4,
+           "fc_weight_init": floats(init_w), "fc_bias_init": floats(init_b), "variants": []}
+    for name, options, extra in FROZEN_VARIANTS:
+        model = torchvision.models.resnet18()
+        model.load_state_dict(sd)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.fc = nn.Linear(512, 2)
+        with torch.no_grad():
+            model.fc.weight.copy_(init_w)
+            model.fc.bias.copy_(init_b)
+        model.eval()
+        before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("fc.")}
+        if extra.get("no_decay_bias"):
+            o = dict(options)
+            wd = o.pop("weight_decay")
+            opt = torch.optim.SGD([{"params": [model.fc.weight], "weight_decay": wd},
+                                   {"params": [model.fc.bias], "weight_decay": 0.0}], **o)
+        else:
+            opt = torch.optim.SGD(model.fc.parameters(), **options)
+        beta = extra.get("beta", 0.0)
+        losses = []
+        for k in range(20):
+            idx = [(5 * k + 3 * j) % 8 for j in range(4)]
+            logits = model(x_all[idx])
+            loss = nn.CrossEntropyLoss()(logits, y_all[idx])
+            if beta:
+                loss = loss + beta / 2 * sum((p ** 2).sum() for p in model.fc.parameters())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        after = model.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before), "a frozen tensor changed"
+        out["variants"].append({"name": name, "options": options, **extra, "losses": losses,
+                                "fc_weight": floats(model.fc.weight), "fc_bias": floats(model.fc.bias)})
+    return out
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    versions = {"torch": torch.__version__, "torchvision": torchvision.__version__}
+    units = {"generator": "Tests/Reference/make_train_golden.py", **versions, "cross_entropy": cross_entropy_case(),
+             "linear_backward": linear_case(), "sgd": sgd_case(), "schedules": schedules_case()}
+    (OUT / "units.json").write_text(json.dumps(units) + "\n")
+    print("wrote", OUT / "units.json")
+    if SHARED.exists():
+        frozen = {"generator": "Tests/Reference/make_train_golden.py", **versions, **frozen_case()}
+        (OUT / "frozen.json").write_text(json.dumps(frozen) + "\n")
+        print("wrote", OUT / "frozen.json")
+    else:
+        print(f"skipped frozen.json: {SHARED} is absent")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+import Foundation
+import NN
+import Testing
+import Vision
+
+enum Fixtures {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static func path(_ name: String) -> String { root.appendingPathComponent("Tests/Fixtures/\(name)").path }
+    static let sharedZip = root.deletingLastPathComponent().appendingPathComponent("shared/weights/resnet18-zip.pth").path
+    static var sharedAvailable: Bool { FileManager.default.fileExists(atPath: sharedZip) }
+    static var fashionMNISTAvailable: Bool { FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist") }
+
+    /// A JSON file under Tests/Fixtures, as Foundation objects.
+    static func json(_ name: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path(name)))) as! [String: Any]
+    }
+}
+
+func floats(_ any: Any?) -> [Float] { (any as! [NSNumber]).map { Float($0.doubleValue) } }
+func doubles(_ any: Any?) -> [Double] { (any as! [NSNumber]).map(\.doubleValue) }
+
+/// max |got − want| ≤ rtol · max |want| (the scale is the largest magnitude, so entries near zero are
+/// held to the same absolute bound as the rest).
+func expectClose<G: BinaryFloatingPoint, W: BinaryFloatingPoint>(
+    _ got: [G], _ want: [W], rtol: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation
+) {
+    #expect(got.count == want.count, "\(what): \(got.count) values, want \(want.count)", sourceLocation: sourceLocation)
+    guard got.count == want.count, !want.isEmpty else { return }
+    let scale = max(want.map { abs(Double($0)) }.max()!, 1e-30)
+    let err = zip(got, want).map { abs(Double($0) - Double($1)) }.max()!
+    #expect(err <= rtol * scale, "\(what): max |Δ| \(err), max |want| \(scale), rtol \(rtol)", sourceLocation: sourceLocation)
+}
+
+/// A small seeded ResNet (BasicBlock, widths 8…32) with random BN statistics, so tests of the
+/// training loop run in a debug build in well under a second per epoch.
+func smallResNet(classes: Int = 3, seed: UInt64 = 7) -> ResNet {
+    let model = ResNet(ResNetConfig(block: .basic, layers: [1, 1, 1, 1], classes: classes, stem: 8, widths: [8, 16, 16, 32]))
+    var rng = SplitMix64(seed: seed)
+    for (name, entry) in model.stateEntries {
+        switch entry {
+        case .parameter(let p), .buffer(let p):
+            let isVar = name.hasSuffix("running_var"), isBNWeight = name.hasSuffix("weight") && p.shape.count == 1
+            for i in 0..<p.count {
+                let u = rng.nextUnitFloat()
+                if isVar || isBNWeight {
+                    p.data[i] = 0.5 + u
+                } else if p.shape.count == 4 {
+                    let fanIn = Float(p.shape[1] * p.shape[2] * p.shape[3])
+                    p.data[i] = (u * 2 - 1) * (3 / fanIn).squareRoot()
+                } else {
+                    p.data[i] = (u - 0.5) * 0.2
+                }
+            }
+        case .int64: break
+        }
+    }
+    model.replaceHead(classes: classes, seed: seed)
+    return model
+}
+
+/// `count` seeded [3, size, size] inputs in [-1, 1) with labels cycling through `classes`.
+func seededInputs(count: Int, size: Int, classes: Int, seed: UInt64 = 11) -> TensorInputs {
+    var rng = SplitMix64(seed: seed)
+    let inputs = (0..<count).map { n in
+        (0..<(3 * size * size)).map { _ in rng.nextUnitFloat() * 2 - 1 + Float(n % classes) * 0.3 }
+    }
+    return TensorInputs(inputs: inputs, labels: (0..<count).map { $0 % classes },
+                        classNames: (0..<classes).map { "c\($0)" }, height: size, width: size)
+}
+
+import Training
