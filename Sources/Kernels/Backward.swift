@@ -144,21 +144,22 @@ public enum BatchNormTrain {
                 sq[k] += d * d
             }
         }
-        var scale = [Float](repeating: 0, count: c), shift = [Float](repeating: 0, count: c)
+        // y = (x − mean) · (invstd · γ) + β, torch's order: centring first keeps the precision that
+        // x · scale + (β − mean · scale) loses to cancellation when the mean is large against the spread.
+        var scale = [Float](repeating: 0, count: c)
         for k in 0..<c {
             let mean = sum[k], variance = sq[k] / Double(rows)
             let inv = 1 / (variance + Double(eps)).squareRoot()
             savedMean[k] = Float(mean)
             savedInvStd[k] = Float(inv)
             scale[k] = Float(inv) * gamma[k]
-            shift[k] = beta[k] - Float(mean) * scale[k]
             let unbiased = rows > 1 ? sq[k] / Double(rows - 1) : variance
             runningMean[k] = (1 - momentum) * runningMean[k] + momentum * Float(mean)
             runningVar[k] = (1 - momentum) * runningVar[k] + momentum * Float(unbiased)
         }
         for r in 0..<rows {
             let src = x + r * c, dst = y + r * c
-            for k in 0..<c { dst[k] = src[k] * scale[k] + shift[k] }
+            for k in 0..<c { dst[k] = (src[k] - savedMean[k]) * scale[k] + beta[k] }
         }
     }
 

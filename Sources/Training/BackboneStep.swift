@@ -1,0 +1,295 @@
+import Kernels
+import NN
+import Vision
+
+/// Training steps through the backbone: a forward pass that keeps what the backward pass needs, the
+/// backward pass through every trainable layer, and the optimizer's step.
+///
+/// The stages up to `frozenThrough` (0: none, 1: the stem, 2: the stem and layer1, …, 5: everything
+/// but fc) are frozen: their parameters do not train and their BatchNorms run in eval mode (running
+/// statistics, folded into the convolution), as torch does for modules put in `eval()`. Every other
+/// BatchNorm runs in training mode: batch statistics, running statistics updated, `num_batches_tracked`
+/// counted. Activations are channels-last; the kernels are the inference kernels plus
+/// `ConvBackward`, `BatchNormTrain` and `PoolBackward`.
+public final class BackboneStep {
+    public let model: ResNet
+    public let optimizer: SGD
+    public let frozenThrough: Int
+    public var threads: Int
+    let l2sp: L2SP?
+    let trainable: [(name: String, parameter: Parameter)]
+
+    /// One convolution and the BatchNorm after it.
+    final class Unit {
+        let conv: Conv2d, bn: BatchNorm2d, prefix: String, convName: String, bnName: String
+        let frozen: Bool
+        /// The frozen form: BN folded into the weight and a bias (made once: frozen weights do not change).
+        lazy var folded: (weight: PackedConvWeight, bias: [Float]) = {
+            let f = BatchNorm.fold(convWeight: conv.weight.data, convBias: nil, outChannels: conv.outChannels,
+                                   weight: bn.weight.data, bias: bn.bias.data, mean: bn.runningMean.data,
+                                   variance: bn.runningVar.data, eps: bn.eps)
+            return (PackedConvWeight(f.weight, outChannels: conv.outChannels, inChannels: conv.inChannels,
+                                     kernelH: conv.kernel, kernelW: conv.kernel), f.bias)
+        }()
+        // Saved by the forward pass for the backward pass.
+        var geometry = Conv2dGeometry(batch: 1, inChannels: 1, height: 1, width: 1, outChannels: 1, kernel: (1, 1))
+        var input: [Float] = [], preNorm: [Float] = [], output: [Float] = []
+        var mean: [Float] = [], invStd: [Float] = []
+
+        init(_ conv: Conv2d, _ bn: BatchNorm2d, convName: String, bnName: String, frozen: Bool) {
+            self.conv = conv
+            self.bn = bn
+            self.prefix = convName
+            self.convName = convName + ".weight"
+            self.bnName = bnName
+            self.frozen = frozen
+        }
+    }
+
+    struct BlockUnits {
+        var units: [Unit]
+        var downsample: Unit?
+        var stage: Int
+    }
+
+    let stem: Unit
+    var blocks: [BlockUnits] = []
+    var scratch: [Float] = []
+    var poolIndices: [Int32] = []
+    var pooledShape = (height: 0, width: 0)
+    var stemOutput: [Float] = []
+    var features: [Float] = []
+
+    /// `groups` gives the optimizer's parameter groups for the trainable parameters (names as
+    /// `model.trainableParameters` gives them, after this initializer has frozen the stages); the
+    /// default is one group with `options`.
+    public init(model: ResNet, frozenThrough: Int, options: SGDOptions,
+                groups: ((_ trainable: [(name: String, parameter: Parameter)]) -> [ParameterGroup])? = nil,
+                l2sp: (alpha: Double, beta: Double)? = nil, threads: Int = 1) throws {
+        precondition((0...5).contains(frozenThrough), "frozenThrough is 0…5")
+        self.model = model
+        self.frozenThrough = frozenThrough
+        self.threads = threads
+        var frozenPrefixes: [String] = []
+        if frozenThrough >= 1 { frozenPrefixes += ["conv1.", "bn1."] }
+        for s in 0..<max(0, frozenThrough - 1) where s < 4 { frozenPrefixes.append("layer\(s + 1).") }
+        // Start from a clean slate, then freeze.
+        for (_, p) in model.namedParameters { p.requiresGrad = true }
+        if !frozenPrefixes.isEmpty { model.freeze(frozenPrefixes) }
+        trainable = model.trainableParameters
+        optimizer = try SGD(groups?(trainable) ?? [ParameterGroup(name: "all", parameters: trainable, options: options)])
+        self.l2sp = l2sp.map { L2SP(alpha: $0.alpha, beta: $0.beta, parameters: model.namedParameters) }
+        stem = Unit(model.conv1, model.bn1, convName: "conv1", bnName: "bn1", frozen: frozenThrough >= 1)
+        for (s, stage) in model.layers.enumerated() {
+            let frozen = frozenThrough >= s + 2
+            for (i, b) in stage.enumerated() {
+                let p = "layer\(s + 1).\(i)."
+                var units = [Unit(b.conv1, b.bn1, convName: p + "conv1", bnName: p + "bn1", frozen: frozen),
+                             Unit(b.conv2, b.bn2, convName: p + "conv2", bnName: p + "bn2", frozen: frozen)]
+                if let c3 = b.conv3, let bn3 = b.bn3 { units.append(Unit(c3, bn3, convName: p + "conv3", bnName: p + "bn3", frozen: frozen)) }
+                let ds = b.downsample.map { Unit($0.conv, $0.bn, convName: p + "downsample.0", bnName: p + "downsample.1", frozen: frozen) }
+                blocks.append(BlockUnits(units: units, downsample: ds, stage: s))
+            }
+        }
+    }
+
+    // MARK: forward
+
+    func ensureScratch(_ count: Int) {
+        if scratch.count < count { scratch = [Float](repeating: 0, count: count) }
+    }
+
+    /// conv → BN (→ + residual) (→ ReLU) for one unit; saves what backward needs when it trains.
+    func forward(_ u: Unit, _ x: [Float], batch: Int, height: Int, width: Int, relu: Bool, residual: [Float]?) -> [Float] {
+        let g = Conv2dGeometry(batch: batch, inChannels: u.conv.inChannels, height: height, width: width,
+                               outChannels: u.conv.outChannels, kernel: (u.conv.kernel, u.conv.kernel),
+                               stride: (u.conv.stride, u.conv.stride), padding: (u.conv.padding, u.conv.padding))
+        u.geometry = g
+        ensureScratch(ConvNHWC.scratchCount(threads: threads))
+        var y = [Float](repeating: 0, count: g.outputCount)
+        if u.frozen {
+            let f = u.folded
+            x.withUnsafeBufferPointer { xp in
+                f.bias.withUnsafeBufferPointer { b in
+                    y.withUnsafeMutableBufferPointer { o in
+                        scratch.withUnsafeMutableBufferPointer { s in
+                            if let residual {
+                                residual.withUnsafeBufferPointer { r in
+                                    ConvNHWC.forward(g, input: xp.baseAddress!, weight: f.weight, bias: b.baseAddress, residual: r.baseAddress,
+                                                     relu: relu, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                                }
+                            } else {
+                                ConvNHWC.forward(g, input: xp.baseAddress!, weight: f.weight, bias: b.baseAddress, residual: nil,
+                                                 relu: relu, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                            }
+                        }
+                    }
+                }
+            }
+            return y
+        }
+        let packed = PackedConvWeight(u.conv.weight.data, outChannels: g.outChannels, inChannels: g.inChannels,
+                                      kernelH: g.kernelH, kernelW: g.kernelW)
+        var c = [Float](repeating: 0, count: g.outputCount)
+        x.withUnsafeBufferPointer { xp in
+            c.withUnsafeMutableBufferPointer { o in
+                scratch.withUnsafeMutableBufferPointer { s in
+                    ConvNHWC.forward(g, input: xp.baseAddress!, weight: packed, bias: nil, residual: nil, relu: false,
+                                     output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                }
+            }
+        }
+        let k = g.outChannels, rows = g.batch * g.outHeight * g.outWidth
+        u.mean = [Float](repeating: 0, count: k)
+        u.invStd = [Float](repeating: 0, count: k)
+        BatchNormTrain.forward(c, &y, rows: rows, channels: k, gamma: u.bn.weight.data, beta: u.bn.bias.data,
+                               runningMean: &u.bn.runningMean.data, runningVar: &u.bn.runningVar.data, momentum: 0.1,
+                               eps: u.bn.eps, savedMean: &u.mean, savedInvStd: &u.invStd)
+        u.bn.numBatchesTracked.value += 1
+        if let residual { for i in y.indices { y[i] += residual[i] } }
+        if relu { for i in y.indices where !(y[i] > 0) { y[i] = 0 } }
+        u.input = x
+        u.preNorm = c
+        u.output = y
+        return y
+    }
+
+    /// Logits [batch, classes] for `input` [batch, 3, height, width] (NCHW, normalised), keeping what
+    /// `backward` needs.
+    func forward(_ input: [Float], batch: Int, height: Int, width: Int) -> [Float] {
+        let x = Layout.nhwc(input, batch: batch, channels: 3, plane: height * width)
+        var y = forward(stem, x, batch: batch, height: height, width: width, relu: true, residual: nil)
+        let sg = stem.geometry
+        let pH = (sg.outHeight + 2 - 3) / 2 + 1, pW = (sg.outWidth + 2 - 3) / 2 + 1
+        var pooled = [Float](repeating: 0, count: batch * pH * pW * sg.outChannels)
+        poolIndices = [Int32](repeating: 0, count: pooled.count)
+        PoolBackward.max2d(y, &pooled, indices: &poolIndices, batch: batch, channels: sg.outChannels, height: sg.outHeight,
+                           width: sg.outWidth, kernel: 3, stride: 2, padding: 1)
+        stemOutput = y
+        pooledShape = (pH, pW)
+        y = pooled
+        var (h, w) = (pH, pW)
+        for b in blocks {
+            let blockInput = y
+            let identity = b.downsample.map { forward($0, blockInput, batch: batch, height: h, width: w, relu: false, residual: nil) }
+                ?? blockInput
+            var z = blockInput, (zh, zw) = (h, w)
+            for (i, u) in b.units.enumerated() {
+                let last = i == b.units.count - 1
+                z = forward(u, z, batch: batch, height: zh, width: zw, relu: true, residual: last ? identity : nil)
+                (zh, zw) = (u.geometry.outHeight, u.geometry.outWidth)
+            }
+            y = z
+            (h, w) = (zh, zw)
+        }
+        let c = model.fc.inFeatures
+        features = [Float](repeating: 0, count: batch * c)
+        PoolNHWC.globalAverage(y, &features, batch: batch, channels: c, plane: h * w)
+        return LinearHead.forward(features, model.fc, batch: batch)
+    }
+
+    // MARK: backward
+
+    /// Given dL/d(unit output), adds the unit's parameter gradients and returns dL/d(unit input) when
+    /// `inputGradient`. `residualGradient` receives dL/d(residual) (the same as dL/d(BN output) after
+    /// the ReLU mask) for the last unit of a block.
+    func backward(_ u: Unit, _ dy: [Float], inputGradient: Bool, relu: Bool, gradients: inout [String: [Float]],
+                  residualGradient: inout [Float]?) -> [Float]? {
+        precondition(!u.frozen)
+        var d = dy
+        if relu { for i in d.indices where !(u.output[i] > 0) { d[i] = 0 } }
+        if residualGradient != nil { residualGradient = d }
+        let g = u.geometry, k = g.outChannels, rows = g.batch * g.outHeight * g.outWidth
+        var dc = [Float](repeating: 0, count: d.count)
+        var dGamma = [Float](repeating: 0, count: k), dBeta = dGamma
+        BatchNormTrain.backward(u.preNorm, outputGradient: d, inputGradient: &dc, rows: rows, channels: k,
+                                gamma: u.bn.weight.data, savedMean: u.mean, savedInvStd: u.invStd,
+                                gammaGradient: &dGamma, betaGradient: &dBeta)
+        gradients[u.bnName + ".weight"] = dGamma
+        gradients[u.bnName + ".bias"] = dBeta
+        var s = [Float](repeating: 0, count: ConvBackward.scratchCount(g, threads: threads))
+        var dw = [Float](repeating: 0, count: g.weightCount)
+        var dx: [Float]? = nil
+        s.withUnsafeMutableBufferPointer { s in
+            dw.withUnsafeMutableBufferPointer { w in
+                ConvBackward.weight(g, input: u.input, outputGradient: dc, weightGradient: w.baseAddress!, scratch: s.baseAddress!,
+                                    threads: threads)
+            }
+            if inputGradient {
+                let wt = ConvBackward.packTransposed(u.conv.weight.data, outChannels: k, inChannels: g.inChannels,
+                                                     kernelH: g.kernelH, kernelW: g.kernelW)
+                var out = [Float](repeating: 0, count: g.inputCount)
+                out.withUnsafeMutableBufferPointer {
+                    ConvBackward.data(g, outputGradient: dc, packedTransposedWeight: wt, inputGradient: $0.baseAddress!,
+                                      scratch: s.baseAddress!, threads: threads)
+                }
+                dx = out
+            }
+        }
+        gradients[u.convName] = dw
+        return dx
+    }
+
+    /// The gradients of the mean cross-entropy over the batch with respect to every trainable parameter.
+    func backward(logitsGradient: [Float], batch: Int) -> [String: [Float]] {
+        var gradients: [String: [Float]] = [:]
+        let fc = model.fc
+        let head = LinearHead.backward(dy: logitsGradient, x: features, weight: fc.weight.data, batch: batch,
+                                       inFeatures: fc.inFeatures, outFeatures: fc.outFeatures, inputGradient: frozenThrough < 5)
+        gradients["fc.weight"] = head.weight
+        gradients["fc.bias"] = head.bias
+        guard let dFeatures = head.input else { return gradients }
+        // Through the global average pool.
+        let last = blocks.last!.units.last!.geometry
+        var d = [Float](repeating: 0, count: batch * last.outHeight * last.outWidth * fc.inFeatures)
+        PoolBackward.globalAverage(outputGradient: dFeatures, inputGradient: &d, batch: batch, channels: fc.inFeatures,
+                                   plane: last.outHeight * last.outWidth)
+        for bi in blocks.indices.reversed() {
+            let b = blocks[bi]
+            if b.units[0].frozen { return gradients }
+            // Whether this block's input needs a gradient: something below it trains.
+            let below = bi > 0 ? !blocks[bi - 1].units[0].frozen : !stem.frozen
+            var residual: [Float]? = []
+            var dz: [Float]? = d
+            for (i, u) in b.units.enumerated().reversed() {
+                let isLast = i == b.units.count - 1
+                var r: [Float]? = isLast ? [] : nil
+                dz = backward(u, dz!, inputGradient: i > 0 || below, relu: true, gradients: &gradients, residualGradient: &r)
+                if isLast { residual = r }
+            }
+            // The identity path: the downsample's own gradients whether or not anything below trains.
+            var identityGradient = residual!
+            if let ds = b.downsample {
+                var none: [Float]? = nil
+                let dsx = backward(ds, residual!, inputGradient: below, relu: false, gradients: &gradients, residualGradient: &none)
+                if let dsx { identityGradient = dsx }
+            }
+            guard below else { return gradients }
+            var dInput = dz!
+            for i in dInput.indices { dInput[i] += identityGradient[i] }
+            d = dInput
+        }
+        // Through the max pool and the stem.
+        var dStem = [Float](repeating: 0, count: stemOutput.count)
+        PoolBackward.max2d(outputGradient: d, indices: poolIndices, count: d.count, inputGradient: &dStem, inputCount: stemOutput.count)
+        var none: [Float]? = nil
+        _ = backward(stem, dStem, inputGradient: false, relu: true, gradients: &gradients, residualGradient: &none)
+        return gradients
+    }
+
+    /// One training step on `input` [batch, 3, height, width] (NCHW, normalised) with `labels`: the mean
+    /// cross-entropy (plus the L2-SP penalty when set) before the step, and how many argmaxes were right.
+    @discardableResult
+    public func step(_ input: [Float], labels: [Int], height: Int, width: Int) throws -> (loss: Double, correct: Int) {
+        let batch = labels.count
+        let logits = forward(input, batch: batch, height: height, width: width)
+        let classes = model.fc.outFeatures
+        let ce = CrossEntropy.forward(logits, labels: labels, classes: classes)
+        let correct = zip(CrossEntropy.argmax(logits, classes: classes), labels).filter { $0 == $1 }.count
+        var gradients = backward(logitsGradient: ce.gradient, batch: batch)
+        var loss = Double(ce.loss)
+        if let l2sp { loss += l2sp.apply(trainable, to: &gradients) }
+        try optimizer.step(gradients)
+        return (loss, correct)
+    }
+}

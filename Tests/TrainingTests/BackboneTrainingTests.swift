@@ -1,0 +1,112 @@
+import Checkpoint
+import Foundation
+import NN
+import Tensors
+import Testing
+import Vision
+@testable import Training
+
+/// Training through the backbone against torch 1.13 (Tests/Reference/make_train_golden.py, backbone.json):
+/// 20 steps from resnet18-zip.pth with a new 2-class head, per mode.
+@Suite(.enabled(if: Fixtures.sharedAvailable, "../shared/weights/resnet18-zip.pth is absent; the backbone-training golden needs it"))
+struct BackboneGoldenTests {
+    @Test(arguments: ["through_layer2", "low_lr", "l2sp"])
+    func matchesTorch(_ mode: String) throws {
+        let golden = try Fixtures.json("train/backbone.json")
+        #expect(golden["generator"] as? String == "Tests/Reference/make_train_golden.py")
+        let m = (golden["modes"] as! [[String: Any]]).first { $0["name"] as? String == mode }!
+        let sd = try Checkpoint(path: Fixtures.sharedZip).stateDict()
+        let model = ResNet(.resnet18)
+        try model.load(sd, excluding: ["fc."])
+        model.replaceHead(classes: 2)
+        model.fc.weight.data = floats(golden["fc_weight_init"])
+        model.fc.bias.data = floats(golden["fc_bias_init"])
+        let before = Dictionary(uniqueKeysWithValues: model.stateEntries.compactMap { e -> (String, [Float])? in
+            switch e.entry {
+            case .parameter(let p), .buffer(let p): (e.name, p.data)
+            case .int64: nil
+            }
+        })
+        let step: BackboneStep
+        switch mode {
+        case "through_layer2":
+            step = try BackboneStep(model: model, frozenThrough: 3, options: SGDOptions(lr: 5e-4, momentum: 0.9), threads: 2)
+        case "low_lr":
+            let o = SGDOptions(lr: 5e-5, momentum: 0.9, weightDecay: 1e-3, nesterov: true)
+            step = try BackboneStep(model: model, frozenThrough: 0, options: o, groups: { trainable in
+                var head = o
+                head.lr = 5e-4
+                return [ParameterGroup(name: "backbone", parameters: trainable.filter { !$0.name.hasPrefix("fc.") }, options: o),
+                        ParameterGroup(name: "head", parameters: trainable.filter { $0.name.hasPrefix("fc.") }, options: head)]
+            }, threads: 2)
+        default:
+            step = try BackboneStep(model: model, frozenThrough: 0, options: SGDOptions(lr: 2e-4, momentum: 0.9),
+                                    l2sp: (alpha: 0.01, beta: 0.01), threads: 2)
+        }
+        let images = FrozenGoldenTests.patternImages()
+        // Only through_layer2 keeps BatchNorm out of training in the early stages; the other modes are
+        // chaotic at batch 4 (make_train_golden.py: torch's float32 and float64 runs differ by 3–4 %
+        // by step 20), so after step 1 their losses are held to that spread.
+        let chaotic = mode != "through_layer2"
+        let want = doubles(m["losses"])
+        var losses: [Double] = []
+        for k in 0..<20 {
+            let idx = (0..<4).map { (5 * k + 3 * $0) % 8 }
+            losses.append(try step.step(idx.flatMap { images[$0] }, labels: idx.map { $0 % 2 }, height: 64, width: 64).loss)
+            if k == 0 {
+                // The first step's update of every trainable tensor (a ReLU mask bit in layer4.0 differs
+                // from torch's by rounding at this step, which moves some updates by up to 0.6 %).
+                for (name, s) in m["step1"] as! [String: [String: Any]] {
+                    let p = model.namedParameters.first { $0.name == name }!.parameter
+                    let delta = zip(p.data, before[name]!).map { $0 - $1 }
+                    let idx = s["indices"] as! [Int]
+                    expectClose(idx.map { delta[$0] }, doubles(s["samples"]), rtol: 2e-2, "\(mode) \(name) first update")
+                    let norm = delta.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+                    let wantNorm = (s["norm"] as! NSNumber).doubleValue
+                    #expect(abs(norm - wantNorm) <= 2e-2 * wantNorm, "\(mode) \(name) first update norm \(norm), torch \(wantNorm)")
+                }
+            }
+        }
+        for (k, (g, w)) in zip(losses, want).enumerated() {
+            let rtol = chaotic && k > 0 ? 5e-2 : 1e-4
+            #expect(abs(g - w) <= rtol * abs(w), "\(mode) step \(k + 1): loss \(g), torch \(w)")
+        }
+        // Every tensor torch changed, by norm and samples (through_layer2; in the chaotic modes, only
+        // that it changed: their trajectories part within torch's own float32/float64 spread); every
+        // tensor it left alone, bit for bit.
+        let state = Dictionary(uniqueKeysWithValues: model.stateEntries.map { ($0.name, $0.entry) })
+        for (name, s) in m["changed"] as! [String: [String: Any]] {
+            switch state[name] {
+            case .parameter(let p)?, .buffer(let p)?:
+                if chaotic {
+                    #expect(p.data != before[name], "\(mode): \(name) did not change")
+                } else {
+                    check(p.data, s, "\(mode) \(name)", rtol: 1e-4)
+                }
+            default: Issue.record("\(name) missing")
+            }
+        }
+        for name in m["unchanged"] as! [String] {
+            switch state[name] {
+            case .parameter(let p)?, .buffer(let p)?: #expect(p.data == before[name], "\(mode): \(name) changed")
+            default: break
+            }
+        }
+        for (name, n) in m["num_batches_tracked"] as! [String: Int] {
+            guard case .int64(let v)? = state[name] else { Issue.record("\(name) missing"); continue }
+            #expect(v.value == Int64(n), "\(mode) \(name): \(v.value), torch \(n)")
+        }
+        if !chaotic {
+            check(model.fc.weight.data, m["fc_weight"] as! [String: Any], "\(mode) fc.weight", rtol: 1e-4)
+            expectClose(model.fc.bias.data, doubles(m["fc_bias"]), rtol: 1e-4, "\(mode) fc.bias")
+        }
+    }
+
+    func check(_ data: [Float], _ s: [String: Any], _ what: String, rtol: Double) {
+        let norm = (data.reduce(0.0) { $0 + Double($1) * Double($1) }).squareRoot()
+        let wantNorm = (s["norm"] as! NSNumber).doubleValue
+        #expect(abs(norm - wantNorm) <= rtol * wantNorm, "\(what): norm \(norm), torch \(wantNorm)")
+        let idx = s["indices"] as! [Int]
+        expectClose(idx.map { data[$0] }, doubles(s["samples"]), rtol: rtol, "\(what) samples")
+    }
+}
