@@ -129,7 +129,7 @@ public final class ZipArchive: @unchecked Sendable {
            b.loadUnaligned(fromByteOffset: eocd - 20, as: UInt32.self) == 0x0706_4B50 {
             r.position = eocd - 20 + 8
             let z64 = try r.read(UInt64.self)
-            guard z64 <= UInt64(b.count - 56) else { throw bad("zip64 record offset \(z64)", eocd - 12) }
+            guard b.count >= 56, z64 <= UInt64(b.count - 56) else { throw bad("zip64 record offset \(z64)", eocd - 12) }
             r.position = Int(z64)
             guard try r.read(UInt32.self) == 0x0606_4B50 else { throw bad("zip64 end record signature", Int(z64)) }
             r.position = Int(z64) + 32
@@ -170,7 +170,10 @@ public final class ZipArchive: @unchecked Sendable {
                 throw bad("central directory record for '\(name)' disagrees with libzip", at)
             }
             guard method == UInt16(ZIP_CM_STORE) else { continue }
-            guard local <= UInt64(b.count - 30) else { throw bad("local header offset \(local) of '\(name)'", at) }
+            guard size == compressed else {
+                throw bad("stored entry '\(name)' declares \(compressed) bytes in the file but \(size) uncompressed", at)
+            }
+            guard b.count >= 30, local <= UInt64(b.count - 30) else { throw bad("local header offset \(local) of '\(name)'", at) }
             var lh = ByteReader(b)
             lh.position = Int(local)
             guard try lh.read(UInt32.self) == 0x0403_4B50 else { throw bad("local header signature of '\(name)'", Int(local)) }

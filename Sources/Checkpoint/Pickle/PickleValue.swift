@@ -75,14 +75,23 @@ public final class PickleSet: Teardown {
     public internal(set) var items: [PickleValue] = []
     var keys: Set<PickleKey> = []
     public let isFrozen: Bool
-    init(frozen: Bool) { isFrozen = frozen }
+    /// How deeply nested a member may be (`PickleLimits.maxDepth`).
+    let maxKeyDepth: Int
+    init(frozen: Bool, maxKeyDepth: Int) {
+        isFrozen = frozen
+        self.maxKeyDepth = maxKeyDepth
+    }
+    /// Python's `s.add(value)`: a member already there is not added again.
     func insert(_ value: PickleValue) throws {
-        if keys.insert(try PickleKey(value)).inserted { items.append(value) }
+        if keys.insert(try PickleKey(value, maxDepth: maxKeyDepth)).inserted { items.append(value) }
     }
     func teardown() { items = []; keys = [] }
 }
 
 /// An insertion-ordered dict with Python's key semantics (1, 1.0 and True are one key).
+///
+/// A pickle of a dict names each key once; a key given twice can only come from a crafted file (two
+/// readers could each keep a different value), so `insert` refuses it instead of replacing.
 public final class PickleDict: Teardown {
     public private(set) var keys: [PickleValue] = []
     public private(set) var values: [PickleValue] = []
@@ -91,21 +100,23 @@ public final class PickleDict: Teardown {
     public var isOrdered = false
     /// Attributes set by BUILD (`_metadata` on state dicts).
     public var attributes: PickleDict?
+    /// How deeply nested a key may be (`PickleLimits.maxDepth`).
+    let maxKeyDepth: Int
 
-    init() {}
+    init(maxKeyDepth: Int) { self.maxKeyDepth = maxKeyDepth }
 
     public var count: Int { keys.count }
 
-    /// Python's `d[key] = value`: replaces in place when the key exists.
-    public func set(_ key: PickleValue, _ value: PickleValue) throws {
-        let k = try PickleKey(key)
-        if let i = index[k] {
-            values[i] = value
-        } else {
-            index[k] = keys.count
-            keys.append(key)
-            values.append(value)
+    /// `d[key] = value` for a key the dict does not hold yet; a second value for a key throws.
+    public func insert(_ key: PickleValue, _ value: PickleValue) throws {
+        let k = try PickleKey(key, maxDepth: maxKeyDepth)
+        guard index[k] == nil else {
+            let shown = if case .string(let s) = key { "'\(s.prefix(200))'" } else { "of type \(key.typeName)" }
+            throw CheckpointError(.malformedPickle("the key \(shown) is given twice in one dict"))
         }
+        index[k] = keys.count
+        keys.append(key)
+        values.append(value)
     }
 
     public subscript(string key: String) -> PickleValue? {
@@ -127,7 +138,13 @@ enum PickleKey: Hashable {
     case global(PickleGlobal)
     case object(ObjectIdentifier)
 
-    init(_ value: PickleValue) throws {
+    /// Tuples and frozensets nest; past `maxDepth` levels the value is refused (a key 100,000 tuples
+    /// deep would otherwise overflow the stack here and when it is released).
+    init(_ value: PickleValue, maxDepth: Int, depth: Int = 0) throws {
+        guard depth <= maxDepth else {
+            throw CheckpointError(.limitExceeded(.maxDepth, limit: maxDepth, "a dict key or set member nested deeper"))
+        }
+        func inner(_ v: PickleValue) throws -> PickleKey { try PickleKey(v, maxDepth: maxDepth, depth: depth + 1) }
         switch value {
         case .none: self = .none
         case .bool(let b): self = .int(b ? 1 : 0)
@@ -137,10 +154,10 @@ enum PickleKey: Hashable {
             if d.rounded() == d, let i = Int64(exactly: d) { self = .int(i) } else { self = .float(d) }
         case .string(let s): self = .string(s)
         case .bytes(let b): self = .bytes(b)
-        case .tuple(let t): self = .tuple(try t.items.map(PickleKey.init))
+        case .tuple(let t): self = .tuple(try t.items.map(inner))
         case .global(let g): self = .global(g)
         case .object(let o): self = .object(ObjectIdentifier(o))
-        case .set(let s) where s.isFrozen: self = .tuple(try s.items.map(PickleKey.init))
+        case .set(let s) where s.isFrozen: self = .tuple(try s.items.map(inner))
         case .list, .dict, .set:
             throw CheckpointError(.malformedPickle("unhashable type '\(value.typeName)' used as a key"))
         }

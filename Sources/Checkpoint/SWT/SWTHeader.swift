@@ -130,10 +130,13 @@ public struct SWTHeader: Sendable {
     ///
     /// Every rule is checked before any tensor is made: the length, the JSON, each entry's fields,
     /// dtype, shape and size, and that the entries tile the data region exactly.
-    public static func parse(_ file: UnsafeRawBufferPointer) throws(SWTHeaderError) -> SWTHeader {
+    /// `maxHeaderBytes` above 100 MB (safetensors' limit) reads headers safetensors would refuse.
+    public static func parse(
+        _ file: UnsafeRawBufferPointer, maxHeaderBytes: Int = SWT.maxHeaderBytes
+    ) throws(SWTHeaderError) -> SWTHeader {
         guard file.count >= 8 else { throw .headerLength(declared: 0, fileBytes: file.count) }
         let declared = file.loadUnaligned(as: UInt64.self).littleEndian
-        guard declared > 0, declared <= UInt64(SWT.maxHeaderBytes), declared <= UInt64(file.count - 8) else {
+        guard declared > 0, declared <= UInt64(max(maxHeaderBytes, 0)), declared <= UInt64(file.count - 8) else {
             throw .headerLength(declared: declared, fileBytes: file.count)
         }
         let n = Int(declared)
