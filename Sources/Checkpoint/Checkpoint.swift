@@ -86,7 +86,7 @@ public final class Checkpoint: Sendable {
             }
             let loaded: LoadedCheckpoint = switch format {
             case .swt: try SWTFormat.load(source, options: options)
-            case .zip: try ZipFormat.load(source, options: options)
+            case .zip: try ZipFormat.load(source, name: name, options: options)
             case .tar: try TarFormat.load(source, options: options)
             case .legacy: try LegacyFormat.load(source, options: options)
             }

@@ -49,6 +49,10 @@ public final class ZipArchive: @unchecked Sendable {
         }
         guard let za = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &error) else {
             zip_source_free(src)
+            // libzip's own words for this one ("File already exists") would mislead.
+            if zip_error_code_zip(&error) == ZIP_ER_EXISTS {
+                throw CheckpointError(.malformedArchive("two entries have the same name (which one is meant depends on the reader)"))
+            }
             throw CheckpointError(.zip(String(cString: zip_error_strerror(&error))))
         }
         let n = zip_get_num_entries(za, 0)
@@ -222,16 +226,27 @@ final class ZipEntrySource: ByteSource {
     let archive: ZipArchive
     let entry: ZipArchive.Entry
     let verifyCRC: Bool
+    /// The checkpoint's path, for errors thrown when the bytes are first asked for.
+    let file: String?
     private let loaded = Mutex<(any ByteSource)?>(nil)
     var count: Int { entry.size }
 
-    init(_ archive: ZipArchive, _ entry: ZipArchive.Entry, verifyCRC: Bool) {
+    init(_ archive: ZipArchive, _ entry: ZipArchive.Entry, verifyCRC: Bool, file: String? = nil) {
         self.archive = archive
         self.entry = entry
         self.verifyCRC = verifyCRC
+        self.file = file
     }
 
     func bytes() throws -> UnsafeRawBufferPointer {
+        do {
+            return try load()
+        } catch let e as CheckpointError {
+            throw file.map { e.inFile($0) } ?? e
+        }
+    }
+
+    private func load() throws -> UnsafeRawBufferPointer {
         try loaded.withLock { cached in
             if let cached { return try cached.bytes() }
             let source: any ByteSource

@@ -9,7 +9,7 @@ import Tensors
 ///
 /// The folder name is free; every entry must share it. Storages are read from the archive on first use.
 enum ZipFormat {
-    static func load(_ file: any ByteSource, options: LoadOptions) throws -> LoadedCheckpoint {
+    static func load(_ file: any ByteSource, name path: String, options: LoadOptions) throws -> LoadedCheckpoint {
         let zip = try ZipArchive(file)
         let fileBytes = file.count
         for e in zip.entries where !isSafeEntryName(e.name) { throw CheckpointError(.unsafeEntryName(e.name)) }
@@ -78,7 +78,7 @@ enum ZipFormat {
             guard let entry = zip.entry(named: name) else { throw CheckpointError(.missingStorage("\(key): no entry '\(name)'")) }
             do {
                 let s = try Storage(key: key, dtype: dtype, count: Int(numel),
-                                    source: nativeOrder(ZipEntrySource(zip, entry, verifyCRC: options.verifyCRC),
+                                    source: nativeOrder(ZipEntrySource(zip, entry, verifyCRC: options.verifyCRC, file: path),
                                                         dtype: dtype, littleEndian: le))
                 storages[key] = s
                 order.append(s)
