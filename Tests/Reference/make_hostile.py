@@ -523,6 +523,9 @@ def swts():
          b={"dtype": "I64", "shape": [6], "data_offsets": [16, 64]})
     case("swt_shape_overflow.swt", "shape [2^62, 4] of F32: the byte count overflows Int64",
          "badShape", "entry 'b'", b={"dtype": "F32", "shape": [2**62, 4], "data_offsets": [16, 32]})
+    case("swt_zero_dim_overflow.swt", "shape [0, 2^40, 2^40] of U8: no bytes, but its row-major strides overflow "
+         "(found in review: Tensor.contiguousStrides trapped)", "badShape", "entry 'z'",
+         z={"dtype": "U8", "shape": [0, 2**40, 2**40], "data_offsets": [32, 32]})
     case("swt_negative_dim.swt", "shape [-4]", "badShape", "entry 'b'",
          b={"dtype": "I64", "shape": [-4], "data_offsets": [16, 32]})
     case("swt_size_mismatch.swt", "shape [2] of I64 over 8 bytes", "sizeMismatch", "need 16",

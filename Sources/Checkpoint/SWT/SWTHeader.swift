@@ -185,12 +185,18 @@ public struct SWTHeader: Sendable {
         guard begin >= 0, end >= begin, end <= dataBytes else {
             throw .offsetOutOfRange(name: name, begin: begin, end: end, dataBytes: dataBytes)
         }
+        // The byte count, and the same product with zeros read as ones: the row-major strides are
+        // products of the sizes after a dimension, so [0, 2^40, 2^40] holds no bytes but its strides
+        // would overflow.
         var bytes = dtype.itemSize
+        var span = dtype.itemSize
         for d in shape {
             guard d >= 0 else { throw .badShape(name: name, shape: shape) }
             let (p, o) = bytes.multipliedReportingOverflow(by: d)
-            guard !o else { throw .badShape(name: name, shape: shape) }
+            let (q, o2) = span.multipliedReportingOverflow(by: max(d, 1))
+            guard !o, !o2 else { throw .badShape(name: name, shape: shape) }
             bytes = p
+            span = q
         }
         guard end - begin == bytes else { throw .sizeMismatch(name: name, expectedBytes: bytes, begin: begin, end: end) }
         return SWTEntry(name: name, dtype: dtype, shape: shape, begin: begin, end: end)
