@@ -179,8 +179,10 @@ func runPickle<R>(
     _ reader: inout ByteReader, host: TorchHost, options: LoadOptions, log: inout GlobalLog,
     _ finish: (PickleValue) throws -> R
 ) throws -> (result: R, proto: Int) {
-    host.maxKeyDepth = options.limits.maxDepth
+    let keys = KeyLimits(options.limits, pickleBytes: reader.remaining)
+    host.keyLimits = keys
     let machine = PickleMachine(host: host, limits: options.limits)
+    machine.keyLimits = keys
     defer { log.add(machine.globals) }
     do {
         let r = try machine.load(&reader, finish: finish)

@@ -328,6 +328,15 @@ def pickles():
            "a dict key that is a tuple 600 levels deep: hashing it would recurse 600 frames, and 100,000 would overflow the stack",
            part=PKL, offset=p.at["s"], kind="limitExceeded", cap="maxDepth", limit=512)
 
+    p = Pk().op(b"}").op(b"N\x85q\x000")
+    for level in range(1, 41):                  # t_k = (t_{k-1}, t_{k-1}) through the memo
+        p.op(b"h" + bytes([level - 1]) * 1 + b"h" + bytes([level - 1]) + b"\x86q" + bytes([level]) + b"0")
+    p.op(b"h\x28N").op(b"s", "s")
+    in_zip("key_hash_bomb.pth", p.done(),
+           "a dict key of 40 nested pairs (t, t) through the memo: hashing it visits 2^40 tuples "
+           "(the fuzzer found this shape with frozensets: a 915-byte pickle hashing for minutes)",
+           part=PKL, offset=p.at["s"], kind="limitExceeded", cap="maxValues", limit=1 << 22)
+
     p = Pk().op(b"}").str("model").op(b"]q\x00h\x00a").op(b"s")
     in_zip("self_cycle.pth", p.done(), "a list that contains itself: infinite when converted or walked",
            part=PKL, kind="limitExceeded", cap="maxDepth", limit=512)

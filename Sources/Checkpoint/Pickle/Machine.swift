@@ -56,6 +56,11 @@ public final class PickleMachine {
     /// Every global the pickle named, in order of first use.
     public private(set) var globals: [PickleGlobal] = []
     private var globalSet: Set<PickleGlobal> = []
+    /// Caps on hashing keys; set by the caller to share them with its host, else made per load.
+    var keyLimits = KeyLimits(maxDepth: PickleLimits().maxDepth, maxValues: PickleLimits().maxValues) {
+        didSet { keyLimitsGiven = true }
+    }
+    private var keyLimitsGiven = false
     /// Offset of the opcode being run.
     private var opOffset = 0
     private var part: String?
@@ -70,6 +75,7 @@ public final class PickleMachine {
     public func load<R>(_ reader: inout ByteReader, finish: (PickleValue) throws -> R) throws -> R {
         defer { reset() }
         part = reader.part
+        if !keyLimitsGiven { keyLimits = KeyLimits(limits, pickleBytes: reader.remaining) }
         let result = try run(&reader)
         return try finish(result)
     }
@@ -436,10 +442,10 @@ public final class PickleMachine {
                 let items = try popMark("APPENDS")
                 guard case .list(let l) = try top("APPENDS") else { throw fail(.malformedPickle("APPENDS to a \(try top("APPENDS").typeName)")) }
                 l.items.append(contentsOf: items)
-            case .emptyDict: try push(.dict(register(PickleDict(maxKeyDepth: limits.maxDepth))))
+            case .emptyDict: try push(.dict(register(PickleDict(keyLimits: keyLimits))))
             case .dict:
                 let items = try popMark("DICT")
-                let d = register(PickleDict(maxKeyDepth: limits.maxDepth))
+                let d = register(PickleDict(keyLimits: keyLimits))
                 try fill(d, items, "DICT")
                 try push(.dict(d))
             case .setItem:
@@ -450,14 +456,14 @@ public final class PickleMachine {
                 let items = try popMark("SETITEMS")
                 guard case .dict(let d) = try top("SETITEMS") else { throw fail(.malformedPickle("SETITEMS on a \(try top("SETITEMS").typeName)")) }
                 try fill(d, items, "SETITEMS")
-            case .emptySet: try push(.set(register(PickleSet(frozen: false, maxKeyDepth: limits.maxDepth))))
+            case .emptySet: try push(.set(register(PickleSet(frozen: false, keyLimits: keyLimits))))
             case .addItems:
                 let items = try popMark("ADDITEMS")
                 guard case .set(let s) = try top("ADDITEMS"), !s.isFrozen else { throw fail(.malformedPickle("ADDITEMS on a \(try top("ADDITEMS").typeName)")) }
                 for i in items { try hosted { try s.insert(i) } }
             case .frozenSet:
                 let items = try popMark("FROZENSET")
-                let s = register(PickleSet(frozen: true, maxKeyDepth: limits.maxDepth))
+                let s = register(PickleSet(frozen: true, keyLimits: keyLimits))
                 for i in items { try hosted { try s.insert(i) } }
                 try push(.set(s))
 

@@ -75,15 +75,15 @@ public final class PickleSet: Teardown {
     public internal(set) var items: [PickleValue] = []
     var keys: Set<PickleKey> = []
     public let isFrozen: Bool
-    /// How deeply nested a member may be (`PickleLimits.maxDepth`).
-    let maxKeyDepth: Int
-    init(frozen: Bool, maxKeyDepth: Int) {
+    /// The caps on hashing members, shared by every dict and set of one pickle.
+    let keyLimits: KeyLimits
+    init(frozen: Bool, keyLimits: KeyLimits) {
         isFrozen = frozen
-        self.maxKeyDepth = maxKeyDepth
+        self.keyLimits = keyLimits
     }
     /// Python's `s.add(value)`: a member already there is not added again.
     func insert(_ value: PickleValue) throws {
-        if keys.insert(try PickleKey(value, maxDepth: maxKeyDepth)).inserted { items.append(value) }
+        if keys.insert(try PickleKey(value, keyLimits)).inserted { items.append(value) }
     }
     func teardown() { items = []; keys = [] }
 }
@@ -100,16 +100,16 @@ public final class PickleDict: Teardown {
     public var isOrdered = false
     /// Attributes set by BUILD (`_metadata` on state dicts).
     public var attributes: PickleDict?
-    /// How deeply nested a key may be (`PickleLimits.maxDepth`).
-    let maxKeyDepth: Int
+    /// The caps on hashing keys, shared by every dict and set of one pickle.
+    let keyLimits: KeyLimits
 
-    init(maxKeyDepth: Int) { self.maxKeyDepth = maxKeyDepth }
+    init(keyLimits: KeyLimits) { self.keyLimits = keyLimits }
 
     public var count: Int { keys.count }
 
     /// `d[key] = value` for a key the dict does not hold yet; a second value for a key throws.
     public func insert(_ key: PickleValue, _ value: PickleValue) throws {
-        let k = try PickleKey(key, maxDepth: maxKeyDepth)
+        let k = try PickleKey(key, keyLimits)
         guard index[k] == nil else {
             let shown = if case .string(let s) = key { "'\(s.prefix(200))'" } else { "of type \(key.typeName)" }
             throw CheckpointError(.malformedPickle("the key \(shown) is given twice in one dict"))
@@ -126,6 +126,25 @@ public final class PickleDict: Teardown {
     func teardown() { keys = []; values = []; index = [:]; attributes = nil }
 }
 
+/// What hashing dict keys and set members may cost in one pickle: a key is projected to a `PickleKey`
+/// tree, and a tuple or frozenset the pickle refers to twice is projected twice, so nested frozensets of
+/// repeated members grow exponentially (a fuzzer found a 915-byte pickle that hashed for minutes).
+/// Depth is capped by `PickleLimits.maxDepth`, the nodes made for all keys together by the same budget
+/// as the result's values (`PickleLimits.maxValues`, or twice the pickle's bytes).
+final class KeyLimits {
+    let maxDepth: Int
+    let maxValues: Int
+    var left: Int
+    init(maxDepth: Int, maxValues: Int) {
+        self.maxDepth = maxDepth
+        self.maxValues = maxValues
+        self.left = maxValues
+    }
+    convenience init(_ limits: PickleLimits, pickleBytes: Int) {
+        self.init(maxDepth: limits.maxDepth, maxValues: max(limits.maxValues, 2 * pickleBytes))
+    }
+}
+
 /// The hashable projection of a value, for dict keys and set members.
 enum PickleKey: Hashable {
     case none
@@ -140,11 +159,16 @@ enum PickleKey: Hashable {
 
     /// Tuples and frozensets nest; past `maxDepth` levels the value is refused (a key 100,000 tuples
     /// deep would otherwise overflow the stack here and when it is released).
-    init(_ value: PickleValue, maxDepth: Int, depth: Int = 0) throws {
-        guard depth <= maxDepth else {
-            throw CheckpointError(.limitExceeded(.maxDepth, limit: maxDepth, "a dict key or set member nested deeper"))
+    init(_ value: PickleValue, _ limits: KeyLimits, depth: Int = 0) throws {
+        guard depth <= limits.maxDepth else {
+            throw CheckpointError(.limitExceeded(.maxDepth, limit: limits.maxDepth, "a dict key or set member nested deeper"))
         }
-        func inner(_ v: PickleValue) throws -> PickleKey { try PickleKey(v, maxDepth: maxDepth, depth: depth + 1) }
+        limits.left -= 1
+        guard limits.left >= 0 else {
+            throw CheckpointError(.limitExceeded(.maxValues, limit: limits.maxValues,
+                "dict keys and set members hold more values (tuples and frozensets referenced many times)"))
+        }
+        func inner(_ v: PickleValue) throws -> PickleKey { try PickleKey(v, limits, depth: depth + 1) }
         switch value {
         case .none: self = .none
         case .bool(let b): self = .int(b ? 1 : 0)

@@ -36,8 +36,8 @@ final class ComplexObject: PickleObject {
 final class TorchHost: PickleHost {
     /// Resolves a persistent id to a storage (zip, legacy) or a tensor (tar).
     var resolvePersistent: (PickleValue) throws -> PickleValue
-    /// Nesting cap for keys of the dicts and sets the host makes (`PickleLimits.maxDepth`).
-    var maxKeyDepth = PickleLimits().maxDepth
+    /// Caps on hashing keys of the dicts and sets the host makes, shared with the machine.
+    var keyLimits = KeyLimits(maxDepth: PickleLimits().maxDepth, maxValues: PickleLimits().maxValues)
 
     init(persistentLoad: @escaping (PickleValue) throws -> PickleValue = { pid in
         throw CheckpointError(.badPersistentID("this pickle may not refer to storages (got a \(pid.typeName))"))
@@ -65,7 +65,7 @@ final class TorchHost: PickleHost {
         let name = g.qualifiedName
         switch fn {
         case .orderedDict:
-            let d = PickleDict(maxKeyDepth: maxKeyDepth)
+            let d = PickleDict(keyLimits: keyLimits)
             d.isOrdered = true
             if let first = args.first {
                 // OrderedDict(iterable of pairs), as protocol 0 pickles write it.
@@ -131,7 +131,7 @@ final class TorchHost: PickleHost {
             default: throw refuse("\(name) with encoding '\(encoding)'")
             }
         case .set, .frozenset:
-            let s = PickleSet(frozen: fn == .frozenset, maxKeyDepth: maxKeyDepth)
+            let s = PickleSet(frozen: fn == .frozenset, keyLimits: keyLimits)
             if let first = args.first {
                 switch first {
                 case .list(let l): for i in l.items { try s.insert(i) }
@@ -199,7 +199,7 @@ final class TorchHost: PickleHost {
             return .object(TensorObject(nil, isParameter: false))
         case .orderedDict:
             guard args.isEmpty else { throw refuse("\(g.qualifiedName) with arguments") }
-            let d = PickleDict(maxKeyDepth: maxKeyDepth)
+            let d = PickleDict(keyLimits: keyLimits)
             d.isOrdered = true
             return .dict(d)
         default:
