@@ -265,3 +265,35 @@ func byteCap(fileBytes: Int, ratio: Int, plus: Int) -> Int {
     let (sum, o2) = scaled.addingReportingOverflow(plus)
     return o1 || o2 ? Int.max : sum
 }
+
+extension LoadOptions {
+    /// The value of a cap, by name.
+    public func value(of cap: CheckpointLimit) -> Int {
+        switch cap {
+        case .maxStack: limits.maxStack
+        case .maxMarks: limits.maxMarks
+        case .maxMemo: limits.maxMemo
+        case .maxIntegerBytes: limits.maxIntegerBytes
+        case .maxDepth: limits.maxDepth
+        case .maxValues: limits.maxValues
+        case .maxHeaderBytes: maxHeaderBytes
+        case .maxInflationRatio: maxInflationRatio
+        case .maxTensorBytesRatio: maxTensorBytesRatio
+        }
+    }
+
+    /// Sets a cap by name (the command line's `--cap NAME=VALUE`).
+    public mutating func set(_ cap: CheckpointLimit, to value: Int) {
+        switch cap {
+        case .maxStack: limits.maxStack = value
+        case .maxMarks: limits.maxMarks = value
+        case .maxMemo: limits.maxMemo = value
+        case .maxIntegerBytes: limits.maxIntegerBytes = value
+        case .maxDepth: limits.maxDepth = value
+        case .maxValues: limits.maxValues = value
+        case .maxHeaderBytes: maxHeaderBytes = value
+        case .maxInflationRatio: maxInflationRatio = value
+        case .maxTensorBytesRatio: maxTensorBytesRatio = value
+        }
+    }
+}

@@ -125,6 +125,14 @@ import Tensors
         #expect(object?["limit"] as? String == "PickleLimits.maxMemo")
         #expect(object?["offset"] as? Int == 1_048_579)
         #expect(object?["part"] as? String == "archive/data.pkl")
+        // --cap raises a cap: the zip bomb, inflated, is 40 MiB of zeros.
+        let bomb = Paths.fixture("hostile/zip_bomb.pth")
+        let (raised, table) = try ReferenceScript.run(Self.tool, [
+            "inspect", "--cap", "maxInflationRatio=2000", "--cap", "maxTensorBytesRatio=2000", bomb])
+        #expect(raised == 0, "\(table)")
+        #expect(table.contains("1 tensors, 10,485,760 elements"), "\(table)")
+        let (bad, usage) = try ReferenceScript.run(Self.tool, ["inspect", "--cap", "maxFoo=1", bomb])
+        #expect(bad != 0 && usage.contains("--cap maxFoo=1: the name must be one of"), "\(usage)")
     }
 
     static var tool: String { ReferenceScript.productsDirectory.appendingPathComponent("pth2swt").path }
