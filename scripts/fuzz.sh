@@ -64,6 +64,9 @@ seeds() {
                 [ -s "$dir/$(basename "$z" .pth).data.pkl" ] || rm -f "$dir/$(basename "$z" .pth).data.pkl"
             done ;;
     esac
+    # Seeds over 64 KiB (the inflated memo and stack floods) would raise libFuzzer's -max_len to 1 MiB
+    # and slow every execution; the fuzzer grows big inputs itself when they pay.
+    find "$dir" -type f -size +64k -delete
     if [ -d Tests/Fixtures/hostile ] && [ -f Tests/Fixtures/hostile/manifest.json ]; then
         # Hostile files of this harness's format (the manifest's "format" field).
         python3 - "$h" "$dir" <<'EOF'
@@ -81,6 +84,7 @@ for h in "${harnesses[@]}"; do
     dir=$work/$h
     mkdir -p "$dir/corpus" "$dir/findings"
     seeds "$h" "$dir/seeds"
+    find "$dir/corpus" -type f -size +64k -delete
     log=$dir/run-$(date +%Y%m%d-%H%M%S).log
     echo "== fuzz-$h: ${limit[*]} ${extra[*]:-} (seeds: $(ls "$dir/seeds" | wc -l), corpus: $(ls "$dir/corpus" | wc -l))"
     before=$(ls "$dir/findings" | wc -l)
