@@ -7,7 +7,9 @@
 # Default: all harnesses, --time 60. Seeds come from Tests/Fixtures (and the hostile corpus); the
 # corpus a harness grows, its findings (crash-*, leak-*, timeout-*, oom-*) and a log of each run are
 # kept in .build-fuzz/work/HARNESS/ (gitignored), so later runs continue where earlier ones stopped.
-# A finding is reproduced with `.build-fuzz/release/fuzz-HARNESS FILE`.
+# A finding is reproduced with `.build-fuzz/release/fuzz-HARNESS FILE`. libFuzzer's -timeout is wall-clock
+# time and the fuzzer runs at nice 19, so on a busy machine a starved unit can pass it: replay a timeout
+# (the replay prints "Executed FILE in N ms") before believing it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -90,7 +92,7 @@ for h in "${harnesses[@]}"; do
     before=$(ls "$dir/findings" | wc -l)
     start=$(date +%s)
     set +e
-    nice -n 19 ".build-fuzz/release/fuzz-$h" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+    nice -n 19 ".build-fuzz/release/fuzz-$h" "${limit[@]}" -timeout=120 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
         -print_final_stats=1 -artifact_prefix="$dir/findings/" "${extra[@]}" "$dir/corpus" "$dir/seeds" > "$log" 2>&1
     status=$?
     set -e

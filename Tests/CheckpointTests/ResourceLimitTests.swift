@@ -69,6 +69,23 @@ import Tensors
         #expect(top.count == 10)
         let error = #expect(throws: CheckpointError.self) { try load(1000) }
         #expect(error?.kind == .limitExceeded(.maxValues, limit: 1000, "the pickle's result holds more values (containers referenced many times through the memo)"))
+        // The same budget bounds hashing: a dict key of 30 nested (t, t) pairs is 2^30 tuples.
+        var k: [UInt8] = [0x80, 0x02, 0x7D, 0x4E, 0x85, 0x71, 0x00, 0x30]
+        for level in 1...30 { k += [0x68, UInt8(level - 1), 0x68, UInt8(level - 1), 0x86, 0x71, UInt8(level), 0x30] }
+        k += [0x68, 30, 0x4E, 0x73, 0x2E]
+        let keyError = #expect(throws: CheckpointError.self) {
+            try k.withUnsafeBytes { raw in
+                var r = ByteReader(raw, part: "key.pkl")
+                var log = GlobalLog()
+                var options = LoadOptions()
+                options.limits.maxValues = 1000
+                _ = try runPickle(&r, host: TorchHost(), options: options, log: &log)
+            }
+        }
+        guard case .limitExceeded(.maxValues, limit: 1000, _)? = keyError?.kind else {
+            Issue.record("got \(String(describing: keyError))"); return
+        }
+        #expect(keyError?.offset == k.count - 2)  // the SETITEM
         #expect(error?.part == "laughs.pkl")
     }
 

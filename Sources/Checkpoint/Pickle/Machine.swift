@@ -34,8 +34,9 @@ public struct PickleLimits: Sendable {
     /// Values made when the result is converted to a `Value` tree: a container the pickle refers to
     /// twice (through the memo) is converted twice, so a few hundred bytes can describe 2^100 values
     /// (a "billion laughs"). The cap is this or twice the pickle's size in bytes, whichever is larger;
-    /// a pickle without shared containers makes at most one value per byte.
-    public var maxValues = 1 << 22
+    /// a pickle without shared containers makes at most one value per byte. The same budget bounds the
+    /// nodes made hashing dict keys and set members, which repeat the same way.
+    public var maxValues = 1 << 20
     public init() {}
 }
 
