@@ -105,3 +105,19 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer harnesses for every reader (Tests/Fuzz/), built only when PTH2SWT_FUZZ=1, by scripts/fuzz.sh
+// with Swift's `-sanitize=fuzzer,address`. A plain `swift build` / `swift test` never sees them.
+if Context.environment["PTH2SWT_FUZZ"] == "1" {
+    package.targets.append(
+        .target(name: "FuzzSupport", dependencies: ["Checkpoint", "Tensors"], path: "Tests/Fuzz/Support"))
+    for harness in ["tar", "legacy", "zip", "pickle", "swt"] {
+        package.targets.append(.executableTarget(
+            name: "fuzz-\(harness)",
+            dependencies: ["FuzzSupport", "Checkpoint"],
+            path: "Tests/Fuzz/\(harness)",
+            // No main: libFuzzer's main calls LLVMFuzzerTestOneInput.
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ))
+    }
+}

@@ -54,6 +54,8 @@ struct Convert: ParsableCommand {
     @Flag(name: .shortAndLong, help: "No progress bar.")
     var quiet = false
 
+    @OptionGroup var caps: CapOptions
+
     enum CastType: String, ExpressibleByArgument, CaseIterable {
         case float32, float16, bfloat16
         var dtype: DType { DType(rawValue: rawValue)! }
@@ -77,7 +79,7 @@ struct Convert: ParsableCommand {
     func run() throws {
         let start = now()
         do {
-            let ckpt = try Checkpoint(path: input)
+            let ckpt = try Checkpoint(path: input, options: try caps.loadOptions())
             let full = try ckpt.stateDict(stripPrefix: stripPrefix)
             let sd = full.filtered(select: select.map(NamePattern.init), exclude: exclude.map(NamePattern.init))
             guard !sd.isEmpty else {

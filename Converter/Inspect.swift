@@ -22,9 +22,11 @@ struct Inspect: ParsableCommand {
     @Option(name: .customLong("strip-prefix"), help: "Remove this prefix from tensor names (e.g. 'module.').")
     var stripPrefix: String?
 
+    @OptionGroup var caps: CapOptions
+
     func run() throws {
         do {
-            let ckpt = try Checkpoint(path: file)
+            let ckpt = try Checkpoint(path: file, options: try caps.loadOptions())
             let sd = try ckpt.stateDict(stripPrefix: stripPrefix)
             if json {
                 print(report(ckpt, sd).render())

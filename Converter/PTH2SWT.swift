@@ -35,6 +35,7 @@ func fail(_ error: any Error, json: Bool) -> ExitCode {
             if let p = e.part { fields.append(("part", .string(p))) }
             if let o = e.offset { fields.append(("offset", .int(o))) }
             if let t = e.tensor { fields.append(("tensor", .string(t))) }
+            if case .limitExceeded(let cap, _, _) = e.kind { fields.append(("limit", .string(cap.qualifiedName))) }
         }
         print(JSON.object(fields).render())
     } else {

@@ -32,6 +32,7 @@ struct Predict: ParsableCommand {
     @Flag(help: "Print a JSON array: one {source, top, logits} per input.") var json = false
     @Flag(help: "No Winograd: the direct GEMM for every convolution (slower; for comparing accuracy).") var direct = false
     @Argument(help: "JPEG or PNG files.") var images: [String] = []
+    @OptionGroup var caps: CapOptions
 
     func validate() throws {
         guard ResNetConfig.named(arch) != nil else {
@@ -43,7 +44,7 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         do {
-            let sd = try Checkpoint(path: weights).stateDict(stripPrefix: stripPrefix)
+            let sd = try Checkpoint(path: weights, options: try caps.loadOptions()).stateDict(stripPrefix: stripPrefix)
             var config = ResNetConfig.named(arch)!
             if let fc = sd["fc.weight"], fc.rank == 2, fc.shape[1] == config.features { config.classes = fc.shape[0] }
             let model = ResNet(config)

@@ -20,6 +20,7 @@ struct Verify: ParsableCommand {
     @Option(name: .customLong("strip-prefix"), help: "Remove this prefix from names in both files.") var stripPrefix: String?
     @Option(help: "Report at most this many differences.") var limit: Int = 10
     @Flag(help: "Print one JSON object instead of text.") var json = false
+    @OptionGroup var caps: CapOptions
 
     struct Difference {
         var tensor: String?
@@ -29,7 +30,8 @@ struct Verify: ParsableCommand {
     func run() throws {
         let sdA: StateDict, sdB: StateDict, formatA: String, formatB: String
         do {
-            let ca = try Checkpoint(path: a), cb = try Checkpoint(path: b)
+            let options = try caps.loadOptions()
+            let ca = try Checkpoint(path: a, options: options), cb = try Checkpoint(path: b, options: options)
             sdA = try ca.stateDict(stripPrefix: stripPrefix)
             sdB = try cb.stateDict(stripPrefix: stripPrefix)
             formatA = ca.format.rawValue

@@ -13,8 +13,25 @@ public enum CheckpointFormat: String, Sendable, Codable, CaseIterable {
     case swt
 }
 
+/// How a checkpoint is read, and the caps that keep a hostile file from taking unbounded memory or time.
+/// Every cap has a safe default that real checkpoints stay far below; an error that hits one names it
+/// (`CheckpointError.Kind.limitExceeded`).
 public struct LoadOptions: Sendable {
+    /// Caps on each pickle: stack, marks, memo, integer size, nesting, values made.
     public var limits = PickleLimits()
+    /// The most bytes of a header read into memory: a `.swt` JSON header, a zip's `data.pkl`.
+    /// safetensors' own limit, 100 MB (resnet18's `data.pkl` is 11,810 bytes).
+    public var maxHeaderBytes = 100_000_000
+    /// The uncompressed bytes a zip's compressed entries declare, all together, may be at most this many
+    /// times the file's size, plus 16 MiB. Checked from the central directory before anything is
+    /// inflated, so a zip bomb is refused without inflating it. torch writes its entries stored; weights
+    /// deflate to about 0.9 of their size.
+    public var maxInflationRatio = 32
+    /// The bytes all tensors of the checkpoint span when read (`shape` product × item size, summed over
+    /// every tensor reference) may be at most this many times the file's size, plus 64 MiB. Views and
+    /// shared storages count once per tensor; a stride-0 `expand` counts its logical size. Reading them
+    /// is what allocates, so this bounds a reader's memory by the file it was given.
+    public var maxTensorBytesRatio = 16
     /// Check the CRC-32 of each stored zip entry the first time its storage is read. torch does not
     /// (its miniz is built without CRC checks); turning this off matches torch and skips one pass over
     /// the data. Deflated entries are always checked by libzip.
@@ -50,31 +67,31 @@ public final class Checkpoint: Sendable {
     public let textMetadata: [(key: String, value: String)]
 
     /// Opens and parses `path`. Throws a `CheckpointError` naming the file, the part and the offset.
-    public init(path: String, options: LoadOptions = LoadOptions()) throws {
+    public convenience init(path: String, options: LoadOptions = LoadOptions()) throws {
+        try self.init(source: try MappedFile(path: path), name: path, options: options)
+    }
+
+    /// Parses a checkpoint whose bytes are `source` (a mapped file, or bytes in memory: `OwnedBytes`).
+    /// `name` stands for the path in errors and in `path`. With `format` nil the format is recognised
+    /// from the first bytes; otherwise the bytes are read as that format and nothing else.
+    public init(source: any ByteSource, name: String, format: CheckpointFormat? = nil,
+                options: LoadOptions = LoadOptions()) throws {
         do {
-            let file = try MappedFile(path: path)
-            let bytes = try file.bytes()
-            let loaded: LoadedCheckpoint
-            let format: CheckpointFormat
-            if SWTFormat.looksLikeSWT(bytes) {
-                format = .swt
-                loaded = try SWTFormat.load(file)
-            } else if ZipArchive.looksLikeZip(bytes) {
-                format = .zip
-                loaded = try ZipFormat.load(file, options: options)
-            } else if TarArchive.looksLikeTar(bytes) {
-                format = .tar
-                loaded = try TarFormat.load(file, options: options)
-            } else if bytes.count >= 2, bytes[0] == 0x80 {
-                format = .legacy
-                loaded = try LegacyFormat.load(file, options: options)
-            } else {
+            let bytes = try source.bytes()
+            guard let format = format ?? Checkpoint.recognise(bytes) else {
                 let head = bytes.prefix(8).map { String($0, radix: 16) }.joined(separator: " ")
                 throw CheckpointError(.unknownFormat(
                     bytes.isEmpty ? "the file is empty" : "starts with bytes [\(head)], which is neither zip, tar, a pickle nor a .swt header"),
                     offset: 0)
             }
-            self.path = path
+            let loaded: LoadedCheckpoint = switch format {
+            case .swt: try SWTFormat.load(source, options: options)
+            case .zip: try ZipFormat.load(source, name: name, options: options)
+            case .tar: try TarFormat.load(source, options: options)
+            case .legacy: try LegacyFormat.load(source, options: options)
+            }
+            try Checkpoint.checkTensorBytes(loaded.root, fileBytes: bytes.count, options: options)
+            self.path = name
             self.format = format
             self.fileSize = bytes.count
             self.pickleProtocol = loaded.pickleProtocol
@@ -84,7 +101,47 @@ public final class Checkpoint: Sendable {
             self.storages = loaded.storages
             self.textMetadata = loaded.textMetadata
         } catch let e as CheckpointError {
-            throw e.inFile(path)
+            throw e.inFile(name)
+        }
+    }
+
+    /// The format the first bytes announce: a zip signature, a ustar header with a good checksum, a
+    /// `.swt` length followed by `{`, or a pickle's PROTO opcode (legacy).
+    static func recognise(_ bytes: UnsafeRawBufferPointer) -> CheckpointFormat? {
+        if ZipArchive.looksLikeZip(bytes) { return .zip }
+        if TarArchive.looksLikeTar(bytes) { return .tar }
+        if SWTFormat.looksLikeSWT(bytes) { return .swt }
+        if bytes.count >= 2, bytes[0] == 0x80 { return .legacy }
+        return nil
+    }
+
+    /// `LoadOptions.maxTensorBytesRatio`: the bytes every tensor reference spans, summed, against the
+    /// file's size. Reading a tensor allocates its logical size, so this is what bounds a reader's memory.
+    static func checkTensorBytes(_ root: Value, fileBytes: Int, options: LoadOptions) throws {
+        let ratio = options.maxTensorBytesRatio
+        let cap = byteCap(fileBytes: fileBytes, ratio: ratio, plus: 64 << 20)
+        var total = 0
+        // Depth-first, iteratively; the tree is already bounded by PickleLimits (depth, values).
+        var pending: [(value: Value, name: String?)] = [(root, nil)]
+        while let (v, name) = pending.popLast() {
+            switch v {
+            case .tensor(let t):
+                let (sum, o) = total.addingReportingOverflow(t.byteCount)
+                guard !o, sum <= cap else {
+                    throw CheckpointError(.limitExceeded(.maxTensorBytesRatio, limit: ratio,
+                        "the tensors would span more than \(cap) bytes when read (\(ratio) × the file's \(fileBytes) bytes + 64 MiB)"),
+                        tensor: name ?? "?")
+                }
+                total = sum
+            case .list(let items), .tuple(let items), .set(let items):
+                for x in items.reversed() { pending.append((x, name)) }
+            case .dict(let d):
+                for e in d.entries.reversed() { pending.append((e.value, e.key.string ?? name)) }
+                for e in d.attributes.reversed() { pending.append((e.value, e.key.string ?? name)) }
+                if let m = d.metadata { pending.append((m, "_metadata")) }
+            default:
+                break
+            }
         }
     }
 
@@ -122,18 +179,28 @@ func runPickle<R>(
     _ reader: inout ByteReader, host: TorchHost, options: LoadOptions, log: inout GlobalLog,
     _ finish: (PickleValue) throws -> R
 ) throws -> (result: R, proto: Int) {
+    let keys = KeyLimits(options.limits, pickleBytes: reader.remaining)
+    host.keyLimits = keys
     let machine = PickleMachine(host: host, limits: options.limits)
+    machine.keyLimits = keys
     defer { log.add(machine.globals) }
-    let r = try machine.load(&reader, finish: finish)
-    return (r, machine.proto)
+    do {
+        let r = try machine.load(&reader, finish: finish)
+        return (r, machine.proto)
+    } catch var e as CheckpointError {
+        // Thrown while converting the result: the pickle as a whole.
+        if e.part == nil, e.offset == nil { e.part = reader.part }
+        throw e
+    }
 }
 
 /// Runs one pickle and converts its result to a `Value`.
 func runPickle(
     _ reader: inout ByteReader, host: TorchHost, options: LoadOptions, log: inout GlobalLog
 ) throws -> (result: Value, proto: Int) {
-    try runPickle(&reader, host: host, options: options, log: &log) {
-        try TorchHost.value($0, maxDepth: options.limits.maxDepth)
+    let size = reader.remaining
+    return try runPickle(&reader, host: host, options: options, log: &log) {
+        try TorchHost.value($0, maxDepth: options.limits.maxDepth, maxValues: max(options.limits.maxValues, 2 * size))
     }
 }
 
@@ -189,5 +256,44 @@ func asciiString(_ v: PickleValue) -> String? {
     case .bytes(let b): String(decoding: b, as: UTF8.self)
     case .int(let i): String(i)
     default: nil
+    }
+}
+
+/// `ratio × fileBytes + plus`, saturating at `Int.max`.
+func byteCap(fileBytes: Int, ratio: Int, plus: Int) -> Int {
+    let (scaled, o1) = fileBytes.multipliedReportingOverflow(by: max(ratio, 0))
+    let (sum, o2) = scaled.addingReportingOverflow(plus)
+    return o1 || o2 ? Int.max : sum
+}
+
+extension LoadOptions {
+    /// The value of a cap, by name.
+    public func value(of cap: CheckpointLimit) -> Int {
+        switch cap {
+        case .maxStack: limits.maxStack
+        case .maxMarks: limits.maxMarks
+        case .maxMemo: limits.maxMemo
+        case .maxIntegerBytes: limits.maxIntegerBytes
+        case .maxDepth: limits.maxDepth
+        case .maxValues: limits.maxValues
+        case .maxHeaderBytes: maxHeaderBytes
+        case .maxInflationRatio: maxInflationRatio
+        case .maxTensorBytesRatio: maxTensorBytesRatio
+        }
+    }
+
+    /// Sets a cap by name (the command line's `--cap NAME=VALUE`).
+    public mutating func set(_ cap: CheckpointLimit, to value: Int) {
+        switch cap {
+        case .maxStack: limits.maxStack = value
+        case .maxMarks: limits.maxMarks = value
+        case .maxMemo: limits.maxMemo = value
+        case .maxIntegerBytes: limits.maxIntegerBytes = value
+        case .maxDepth: limits.maxDepth = value
+        case .maxValues: limits.maxValues = value
+        case .maxHeaderBytes: maxHeaderBytes = value
+        case .maxInflationRatio: maxInflationRatio = value
+        case .maxTensorBytesRatio: maxTensorBytesRatio = value
+        }
     }
 }

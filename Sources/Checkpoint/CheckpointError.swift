@@ -20,8 +20,11 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         case refusedCall(String)
         /// Thrown when the pickle is ill-formed (stack underflow, missing memo entry, wrong operand type…).
         case malformedPickle(String)
-        /// Thrown when a resource cap is reached (memo, stack, nesting, sizes).
-        case limitExceeded(String)
+        /// Thrown when a resource cap of `LoadOptions` / `PickleLimits` is reached: which cap, its value,
+        /// and what went over it.
+        case limitExceeded(CheckpointLimit, limit: Int, String)
+        /// Thrown when an archive entry's name is absolute, climbs out with `..`, or holds a backslash.
+        case unsafeEntryName(String)
         /// Thrown when an archive record is inconsistent.
         case malformedArchive(String)
         /// Thrown when a required tar member or zip entry is absent.
@@ -71,6 +74,21 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// The resource caps a reader enforces. Each is a field of `LoadOptions` or `PickleLimits`, and an
+/// error that hits one names it.
+public enum CheckpointLimit: String, Sendable, CaseIterable {
+    case maxStack, maxMarks, maxMemo, maxIntegerBytes, maxDepth, maxValues
+    case maxHeaderBytes, maxInflationRatio, maxTensorBytesRatio
+
+    /// Where the cap lives: `PickleLimits.maxMemo`, `LoadOptions.maxHeaderBytes`, …
+    public var qualifiedName: String {
+        switch self {
+        case .maxStack, .maxMarks, .maxMemo, .maxIntegerBytes, .maxDepth, .maxValues: "PickleLimits.\(rawValue)"
+        case .maxHeaderBytes, .maxInflationRatio, .maxTensorBytesRatio: "LoadOptions.\(rawValue)"
+        }
+    }
+}
+
 extension CheckpointError.Kind {
     public var message: String {
         switch self {
@@ -84,7 +102,8 @@ extension CheckpointError.Kind {
             "refused global \(module).\(name): not in the allowlist of torch's weights_only unpickler"
         case .refusedCall(let s): "refused: \(s)"
         case .malformedPickle(let s): "malformed pickle: \(s)"
-        case .limitExceeded(let s): "limit exceeded: \(s)"
+        case .limitExceeded(let cap, let limit, let s): "limit exceeded: \(cap.qualifiedName) = \(limit): \(s)"
+        case .unsafeEntryName(let n): "unsafe entry name '\(n)': absolute, climbing out with '..', or holding a backslash"
         case .malformedArchive(let s): "malformed archive: \(s)"
         case .missingRecord(let s): "missing \(s)"
         case .missingStorage(let s): "missing storage \(s)"

@@ -30,6 +30,9 @@ public struct Tensor: Sendable {
         if strides.contains(where: { $0 < 0 }) { throw TensorError.negativeStride(strides) }
         guard storageOffset >= 0 else { throw TensorError.negativeOffset(storageOffset) }
         let count = try Tensor.elementCount(shape)
+        guard !count.multipliedReportingOverflow(by: storage.dtype.itemSize).overflow else {
+            throw TensorError.elementCountOverflow(shape + [storage.dtype.itemSize])
+        }
         if count > 0 {
             var last = storageOffset
             for (size, stride) in zip(shape, strides) {

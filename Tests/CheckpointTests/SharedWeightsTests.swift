@@ -47,6 +47,38 @@ struct SharedWeightsTests {
         }
     }
 
+    /// Each full-size file cut at 64 deterministic offsets (32 spread over the file, 16 in its first and
+    /// 16 in its last 64 KiB, where the headers, pickles and directories are): opening and reading every
+    /// tensor gives a typed error, or the same state dict when only end padding was cut.
+    @Test(arguments: ["resnet18-tar.pth", "resnet18-legacy.pth", "resnet18-zip.pth"])
+    func truncatedAtSampledOffsets(_ file: String) throws {
+        let mapped = try MappedFile(path: Paths.sharedFile(file))
+        let size = mapped.count
+        let names = try Checkpoint(path: Paths.sharedFile(file)).stateDict().names
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ bound: Int) -> Int {  // a fixed LCG: the same offsets on every run
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((seed >> 33) % UInt64(bound))
+        }
+        var cuts = (0..<32).map { size / 32 * $0 + next(size / 32) }
+        cuts += (0..<16).map { _ in next(65_536) }
+        cuts += (0..<16).map { _ in size - 1 - next(65_536) }
+        #expect(Set(cuts).count == 64)
+        var refused = 0
+        for cut in cuts {
+            let label = "\(file) cut at \(cut)"
+            do {
+                let ckpt = try Checkpoint(source: SliceSource(mapped, offset: 0, count: cut), name: label)
+                try readEveryTensor(ckpt.root)
+                #expect(try ckpt.stateDict().names == names, "\(label) read to a different state dict")
+            } catch let e as CheckpointError {
+                #expect(e.file == label, "\(e)")
+                refused += 1
+            }
+        }
+        #expect(refused >= 60, "\(file): only \(refused) of 64 cuts were refused")
+    }
+
     /// The real file's first MiB: sys_info, pickle and tensors parse whole; 102 tensors with
     /// torchvision's names and shapes in file order; the first 16 storages whole; a full read fails
     /// with a truncation error.

@@ -137,3 +137,16 @@ func temporaryFile(_ bytes: [UInt8], name: String = "case.pth") throws -> String
 enum SHA256 {
     static func hex(_ data: [UInt8]) -> String { data.withUnsafeBytes { Checksums.sha256Hex($0) } }
 }
+
+/// Reads the bytes of every tensor in `root` (iteratively), throwing the first error.
+func readEveryTensor(_ root: Value) throws {
+    var pending = [root]
+    while let v = pending.popLast() {
+        switch v {
+        case .tensor(let t): _ = try t.contiguousBytes()
+        case .list(let items), .tuple(let items), .set(let items): pending += items
+        case .dict(let d): pending += d.entries.map(\.value)
+        default: break
+        }
+    }
+}

@@ -76,3 +76,10 @@ public struct ByteReader {
         throw error(.truncated(needed: 1, available: 0), at: origin + bytes.count)
     }
 }
+
+/// An archive member name torch could have written: relative, no `..` component, no backslash. Nothing is
+/// ever extracted, but a name that would climb out of a folder is a sign of a crafted file.
+func isSafeEntryName(_ name: String) -> Bool {
+    !name.hasPrefix("/") && !name.contains("\\")
+        && !name.split(separator: "/", omittingEmptySubsequences: false).contains("..")
+}

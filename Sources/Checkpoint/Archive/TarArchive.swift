@@ -73,6 +73,11 @@ public struct TarArchive {
                 longName = String(decoding: data.prefix(while: { $0 != 0 }), as: UTF8.self)
             default:
                 if let p = pax["path"] ?? globalPax["path"] { name = p } else if let l = longName { name = l }
+                guard isSafeEntryName(name) else { throw CheckpointError(.unsafeEntryName(name), offset: offset) }
+                // tar readers disagree on which of two same-named members wins: refuse the ambiguity.
+                guard !members.contains(where: { $0.name == name }) else {
+                    throw CheckpointError(.malformedArchive("two tar members are named '\(name)'"), offset: offset)
+                }
                 members.append(Member(name: name, size: size, dataOffset: dataOffset, available: available,
                                       headerOffset: offset))
                 pax = [:]

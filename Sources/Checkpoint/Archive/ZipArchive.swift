@@ -49,6 +49,10 @@ public final class ZipArchive: @unchecked Sendable {
         }
         guard let za = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &error) else {
             zip_source_free(src)
+            // libzip's own words for this one ("File already exists") would mislead.
+            if zip_error_code_zip(&error) == ZIP_ER_EXISTS {
+                throw CheckpointError(.malformedArchive("two entries have the same name (which one is meant depends on the reader)"))
+            }
             throw CheckpointError(.zip(String(cString: zip_error_strerror(&error))))
         }
         let n = zip_get_num_entries(za, 0)
@@ -129,7 +133,7 @@ public final class ZipArchive: @unchecked Sendable {
            b.loadUnaligned(fromByteOffset: eocd - 20, as: UInt32.self) == 0x0706_4B50 {
             r.position = eocd - 20 + 8
             let z64 = try r.read(UInt64.self)
-            guard z64 <= UInt64(b.count - 56) else { throw bad("zip64 record offset \(z64)", eocd - 12) }
+            guard b.count >= 56, z64 <= UInt64(b.count - 56) else { throw bad("zip64 record offset \(z64)", eocd - 12) }
             r.position = Int(z64)
             guard try r.read(UInt32.self) == 0x0606_4B50 else { throw bad("zip64 end record signature", Int(z64)) }
             r.position = Int(z64) + 32
@@ -170,7 +174,10 @@ public final class ZipArchive: @unchecked Sendable {
                 throw bad("central directory record for '\(name)' disagrees with libzip", at)
             }
             guard method == UInt16(ZIP_CM_STORE) else { continue }
-            guard local <= UInt64(b.count - 30) else { throw bad("local header offset \(local) of '\(name)'", at) }
+            guard size == compressed else {
+                throw bad("stored entry '\(name)' declares \(compressed) bytes in the file but \(size) uncompressed", at)
+            }
+            guard b.count >= 30, local <= UInt64(b.count - 30) else { throw bad("local header offset \(local) of '\(name)'", at) }
             var lh = ByteReader(b)
             lh.position = Int(local)
             guard try lh.read(UInt32.self) == 0x0403_4B50 else { throw bad("local header signature of '\(name)'", Int(local)) }
@@ -219,16 +226,27 @@ final class ZipEntrySource: ByteSource {
     let archive: ZipArchive
     let entry: ZipArchive.Entry
     let verifyCRC: Bool
+    /// The checkpoint's path, for errors thrown when the bytes are first asked for.
+    let file: String?
     private let loaded = Mutex<(any ByteSource)?>(nil)
     var count: Int { entry.size }
 
-    init(_ archive: ZipArchive, _ entry: ZipArchive.Entry, verifyCRC: Bool) {
+    init(_ archive: ZipArchive, _ entry: ZipArchive.Entry, verifyCRC: Bool, file: String? = nil) {
         self.archive = archive
         self.entry = entry
         self.verifyCRC = verifyCRC
+        self.file = file
     }
 
     func bytes() throws -> UnsafeRawBufferPointer {
+        do {
+            return try load()
+        } catch let e as CheckpointError {
+            throw file.map { e.inFile($0) } ?? e
+        }
+    }
+
+    private func load() throws -> UnsafeRawBufferPointer {
         try loaded.withLock { cached in
             if let cached { return try cached.bytes() }
             let source: any ByteSource

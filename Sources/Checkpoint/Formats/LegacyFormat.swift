@@ -15,7 +15,7 @@ enum LegacyFormat {
     static let magic = "119547037146038801333356"  // 0x1950a86a20f9469cfc6c
     static let protocolVersion = 1001
 
-    static func load(_ file: MappedFile, options: LoadOptions) throws -> LoadedCheckpoint {
+    static func load(_ file: any ByteSource, options: LoadOptions) throws -> LoadedCheckpoint {
         var r = ByteReader(try file.bytes())
         var log = GlobalLog()
         let host = TorchHost()

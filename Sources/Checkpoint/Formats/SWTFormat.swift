@@ -3,18 +3,24 @@ import Tensors
 /// Reads `.swt` / `.safetensors` files: the header is validated whole (`SWTHeader.parse`), then each
 /// tensor is a view of the mapped file, with no copy.
 enum SWTFormat {
-    /// 8-byte length, then a JSON object: the length is sane and byte 8 is `{`.
+    /// 8-byte length, then a JSON object: byte 8 is `{`. The length itself is checked by the reader,
+    /// so a file that looks like a header with an impossible length is refused as such.
     static func looksLikeSWT(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard bytes.count >= 10 else { return false }
-        let n = bytes.loadUnaligned(as: UInt64.self).littleEndian
-        return n >= 2 && n <= UInt64(bytes.count - 8) && bytes[8] == UInt8(ascii: "{")
+        bytes.count >= 10 && bytes[8] == UInt8(ascii: "{")
     }
 
-    static func load(_ file: MappedFile) throws -> LoadedCheckpoint {
+    static func load(_ file: any ByteSource, options: LoadOptions) throws -> LoadedCheckpoint {
         let bytes = try file.bytes()
+        if bytes.count >= 8 {
+            let declared = bytes.loadUnaligned(as: UInt64.self).littleEndian
+            if declared <= UInt64(bytes.count - 8), declared > UInt64(max(options.maxHeaderBytes, 0)) {
+                throw CheckpointError(.limitExceeded(.maxHeaderBytes, limit: options.maxHeaderBytes,
+                    "the .swt header declares \(declared) bytes"), offset: 0)
+            }
+        }
         let header: SWTHeader
         do {
-            header = try SWTHeader.parse(bytes)
+            header = try SWTHeader.parse(bytes, maxHeaderBytes: max(options.maxHeaderBytes, SWT.maxHeaderBytes))
         } catch {
             var offset: Int? = nil
             if case .notJSON(let e) = error { offset = e.offset }

@@ -35,7 +35,7 @@ public enum TarFormat {
     /// The upper bound on a tensor record's rank (torch's limit is 64 in practice).
     static let maxRank = 1024
 
-    static func load(_ file: MappedFile, options: LoadOptions) throws -> LoadedCheckpoint {
+    static func load(_ file: any ByteSource, options: LoadOptions) throws -> LoadedCheckpoint {
         try load(file, options: options, salvage: false).loaded
     }
 
@@ -53,7 +53,7 @@ public enum TarFormat {
         }
     }
 
-    static func load(_ file: MappedFile, options: LoadOptions, salvage: Bool) throws
+    static func load(_ file: any ByteSource, options: LoadOptions, salvage: Bool) throws
         -> (loaded: LoadedCheckpoint, records: [StorageRecord], error: CheckpointError?)
     {
         let tar = try TarArchive(try file.bytes())

@@ -9,8 +9,23 @@ import Tensors
 ///
 /// The folder name is free; every entry must share it. Storages are read from the archive on first use.
 enum ZipFormat {
-    static func load(_ file: MappedFile, options: LoadOptions) throws -> LoadedCheckpoint {
+    static func load(_ file: any ByteSource, name path: String, options: LoadOptions) throws -> LoadedCheckpoint {
         let zip = try ZipArchive(file)
+        let fileBytes = file.count
+        for e in zip.entries where !isSafeEntryName(e.name) { throw CheckpointError(.unsafeEntryName(e.name)) }
+        // A zip bomb is refused from what the directory declares, before anything is inflated.
+        let ratio = options.maxInflationRatio
+        let cap = byteCap(fileBytes: fileBytes, ratio: ratio, plus: 16 << 20)
+        var inflated = 0
+        for e in zip.entries where e.method != 0 {
+            let (sum, o) = inflated.addingReportingOverflow(e.size)
+            guard !o, sum <= cap else {
+                throw CheckpointError(.limitExceeded(.maxInflationRatio, limit: ratio,
+                    "the compressed entries up to this one declare more than \(cap) bytes uncompressed (\(ratio) × the file's \(fileBytes) bytes + 16 MiB)"),
+                    part: e.name)
+            }
+            inflated = sum
+        }
         guard let first = zip.entries.first else { throw CheckpointError(.missingRecord("data.pkl: the zip archive is empty")) }
         guard let slash = first.name.firstIndex(of: "/") else {
             throw CheckpointError(.malformedArchive("entry '\(first.name)' is not inside a top-level folder"))
@@ -22,6 +37,9 @@ enum ZipFormat {
 
         var le = true
         if let bo = zip.entry(named: "\(folder)/byteorder") {
+            guard bo.size <= 16 else {
+                throw CheckpointError(.malformedArchive("byteorder holds \(bo.size) bytes, not 'little' or 'big'"), part: bo.name)
+            }
             let raw = try zip.read(bo)
             let text = String(decoding: try raw.bytes(), as: UTF8.self)
             switch text {
@@ -33,6 +51,10 @@ enum ZipFormat {
 
         let pklName = "\(folder)/data.pkl"
         guard let pkl = zip.entry(named: pklName) else { throw CheckpointError(.missingRecord("entry '\(pklName)'")) }
+        guard pkl.size <= options.maxHeaderBytes else {
+            throw CheckpointError(.limitExceeded(.maxHeaderBytes, limit: options.maxHeaderBytes,
+                "data.pkl declares \(pkl.size) bytes"), part: pklName)
+        }
         let pickleBytes = try zip.read(pkl)
 
         var storages: [String: Storage] = [:]
@@ -56,7 +78,7 @@ enum ZipFormat {
             guard let entry = zip.entry(named: name) else { throw CheckpointError(.missingStorage("\(key): no entry '\(name)'")) }
             do {
                 let s = try Storage(key: key, dtype: dtype, count: Int(numel),
-                                    source: nativeOrder(ZipEntrySource(zip, entry, verifyCRC: options.verifyCRC),
+                                    source: nativeOrder(ZipEntrySource(zip, entry, verifyCRC: options.verifyCRC, file: path),
                                                         dtype: dtype, littleEndian: le))
                 storages[key] = s
                 order.append(s)

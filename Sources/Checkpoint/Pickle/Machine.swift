@@ -17,7 +17,7 @@ public protocol PickleHost: AnyObject {
 }
 
 /// Caps that keep a hostile pickle from exhausting memory or time. The defaults are far above what
-/// any real checkpoint needs (resnet152's pickle uses a memo of a few thousand entries).
+/// any real checkpoint needs (resnet18's data.pkl puts 1,009 entries in its memo).
 public struct PickleLimits: Sendable {
     /// Items on the stack, all marks included.
     public var maxStack = 1 << 20
@@ -25,10 +25,18 @@ public struct PickleLimits: Sendable {
     public var maxMarks = 1 << 16
     /// Entries in the memo.
     public var maxMemo = 1 << 20
-    /// Bytes of one LONG1/LONG4/LONG integer.
-    public var maxIntegerBytes = 1 << 12
-    /// Nesting depth when the result is converted (also bounds recursion on release).
+    /// Bytes of one LONG1/LONG4 integer (and a LONG/INT spelled in decimal: 3 digits per byte).
+    /// 256 bytes is a 2,048-bit integer; the legacy format's magic number takes 10.
+    public var maxIntegerBytes = 256
+    /// Nesting depth of a value when the result is converted, and of a tuple used as a dict key or set
+    /// member. Also bounds recursion on release, so a deep or cyclic pickle is an error, not a crash.
     public var maxDepth = 512
+    /// Values made when the result is converted to a `Value` tree: a container the pickle refers to
+    /// twice (through the memo) is converted twice, so a few hundred bytes can describe 2^100 values
+    /// (a "billion laughs"). The cap is this or twice the pickle's size in bytes, whichever is larger;
+    /// a pickle without shared containers makes at most one value per byte. The same budget bounds the
+    /// nodes made hashing dict keys and set members, which repeat the same way.
+    public var maxValues = 1 << 20
     public init() {}
 }
 
@@ -49,6 +57,11 @@ public final class PickleMachine {
     /// Every global the pickle named, in order of first use.
     public private(set) var globals: [PickleGlobal] = []
     private var globalSet: Set<PickleGlobal> = []
+    /// Caps on hashing keys; set by the caller to share them with its host, else made per load.
+    var keyLimits = KeyLimits(maxDepth: PickleLimits().maxDepth, maxValues: PickleLimits().maxValues) {
+        didSet { keyLimitsGiven = true }
+    }
+    private var keyLimitsGiven = false
     /// Offset of the opcode being run.
     private var opOffset = 0
     private var part: String?
@@ -63,6 +76,7 @@ public final class PickleMachine {
     public func load<R>(_ reader: inout ByteReader, finish: (PickleValue) throws -> R) throws -> R {
         defer { reset() }
         part = reader.part
+        if !keyLimitsGiven { keyLimits = KeyLimits(limits, pickleBytes: reader.remaining) }
         let result = try run(&reader)
         return try finish(result)
     }
@@ -83,7 +97,7 @@ public final class PickleMachine {
 
     @inline(__always)
     private func push(_ v: PickleValue) throws {
-        guard stack.count < limits.maxStack else { throw fail(.limitExceeded("pickle stack above \(limits.maxStack) items")) }
+        guard stack.count < limits.maxStack else { throw fail(.limitExceeded(.maxStack, limit: limits.maxStack, "the pickle stack would hold more items")) }
         stack.append(v)
     }
 
@@ -119,7 +133,7 @@ public final class PickleMachine {
     private func remember(_ index: Int, _ value: PickleValue) throws {
         guard index >= 0 else { throw fail(.malformedPickle("negative memo index \(index)")) }
         if memo[index] == nil, memo.count >= limits.maxMemo {
-            throw fail(.limitExceeded("pickle memo above \(limits.maxMemo) entries"))
+            throw fail(.limitExceeded(.maxMemo, limit: limits.maxMemo, "the pickle memo would hold more entries"))
         }
         memo[index] = value
     }
@@ -132,6 +146,19 @@ public final class PickleMachine {
     private func resolve(_ g: PickleGlobal) throws -> PickleValue {
         if globalSet.insert(g).inserted { globals.append(g) }
         return try hosted { try host.global(g) }
+    }
+
+    /// Containers the host makes (OrderedDict, set) are torn down with the machine's own, so a dict the
+    /// pickle puts inside itself does not outlive the run.
+    private func adopt(_ v: PickleValue) -> PickleValue {
+        switch v {
+        case .tuple(let t): containers.append(t)
+        case .list(let l): containers.append(l)
+        case .dict(let d): containers.append(d)
+        case .set(let s): containers.append(s)
+        default: break
+        }
+        return v
     }
 
     /// Runs a host call, giving its errors this opcode's position.
@@ -177,7 +204,7 @@ public final class PickleMachine {
             throw fail(.malformedPickle("\(op) operand '\(s.prefix(40))' is not an integer"))
         }
         guard s.count <= limits.maxIntegerBytes * 3 else {
-            throw fail(.limitExceeded("integer of \(s.count) digits"))
+            throw fail(.limitExceeded(.maxIntegerBytes, limit: limits.maxIntegerBytes, "\(op) integer of \(s.count) digits"))
         }
         let body = digits.drop(while: { $0 == "0" })
         return .bigInt((s.hasPrefix("-") && !body.isEmpty ? "-" : "") + (body.isEmpty ? "0" : String(body)))
@@ -185,7 +212,9 @@ public final class PickleMachine {
 
     /// LONG1/LONG4: little-endian two's complement of any length.
     private func integer(twosComplement raw: UnsafeRawBufferPointer) throws -> PickleValue {
-        guard raw.count <= limits.maxIntegerBytes else { throw fail(.limitExceeded("integer of \(raw.count) bytes")) }
+        guard raw.count <= limits.maxIntegerBytes else {
+            throw fail(.limitExceeded(.maxIntegerBytes, limit: limits.maxIntegerBytes, "integer of \(raw.count) bytes"))
+        }
         if raw.isEmpty { return .int(0) }
         let negative = raw[raw.count - 1] & 0x80 != 0
         if raw.count <= 8 {
@@ -196,7 +225,7 @@ public final class PickleMachine {
             }
             return .int(Int64(bitPattern: v))
         }
-        // Magnitude as little-endian bytes, then repeated division by 10.
+        // Magnitude as little-endian bytes, then as 32-bit limbs divided by 10^9 (nine digits a pass).
         var mag = [UInt8](raw)
         if negative {
             var carry = 1
@@ -206,19 +235,28 @@ public final class PickleMachine {
                 carry = v >> 8
             }
         }
-        var digits: [UInt8] = []
-        while let last = mag.last, last == 0 { mag.removeLast() }
-        while !mag.isEmpty {
-            var rem = 0
-            for i in stride(from: mag.count - 1, through: 0, by: -1) {
-                let cur = rem << 8 | Int(mag[i])
-                mag[i] = UInt8(cur / 10)
-                rem = cur % 10
-            }
-            digits.append(UInt8(rem) + 48)
-            while let last = mag.last, last == 0 { mag.removeLast() }
+        var limbs = stride(from: 0, to: mag.count, by: 4).map { i -> UInt32 in
+            var v: UInt32 = 0
+            for k in 0..<min(4, mag.count - i) { v |= UInt32(mag[i + k]) << (8 * UInt32(k)) }
+            return v
         }
-        let s = String(decoding: digits.reversed(), as: UTF8.self)
+        var groups: [UInt32] = []  // base-10^9 digits, least significant first
+        while let last = limbs.last, last == 0 { limbs.removeLast() }
+        while !limbs.isEmpty {
+            var rem: UInt64 = 0
+            for i in stride(from: limbs.count - 1, through: 0, by: -1) {
+                let cur = rem << 32 | UInt64(limbs[i])
+                limbs[i] = UInt32(cur / 1_000_000_000)
+                rem = cur % 1_000_000_000
+            }
+            groups.append(UInt32(rem))
+            while let last = limbs.last, last == 0 { limbs.removeLast() }
+        }
+        var s = String(groups.last ?? 0)
+        for g in groups.dropLast().reversed() {
+            let t = String(g)
+            s += String(repeating: "0", count: 9 - t.count) + t
+        }
         if let v = Int64(negative ? "-" + s : s) { return .int(v) }
         return .bigInt(negative ? "-" + s : s)
     }
@@ -316,7 +354,9 @@ public final class PickleMachine {
 
             // Stack and memo
             case .mark:
-                guard marks.count < limits.maxMarks else { throw fail(.limitExceeded("more than \(limits.maxMarks) open MARKs")) }
+                guard marks.count < limits.maxMarks else {
+                    throw fail(.limitExceeded(.maxMarks, limit: limits.maxMarks, "one more MARK would be open"))
+                }
                 marks.append(stack.count)
             case .pop:
                 if stack.count > floor { stack.removeLast() } else { _ = try popMark("POP") }
@@ -403,28 +443,28 @@ public final class PickleMachine {
                 let items = try popMark("APPENDS")
                 guard case .list(let l) = try top("APPENDS") else { throw fail(.malformedPickle("APPENDS to a \(try top("APPENDS").typeName)")) }
                 l.items.append(contentsOf: items)
-            case .emptyDict: try push(.dict(register(PickleDict())))
+            case .emptyDict: try push(.dict(register(PickleDict(keyLimits: keyLimits))))
             case .dict:
                 let items = try popMark("DICT")
-                let d = register(PickleDict())
+                let d = register(PickleDict(keyLimits: keyLimits))
                 try fill(d, items, "DICT")
                 try push(.dict(d))
             case .setItem:
                 let v = try pop("SETITEM"), k = try pop("SETITEM")
                 guard case .dict(let d) = try top("SETITEM") else { throw fail(.malformedPickle("SETITEM on a \(try top("SETITEM").typeName)")) }
-                try hosted { try d.set(k, v) }
+                try hosted { try d.insert(k, v) }
             case .setItems:
                 let items = try popMark("SETITEMS")
                 guard case .dict(let d) = try top("SETITEMS") else { throw fail(.malformedPickle("SETITEMS on a \(try top("SETITEMS").typeName)")) }
                 try fill(d, items, "SETITEMS")
-            case .emptySet: try push(.set(register(PickleSet(frozen: false))))
+            case .emptySet: try push(.set(register(PickleSet(frozen: false, keyLimits: keyLimits))))
             case .addItems:
                 let items = try popMark("ADDITEMS")
                 guard case .set(let s) = try top("ADDITEMS"), !s.isFrozen else { throw fail(.malformedPickle("ADDITEMS on a \(try top("ADDITEMS").typeName)")) }
                 for i in items { try hosted { try s.insert(i) } }
             case .frozenSet:
                 let items = try popMark("FROZENSET")
-                let s = register(PickleSet(frozen: true))
+                let s = register(PickleSet(frozen: true, keyLimits: keyLimits))
                 for i in items { try hosted { try s.insert(i) } }
                 try push(.set(s))
 
@@ -444,26 +484,26 @@ public final class PickleMachine {
                 let name = try text(try r.readLine(), "INST")
                 let args = try popMark("INST")
                 let cls = try resolve(PickleGlobal(module: module, name: name))
-                try push(try hosted { try host.instantiate(cls, args: args, kwargs: nil) })
+                try push(adopt(try hosted { try host.instantiate(cls, args: args, kwargs: nil) }))
             case .obj:
                 var items = try popMark("OBJ")
                 guard !items.isEmpty else { throw fail(.malformedPickle("OBJ without a class")) }
                 let cls = items.removeFirst()
-                try push(try hosted { try host.instantiate(cls, args: items, kwargs: nil) })
+                try push(adopt(try hosted { try host.instantiate(cls, args: items, kwargs: nil) }))
             case .reduce:
                 let args = try pop("REDUCE"), callable = try pop("REDUCE")
                 guard case .tuple(let t) = args else { throw fail(.malformedPickle("REDUCE arguments are a \(args.typeName), not a tuple")) }
-                try push(try hosted { try host.call(callable, args: t.items) })
+                try push(adopt(try hosted { try host.call(callable, args: t.items) }))
             case .newObj:
                 let args = try pop("NEWOBJ"), cls = try pop("NEWOBJ")
                 guard case .tuple(let t) = args else { throw fail(.malformedPickle("NEWOBJ arguments are a \(args.typeName), not a tuple")) }
-                try push(try hosted { try host.instantiate(cls, args: t.items, kwargs: nil) })
+                try push(adopt(try hosted { try host.instantiate(cls, args: t.items, kwargs: nil) }))
             case .newObjEx:
                 let kwargs = try pop("NEWOBJ_EX"), args = try pop("NEWOBJ_EX"), cls = try pop("NEWOBJ_EX")
                 guard case .tuple(let t) = args, case .dict(let kw) = kwargs else {
                     throw fail(.malformedPickle("NEWOBJ_EX needs a tuple and a dict"))
                 }
-                try push(try hosted { try host.instantiate(cls, args: t.items, kwargs: kw) })
+                try push(adopt(try hosted { try host.instantiate(cls, args: t.items, kwargs: kw) }))
             case .build:
                 let state = try pop("BUILD"), inst = try pop("BUILD")
                 try push(try hosted { try host.build(inst, state: state) })
@@ -489,7 +529,7 @@ public final class PickleMachine {
         guard items.count % 2 == 0 else { throw fail(.malformedPickle("\(op) with an odd number of items")) }
         var i = 0
         while i < items.count {
-            try hosted { try d.set(items[i], items[i + 1]) }
+            try hosted { try d.insert(items[i], items[i + 1]) }
             i += 2
         }
     }

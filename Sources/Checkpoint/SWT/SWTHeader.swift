@@ -130,10 +130,13 @@ public struct SWTHeader: Sendable {
     ///
     /// Every rule is checked before any tensor is made: the length, the JSON, each entry's fields,
     /// dtype, shape and size, and that the entries tile the data region exactly.
-    public static func parse(_ file: UnsafeRawBufferPointer) throws(SWTHeaderError) -> SWTHeader {
+    /// `maxHeaderBytes` above 100 MB (safetensors' limit) reads headers safetensors would refuse.
+    public static func parse(
+        _ file: UnsafeRawBufferPointer, maxHeaderBytes: Int = SWT.maxHeaderBytes
+    ) throws(SWTHeaderError) -> SWTHeader {
         guard file.count >= 8 else { throw .headerLength(declared: 0, fileBytes: file.count) }
         let declared = file.loadUnaligned(as: UInt64.self).littleEndian
-        guard declared > 0, declared <= UInt64(SWT.maxHeaderBytes), declared <= UInt64(file.count - 8) else {
+        guard declared > 0, declared <= UInt64(max(maxHeaderBytes, 0)), declared <= UInt64(file.count - 8) else {
             throw .headerLength(declared: declared, fileBytes: file.count)
         }
         let n = Int(declared)
@@ -182,12 +185,18 @@ public struct SWTHeader: Sendable {
         guard begin >= 0, end >= begin, end <= dataBytes else {
             throw .offsetOutOfRange(name: name, begin: begin, end: end, dataBytes: dataBytes)
         }
+        // The byte count, and the same product with zeros read as ones: the row-major strides are
+        // products of the sizes after a dimension, so [0, 2^40, 2^40] holds no bytes but its strides
+        // would overflow.
         var bytes = dtype.itemSize
+        var span = dtype.itemSize
         for d in shape {
             guard d >= 0 else { throw .badShape(name: name, shape: shape) }
             let (p, o) = bytes.multipliedReportingOverflow(by: d)
-            guard !o else { throw .badShape(name: name, shape: shape) }
+            let (q, o2) = span.multipliedReportingOverflow(by: max(d, 1))
+            guard !o, !o2 else { throw .badShape(name: name, shape: shape) }
             bytes = p
+            span = q
         }
         guard end - begin == bytes else { throw .sizeMismatch(name: name, expectedBytes: bytes, begin: begin, end: end) }
         return SWTEntry(name: name, dtype: dtype, shape: shape, begin: begin, end: end)

@@ -1,13 +1,28 @@
 import Tensors
 
 extension TorchHost {
-    /// Turns the machine's result into a typed `Value`. Runs while the machine's containers are alive;
-    /// depth is capped so cyclic or absurdly deep structures become an error, not a crash.
-    static func value(_ v: PickleValue, maxDepth: Int, depth: Int = 0) throws -> Value {
+    /// Turns the machine's result into a typed `Value`. Runs while the machine's containers are alive.
+    /// Depth is capped so cyclic or absurdly deep structures become an error, not a crash, and so is the
+    /// number of values made, since a container referenced twice is converted twice.
+    static func value(_ v: PickleValue, maxDepth: Int, maxValues: Int = PickleLimits().maxValues) throws -> Value {
+        var budget = maxValues
+        return try value(v, maxDepth: maxDepth, maxValues: maxValues, budget: &budget, depth: 0)
+    }
+
+    private static func value(
+        _ v: PickleValue, maxDepth: Int, maxValues: Int, budget: inout Int, depth: Int
+    ) throws -> Value {
         guard depth <= maxDepth else {
-            throw CheckpointError(.limitExceeded("values nested deeper than \(maxDepth) (or a cycle)"))
+            throw CheckpointError(.limitExceeded(.maxDepth, limit: maxDepth, "values nested deeper (or a container holds itself)"))
         }
-        func inner(_ x: PickleValue) throws -> Value { try value(x, maxDepth: maxDepth, depth: depth + 1) }
+        budget -= 1
+        guard budget >= 0 else {
+            throw CheckpointError(.limitExceeded(.maxValues, limit: maxValues,
+                "the pickle's result holds more values (containers referenced many times through the memo)"))
+        }
+        func inner(_ x: PickleValue) throws -> Value {
+            try value(x, maxDepth: maxDepth, maxValues: maxValues, budget: &budget, depth: depth + 1)
+        }
         switch v {
         case .none: return .none
         case .bool(let b): return .bool(b)

@@ -36,6 +36,8 @@ final class ComplexObject: PickleObject {
 final class TorchHost: PickleHost {
     /// Resolves a persistent id to a storage (zip, legacy) or a tensor (tar).
     var resolvePersistent: (PickleValue) throws -> PickleValue
+    /// Caps on hashing keys of the dicts and sets the host makes, shared with the machine.
+    var keyLimits = KeyLimits(maxDepth: PickleLimits().maxDepth, maxValues: PickleLimits().maxValues)
 
     init(persistentLoad: @escaping (PickleValue) throws -> PickleValue = { pid in
         throw CheckpointError(.badPersistentID("this pickle may not refer to storages (got a \(pid.typeName))"))
@@ -63,7 +65,7 @@ final class TorchHost: PickleHost {
         let name = g.qualifiedName
         switch fn {
         case .orderedDict:
-            let d = PickleDict()
+            let d = PickleDict(keyLimits: keyLimits)
             d.isOrdered = true
             if let first = args.first {
                 // OrderedDict(iterable of pairs), as protocol 0 pickles write it.
@@ -75,7 +77,7 @@ final class TorchHost: PickleHost {
                 }
                 for p in pairs {
                     guard case .tuple(let kv) = p, kv.items.count == 2 else { throw refuse("\(name) items must be pairs") }
-                    try d.set(kv.items[0], kv.items[1])
+                    try d.insert(kv.items[0], kv.items[1])
                 }
             }
             guard args.count <= 1 else { throw refuse("\(name) takes at most one argument") }
@@ -129,7 +131,7 @@ final class TorchHost: PickleHost {
             default: throw refuse("\(name) with encoding '\(encoding)'")
             }
         case .set, .frozenset:
-            let s = PickleSet(frozen: fn == .frozenset)
+            let s = PickleSet(frozen: fn == .frozenset, keyLimits: keyLimits)
             if let first = args.first {
                 switch first {
                 case .list(let l): for i in l.items { try s.insert(i) }
@@ -197,7 +199,7 @@ final class TorchHost: PickleHost {
             return .object(TensorObject(nil, isParameter: false))
         case .orderedDict:
             guard args.isEmpty else { throw refuse("\(g.qualifiedName) with arguments") }
-            let d = PickleDict()
+            let d = PickleDict(keyLimits: keyLimits)
             d.isOrdered = true
             return .dict(d)
         default:
@@ -213,7 +215,7 @@ final class TorchHost: PickleHost {
             if case .tuple(let t) = state, t.items.count == 2 { attrs = t.items[0] }  // (dict, slotstate)
             guard case .dict(let a) = attrs else { throw refuse("BUILD on OrderedDict with a \(attrs.typeName)") }
             if let existing = d.attributes {
-                for (k, v) in zip(a.keys, a.values) { try existing.set(k, v) }
+                for (k, v) in zip(a.keys, a.values) { try existing.insert(k, v) }
             } else {
                 d.attributes = a
             }
