@@ -2,6 +2,7 @@ import ArgumentParser
 import Checkpoint
 import Kernels
 import NN
+import Training
 import Vision
 import Tensors
 
@@ -12,7 +13,7 @@ import Glibc
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks. Tests/Reference/bench_*.py run these beside torch and print ratios.",
-        subcommands: [BenchRead.self, BenchConvert.self, BenchOpen.self, BenchInfer.self, BenchConv.self]
+        subcommands: [BenchRead.self, BenchConvert.self, BenchOpen.self, BenchInfer.self, BenchConv.self, BenchTrain.self]
     )
 }
 
@@ -415,4 +416,61 @@ struct BenchConv: ParsableCommand {
 
 extension String {
     func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Time training steps through the backbone (forward, backward, SGD).",
+        discussion: """
+            Loads --weights into resnet18 with a new 2-class head and times `BackboneStep.step` on a fixed \
+            pattern batch of 224×224 inputs: with --frozen-through 0 every stage trains with d2l's low-LR \
+            recipe (backbone lr 5e-5, head 5e-4, momentum 0.9, nesterov, weight decay 1e-3) and BatchNorm in \
+            training mode. Tests/Reference/bench_finetune.py --steps runs the same steps in torch.
+            """
+    )
+
+    @Option(help: "Weights file (tar, legacy, zip, .swt).") var weights: String
+    @Option(help: "Images per step.") var batch = 32
+    @Option(help: "Threads.") var threads = 2
+    @Option(help: "Stages frozen in eval mode: 0 none, 1 the stem, 2 through layer1, … 5 everything but fc.")
+    var frozenThrough = 0
+    @Option(name: .customLong("repeat"), help: "Timed steps.") var runs = 3
+    @Option(help: "Untimed steps first.") var warmup = 1
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        guard (0...5).contains(frozenThrough) else { throw ValidationError("--frozen-through is 0…5") }
+        let model = ResNet(.resnet18)
+        do {
+            try model.load(try Checkpoint(path: weights).stateDict(), excluding: ["fc."])
+        } catch {
+            throw fail(error, json: json)
+        }
+        model.replaceHead(classes: 2)
+        let o = SGDOptions(lr: 5e-5, momentum: 0.9, weightDecay: 1e-3, nesterov: true)
+        let step = try BackboneStep(model: model, frozenThrough: frozenThrough, options: o, groups: { trainable in
+            var head = o
+            head.lr = 5e-4
+            return [ParameterGroup(name: "backbone", parameters: trainable.filter { !$0.name.hasPrefix("fc.") }, options: o),
+                    ParameterGroup(name: "head", parameters: trainable.filter { $0.name.hasPrefix("fc.") }, options: head)]
+        }, threads: threads)
+        let input = (0..<(batch * 3 * 224 * 224)).map { Float($0 % 255) / 127.5 - 1 }
+        let labels = (0..<batch).map { $0 % 2 }
+        var loss = 0.0
+        let times = try timed(warmup: warmup, runs: runs) {
+            loss = try step.step(input, labels: labels, height: 224, width: 224).loss
+        }
+        let (median, minimum) = summary(times)
+        let rate = Double(batch) * 1000 / median
+        if json {
+            print(JSON.object([
+                ("batch", .int(batch)), ("threads", .int(threads)), ("frozen_through", .int(frozenThrough)),
+                ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("images_per_s", .double(rate)),
+                ("runs", .int(times.count)), ("last_loss", .double(loss)), ("peak_rss_bytes", .int(peakResidentBytes() ?? 0)),
+            ]).render(indent: nil))
+        } else {
+            print("resnet18 training step, batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), frozen through \(frozenThrough): median \(fmt(median)) ms, min \(fmt(minimum)) ms, \(fmt(rate)) images/s over \(times.count) steps")
+        }
+    }
 }

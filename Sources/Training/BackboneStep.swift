@@ -67,6 +67,9 @@ public final class BackboneStep {
                 groups: ((_ trainable: [(name: String, parameter: Parameter)]) -> [ParameterGroup])? = nil,
                 l2sp: (alpha: Double, beta: Double)? = nil, threads: Int = 1) throws {
         precondition((0...5).contains(frozenThrough), "frozenThrough is 0…5")
+        // The kernels split work across threads themselves; OpenBLAS's own pool inside each piece
+        // (the weight gradients) would only fight them for the cores.
+        KernelThreads.singleThreadedBLAS()
         self.model = model
         self.frozenThrough = frozenThrough
         self.threads = threads
@@ -128,17 +131,8 @@ public final class BackboneStep {
             }
             return y
         }
-        let packed = PackedConvWeight(u.conv.weight.data, outChannels: g.outChannels, inChannels: g.inChannels,
-                                      kernelH: g.kernelH, kernelW: g.kernelW)
         var c = [Float](repeating: 0, count: g.outputCount)
-        x.withUnsafeBufferPointer { xp in
-            c.withUnsafeMutableBufferPointer { o in
-                scratch.withUnsafeMutableBufferPointer { s in
-                    ConvNHWC.forward(g, input: xp.baseAddress!, weight: packed, bias: nil, residual: nil, relu: false,
-                                     output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
-                }
-            }
-        }
+        convolve(g, x, weight: u.conv.weight.data, into: &c)
         let k = g.outChannels, rows = g.batch * g.outHeight * g.outWidth
         u.mean = [Float](repeating: 0, count: k)
         u.invStd = [Float](repeating: 0, count: k)
@@ -152,6 +146,41 @@ public final class BackboneStep {
         u.preNorm = c
         u.output = y
         return y
+    }
+
+    /// Whether a 3×3 stride-1 convolution runs by Winograd: the same rule as inference (enough tiles).
+    func winograd(_ g: Conv2dGeometry) -> Bool {
+        WinogradNHWC.applies(to: g) && g.batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4) >= 16
+    }
+
+    /// y = x ⊛ weight ([K, C, kh, kw]), no bias: Winograd where it applies, else the direct GEMM. The
+    /// weights change every step, so they are packed or transformed here each time.
+    func convolve(_ g: Conv2dGeometry, _ x: [Float], weight: [Float], into y: inout [Float]) {
+        if winograd(g) {
+            let u = WinogradNHWC.transformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels)
+            ensureScratch(WinogradNHWC.scratchCount(g, threads: threads))
+            x.withUnsafeBufferPointer { xp in
+                u.withUnsafeBufferPointer { up in
+                    y.withUnsafeMutableBufferPointer { o in
+                        scratch.withUnsafeMutableBufferPointer { s in
+                            WinogradNHWC.forward(g, input: xp.baseAddress!, transformedWeight: up.baseAddress!, bias: nil, residual: nil,
+                                                 relu: false, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                        }
+                    }
+                }
+            }
+            return
+        }
+        let packed = PackedConvWeight(weight, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+        ensureScratch(ConvNHWC.scratchCount(threads: threads))
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { o in
+                scratch.withUnsafeMutableBufferPointer { s in
+                    ConvNHWC.forward(g, input: xp.baseAddress!, weight: packed, bias: nil, residual: nil, relu: false,
+                                     output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                }
+            }
+        }
     }
 
     /// Logits [batch, classes] for `input` [batch, 3, height, width] (NCHW, normalised), keeping what
@@ -215,7 +244,7 @@ public final class BackboneStep {
                 ConvBackward.weight(g, input: u.input, outputGradient: dc, weightGradient: w.baseAddress!, scratch: s.baseAddress!,
                                     threads: threads)
             }
-            if inputGradient {
+            if inputGradient && !winograd(g) {
                 let wt = ConvBackward.packTransposed(u.conv.weight.data, outChannels: k, inChannels: g.inChannels,
                                                      kernelH: g.kernelH, kernelW: g.kernelW)
                 var out = [Float](repeating: 0, count: g.inputCount)
@@ -225,6 +254,18 @@ public final class BackboneStep {
                 }
                 dx = out
             }
+        }
+        if inputGradient && winograd(g) {
+            // A 3×3, stride-1, padding-1 convolution's input gradient is the same kind of convolution of
+            // dY with the filters flipped and their channels swapped: Winograd again.
+            let c = g.inChannels, w = u.conv.weight.data
+            var flipped = [Float](repeating: 0, count: w.count)  // [C, K, 3, 3]
+            for o in 0..<k { for i in 0..<c { for t in 0..<9 { flipped[(i * k + o) * 9 + (8 - t)] = w[(o * c + i) * 9 + t] } } }
+            let back = Conv2dGeometry(batch: g.batch, inChannels: k, height: g.outHeight, width: g.outWidth, outChannels: c,
+                                      kernel: (3, 3), padding: (1, 1))
+            var out = [Float](repeating: 0, count: g.inputCount)
+            convolve(back, dc, weight: flipped, into: &out)
+            dx = out
         }
         gradients[u.convName] = dw
         return dx
