@@ -426,7 +426,7 @@ struct BenchTrain: ParsableCommand {
             Loads --weights into resnet18 with a new 2-class head and times `BackboneStep.step` on a fixed \
             pattern batch of 224×224 inputs: with --frozen-through 0 every stage trains with d2l's low-LR \
             recipe (backbone lr 5e-5, head 5e-4, momentum 0.9, nesterov, weight decay 1e-3) and BatchNorm in \
-            training mode. Tests/Reference/bench_finetune.py --steps runs the same steps in torch.
+            training mode. Tests/Reference/bench_train.py runs it beside the same steps in torch.
             """
     )
 
