@@ -230,8 +230,13 @@ struct FineTune: ParsableCommand {
             status.clear()
             reports.append(r)
             var line = "epoch \(r.epoch)/\(epochs): train loss \(String(format: "%.4f", r.loss)) acc \(percent(r.accuracy)), "
-                + "\(fmt(r.imagesPerSecond)) img/s (\(String(format3: r.seconds)) s"
-            if r.cached { line += r.featureSeconds > 0 ? ", features computed and cached" : ", features cached" }
+            if r.seconds < 0.001 {
+                // A head step on cached features: a rate over a sub-millisecond clock reading means nothing.
+                line += "under 1 ms ("
+            } else {
+                line += "\(fmt(r.imagesPerSecond)) img/s (\(String(format3: r.seconds)) s"
+            }
+            if r.cached { line += r.featureSeconds > 0 ? ", features computed and cached" : (r.seconds < 0.001 ? "features cached" : ", features cached") }
             line += ")"
             if let e = r.eval { line += " | test loss \(String(format: "%.4f", e.loss)) acc \(percent(e.accuracy)) (\(e.count) images)" }
             say(line)
