@@ -41,9 +41,6 @@ static int is_pointwise(const pth2swt_conv_shape *g) {
 #undef TARGET
 #endif
 
-typedef void (*ukernel_fn)(int, long, const float *const *, const float *, float *, long, int, int, int,
-                           const float *, const float *, int);
-
 static int use_avx2(void) {
 #ifdef HAVE_AVX2_VARIANT
     return pth2swt_gemm_accelerated();
@@ -52,102 +49,52 @@ static int use_avx2(void) {
 #endif
 }
 
-static ukernel_fn ukernel(void) {
-#ifdef HAVE_AVX2_VARIANT
-    if (use_avx2()) return ukernel_avx2;
-#endif
-    return ukernel_generic;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// GEMM with row-pointer A
-
-void pth2swt_gemm_rows(long m, int n, long k, const float *a, long lda, const float *packed_b, float *c, long ldc) {
-    ukernel_fn kernel = ukernel();
-    const float *rows[6];
-    for (int j0 = 0; j0 < n; j0 += 16) {
-        const float *b = packed_b + (long)(j0 / 16) * 16 * k;
-        int nr = n - j0 < 16 ? n - j0 : 16;
-        for (long i0 = 0; i0 < m; i0 += 6) {
-            int mr = m - i0 < 6 ? (int)(m - i0) : 6;
-            for (int t = 0; t < 6; t++) rows[t] = a + (i0 + (t < mr ? t : mr - 1)) * lda;
-            kernel(1, k, rows, b, c + i0 * ldc + j0, ldc, mr, nr, 0, 0, 0, 0);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Convolution
-
 long pth2swt_conv_nhwc_scratch_count(void) { return (long)CONV_MC * CONV_KC_WHOLE; }
 
-void pth2swt_conv_nhwc(const pth2swt_conv_shape *g, const float *x, const float *packed_w, const float *bias,
-                       const float *residual, int relu, float *y, long row_begin, long row_end, int panel_begin,
-                       int panel_end, float *scratch) {
-#ifdef HAVE_AVX2_VARIANT
-    if (use_avx2()) {
-        conv_nhwc_avx2(g, x, packed_w, bias, residual, relu, y, row_begin, row_end, panel_begin, panel_end, scratch);
-        return;
-    }
-#endif
-    conv_nhwc_generic(g, x, packed_w, bias, residual, relu, y, row_begin, row_end, panel_begin, panel_end, scratch);
-}
-
 // ---------------------------------------------------------------------------------------------------
-// Winograd transforms and pooling: dispatch
+// Entry points: the AVX2+FMA build of each body function where the CPU has it, else the portable one.
+
+#ifdef HAVE_AVX2_VARIANT
+#define DISPATCH(fn, ...)                      \
+    do {                                       \
+        if (use_avx2()) fn##_avx2(__VA_ARGS__); \
+        else fn##_generic(__VA_ARGS__);        \
+    } while (0)
+#else
+#define DISPATCH(fn, ...) fn##_generic(__VA_ARGS__)
+#endif
 
 void pth2swt_winograd_input_nhwc(const float *x, int height, int width, int channels, int tiles_h, int tiles_w,
                                  long tile_start, int tiles, int p_begin, int p_end, float *v) {
-#ifdef HAVE_AVX2_VARIANT
-    if (use_avx2()) {
-        winograd_input_avx2(x, height, width, channels, tiles_h, tiles_w, tile_start, tiles, p_begin, p_end, v);
-        return;
-    }
-#endif
-    winograd_input_generic(x, height, width, channels, tiles_h, tiles_w, tile_start, tiles, p_begin, p_end, v);
+    DISPATCH(winograd_input, x, height, width, channels, tiles_h, tiles_w, tile_start, tiles, p_begin, p_end, v);
 }
 
 void pth2swt_winograd_output_nhwc(const float *m, int tiles, int channels, int out_height, int out_width, int tiles_h,
                                   int tiles_w, long tile_start, int p_begin, int p_end, const float *bias,
                                   const float *residual, int relu, float *y) {
-#ifdef HAVE_AVX2_VARIANT
-    if (use_avx2()) {
-        winograd_output_avx2(m, tiles, channels, out_height, out_width, tiles_h, tiles_w, tile_start, p_begin, p_end,
-                             bias, residual, relu, y);
-        return;
-    }
-#endif
-    winograd_output_generic(m, tiles, channels, out_height, out_width, tiles_h, tiles_w, tile_start, p_begin, p_end,
-                            bias, residual, relu, y);
+    DISPATCH(winograd_output, m, tiles, channels, out_height, out_width, tiles_h, tiles_w, tile_start, p_begin, p_end,
+             bias, residual, relu, y);
 }
 
 void pth2swt_max_pool_nhwc(const float *x, int height, int width, int channels, int kernel, int stride, int padding,
                            int out_height, int out_width, long row_begin, long row_end, float *y) {
-#ifdef HAVE_AVX2_VARIANT
-    if (use_avx2()) {
-        max_pool_avx2(x, height, width, channels, kernel, stride, padding, out_height, out_width, row_begin, row_end, y);
-        return;
-    }
-#endif
-    max_pool_generic(x, height, width, channels, kernel, stride, padding, out_height, out_width, row_begin, row_end, y);
+    DISPATCH(max_pool, x, height, width, channels, kernel, stride, padding, out_height, out_width, row_begin, row_end, y);
 }
 
 void pth2swt_im2col_nhwc(const pth2swt_conv_shape *g, const float *x, long row_begin, long rows, float *dst) {
-#ifdef HAVE_AVX2_VARIANT
-    if (use_avx2()) {
-        im2col_rows_avx2(g, x, row_begin, rows, dst);
-        return;
-    }
-#endif
-    im2col_rows_generic(g, x, row_begin, rows, dst);
+    DISPATCH(im2col_rows, g, x, row_begin, rows, dst);
 }
 
 void pth2swt_col2im_add_nhwc(const pth2swt_conv_shape *g, const float *cols, long row_begin, long rows, float *dx) {
-#ifdef HAVE_AVX2_VARIANT
-    if (use_avx2()) {
-        col2im_add_avx2(g, cols, row_begin, rows, dx);
-        return;
-    }
-#endif
-    col2im_add_generic(g, cols, row_begin, rows, dx);
+    DISPATCH(col2im_add, g, cols, row_begin, rows, dx);
+}
+
+void pth2swt_gemm_rows(long m, int n, long k, const float *a, long lda, const float *packed_b, float *c, long ldc) {
+    DISPATCH(gemm_rows, m, n, k, a, lda, packed_b, c, ldc);
+}
+
+void pth2swt_conv_nhwc(const pth2swt_conv_shape *g, const float *x, const float *packed_w, const float *bias,
+                       const float *residual, int relu, float *y, long row_begin, long row_end, int panel_begin,
+                       int panel_end, float *scratch) {
+    DISPATCH(conv_nhwc, g, x, packed_w, bias, residual, relu, y, row_begin, row_end, panel_begin, panel_end, scratch);
 }

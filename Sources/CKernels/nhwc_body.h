@@ -75,6 +75,21 @@ TARGET static void NAME(ukernel)(int nseg, long seglen, const float *const *a, c
     }
 }
 
+/// C (m×n) = A · B with row i of A at a + i·lda and B packed in panels of 16 (pth2swt_gemm_rows).
+TARGET static void NAME(gemm_rows)(long m, int n, long k, const float *a, long lda, const float *packed_b, float *c,
+                                   long ldc) {
+    const float *rows[6];
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        const float *b = packed_b + (long)(j0 / 16) * 16 * k;
+        int nr = n - j0 < 16 ? n - j0 : 16;
+        for (long i0 = 0; i0 < m; i0 += 6) {
+            int mr = m - i0 < 6 ? (int)(m - i0) : 6;
+            for (int t = 0; t < 6; t++) rows[t] = a + (i0 + (t < mr ? t : mr - 1)) * lda;
+            NAME(ukernel)(1, k, rows, b, c + i0 * ldc + j0, ldc, mr, nr, 0, 0, 0, 0);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Convolution: im2col by blocks of CONV_MC output positions into scratch, then the micro-kernel over
 // every 16-channel panel; a depth over CONV_KC_WHOLE goes in chunks of CONV_KC accumulated in y (the

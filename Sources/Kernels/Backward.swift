@@ -26,14 +26,6 @@ public enum ConvBackward {
     /// Output positions per block: a block's columns (rows × kh·kw·C floats) are each thread's scratch.
     static let blockRows = 96
 
-    static func shape(_ g: Conv2dGeometry) -> pth2swt_conv_shape {
-        pth2swt_conv_shape(
-            batch: Int32(g.batch), height: Int32(g.height), width: Int32(g.width), channels: Int32(g.inChannels),
-            out_channels: Int32(g.outChannels), kernel_h: Int32(g.kernelH), kernel_w: Int32(g.kernelW),
-            stride_h: Int32(g.strideH), stride_w: Int32(g.strideW), pad_h: Int32(g.padH), pad_w: Int32(g.padW),
-            out_height: Int32(g.outHeight), out_width: Int32(g.outWidth))
-    }
-
     /// Scratch floats for `data` and `weight` with `threads` threads.
     public static func scratchCount(_ g: Conv2dGeometry, threads: Int) -> Int {
         let depth = g.kernelH * g.kernelW * g.inChannels
@@ -48,7 +40,7 @@ public enum ConvBackward {
         inputGradient dx: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int = 1
     ) {
         precondition(ConvNHWC.applies(to: g), "unsupported convolution: \(g)")
-        var s = shape(g)
+        var s = g.cShape
         let depth = g.kernelH * g.kernelW * g.inChannels, K = g.outChannels
         let plane = g.outHeight * g.outWidth
         let each = scratchCount(g, threads: 1)
@@ -78,7 +70,7 @@ public enum ConvBackward {
         weightGradient dw: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int = 1
     ) {
         precondition(ConvNHWC.applies(to: g), "unsupported convolution: \(g)")
-        var s = shape(g)
+        var s = g.cShape
         let C = g.inChannels, K = g.outChannels, taps = g.kernelH * g.kernelW, depth = taps * C
         let total = g.batch * g.outHeight * g.outWidth
         let each = scratchCount(g, threads: 1)

@@ -80,6 +80,17 @@ public struct PackedConvWeight: Sendable {
     }
 }
 
+extension Conv2dGeometry {
+    /// The geometry as the C kernels take it (dilation 1 and one group, which `ConvNHWC.applies` checks).
+    var cShape: pth2swt_conv_shape {
+        pth2swt_conv_shape(
+            batch: Int32(batch), height: Int32(height), width: Int32(width), channels: Int32(inChannels),
+            out_channels: Int32(outChannels), kernel_h: Int32(kernelH), kernel_w: Int32(kernelW),
+            stride_h: Int32(strideH), stride_w: Int32(strideW), pad_h: Int32(padH), pad_w: Int32(padW),
+            out_height: Int32(outHeight), out_width: Int32(outWidth))
+    }
+}
+
 public enum ConvNHWC {
     /// Whether `forward` computes `g` (dilation 1, one group; everything a torchvision ResNet has).
     public static func applies(to g: Conv2dGeometry) -> Bool {
@@ -99,11 +110,7 @@ public enum ConvNHWC {
     ) {
         precondition(applies(to: g) && weight.outChannels == g.outChannels && weight.inChannels == g.inChannels
                      && weight.kernelH == g.kernelH && weight.kernelW == g.kernelW, "weight does not fit \(g)")
-        var shape = pth2swt_conv_shape(
-            batch: Int32(g.batch), height: Int32(g.height), width: Int32(g.width), channels: Int32(g.inChannels),
-            out_channels: Int32(g.outChannels), kernel_h: Int32(g.kernelH), kernel_w: Int32(g.kernelW),
-            stride_h: Int32(g.strideH), stride_w: Int32(g.strideW), pad_h: Int32(g.padH), pad_w: Int32(g.padW),
-            out_height: Int32(g.outHeight), out_width: Int32(g.outWidth))
+        var shape = g.cShape
         let rows = g.batch * g.outHeight * g.outWidth
         let panels = (g.outChannels + 15) / 16
         let each = pth2swt_conv_nhwc_scratch_count()
@@ -123,16 +130,13 @@ public enum ConvNHWC {
                     }
                     return
                 }
-                // Few rows: each thread packs the same rows once, for its own fixed share of the channels.
+                // Few rows (or one thread): each thread packs the same rows once, for its own fixed share
+                // of the channels.
                 Parallel.run(parts, parts) { part in
-                    let s = scratch + part * each
-                    if byRows {
-                        pth2swt_conv_nhwc(shape, input, w, bias, residual, relu ? 1 : 0, output, 0, rows, 0, Int32(panels), s)
-                    } else {
-                        let lo = panels * part / parts, hi = panels * (part + 1) / parts
-                        guard hi > lo else { return }
-                        pth2swt_conv_nhwc(shape, input, w, bias, residual, relu ? 1 : 0, output, 0, rows, Int32(lo), Int32(hi), s)
-                    }
+                    let lo = panels * part / parts, hi = panels * (part + 1) / parts
+                    guard hi > lo else { return }
+                    pth2swt_conv_nhwc(shape, input, w, bias, residual, relu ? 1 : 0, output, 0, rows, Int32(lo), Int32(hi),
+                                      scratch + part * each)
                 }
             }
         }

@@ -21,7 +21,7 @@ public final class BackboneStep {
 
     /// One convolution and the BatchNorm after it.
     final class Unit {
-        let conv: Conv2d, bn: BatchNorm2d, prefix: String, convName: String, bnName: String
+        let conv: Conv2d, bn: BatchNorm2d, convName: String, bnName: String
         let frozen: Bool
         /// The frozen form: BN folded into the weight and a bias (made once: frozen weights do not change).
         lazy var folded: (weight: PackedConvWeight, bias: [Float]) = {
@@ -39,7 +39,6 @@ public final class BackboneStep {
         init(_ conv: Conv2d, _ bn: BatchNorm2d, convName: String, bnName: String, frozen: Bool) {
             self.conv = conv
             self.bn = bn
-            self.prefix = convName
             self.convName = convName + ".weight"
             self.bnName = bnName
             self.frozen = frozen
@@ -56,8 +55,6 @@ public final class BackboneStep {
     var blocks: [BlockUnits] = []
     var scratch: [Float] = []
     var poolIndices: [Int32] = []
-    var pooledShape = (height: 0, width: 0)
-    var stemOutput: [Float] = []
     var features: [Float] = []
 
     /// `groups` gives the optimizer's parameter groups for the trainable parameters (names as
@@ -116,13 +113,8 @@ public final class BackboneStep {
                 f.bias.withUnsafeBufferPointer { b in
                     y.withUnsafeMutableBufferPointer { o in
                         scratch.withUnsafeMutableBufferPointer { s in
-                            if let residual {
-                                residual.withUnsafeBufferPointer { r in
-                                    ConvNHWC.forward(g, input: xp.baseAddress!, weight: f.weight, bias: b.baseAddress, residual: r.baseAddress,
-                                                     relu: relu, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
-                                }
-                            } else {
-                                ConvNHWC.forward(g, input: xp.baseAddress!, weight: f.weight, bias: b.baseAddress, residual: nil,
+                            withBaseAddress(residual) { r in
+                                ConvNHWC.forward(g, input: xp.baseAddress!, weight: f.weight, bias: b.baseAddress, residual: r,
                                                  relu: relu, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
                             }
                         }
@@ -194,8 +186,6 @@ public final class BackboneStep {
         poolIndices = [Int32](repeating: 0, count: pooled.count)
         PoolBackward.max2d(y, &pooled, indices: &poolIndices, batch: batch, channels: sg.outChannels, height: sg.outHeight,
                            width: sg.outWidth, kernel: 3, stride: 2, padding: 1)
-        stemOutput = y
-        pooledShape = (pH, pW)
         y = pooled
         var (h, w) = (pH, pW)
         for b in blocks {
@@ -311,8 +301,9 @@ public final class BackboneStep {
             d = dInput
         }
         // Through the max pool and the stem.
-        var dStem = [Float](repeating: 0, count: stemOutput.count)
-        PoolBackward.max2d(outputGradient: d, indices: poolIndices, count: d.count, inputGradient: &dStem, inputCount: stemOutput.count)
+        // stem.output is the pool's input (the stem unit's output after ReLU).
+        var dStem = [Float](repeating: 0, count: stem.output.count)
+        PoolBackward.max2d(outputGradient: d, indices: poolIndices, count: d.count, inputGradient: &dStem, inputCount: dStem.count)
         var none: [Float]? = nil
         _ = backward(stem, dStem, inputGradient: false, relu: true, gradients: &gradients, residualGradient: &none)
         return gradients
@@ -333,4 +324,10 @@ public final class BackboneStep {
         try optimizer.step(gradients)
         return (loss, correct)
     }
+}
+
+/// `body` with `array`'s base address, or nil when there is no array.
+func withBaseAddress<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let array else { return body(nil) }
+    return array.withUnsafeBufferPointer { body($0.baseAddress) }
 }

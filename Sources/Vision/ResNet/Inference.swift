@@ -152,29 +152,16 @@ public final class ResNetInference {
     /// many images share its call: each output value is summed in the same order whatever the batch
     /// (checked by TrainingTests), which a feature cache relies on.
     public func fixAlgorithms(batch: Int, height: Int, width: Int) {
-        var (h, w) = (stem.geometry(batch: batch, height: height, width: width).outHeight,
-                      stem.geometry(batch: batch, height: height, width: width).outWidth)
-        (h, w) = ((h + 2 - 3) / 2 + 1, (w + 2 - 3) / 2 + 1)
-        for b in blocks {
-            var (bh, bw) = (h, w)
-            for c in b.convs {
-                let g = c.geometry(batch: batch, height: bh, width: bw)
-                if winogradChoice[c.id] == nil { winogradChoice[c.id] = winograd(c, g) }
-                (bh, bw) = (g.outHeight, g.outWidth)
-            }
-            (h, w) = (bh, bw)
+        forEachConvolution(batch: batch, height: height, width: width) { c, g in
+            if c.winogradApplies && winogradChoice[c.id] == nil { winogradChoice[c.id] = winograd(c, g) }
         }
     }
 
-    /// Makes sure there are four buffers of the largest activation and scratch for the largest
-    /// convolution of a forward pass on this input size (allocated once, reused after).
-    private func reserve(batch: Int, height: Int, width: Int) {
-        var largest = batch * 3 * height * width
-        var work = ConvNHWC.scratchCount(threads: threads)
+    /// `body` for every convolution of a forward pass on this input size, in order, with its geometry.
+    private func forEachConvolution(batch: Int, height: Int, width: Int, _ body: (Conv, Conv2dGeometry) -> Void) {
         func visit(_ c: Conv, _ h: Int, _ w: Int) -> (Int, Int) {
             let g = c.geometry(batch: batch, height: h, width: w)
-            largest = max(largest, g.outputCount)
-            if c.winogradApplies { work = max(work, WinogradNHWC.scratchCount(g, threads: threads)) }
+            body(c, g)
             return (g.outHeight, g.outWidth)
         }
         var (h, w) = visit(stem, height, width)
@@ -184,6 +171,17 @@ public final class ResNetInference {
             for c in b.convs { (bh, bw) = visit(c, bh, bw) }
             if let d = b.downsample { _ = visit(d, h, w) }
             (h, w) = (bh, bw)
+        }
+    }
+
+    /// Makes sure there are four buffers of the largest activation and scratch for the largest
+    /// convolution of a forward pass on this input size (allocated once, reused after).
+    private func reserve(batch: Int, height: Int, width: Int) {
+        var largest = batch * 3 * height * width
+        var work = ConvNHWC.scratchCount(threads: threads)
+        forEachConvolution(batch: batch, height: height, width: width) { c, g in
+            largest = max(largest, g.outputCount)
+            if c.winogradApplies { work = max(work, WinogradNHWC.scratchCount(g, threads: threads)) }
         }
         if buffers.count < 4 || buffers[0].count < largest {
             for b in buffers { b.deallocate() }
