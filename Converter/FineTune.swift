@@ -107,28 +107,55 @@ func percent(_ x: Double) -> String { String(format: "%.2f%%", x * 100) }
 struct FineTune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Fine-tune a torchvision ResNet's new head on a frozen backbone.",
+        abstract: "Fine-tune a torchvision ResNet with a new head: frozen backbone, part of it, or all of it on a low LR.",
         discussion: """
             Loads --weights into --arch, replaces fc with Linear(features, --classes) (Xavier-uniform from \
-            --seed, zero bias), freezes the backbone (BatchNorm in eval mode: folded with its running \
-            statistics) and trains fc with SGD as torch.optim.SGD does. --lr is the head's learning rate.
+            --seed, zero bias) and trains with SGD exactly as torch.optim.SGD does.
+
+            What trains (--freeze):
+              backbone        only fc (the default); the backbone runs folded in eval
+                              mode, and without augmentation on cached features
+              through:STAGE   STAGE (stem, layer1, layer2 or layer3) and all before
+                              it frozen; the rest and fc train (through:layer4 is
+                              backbone)
+              none            everything trains
+            Frozen parameters never reach the optimizer: no decay, no momentum, bit-identical at the end.
+
+            BatchNorm (--bn): trainable stages always run BatchNorm in training mode (batch statistics; \
+            running statistics updated). In frozen stages --bn eval (the default) uses the running \
+            statistics and never changes them, which is what freezing means; --bn train runs them in \
+            training mode too, as torch does when the whole model is in train() with some parameters' \
+            requires_grad off (d2l's fine-tuning): their parameters stay put but their running statistics \
+            drift toward the new data, and nothing can be cached.
+
+            Learning rates: --lr is the head's. --backbone-lr is the backbone's; without it the backbone \
+            uses --lr (with --head-lr-mult M: --lr / M). --head-lr-mult M with --backbone-lr B and no --lr \
+            makes the head's B·M (d2l: --backbone-lr 5e-5 --head-lr-mult 10). --no-decay-bn-bias gives \
+            1-D parameters (BatchNorm γ, β and biases) weight decay 0. --l2sp-alpha A pulls the trainable \
+            backbone toward its pretrained values (A/2·‖w − w⁰‖²) and --l2sp-beta B the head toward zero \
+            (B/2·‖w‖²); use them with --weight-decay 0. --schedule and --warmup step once per epoch.
 
             Data: an ImageFolder (DIR/train/<class>/*, DIR/test/<class>/*, classes in sorted order; \
             --val-split without DIR/test) or IDX files (Debian's /usr/share/datasets/fashion-mnist), where \
             --classes N keeps the first N labels. Training images go through RandomResizedCrop(224) + \
             RandomHorizontalFlip (--augment, the default) or Resize(256) + CenterCrop(224) (--no-augment); \
-            test images through the latter. Without augmentation the backbone's features are computed \
-            once and the head trains on the cache (the output says "features cached").
+            test images through the latter. Each epoch ends with a test line in eval mode.
 
-            After each epoch: a test line, --out (the model: .swt or .pth) and OUT's .resume.swt (model, \
-            momentum buffers, epoch), both written to a temporary file and renamed. --resume FILE \
-            continues from such a checkpoint with the same flags and gives the same weights as a run that \
-            was never interrupted.
+            After each epoch: --out (the model: .swt or .pth) and OUT's .resume.swt (model with its \
+            BatchNorm statistics, momentum buffers, epoch, mode), both written to a temporary file and \
+            renamed. --resume FILE continues from such a checkpoint with the same flags and gives the same \
+            weights as a run that was never interrupted.
 
             Examples:
-              pth2swt finetune --weights Weights/resnet18-5c106cde.pth --data /usr/share/datasets/fashion-mnist \\
-                  --classes 2 --per-class 200 --no-augment --epochs 5 --out ft.swt
-              pth2swt finetune --weights r18.swt --data photos --classes 5 --augment --epochs 3 --json
+              pth2swt finetune --weights Weights/resnet18-5c106cde.pth \\
+                  --data /usr/share/datasets/fashion-mnist --classes 2 \\
+                  --per-class 200 --no-augment --epochs 5 --out ft.swt
+              pth2swt finetune --weights Weights/resnet18-5c106cde.pth \\
+                  --data hotdog --classes 2 --freeze none --backbone-lr 5e-5 \\
+                  --head-lr-mult 10 --batch-size 128 --epochs 5 --out hotdog.swt
+              pth2swt finetune --weights r18.swt --data photos --classes 5 \\
+                  --freeze through:layer2 --lr 0.01 --schedule cosine \\
+                  --warmup 1 --epochs 10 --json
             """
     )
 
@@ -137,32 +164,115 @@ struct FineTune: ParsableCommand {
     @Option(help: "resnet18, resnet34, resnet50, resnet101 or resnet152.") var arch = "resnet18"
     @OptionGroup var dataOptions: DataOptions
     @Option(help: "Classes of the new head.") var classes: Int
-    @Option(help: "What to freeze: 'backbone' (only fc trains; the only mode so far).") var freeze = "backbone"
-    @Option(help: "The head's learning rate.") var lr = 0.01
+    @Option(help: "What to freeze: backbone, through:stem|layer1|layer2|layer3, or none.") var freeze = "backbone"
+    @Option(help: "BatchNorm of frozen stages: eval (running statistics, never updated) or train (batch statistics, running statistics drift).")
+    var bn = "eval"
+    @Option(help: "The head's learning rate (default 0.01, or --backbone-lr × --head-lr-mult).") var lr: Double?
+    @Option(name: .customLong("backbone-lr"), help: "The backbone's learning rate (default: --lr, or --lr / --head-lr-mult).")
+    var backboneLR: Double?
+    @Option(name: .customLong("head-lr-mult"), help: "The head's learning rate as a multiple of the backbone's.") var headLRMult: Double?
     @Option(help: "SGD momentum.") var momentum = 0.9
+    @Option(help: "SGD dampening.") var dampening = 0.0
     @Flag(help: "Nesterov momentum.") var nesterov = false
     @Option(name: .customLong("weight-decay"), help: "SGD weight decay (L2 added to the gradient, as torch).") var weightDecay = 1e-3
+    @Flag(name: .customLong("no-decay-bn-bias"), help: "No weight decay on 1-D parameters (BatchNorm γ and β, fc's bias).")
+    var noDecayBNBias = false
+    @Option(name: .customLong("l2sp-alpha"), help: "L2-SP: α/2·‖w − w⁰‖² on the trainable backbone (w⁰: the pretrained weights).")
+    var l2spAlpha = 0.0
+    @Option(name: .customLong("l2sp-beta"), help: "L2-SP: β/2·‖w‖² on the head.") var l2spBeta = 0.0
+    @Option(help: "LR schedule, stepped per epoch: constant, step:N[:GAMMA] (×GAMMA every N epochs, GAMMA 0.1), cosine[:MIN_LR].")
+    var schedule = "constant"
+    @Option(help: "Warmup epochs: the LR rises linearly from 0.1× to 1× (LinearLR), then --schedule runs.") var warmup = 0
     @Option(help: "Epochs to train (in all, counting the ones a resumed checkpoint already did).") var epochs = 5
+    @Option(name: .customLong("stop-after"), help: "Stop after this epoch (the schedule still spans --epochs); --resume continues the run.")
+    var stopAfter: Int?
     @Option(name: .customLong("batch-size"), help: "Images per SGD step.") var batchSize = 32
-    @Option(help: "Threads for the kernels (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Threads for the kernels (the default is every core).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Seed of the head's init, the shuffles, the augmentation and --val-split.") var seed: UInt64 = 0
     @Flag(inversion: .prefixedNo, help: "RandomResizedCrop(224) + horizontal flip for training images.") var augment = true
     @Option(help: "Write the fine-tuned model here after each epoch (.swt or .pth), and OUT's .resume.swt beside it.") var out: String?
     @Option(help: "Continue from a .resume.swt checkpoint.") var resume: String?
     @Flag(help: "Print one JSON object with the final metrics (and no progress).") var json = false
 
+    /// --freeze as BackboneStep's frozenThrough: 0 none, 1 stem, 2…4 through layer1…3, 5 the backbone.
+    static func frozenThrough(_ freeze: String) -> Int? {
+        switch freeze {
+        case "none": 0
+        case "through:stem": 1
+        case "through:layer1": 2
+        case "through:layer2": 3
+        case "through:layer3": 4
+        case "backbone", "through:layer4": 5
+        default: nil
+        }
+    }
+
+    /// --schedule and --warmup as an LRSchedule (nil: constant).
+    static func lrSchedule(_ text: String, warmup: Int, epochs: Int) throws -> LRSchedule? {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        let after: LRSchedule?
+        switch parts[0] {
+        case "constant" where parts.count == 1:
+            after = nil
+        case "step" where parts.count == 2 || parts.count == 3:
+            guard let n = Int(parts[1]), n >= 1, let gamma = parts.count == 3 ? Double(parts[2]) : 0.1, gamma > 0 else {
+                throw ValidationError("--schedule \(text): step:N[:GAMMA] needs N ≥ 1 epochs and GAMMA > 0")
+            }
+            after = .step(size: n, gamma: gamma)
+        case "cosine" where parts.count <= 2:
+            guard let minLR = parts.count == 2 ? Double(parts[1]) : 0, minLR >= 0 else {
+                throw ValidationError("--schedule \(text): cosine[:MIN_LR] needs MIN_LR ≥ 0")
+            }
+            guard epochs - warmup >= 1 else { throw ValidationError("--schedule cosine needs more --epochs than --warmup") }
+            after = .cosine(tMax: epochs - warmup, etaMin: minLR)
+        default:
+            throw ValidationError("--schedule \(text): one of constant, step:N[:GAMMA], cosine[:MIN_LR]")
+        }
+        guard warmup > 0 else { return after }
+        let ramp = LRSchedule.linear(startFactor: 0.1, endFactor: 1, iterations: warmup)
+        guard let after else { return ramp }
+        return .sequential([ramp, after], milestones: [warmup])
+    }
+
+    /// (head, backbone) learning rates from --lr, --backbone-lr and --head-lr-mult.
+    func learningRates() throws -> (head: Double, backbone: Double) {
+        switch (lr, backboneLR, headLRMult) {
+        case (let l?, let b?, let m?):
+            guard abs(l - b * m) <= 1e-12 * max(abs(l), 1e-300) else {
+                throw ValidationError("--lr \(l) is not --backbone-lr \(b) × --head-lr-mult \(m); give two of the three")
+            }
+            return (l, b)
+        case (let l?, let b?, nil): return (l, b)
+        case (let l?, nil, let m?): return (l, l / m)
+        case (nil, let b?, let m?): return (b * m, b)
+        case (nil, let b?, nil): return (0.01, b)
+        case (let l?, nil, nil): return (l, l)
+        case (nil, nil, _): return (0.01, 0.01)
+        }
+    }
+
     func validate() throws {
         guard ResNetConfig.named(arch) != nil else {
             throw ValidationError("unknown --arch '\(arch)'; one of \(ResNetConfig.names.joined(separator: ", "))")
         }
-        guard freeze == "backbone" else {
-            throw ValidationError("--freeze \(freeze): only 'backbone' is implemented (through:layerN and none need backward passes for the backbone, not built yet)")
+        guard let through = Self.frozenThrough(freeze) else {
+            throw ValidationError("--freeze \(freeze): one of backbone, through:stem, through:layer1, through:layer2, through:layer3, none")
         }
+        guard bn == "eval" || bn == "train" else { throw ValidationError("--bn \(bn): eval or train") }
         guard classes >= 1, epochs >= 1, batchSize >= 1, threads >= 1 else {
             throw ValidationError("--classes, --epochs, --batch-size and --threads must be at least 1")
         }
-        guard lr >= 0, momentum >= 0, weightDecay >= 0 else { throw ValidationError("--lr, --momentum and --weight-decay must be ≥ 0") }
-        if nesterov && momentum <= 0 { throw ValidationError("--nesterov needs a --momentum above 0") }
+        if let stopAfter, !(1...epochs).contains(stopAfter) { throw ValidationError("--stop-after must be between 1 and --epochs") }
+        guard warmup >= 0, warmup < epochs || warmup == 0 else { throw ValidationError("--warmup must be ≥ 0 and less than --epochs") }
+        if through == 5 && (backboneLR != nil || headLRMult != nil || l2spAlpha != 0) {
+            throw ValidationError("--backbone-lr, --head-lr-mult and --l2sp-alpha need a trainable backbone (--freeze none or through:STAGE)")
+        }
+        let rates = try learningRates()
+        guard rates.head >= 0, rates.backbone >= 0, momentum >= 0, weightDecay >= 0, dampening >= 0, l2spAlpha >= 0, l2spBeta >= 0 else {
+            throw ValidationError("learning rates, --momentum, --dampening, --weight-decay and the L2-SP coefficients must be ≥ 0")
+        }
+        if nesterov && (momentum <= 0 || dampening != 0) { throw ValidationError("--nesterov needs a --momentum above 0 and no --dampening") }
+        _ = try Self.lrSchedule(schedule, warmup: warmup, epochs: epochs)
         if let out, Convert.target(of: out) == nil { throw ValidationError("--out must end in .swt, .safetensors, .pth or .pt") }
     }
 
@@ -197,35 +307,46 @@ struct FineTune: ParsableCommand {
             say("weights: none given: the backbone is a seeded random \(arch) (not pretrained), fc is Linear(\(config0.features), \(classes))")
         }
         model.replaceHead(classes: classes, seed: seed)
-        var resumed: StateDict?
-        if let resume {
-            let sd = try Checkpoint(path: resume).stateDict()
-            try model.load(sd, excluding: [FrozenBackboneTrainer.optimizerPrefix])
-            resumed = sd
-        }
+        let through = Self.frozenThrough(freeze)!
+        let rates = try learningRates()
         var config = FineTuneConfig()
         config.epochs = epochs
         config.batchSize = batchSize
         config.threads = threads
         config.seed = seed
-        config.head = SGDOptions(lr: lr, momentum: momentum, weightDecay: weightDecay, nesterov: nesterov)
-        let trainer = try FrozenBackboneTrainer(model: model, config: config)
-        if let resumed {
-            try trainer.restore(resumed)
-            say("resumed: \(resume!) after epoch \(trainer.completedEpochs)")
+        config.head = SGDOptions(lr: rates.head, momentum: momentum, dampening: dampening, weightDecay: weightDecay, nesterov: nesterov)
+        var backbone = config.head
+        backbone.lr = rates.backbone
+        config.backbone = backbone
+        config.frozenThrough = through
+        config.frozenBatchNormTrains = bn == "train"
+        config.noDecayForBiasAndNorm = noDecayBNBias
+        config.l2spAlpha = l2spAlpha
+        config.l2spBeta = l2spBeta
+        config.schedule = try Self.lrSchedule(schedule, warmup: warmup, epochs: epochs)
+        // The trainer records L2-SP's w⁰ before a resumed checkpoint's weights are loaded.
+        let trainer: any FineTuner = through == 5 && bn == "eval"
+            ? try FrozenBackboneTrainer(model: model, config: config)
+            : try BackboneTrainer(model: model, config: config)
+        if let resume {
+            let sd = try Checkpoint(path: resume).stateDict()
+            try model.load(sd, excluding: [TrainingState.optimizerPrefix])
+            try trainer.restore(sd)
+            say("resumed: \(resume) after epoch \(trainer.completedEpochs)")
         }
         let train = TransformedImages(data.train, augment: augment, seed: seed)
         let test = TransformedImages(data.test, augment: false)
         say("data: \(dataOptions.data) (\(data.kind)): \(classes) classes (\(data.train.classNames.joined(separator: ", "))), "
             + "\(train.count) train / \(test.count) test images")
-        say("backbone frozen (BatchNorm in eval mode); SGD on fc: lr \(lr), momentum \(momentum)\(nesterov ? " (nesterov)" : ""), "
-            + "weight decay \(weightDecay), batch \(batchSize), \(threads) thread\(threads == 1 ? "" : "s")")
-        say(trainer.caches(train)
-            ? "features cached: no random augmentation, so the backbone runs once per image and the head trains on the cache"
-            : "augmentation on: the backbone runs on every batch of every epoch (--no-augment caches features)")
+        say(describeTraining(through: through))
+        if through == 5 && bn == "eval" {
+            say(trainer.caches(train)
+                ? "features cached: no random augmentation, so the backbone runs once per image and the head trains on the cache"
+                : "augmentation on: the backbone runs on every batch of every epoch (--no-augment caches features)")
+        }
         let status = StatusLine(enabled: !json)
         var reports: [EpochReport] = []
-        while trainer.completedEpochs < epochs {
+        while trainer.completedEpochs < (stopAfter ?? epochs) {
             let r = try trainer.trainEpoch(train, test: test, progress: status.show)
             status.clear()
             reports.append(r)
@@ -252,6 +373,8 @@ struct FineTune: ParsableCommand {
             var fields: [(String, JSON)] = [
                 ("arch", .string(arch)), ("weights", weights.map(JSON.string) ?? .null), ("classes", .int(classes)),
                 ("class_names", .array(data.train.classNames.map(JSON.string))),
+                ("freeze", .string(freeze)), ("bn", .string(bn)), ("lr_head", .double(rates.head)),
+                ("lr_backbone", through == 5 ? .null : .double(rates.backbone)),
                 ("train_images", .int(train.count)), ("test_images", .int(test.count)), ("features_cached", .bool(trainer.caches(train))),
                 ("epochs", .array(reports.map { r in
                     .object([("epoch", .int(r.epoch)), ("train_loss", .double(r.loss)), ("train_accuracy", .double(r.accuracy)),
@@ -267,6 +390,25 @@ struct FineTune: ParsableCommand {
             if let out { fields += [("out", .string(out)), ("checkpoint", .string(Self.resumePath(out)))] }
             print(JSON.object(fields).render())
         }
+    }
+
+    /// One line: what trains, BatchNorm's mode, and the optimizer's settings.
+    func describeTraining(through: Int) -> String {
+        let stages = ["stem", "layer1", "layer2", "layer3", "layer4"]
+        let rates = try! learningRates()
+        var s: String
+        switch through {
+        case 5: s = "backbone frozen (BatchNorm in \(bn == "eval" ? "eval mode" : "training mode: running statistics drift")); SGD on fc: lr \(rates.head)"
+        case 0: s = "everything trains (BatchNorm in training mode); SGD: backbone lr \(rates.backbone), fc lr \(rates.head)"
+        default:
+            s = "stem..\(stages[through - 1]) frozen (BatchNorm \(bn == "eval" ? "in eval mode" : "in training mode: running statistics drift")), "
+                + "\(stages[through]).. trains; SGD: backbone lr \(rates.backbone), fc lr \(rates.head)"
+        }
+        s += ", momentum \(momentum)\(nesterov ? " (nesterov)" : "")\(dampening != 0 ? ", dampening \(dampening)" : ""), "
+            + "weight decay \(weightDecay)\(noDecayBNBias ? " (not on BatchNorm or biases)" : "")"
+        if l2spAlpha != 0 || l2spBeta != 0 { s += ", L2-SP α \(l2spAlpha) β \(l2spBeta)" }
+        if schedule != "constant" || warmup > 0 { s += ", schedule \(schedule)\(warmup > 0 ? " after \(warmup) warmup epoch\(warmup == 1 ? "" : "s")" : "")" }
+        return s + ", batch \(batchSize), \(threads) thread\(threads == 1 ? "" : "s")"
     }
 
     func writeModel(_ model: ResNet, to path: String) throws {
@@ -308,7 +450,7 @@ struct Eval: ParsableCommand {
     @Option(help: "resnet18, resnet34, resnet50, resnet101 or resnet152.") var arch = "resnet18"
     @OptionGroup var dataOptions: DataOptions
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize = 32
-    @Option(help: "Threads for the kernels (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Threads for the kernels (the default is every core).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Seed of --val-split (use the fine-tuning run's).") var seed: UInt64 = 0
     @Flag(help: "Print one JSON object: accuracy (0–1), loss, count, classes, confusion.") var json = false
 

@@ -9,12 +9,16 @@ import Vision
 /// but fc) are frozen: their parameters do not train and their BatchNorms run in eval mode (running
 /// statistics, folded into the convolution), as torch does for modules put in `eval()`. Every other
 /// BatchNorm runs in training mode: batch statistics, running statistics updated, `num_batches_tracked`
-/// counted. Activations are channels-last; the kernels are the inference kernels plus
+/// counted. With `frozenBatchNormTrains` the frozen stages' BatchNorms run in training mode too (their
+/// running statistics drift while their parameters stay put): torch's behaviour when a model is put in
+/// `train()` with some parameters' `requires_grad` off, as d2l's fine-tuning does. Activations are channels-last; the kernels are the inference kernels plus
 /// `ConvBackward`, `BatchNormTrain` and `PoolBackward`.
 public final class BackboneStep {
     public let model: ResNet
     public let optimizer: SGD
     public let frozenThrough: Int
+    /// Whether the frozen stages' BatchNorms run in training mode (batch statistics, running statistics updated).
+    public let frozenBatchNormTrains: Bool
     public var threads: Int
     let l2sp: L2SP?
     let trainable: [(name: String, parameter: Parameter)]
@@ -22,7 +26,10 @@ public final class BackboneStep {
     /// One convolution and the BatchNorm after it.
     final class Unit {
         let conv: Conv2d, bn: BatchNorm2d, convName: String, bnName: String
+        /// Parameters frozen (no backward pass through this unit).
         let frozen: Bool
+        /// BatchNorm in eval mode, folded into the convolution (a frozen unit unless frozen BNs train).
+        let folds: Bool
         /// The frozen form: BN folded into the weight and a bias (made once: frozen weights do not change).
         lazy var folded: (weight: PackedConvWeight, bias: [Float]) = {
             let f = BatchNorm.fold(convWeight: conv.weight.data, convBias: nil, outChannels: conv.outChannels,
@@ -36,12 +43,13 @@ public final class BackboneStep {
         var input: [Float] = [], preNorm: [Float] = [], output: [Float] = []
         var mean: [Float] = [], invStd: [Float] = []
 
-        init(_ conv: Conv2d, _ bn: BatchNorm2d, convName: String, bnName: String, frozen: Bool) {
+        init(_ conv: Conv2d, _ bn: BatchNorm2d, convName: String, bnName: String, frozen: Bool, folds: Bool) {
             self.conv = conv
             self.bn = bn
             self.convName = convName + ".weight"
             self.bnName = bnName
             self.frozen = frozen
+            self.folds = folds
         }
     }
 
@@ -62,13 +70,14 @@ public final class BackboneStep {
     /// default is one group with `options`.
     public init(model: ResNet, frozenThrough: Int, options: SGDOptions,
                 groups: ((_ trainable: [(name: String, parameter: Parameter)]) -> [ParameterGroup])? = nil,
-                l2sp: (alpha: Double, beta: Double)? = nil, threads: Int = 1) throws {
+                l2sp: (alpha: Double, beta: Double)? = nil, frozenBatchNormTrains: Bool = false, threads: Int = 1) throws {
         precondition((0...5).contains(frozenThrough), "frozenThrough is 0…5")
         // The kernels split work across threads themselves; OpenBLAS's own pool inside each piece
         // (the weight gradients) would only fight them for the cores.
         KernelThreads.singleThreadedBLAS()
         self.model = model
         self.frozenThrough = frozenThrough
+        self.frozenBatchNormTrains = frozenBatchNormTrains
         self.threads = threads
         var frozenPrefixes: [String] = []
         if frozenThrough >= 1 { frozenPrefixes += ["conv1.", "bn1."] }
@@ -79,15 +88,16 @@ public final class BackboneStep {
         trainable = model.trainableParameters
         optimizer = try SGD(groups?(trainable) ?? [ParameterGroup(name: "all", parameters: trainable, options: options)])
         self.l2sp = l2sp.map { L2SP(alpha: $0.alpha, beta: $0.beta, parameters: model.namedParameters) }
-        stem = Unit(model.conv1, model.bn1, convName: "conv1", bnName: "bn1", frozen: frozenThrough >= 1)
+        let folds = !frozenBatchNormTrains
+        stem = Unit(model.conv1, model.bn1, convName: "conv1", bnName: "bn1", frozen: frozenThrough >= 1, folds: folds && frozenThrough >= 1)
         for (s, stage) in model.layers.enumerated() {
             let frozen = frozenThrough >= s + 2
             for (i, b) in stage.enumerated() {
                 let p = "layer\(s + 1).\(i)."
-                var units = [Unit(b.conv1, b.bn1, convName: p + "conv1", bnName: p + "bn1", frozen: frozen),
-                             Unit(b.conv2, b.bn2, convName: p + "conv2", bnName: p + "bn2", frozen: frozen)]
-                if let c3 = b.conv3, let bn3 = b.bn3 { units.append(Unit(c3, bn3, convName: p + "conv3", bnName: p + "bn3", frozen: frozen)) }
-                let ds = b.downsample.map { Unit($0.conv, $0.bn, convName: p + "downsample.0", bnName: p + "downsample.1", frozen: frozen) }
+                var units = [Unit(b.conv1, b.bn1, convName: p + "conv1", bnName: p + "bn1", frozen: frozen, folds: folds && frozen),
+                             Unit(b.conv2, b.bn2, convName: p + "conv2", bnName: p + "bn2", frozen: frozen, folds: folds && frozen)]
+                if let c3 = b.conv3, let bn3 = b.bn3 { units.append(Unit(c3, bn3, convName: p + "conv3", bnName: p + "bn3", frozen: frozen, folds: folds && frozen)) }
+                let ds = b.downsample.map { Unit($0.conv, $0.bn, convName: p + "downsample.0", bnName: p + "downsample.1", frozen: frozen, folds: folds && frozen) }
                 blocks.append(BlockUnits(units: units, downsample: ds, stage: s))
             }
         }
@@ -107,7 +117,7 @@ public final class BackboneStep {
         u.geometry = g
         ensureScratch(ConvNHWC.scratchCount(threads: threads))
         var y = [Float](repeating: 0, count: g.outputCount)
-        if u.frozen {
+        if u.folds {
             let f = u.folded
             x.withUnsafeBufferPointer { xp in
                 f.bias.withUnsafeBufferPointer { b in
@@ -134,9 +144,11 @@ public final class BackboneStep {
         u.bn.numBatchesTracked.value += 1
         if let residual { for i in y.indices { y[i] += residual[i] } }
         if relu { for i in y.indices where !(y[i] > 0) { y[i] = 0 } }
-        u.input = x
-        u.preNorm = c
-        u.output = y
+        if !u.frozen {
+            u.input = x
+            u.preNorm = c
+            u.output = y
+        }
         return y
     }
 

@@ -19,6 +19,16 @@ public struct FineTuneConfig: Sendable {
     public var l2spBeta = 0.0
     /// Compute backbone features once when the training inputs are not random.
     public var cacheFeatures = true
+    /// Stages frozen, for `BackboneTrainer`: 0 none, 1 the stem, 2 through layer1, …, 5 everything but fc.
+    public var frozenThrough = 5
+    /// The backbone's SGD options when it trains (nil: the head's).
+    public var backbone: SGDOptions?
+    /// Frozen stages' BatchNorms in training mode (d2l's `net.train()`), for `BackboneTrainer`.
+    public var frozenBatchNormTrains = false
+    /// L2-SP's α (trainable backbone parameters toward their values when training started).
+    public var l2spAlpha = 0.0
+    /// A learning-rate schedule, stepped after each epoch (torch's `scheduler.step()` per epoch).
+    public var schedule: LRSchedule?
 
     public init() {}
 }
@@ -106,6 +116,7 @@ public final class FrozenBackboneTrainer {
     public let config: FineTuneConfig
     public let optimizer: SGD
     public let net: ResNetInference
+    public let scheduler: LRScheduler?
     /// Epochs finished (restored by `restore`).
     public private(set) var completedEpochs = 0
     let classes: Int
@@ -125,7 +136,9 @@ public final class FrozenBackboneTrainer {
         let groups = config.noDecayForBiasAndNorm
             ? ParameterGroup.splittingDecay(name: "head", parameters: headParameters, options: config.head)
             : [ParameterGroup(name: "head", parameters: headParameters, options: config.head)]
-        optimizer = try SGD(groups)
+        let optimizer = try SGD(groups)
+        self.optimizer = optimizer
+        scheduler = config.schedule.map { LRScheduler($0, optimizer: optimizer) }
         l2sp = config.l2spBeta != 0 ? L2SP(alpha: 0, beta: config.l2spBeta, parameters: headParameters) : nil
         net = ResNetInference(model)
         net.threads = config.threads
@@ -230,6 +243,7 @@ public final class FrozenBackboneTrainer {
             }
         }
         let seconds = monotonic() - start
+        scheduler?.step()
         completedEpochs = epoch
         var report = EpochReport(epoch: epoch, images: seen, loss: lossSum / Double(max(seen, 1)),
                                  accuracy: Double(correct) / Double(max(seen, 1)), seconds: seconds, cached: cached,
@@ -261,46 +275,21 @@ public final class FrozenBackboneTrainer {
     // MARK: checkpoints
 
     /// Key prefix of the optimizer's entries in a checkpoint.
-    public static let optimizerPrefix = "optimizer."
+    public static let optimizerPrefix = TrainingState.optimizerPrefix
 
-    /// The model's state dict (torch's names and order) plus the optimizer's momentum buffers as
-    /// `optimizer.<param>.momentum_buffer`, and values `epoch`, `optimizer.steps`, `seed`,
-    /// `batch_size`: what `restore` needs to continue exactly.
+    /// The model's state dict plus the optimizer's state: `TrainingState.checkpoint`.
     public func checkpoint() -> StateDict {
-        var sd = modelStateDict(model)
-        for name in optimizer.parameterNames {
-            if let b = optimizer.momentumBuffers[name] {
-                let shape = headParameters.first { $0.name == name }!.parameter.shape
-                try! sd.insert(floatTensor(b, shape: shape), named: Self.optimizerPrefix + name + ".momentum_buffer")
-            }
-        }
-        sd.values = [("epoch", .int(Int64(completedEpochs))), ("optimizer.steps", .int(Int64(optimizer.steps))),
-                     ("seed", .int(Int64(bitPattern: config.seed))), ("batch_size", .int(Int64(config.batchSize)))]
-        return sd
+        TrainingState.checkpoint(model: model, optimizer: optimizer, epoch: completedEpochs, config: config, mode: Self.mode)
     }
 
-    /// Restores the optimizer state and epoch count from `checkpoint()`'s state dict, read back from a
-    /// file (the model itself must already have been loaded from it: `model.load(sd, excluding:
-    /// ["optimizer."])`). The seed and batch size must be the run's.
+    /// Restores the optimizer state and epoch count: `TrainingState.restore`.
     public func restore(_ sd: StateDict) throws {
-        func value(_ name: String) -> Int64? { sd.values.first { $0.name == name }?.value.int }
-        guard let epoch = value("epoch"), let steps = value("optimizer.steps") else {
-            throw ResumeError("the checkpoint has no epoch / optimizer.steps values (not written by pth2swt finetune)")
-        }
-        if let s = value("seed"), UInt64(bitPattern: s) != config.seed {
-            throw ResumeError("the checkpoint was trained with --seed \(UInt64(bitPattern: s)), not \(config.seed)")
-        }
-        if let b = value("batch_size"), Int(b) != config.batchSize {
-            throw ResumeError("the checkpoint was trained with --batch-size \(b), not \(config.batchSize)")
-        }
-        var buffers: [String: [Float]] = [:]
-        for (name, t) in sd.tensors where name.hasPrefix(Self.optimizerPrefix) && name.hasSuffix(".momentum_buffer") {
-            let param = String(name.dropFirst(Self.optimizerPrefix.count).dropLast(".momentum_buffer".count))
-            buffers[param] = try t.float32()
-        }
-        try optimizer.restoreMomentum(buffers, steps: Int(steps))
-        completedEpochs = Int(epoch)
+        completedEpochs = try TrainingState.restore(sd, optimizer: optimizer, config: config, mode: Self.mode)
+        for _ in 0..<completedEpochs { scheduler?.step() }
     }
+
+    /// The training mode a checkpoint records (a run resumes only in the mode that wrote it).
+    static let mode = "freeze backbone, bn eval"
 }
 
 /// Why a run cannot resume from a checkpoint.

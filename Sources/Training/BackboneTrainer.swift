@@ -1,0 +1,105 @@
+import NN
+import Tensors
+import Vision
+
+/// Fine-tuning with some or all of the backbone training (`--freeze through:layerN|none`, or a frozen
+/// backbone whose BatchNorms run in training mode): `BackboneStep` on every batch of every epoch, and
+/// an evaluation through a `ResNetInference` folded from the current weights and running statistics
+/// (eval mode, as `model.eval()` in torch).
+///
+/// Parameter groups: `backbone` (every trainable parameter outside fc, with `config.backbone` or the
+/// head's options) and `head` (fc, with `config.head`); with `noDecayForBiasAndNorm` each splits into
+/// a decayed group and a `.no_decay` group of the 1-D parameters (BatchNorm's γ and β, fc's bias).
+public final class BackboneTrainer {
+    public let model: ResNet
+    public let config: FineTuneConfig
+    public let step: BackboneStep
+    public var optimizer: SGD { step.optimizer }
+    public let scheduler: LRScheduler?
+    public private(set) var completedEpochs = 0
+    let mode: String
+
+    public init(model: ResNet, config: FineTuneConfig) throws {
+        precondition((0...5).contains(config.frozenThrough), "frozenThrough is 0…5")
+        self.model = model
+        self.config = config
+        let backbone = config.backbone ?? config.head
+        let step = try BackboneStep(model: model, frozenThrough: config.frozenThrough, options: config.head, groups: { trainable in
+            let body = trainable.filter { !$0.name.hasPrefix("fc.") }, head = trainable.filter { $0.name.hasPrefix("fc.") }
+            func groups(_ name: String, _ p: [(name: String, parameter: Parameter)], _ o: SGDOptions) -> [ParameterGroup] {
+                if p.isEmpty { return [] }
+                return config.noDecayForBiasAndNorm ? ParameterGroup.splittingDecay(name: name, parameters: p, options: o)
+                                                    : [ParameterGroup(name: name, parameters: p, options: o)]
+            }
+            return groups("backbone", body, backbone) + groups("head", head, config.head)
+        }, l2sp: config.l2spAlpha != 0 || config.l2spBeta != 0 ? (config.l2spAlpha, config.l2spBeta) : nil,
+           frozenBatchNormTrains: config.frozenBatchNormTrains, threads: config.threads)
+        self.step = step
+        scheduler = config.schedule.map { LRScheduler($0, optimizer: step.optimizer) }
+        mode = Self.describe(config)
+    }
+
+    /// "freeze through:layer2, bn eval" and the like: what a checkpoint records.
+    public static func describe(_ config: FineTuneConfig) -> String {
+        let names = ["none", "through:stem", "through:layer1", "through:layer2", "through:layer3", "backbone"]
+        return "freeze \(names[config.frozenThrough]), bn \(config.frozenBatchNormTrains ? "train" : "eval")"
+    }
+
+    /// Trains the next epoch on `train` (shuffled by seed and epoch, loaded ahead on another thread),
+    /// steps the LR schedule, then evaluates on `test` when given.
+    public func trainEpoch(_ train: any TrainingInputs, test: (any TrainingInputs)? = nil,
+                           progress: ((TrainProgress) -> Void)? = nil) throws -> EpochReport {
+        let epoch = completedEpochs + 1
+        let start = monotonic()
+        step.threads = config.threads
+        let order = Shuffle.permutation(train.count, seed: config.seed, epoch: epoch)
+        var seen = 0, correct = 0
+        var lossSum = 0.0
+        try PrefetchingLoader.forEach(PrefetchingLoader.batches(order, size: config.batchSize), of: train, epoch: epoch) { b in
+            let r = try step.step(b.inputs, labels: b.labels, height: train.height, width: train.width)
+            let n = b.indices.count
+            seen += n
+            correct += r.correct
+            lossSum += r.loss * Double(n)
+            progress?(TrainProgress(phase: .train, epoch: epoch, done: seen, total: train.count,
+                                    imagesPerSecond: Double(seen) / max(monotonic() - start, 1e-9),
+                                    loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen)))
+        }
+        scheduler?.step()
+        completedEpochs = epoch
+        var report = EpochReport(epoch: epoch, images: seen, loss: lossSum / Double(max(seen, 1)),
+                                 accuracy: Double(correct) / Double(max(seen, 1)), seconds: monotonic() - start, cached: false,
+                                 featureSeconds: 0, eval: nil)
+        if let test { report.eval = try evaluate(test, progress: progress) }
+        return report
+    }
+
+    /// Accuracy, loss and confusion matrix of the current model in eval mode on `test`.
+    public func evaluate(_ test: any TrainingInputs, progress: ((TrainProgress) -> Void)? = nil) throws -> EvalReport {
+        let net = ResNetInference(model)
+        net.threads = config.threads
+        let classes = model.fc.outFeatures
+        var report = EvalReport(classes: classes)
+        let start = monotonic()
+        try PrefetchingLoader.forEach(PrefetchingLoader.batches(Array(0..<test.count), size: config.batchSize),
+                                      of: test, epoch: completedEpochs) { b in
+            let logits = net.logits(b.inputs, batch: b.indices.count, height: test.height, width: test.width)
+            report.add(logits: logits, labels: b.labels, classes: classes)
+            progress?(TrainProgress(phase: .eval, epoch: completedEpochs, done: report.count, total: test.count,
+                                    imagesPerSecond: Double(report.count) / max(monotonic() - start, 1e-9), loss: 0, accuracy: 0))
+        }
+        return report
+    }
+
+    /// The model's state dict plus the optimizer's state: `TrainingState.checkpoint`.
+    public func checkpoint() -> StateDict {
+        TrainingState.checkpoint(model: model, optimizer: optimizer, epoch: completedEpochs, config: config, mode: mode)
+    }
+
+    /// Restores the optimizer, the epoch count and the LR schedule's position (`TrainingState.restore`;
+    /// the model, BatchNorm statistics included, must already be loaded from the same file).
+    public func restore(_ sd: StateDict) throws {
+        completedEpochs = try TrainingState.restore(sd, optimizer: optimizer, config: config, mode: mode)
+        for _ in 0..<completedEpochs { scheduler?.step() }
+    }
+}

@@ -1,0 +1,71 @@
+import NN
+import Tensors
+
+/// Checkpoints of a fine-tuning run: what `--resume` needs to continue exactly where a run stopped.
+public enum TrainingState {
+    /// Key prefix of the optimizer's entries in a checkpoint.
+    public static let optimizerPrefix = "optimizer."
+
+    /// `model.state_dict()` (torch's names and order: parameters, BatchNorm running statistics and
+    /// `num_batches_tracked`) plus the optimizer's momentum buffers as
+    /// `optimizer.<param>.momentum_buffer`, and values `epoch`, `optimizer.steps`, `seed`, `batch_size`
+    /// and `mode` (the freezing and BatchNorm mode).
+    public static func checkpoint(model: any Module, optimizer: SGD, epoch: Int, config: FineTuneConfig, mode: String) -> StateDict {
+        var sd = modelStateDict(model)
+        let shapes = Dictionary(uniqueKeysWithValues: optimizer.groups.flatMap { $0.parameters.map { ($0.name, $0.parameter.shape) } })
+        for name in optimizer.parameterNames {
+            if let b = optimizer.momentumBuffers[name] {
+                try! sd.insert(floatTensor(b, shape: shapes[name]!), named: optimizerPrefix + name + ".momentum_buffer")
+            }
+        }
+        sd.values = [("epoch", .int(Int64(epoch))), ("optimizer.steps", .int(Int64(optimizer.steps))),
+                     ("seed", .int(Int64(bitPattern: config.seed))), ("batch_size", .int(Int64(config.batchSize))),
+                     ("mode", .string(mode))]
+        return sd
+    }
+
+    /// Restores the optimizer's momentum buffers and step count from `checkpoint`'s state dict read back
+    /// from a file, and returns the epochs completed. The model itself must already have been loaded
+    /// from it (`model.load(sd, excluding: ["optimizer."])`). The seed, batch size and mode must be the
+    /// run's: a resumed run with other settings would not be the same run.
+    public static func restore(_ sd: StateDict, optimizer: SGD, config: FineTuneConfig, mode: String) throws -> Int {
+        func value(_ name: String) -> Value? { sd.values.first { $0.name == name }?.value }
+        guard case .int(let epoch)? = value("epoch"), case .int(let steps)? = value("optimizer.steps") else {
+            throw ResumeError("the checkpoint has no epoch / optimizer.steps values (not written by pth2swt finetune)")
+        }
+        if case .int(let s)? = value("seed"), UInt64(bitPattern: s) != config.seed {
+            throw ResumeError("the checkpoint was trained with --seed \(UInt64(bitPattern: s)), not \(config.seed)")
+        }
+        if case .int(let b)? = value("batch_size"), Int(b) != config.batchSize {
+            throw ResumeError("the checkpoint was trained with --batch-size \(b), not \(config.batchSize)")
+        }
+        if case .string(let m)? = value("mode"), m != mode {
+            throw ResumeError("the checkpoint was trained with \(m), not \(mode)")
+        }
+        var buffers: [String: [Float]] = [:]
+        for (name, t) in sd.tensors where name.hasPrefix(optimizerPrefix) && name.hasSuffix(".momentum_buffer") {
+            let param = String(name.dropFirst(optimizerPrefix.count).dropLast(".momentum_buffer".count))
+            buffers[param] = try t.float32()
+        }
+        try optimizer.restoreMomentum(buffers, steps: Int(steps))
+        return Int(epoch)
+    }
+}
+
+/// What `pth2swt finetune` drives: `FrozenBackboneTrainer` (only fc trains, on cached features where it
+/// can) or `BackboneTrainer` (some or all of the backbone trains, or frozen BatchNorms run in training mode).
+public protocol FineTuner: AnyObject {
+    var completedEpochs: Int { get }
+    var optimizer: SGD { get }
+    /// Whether training on `inputs` runs the head on cached backbone features.
+    func caches(_ inputs: any TrainingInputs) -> Bool
+    func trainEpoch(_ train: any TrainingInputs, test: (any TrainingInputs)?, progress: ((TrainProgress) -> Void)?) throws -> EpochReport
+    func checkpoint() -> StateDict
+    func restore(_ sd: StateDict) throws
+}
+
+extension FrozenBackboneTrainer: FineTuner {}
+
+extension BackboneTrainer: FineTuner {
+    public func caches(_ inputs: any TrainingInputs) -> Bool { false }
+}
