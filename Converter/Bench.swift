@@ -437,6 +437,8 @@ struct BenchTrain: ParsableCommand {
     var frozenThrough = 0
     @Option(name: .customLong("repeat"), help: "Timed steps.") var runs = 3
     @Option(help: "Untimed steps first.") var warmup = 1
+    @Flag(help: "Also print where a step's time goes, per phase (mean over the timed steps; nested phases inside the '(all)' totals).")
+    var profile = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -458,9 +460,14 @@ struct BenchTrain: ParsableCommand {
         let input = (0..<(batch * 3 * 224 * 224)).map { Float($0 % 255) / 127.5 - 1 }
         let labels = (0..<batch).map { $0 % 2 }
         var loss = 0.0
+        var done = 0
         let times = try timed(warmup: warmup, runs: runs) {
+            if done == warmup && profile { step.profile = [:] }
             loss = try step.step(input, labels: labels, height: 224, width: 224).loss
+            done += 1
         }
+        let phases = (step.profile ?? [:]).map { (name: $0.key, ms: $0.value * 1000 / Double(max(times.count, 1))) }
+            .sorted { $0.ms > $1.ms }
         let (median, minimum) = summary(times)
         let rate = Double(batch) * 1000 / median
         if json {
@@ -468,9 +475,11 @@ struct BenchTrain: ParsableCommand {
                 ("batch", .int(batch)), ("threads", .int(threads)), ("frozen_through", .int(frozenThrough)),
                 ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("images_per_s", .double(rate)),
                 ("runs", .int(times.count)), ("last_loss", .double(loss)), ("peak_rss_bytes", .int(peakResidentBytes() ?? 0)),
+                ("phases_ms", .object(phases.map { ($0.name, .double($0.ms)) })),
             ]).render(indent: nil))
         } else {
             print("resnet18 training step, batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), frozen through \(frozenThrough): median \(fmt(median)) ms, min \(fmt(minimum)) ms, \(fmt(rate)) images/s over \(times.count) steps")
+            for p in phases { print("  \(p.name.padding(toLength: 32, withPad: " ", startingAt: 0)) \(fmt(p.ms).leftPadded(9)) ms") }
         }
     }
 }

@@ -29,6 +29,7 @@ static int is_pointwise(const pth2swt_conv_shape *g) {
 #define NAME(x) x##_generic
 #define TARGET
 #include "nhwc_body.h"
+#include "train_body.h"
 #undef NAME
 #undef TARGET
 
@@ -37,6 +38,7 @@ static int is_pointwise(const pth2swt_conv_shape *g) {
 #define NAME(x) x##_avx2
 #define TARGET __attribute__((target("avx2,fma")))
 #include "nhwc_body.h"
+#include "train_body.h"
 #undef NAME
 #undef TARGET
 #endif
@@ -97,4 +99,39 @@ void pth2swt_conv_nhwc(const pth2swt_conv_shape *g, const float *x, const float 
                        const float *residual, int relu, float *y, long row_begin, long row_end, int panel_begin,
                        int panel_end, float *scratch) {
     DISPATCH(conv_nhwc, g, x, packed_w, bias, residual, relu, y, row_begin, row_end, panel_begin, panel_end, scratch);
+}
+
+// Training (train_body.h).
+
+void pth2swt_bn_sums(const float *x, long row_begin, long row_end, int channels, const double *mean, double *sum) {
+    DISPATCH(bn_sums, x, row_begin, row_end, channels, mean, sum);
+}
+
+void pth2swt_bn_apply(const float *x, long row_begin, long row_end, int channels, const float *mean, const float *scale,
+                      const float *beta, const float *residual, int relu, float *y) {
+    DISPATCH(bn_apply, x, row_begin, row_end, channels, mean, scale, beta, residual, relu, y);
+}
+
+void pth2swt_bn_backward_sums(const float *x, float *dy, const float *output, long row_begin, long row_end, int channels,
+                              const float *mean, const float *invstd, double *db, double *dg) {
+    DISPATCH(bn_backward_sums, x, dy, output, row_begin, row_end, channels, mean, invstd, db, dg);
+}
+
+void pth2swt_bn_backward_apply(const float *x, const float *dy, long row_begin, long row_end, int channels,
+                               const float *mean, const float *invstd, const float *a, const float *mb, const float *mg,
+                               float *dx) {
+    DISPATCH(bn_backward_apply, x, dy, row_begin, row_end, channels, mean, invstd, a, mb, mg, dx);
+}
+
+void pth2swt_max_pool_indices_nhwc(const float *x, int height, int width, int channels, int kernel, int stride,
+                                   int padding, int out_height, int out_width, long row_begin, long row_end, float *y,
+                                   int *indices) {
+    DISPATCH(max_pool_indices, x, height, width, channels, kernel, stride, padding, out_height, out_width, row_begin,
+             row_end, y, indices);
+}
+
+void pth2swt_add_inplace(float *a, const float *b, long begin, long end) { DISPATCH(add_inplace, a, b, begin, end); }
+
+void pth2swt_winograd_weights(const float *w, int out_channels, int in_channels, int k_begin, int k_end, float *u) {
+    DISPATCH(winograd_weights, w, out_channels, in_channels, k_begin, k_end, u);
 }

@@ -381,3 +381,32 @@ TARGET static void NAME(max_pool)(const float *x, int height, int width, int cha
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Winograd F(4×4, 3×3) weight transform U = G g Gᵀ, written as U[36][C][K] (each ξ's slice is the C×K
+// matrix the GEMMs take as B), for output channels [k_begin, k_end).
+
+TARGET static void NAME(winograd_weights)(const float *w, int out_channels, int in_channels, int k_begin, int k_end,
+                                          float *u) {
+    long ck = (long)in_channels * out_channels;
+    for (int o = k_begin; o < k_end; o++)
+        for (int i = 0; i < in_channels; i++) {
+            const float *g = w + ((long)o * in_channels + i) * 9;
+            float t[6][3];  // t = G g
+            for (int col = 0; col < 3; col++) {
+                float g0 = g[col], g1 = g[3 + col], g2 = g[6 + col];
+                t[0][col] = g0 / 4;
+                t[1][col] = -(g0 + g1 + g2) / 6;
+                t[2][col] = -(g0 - g1 + g2) / 6;
+                t[3][col] = g0 / 24 + g1 / 12 + g2 / 6;
+                t[4][col] = g0 / 24 - g1 / 12 + g2 / 6;
+                t[5][col] = g2;
+            }
+            for (int r = 0; r < 6; r++) {
+                float g0 = t[r][0], g1 = t[r][1], g2 = t[r][2];
+                float v[6] = {g0 / 4, -(g0 + g1 + g2) / 6, -(g0 - g1 + g2) / 6, g0 / 24 + g1 / 12 + g2 / 6,
+                              g0 / 24 - g1 / 12 + g2 / 6, g2};
+                for (int s = 0; s < 6; s++) u[(r * 6 + s) * ck + (long)i * out_channels + o] = v[s];
+            }
+        }
+}

@@ -112,79 +112,111 @@ public enum ConvBackward {
 }
 
 /// BatchNorm2d in training mode, channels-last: statistics over every position of the batch.
+///
+/// Sums run in double over fixed blocks of `blockRows` rows whose partial sums are added in block
+/// order, so the result does not depend on the number of threads.
 public enum BatchNormTrain {
-    /// y = (x − mean) / sqrt(var + eps) · γ + β with the batch's mean and biased variance (sums in Double);
-    /// running statistics move by `momentum` toward the mean and the unbiased variance, as torch's do.
-    /// Saves mean and 1/sqrt(var + eps) per channel for `backward`.
+    static let blockRows = 2048
+
+    /// Σ over rows of x (or of (x − mean)² when `mean` is given), per channel, in double.
+    static func channelSums(_ x: UnsafePointer<Float>, rows: Int, channels c: Int, mean: [Double]?, threads: Int) -> [Double] {
+        let blocks = (rows + blockRows - 1) / blockRows
+        var partial = [Double](repeating: 0, count: blocks * c)
+        partial.withUnsafeMutableBufferPointer { p in
+            nonisolated(unsafe) let p = p.baseAddress!
+            withBaseAddress(mean) { m in
+                nonisolated(unsafe) let m = m
+                Parallel.dynamic(blocks, threads) { b, _ in
+                    pth2swt_bn_sums(x, b * blockRows, min(rows, (b + 1) * blockRows), Int32(c), m, p + b * c)
+                }
+            }
+        }
+        var sum = [Double](repeating: 0, count: c)
+        for b in 0..<blocks { for k in 0..<c { sum[k] += partial[b * c + k] } }
+        return sum
+    }
+
+    /// Splits rows into `threads` ranges for an elementwise pass.
+    static func rowsInParallel(_ rows: Int, threads: Int, _ body: @escaping (Int, Int) -> Void) {
+        let parts = max(1, min(threads, rows / 1024))
+        Parallel.run(parts, parts) { part in body(rows * part / parts, rows * (part + 1) / parts) }
+    }
+
+    /// y = (x − mean) / sqrt(var + eps) · γ + β with the batch's mean and biased variance (sums in Double),
+    /// then + `residual` and ReLU when asked (torch's order: the block's addition after the norm, ReLU
+    /// last; NaN passes ReLU as in torch). Running statistics move by `momentum` toward the mean and the
+    /// unbiased variance, as torch's do. Saves mean and 1/sqrt(var + eps) per channel for `backward`.
     public static func forward(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, channels c: Int,
         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, runningMean: UnsafeMutablePointer<Float>,
         runningVar: UnsafeMutablePointer<Float>, momentum: Float, eps: Float,
-        savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>
+        savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>,
+        residual: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = 1
     ) {
         precondition(rows > 0)
-        var sum = [Double](repeating: 0, count: c), sq = [Double](repeating: 0, count: c)
-        for r in 0..<rows {
-            let row = x + r * c
-            for k in 0..<c { sum[k] += Double(row[k]) }
-        }
-        for k in 0..<c { sum[k] /= Double(rows) }
-        for r in 0..<rows {
-            let row = x + r * c
-            for k in 0..<c {
-                let d = Double(row[k]) - sum[k]
-                sq[k] += d * d
-            }
-        }
+        let mean = channelSums(x, rows: rows, channels: c, mean: nil, threads: threads).map { $0 / Double(rows) }
+        let sq = channelSums(x, rows: rows, channels: c, mean: mean, threads: threads)
         // y = (x − mean) · (invstd · γ) + β, torch's order: centring first keeps the precision that
         // x · scale + (β − mean · scale) loses to cancellation when the mean is large against the spread.
         var scale = [Float](repeating: 0, count: c)
         for k in 0..<c {
-            let mean = sum[k], variance = sq[k] / Double(rows)
+            let variance = sq[k] / Double(rows)
             let inv = 1 / (variance + Double(eps)).squareRoot()
-            savedMean[k] = Float(mean)
+            savedMean[k] = Float(mean[k])
             savedInvStd[k] = Float(inv)
             scale[k] = Float(inv) * gamma[k]
             let unbiased = rows > 1 ? sq[k] / Double(rows - 1) : variance
-            runningMean[k] = (1 - momentum) * runningMean[k] + momentum * Float(mean)
+            runningMean[k] = (1 - momentum) * runningMean[k] + momentum * Float(mean[k])
             runningVar[k] = (1 - momentum) * runningVar[k] + momentum * Float(unbiased)
         }
-        for r in 0..<rows {
-            let src = x + r * c, dst = y + r * c
-            for k in 0..<c { dst[k] = (src[k] - savedMean[k]) * scale[k] + beta[k] }
+        nonisolated(unsafe) let (x, y, beta, savedMean, residual) = (x, y, beta, UnsafePointer(savedMean), residual)
+        scale.withUnsafeBufferPointer { sp in
+            nonisolated(unsafe) let sp = sp.baseAddress!
+            rowsInParallel(rows, threads: threads) { lo, hi in
+                pth2swt_bn_apply(x, lo, hi, Int32(c), savedMean, sp, beta, residual, relu ? 1 : 0, y)
+            }
         }
     }
 
     /// dx, dγ, dβ given dy and the forward pass's input and saved statistics:
-    /// dβ = Σ dy, dγ = Σ dy·x̂, dx = γ·invstd·(dy − dβ/n − x̂·dγ/n).
+    /// dβ = Σ dy, dγ = Σ dy·x̂, dx = γ·invstd·(dy − dβ/n − x̂·dγ/n). With `reluOutput` (the forward
+    /// pass's output after ReLU), dy is first masked in place by output > 0: on return dy holds the
+    /// gradient at the norm's output (and at the block's residual, which the same addition fed).
     public static func backward(
-        _ x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>,
+        _ x: UnsafePointer<Float>, outputGradient dy: UnsafeMutablePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>,
         rows: Int, channels c: Int, gamma: UnsafePointer<Float>, savedMean: UnsafePointer<Float>,
-        savedInvStd: UnsafePointer<Float>, gammaGradient: UnsafeMutablePointer<Float>, betaGradient: UnsafeMutablePointer<Float>
+        savedInvStd: UnsafePointer<Float>, gammaGradient: UnsafeMutablePointer<Float>, betaGradient: UnsafeMutablePointer<Float>,
+        reluOutput: UnsafePointer<Float>? = nil, threads: Int = 1
     ) {
+        let blocks = (rows + blockRows - 1) / blockRows
+        var partial = [Double](repeating: 0, count: 2 * blocks * c)
+        partial.withUnsafeMutableBufferPointer { p in
+            nonisolated(unsafe) let (p, x, dy, reluOutput, savedMean, savedInvStd) = (p.baseAddress!, x, dy, reluOutput, savedMean, savedInvStd)
+            Parallel.dynamic(blocks, threads) { b, _ in
+                pth2swt_bn_backward_sums(x, dy, reluOutput, b * blockRows, min(rows, (b + 1) * blockRows), Int32(c), savedMean,
+                                         savedInvStd, p + 2 * b * c, p + (2 * b + 1) * c)
+            }
+        }
         var db = [Double](repeating: 0, count: c), dg = [Double](repeating: 0, count: c)
-        for r in 0..<rows {
-            let xr = x + r * c, gr = dy + r * c
+        for b in 0..<blocks {
             for k in 0..<c {
-                let g = Double(gr[k])
-                db[k] += g
-                dg[k] += g * (Double(xr[k]) - Double(savedMean[k])) * Double(savedInvStd[k])
+                db[k] += partial[2 * b * c + k]
+                dg[k] += partial[(2 * b + 1) * c + k]
             }
         }
         let n = Double(rows)
-        var a = [Float](repeating: 0, count: c), mb = [Float](repeating: 0, count: c), mg = [Float](repeating: 0, count: c)
+        var coefficients = [Float](repeating: 0, count: 3 * c)  // a, mb, mg
         for k in 0..<c {
             gammaGradient[k] = Float(dg[k])
             betaGradient[k] = Float(db[k])
-            a[k] = gamma[k] * savedInvStd[k]
-            mb[k] = Float(db[k] / n)
-            mg[k] = Float(dg[k] / n)
+            coefficients[k] = gamma[k] * savedInvStd[k]
+            coefficients[c + k] = Float(db[k] / n)
+            coefficients[2 * c + k] = Float(dg[k] / n)
         }
-        for r in 0..<rows {
-            let xr = x + r * c, gr = dy + r * c, out = dx + r * c
-            for k in 0..<c {
-                let xhat = (xr[k] - savedMean[k]) * savedInvStd[k]
-                out[k] = a[k] * (gr[k] - mb[k] - xhat * mg[k])
+        coefficients.withUnsafeBufferPointer { cp in
+            nonisolated(unsafe) let (a, x, dy, dx, savedMean, savedInvStd) = (cp.baseAddress!, x, UnsafePointer(dy), dx, savedMean, savedInvStd)
+            rowsInParallel(rows, threads: threads) { lo, hi in
+                pth2swt_bn_backward_apply(x, dy, lo, hi, Int32(c), savedMean, savedInvStd, a, a + c, a + 2 * c, dx)
             }
         }
     }
@@ -195,34 +227,15 @@ public enum PoolBackward {
     /// as in torch, the first maximum in window order, or the last NaN.
     public static func max2d(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, indices: UnsafeMutablePointer<Int32>, batch: Int,
-        channels c: Int, height: Int, width: Int, kernel: Int, stride: Int, padding: Int
+        channels c: Int, height: Int, width: Int, kernel: Int, stride: Int, padding: Int, threads: Int = 1
     ) {
         let oH = (height + 2 * padding - kernel) / stride + 1, oW = (width + 2 * padding - kernel) / stride + 1
         precondition(batch * height * width * c <= Int(Int32.max), "max pooling indices exceed Int32")
-        for n in 0..<batch {
-            for oy in 0..<oH {
-                for ox in 0..<oW {
-                    let out = ((n * oH + oy) * oW + ox) * c
-                    for k in 0..<c {
-                        var best = -Float.infinity, at = -1
-                        for ky in 0..<kernel {
-                            let iy = oy * stride - padding + ky
-                            guard iy >= 0 && iy < height else { continue }
-                            for kx in 0..<kernel {
-                                let ix = ox * stride - padding + kx
-                                guard ix >= 0 && ix < width else { continue }
-                                let i = ((n * height + iy) * width + ix) * c + k
-                                if at < 0 || x[i] > best || x[i].isNaN {
-                                    best = x[i]
-                                    at = i
-                                }
-                            }
-                        }
-                        y[out + k] = best
-                        indices[out + k] = Int32(at)
-                    }
-                }
-            }
+        nonisolated(unsafe) let (x, y, indices) = (x, y, indices)
+        let rows = batch * oH, parts = max(1, min(threads, rows))
+        Parallel.run(parts, parts) { part in
+            pth2swt_max_pool_indices_nhwc(x, Int32(height), Int32(width), Int32(c), Int32(kernel), Int32(stride), Int32(padding),
+                                          Int32(oH), Int32(oW), rows * part / parts, rows * (part + 1) / parts, y, indices)
         }
     }
 
@@ -250,8 +263,43 @@ public enum PoolBackward {
     }
 }
 
+extension Elementwise {
+    /// a[i] += b[i], split across threads.
+    public static func add(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count n: Int, threads: Int = 1) {
+        nonisolated(unsafe) let (a, b) = (a, b)
+        let parts = max(1, min(threads, n / 65536))
+        Parallel.run(parts, parts) { p in pth2swt_add_inplace(a, b, n * p / parts, n * (p + 1) / parts) }
+    }
+}
+
+/// `body` with `array`'s base address, or nil when there is no array.
+public func withBaseAddress<T, R>(_ array: [T]?, _ body: (UnsafePointer<T>?) -> R) -> R {
+    guard let array else { return body(nil) }
+    return array.withUnsafeBufferPointer { body($0.baseAddress) }
+}
+
 /// The naive twins of the gradients, NCHW, one sum at a time from the definitions.
 public enum GradReference {
+    /// Max pooling with −inf padding and torch's argmax rule (the first maximum in window order, or the
+    /// last NaN): (y, indices), indices flat into x [N, C, H, W].
+    public static func maxPool(_ x: [Float], batch: Int, channels: Int, height: Int, width: Int, kernel: Int, stride: Int,
+                               padding: Int) -> (y: [Float], indices: [Int]) {
+        let oH = (height + 2 * padding - kernel) / stride + 1, oW = (width + 2 * padding - kernel) / stride + 1
+        var y: [Float] = [], indices: [Int] = []
+        for n in 0..<batch { for c in 0..<channels { for oy in 0..<oH { for ox in 0..<oW {
+            var best = -Float.infinity, at = -1
+            for ky in 0..<kernel { for kx in 0..<kernel {
+                let iy = oy * stride - padding + ky, ix = ox * stride - padding + kx
+                guard iy >= 0 && iy < height && ix >= 0 && ix < width else { continue }
+                let i = ((n * channels + c) * height + iy) * width + ix
+                if at < 0 || x[i] > best || x[i].isNaN { (best, at) = (x[i], i) }
+            } }
+            y.append(best)
+            indices.append(at)
+        } } } }
+        return (y, indices)
+    }
+
     /// dx[n, c, iy, ix] = Σ dy[n, k, oy, ox] · w[k, c, ky, kx] over the windows that cover (iy, ix).
     public static func convInput(_ g: Conv2dGeometry, outputGradient dy: [Float], weight w: [Float]) -> [Float] {
         var dx = [Float](repeating: 0, count: g.inputCount)

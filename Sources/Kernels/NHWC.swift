@@ -154,22 +154,34 @@ public enum WinogradNHWC {
 
     /// U[ξ] (C×K) for each of the 36 points, packed for the GEMM: [36][K/16 panels][C][16].
     public static func transformWeights(_ w: [Float], outChannels k: Int, inChannels c: Int) -> [Float] {
-        let u = Winograd.transformWeightsUnpacked(w, outChannels: k, inChannels: c)  // [36][K][C]
+        var packed = [Float](repeating: 0, count: transformedCount(outChannels: k, inChannels: c))
+        var scratch = [Float](repeating: 0, count: 36 * k * c)
+        transformWeights(w, outChannels: k, inChannels: c, into: &packed, scratch: &scratch)
+        return packed
+    }
+
+    /// Floats of `transformWeights`' result.
+    public static func transformedCount(outChannels k: Int, inChannels c: Int) -> Int {
+        36 * pth2swt_packed_b_count(Int32(c), Int32(k))
+    }
+
+    /// `transformWeights` into caller-owned buffers (training transforms changing weights every step):
+    /// `packed` of `transformedCount` floats, `scratch` of at least 36·K·C.
+    public static func transformWeights(_ w: [Float], outChannels k: Int, inChannels c: Int, into packed: inout [Float],
+                                        scratch: inout [Float]) {
+        precondition(w.count == k * c * 9, "weight is not [\(k), \(c), 3, 3]")
+        precondition(packed.count >= transformedCount(outChannels: k, inChannels: c) && scratch.count >= 36 * k * c)
         let each = pth2swt_packed_b_count(Int32(c), Int32(k))
-        var packed = [Float](repeating: 0, count: 36 * each)
-        var t = [Float](repeating: 0, count: c * k)
-        u.withUnsafeBufferPointer { u in
-            packed.withUnsafeMutableBufferPointer { p in
-                for xi in 0..<36 {
-                    let src = u.baseAddress! + xi * k * c
-                    for o in 0..<k {
-                        for i in 0..<c { t[i * k + o] = src[o * c + i] }
+        w.withUnsafeBufferPointer { w in
+            scratch.withUnsafeMutableBufferPointer { u in
+                Winograd.transformWeights(w.baseAddress!, outChannels: k, inChannels: c, into: u.baseAddress!)  // [36][C][K]
+                packed.withUnsafeMutableBufferPointer { p in
+                    for xi in 0..<36 {
+                        pth2swt_pack_b(Int32(c), Int32(k), u.baseAddress! + xi * c * k, Int32(k), p.baseAddress! + xi * each)
                     }
-                    pth2swt_pack_b(Int32(c), Int32(k), t, Int32(k), p.baseAddress! + xi * each)
                 }
             }
         }
-        return packed
     }
 
     /// How the tiles are split into blocks and blocks across threads.

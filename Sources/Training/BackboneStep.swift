@@ -2,6 +2,43 @@ import Kernels
 import NN
 import Vision
 
+/// `count` floats whose values are whatever the allocator left (every caller overwrites them all):
+/// skips the zeroing pass that `Array(repeating:count:)` makes over tens of megabytes per layer.
+func uninitializedFloats(_ count: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+}
+
+/// Activation and gradient buffers kept from one training step for the next.
+///
+/// A step at batch 32 allocates and frees about two gigabytes of activations and gradients, many of
+/// them larger than glibc's mmap threshold (32 MB at most): each would be mapped fresh, page-faulted in
+/// and unmapped again every step, a fifth of the step's time. The step takes its buffers here and gives
+/// them back when they die, so after the first step the same memory is reused. Contents are
+/// uninitialised: every taker overwrites its whole buffer. A buffer still referenced elsewhere when it
+/// is taken again is copied on write by Swift's arrays, so a missed hand-back costs speed, never
+/// correctness.
+final class BufferPool {
+    private var free: [Int: [[Float]]] = [:]
+    private var held = Set<UnsafeRawPointer>()
+
+    func take(_ count: Int) -> [Float] {
+        guard var list = free[count], let buffer = list.popLast() else { return uninitializedFloats(count) }
+        free[count] = list
+        held.remove(Self.address(buffer))
+        return buffer
+    }
+
+    /// Keeps `buffer` for a later `take` (once per storage: a second hand-back of the same storage is ignored).
+    func give(_ buffer: consuming [Float]) {
+        guard !buffer.isEmpty else { return }
+        let a = Self.address(buffer)
+        guard held.insert(a).inserted else { return }
+        free[buffer.count, default: []].append(buffer)
+    }
+
+    static func address(_ b: [Float]) -> UnsafeRawPointer { b.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress!) } }
+}
+
 /// Training steps through the backbone: a forward pass that keeps what the backward pass needs, the
 /// backward pass through every trainable layer, and the optimizer's step.
 ///
@@ -64,6 +101,22 @@ public final class BackboneStep {
     var scratch: [Float] = []
     var poolIndices: [Int32] = []
     var features: [Float] = []
+    let buffers = BufferPool()
+    /// The max pool's output (layer1's input), handed back with the units' activations.
+    var pooledOutput: [Float] = []
+
+    /// Seconds spent per phase ("forward conv", "backward bn", …) since `profile` was set to `[:]`;
+    /// nil (the default) records nothing.
+    public var profile: [String: Double]?
+
+    /// `body`, its time added to `profile[phase]` when profiling.
+    @inline(__always)
+    func timed<R>(_ phase: String, _ body: () throws -> R) rethrows -> R {
+        guard profile != nil else { return try body() }
+        let t0 = monotonic()
+        defer { profile![phase, default: 0] += monotonic() - t0 }
+        return try body()
+    }
 
     /// `groups` gives the optimizer's parameter groups for the trainable parameters (names as
     /// `model.trainableParameters` gives them, after this initializer has frozen the stages); the
@@ -116,9 +169,10 @@ public final class BackboneStep {
                                stride: (u.conv.stride, u.conv.stride), padding: (u.conv.padding, u.conv.padding))
         u.geometry = g
         ensureScratch(ConvNHWC.scratchCount(threads: threads))
-        var y = [Float](repeating: 0, count: g.outputCount)
+        var y = buffers.take(g.outputCount)
         if u.folds {
             let f = u.folded
+            timed("forward conv (frozen, folded)") {
             x.withUnsafeBufferPointer { xp in
                 f.bias.withUnsafeBufferPointer { b in
                     y.withUnsafeMutableBufferPointer { o in
@@ -131,23 +185,30 @@ public final class BackboneStep {
                     }
                 }
             }
+            }
+            u.output = y  // kept only so the step can hand it back at the end
             return y
         }
-        var c = [Float](repeating: 0, count: g.outputCount)
-        convolve(g, x, weight: u.conv.weight.data, into: &c)
+        var c = buffers.take(g.outputCount)
+        timed("forward conv") { convolve(g, x, weight: u.conv.weight.data, into: &c) }
         let k = g.outChannels, rows = g.batch * g.outHeight * g.outWidth
         u.mean = [Float](repeating: 0, count: k)
         u.invStd = [Float](repeating: 0, count: k)
-        BatchNormTrain.forward(c, &y, rows: rows, channels: k, gamma: u.bn.weight.data, beta: u.bn.bias.data,
-                               runningMean: &u.bn.runningMean.data, runningVar: &u.bn.runningVar.data, momentum: 0.1,
-                               eps: u.bn.eps, savedMean: &u.mean, savedInvStd: &u.invStd)
+        timed("forward bn+add+relu") {
+            withBaseAddress(residual) { r in
+                BatchNormTrain.forward(c, &y, rows: rows, channels: k, gamma: u.bn.weight.data, beta: u.bn.bias.data,
+                                       runningMean: &u.bn.runningMean.data, runningVar: &u.bn.runningVar.data, momentum: 0.1,
+                                       eps: u.bn.eps, savedMean: &u.mean, savedInvStd: &u.invStd, residual: r, relu: relu,
+                                       threads: threads)
+            }
+        }
         u.bn.numBatchesTracked.value += 1
-        if let residual { for i in y.indices { y[i] += residual[i] } }
-        if relu { for i in y.indices where !(y[i] > 0) { y[i] = 0 } }
-        if !u.frozen {
+        u.output = y
+        if u.frozen {
+            buffers.give(c)
+        } else {
             u.input = x
             u.preNorm = c
-            u.output = y
         }
         return y
     }
@@ -161,7 +222,11 @@ public final class BackboneStep {
     /// weights change every step, so they are packed or transformed here each time.
     func convolve(_ g: Conv2dGeometry, _ x: [Float], weight: [Float], into y: inout [Float]) {
         if winograd(g) {
-            let u = WinogradNHWC.transformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels)
+            var u = buffers.take(WinogradNHWC.transformedCount(outChannels: g.outChannels, inChannels: g.inChannels))
+            var t = buffers.take(36 * g.outChannels * g.inChannels)
+            WinogradNHWC.transformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels, into: &u, scratch: &t)
+            buffers.give(t)
+            defer { buffers.give(u) }
             ensureScratch(WinogradNHWC.scratchCount(g, threads: threads))
             x.withUnsafeBufferPointer { xp in
                 u.withUnsafeBufferPointer { up in
@@ -194,11 +259,14 @@ public final class BackboneStep {
         var y = forward(stem, x, batch: batch, height: height, width: width, relu: true, residual: nil)
         let sg = stem.geometry
         let pH = (sg.outHeight + 2 - 3) / 2 + 1, pW = (sg.outWidth + 2 - 3) / 2 + 1
-        var pooled = [Float](repeating: 0, count: batch * pH * pW * sg.outChannels)
-        poolIndices = [Int32](repeating: 0, count: pooled.count)
-        PoolBackward.max2d(y, &pooled, indices: &poolIndices, batch: batch, channels: sg.outChannels, height: sg.outHeight,
-                           width: sg.outWidth, kernel: 3, stride: 2, padding: 1)
+        var pooled = buffers.take(batch * pH * pW * sg.outChannels)
+        if poolIndices.count != pooled.count { poolIndices = [Int32](repeating: 0, count: pooled.count) }
+        timed("forward pool") {
+            PoolBackward.max2d(y, &pooled, indices: &poolIndices, batch: batch, channels: sg.outChannels, height: sg.outHeight,
+                               width: sg.outWidth, kernel: 3, stride: 2, padding: 1, threads: threads)
+        }
         y = pooled
+        pooledOutput = pooled
         var (h, w) = (pH, pW)
         for b in blocks {
             let blockInput = y
@@ -224,40 +292,43 @@ public final class BackboneStep {
     /// Given dL/d(unit output), adds the unit's parameter gradients and returns dL/d(unit input) when
     /// `inputGradient`. `residualGradient` receives dL/d(residual) (the same as dL/d(BN output) after
     /// the ReLU mask) for the last unit of a block.
-    func backward(_ u: Unit, _ dy: [Float], inputGradient: Bool, relu: Bool, gradients: inout [String: [Float]],
+    func backward(_ u: Unit, _ dy: consuming [Float], inputGradient: Bool, relu: Bool, gradients: inout [String: [Float]],
                   residualGradient: inout [Float]?) -> [Float]? {
         precondition(!u.frozen)
-        var d = dy
-        if relu { for i in d.indices where !(u.output[i] > 0) { d[i] = 0 } }
-        if residualGradient != nil { residualGradient = d }
         let g = u.geometry, k = g.outChannels, rows = g.batch * g.outHeight * g.outWidth
-        var dc = [Float](repeating: 0, count: d.count)
+        var dc = buffers.take(dy.count)
         var dGamma = [Float](repeating: 0, count: k), dBeta = dGamma
-        BatchNormTrain.backward(u.preNorm, outputGradient: d, inputGradient: &dc, rows: rows, channels: k,
-                                gamma: u.bn.weight.data, savedMean: u.mean, savedInvStd: u.invStd,
-                                gammaGradient: &dGamma, betaGradient: &dBeta)
+        timed("backward relu+bn") {
+            // Masks dy by ReLU in place first: dy is then dL/d(norm output), which is also dL/d(residual).
+            withBaseAddress(relu ? u.output : nil) { mask in
+                BatchNormTrain.backward(u.preNorm, outputGradient: &dy, inputGradient: &dc, rows: rows, channels: k,
+                                        gamma: u.bn.weight.data, savedMean: u.mean, savedInvStd: u.invStd,
+                                        gammaGradient: &dGamma, betaGradient: &dBeta, reluOutput: mask, threads: threads)
+            }
+        }
+        if residualGradient != nil { residualGradient = dy } else { buffers.give(dy) }
         gradients[u.bnName + ".weight"] = dGamma
         gradients[u.bnName + ".bias"] = dBeta
-        var s = [Float](repeating: 0, count: ConvBackward.scratchCount(g, threads: threads))
+        ensureScratch(ConvBackward.scratchCount(g, threads: threads))
         var dw = [Float](repeating: 0, count: g.weightCount)
         var dx: [Float]? = nil
-        s.withUnsafeMutableBufferPointer { s in
-            dw.withUnsafeMutableBufferPointer { w in
+        scratch.withUnsafeMutableBufferPointer { s in
+            dw.withUnsafeMutableBufferPointer { w in timed("backward conv weight") {
                 ConvBackward.weight(g, input: u.input, outputGradient: dc, weightGradient: w.baseAddress!, scratch: s.baseAddress!,
                                     threads: threads)
-            }
-            if inputGradient && !winograd(g) {
+            } }
+            if inputGradient && !winograd(g) { timed("backward conv data") {
                 let wt = ConvBackward.packTransposed(u.conv.weight.data, outChannels: k, inChannels: g.inChannels,
                                                      kernelH: g.kernelH, kernelW: g.kernelW)
-                var out = [Float](repeating: 0, count: g.inputCount)
+                var out = buffers.take(g.inputCount)
                 out.withUnsafeMutableBufferPointer {
                     ConvBackward.data(g, outputGradient: dc, packedTransposedWeight: wt, inputGradient: $0.baseAddress!,
                                       scratch: s.baseAddress!, threads: threads)
                 }
                 dx = out
-            }
+            } }
         }
-        if inputGradient && winograd(g) {
+        if inputGradient && winograd(g) { timed("backward conv data (winograd)") {
             // A 3×3, stride-1, padding-1 convolution's input gradient is the same kind of convolution of
             // dY with the filters flipped and their channels swapped: Winograd again.
             let c = g.inChannels, w = u.conv.weight.data
@@ -265,11 +336,12 @@ public final class BackboneStep {
             for o in 0..<k { for i in 0..<c { for t in 0..<9 { flipped[(i * k + o) * 9 + (8 - t)] = w[(o * c + i) * 9 + t] } } }
             let back = Conv2dGeometry(batch: g.batch, inChannels: k, height: g.outHeight, width: g.outWidth, outChannels: c,
                                       kernel: (3, 3), padding: (1, 1))
-            var out = [Float](repeating: 0, count: g.inputCount)
+            var out = buffers.take(g.inputCount)
             convolve(back, dc, weight: flipped, into: &out)
             dx = out
-        }
+        } }
         gradients[u.convName] = dw
+        buffers.give(dc)
         return dx
     }
 
@@ -284,7 +356,7 @@ public final class BackboneStep {
         guard let dFeatures = head.input else { return gradients }
         // Through the global average pool.
         let last = blocks.last!.units.last!.geometry
-        var d = [Float](repeating: 0, count: batch * last.outHeight * last.outWidth * fc.inFeatures)
+        var d = buffers.take(batch * last.outHeight * last.outWidth * fc.inFeatures)
         PoolBackward.globalAverage(outputGradient: dFeatures, inputGradient: &d, batch: batch, channels: fc.inFeatures,
                                    plane: last.outHeight * last.outWidth)
         for bi in blocks.indices.reversed() {
@@ -297,7 +369,9 @@ public final class BackboneStep {
             for (i, u) in b.units.enumerated().reversed() {
                 let isLast = i == b.units.count - 1
                 var r: [Float]? = isLast ? [] : nil
-                dz = backward(u, dz!, inputGradient: i > 0 || below, relu: true, gradients: &gradients, residualGradient: &r)
+                let incoming = dz!
+                dz = nil
+                dz = backward(u, consume incoming, inputGradient: i > 0 || below, relu: true, gradients: &gradients, residualGradient: &r)
                 if isLast { residual = r }
             }
             // The identity path: the downsample's own gradients whether or not anything below trains.
@@ -306,19 +380,41 @@ public final class BackboneStep {
                 var none: [Float]? = nil
                 let dsx = backward(ds, residual!, inputGradient: below, relu: false, gradients: &gradients, residualGradient: &none)
                 if let dsx { identityGradient = dsx }
+                // backward(ds) masked nothing (no ReLU) and gave residual back as its consumed gradient.
             }
             guard below else { return gradients }
             var dInput = dz!
-            for i in dInput.indices { dInput[i] += identityGradient[i] }
+            dz = nil
+            timed("backward add") {
+                precondition(identityGradient.count == dInput.count)
+                Elementwise.add(&dInput, identityGradient, count: dInput.count, threads: threads)
+            }
+            buffers.give(identityGradient)
             d = dInput
         }
         // Through the max pool and the stem.
         // stem.output is the pool's input (the stem unit's output after ReLU).
-        var dStem = [Float](repeating: 0, count: stem.output.count)
-        PoolBackward.max2d(outputGradient: d, indices: poolIndices, count: d.count, inputGradient: &dStem, inputCount: dStem.count)
+        var dStem = buffers.take(stem.output.count)
+        timed("backward pool") {
+            PoolBackward.max2d(outputGradient: d, indices: poolIndices, count: d.count, inputGradient: &dStem, inputCount: dStem.count)
+        }
+        buffers.give(d)
         var none: [Float]? = nil
         _ = backward(stem, dStem, inputGradient: false, relu: true, gradients: &gradients, residualGradient: &none)
         return gradients
+    }
+
+    /// Hands every unit's saved activations back to the pool once the backward pass is done with them.
+    func recycleActivations() {
+        buffers.give(pooledOutput)
+        pooledOutput = []
+        for u in [stem] + blocks.flatMap({ $0.units + ($0.downsample.map { [$0] } ?? []) }) {
+            u.input = []
+            buffers.give(u.preNorm)
+            u.preNorm = []
+            buffers.give(u.output)
+            u.output = []
+        }
     }
 
     /// One training step on `input` [batch, 3, height, width] (NCHW, normalised) with `labels`: the mean
@@ -326,20 +422,17 @@ public final class BackboneStep {
     @discardableResult
     public func step(_ input: [Float], labels: [Int], height: Int, width: Int) throws -> (loss: Double, correct: Int) {
         let batch = labels.count
-        let logits = forward(input, batch: batch, height: height, width: width)
+        let logits = timed("forward (all)") { forward(input, batch: batch, height: height, width: width) }
         let classes = model.fc.outFeatures
         let ce = CrossEntropy.forward(logits, labels: labels, classes: classes)
         let correct = zip(CrossEntropy.argmax(logits, classes: classes), labels).filter { $0 == $1 }.count
-        var gradients = backward(logitsGradient: ce.gradient, batch: batch)
+        var gradients = timed("backward (all)") { backward(logitsGradient: ce.gradient, batch: batch) }
+        recycleActivations()
         var loss = Double(ce.loss)
-        if let l2sp { loss += l2sp.apply(trainable, to: &gradients) }
-        try optimizer.step(gradients)
+        try timed("optimizer") {
+            if let l2sp { loss += l2sp.apply(trainable, to: &gradients) }
+            try optimizer.step(gradients)
+        }
         return (loss, correct)
     }
-}
-
-/// `body` with `array`'s base address, or nil when there is no array.
-func withBaseAddress<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
-    guard let array else { return body(nil) }
-    return array.withUnsafeBufferPointer { body($0.baseAddress) }
 }

@@ -51,29 +51,58 @@ import Testing
         }
     }
 
+    /// The fused kernels (statistics, normalisation + residual + ReLU; ReLU's mask + the backward pass)
+    /// against the reference composed step by step, on shapes that cover the 8-channel vectors and
+    /// their tail and several 2048-row blocks; 1 and 2 threads give the same bits.
     @Test func batchNormMatchesReference() {
         var rng = Rng(s: 43)
-        for _ in 0..<10 {
-            let n = rng.int(1...3), c = rng.int(1...12), plane = rng.int(2...30)
+        for trial in 0..<12 {
+            let n = rng.int(1...3), c = rng.int(1...20), plane = trial % 3 == 0 ? rng.int(700...1500) : rng.int(2...30)
             let x = rng.floats(n * c * plane).map { $0 * 3 + 0.5 }, dy = rng.floats(n * c * plane)
+            let residual = rng.floats(n * c * plane), fused = trial % 2 == 1
             let gamma = rng.floats(c).map { $0 + 1.5 }, beta = rng.floats(c)
             let want = GradReference.batchNorm(x, outputGradient: dy, batch: n, channels: c, plane: plane, gamma: gamma, beta: beta, eps: 1e-5)
             let xl = Layout.nhwc(x, batch: n, channels: c, plane: plane), dyl = Layout.nhwc(dy, batch: n, channels: c, plane: plane)
-            var y = [Float](repeating: .nan, count: x.count), dx = y
-            var rm = [Float](repeating: 0.25, count: c), rv = [Float](repeating: 2, count: c)
-            var mean = [Float](repeating: .nan, count: c), inv = mean, dg = mean, db = mean
-            BatchNormTrain.forward(xl, &y, rows: n * plane, channels: c, gamma: gamma, beta: beta, runningMean: &rm, runningVar: &rv,
-                                   momentum: 0.1, eps: 1e-5, savedMean: &mean, savedInvStd: &inv)
-            BatchNormTrain.backward(xl, outputGradient: dyl, inputGradient: &dx, rows: n * plane, channels: c, gamma: gamma,
-                                    savedMean: mean, savedInvStd: inv, gammaGradient: &dg, betaGradient: &db)
-            #expect(relativeError(Layout.nchw(y, batch: n, channels: c, plane: plane), want.y) < 1e-6)
-            #expect(relativeError(Layout.nchw(dx, batch: n, channels: c, plane: plane), want.dx) < 1e-5)
-            #expect(relativeError(dg, want.dGamma) < 1e-5 && relativeError(db, want.dBeta) < 1e-5)
-            let count = Float(n * plane)
-            for k in 0..<c {
-                #expect(abs(rm[k] - (0.9 * 0.25 + 0.1 * want.mean[k])) < 1e-5)
-                #expect(abs(rv[k] - (0.9 * 2 + 0.1 * want.variance[k] * count / (count - 1))) < 1e-4)
+            let rl = Layout.nhwc(residual, batch: n, channels: c, plane: plane)
+            // The reference's output after + residual and ReLU (channels-last), and dy masked by it.
+            let wantY = zip(Layout.nhwc(want.y, batch: n, channels: c, plane: plane), rl).map { fused ? max(0, $0 + $1) : $0 }
+            var results: [[Float]] = []
+            for threads in [1, 2] {
+                var y = [Float](repeating: .nan, count: x.count), dx = y
+                var rm = [Float](repeating: 0.25, count: c), rv = [Float](repeating: 2, count: c)
+                var mean = [Float](repeating: .nan, count: c), inv = mean, dg = mean, db = mean
+                withBaseAddress(fused ? rl : nil) { r in
+                    BatchNormTrain.forward(xl, &y, rows: n * plane, channels: c, gamma: gamma, beta: beta, runningMean: &rm,
+                                           runningVar: &rv, momentum: 0.1, eps: 1e-5, savedMean: &mean, savedInvStd: &inv,
+                                           residual: r, relu: fused, threads: threads)
+                }
+                var g = dyl
+                withBaseAddress(fused ? y : nil) { mask in
+                    BatchNormTrain.backward(xl, outputGradient: &g, inputGradient: &dx, rows: n * plane, channels: c, gamma: gamma,
+                                            savedMean: mean, savedInvStd: inv, gammaGradient: &dg, betaGradient: &db,
+                                            reluOutput: mask, threads: threads)
+                }
+                #expect(relativeError(y, wantY) < 1e-6, "y, trial \(trial)")
+                if fused {
+                    // dy masked in place, then the reference's backward of the masked gradient.
+                    let masked = zip(dyl, y).map { $1 > 0 ? $0 : 0 }
+                    #expect(g == masked, "the mask, trial \(trial)")
+                    let m = GradReference.batchNorm(x, outputGradient: Layout.nchw(masked, batch: n, channels: c, plane: plane), batch: n,
+                                                     channels: c, plane: plane, gamma: gamma, beta: beta, eps: 1e-5)
+                    #expect(relativeError(Layout.nchw(dx, batch: n, channels: c, plane: plane), m.dx) < 1e-5, "dx, trial \(trial)")
+                    #expect(relativeError(dg, m.dGamma) < 1e-5 && relativeError(db, m.dBeta) < 1e-5)
+                } else {
+                    #expect(relativeError(Layout.nchw(dx, batch: n, channels: c, plane: plane), want.dx) < 1e-5, "dx, trial \(trial)")
+                    #expect(relativeError(dg, want.dGamma) < 1e-5 && relativeError(db, want.dBeta) < 1e-5)
+                }
+                let count = Float(n * plane)
+                for k in 0..<c {
+                    #expect(abs(rm[k] - (0.9 * 0.25 + 0.1 * want.mean[k])) < 1e-5)
+                    #expect(abs(rv[k] - (0.9 * 2 + 0.1 * want.variance[k] * count / (count - 1))) < 1e-4)
+                }
+                results.append(y + dx + dg + db + rm + rv)
             }
+            #expect(results[0] == results[1], "threads change the bits, trial \(trial)")
         }
     }
 
@@ -86,6 +115,34 @@ import Testing
         let t: [Float] = [1, 3, 3, 2]
         PoolBackward.max2d(t, &y, indices: &idx, batch: 1, channels: 1, height: 2, width: 2, kernel: 2, stride: 1, padding: 0)
         #expect(y[0] == 3 && idx[0] == 1)
+    }
+
+    /// Max pooling with indices against its NCHW twin: random shapes (channel counts across the 8-wide
+    /// vectors and their tail), ties (values rounded to a few levels) and NaNs, 1 and 2 threads.
+    @Test func maxPoolMatchesReference() {
+        var rng = Rng(s: 77)
+        for trial in 0..<12 {
+            let n = rng.int(1...2), c = rng.int(1...19), h = rng.int(3...13), w = rng.int(3...13)
+            let (k, stride, pad) = [(3, 2, 1), (2, 2, 0), (3, 1, 1), (3, 2, 0)][trial % 4]
+            var x = rng.floats(n * c * h * w).map { ($0 * 4).rounded() }
+            for i in x.indices where rng.int(0...40) == 0 { x[i] = .nan }
+            let want = GradReference.maxPool(x, batch: n, channels: c, height: h, width: w, kernel: k, stride: stride, padding: pad)
+            let oH = (h + 2 * pad - k) / stride + 1, oW = (w + 2 * pad - k) / stride + 1
+            let xl = Layout.nhwc(x, batch: n, channels: c, plane: h * w)
+            for threads in [1, 2] {
+                var y = [Float](repeating: 0, count: n * oH * oW * c), idx = [Int32](repeating: -7, count: y.count)
+                PoolBackward.max2d(xl, &y, indices: &idx, batch: n, channels: c, height: h, width: w, kernel: k, stride: stride,
+                                   padding: pad, threads: threads)
+                // Our index is into NHWC; map it to the NCHW flat index the reference gives.
+                let got = Layout.nchw(idx.map { i -> Float in
+                    let i = Int(i), ch = i % c, pos = i / c, img = pos / (h * w)
+                    return Float((img * c + ch) * h * w + pos % (h * w))
+                }, batch: n, channels: c, plane: oH * oW).map { Int($0) }
+                let gotY = Layout.nchw(y, batch: n, channels: c, plane: oH * oW)
+                #expect(got == want.indices, "indices, trial \(trial), \(threads) threads")
+                #expect(zip(gotY, want.y).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "values, trial \(trial)")
+            }
+        }
     }
 
     /// The block make_grad_golden.py describes, forward and backward with our kernels, against torch.
@@ -131,8 +188,9 @@ import Testing
         }
         func bnBackward(_ x: [Float], _ dy: [Float], _ p: [String: [Float]], _ s: Saved, rows: Int) -> ([Float], [Float], [Float]) {
             let c = p["weight"]!.count
+            var dy = dy
             var dx = [Float](repeating: 0, count: x.count), dg = [Float](repeating: 0, count: c), db = dg
-            BatchNormTrain.backward(x, outputGradient: dy, inputGradient: &dx, rows: rows, channels: c, gamma: p["weight"]!,
+            BatchNormTrain.backward(x, outputGradient: &dy, inputGradient: &dx, rows: rows, channels: c, gamma: p["weight"]!,
                                     savedMean: s.mean, savedInvStd: s.inv, gammaGradient: &dg, betaGradient: &db)
             return (dx, dg, db)
         }

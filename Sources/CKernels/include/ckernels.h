@@ -72,6 +72,33 @@ void pth2swt_winograd_output_nhwc(const float *m, int tiles, int channels, int o
 void pth2swt_max_pool_nhwc(const float *x, int height, int width, int channels, int kernel, int stride, int padding,
                            int out_height, int out_width, long row_begin, long row_end, float *y);
 
+/// Winograd F(4×4, 3×3) weights U = G g Gᵀ of w [K, C, 3, 3] for output channels [k_begin, k_end), as
+/// U[36][C][K].
+void pth2swt_winograd_weights(const float *w, int out_channels, int in_channels, int k_begin, int k_end, float *u);
+
+// Training kernels (train_body.h), on rows [row_begin, row_end) of [rows, channels] matrices.
+
+/// sum[c] += Σ x[r, c]; with mean non-null: sum[c] += Σ (x[r, c] − mean[c])², in double.
+void pth2swt_bn_sums(const float *x, long row_begin, long row_end, int channels, const double *mean, double *sum);
+/// y = (x − mean) · scale + beta (+ residual) (then ReLU, NaN kept).
+void pth2swt_bn_apply(const float *x, long row_begin, long row_end, int channels, const float *mean, const float *scale,
+                      const float *beta, const float *residual, int relu, float *y);
+/// With output non-null, dy is first masked in place by output > 0 (ReLU's gradient); then
+/// db[c] += Σ dy, dg[c] += Σ dy · (x − mean) · invstd, in double.
+void pth2swt_bn_backward_sums(const float *x, float *dy, const float *output, long row_begin, long row_end, int channels,
+                              const float *mean, const float *invstd, double *db, double *dg);
+/// dx = a · (dy − mb − (x − mean) · invstd · mg).
+void pth2swt_bn_backward_apply(const float *x, const float *dy, long row_begin, long row_end, int channels,
+                               const float *mean, const float *invstd, const float *a, const float *mb, const float *mg,
+                               float *dx);
+/// Max pooling with −inf padding that records each maximum's flat index into x (first maximum in window
+/// order, or the last NaN). Indices must fit in int.
+void pth2swt_max_pool_indices_nhwc(const float *x, int height, int width, int channels, int kernel, int stride,
+                                   int padding, int out_height, int out_width, long row_begin, long row_end, float *y,
+                                   int *indices);
+/// a[i] += b[i] for i in [begin, end).
+void pth2swt_add_inplace(float *a, const float *b, long begin, long end);
+
 #ifdef __cplusplus
 }
 #endif

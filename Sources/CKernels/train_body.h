@@ -1,0 +1,199 @@
+// Training kernels, channels-last: BatchNorm's statistics, normalisation (fused with the residual and
+// ReLU), its backward pass (fused with ReLU's mask), max pooling that records its argmax, and a vector
+// add. Included twice by nhwc.c (AVX2+FMA and portable); NAME and TARGET name each build. Every
+// function works on rows [row_begin, row_end) of a [rows, channels] matrix so callers can split rows
+// across threads; sums are in double and per caller-provided accumulator, so a split changes nothing
+// but the order of the partial sums' final addition, which the caller fixes.
+
+typedef double v4d __attribute__((vector_size(32)));
+
+#define ld4d(p) ({ v4d v_; memcpy(&v_, (p), 32); v_; })
+#define st4d(p, v) do { v4d s_ = (v); memcpy((p), &s_, 32); } while (0)
+/// The low and high halves of eight floats, widened to double.
+#define lo4d(x) __builtin_convertvector(__builtin_shufflevector((x), (x), 0, 1, 2, 3), v4d)
+#define hi4d(x) __builtin_convertvector(__builtin_shufflevector((x), (x), 4, 5, 6, 7), v4d)
+
+/// sum[c] += Σ_rows x[r, c]; with mean: sum[c] += Σ (x[r, c] − mean[c])² (both in double).
+TARGET static void NAME(bn_sums)(const float *x, long row_begin, long row_end, int channels, const double *mean,
+                                 double *sum) {
+    int c = 0;
+    for (; c + 8 <= channels; c += 8) {
+        v4d a = ld4d(sum + c), b = ld4d(sum + c + 4);
+        if (mean) {
+            v4d ma = ld4d(mean + c), mb = ld4d(mean + c + 4);
+            for (long r = row_begin; r < row_end; r++) {
+                v8 v = ld8(x + r * channels + c);
+                v4d da = lo4d(v) - ma, db = hi4d(v) - mb;
+                a += da * da;
+                b += db * db;
+            }
+        } else {
+            for (long r = row_begin; r < row_end; r++) {
+                v8 v = ld8(x + r * channels + c);
+                a += lo4d(v);
+                b += hi4d(v);
+            }
+        }
+        st4d(sum + c, a);
+        st4d(sum + c + 4, b);
+    }
+    for (; c < channels; c++) {
+        double s = sum[c];
+        for (long r = row_begin; r < row_end; r++) {
+            double v = x[r * channels + c];
+            if (mean) {
+                double d = v - mean[c];
+                s += d * d;
+            } else {
+                s += v;
+            }
+        }
+        sum[c] = s;
+    }
+}
+
+/// y = (x − mean) · scale + beta (+ residual) (then max(0, ·), NaN kept) in torch's order of operations.
+TARGET static void NAME(bn_apply)(const float *x, long row_begin, long row_end, int channels, const float *mean,
+                                  const float *scale, const float *beta, const float *residual, int relu, float *y) {
+    for (long r = row_begin; r < row_end; r++) {
+        const float *xr = x + r * channels;
+        float *yr = y + r * channels;
+        const float *rr = residual ? residual + r * channels : 0;
+        int c = 0;
+        for (; c + 8 <= channels; c += 8) {
+            v8 v = (ld8(xr + c) - ld8(mean + c)) * ld8(scale + c) + ld8(beta + c);
+            if (rr) v += ld8(rr + c);
+            if (relu) v = relu8(v);
+            st8(yr + c, v);
+        }
+        for (; c < channels; c++) {
+            float v = (xr[c] - mean[c]) * scale[c] + beta[c];
+            if (rr) v += rr[c];
+            if (relu && v < 0) v = 0;
+            yr[c] = v;
+        }
+    }
+}
+
+/// The backward pass's sums, with ReLU's mask first when `output` is given: dy[r, c] = 0 where
+/// output[r, c] is not > 0 (written back into dy), then db[c] += Σ dy, dg[c] += Σ dy · (x − mean) · invstd.
+TARGET static void NAME(bn_backward_sums)(const float *x, float *dy, const float *output, long row_begin, long row_end,
+                                          int channels, const float *mean, const float *invstd, double *db,
+                                          double *dg) {
+    int c = 0;
+    for (; c + 8 <= channels; c += 8) {
+        v4d ba = ld4d(db + c), bb = ld4d(db + c + 4), ga = ld4d(dg + c), gb = ld4d(dg + c + 4);
+        v8 m = ld8(mean + c), s = ld8(invstd + c);
+        for (long r = row_begin; r < row_end; r++) {
+            v8 g = ld8(dy + r * channels + c);
+            if (output) {
+                v8 o = ld8(output + r * channels + c);
+                g = (v8)((v8i)g & (v8i)(o > splat8(0)));
+                st8(dy + r * channels + c, g);
+            }
+            v8 xhat = (ld8(x + r * channels + c) - m) * s;
+            ba += lo4d(g);
+            bb += hi4d(g);
+            ga += lo4d(g) * lo4d(xhat);
+            gb += hi4d(g) * hi4d(xhat);
+        }
+        st4d(db + c, ba);
+        st4d(db + c + 4, bb);
+        st4d(dg + c, ga);
+        st4d(dg + c + 4, gb);
+    }
+    for (; c < channels; c++) {
+        double sb = db[c], sg = dg[c];
+        for (long r = row_begin; r < row_end; r++) {
+            float g = dy[r * channels + c];
+            if (output) {
+                if (!(output[r * channels + c] > 0)) g = 0;
+                dy[r * channels + c] = g;
+            }
+            float xhat = (x[r * channels + c] - mean[c]) * invstd[c];
+            sb += g;
+            sg += (double)g * (double)xhat;
+        }
+        db[c] = sb;
+        dg[c] = sg;
+    }
+}
+
+/// dx = a · (dy − mb − x̂ · mg), x̂ = (x − mean) · invstd.
+TARGET static void NAME(bn_backward_apply)(const float *x, const float *dy, long row_begin, long row_end, int channels,
+                                           const float *mean, const float *invstd, const float *a, const float *mb,
+                                           const float *mg, float *dx) {
+    for (long r = row_begin; r < row_end; r++) {
+        const float *xr = x + r * channels, *gr = dy + r * channels;
+        float *out = dx + r * channels;
+        int c = 0;
+        for (; c + 8 <= channels; c += 8) {
+            v8 xhat = (ld8(xr + c) - ld8(mean + c)) * ld8(invstd + c);
+            st8(out + c, ld8(a + c) * (ld8(gr + c) - ld8(mb + c) - xhat * ld8(mg + c)));
+        }
+        for (; c < channels; c++) {
+            float xhat = (xr[c] - mean[c]) * invstd[c];
+            out[c] = a[c] * (gr[c] - mb[c] - xhat * mg[c]);
+        }
+    }
+}
+
+/// Max pooling (−inf padding) of output rows [row_begin, row_end) (row = image · out_height + oy) that
+/// also records each maximum's flat index into x: the first maximum in window order, or the last NaN,
+/// as torch's max_pool2d_with_indices.
+TARGET static void NAME(max_pool_indices)(const float *x, int height, int width, int channels, int kernel, int stride,
+                                          int padding, int out_height, int out_width, long row_begin, long row_end,
+                                          float *y, int *indices) {
+    for (long r = row_begin; r < row_end; r++) {
+        long n = r / out_height;
+        int oy = (int)(r % out_height);
+        long base = n * height * width * channels;
+        int ylo = oy * stride - padding, yhi = ylo + kernel;
+        if (ylo < 0) ylo = 0;
+        if (yhi > height) yhi = height;
+        for (int ox = 0; ox < out_width; ox++) {
+            int xlo = ox * stride - padding, xhi = xlo + kernel;
+            if (xlo < 0) xlo = 0;
+            if (xhi > width) xhi = width;
+            long out = ((n * out_height + oy) * (long)out_width + ox) * channels;
+            int c = 0;
+            for (; c + 8 <= channels; c += 8) {
+                v8 best = splat8(-__builtin_inff());
+                v8i at = {-1, -1, -1, -1, -1, -1, -1, -1};
+                for (int iy = ylo; iy < yhi; iy++)
+                    for (int ix = xlo; ix < xhi; ix++) {
+                        int i = (int)(base + ((long)iy * width + ix) * channels + c);
+                        v8 v = ld8(x + i);
+                        v8i take = (v > best) | (v != v) | (at < 0);
+                        best = select8(take, v, best);
+                        v8i idx = (v8i){i, i + 1, i + 2, i + 3, i + 4, i + 5, i + 6, i + 7};
+                        at = (at & ~take) | (idx & take);
+                    }
+                st8(y + out + c, best);
+                memcpy(indices + out + c, &at, 32);
+            }
+            for (; c < channels; c++) {
+                float best = -__builtin_inff();
+                int at = -1;
+                for (int iy = ylo; iy < yhi; iy++)
+                    for (int ix = xlo; ix < xhi; ix++) {
+                        int i = (int)(base + ((long)iy * width + ix) * channels + c);
+                        float v = x[i];
+                        if (at < 0 || v > best || v != v) {
+                            best = v;
+                            at = i;
+                        }
+                    }
+                y[out + c] = best;
+                indices[out + c] = at;
+            }
+        }
+    }
+}
+
+/// a[i] += b[i] for i in [begin, end).
+TARGET static void NAME(add_inplace)(float *a, const float *b, long begin, long end) {
+    long i = begin;
+    for (; i + 8 <= end; i += 8) st8(a + i, ld8(a + i) + ld8(b + i));
+    for (; i < end; i++) a[i] += b[i];
+}
