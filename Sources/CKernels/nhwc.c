@@ -135,3 +135,8 @@ void pth2swt_add_inplace(float *a, const float *b, long begin, long end) { DISPA
 void pth2swt_winograd_weights(const float *w, int out_channels, int in_channels, int k_begin, int k_end, float *u) {
     DISPATCH(winograd_weights, w, out_channels, in_channels, k_begin, k_end, u);
 }
+
+void pth2swt_sgd_update(float *w, const float *grad, float *buffer, long n, float wd, float mu, float keep, float neg_lr,
+                        int nesterov, int first, int maximize) {
+    DISPATCH(sgd_update, w, grad, buffer, n, wd, mu, keep, neg_lr, nesterov, first, maximize);
+}

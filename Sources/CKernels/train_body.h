@@ -197,3 +197,21 @@ TARGET static void NAME(add_inplace)(float *a, const float *b, long begin, long 
     for (; i + 8 <= end; i += 8) st8(a + i, ld8(a + i) + ld8(b + i));
     for (; i < end; i++) a[i] += b[i];
 }
+
+/// One SGD update of n elements, torch.optim.SGD's order of operations with no fused multiply-adds:
+/// d = −g if maximize; d += wd·w; b = d (first step) or b·mu + keep·d; d = d + mu·b (nesterov) or b;
+/// w += neg_lr·d. buffer is null without momentum.
+TARGET static void NAME(sgd_update)(float *w, const float *grad, float *buffer, long n, float wd, float mu, float keep,
+                                    float neg_lr, int nesterov, int first, int maximize) {
+#pragma clang fp contract(off)
+    for (long i = 0; i < n; i++) {
+        float d = maximize ? -grad[i] : grad[i];
+        if (wd != 0) d = d + wd * w[i];
+        if (buffer) {
+            float b = first ? d : buffer[i] * mu + keep * d;
+            buffer[i] = b;
+            d = nesterov ? d + mu * b : b;
+        }
+        w[i] = w[i] + neg_lr * d;
+    }
+}

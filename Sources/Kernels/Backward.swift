@@ -264,6 +264,17 @@ public enum PoolBackward {
 }
 
 extension Elementwise {
+    /// One torch.optim.SGD update of `count` elements in torch's order of operations (no fused
+    /// multiply-adds): d = grad (negated if maximize) + weightDecay·w; with `buffer`, buffer = d on the
+    /// first step, else buffer·momentum + keep·d, and d = d + momentum·buffer (nesterov) or buffer;
+    /// then w += negLR·d.
+    public static func sgdUpdate(_ w: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>, buffer: UnsafeMutablePointer<Float>?,
+                                 count: Int, weightDecay: Float, momentum: Float, keep: Float, negLR: Float, nesterov: Bool,
+                                 first: Bool, maximize: Bool) {
+        pth2swt_sgd_update(w, gradient, buffer, count, weightDecay, momentum, keep, negLR, nesterov ? 1 : 0, first ? 1 : 0,
+                           maximize ? 1 : 0)
+    }
+
     /// a[i] += b[i], split across threads.
     public static func add(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count n: Int, threads: Int = 1) {
         nonisolated(unsafe) let (a, b) = (a, b)

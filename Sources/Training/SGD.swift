@@ -1,3 +1,4 @@
+import Kernels
 import NN
 
 /// One parameter group's hyper-parameters, as torch.optim.SGD's param_groups hold them.
@@ -126,30 +127,23 @@ public final class SGD {
 
     private func update(_ p: Parameter, name: String, grad: [Float], _ o: SGDOptions) {
         let n = p.count
-        let wd = Float(o.weightDecay), mu = Float(o.momentum), keep = Float(1 - o.dampening), lr = Float(-o.lr)
-        var d = grad
         var buffer = momentumBuffers[name]
         let first = buffer == nil
         if o.momentum != 0 && first { buffer = [Float](repeating: 0, count: n) }
-        d.withUnsafeMutableBufferPointer { d in
+        momentumBuffers[name] = nil  // so the buffer below is uniquely referenced and updated in place
+        grad.withUnsafeBufferPointer { g in
             p.data.withUnsafeMutableBufferPointer { w in
-                if o.maximize { for i in 0..<n { d[i] = -d[i] } }
-                if o.weightDecay != 0 { for i in 0..<n { d[i] = d[i] + wd * w[i] } }
-                if o.momentum != 0 {
-                    buffer!.withUnsafeMutableBufferPointer { b in
-                        if first {
-                            for i in 0..<n { b[i] = d[i] }
-                        } else {
-                            for i in 0..<n { b[i] = b[i] * mu + keep * d[i] }
-                        }
-                        if o.nesterov {
-                            for i in 0..<n { d[i] = d[i] + mu * b[i] }
-                        } else {
-                            for i in 0..<n { d[i] = b[i] }
-                        }
-                    }
+                func run(_ b: UnsafeMutablePointer<Float>?) {
+                    Elementwise.sgdUpdate(w.baseAddress!, gradient: g.baseAddress!, buffer: b, count: n,
+                                          weightDecay: Float(o.weightDecay), momentum: Float(o.momentum),
+                                          keep: Float(1 - o.dampening), negLR: Float(-o.lr), nesterov: o.nesterov,
+                                          first: first, maximize: o.maximize)
                 }
-                for i in 0..<n { w[i] = w[i] + lr * d[i] }
+                if o.momentum != 0 {
+                    buffer!.withUnsafeMutableBufferPointer { run($0.baseAddress!) }
+                } else {
+                    run(nil)
+                }
             }
         }
         if o.momentum != 0 { momentumBuffers[name] = buffer }
