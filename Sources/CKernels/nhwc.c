@@ -140,3 +140,7 @@ void pth2swt_sgd_update(float *w, const float *grad, float *buffer, long n, floa
                         int nesterov, int first, int maximize) {
     DISPATCH(sgd_update, w, grad, buffer, n, wd, mu, keep, neg_lr, nesterov, first, maximize);
 }
+
+void pth2swt_rearrange_filters(const float *w, int k, int c, int taps, int layout, float *b) {
+    DISPATCH(rearrange_filters, w, k, c, taps, layout, b);
+}

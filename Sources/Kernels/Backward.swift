@@ -11,16 +11,22 @@ public enum ConvBackward {
         precondition(weight.count == k * c * kh * kw, "weight is not [\(k), \(c), \(kh), \(kw)]")
         let depth = kh * kw * c
         var b = [Float](repeating: 0, count: k * depth)
-        for o in 0..<k {
-            for i in 0..<c {
-                for t in 0..<(kh * kw) { b[o * depth + t * c + i] = weight[(o * c + i) * kh * kw + t] }
-            }
-        }
+        pth2swt_rearrange_filters(weight, Int32(k), Int32(c), Int32(kh * kw), 1, &b)
         var p = [Float](repeating: 0, count: pth2swt_packed_b_count(Int32(k), Int32(depth)))
         b.withUnsafeBufferPointer { src in
             p.withUnsafeMutableBufferPointer { pth2swt_pack_b(Int32(k), Int32(depth), src.baseAddress!, Int32(depth), $0.baseAddress!) }
         }
         return p
+    }
+
+    /// The filters of the convolution whose forward pass is this one's input gradient (for a 3×3,
+    /// stride-1, padding-1 convolution): each filter flipped in both axes, input and output channels
+    /// swapped, [C, K, kh, kw].
+    public static func flippedFilters(_ weight: [Float], outChannels k: Int, inChannels c: Int, taps: Int) -> [Float] {
+        precondition(weight.count == k * c * taps)
+        var b = [Float](repeating: 0, count: weight.count)
+        pth2swt_rearrange_filters(weight, Int32(k), Int32(c), Int32(taps), 2, &b)
+        return b
     }
 
     /// Output positions per block: a block's columns (rows × kh·kw·C floats) are each thread's scratch.

@@ -67,11 +67,7 @@ public struct PackedConvWeight: Sendable {
         kernelW = kw
         let depth = kh * kw * c
         var b = [Float](repeating: 0, count: depth * k)
-        for o in 0..<k {
-            for i in 0..<c {
-                for t in 0..<(kh * kw) { b[(t * c + i) * k + o] = weight[(o * c + i) * kh * kw + t] }
-            }
-        }
+        pth2swt_rearrange_filters(weight, Int32(k), Int32(c), Int32(kh * kw), 0, &b)
         var p = [Float](repeating: 0, count: pth2swt_packed_b_count(Int32(depth), Int32(k)))
         b.withUnsafeBufferPointer { src in
             p.withUnsafeMutableBufferPointer { pth2swt_pack_b(Int32(depth), Int32(k), src.baseAddress!, Int32(k), $0.baseAddress!) }

@@ -331,9 +331,8 @@ public final class BackboneStep {
         if inputGradient && winograd(g) { timed("backward conv data (winograd)") {
             // A 3×3, stride-1, padding-1 convolution's input gradient is the same kind of convolution of
             // dY with the filters flipped and their channels swapped: Winograd again.
-            let c = g.inChannels, w = u.conv.weight.data
-            var flipped = [Float](repeating: 0, count: w.count)  // [C, K, 3, 3]
-            for o in 0..<k { for i in 0..<c { for t in 0..<9 { flipped[(i * k + o) * 9 + (8 - t)] = w[(o * c + i) * 9 + t] } } }
+            let c = g.inChannels
+            let flipped = ConvBackward.flippedFilters(u.conv.weight.data, outChannels: k, inChannels: c, taps: 9)  // [C, K, 3, 3]
             let back = Conv2dGeometry(batch: g.batch, inChannels: k, height: g.outHeight, width: g.outWidth, outChannels: c,
                                       kernel: (3, 3), padding: (1, 1))
             var out = buffers.take(g.inputCount)

@@ -26,6 +26,9 @@ Writes Tests/Fixtures/train/:
                 in training mode wherever it trains, eval mode where frozen), K = 20 steps per mode:
     through_layer2    conv1, bn1, layer1 and layer2 frozen (requires_grad False, eval mode); layer3, layer4
                       and fc trained by SGD(lr 5e-4, momentum 0.9)
+    through_layer2_bn_train  the same with the frozen stages left in train() mode (requires_grad False
+                      only): their BatchNorms normalise with batch statistics and update their running
+                      statistics while γ and β stay put (pth2swt finetune --bn train)
     low_lr            everything trained, d2l's recipe: backbone group lr 5e-5, head group lr 5e-4 (×10),
                       momentum 0.9, nesterov, weight decay 1e-3 on both
     l2sp              everything trained, SGD(lr 2e-4, momentum 0.9), loss + α/2 ‖w − w⁰‖² over the backbone
@@ -236,7 +239,7 @@ def samples(t):
     return {"norm": float(v.norm()), "samples": [float(v[i]) for i in idx], "indices": idx}
 
 
-BACKBONE_MODES = ["through_layer2", "low_lr", "l2sp"]
+BACKBONE_MODES = ["through_layer2", "through_layer2_bn_train", "low_lr", "l2sp"]
 
 
 def backbone_case():
@@ -257,17 +260,18 @@ def backbone_case():
             model.fc.bias.copy_(head.bias)
         model.train()
         frozen_modules = []
-        if mode == "through_layer2":
+        if mode.startswith("through_layer2"):
             frozen_modules = [model.conv1, model.bn1, model.layer1, model.layer2]
             for m in frozen_modules:
-                m.eval()
+                if mode == "through_layer2":
+                    m.eval()  # the _bn_train variant leaves them in train(): d2l's behaviour, --bn train
                 for p in m.parameters():
                     p.requires_grad_(False)
         named = dict(model.named_parameters())
         backbone = [p for n, p in named.items() if not n.startswith("fc.") and p.requires_grad]
         headp = [model.fc.weight, model.fc.bias]
         start = {n: p.detach().clone() for n, p in named.items()}
-        if mode == "through_layer2":
+        if mode.startswith("through_layer2"):
             opt = torch.optim.SGD(backbone + headp, lr=5e-4, momentum=0.9)
         elif mode == "low_lr":
             opt = torch.optim.SGD([{"params": backbone, "lr": 5e-5}, {"params": headp, "lr": 5e-4}],

@@ -96,6 +96,9 @@ void pth2swt_bn_backward_apply(const float *x, const float *dy, long row_begin, 
 void pth2swt_max_pool_indices_nhwc(const float *x, int height, int width, int channels, int kernel, int stride,
                                    int padding, int out_height, int out_width, long row_begin, long row_end, float *y,
                                    int *indices);
+/// Filters w [K, C, taps] rearranged: layout 0 as the depth×K matrix b[(t·C + i)·K + o], 1 as the K×depth
+/// matrix b[o·depth + t·C + i], 2 flipped with channels swapped, b[(i·K + o)·taps + taps−1−t].
+void pth2swt_rearrange_filters(const float *w, int k, int c, int taps, int layout, float *b);
 /// One torch.optim.SGD update (no fused multiply-adds); buffer null without momentum.
 void pth2swt_sgd_update(float *w, const float *grad, float *buffer, long n, float wd, float mu, float keep, float neg_lr,
                         int nesterov, int first, int maximize);
