@@ -341,15 +341,19 @@ TARGET static void NAME(winograd_output)(const float *m, int tiles, int channels
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Max pooling, NHWC, -inf padding, eight channels at a time, then one at a time.
+// Max pooling, NHWC, -inf padding, eight channels at a time, then one at a time. With indices (training)
+// it also records each maximum's flat index into x: the first maximum in window order, or the last NaN,
+// as torch's max_pool2d_with_indices. `with_indices` is a constant at each call, so each entry point
+// compiles to its own loop.
 
-TARGET static void NAME(max_pool)(const float *x, int height, int width, int channels, int kernel, int stride,
-                                  int padding, int out_height, int out_width, long row_begin, long row_end, float *y) {
+TARGET static inline __attribute__((always_inline)) void NAME(max_pool_body)(
+    const float *x, int height, int width, int channels, int kernel, int stride, int padding, int out_height,
+    int out_width, long row_begin, long row_end, float *y, int *indices, const int with_indices) {
     // Rows are (image, output row) pairs.
     for (long r = row_begin; r < row_end; r++) {
         long n = r / out_height;
         int oy = (int)(r % out_height);
-        const float *image = x + n * height * width * channels;
+        long base = n * height * width * channels;
         int ylo = oy * stride - padding, yhi = ylo + kernel;
         if (ylo < 0) ylo = 0;
         if (yhi > height) yhi = height;
@@ -357,29 +361,58 @@ TARGET static void NAME(max_pool)(const float *x, int height, int width, int cha
             int xlo = ox * stride - padding, xhi = xlo + kernel;
             if (xlo < 0) xlo = 0;
             if (xhi > width) xhi = width;
-            float *out = y + ((n * out_height + oy) * (long)out_width + ox) * channels;
+            long out = ((n * out_height + oy) * (long)out_width + ox) * channels;
             int c = 0;
             for (; c + 8 <= channels; c += 8) {
                 v8 best = splat8(-__builtin_inff());
+                v8i at = {-1, -1, -1, -1, -1, -1, -1, -1};
                 for (int iy = ylo; iy < yhi; iy++)
                     for (int ix = xlo; ix < xhi; ix++) {
-                        v8 v = ld8(image + ((long)iy * width + ix) * channels + c);
-                        // torch propagates NaN: v wins when it is NaN or larger.
-                        best = select8((v > best) | (v != v), v, best);
+                        long off = base + ((long)iy * width + ix) * channels + c;
+                        v8 v = ld8(x + off);
+                        // torch propagates NaN: v wins when it is NaN or larger (or, for the index, first).
+                        v8i take = (v > best) | (v != v);
+                        if (with_indices) {
+                            take |= at < 0;
+                            int i = (int)off;  // the caller checks that indices fit in int
+                            v8i idx = (v8i){i, i + 1, i + 2, i + 3, i + 4, i + 5, i + 6, i + 7};
+                            at = (at & ~take) | (idx & take);
+                        }
+                        best = select8(take, v, best);
                     }
-                st8(out + c, best);
+                st8(y + out + c, best);
+                if (with_indices) memcpy(indices + out + c, &at, 32);
             }
             for (; c < channels; c++) {
                 float best = -__builtin_inff();
+                int at = -1;
                 for (int iy = ylo; iy < yhi; iy++)
                     for (int ix = xlo; ix < xhi; ix++) {
-                        float v = image[((long)iy * width + ix) * channels + c];
-                        if (v > best || v != v) best = v;
+                        long off = base + ((long)iy * width + ix) * channels + c;
+                        float v = x[off];
+                        if (v > best || v != v || (with_indices && at < 0)) {
+                            best = v;
+                            at = (int)off;
+                        }
                     }
-                out[c] = best;
+                y[out + c] = best;
+                if (with_indices) indices[out + c] = at;
             }
         }
     }
+}
+
+TARGET static void NAME(max_pool)(const float *x, int height, int width, int channels, int kernel, int stride,
+                                  int padding, int out_height, int out_width, long row_begin, long row_end, float *y) {
+    NAME(max_pool_body)(x, height, width, channels, kernel, stride, padding, out_height, out_width, row_begin, row_end, y,
+                        0, 0);
+}
+
+TARGET static void NAME(max_pool_indices)(const float *x, int height, int width, int channels, int kernel, int stride,
+                                          int padding, int out_height, int out_width, long row_begin, long row_end,
+                                          float *y, int *indices) {
+    NAME(max_pool_body)(x, height, width, channels, kernel, stride, padding, out_height, out_width, row_begin, row_end, y,
+                        indices, 1);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // Training kernels, channels-last: BatchNorm's statistics, normalisation (fused with the residual and
-// ReLU), its backward pass (fused with ReLU's mask), max pooling that records its argmax, and a vector
-// add. Included twice by nhwc.c (AVX2+FMA and portable); NAME and TARGET name each build. Every
+// ReLU), its backward pass (fused with ReLU's mask), a vector add, SGD's update and filter
+// rearrangements (max pooling with indices shares nhwc_body.h's max pool). Included twice by nhwc.c (AVX2+FMA and portable); NAME and TARGET name each build. Every
 // function works on rows [row_begin, row_end) of a [rows, channels] matrix so callers can split rows
 // across threads; sums are in double and per caller-provided accumulator, so a split changes nothing
 // but the order of the partial sums' final addition, which the caller fixes.
@@ -134,59 +134,6 @@ TARGET static void NAME(bn_backward_apply)(const float *x, const float *dy, long
         for (; c < channels; c++) {
             float xhat = (xr[c] - mean[c]) * invstd[c];
             out[c] = a[c] * (gr[c] - mb[c] - xhat * mg[c]);
-        }
-    }
-}
-
-/// Max pooling (−inf padding) of output rows [row_begin, row_end) (row = image · out_height + oy) that
-/// also records each maximum's flat index into x: the first maximum in window order, or the last NaN,
-/// as torch's max_pool2d_with_indices.
-TARGET static void NAME(max_pool_indices)(const float *x, int height, int width, int channels, int kernel, int stride,
-                                          int padding, int out_height, int out_width, long row_begin, long row_end,
-                                          float *y, int *indices) {
-    for (long r = row_begin; r < row_end; r++) {
-        long n = r / out_height;
-        int oy = (int)(r % out_height);
-        long base = n * height * width * channels;
-        int ylo = oy * stride - padding, yhi = ylo + kernel;
-        if (ylo < 0) ylo = 0;
-        if (yhi > height) yhi = height;
-        for (int ox = 0; ox < out_width; ox++) {
-            int xlo = ox * stride - padding, xhi = xlo + kernel;
-            if (xlo < 0) xlo = 0;
-            if (xhi > width) xhi = width;
-            long out = ((n * out_height + oy) * (long)out_width + ox) * channels;
-            int c = 0;
-            for (; c + 8 <= channels; c += 8) {
-                v8 best = splat8(-__builtin_inff());
-                v8i at = {-1, -1, -1, -1, -1, -1, -1, -1};
-                for (int iy = ylo; iy < yhi; iy++)
-                    for (int ix = xlo; ix < xhi; ix++) {
-                        int i = (int)(base + ((long)iy * width + ix) * channels + c);
-                        v8 v = ld8(x + i);
-                        v8i take = (v > best) | (v != v) | (at < 0);
-                        best = select8(take, v, best);
-                        v8i idx = (v8i){i, i + 1, i + 2, i + 3, i + 4, i + 5, i + 6, i + 7};
-                        at = (at & ~take) | (idx & take);
-                    }
-                st8(y + out + c, best);
-                memcpy(indices + out + c, &at, 32);
-            }
-            for (; c < channels; c++) {
-                float best = -__builtin_inff();
-                int at = -1;
-                for (int iy = ylo; iy < yhi; iy++)
-                    for (int ix = xlo; ix < xhi; ix++) {
-                        int i = (int)(base + ((long)iy * width + ix) * channels + c);
-                        float v = x[i];
-                        if (at < 0 || v > best || v != v) {
-                            best = v;
-                            at = i;
-                        }
-                    }
-                y[out + c] = best;
-                indices[out + c] = at;
-            }
         }
     }
 }

@@ -9,14 +9,7 @@ public enum ConvBackward {
     /// channel k's filter in (ky, kx, c) order, packed in panels of 16 columns.
     public static func packTransposed(_ weight: [Float], outChannels k: Int, inChannels c: Int, kernelH kh: Int, kernelW kw: Int) -> [Float] {
         precondition(weight.count == k * c * kh * kw, "weight is not [\(k), \(c), \(kh), \(kw)]")
-        let depth = kh * kw * c
-        var b = [Float](repeating: 0, count: k * depth)
-        pth2swt_rearrange_filters(weight, Int32(k), Int32(c), Int32(kh * kw), 1, &b)
-        var p = [Float](repeating: 0, count: pth2swt_packed_b_count(Int32(k), Int32(depth)))
-        b.withUnsafeBufferPointer { src in
-            p.withUnsafeMutableBufferPointer { pth2swt_pack_b(Int32(k), Int32(depth), src.baseAddress!, Int32(depth), $0.baseAddress!) }
-        }
-        return p
+        return PackedConvWeight.pack(weight, outChannels: k, inChannels: c, taps: kh * kw, transposed: true)
     }
 
     /// The filters of the convolution whose forward pass is this one's input gradient (for a 3×3,
@@ -142,12 +135,6 @@ public enum BatchNormTrain {
         return sum
     }
 
-    /// Splits rows into `threads` ranges for an elementwise pass.
-    static func rowsInParallel(_ rows: Int, threads: Int, _ body: @escaping (Int, Int) -> Void) {
-        let parts = max(1, min(threads, rows / 1024))
-        Parallel.run(parts, parts) { part in body(rows * part / parts, rows * (part + 1) / parts) }
-    }
-
     /// y = (x − mean) / sqrt(var + eps) · γ + β with the batch's mean and biased variance (sums in Double),
     /// then + `residual` and ReLU when asked (torch's order: the block's addition after the norm, ReLU
     /// last; NaN passes ReLU as in torch). Running statistics move by `momentum` toward the mean and the
@@ -178,8 +165,8 @@ public enum BatchNormTrain {
         nonisolated(unsafe) let (x, y, beta, savedMean, residual) = (x, y, beta, UnsafePointer(savedMean), residual)
         scale.withUnsafeBufferPointer { sp in
             nonisolated(unsafe) let sp = sp.baseAddress!
-            rowsInParallel(rows, threads: threads) { lo, hi in
-                pth2swt_bn_apply(x, lo, hi, Int32(c), savedMean, sp, beta, residual, relu ? 1 : 0, y)
+            Parallel.ranges(rows, threads: threads, grain: 1024) { r in
+                pth2swt_bn_apply(x, r.lowerBound, r.upperBound, Int32(c), savedMean, sp, beta, residual, relu ? 1 : 0, y)
             }
         }
     }
@@ -221,8 +208,8 @@ public enum BatchNormTrain {
         }
         coefficients.withUnsafeBufferPointer { cp in
             nonisolated(unsafe) let (a, x, dy, dx, savedMean, savedInvStd) = (cp.baseAddress!, x, UnsafePointer(dy), dx, savedMean, savedInvStd)
-            rowsInParallel(rows, threads: threads) { lo, hi in
-                pth2swt_bn_backward_apply(x, dy, lo, hi, Int32(c), savedMean, savedInvStd, a, a + c, a + 2 * c, dx)
+            Parallel.ranges(rows, threads: threads, grain: 1024) { r in
+                pth2swt_bn_backward_apply(x, dy, r.lowerBound, r.upperBound, Int32(c), savedMean, savedInvStd, a, a + c, a + 2 * c, dx)
             }
         }
     }
@@ -238,10 +225,9 @@ public enum PoolBackward {
         let oH = (height + 2 * padding - kernel) / stride + 1, oW = (width + 2 * padding - kernel) / stride + 1
         precondition(batch * height * width * c <= Int(Int32.max), "max pooling indices exceed Int32")
         nonisolated(unsafe) let (x, y, indices) = (x, y, indices)
-        let rows = batch * oH, parts = max(1, min(threads, rows))
-        Parallel.run(parts, parts) { part in
+        Parallel.ranges(batch * oH, threads: threads, grain: 1) { r in
             pth2swt_max_pool_indices_nhwc(x, Int32(height), Int32(width), Int32(c), Int32(kernel), Int32(stride), Int32(padding),
-                                          Int32(oH), Int32(oW), rows * part / parts, rows * (part + 1) / parts, y, indices)
+                                          Int32(oH), Int32(oW), r.lowerBound, r.upperBound, y, indices)
         }
     }
 
@@ -284,8 +270,7 @@ extension Elementwise {
     /// a[i] += b[i], split across threads.
     public static func add(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count n: Int, threads: Int = 1) {
         nonisolated(unsafe) let (a, b) = (a, b)
-        let parts = max(1, min(threads, n / 65536))
-        Parallel.run(parts, parts) { p in pth2swt_add_inplace(a, b, n * p / parts, n * (p + 1) / parts) }
+        Parallel.ranges(n, threads: threads, grain: 65536) { r in pth2swt_add_inplace(a, b, r.lowerBound, r.upperBound) }
     }
 }
 

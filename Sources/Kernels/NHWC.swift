@@ -65,14 +65,24 @@ public struct PackedConvWeight: Sendable {
         inChannels = c
         kernelH = kh
         kernelW = kw
-        let depth = kh * kw * c
+        packed = Self.pack(weight, outChannels: k, inChannels: c, taps: kh * kw, transposed: false)
+    }
+
+    /// Filters [K, C, taps] as a packed B operand of the micro-kernel: the depth×K matrix whose column k
+    /// is filter k in (ky, kx, c) order (the forward GEMM), or `transposed`, the K×depth matrix (the
+    /// input gradient's dY · Wᵀ).
+    static func pack(_ weight: [Float], outChannels k: Int, inChannels c: Int, taps: Int, transposed: Bool) -> [Float] {
+        let depth = taps * c
+        let (rows, columns) = transposed ? (k, depth) : (depth, k)
         var b = [Float](repeating: 0, count: depth * k)
-        pth2swt_rearrange_filters(weight, Int32(k), Int32(c), Int32(kh * kw), 0, &b)
-        var p = [Float](repeating: 0, count: pth2swt_packed_b_count(Int32(depth), Int32(k)))
+        pth2swt_rearrange_filters(weight, Int32(k), Int32(c), Int32(taps), transposed ? 1 : 0, &b)
+        var p = [Float](repeating: 0, count: pth2swt_packed_b_count(Int32(rows), Int32(columns)))
         b.withUnsafeBufferPointer { src in
-            p.withUnsafeMutableBufferPointer { pth2swt_pack_b(Int32(depth), Int32(k), src.baseAddress!, Int32(k), $0.baseAddress!) }
+            p.withUnsafeMutableBufferPointer {
+                pth2swt_pack_b(Int32(rows), Int32(columns), src.baseAddress!, Int32(columns), $0.baseAddress!)
+            }
         }
-        packed = p
+        return p
     }
 }
 

@@ -36,6 +36,13 @@ public enum Parallel {
 }
 
 extension Parallel {
+    /// Splits 0..<count into up to `threads` contiguous ranges of at least `grain` elements (one range
+    /// when count < 2·grain) and runs `body` on each, one per thread: for elementwise passes.
+    public static func ranges(_ count: Int, threads: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        let parts = max(1, min(threads, count / max(grain, 1)))
+        run(parts, parts) { part in body((count * part / parts)..<(count * (part + 1) / parts)) }
+    }
+
     /// Runs `body(i, worker)` for every i in 0..<count on `min(threads, count)` workers that each take the
     /// next index until none are left (worker is 0..<workers, for per-worker scratch). On a shared
     /// machine a core that is briefly taken away delays only its current index, where fixed chunks make
