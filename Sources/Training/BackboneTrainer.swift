@@ -50,26 +50,17 @@ public final class BackboneTrainer {
     public func trainEpoch(_ train: any TrainingInputs, test: (any TrainingInputs)? = nil,
                            progress: ((TrainProgress) -> Void)? = nil) throws -> EpochReport {
         let epoch = completedEpochs + 1
-        let start = monotonic()
+        var tally = EpochTally(epoch: epoch, total: train.count)
         step.threads = config.threads
         let order = Shuffle.permutation(train.count, seed: config.seed, epoch: epoch)
-        var seen = 0, correct = 0
-        var lossSum = 0.0
         try PrefetchingLoader.forEach(PrefetchingLoader.batches(order, size: config.batchSize), of: train, epoch: epoch) { b in
             let r = try step.step(b.inputs, labels: b.labels, height: train.height, width: train.width)
-            let n = b.indices.count
-            seen += n
-            correct += r.correct
-            lossSum += r.loss * Double(n)
-            progress?(TrainProgress(phase: .train, epoch: epoch, done: seen, total: train.count,
-                                    imagesPerSecond: Double(seen) / max(monotonic() - start, 1e-9),
-                                    loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen)))
+            let p = tally.add(b.indices.count, r)
+            progress?(p)  // counted whether or not anyone listens
         }
+        var report = tally.report(cached: false, featureSeconds: 0)
         scheduler?.step()
         completedEpochs = epoch
-        var report = EpochReport(epoch: epoch, images: seen, loss: lossSum / Double(max(seen, 1)),
-                                 accuracy: Double(correct) / Double(max(seen, 1)), seconds: monotonic() - start, cached: false,
-                                 featureSeconds: 0, eval: nil)
         if let test { report.eval = try evaluate(test, progress: progress) }
         return report
     }

@@ -100,6 +100,35 @@ public struct EpochReport: Sendable {
     public var eval: EvalReport?
 }
 
+/// One training epoch's running numbers, as both trainers count them.
+struct EpochTally {
+    let epoch: Int, total: Int
+    let start = monotonic()
+    var seen = 0, correct = 0
+    var lossSum = 0.0
+
+    init(epoch: Int, total: Int) {
+        self.epoch = epoch
+        self.total = total
+    }
+
+    /// Counts a batch of `n` images with its mean loss and right answers; returns the progress so far.
+    mutating func add(_ n: Int, _ r: (loss: Double, correct: Int)) -> TrainProgress {
+        seen += n
+        correct += r.correct
+        lossSum += r.loss * Double(n)
+        return TrainProgress(phase: .train, epoch: epoch, done: seen, total: total,
+                             imagesPerSecond: Double(seen) / max(monotonic() - start, 1e-9),
+                             loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen))
+    }
+
+    /// The epoch's report, its time measured now.
+    func report(cached: Bool, featureSeconds: Double) -> EpochReport {
+        EpochReport(epoch: epoch, images: seen, loss: lossSum / Double(max(seen, 1)), accuracy: Double(correct) / Double(max(seen, 1)),
+                    seconds: monotonic() - start, cached: cached, featureSeconds: featureSeconds, eval: nil)
+    }
+}
+
 /// Fine-tuning with the whole backbone frozen (`--freeze backbone`): only `fc` learns.
 ///
 /// The backbone runs as `ResNetInference`: every BatchNorm folded with its running statistics, which
@@ -202,7 +231,7 @@ public final class FrozenBackboneTrainer {
     public func trainEpoch(_ train: any TrainingInputs, test: (any TrainingInputs)? = nil,
                            progress: ((TrainProgress) -> Void)? = nil) throws -> EpochReport {
         let epoch = completedEpochs + 1
-        let start = monotonic()
+        var tally = EpochTally(epoch: epoch, total: train.count)
         var featureSeconds = 0.0
         let cached = caches(train)
         prepare(height: train.height, width: train.width)
@@ -213,17 +242,7 @@ public final class FrozenBackboneTrainer {
         }
         let order = Shuffle.permutation(train.count, seed: config.seed, epoch: epoch)
         let batches = PrefetchingLoader.batches(order, size: config.batchSize)
-        var seen = 0, correct = 0
-        var lossSum = 0.0
         let fc = net.featureCount
-        func account(_ n: Int, _ r: (loss: Double, correct: Int)) {
-            seen += n
-            correct += r.correct
-            lossSum += r.loss * Double(n)
-            progress?(TrainProgress(phase: .train, epoch: epoch, done: seen, total: train.count,
-                                    imagesPerSecond: Double(seen) / max(monotonic() - start, 1e-9),
-                                    loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen)))
-        }
         if cached, let cache = trainCache {
             for b in batches {
                 var f = [Float](repeating: 0, count: b.count * fc)
@@ -232,22 +251,21 @@ public final class FrozenBackboneTrainer {
                         for (k, i) in b.enumerated() { (d.baseAddress! + k * fc).update(from: c.baseAddress! + i * fc, count: fc) }
                     }
                 }
-                account(b.count, try step(features: f, labels: b.map(train.label)))
+                let p = tally.add(b.count, try step(features: f, labels: b.map(train.label)))
+                progress?(p)  // counted whether or not anyone listens
             }
         } else {
             try PrefetchingLoader.forEach(batches, of: train, epoch: epoch) { b in
                 let t0 = monotonic()
                 let f = features(b, height: train.height, width: train.width)
                 featureSeconds += monotonic() - t0
-                account(b.indices.count, try step(features: f, labels: b.labels))
+                let p = tally.add(b.indices.count, try step(features: f, labels: b.labels))
+                progress?(p)  // counted whether or not anyone listens
             }
         }
-        let seconds = monotonic() - start
+        var report = tally.report(cached: cached, featureSeconds: featureSeconds)
         scheduler?.step()
         completedEpochs = epoch
-        var report = EpochReport(epoch: epoch, images: seen, loss: lossSum / Double(max(seen, 1)),
-                                 accuracy: Double(correct) / Double(max(seen, 1)), seconds: seconds, cached: cached,
-                                 featureSeconds: featureSeconds, eval: nil)
         if let test { report.eval = try evaluate(test, progress: progress) }
         return report
     }
