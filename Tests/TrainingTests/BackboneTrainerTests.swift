@@ -96,13 +96,7 @@ struct BackboneTrainerTests {
         let config = Self.config(frozenThrough: through)
         let (full, fullTrainer, fullReports) = try train(config, epochs: 3)
         let (_, partial, _) = try train(config, epochs: 1)
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("backbone-resume-\(getpid())-\(through)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let sd = partial.checkpoint()
-        let path = dir.appendingPathComponent("ckpt.swt").path
-        try SWTWriter.write(sd, to: path, values: sd.values, converter: "test")
-        let back = try Checkpoint(path: path).stateDict()
+        let back = try throughFile(partial.checkpoint(), name: "backbone-resume-\(through)")
         let (resumed, trainer, reports) = try train(config, epochs: 3, from: back)
         #expect(reports.map(\.epoch) == [2, 3])
         #expect(reports.map(\.loss) == Array(fullReports.map(\.loss).suffix(2)))

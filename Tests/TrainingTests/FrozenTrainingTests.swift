@@ -134,13 +134,7 @@ import Vision
     @Test func resumeEqualsUninterrupted() throws {
         let (full, _, _) = try train(cache: true, epochs: 3)
         let (_, partial, _) = try train(cache: true, epochs: 2)
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("train-resume-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let sd = partial.checkpoint()
-        let path = dir.appendingPathComponent("ckpt.swt").path
-        try SWTWriter.write(sd, to: path, values: sd.values, converter: "test")
-        let back = try Checkpoint(path: path).stateDict()
+        let back = try throughFile(partial.checkpoint(), name: "train-resume")
         #expect(back.values.first { $0.name == "epoch" }?.value.int == 2)
         let (resumed, trainer, reports) = try train(cache: true, epochs: 3, from: back)
         #expect(reports.map(\.epoch) == [3])

@@ -1,3 +1,5 @@
+import Checkpoint
+import Tensors
 import Foundation
 import NN
 import Testing
@@ -70,3 +72,14 @@ func seededInputs(count: Int, size: Int, classes: Int, seed: UInt64 = 11) -> Ten
 }
 
 import Training
+
+/// A checkpoint (values included) written as .swt to a temporary file and read back, as `--resume` reads it.
+func throughFile(_ sd: StateDict, name: String) throws -> StateDict {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let path = dir.appendingPathComponent("ckpt.swt").path
+    try SWTWriter.write(sd, to: path, values: sd.values, converter: "test")
+    return try Checkpoint(path: path).stateDict()
+}
+
