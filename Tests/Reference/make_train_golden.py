@@ -185,25 +185,37 @@ FROZEN_VARIANTS = [
 ]
 
 
-def frozen_case():
-    sd = torch.load(SHARED, map_location="cpu")
-    x_all, y_all = pattern_images()
+def seeded_head():
+    """The new 2-class head both golden files start from: Xavier-uniform weight from torch.manual_seed(0), zero bias."""
     torch.manual_seed(0)
     head = nn.Linear(512, 2)
     nn.init.xavier_uniform_(head.weight)
     nn.init.zeros_(head.bias)
-    init_w, init_b = head.weight.detach().clone(), head.bias.detach().clone()
+    return head
+
+
+def resnet_with_head(sd, head):
+    """torchvision's resnet18 with `sd` loaded and fc replaced by a copy of `head`."""
+    model = torchvision.models.resnet18()
+    model.load_state_dict(sd)
+    model.fc = nn.Linear(512, 2)
+    with torch.no_grad():
+        model.fc.weight.copy_(head.weight)
+        model.fc.bias.copy_(head.bias)
+    return model
+
+
+def frozen_case():
+    sd = torch.load(SHARED, map_location="cpu")
+    x_all, y_all = pattern_images()
+    head = seeded_head()
     out = {"weights": "../shared/weights/resnet18-zip.pth", "steps": 20, "batch": 4,
-           "fc_weight_init": floats(init_w), "fc_bias_init": floats(init_b), "variants": []}
+           "fc_weight_init": floats(head.weight), "fc_bias_init": floats(head.bias), "variants": []}
     for name, options, extra in FROZEN_VARIANTS:
-        model = torchvision.models.resnet18()
-        model.load_state_dict(sd)
-        for p in model.parameters():
-            p.requires_grad_(False)
-        model.fc = nn.Linear(512, 2)
-        with torch.no_grad():
-            model.fc.weight.copy_(init_w)
-            model.fc.bias.copy_(init_b)
+        model = resnet_with_head(sd, head)
+        for n, p in model.named_parameters():
+            if not n.startswith("fc."):
+                p.requires_grad_(False)
         model.eval()
         before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("fc.")}
         if extra.get("no_decay_bias"):
@@ -245,19 +257,11 @@ BACKBONE_MODES = ["through_layer2", "through_layer2_bn_train", "low_lr", "l2sp"]
 def backbone_case():
     sd = torch.load(SHARED, map_location="cpu")
     x_all, y_all = pattern_images()
-    torch.manual_seed(0)
-    head = nn.Linear(512, 2)
-    nn.init.xavier_uniform_(head.weight)
-    nn.init.zeros_(head.bias)
+    head = seeded_head()
     out = {"weights": "../shared/weights/resnet18-zip.pth", "steps": 20, "batch": 4,
            "fc_weight_init": floats(head.weight), "fc_bias_init": floats(head.bias), "modes": []}
     for mode in BACKBONE_MODES:
-        model = torchvision.models.resnet18()
-        model.load_state_dict(sd)
-        model.fc = nn.Linear(512, 2)
-        with torch.no_grad():
-            model.fc.weight.copy_(head.weight)
-            model.fc.bias.copy_(head.bias)
+        model = resnet_with_head(sd, head)
         model.train()
         frozen_modules = []
         if mode.startswith("through_layer2"):

@@ -13,20 +13,13 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_train_golden as g  # noqa: E402
 
 
 def run(mode, batch, dtype, sd, head, x_all, y_all):
-    m = torchvision.models.resnet18()
-    m.load_state_dict(sd)
-    m.fc = nn.Linear(512, 2)
-    with torch.no_grad():
-        m.fc.weight.copy_(head.weight)
-        m.fc.bias.copy_(head.bias)
-    m = m.to(dtype)
+    m = g.resnet_with_head(sd, head).to(dtype)
     m.train()
     if mode == "through_layer2_bn_train":
         for mod in [m.conv1, m.bn1, m.layer1, m.layer2]:
@@ -51,10 +44,7 @@ def run(mode, batch, dtype, sd, head, x_all, y_all):
 def main():
     sd = torch.load(g.SHARED, map_location="cpu")
     x_all, y_all = g.pattern_images()
-    torch.manual_seed(0)
-    head = nn.Linear(512, 2)
-    nn.init.xavier_uniform_(head.weight)
-    nn.init.zeros_(head.bias)
+    head = g.seeded_head()
     for mode, batch in [("through_layer2_bn_train", 4), ("low_lr", 4), ("low_lr", 8)]:
         (la, sa), (lb, sb) = (run(mode, batch, dt, sd, head, x_all, y_all) for dt in (torch.float32, torch.float64))
         line = f"{mode} batch {batch}: loss spread {max(abs(a - b) / abs(b) for a, b in zip(la, lb)):.2e}"
