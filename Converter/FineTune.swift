@@ -338,7 +338,7 @@ struct FineTune: ParsableCommand {
         let test = TransformedImages(data.test, augment: false)
         say("data: \(dataOptions.data) (\(data.kind)): \(classes) classes (\(data.train.classNames.joined(separator: ", "))), "
             + "\(train.count) train / \(test.count) test images")
-        say(describeTraining(through: through))
+        say(describeTraining(through: through, rates: rates))
         if through == 5 && bn == "eval" {
             say(trainer.caches(train)
                 ? "features cached: no random augmentation, so the backbone runs once per image and the head trains on the cache"
@@ -393,9 +393,8 @@ struct FineTune: ParsableCommand {
     }
 
     /// One line: what trains, BatchNorm's mode, and the optimizer's settings.
-    func describeTraining(through: Int) -> String {
+    func describeTraining(through: Int, rates: (head: Double, backbone: Double)) -> String {
         let stages = ["stem", "layer1", "layer2", "layer3", "layer4"]
-        let rates = try! learningRates()
         var s: String
         switch through {
         case 5: s = "backbone frozen (BatchNorm in \(bn == "eval" ? "eval mode" : "training mode: running statistics drift")); SGD on fc: lr \(rates.head)"
