@@ -14,10 +14,13 @@ struct BackboneGoldenTests {
     @Test(arguments: ["through_layer2", "through_layer2_bn_train"])
     func frozenThroughLayer2MatchesTorch(_ mode: String) throws { try matchesTorch(mode) }
 
-    /// Every stage trains: d2l's low-LR recipe, and L2-SP. (Two tests of two cases, not one of four,
-    /// so that none runs a minute in a debug build.)
-    @Test(arguments: ["low_lr", "l2sp"])
-    func everyStageMatchesTorch(_ mode: String) throws { try matchesTorch(mode) }
+    /// Every parameter but conv1.weight trains: d2l's low-LR recipe, and L2-SP on the same groups.
+    /// (Tests of at most two cases, so that none runs a minute in a debug build.)
+    @Test(arguments: ["low_lr_fixed_conv1", "l2sp"])
+    func allButConv1MatchesTorch(_ mode: String) throws { try matchesTorch(mode) }
+
+    /// Every parameter trains, d2l's recipe as it is. Chaotic after a few steps (see `chaotic` below).
+    @Test func everyParameterMatchesTorch() throws { try matchesTorch("low_lr") }
 
     func matchesTorch(_ mode: String) throws {
         let golden = try Fixtures.json("train/backbone.json")
@@ -42,23 +45,26 @@ struct BackboneGoldenTests {
         case "through_layer2_bn_train":
             step = try BackboneStep(model: model, frozenThrough: 3, options: SGDOptions(lr: 5e-4, momentum: 0.9),
                                     frozenBatchNormTrains: true, threads: 2)
-        case "low_lr":
+        default:
+            // Backbone lr 5e-5, head 5e-4, nesterov, decay 1e-3; l2sp adds L2-SP. Leaving conv1.weight out
+            // of every group is torch's requires_grad False for it: no update.
+            let l2sp = mode == "l2sp"
             let o = SGDOptions(lr: 5e-5, momentum: 0.9, weightDecay: 1e-3, nesterov: true)
+            let fixConv1 = mode != "low_lr"
             step = try BackboneStep(model: model, frozenThrough: 0, options: o, groups: { trainable in
                 var head = o
                 head.lr = 5e-4
-                return [ParameterGroup(name: "backbone", parameters: trainable.filter { !$0.name.hasPrefix("fc.") }, options: o),
+                let body = trainable.filter { !$0.name.hasPrefix("fc.") && !(fixConv1 && $0.name == "conv1.weight") }
+                return [ParameterGroup(name: "backbone", parameters: body, options: o),
                         ParameterGroup(name: "head", parameters: trainable.filter { $0.name.hasPrefix("fc.") }, options: head)]
-            }, threads: 2)
-        default:
-            step = try BackboneStep(model: model, frozenThrough: 0, options: SGDOptions(lr: 2e-4, momentum: 0.9),
-                                    l2sp: (alpha: 0.01, beta: 0.01), threads: 2)
+            }, l2sp: l2sp ? (alpha: 0.01, beta: 0.01) : nil, threads: 2)
         }
         let images = FrozenGoldenTests.patternImages()
-        // The through_layer2 modes train only layer3 and layer4; the modes that train every stage are
-        // chaotic at batch 4 (make_train_golden.py: torch's float32 and float64 runs differ by a few percent
-        // by step 20; measure_spread.py prints 2.3 % for low_lr), so after step 1 their losses are held to that spread.
-        let chaotic = !mode.hasPrefix("through_layer2")
+        // With conv1.weight training the run is chaotic: resnet18's dead conv1 filters, scaled up by
+        // bn1's 1/sqrt(eps), learn whatever rounding says (make_train_golden.py). Torch's own float32 and
+        // float64 runs of low_lr part by 2.3 % in the loss (Tests/Reference/measure_spread.py, torch 1.13),
+        // so after step 1 its losses are held to 5e-2. With conv1.weight fixed that spread is 5e-6.
+        let chaotic = mode == "low_lr"
         // With the frozen stages' BatchNorms on batch statistics (--bn train) the drift from torch grows
         // to 4.5e-4 in the loss and 5e-4 in running statistics by step 20 (1e-4 through step 15), above
         // torch's own float32-vs-float64 spread for this mode (1.2e-5 in the loss, 7.4e-5 in the state:
