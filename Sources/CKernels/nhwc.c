@@ -144,3 +144,14 @@ void pth2swt_sgd_update(float *w, const float *grad, float *buffer, long n, floa
 void pth2swt_rearrange_filters(const float *w, int k, int c, int taps, int layout, float *b) {
     DISPATCH(rearrange_filters, w, k, c, taps, layout, b);
 }
+
+void pth2swt_winograd_grad_output_nhwc(const float *dy, int out_height, int out_width, int channels, int tiles_h,
+                                       int tiles_w, long tile_start, int tiles, int p_begin, int p_end, float *dm) {
+    DISPATCH(winograd_grad_output, dy, out_height, out_width, channels, tiles_h, tiles_w, tile_start, tiles, p_begin,
+             p_end, dm);
+}
+
+void pth2swt_winograd_weights_grad(const float *du, int out_channels, int in_channels, int k_begin, int k_end,
+                                   float *dw) {
+    DISPATCH(winograd_weights_grad, du, out_channels, in_channels, k_begin, k_end, dw);
+}

@@ -443,3 +443,75 @@ TARGET static void NAME(winograd_weights)(const float *w, int out_channels, int 
             }
         }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Winograd F(4×4, 3×3) weight gradient: the backward pass of y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A with respect
+// to g. Per tile dM = A dY Aᵀ (dY's 4×4 tile, zero beyond the output), dU[ξ] = Σ_tiles V[ξ]ᵀ dM[ξ] (the
+// GEMMs, in Swift), and dg = Gᵀ dU G. The forward's input transform gives V.
+
+// dM[ξ = 6a + b][p][k] for tiles [p_begin, p_end) of dy (NHWC, [n][out_h][out_w][channels]).
+TARGET static void NAME(winograd_grad_output)(const float *dy, int out_height, int out_width, int channels,
+                                              int tiles_h, int tiles_w, long tile_start, int tiles, int p_begin,
+                                              int p_end, float *dm) {
+    const long per_image = (long)tiles_h * tiles_w;
+    const long plane = (long)tiles * channels;
+    for (int p = p_begin; p < p_end; p++) {
+        long t = tile_start + p, n = t / per_image, r = t % per_image;
+        int y0 = (int)(r / tiles_w) * 4, x0 = (int)(r % tiles_w) * 4;
+        int rows = out_height - y0 < 4 ? out_height - y0 : 4, cols = out_width - x0 < 4 ? out_width - x0 : 4;
+        const float *image = dy + n * out_height * out_width * channels;
+        for (int k = 0; k < channels; k += 8) {
+            v8 q[16];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    q[i * 4 + j] = i < rows && j < cols
+                                       ? ld8(image + ((long)(y0 + i) * out_width + x0 + j) * channels + k)
+                                       : splat8(0);
+            v8 s[24];  // s (6×4) = A q: column j of q to six values
+            for (int j = 0; j < 4; j++) {
+                v8 q0 = q[j], q1 = q[4 + j], q2 = q[8 + j], q3 = q[12 + j];
+                s[j] = q0;
+                s[4 + j] = q0 + q1 + q2 + q3;
+                s[8 + j] = q0 - q1 + q2 - q3;
+                s[12 + j] = q0 + 2 * q1 + 4 * q2 + 8 * q3;
+                s[16 + j] = q0 - 2 * q1 + 4 * q2 - 8 * q3;
+                s[20 + j] = q3;
+            }
+            float *out = dm + (long)p * channels + k;
+            for (int a = 0; a < 6; a++) {  // rows: (A q) Aᵀ, to dM[6a + b][p][k]
+                v8 a0 = s[a * 4], a1 = s[a * 4 + 1], a2 = s[a * 4 + 2], a3 = s[a * 4 + 3];
+                float *o = out + (long)(a * 6) * plane;
+                st8(o, a0);
+                st8(o + plane, a0 + a1 + a2 + a3);
+                st8(o + 2 * plane, a0 - a1 + a2 - a3);
+                st8(o + 3 * plane, a0 + 2 * a1 + 4 * a2 + 8 * a3);
+                st8(o + 4 * plane, a0 - 2 * a1 + 4 * a2 - 8 * a3);
+                st8(o + 5 * plane, a3);
+            }
+        }
+    }
+}
+
+// dg = Gᵀ dU G from dU[36][C][K] into dw [K][C][3][3] (torch's layout), for output channels [k_begin, k_end).
+TARGET static void NAME(winograd_weights_grad)(const float *du, int out_channels, int in_channels, int k_begin,
+                                               int k_end, float *dw) {
+    long ck = (long)in_channels * out_channels;
+    for (int o = k_begin; o < k_end; o++)
+        for (int i = 0; i < in_channels; i++) {
+            float t[3][6];  // t = Gᵀ dU (columns b)
+            for (int b = 0; b < 6; b++) {
+                float u[6];
+                for (int a = 0; a < 6; a++) u[a] = du[(a * 6 + b) * ck + (long)i * out_channels + o];
+                t[0][b] = u[0] / 4 - u[1] / 6 - u[2] / 6 + u[3] / 24 + u[4] / 24;
+                t[1][b] = -u[1] / 6 + u[2] / 6 + u[3] / 12 - u[4] / 12;
+                t[2][b] = -u[1] / 6 - u[2] / 6 + u[3] / 6 + u[4] / 6 + u[5];
+            }
+            float *g = dw + ((long)o * in_channels + i) * 9;
+            for (int r = 0; r < 3; r++) {
+                const float *u = t[r];
+                g[r * 3] = u[0] / 4 - u[1] / 6 - u[2] / 6 + u[3] / 24 + u[4] / 24;
+                g[r * 3 + 1] = -u[1] / 6 + u[2] / 6 + u[3] / 12 - u[4] / 12;
+                g[r * 3 + 2] = -u[1] / 6 - u[2] / 6 + u[3] / 6 + u[4] / 6 + u[5];
+            }
+        }
+}

@@ -110,6 +110,65 @@ public enum ConvBackward {
     }
 }
 
+/// The weight gradient of a 3×3, stride-1, padding-1 convolution by Winograd F(4×4, 3×3): the backward
+/// pass of `WinogradNHWC.forward`'s arithmetic with respect to the filter. Per block of tiles, the input
+/// transform V = Bᵀ d B (the forward's) and dM = A dY Aᵀ, then dU[ξ] += V[ξ]ᵀ dM[ξ] for the 36 points
+/// (OpenBLAS sgemm, the reduction running over the block's tiles), and at the end dW = Gᵀ dU G. 36
+/// multiplies per tile and channel pair instead of the direct form's 144; `ConvBackward.weight` is its
+/// twin in tests.
+public enum WinogradBackward {
+    /// V and dM of one block together about this many floats (8 MB).
+    static let blockFloats = 2_000_000
+
+    /// Tiles per block for `g`.
+    static func blockTiles(_ g: Conv2dGeometry) -> Int {
+        let total = g.batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4)
+        return max(8, min(total, blockFloats / (36 * (g.inChannels + g.outChannels))))
+    }
+
+    /// Scratch floats for `weight`: dU (36·C·K) and one block's V and dM.
+    public static func scratchCount(_ g: Conv2dGeometry, tilesPerBlock: Int? = nil) -> Int {
+        36 * g.inChannels * g.outChannels + 36 * (tilesPerBlock ?? blockTiles(g)) * (g.inChannels + g.outChannels)
+    }
+
+    /// dW [K, C, 3, 3] (torch's layout) from x [N, H, W, C] and dY [N, H, W, K], channels-last.
+    public static func weight(
+        _ g: Conv2dGeometry, input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+        weightGradient dw: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int = 1,
+        tilesPerBlock: Int? = nil
+    ) {
+        precondition(WinogradNHWC.applies(to: g), "not a 3×3 stride-1 pad-1 convolution with channels in eights: \(g)")
+        let th = (g.outHeight + 3) / 4, tw = (g.outWidth + 3) / 4
+        let total = g.batch * th * tw
+        let C = g.inChannels, K = g.outChannels
+        let tiles = tilesPerBlock ?? blockTiles(g)
+        let du = scratch, v = scratch + 36 * C * K, m = v + 36 * tiles * C
+        var start = 0
+        while start < total {
+            let p = min(tiles, total - start), s = start, first = start == 0
+            let pieces = (p + 7) / 8
+            Parallel.dynamic(2 * pieces, threads) { i, _ in
+                let lo = (i % pieces) * 8, hi = min(p, lo + 8)
+                if i < pieces {
+                    pth2swt_winograd_input_nhwc(x, Int32(g.height), Int32(g.width), Int32(C), Int32(th), Int32(tw), s,
+                                                Int32(p), Int32(lo), Int32(hi), v)
+                } else {
+                    pth2swt_winograd_grad_output_nhwc(dy, Int32(g.outHeight), Int32(g.outWidth), Int32(K), Int32(th),
+                                                      Int32(tw), s, Int32(p), Int32(lo), Int32(hi), m)
+                }
+            }
+            Parallel.dynamic(36, threads) { xi, _ in
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(C), Int32(K), Int32(p), 1, v + xi * p * C,
+                            Int32(C), m + xi * p * K, Int32(K), first ? 0 : 1, du + xi * C * K, Int32(K))
+            }
+            start += p
+        }
+        Parallel.ranges(K, threads: threads, grain: 8) { r in
+            pth2swt_winograd_weights_grad(du, Int32(K), Int32(C), Int32(r.lowerBound), Int32(r.upperBound), dw)
+        }
+    }
+}
+
 /// BatchNorm2d in training mode, channels-last: statistics over every position of the batch.
 ///
 /// Sums run in double over fixed blocks of `blockRows` rows whose partial sums are added in block

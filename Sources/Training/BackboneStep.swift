@@ -309,14 +309,24 @@ public final class BackboneStep {
         if residualGradient != nil { residualGradient = dy } else { buffers.give(dy) }
         gradients[u.bnName + ".weight"] = dGamma
         gradients[u.bnName + ".bias"] = dBeta
-        ensureScratch(ConvBackward.scratchCount(g, threads: threads))
+        let winogradWeight = winograd(g)
+        ensureScratch(winogradWeight ? WinogradBackward.scratchCount(g) : ConvBackward.scratchCount(g, threads: threads))
         var dw = [Float](repeating: 0, count: g.weightCount)
         var dx: [Float]? = nil
         scratch.withUnsafeMutableBufferPointer { s in
-            dw.withUnsafeMutableBufferPointer { w in timed("backward conv weight") {
-                ConvBackward.weight(g, input: u.input, outputGradient: dc, weightGradient: w.baseAddress!, scratch: s.baseAddress!,
-                                    threads: threads)
-            } }
+            dw.withUnsafeMutableBufferPointer { w in
+                if winogradWeight {
+                    timed("backward conv weight (winograd)") {
+                        WinogradBackward.weight(g, input: u.input, outputGradient: dc, weightGradient: w.baseAddress!,
+                                                scratch: s.baseAddress!, threads: threads)
+                    }
+                } else {
+                    timed("backward conv weight") {
+                        ConvBackward.weight(g, input: u.input, outputGradient: dc, weightGradient: w.baseAddress!,
+                                            scratch: s.baseAddress!, threads: threads)
+                    }
+                }
+            }
             if inputGradient && !winograd(g) { timed("backward conv data") {
                 let wt = ConvBackward.packTransposed(u.conv.weight.data, outChannels: k, inChannels: g.inChannels,
                                                      kernelH: g.kernelH, kernelW: g.kernelW)

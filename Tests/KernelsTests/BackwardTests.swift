@@ -13,6 +13,32 @@ import Testing
         return zip(a, b).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0
     }
 
+    /// Winograd's weight gradient against the direct reference: partial edge tiles (sizes not multiples of
+    /// four), several blocks of tiles (the last one short), and 1 to 3 threads.
+    @Test func winogradWeightGradientMatchesReference() {
+        var rng = Rng(s: 43)
+        for (n, c, k, h, w, block) in [(1, 8, 8, 4, 4, nil), (2, 8, 16, 7, 7, nil), (3, 16, 8, 5, 9, 5), (2, 24, 32, 14, 14, 7),
+                                       (1, 8, 8, 1, 1, nil), (2, 16, 16, 13, 6, 3)] as [(Int, Int, Int, Int, Int, Int?)] {
+            let g = Conv2dGeometry(batch: n, inChannels: c, height: h, width: w, outChannels: k, kernel: (3, 3), padding: (1, 1))
+            let x = rng.floats(g.inputCount), dy = rng.floats(g.outputCount)
+            let want = GradReference.convWeight(g, input: x, outputGradient: dy)
+            let xl = Layout.nhwc(x, batch: n, channels: c, plane: h * w)
+            let dyl = Layout.nhwc(dy, batch: n, channels: k, plane: g.outHeight * g.outWidth)
+            for threads in [1, 2, 3] {
+                var scratch = [Float](repeating: .nan, count: WinogradBackward.scratchCount(g, tilesPerBlock: block))
+                var dw = [Float](repeating: .nan, count: g.weightCount)
+                scratch.withUnsafeMutableBufferPointer { s in
+                    dw.withUnsafeMutableBufferPointer {
+                        WinogradBackward.weight(g, input: xl, outputGradient: dyl, weightGradient: $0.baseAddress!,
+                                                scratch: s.baseAddress!, threads: threads, tilesPerBlock: block)
+                    }
+                }
+                let err = relativeError(dw, want)
+                #expect(err < 2e-5, "dw: \(g), block \(block.map(String.init) ?? "default"), \(threads) threads: \(err)")
+            }
+        }
+    }
+
     @Test func convGradientsMatchReference() {
         var rng = Rng(s: 41)
         var checked = 0

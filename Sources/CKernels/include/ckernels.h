@@ -75,6 +75,15 @@ void pth2swt_max_pool_nhwc(const float *x, int height, int width, int channels, 
 /// Winograd F(4×4, 3×3) weights U = G g Gᵀ of w [K, C, 3, 3] for output channels [k_begin, k_end), as
 /// U[36][C][K].
 void pth2swt_winograd_weights(const float *w, int out_channels, int in_channels, int k_begin, int k_end, float *u);
+/// The weight gradient's transform of dY (NHWC, [n][out_height][out_width][channels]): dM = A dY Aᵀ for
+/// each 4×4 tile in [p_begin, p_end) of the block starting at tile_start, zero beyond the output, written
+/// as dM[36][tiles][channels]. channels % 8 == 0.
+void pth2swt_winograd_grad_output_nhwc(const float *dy, int out_height, int out_width, int channels, int tiles_h,
+                                       int tiles_w, long tile_start, int tiles, int p_begin, int p_end, float *dm);
+/// dg = Gᵀ dU G: dU[36][C][K] (Σ over tiles of V[ξ]ᵀ dM[ξ]) to dw [K, C, 3, 3] for output channels
+/// [k_begin, k_end).
+void pth2swt_winograd_weights_grad(const float *du, int out_channels, int in_channels, int k_begin, int k_end,
+                                   float *dw);
 
 // Training kernels (train_body.h), on rows [row_begin, row_end) of [rows, channels] matrices.
 
