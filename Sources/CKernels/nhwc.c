@@ -132,8 +132,9 @@ void pth2swt_max_pool_indices_nhwc(const float *x, int height, int width, int ch
 
 void pth2swt_add_inplace(float *a, const float *b, long begin, long end) { DISPATCH(add_inplace, a, b, begin, end); }
 
-void pth2swt_winograd_weights(const float *w, int out_channels, int in_channels, int k_begin, int k_end, float *u) {
-    DISPATCH(winograd_weights, w, out_channels, in_channels, k_begin, k_end, u);
+void pth2swt_winograd_weights_packed(const float *w, int out_channels, int in_channels, int flipped, int panel_begin,
+                                     int panel_end, float *packed) {
+    DISPATCH(winograd_weights_packed, w, out_channels, in_channels, flipped, panel_begin, panel_end, packed);
 }
 
 void pth2swt_sgd_update(float *w, const float *grad, float *buffer, long n, float wd, float mu, float keep, float neg_lr,

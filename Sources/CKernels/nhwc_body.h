@@ -416,31 +416,55 @@ TARGET static void NAME(max_pool_indices)(const float *x, int height, int width,
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Winograd F(4×4, 3×3) weight transform U = G g Gᵀ, written as U[36][C][K] (each ξ's slice is the C×K
-// matrix the GEMMs take as B), for output channels [k_begin, k_end).
+// Winograd F(4×4, 3×3) weight transform U = G g Gᵀ, written straight into the GEMM's packed B layout:
+// for each ξ, at packed + ξ·each, [⌈K/NR⌉ panels][C][NR] (zero past K), for panels [panel_begin, panel_end).
+// A panel's NR filters are transformed together, so each ξ's output is written NR floats at a time and
+// each filter is read in order. With `flipped` the filters are the input-gradient convolution's: of w
+// [in_channels][out_channels][3][3], g(o, i) = w[i][o] turned 180°.
 
-TARGET static void NAME(winograd_weights)(const float *w, int out_channels, int in_channels, int k_begin, int k_end,
-                                          float *u) {
-    long ck = (long)in_channels * out_channels;
-    for (int o = k_begin; o < k_end; o++)
+TARGET static void NAME(winograd_weights_packed)(const float *w, int out_channels, int in_channels, int flipped,
+                                                 int panel_begin, int panel_end, float *packed) {
+    enum { NR = PTH2SWT_GEMM_NR };
+    const long each = (long)((out_channels + NR - 1) / NR) * NR * in_channels;
+    for (int pn = panel_begin; pn < panel_end; pn++)
         for (int i = 0; i < in_channels; i++) {
-            const float *g = w + ((long)o * in_channels + i) * 9;
-            float t[6][3];  // t = G g
-            for (int col = 0; col < 3; col++) {
-                float g0 = g[col], g1 = g[3 + col], g2 = g[6 + col];
-                t[0][col] = g0 / 4;
-                t[1][col] = -(g0 + g1 + g2) / 6;
-                t[2][col] = -(g0 - g1 + g2) / 6;
-                t[3][col] = g0 / 24 + g1 / 12 + g2 / 6;
-                t[4][col] = g0 / 24 - g1 / 12 + g2 / 6;
-                t[5][col] = g2;
+            float u[36][NR];
+            for (int q = 0; q < NR; q++) {
+                int o = pn * NR + q;
+                if (o >= out_channels) {
+                    for (int x = 0; x < 36; x++) u[x][q] = 0;
+                    continue;
+                }
+                float g[9];
+                if (flipped) {
+                    const float *f = w + ((long)i * out_channels + o) * 9;
+                    for (int t = 0; t < 9; t++) g[t] = f[8 - t];
+                } else {
+                    const float *f = w + ((long)o * in_channels + i) * 9;
+                    for (int t = 0; t < 9; t++) g[t] = f[t];
+                }
+                float t6[6][3];  // G g
+                for (int col = 0; col < 3; col++) {
+                    float g0 = g[col], g1 = g[3 + col], g2 = g[6 + col];
+                    t6[0][col] = g0 / 4;
+                    t6[1][col] = -(g0 + g1 + g2) / 6;
+                    t6[2][col] = -(g0 - g1 + g2) / 6;
+                    t6[3][col] = g0 / 24 + g1 / 12 + g2 / 6;
+                    t6[4][col] = g0 / 24 - g1 / 12 + g2 / 6;
+                    t6[5][col] = g2;
+                }
+                for (int r = 0; r < 6; r++) {  // (G g) Gᵀ
+                    float g0 = t6[r][0], g1 = t6[r][1], g2 = t6[r][2];
+                    u[r * 6 + 0][q] = g0 / 4;
+                    u[r * 6 + 1][q] = -(g0 + g1 + g2) / 6;
+                    u[r * 6 + 2][q] = -(g0 - g1 + g2) / 6;
+                    u[r * 6 + 3][q] = g0 / 24 + g1 / 12 + g2 / 6;
+                    u[r * 6 + 4][q] = g0 / 24 - g1 / 12 + g2 / 6;
+                    u[r * 6 + 5][q] = g2;
+                }
             }
-            for (int r = 0; r < 6; r++) {
-                float g0 = t[r][0], g1 = t[r][1], g2 = t[r][2];
-                float v[6] = {g0 / 4, -(g0 + g1 + g2) / 6, -(g0 - g1 + g2) / 6, g0 / 24 + g1 / 12 + g2 / 6,
-                              g0 / 24 - g1 / 12 + g2 / 6, g2};
-                for (int s = 0; s < 6; s++) u[(r * 6 + s) * ck + (long)i * out_channels + o] = v[s];
-            }
+            for (int x = 0; x < 36; x++)
+                memcpy(packed + x * each + ((long)pn * in_channels + i) * NR, u[x], sizeof u[x]);
         }
 }
 

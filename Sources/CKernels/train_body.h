@@ -165,16 +165,14 @@ TARGET static void NAME(sgd_update)(float *w, const float *grad, float *buffer, 
 
 /// Rearranges filters w [K, C, taps] (taps = kh·kw): layout 0 writes the depth×K matrix
 /// b[(t·C + i)·K + o] (the forward GEMM's B), 1 the K×depth matrix b[o·depth + t·C + i] (the input
-/// gradient's), 2 the flipped, channel-swapped filters b[(i·K + o)·taps + taps−1−t] ([C, K, kh, kw]).
+/// gradient's).
 TARGET static void NAME(rearrange_filters)(const float *w, int k, int c, int taps, int layout, float *b) {
     long depth = (long)taps * c;
     for (int o = 0; o < k; o++)
         for (int i = 0; i < c; i++) {
             const float *f = w + ((long)o * c + i) * taps;
             for (int t = 0; t < taps; t++) {
-                long at = layout == 0 ? ((long)t * c + i) * k + o
-                        : layout == 1 ? (long)o * depth + (long)t * c + i
-                                      : ((long)i * k + o) * taps + (taps - 1 - t);
+                long at = layout == 0 ? ((long)t * c + i) * k + o : (long)o * depth + (long)t * c + i;
                 b[at] = f[t];
             }
         }

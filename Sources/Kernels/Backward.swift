@@ -12,16 +12,6 @@ public enum ConvBackward {
         return PackedConvWeight.pack(weight, outChannels: k, inChannels: c, taps: kh * kw, transposed: true)
     }
 
-    /// The filters of the convolution whose forward pass is this one's input gradient (for a 3×3,
-    /// stride-1, padding-1 convolution): each filter flipped in both axes, input and output channels
-    /// swapped, [C, K, kh, kw].
-    public static func flippedFilters(_ weight: [Float], outChannels k: Int, inChannels c: Int, taps: Int) -> [Float] {
-        precondition(weight.count == k * c * taps)
-        var b = [Float](repeating: 0, count: weight.count)
-        pth2swt_rearrange_filters(weight, Int32(k), Int32(c), Int32(taps), 2, &b)
-        return b
-    }
-
     /// Output positions per block: a block's columns (rows × kh·kw·C floats) are each thread's scratch.
     static let blockRows = 96
 

@@ -161,8 +161,7 @@ public enum WinogradNHWC {
     /// U[ξ] (C×K) for each of the 36 points, packed for the GEMM: [36][K/16 panels][C][16].
     public static func transformWeights(_ w: [Float], outChannels k: Int, inChannels c: Int) -> [Float] {
         var packed = [Float](repeating: 0, count: transformedCount(outChannels: k, inChannels: c))
-        var scratch = [Float](repeating: 0, count: 36 * k * c)
-        transformWeights(w, outChannels: k, inChannels: c, into: &packed, scratch: &scratch)
+        transformWeights(w, outChannels: k, inChannels: c, into: &packed)
         return packed
     }
 
@@ -171,20 +170,21 @@ public enum WinogradNHWC {
         36 * pth2swt_packed_b_count(Int32(c), Int32(k))
     }
 
-    /// `transformWeights` into caller-owned buffers (training transforms changing weights every step):
-    /// `packed` of `transformedCount` floats, `scratch` of at least 36·K·C.
-    public static func transformWeights(_ w: [Float], outChannels k: Int, inChannels c: Int, into packed: inout [Float],
-                                        scratch: inout [Float]) {
-        precondition(w.count == k * c * 9, "weight is not [\(k), \(c), 3, 3]")
-        precondition(packed.count >= transformedCount(outChannels: k, inChannels: c) && scratch.count >= 36 * k * c)
-        let each = pth2swt_packed_b_count(Int32(c), Int32(k))
+    /// `transformWeights` into a caller-owned buffer of `transformedCount` floats (training transforms
+    /// changing weights every step), threads taking panels of 16 output channels. With `flipped`, `w`
+    /// is [c, k, 3, 3] and the filters transformed are those of its input-gradient convolution (each
+    /// w[i][o] turned 180°, the channels swapped), without writing them out first.
+    public static func transformWeights(_ w: [Float], outChannels k: Int, inChannels c: Int, flipped: Bool = false,
+                                        into packed: inout [Float], threads: Int = 1) {
+        precondition(w.count == k * c * 9, "weight has \(w.count) values, not \(k)·\(c)·9")
+        precondition(packed.count >= transformedCount(outChannels: k, inChannels: c))
+        let nr = Int(PTH2SWT_GEMM_NR), panels = (k + nr - 1) / nr
         w.withUnsafeBufferPointer { w in
-            scratch.withUnsafeMutableBufferPointer { u in
-                Winograd.transformWeights(w.baseAddress!, outChannels: k, inChannels: c, into: u.baseAddress!)  // [36][C][K]
-                packed.withUnsafeMutableBufferPointer { p in
-                    for xi in 0..<36 {
-                        pth2swt_pack_b(Int32(c), Int32(k), u.baseAddress! + xi * c * k, Int32(k), p.baseAddress! + xi * each)
-                    }
+            packed.withUnsafeMutableBufferPointer { p in
+                nonisolated(unsafe) let w = w, p = p
+                Parallel.ranges(panels, threads: threads, grain: 2) { r in
+                    pth2swt_winograd_weights_packed(w.baseAddress!, Int32(k), Int32(c), flipped ? 1 : 0, Int32(r.lowerBound),
+                                                    Int32(r.upperBound), p.baseAddress!)
                 }
             }
         }

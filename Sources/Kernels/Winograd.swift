@@ -12,11 +12,4 @@ public enum Winograd {
         g.kernelH == 3 && g.kernelW == 3 && g.strideH == 1 && g.strideW == 1 && g.dilationH == 1 && g.dilationW == 1
             && g.groups == 1 && g.padH == 1 && g.padW == 1
     }
-
-    /// U = G g Gᵀ for each (k, c) of weight [K, C, 3, 3], written as U[36][C][K] row-major: each ξ's
-    /// slice is the C×K matrix the GEMMs take as B.
-    static func transformWeights(_ w: UnsafePointer<Float>, outChannels k: Int, inChannels c: Int, into u: UnsafeMutablePointer<Float>) {
-        pth2swt_winograd_weights(w, Int32(k), Int32(c), 0, Int32(k), u)
-    }
-
 }

@@ -219,13 +219,15 @@ public final class BackboneStep {
     }
 
     /// y = x ⊛ weight ([K, C, kh, kw]), no bias: Winograd where it applies, else the direct GEMM. The
-    /// weights change every step, so they are packed or transformed here each time.
-    func convolve(_ g: Conv2dGeometry, _ x: [Float], weight: [Float], into y: inout [Float]) {
+    /// weights change every step, so they are packed or transformed here each time. `flipped` (Winograd
+    /// only): the filters are those of `weight` [C, K, 3, 3]'s input-gradient convolution.
+    func convolve(_ g: Conv2dGeometry, _ x: [Float], weight: [Float], flipped: Bool = false, into y: inout [Float]) {
         if winograd(g) {
             var u = buffers.take(WinogradNHWC.transformedCount(outChannels: g.outChannels, inChannels: g.inChannels))
-            var t = buffers.take(36 * g.outChannels * g.inChannels)
-            WinogradNHWC.transformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels, into: &u, scratch: &t)
-            buffers.give(t)
+            timed("conv weight transform") {
+                WinogradNHWC.transformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels, flipped: flipped,
+                                              into: &u, threads: threads)
+            }
             defer { buffers.give(u) }
             ensureScratch(WinogradNHWC.scratchCount(g, threads: threads))
             x.withUnsafeBufferPointer { xp in
@@ -240,7 +242,9 @@ public final class BackboneStep {
             }
             return
         }
-        let packed = PackedConvWeight(weight, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+        let packed = timed("conv weight transform") {
+            PackedConvWeight(weight, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+        }
         ensureScratch(ConvNHWC.scratchCount(threads: threads))
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { o in
@@ -341,12 +345,10 @@ public final class BackboneStep {
         if inputGradient && winograd(g) { timed("backward conv data (winograd)") {
             // A 3×3, stride-1, padding-1 convolution's input gradient is the same kind of convolution of
             // dY with the filters flipped and their channels swapped: Winograd again.
-            let c = g.inChannels
-            let flipped = ConvBackward.flippedFilters(u.conv.weight.data, outChannels: k, inChannels: c, taps: 9)  // [C, K, 3, 3]
-            let back = Conv2dGeometry(batch: g.batch, inChannels: k, height: g.outHeight, width: g.outWidth, outChannels: c,
-                                      kernel: (3, 3), padding: (1, 1))
+            let back = Conv2dGeometry(batch: g.batch, inChannels: k, height: g.outHeight, width: g.outWidth,
+                                      outChannels: g.inChannels, kernel: (3, 3), padding: (1, 1))
             var out = buffers.take(g.inputCount)
-            convolve(back, dc, weight: flipped, into: &out)
+            convolve(back, dc, weight: u.conv.weight.data, flipped: true, into: &out)
             dx = out
         } }
         gradients[u.convName] = dw

@@ -73,6 +73,27 @@ import Testing
         #expect(sawChunked && sawBlocks && sawPanelSplit, "the random shapes missed a code path")
     }
 
+    /// The transform threaded by panels equals one thread's, and the flipped transform (the input
+    /// gradient's filters, read in place) equals transforming the filters flipped and swapped first.
+    @Test func winogradWeightTransformFlipsInPlace() {
+        var rng = Rng(s: 29)
+        for (k, c) in [(8, 8), (16, 24), (40, 8), (64, 32)] {
+            let w = rng.floats(k * c * 9)
+            let one = WinogradNHWC.transformWeights(w, outChannels: k, inChannels: c)
+            var flippedFirst = [Float](repeating: 0, count: w.count)  // [C, K, 3, 3], each filter turned 180°
+            for o in 0..<k { for i in 0..<c { for t in 0..<9 { flippedFirst[(i * k + o) * 9 + 8 - t] = w[(o * c + i) * 9 + t] } } }
+            let want = WinogradNHWC.transformWeights(flippedFirst, outChannels: c, inChannels: k)
+            for threads in [1, 2, 3] {
+                var u = [Float](repeating: .nan, count: WinogradNHWC.transformedCount(outChannels: k, inChannels: c))
+                WinogradNHWC.transformWeights(w, outChannels: k, inChannels: c, into: &u, threads: threads)
+                #expect(u == one, "K \(k), C \(c), \(threads) threads")
+                var f = [Float](repeating: .nan, count: WinogradNHWC.transformedCount(outChannels: c, inChannels: k))
+                WinogradNHWC.transformWeights(w, outChannels: c, inChannels: k, flipped: true, into: &f, threads: threads)
+                #expect(f == want, "flipped: K \(k), C \(c), \(threads) threads")
+            }
+        }
+    }
+
     @Test func winogradMatchesReference() {
         var rng = Rng(s: 23)
         for trial in 0..<30 {

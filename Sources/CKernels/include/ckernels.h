@@ -72,9 +72,11 @@ void pth2swt_winograd_output_nhwc(const float *m, int tiles, int channels, int o
 void pth2swt_max_pool_nhwc(const float *x, int height, int width, int channels, int kernel, int stride, int padding,
                            int out_height, int out_width, long row_begin, long row_end, float *y);
 
-/// Winograd F(4×4, 3×3) weights U = G g Gᵀ of w [K, C, 3, 3] for output channels [k_begin, k_end), as
-/// U[36][C][K].
-void pth2swt_winograd_weights(const float *w, int out_channels, int in_channels, int k_begin, int k_end, float *u);
+/// Winograd F(4×4, 3×3) weights U = G g Gᵀ of w [K, C, 3, 3] for the output-channel panels [panel_begin,
+/// panel_end) of PTH2SWT_GEMM_NR, packed for the GEMM: U[ξ] at packed + ξ·pth2swt_packed_b_count(C, K).
+/// flipped: the filters of the input-gradient convolution of w [C, K, 3, 3] (w[i][o] turned 180°).
+void pth2swt_winograd_weights_packed(const float *w, int out_channels, int in_channels, int flipped, int panel_begin,
+                                     int panel_end, float *packed);
 /// The weight gradient's transform of dY (NHWC, [n][out_height][out_width][channels]): dM = A dY Aᵀ for
 /// each 4×4 tile in [p_begin, p_end) of the block starting at tile_start, zero beyond the output, written
 /// as dM[36][tiles][channels]. channels % 8 == 0.
@@ -106,7 +108,7 @@ void pth2swt_max_pool_indices_nhwc(const float *x, int height, int width, int ch
                                    int padding, int out_height, int out_width, long row_begin, long row_end, float *y,
                                    int *indices);
 /// Filters w [K, C, taps] rearranged: layout 0 as the depth×K matrix b[(t·C + i)·K + o], 1 as the K×depth
-/// matrix b[o·depth + t·C + i], 2 flipped with channels swapped, b[(i·K + o)·taps + taps−1−t].
+/// matrix b[o·depth + t·C + i].
 void pth2swt_rearrange_filters(const float *w, int k, int c, int taps, int layout, float *b);
 /// One torch.optim.SGD update (no fused multiply-adds); buffer null without momentum.
 void pth2swt_sgd_update(float *w, const float *grad, float *buffer, long n, float wd, float mu, float keep, float neg_lr,
