@@ -11,6 +11,7 @@ import PackageDescription
 let package = Package(
     name: "pth2swt",
     products: [
+        .library(name: "Lifetime", targets: ["Lifetime"]),
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
         .library(name: "Hub", targets: ["Hub"]),
@@ -31,19 +32,24 @@ let package = Package(
             pkgConfig: "libzip",
             providers: [.apt(["libzip-dev"])]
         ),
-        // CRC-32 with a carry-less-multiply kernel (zlib for the rest) and its bit-at-a-time twin; SHA-256
-        // through OpenSSL libcrypto (Debian libssl-dev).
+        // CRC-32 with a carry-less-multiply kernel (zlib for the rest) and its bit-at-a-time twin; SHA-256,
+        // self-contained (SHA-NI or portable C; no library, so no global teardown at exit).
         .target(
             name: "CChecksum",
             path: "Sources/CChecksum",
-            linkerSettings: [.linkedLibrary("z"), .linkedLibrary("crypto")]
+            linkerSettings: [.linkedLibrary("z")]
         ),
+        // Lifetimes: background threads owned by a scope and joined on every path, cooperative
+        // cancellation on SIGINT/SIGTERM, and temporary files a signal removes. Imports nothing of ours
+        // but its C half (the async-signal-safe handlers).
+        .target(name: "CLifetime", path: "Sources/CLifetime"),
+        .target(name: "Lifetime", dependencies: ["CLifetime"], path: "Sources/Lifetime"),
         // CRC-32, SHA-256 (of buffers and files) and hex, in Swift.
         .target(name: "Checksums", dependencies: ["CChecksum"], path: "Sources/Checksums"),
         // DType, Storage, Tensor, Value, StateDict. Imports nothing of ours.
         .target(name: "Tensors", path: "Sources/Tensors"),
         // Byte reader, tar/legacy/zip archives, the pickle machine and torch's rebuild rules.
-        .target(name: "Checkpoint", dependencies: ["Tensors", "CZip", "Checksums"], path: "Sources/Checkpoint"),
+        .target(name: "Checkpoint", dependencies: ["Tensors", "CZip", "Checksums", "Lifetime"], path: "Sources/Checkpoint"),
         // OpenBLAS's cblas (Debian libopenblas-dev).
         .systemLibrary(
             name: "COpenBLAS",
@@ -72,7 +78,7 @@ let package = Package(
         // groups, L2-SP, LR schedules, ImageFolder and IDX data, augmentation, a prefetching loader and
         // the frozen-backbone trainer. Nothing of ours imports it but the tool. zlib (through CZip's
         // shim) reads the .gz IDX files.
-        .target(name: "Training", dependencies: ["Tensors", "Kernels", "NN", "Vision", "COpenBLAS", "CZip"],
+        .target(name: "Training", dependencies: ["Tensors", "Kernels", "NN", "Vision", "COpenBLAS", "CZip", "Lifetime"],
                 path: "Sources/Training"),
         // torchvision's weight URLs, resumable downloads (http, https, file) and torch.hub's hash check.
         .target(name: "Hub", dependencies: ["Checksums"], path: "Sources/Hub"),
@@ -80,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "pth2swt",
             dependencies: [
-                "Tensors", "Checkpoint", "Hub", "Kernels", "NN", "Vision", "Training",
+                "Lifetime", "Tensors", "Checkpoint", "Hub", "Kernels", "NN", "Vision", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Converter"
@@ -94,13 +100,15 @@ let package = Package(
         ),
         .testTarget(
             name: "TrainingTests",
-            dependencies: ["Training", "Vision", "NN", "Kernels", "Tensors", "Checkpoint"],
+            dependencies: ["Training", "Vision", "NN", "Kernels", "Tensors", "Checkpoint", "Lifetime"],
             path: "Tests/TrainingTests"
         ),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], path: "Tests/TensorsTests"),
+        // Runs the built pth2swt as a user does: exit paths, signals, pipes.
+        .testTarget(name: "ToolTests", dependencies: ["Checkpoint", "Tensors"], path: "Tests/ToolTests"),
         .testTarget(
             name: "CheckpointTests",
-            dependencies: ["Checkpoint", "Tensors", "Checksums", "CChecksum"],
+            dependencies: ["Checkpoint", "Tensors", "Checksums", "CChecksum", "Lifetime"],
             path: "Tests/CheckpointTests"
         ),
     ]

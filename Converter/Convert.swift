@@ -6,7 +6,7 @@ import Tensors
 import Glibc
 #endif
 
-struct Convert: ParsableCommand {
+struct Convert: ParsableCommand, Cooperative {
     static let configuration = CommandConfiguration(
         abstract: "Convert a checkpoint to .swt (safetensors layout) or to a .pth torch.load reads.",
         discussion: """
@@ -21,7 +21,8 @@ struct Convert: ParsableCommand {
             cannot hold are named in a note, never dropped silently.
 
             The output goes to a temporary file beside OUT and is renamed into place at the end, so a \
-            failed conversion leaves no partial file.
+            failed or interrupted conversion leaves no partial file: Ctrl-C (SIGINT) or SIGTERM stops it, \
+            removes the temporary file and exits with status 130 (143 for SIGTERM).
 
             Examples:
               pth2swt convert resnet18-5c106cde.pth resnet18.swt

@@ -75,23 +75,38 @@ struct Renamed: ImageDataset {
     func source(_ index: Int) -> String { base.source(index) }
 }
 
-/// A one-line progress display on stderr, redrawn in place, only when stderr is a terminal.
+/// Progress on stderr: on a terminal one line redrawn in place (5 times a second); into a file or pipe
+/// a whole line every `logInterval` seconds, so a log shows a long epoch moving.
 final class StatusLine {
     let enabled: Bool
+    let terminal: Bool
+    let logInterval = 10.0
     private var last = 0.0
     private var drawn = false
-    init(enabled: Bool) { self.enabled = enabled && isatty(2) != 0 }
+    init(enabled: Bool) {
+        self.enabled = enabled
+        terminal = isatty(2) != 0
+        last = now()
+    }
 
     func show(_ p: TrainProgress) {
         guard enabled else { return }
         let t = now()
-        guard t - last > 0.2 || p.done == p.total else { return }
+        if terminal {
+            guard t - last > 0.2 || p.done == p.total else { return }
+        } else {
+            guard t - last >= logInterval, p.done < p.total else { return }
+        }
         last = t
-        var s = "\r\u{1B}[K epoch \(p.epoch) \(p.phase.rawValue) \(p.done)/\(p.total)  \(fmt(p.imagesPerSecond)) img/s"
+        var s = "epoch \(p.epoch) \(p.phase.rawValue) \(p.done)/\(p.total)  \(fmt(p.imagesPerSecond)) img/s"
         if p.phase == .train { s += "  loss \(String(format: "%.4f", p.loss))  acc \(String(format: "%.1f", p.accuracy * 100))%" }
         var err = StandardError()
-        print(s, terminator: "", to: &err)
-        drawn = true
+        if terminal {
+            print("\r\u{1B}[K " + s, terminator: "", to: &err)
+            drawn = true
+        } else {
+            print(s, to: &err)
+        }
     }
 
     func clear() {
@@ -104,7 +119,7 @@ final class StatusLine {
 
 func percent(_ x: Double) -> String { String(format: "%.2f%%", x * 100) }
 
-struct FineTune: ParsableCommand {
+struct FineTune: ParsableCommand, Cooperative {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
         abstract: "Fine-tune a torchvision ResNet with a new head: frozen backbone, part of it, or all of it on a low LR.",
@@ -144,7 +159,10 @@ struct FineTune: ParsableCommand {
             After each epoch: --out (the model: .swt or .pth) and OUT's .resume.swt (model with its \
             BatchNorm statistics, momentum buffers, epoch, mode), both written to a temporary file and \
             renamed. --resume FILE continues from such a checkpoint with the same flags and gives the same \
-            weights as a run that was never interrupted.
+            weights as a run that was never interrupted. Ctrl-C (SIGINT) or SIGTERM stops between \
+            batches: the files of the last complete epoch stay, no temporary file is left, and the exit \
+            status is 130 (143 for SIGTERM). Epoch lines go to stdout as they happen, even into a file \
+            or pipe; progress goes to stderr (into a file: a line every 10 s).
 
             Examples:
               pth2swt finetune --weights Weights/resnet18-5c106cde.pth \\
@@ -346,6 +364,16 @@ struct FineTune: ParsableCommand {
         }
         let status = StatusLine(enabled: !json)
         var reports: [EpochReport] = []
+        var saved = resume == nil ? 0 : trainer.completedEpochs
+        defer {
+            // Interrupted or failed mid-run: say which complete checkpoint is left (a dropped run's files are
+            // never partial: each is renamed into place whole).
+            if trainer.completedEpochs < (stopAfter ?? epochs), let out, saved > 0, !json {
+                status.clear()
+                var err = StandardError()
+                print("\(out) and \(Self.resumePath(out)) hold epoch \(saved); --resume \(Self.resumePath(out)) continues", to: &err)
+            }
+        }
         while trainer.completedEpochs < (stopAfter ?? epochs) {
             let r = try trainer.trainEpoch(train, test: test, progress: status.show)
             status.clear()
@@ -365,6 +393,7 @@ struct FineTune: ParsableCommand {
                 try writeModel(model, to: out)
                 let ckpt = trainer.checkpoint()
                 try SWTWriter.write(ckpt, to: Self.resumePath(out), values: ckpt.values, converter: "pth2swt \(Version.string) finetune")
+                saved = trainer.completedEpochs
             }
         }
         if let out { say("wrote \(out) and \(Self.resumePath(out))") }
@@ -430,7 +459,7 @@ struct FineTune: ParsableCommand {
     }
 }
 
-struct Eval: ParsableCommand {
+struct Eval: ParsableCommand, Cooperative {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Top-1 accuracy, loss and confusion matrix of a ResNet on a data set's test images.",

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Checkpoint
+import Kernels
+import Lifetime
 import Tensors
 
 #if canImport(Glibc)
@@ -19,14 +21,60 @@ struct PTH2SWT: ParsableCommand {
         version: Version.string,
         subcommands: [Inspect.self, Convert.self, Verify.self, Predict.self, FineTune.self, Eval.self, Fetch.self, Bench.self]
     )
+
+    /// ArgumentParser's main, inside the process's lifetime rules:
+    /// - stdout is line-buffered, so progress and epoch lines reach a file or pipe as they happen;
+    /// - SIGINT/SIGTERM are handled (`Interruption`): commands that check for them (`Cooperative`)
+    ///   unwind, removing temporary files and joining their threads, and exit 130/143; the others end
+    ///   at once with the same codes, their temporary files removed by the handler;
+    /// - the kernels' worker threads are stopped and joined before the process exits, on every path.
+    static func main() {
+        StandardOutput.lineBuffered()
+        Interruption.installHandlers()
+        let outcome: (any Error)?
+        do {
+            var command = try parseAsRoot()
+            if command is Cooperative {
+                try Interruption.cooperating { try command.run() }
+            } else {
+                try command.run()
+            }
+            outcome = nil
+        } catch {
+            outcome = error
+        }
+        Parallel.shutdown()
+        fflush(nil)
+        guard let outcome else { Glibc.exit(0) }
+        if let i = outcome as? Interrupted {
+            // Thrown past a command's own error handling (its output is settled either way).
+            var err = StandardError()
+            print("pth2swt: \(i)", to: &err)
+            Glibc.exit(i.exitCode)
+        }
+        exit(withError: outcome)
+    }
 }
+
+/// A command whose long loops call `Interruption.check()`, so a first Ctrl-C unwinds it cleanly.
+protocol Cooperative {}
 
 enum Version {
     static let string = "0.2.0"
 }
 
-/// Prints an error the way every subcommand does (plain, or JSON on stdout with `--json`) and exits 1.
+/// Prints an error the way every subcommand does (plain, or JSON on stdout with `--json`) and exits 1,
+/// or 128 + the signal's number for `Interrupted` (130 for SIGINT, 143 for SIGTERM).
 func fail(_ error: any Error, json: Bool) -> ExitCode {
+    if let i = error as? Interrupted {
+        if json {
+            print(JSON.object([("error", .string(i.description)), ("signal", .string(i.name))]).render())
+        } else {
+            var err = StandardError()
+            print("pth2swt: \(i); no partial output was left", to: &err)
+        }
+        return ExitCode(i.exitCode)
+    }
     let message = (error as? CheckpointError)?.description ?? "\(error)"
     if json {
         var fields: [(String, JSON)] = [("error", .string(message))]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pth2swt needs. Idempotent; runs apt-get update first.
-#   bash scripts/bootstrap.sh              build and test needs: libzip-dev, zlib1g-dev, libssl-dev (SHA-256),
+#   bash scripts/bootstrap.sh              build and test needs: libzip-dev, zlib1g-dev,
 #                                          libopenblas-dev, libjpeg62-turbo-dev, libpng-dev, pkg-config,
 #                                          dataset-fashion-mnist (the IDX files the fine-tuning demo and a
 #                                          data test read; 30 MB)
@@ -8,7 +8,7 @@
 #                                          Pillow 9.4, numpy,
 #                                          python3-torchvision 0.14 (never needed by CI)
 set -euo pipefail
-packages=(libzip-dev zlib1g-dev libssl-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev pkg-config dataset-fashion-mnist)
+packages=(libzip-dev zlib1g-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev pkg-config dataset-fashion-mnist)
 if [[ "${1:-}" == "--reference" ]]; then
   packages+=(python3-torch python3-torchvision python3-pil python3-numpy python3-venv)
 fi

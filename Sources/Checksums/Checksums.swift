@@ -24,35 +24,39 @@ public enum Checksums {
     public static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
         var digest = [UInt8](repeating: 0, count: 32)
         let ok = digest.withUnsafeMutableBufferPointer { pth2swt_sha256(bytes.baseAddress, bytes.count, $0.baseAddress) }
-        precondition(ok == 1, "libcrypto's SHA-256 failed")
+        precondition(ok == 1, "cannot allocate a SHA-256 context")
         return hex(digest)
     }
 
     /// SHA-256 of a whole file, read in 4 MiB pieces (not mapped: a caller that has the file mapped
-    /// already would otherwise count its pages twice).
-    public static func sha256Hex(file path: String) throws(FileReadError) -> String {
+    /// already would otherwise count its pages twice). `isCancelled` is asked before each piece; when
+    /// it answers true the read stops and the error says "cancelled".
+    public static func sha256Hex(
+        file path: String, isCancelled: () -> Bool = { false }
+    ) throws(FileReadError) -> String {
         func failure(_ message: String) -> FileReadError { FileReadError(path: path, message: message) }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw failure("cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        guard let h = pth2swt_sha256_create() else { throw failure("libcrypto cannot create a SHA-256 context") }
+        guard let h = pth2swt_sha256_create() else { throw failure("cannot allocate a SHA-256 context") }
         var finished = false
         defer { if !finished { pth2swt_sha256_free(h) } }
         let chunk = 4 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
         defer { buffer.deallocate() }
         while true {
+            if isCancelled() { throw failure("cancelled") }
             let n = read(fd, buffer, chunk)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw failure("cannot read: \(String(cString: strerror(errno)))")
             }
             if n == 0 { break }
-            guard pth2swt_sha256_update(h, buffer, n) == 1 else { throw failure("libcrypto's SHA-256 update failed") }
+            pth2swt_sha256_update(h, buffer, n)
         }
         var digest = [UInt8](repeating: 0, count: 32)
         finished = true
-        guard pth2swt_sha256_finish(h, &digest) == 1 else { throw failure("libcrypto's SHA-256 failed") }
+        pth2swt_sha256_finish(h, &digest)
         return hex(digest)
     }
 

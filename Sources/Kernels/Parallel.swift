@@ -66,6 +66,15 @@ extension Parallel {
     final class Counter: Sendable {
         let value = Atomic<Int>(0)
     }
+
+    /// Stops the worker threads and joins them (a no-op if no region ever ran on them). For a program's
+    /// last moments: later regions run on GCD's threads. The command-line tool calls it on every exit path.
+    public static func shutdown() {
+        if SpinPool.started.load(ordering: .acquiring) { SpinPool.shared.shutdown() }
+    }
+
+    /// Kernel worker threads running now (0 before the first region and after `shutdown`).
+    public static var liveWorkers: Int { SpinPool.live.load(ordering: .acquiring) }
 }
 
 /// Worker threads that wait for regions by spinning (about 50 µs), then on a condition variable.
@@ -76,10 +85,14 @@ extension Parallel {
 /// region does not need are not woken, and a slot is only written while its worker is idle.
 final class SpinPool: @unchecked Sendable {
     static let shared = SpinPool(workers: max(1, min(7, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) - 1)))
+    /// Set once `shared` exists, so `shutdown` does not start a pool only to stop it.
+    static let started = Atomic<Bool>(false)
+    static let live = Atomic<Int>(0)
 
     final class Worker: @unchecked Sendable {
         let ticket = Atomic<Int>(0)
         let done = Atomic<Int>(0)
+        let stop = Atomic<Bool>(false)
         var job: (@Sendable (Int) -> Void)?
         let index: Int
         var mutex = pthread_mutex_t()
@@ -106,6 +119,7 @@ final class SpinPool: @unchecked Sendable {
                     }
                 }
                 seen += 1
+                if stop.load(ordering: .acquiring) { return }
                 job?(index)
                 job = nil
                 done.add(1, ordering: .releasing)
@@ -113,7 +127,7 @@ final class SpinPool: @unchecked Sendable {
         }
 
         /// Gives the idle worker `body`; it runs `body(index)`.
-        func post(_ body: @escaping @Sendable (Int) -> Void) {
+        func post(_ body: (@Sendable (Int) -> Void)?) {
             job = body
             ticket.add(1, ordering: .releasing)
             pthread_mutex_lock(&mutex)
@@ -123,20 +137,40 @@ final class SpinPool: @unchecked Sendable {
     }
 
     private let workers: [Worker]
+    private var threads: [pthread_t] = []
     private let busy = Atomic<Bool>(false)
+    private let stopped = Atomic<Bool>(false)
 
     init(workers count: Int) {
         workers = (0..<count).map { Worker(index: $0 + 1) }
         for w in workers {
             let box = Unmanaged.passRetained(w).toOpaque()
             var tid = pthread_t()
+            SpinPool.live.add(1, ordering: .relaxed)
             let rc = pthread_create(&tid, nil, { arg in
                 Unmanaged<SpinPool.Worker>.fromOpaque(arg!).takeRetainedValue().loop()
+                SpinPool.live.subtract(1, ordering: .releasing)
                 return nil
             }, box)
             precondition(rc == 0, "cannot start a kernel thread")
-            pthread_detach(tid)
+            threads.append(tid)
         }
+        SpinPool.started.store(true, ordering: .releasing)
+    }
+
+    /// Takes the pool for good (waiting for a region in flight to end), wakes every worker with the
+    /// stop flag set and joins it. Later `run` calls answer false, so regions fall back to GCD.
+    func shutdown() {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        while !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            pth2swt_spin_pause()
+        }
+        for w in workers {
+            w.stop.store(true, ordering: .releasing)
+            w.post(nil)
+        }
+        for t in threads { pthread_join(t, nil) }
+        threads = []
     }
 
     /// Runs chunk 0 on the caller and chunks 1… on workers; false (nothing run) when the pool is in use

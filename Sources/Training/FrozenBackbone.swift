@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Lifetime
 import NN
 import Tensors
 import Vision
@@ -245,6 +246,7 @@ public final class FrozenBackboneTrainer {
         let fc = net.featureCount
         if cached, let cache = trainCache {
             for b in batches {
+                try Interruption.check()
                 var f = [Float](repeating: 0, count: b.count * fc)
                 cache.withUnsafeBufferPointer { c in
                     f.withUnsafeMutableBufferPointer { d in

@@ -133,7 +133,7 @@ func temporaryFile(_ bytes: [UInt8], name: String = "case.pth") throws -> String
     return url.path
 }
 
-/// SHA-256 hex through libcrypto (fast even in debug builds).
+/// SHA-256 hex through CChecksum (fast even in debug builds).
 enum SHA256 {
     static func hex(_ data: [UInt8]) -> String { data.withUnsafeBytes { Checksums.sha256Hex($0) } }
 }

@@ -31,8 +31,10 @@ int pth2swt_crc32_accelerated(void);
 extern "C" {
 #endif
 
-// SHA-256 through OpenSSL's libcrypto (SHA-NI where the CPU has it). An opaque incremental hasher:
-// create, update any number of times, finish into 32 bytes (which frees it), or free it unfinished.
+// SHA-256, self-contained (sha256.c): x86's SHA extensions where the CPU has them, else portable C.
+// No library and no global state, so nothing is torn down at exit while another thread hashes.
+// An opaque incremental hasher: create, update any number of times, finish into 32 bytes (which frees
+// it), or free it unfinished.
 typedef struct pth2swt_sha256_ctx pth2swt_sha256_ctx;
 pth2swt_sha256_ctx *pth2swt_sha256_create(void);
 int pth2swt_sha256_update(pth2swt_sha256_ctx *h, const void *data, size_t length);
@@ -40,6 +42,10 @@ int pth2swt_sha256_finish(pth2swt_sha256_ctx *h, uint8_t out[32]);
 void pth2swt_sha256_free(pth2swt_sha256_ctx *h);
 /// One call for a whole buffer. Returns 1 on success.
 int pth2swt_sha256(const void *data, size_t length, uint8_t out[32]);
+/// 1 when hashes use the SHA-NI block function on this CPU (and it is not forced off).
+int pth2swt_sha256_accelerated(void);
+/// 1: every later hash uses the portable block function (the reference twin), whatever the CPU; 0: undo.
+void pth2swt_sha256_force_portable(int on);
 
 #ifdef __cplusplus
 }

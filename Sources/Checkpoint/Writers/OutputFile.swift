@@ -1,9 +1,13 @@
+import Lifetime
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A file written through a temporary sibling and renamed into place by `commit()`, so a failed or
-/// interrupted conversion never leaves a half-written output. Small writes are buffered; large ones
+/// interrupted conversion never leaves a half-written output: the temporary file is removed when the
+/// object is released uncommitted (an error, or `Interrupted`, unwinding), and by the signal handler
+/// if the process is ended before that (`TemporaryFileRegistration`). Small writes are buffered; large ones
 /// go straight from the caller's memory (a mapped checkpoint) to the kernel.
 final class OutputFile {
     let path: String
@@ -14,6 +18,7 @@ final class OutputFile {
     /// Bytes written so far (buffered ones included): the offset of the next byte.
     private(set) var offset = 0
     private var committed = false
+    private let registration: TemporaryFileRegistration
 
     /// Creates `.<name>.partial-<pid>` beside `path`. Thrown (`.io`) when it cannot be created.
     init(path: String) throws {
@@ -22,8 +27,10 @@ final class OutputFile {
         let dir = slash.map { String(path[...$0]) } ?? ""
         let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
         temporaryPath = "\(dir).\(base).partial-\(getpid())"
+        registration = TemporaryFileRegistration(path: temporaryPath)
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
+            registration.end()
             throw CheckpointError(.io("cannot create \(temporaryPath): \(String(cString: strerror(errno)))"), file: path)
         }
         buffer.reserveCapacity(bufferLimit)
@@ -34,6 +41,7 @@ final class OutputFile {
             if fd >= 0 { close(fd) }
             unlink(temporaryPath)
         }
+        registration.end()
     }
 
     func write(_ bytes: [UInt8]) throws {
@@ -98,6 +106,7 @@ final class OutputFile {
             throw CheckpointError(.io("cannot rename \(temporaryPath) to \(path): \(String(cString: strerror(errno)))"), file: path)
         }
         committed = true
+        registration.end()
     }
 }
 

@@ -1,4 +1,5 @@
 import Checksums
+import Lifetime
 import Tensors
 
 /// Writes a state dict as torch.save does (zip format, PyTorch ≥ 1.6): `archive/data.pkl` (protocol 2,
@@ -82,6 +83,7 @@ public enum PTHWriter {
         let total = bases.reduce(0) { $0 + $1.count * outType($1.dtype).itemSize }
         var done = 0
         for (i, base) in bases.enumerated() {
+            try Interruption.check()
             let target = outType(base.dtype)
             // One storage at a time: a cast copy lives only while its entry is written.
             let storage = target == base.dtype ? base : try base.cast(to: target)
@@ -93,6 +95,7 @@ public enum PTHWriter {
         }
         try zip.add("\(archiveName)/version", bytes: Array("3\n".utf8))
         try zip.finish()
+        try Interruption.check()
         let size = out.offset
         try out.commit()
         return Report(storages: bases.count, fileBytes: size, valuesNotWritten: sd.values.map(\.name))

@@ -1,5 +1,5 @@
 import Checksums
-import Dispatch
+import Lifetime
 import Tensors
 
 /// Where a converted file came from, recorded in the `.swt` header.
@@ -25,31 +25,6 @@ public struct SourceInfo: Sendable {
         self.bytes = bytes
         self.path = path
         self.format = format
-    }
-}
-
-/// SHA-256 of a file, computed on its own thread.
-final class BackgroundDigest: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private var result: Result<String, any Error> = .success("")
-
-    init(path: String) {
-        DispatchQueue.global().async { [self] in
-            result = Result {
-                do throws(FileReadError) {
-                    return try Checksums.sha256Hex(file: path)
-                } catch {
-                    throw CheckpointError(.io(error.message), file: path)
-                }
-            }
-            done.signal()
-        }
-    }
-
-    /// Waits for the digest. The semaphore orders the write of `result` before this read.
-    func value() throws -> String {
-        done.wait()
-        return try result.get()
     }
 }
 
@@ -164,43 +139,58 @@ public enum SWTWriter {
         let padded = (8 + header.count + SWT.alignment - 1) / SWT.alignment * SWT.alignment - 8
         header += [UInt8](repeating: UInt8(ascii: " "), count: padded - header.count)
 
-        // Hash the source while the data is written (two cores: about the hash's whole cost saved).
-        let digest = source.flatMap { $0.sha256 == nil ? $0.path.map(BackgroundDigest.init) : nil }
-        let out = try OutputFile(path: path)
-        var length = UInt64(header.count).littleEndian
-        try withUnsafeBytes(of: &length) { try out.write($0) }
-        try out.write(header)
-        var done = 0
-        for i in order {
-            let (name, t) = tensors[i]
-            do {
-                let target = outType(t)
-                if t.isContiguous && target == t.dtype {
-                    let raw = try t.storage.bytes()
-                    try out.write(UnsafeRawBufferPointer(rebasing: raw[(t.storageOffset * t.dtype.itemSize)...].prefix(t.byteCount)))
-                } else {
-                    try out.write(try t.contiguousBytes(as: target))
+        // Hash the source while the data is written (two cores: about the hash's whole cost saved). The
+        // hashing thread belongs to this call's scope: on every way out it is cancelled if need be, and
+        // joined.
+        let hashPath = source.flatMap { $0.sha256 == nil ? $0.path : nil }
+        let hashSource: @Sendable (CancellationFlag) throws -> String? = { cancellation in
+            guard let hashPath else { return nil }
+            do throws(FileReadError) {
+                return try Checksums.sha256Hex(file: hashPath, isCancelled: { cancellation.isCancelled })
+            } catch {
+                throw CheckpointError(.io(error.message), file: hashPath)
+            }
+        }
+        let (recorded, fileBytes) = try BackgroundScope.with { scope in
+            let digest = try scope.start(hashSource)
+            let out = try OutputFile(path: path)
+            var length = UInt64(header.count).littleEndian
+            try withUnsafeBytes(of: &length) { try out.write($0) }
+            try out.write(header)
+            var done = 0
+            for i in order {
+                try Interruption.check()
+                let (name, t) = tensors[i]
+                do {
+                    let target = outType(t)
+                    if t.isContiguous && target == t.dtype {
+                        let raw = try t.storage.bytes()
+                        try out.write(UnsafeRawBufferPointer(rebasing: raw[(t.storageOffset * t.dtype.itemSize)...].prefix(t.byteCount)))
+                    } else {
+                        try out.write(try t.contiguousBytes(as: target))
+                    }
+                } catch let e as CheckpointError {
+                    throw e.forTensor(name)
+                } catch let e as TensorError {
+                    throw CheckpointError(.invalidTensor(e), tensor: name, file: path)
                 }
-            } catch let e as CheckpointError {
-                throw e.forTensor(name)
-            } catch let e as TensorError {
-                throw CheckpointError(.invalidTensor(e), tensor: name, file: path)
+                done += sizes[i].bytes
+                progress?(done, total)
             }
-            done += sizes[i].bytes
-            progress?(done, total)
-        }
-        var recorded = source?.sha256
-        if let digest {
-            let hex = try digest.value()
-            recorded = hex
-            let placeholder = Array(("\"" + SWT.MetadataKey.sourceSHA256 + "\":\"" + String(repeating: "0", count: 64) + "\"").utf8)
-            guard let at = header.firstRange(of: placeholder)?.lowerBound else {
-                preconditionFailure("the sha256 placeholder is missing from the header")
+            var recorded = source?.sha256
+            if let hex = try digest.value() {
+                recorded = hex
+                let placeholder = Array(("\"" + SWT.MetadataKey.sourceSHA256 + "\":\"" + String(repeating: "0", count: 64) + "\"").utf8)
+                guard let at = header.firstRange(of: placeholder)?.lowerBound else {
+                    preconditionFailure("the sha256 placeholder is missing from the header")
+                }
+                try out.patch(at: 8 + at + placeholder.count - 65, Array(hex.utf8))
             }
-            try out.patch(at: 8 + at + placeholder.count - 65, Array(hex.utf8))
+            try Interruption.check()
+            let fileBytes = out.offset
+            try out.commit()
+            return (recorded, fileBytes)
         }
-        let fileBytes = out.offset
-        try out.commit()
         return Report(entries: entries, dataStart: 8 + header.count, fileBytes: fileBytes, droppedValues: dropped,
                       sourceSHA256: recorded)
     }

@@ -1,4 +1,4 @@
-import Dispatch
+import Lifetime
 import NN
 import Vision
 
@@ -81,41 +81,36 @@ public struct Batch: Sendable {
 /// Runs `body` on each batch while the next one is decoded and transformed on another thread, so data
 /// loading overlaps compute. Batches come in order and are the same whatever the timing.
 public enum PrefetchingLoader {
-    final class Slot: @unchecked Sendable {
-        var result: Result<Batch, any Error>?
-        let ready = DispatchSemaphore(value: 0)
-    }
-
-    /// Calls `body` with each of `batches` (lists of indices into `inputs`) for `epoch`, in order.
+    /// Calls `body` with each of `batches` (lists of indices into `inputs`) for `epoch`, in order. The
+    /// next batch loads on a thread this call owns; when `body` throws (an error, or `Interrupted`) that
+    /// load is cancelled between images and joined before the error propagates.
     public static func forEach(
         _ batches: [[Int]], of inputs: any TrainingInputs, epoch: Int, _ body: (Batch) throws -> Void
     ) throws {
-        func start(_ indices: [Int]) -> Slot {
-            let slot = Slot()
-            DispatchQueue.global().async {
-                slot.result = Result { try load(indices, of: inputs, epoch: epoch) }
-                slot.ready.signal()
+        try BackgroundScope.with { scope in
+            func start(_ indices: [Int]) throws -> BackgroundJob<Batch> {
+                try scope.start { cancellation in
+                    try load(indices, of: inputs, epoch: epoch, cancellation: cancellation)
+                }
             }
-            return slot
+            var next = try batches.first.map(start)
+            for k in batches.indices {
+                let current = try next!.value()
+                next = k + 1 < batches.count ? try start(batches[k + 1]) : nil
+                try Interruption.check()
+                try body(current)
+            }
         }
-        var next = batches.first.map(start)
-        var pending: Slot? = nil
-        defer { pending?.ready.wait() }
-        for k in batches.indices {
-            let current = next!
-            current.ready.wait()
-            next = k + 1 < batches.count ? start(batches[k + 1]) : nil
-            pending = next
-            try body(try current.result!.get())
-        }
-        pending = nil
     }
 
     /// One batch, loaded on the calling thread.
-    public static func load(_ indices: [Int], of inputs: any TrainingInputs, epoch: Int) throws -> Batch {
+    public static func load(
+        _ indices: [Int], of inputs: any TrainingInputs, epoch: Int, cancellation: CancellationFlag? = nil
+    ) throws -> Batch {
         let size = 3 * inputs.height * inputs.width
         var data = [Float](repeating: 0, count: indices.count * size)
         for (k, i) in indices.enumerated() {
+            if cancellation?.isCancelled == true { throw LoadCancelled() }
             let x = try inputs.input(i, epoch: epoch)
             precondition(x.count == size, "input \(i) has \(x.count) values, not 3×\(inputs.height)×\(inputs.width)")
             data.withUnsafeMutableBufferPointer { d in
@@ -124,6 +119,10 @@ public enum PrefetchingLoader {
         }
         return Batch(indices: indices, inputs: data, labels: indices.map(inputs.label))
     }
+
+    /// Thrown by a prefetch that its owner cancelled; never seen by callers (the owner is already
+    /// unwinding with its own error).
+    struct LoadCancelled: Error {}
 
     /// 0..<count in consecutive batches of `size` (the last may be smaller), following `order`.
     public static func batches(_ order: [Int], size: Int) -> [[Int]] {
