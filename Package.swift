@@ -67,7 +67,7 @@ let package = Package(
         // Compute kernels on Float32 buffers: conv2d, batch norm, pooling, linear, softmax; each fast
         // kernel beside its naive reference twin. Imports Tensors.
         // The packed 6×16 AVX2+FMA GEMM micro-kernel (runtime-dispatched) and its naive twin.
-        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CKernels", path: "Sources/CKernels"),
         .target(name: "Kernels", dependencies: ["Tensors", "COpenBLAS", "CKernels"], path: "Sources/Kernels"),
         // Modules under torchvision's dotted names, load(stateDict, strict:) with a report.
         .target(name: "NN", dependencies: ["Tensors", "Kernels"], path: "Sources/NN"),
