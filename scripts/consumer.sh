@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The consumer check: pth2swt used as another package uses it, by URL and version.
+#
+# 1. The README's "In Swift" block and Tests/Consumer/Sources/Example/main.swift must be the same text.
+# 2. This repository's HEAD is cloned to a temporary folder and tagged with the tool's version
+#    (Converter/PTH2SWT.swift's Version.string); Tests/Consumer depends on that clone through
+#    `.package(url: "file://…", from: "0.2.0")`, so SwiftPM treats it as a versioned remote dependency
+#    (which refuses unsafeFlags in any product's target).
+# 3. The example builds with -c release and runs on Tests/Consumer/Fixtures/resnet18-patterned.pth and
+#    a fixture image; its printed class must be torch's top-1 for the same file and image
+#    (resnet18-patterned.expected.json, from Tests/Reference/make_consumer_fixture.py).
+#
+#   bash scripts/consumer.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+readme_block=$(awk '/^## In Swift/{s=1} s&&/^```swift/{b=1;next} b&&/^```/{exit} b{print}' README.md)
+if ! diff -u <(printf '%s\n' "$readme_block") Tests/Consumer/Sources/Example/main.swift; then
+  echo "consumer: the README's \"In Swift\" example and Tests/Consumer/Sources/Example/main.swift differ" >&2
+  exit 1
+fi
+
+version=$(sed -n 's/.*static let string = "\(.*\)".*/\1/p' Converter/PTH2SWT.swift)
+[[ -n "$version" ]] || { echo "consumer: no Version.string in Converter/PTH2SWT.swift" >&2; exit 1; }
+work=$(mktemp -d /tmp/pth2swt-consumer.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+if [[ -n "$(git status --porcelain --untracked-files=no)" ]]; then
+  echo "consumer: note: the clone is HEAD ($(git rev-parse --short HEAD)); uncommitted changes are not in it"
+fi
+git clone --quiet --no-hardlinks "$root" "$work/pth2swt"
+git -C "$work/pth2swt" tag -f "$version" >/dev/null
+cp -R Tests/Consumer "$work/consumer"
+rm -rf "$work/consumer/.build"
+
+cd "$work/consumer"
+export PTH2SWT_URL="file://$work/pth2swt"
+echo "consumer: building Tests/Consumer against $PTH2SWT_URL at tag $version (release)"
+swift build -c release 2>&1 | tail -n 3
+output=$("$(swift build -c release --show-bin-path)/Example" \
+  "$root/Tests/Consumer/Fixtures/resnet18-patterned.pth" "$root/Tests/Fixtures/images/geom_300x200.jpg")
+printf '%s\n' "$output" | sed 's/^/consumer: example: /'
+
+expected=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["top5_indices"][0])' \
+  "$root/Tests/Consumer/Fixtures/resnet18-patterned.expected.json")
+got=$(printf '%s\n' "$output" | awk 'NR==3{print $1}')
+if [[ "$got" != "$expected" ]]; then
+  echo "consumer: the example's top-1 class is '$got'; torch's is $expected (resnet18-patterned.expected.json)" >&2
+  exit 1
+fi
+echo "consumer: ok: built by version, ran the README's example, top-1 class $got as torch 1.13 gives"
