@@ -104,8 +104,9 @@ let package = Package(
             path: "Tests/TrainingTests"
         ),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], path: "Tests/TensorsTests"),
+        .testTarget(name: "LifetimeTests", dependencies: ["Lifetime"], path: "Tests/LifetimeTests"),
         // Runs the built pth2swt as a user does: exit paths, signals, pipes.
-        .testTarget(name: "ToolTests", dependencies: ["Checkpoint", "Tensors"], path: "Tests/ToolTests"),
+        .testTarget(name: "ToolTests", dependencies: ["Checkpoint", "Tensors", "Lifetime"], path: "Tests/ToolTests"),
         .testTarget(
             name: "CheckpointTests",
             dependencies: ["Checkpoint", "Tensors", "Checksums", "CChecksum", "Lifetime"],

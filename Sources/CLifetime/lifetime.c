@@ -52,7 +52,14 @@ void pth2swt_interrupt_install(void) {
     pthread_sigmask(SIG_UNBLOCK, &ours, NULL);
 }
 
-int pth2swt_interrupt_pending(void) { return atomic_load_explicit(&pending, memory_order_relaxed); }
+static _Thread_local int pending_here = 0;
+
+int pth2swt_interrupt_pending(void) {
+    int p = atomic_load_explicit(&pending, memory_order_relaxed);
+    return p != 0 ? p : pending_here;
+}
+
+void pth2swt_interrupt_request_here(int signal) { pending_here = signal; }
 
 void pth2swt_interrupt_request(int signal) {
     int expected = 0;
@@ -81,6 +88,13 @@ int pth2swt_temporary_add(const char *path) {
 
 void pth2swt_temporary_remove(int slot) {
     if (slot >= 0 && slot < SLOTS) atomic_store(&temporaries[slot].state, FREE);
+}
+
+int pth2swt_temporary_contains(const char *path) {
+    for (int i = 0; i < SLOTS; i++) {
+        if (atomic_load(&temporaries[i].state) == READY && strcmp(temporaries[i].path, path) == 0) return 1;
+    }
+    return 0;
 }
 
 int pth2swt_temporary_count(void) {

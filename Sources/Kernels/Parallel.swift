@@ -74,7 +74,9 @@ extension Parallel {
     }
 
     /// Kernel worker threads running now (0 before the first region and after `shutdown`).
-    public static var liveWorkers: Int { SpinPool.live.load(ordering: .acquiring) }
+    public static var liveWorkers: Int {
+        SpinPool.started.load(ordering: .acquiring) ? SpinPool.shared.live.load(ordering: .acquiring) : 0
+    }
 }
 
 /// Worker threads that wait for regions by spinning (about 50 µs), then on a condition variable.
@@ -84,10 +86,15 @@ extension Parallel {
 /// runs it and bumps its `done` counter (release), which the caller waits for (acquire). Workers that a
 /// region does not need are not woken, and a slot is only written while its worker is idle.
 final class SpinPool: @unchecked Sendable {
-    static let shared = SpinPool(workers: max(1, min(7, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) - 1)))
+    static let shared: SpinPool = {
+        let pool = SpinPool(workers: max(1, min(7, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) - 1)))
+        started.store(true, ordering: .releasing)
+        return pool
+    }()
     /// Set once `shared` exists, so `shutdown` does not start a pool only to stop it.
     static let started = Atomic<Bool>(false)
-    static let live = Atomic<Int>(0)
+    /// This pool's worker threads that have not ended.
+    let live = Atomic<Int>(0)
 
     final class Worker: @unchecked Sendable {
         let ticket = Atomic<Int>(0)
@@ -136,6 +143,16 @@ final class SpinPool: @unchecked Sendable {
         }
     }
 
+    /// What a worker thread is started with.
+    final class WorkerStart {
+        let worker: Worker
+        let pool: SpinPool
+        init(worker: Worker, pool: SpinPool) {
+            self.worker = worker
+            self.pool = pool
+        }
+    }
+
     private let workers: [Worker]
     private var threads: [pthread_t] = []
     private let busy = Atomic<Bool>(false)
@@ -144,18 +161,18 @@ final class SpinPool: @unchecked Sendable {
     init(workers count: Int) {
         workers = (0..<count).map { Worker(index: $0 + 1) }
         for w in workers {
-            let box = Unmanaged.passRetained(w).toOpaque()
+            let box = Unmanaged.passRetained(WorkerStart(worker: w, pool: self)).toOpaque()
             var tid = pthread_t()
-            SpinPool.live.add(1, ordering: .relaxed)
+            live.add(1, ordering: .relaxed)
             let rc = pthread_create(&tid, nil, { arg in
-                Unmanaged<SpinPool.Worker>.fromOpaque(arg!).takeRetainedValue().loop()
-                SpinPool.live.subtract(1, ordering: .releasing)
+                let start = Unmanaged<WorkerStart>.fromOpaque(arg!).takeRetainedValue()
+                start.worker.loop()
+                start.pool.live.subtract(1, ordering: .releasing)
                 return nil
             }, box)
             precondition(rc == 0, "cannot start a kernel thread")
             threads.append(tid)
         }
-        SpinPool.started.store(true, ordering: .releasing)
     }
 
     /// Takes the pool for good (waiting for a region in flight to end), wakes every worker with the

@@ -46,8 +46,12 @@ public final class BackgroundScope {
         return job
     }
 
-    /// Live background threads in this process (tests check it returns to zero).
+    /// Live background threads in this process.
     public static var live: Int { BackgroundCount.live.load(ordering: .acquiring) }
+
+    /// Live background threads started by scopes on the calling thread: what a test checks is back to
+    /// zero after a call returns, while other threads of the process run jobs of their own.
+    public static var liveStartedHere: Int { BackgroundCount.owned.withLock { $0[pthread_self(), default: 0] } }
 }
 
 protocol Joinable: AnyObject {
@@ -78,8 +82,16 @@ public final class BackgroundJob<T: Sendable>: Joinable, @unchecked Sendable {
     }
 
     fileprivate func start() throws {
-        thread = try startThread { [self] in
-            result = Result { try work(cancellation) }
+        let owner = pthread_self()
+        BackgroundCount.owned.withLock { $0[owner, default: 0] += 1 }
+        do {
+            thread = try startThread { [self] in
+                result = Result { try work(cancellation) }
+                BackgroundCount.owned.withLock { $0[owner]! -= 1 }
+            }
+        } catch {
+            BackgroundCount.owned.withLock { $0[owner]! -= 1 }
+            throw error
         }
     }
 
@@ -99,6 +111,8 @@ public struct BackgroundError: Error, CustomStringConvertible {
 
 enum BackgroundCount {
     static let live = Atomic<Int>(0)
+    /// Running jobs by the thread that started them.
+    static let owned = Mutex<[pthread_t: Int]>([:])
 }
 
 /// What a new thread runs (a class, so its address can cross pthread_create's `void *`).

@@ -55,6 +55,14 @@ public enum Interruption {
 
     public static func clear() { pth2swt_interrupt_clear() }
 
+    /// Runs `body` as if `signal` had arrived, for the calling thread only: its `check()` calls throw,
+    /// other threads' do not (tests of a cancellation path, inside a process doing other work).
+    public static func requested<T, E: Error>(_ signal: Int32 = SIGINT, _ body: () throws(E) -> T) throws(E) -> T {
+        pth2swt_interrupt_request_here(signal)
+        defer { pth2swt_interrupt_request_here(0) }
+        return try body()
+    }
+
     /// Runs `body`, which promises to call `check()` often, with the first signal deferred to it.
     public static func cooperating<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pth2swt_cooperate_begin()
@@ -87,6 +95,9 @@ public final class TemporaryFileRegistration: @unchecked Sendable {
 
     deinit { end() }
 
-    /// How many temporary files are registered in this process now (tests).
+    /// How many temporary files are registered in this process now.
     public static var count: Int { Int(pth2swt_temporary_count()) }
+
+    /// Whether `path` is registered now.
+    public static func isRegistered(_ path: String) -> Bool { pth2swt_temporary_contains(path) == 1 }
 }

@@ -142,4 +142,22 @@ import Testing
             for await ok in group { #expect(ok) }
         }
     }
+
+    /// A pool's workers end and are joined by `shutdown` (the tool calls it on every exit path); after
+    /// it the pool takes no region, so callers fall back to GCD. A private pool, so the shared one
+    /// keeps serving the other tests.
+    @Test func shutdownJoinsEveryWorker() {
+        let pool = SpinPool(workers: 3)
+        #expect(pool.live.load(ordering: .acquiring) == 3)
+        let hits = UnsafeMutableBufferPointer<Int>.allocate(capacity: 4)
+        hits.initialize(repeating: 0)
+        defer { hits.deallocate() }
+        nonisolated(unsafe) let slots = hits
+        for _ in 0..<50 { #expect(pool.run(chunks: 4) { slots[$0] += 1 }) }
+        #expect(hits.allSatisfy { $0 == 50 })
+        pool.shutdown()
+        #expect(pool.live.load(ordering: .acquiring) == 0, "a worker outlived shutdown")
+        #expect(!pool.run(chunks: 2) { _ in })
+        pool.shutdown()   // idempotent
+    }
 }

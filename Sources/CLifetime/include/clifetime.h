@@ -15,8 +15,12 @@ extern "C" {
 /// threads and exits. A signal that arrives while nothing cooperates, or a second signal, removes
 /// every registered temporary file and ends the process at once with _exit(128 + signal).
 void pth2swt_interrupt_install(void);
-/// The first signal recorded since the last clear (SIGINT, SIGTERM), or 0.
+/// The first signal recorded since the last clear (SIGINT, SIGTERM), or 0; else one requested on the
+/// calling thread only (pth2swt_interrupt_request_here), or 0.
 int pth2swt_interrupt_pending(void);
+/// Records `signal` for the calling thread alone (0 clears it): tests interrupt their own work while
+/// other work in the process goes on.
+void pth2swt_interrupt_request_here(int signal);
 /// Records `signal` as if it had arrived (a test, or an embedding program cancelling the work).
 void pth2swt_interrupt_request(int signal);
 void pth2swt_interrupt_clear(void);
@@ -31,6 +35,8 @@ void pth2swt_stdout_line_buffered(void);
 /// Registers a temporary file for removal if the process is ended by a signal. Returns a slot for
 /// pth2swt_temporary_remove, or -1 when the path is too long or every slot is taken.
 int pth2swt_temporary_add(const char *path);
+/// 1 when `path` is registered now.
+int pth2swt_temporary_contains(const char *path);
 void pth2swt_temporary_remove(int slot);
 /// How many temporary files are registered now.
 int pth2swt_temporary_count(void);
