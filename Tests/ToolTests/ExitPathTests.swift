@@ -30,17 +30,18 @@ struct ExitPathTests {
         #expect(outcomes == ["exit 1": 30], "\(outcomes)")
     }
 
-    /// SIGINT at several moments of a conversion: the process ends with 130 (or 0 if it had finished,
-    /// or by the signal itself before its handlers were in place); never a temporary file; an output
-    /// file only when it is whole (it reads back equal to the source).
+    /// SIGINT (converting to .swt) and SIGTERM (to .pth) at several moments of a conversion: the process
+    /// ends with 130 / 143 (or 0 if it had finished, or by the signal itself before its handlers were in
+    /// place); never a temporary file; an output file only when it is whole (it reads back equal to the
+    /// source).
     @Test func interruptedConvertLeavesNoPartialOutput() throws {
         let dir = try Scratch("sigint-convert")
         let input = dir.file("big.pth")
         try Synthetic.checkpoint(at: input, bigTensors: 12, megabytesEach: 8)
         let source = try Checkpoint(path: input).stateDict()
-        var interruptedMidway = 0
+        var interruptedMidway: [Int32: Int] = [:]
         for delay in [0.0, 0.01, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.5, 0.8] {
-            for target in ["out.swt", "out.pth"] {
+            for (target, signal) in [("out.swt", SIGINT), ("out.pth", SIGTERM)] {
                 let out = dir.file(target)
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: Tool.path)
@@ -49,12 +50,12 @@ struct ExitPathTests {
                 p.standardError = FileHandle.nullDevice
                 try p.run()
                 usleep(UInt32(delay * 1e6))
-                kill(p.processIdentifier, SIGINT)
+                kill(p.processIdentifier, signal)
                 p.waitUntilExit()
                 let status = p.terminationStatus
                 let signalled = p.terminationReason == .uncaughtSignal
                 let what = "delay \(delay) \(target): \(signalled ? "signal" : "exit") \(status)"
-                #expect((signalled && status == SIGINT) || (!signalled && (status == 0 || status == 130)), "\(what)")
+                #expect((signalled && status == signal) || (!signalled && (status == 0 || status == 128 + signal)), "\(what)")
                 #expect(dir.contents.allSatisfy { !$0.contains("partial") }, "\(what): \(dir.contents)")
                 if FileManager.default.fileExists(atPath: out) {
                     let written = try Checkpoint(path: out).stateDict()
@@ -64,13 +65,13 @@ struct ExitPathTests {
                     }
                     try FileManager.default.removeItem(atPath: out)
                 } else {
-                    #expect(status == 130 || signalled, "\(what): no output after a clean exit")
-                    if status == 130 && !signalled { interruptedMidway += 1 }
+                    #expect(status == 128 + signal || signalled, "\(what): no output after a clean exit")
+                    if status == 128 + signal && !signalled { interruptedMidway[signal, default: 0] += 1 }
                 }
             }
         }
         // Not vacuous: some signals landed while the file was being written.
-        #expect(interruptedMidway > 0)
+        #expect(interruptedMidway[SIGINT, default: 0] > 0 && interruptedMidway[SIGTERM, default: 0] > 0, "\(interruptedMidway)")
     }
 
     static let fashion = "/usr/share/datasets/fashion-mnist"
