@@ -132,4 +132,44 @@ struct ExitPathTests {
         #expect(errText.contains("hold epoch \(recorded); --resume \(resume) continues"), "\(errText)")
         #expect(try Checkpoint(path: out).stateDict().count > 0)
     }
+
+    /// SIGINT early in a finetune run (while the data loads or epoch 1 trains) and SIGTERM during epoch
+    /// 2: exit 130 / 143, never a temporary file, and checkpoint files only for the epochs whose lines
+    /// were printed, each readable.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: fashion + "/train-images-idx3-ubyte.gz"),
+                   "Fashion-MNIST is not installed (bash scripts/bootstrap.sh installs dataset-fashion-mnist)"))
+    func finetuneInterruptedAtOtherPoints() throws {
+        for (delay, signal) in [(0.3, SIGINT), (1.5, SIGINT), (0.0, SIGTERM)] {
+            let dir = try Scratch("finetune-points")
+            let out = dir.file("ft.swt"), resume = dir.file("ft.resume.swt")
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Tool.path)
+            p.arguments = ["finetune", "--data", Self.fashion, "--classes", "2", "--per-class", "8",
+                           "--freeze", "through:layer3", "--epochs", "4", "--batch-size", "4", "--threads", "2",
+                           "--no-augment", "--out", out]
+            let stdout = Pipe()
+            p.standardOutput = stdout
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            if delay > 0 {
+                usleep(UInt32(delay * 1e6))
+            } else {
+                // Into epoch 2: after epoch 1's checkpoint is in place.
+                while !FileManager.default.fileExists(atPath: resume) && p.isRunning { usleep(5_000) }
+            }
+            kill(p.processIdentifier, signal)
+            let text = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            let what = "signal \(signal) after \(delay) s"
+            #expect(p.terminationReason == .exit && p.terminationStatus == 128 + signal, "\(what): status \(p.terminationStatus)\n\(text)")
+            #expect(dir.contents.allSatisfy { !$0.contains("partial") }, "\(what): \(dir.contents)")
+            let finished = text.split(separator: "\n").filter { $0.hasPrefix("epoch ") }.count
+            // Whatever was written is whole (the model is written just before its resume file, so a
+            // signal between the two leaves the model of that epoch alone).
+            for file in [out, resume] where FileManager.default.fileExists(atPath: file) {
+                #expect(finished >= 1, "\(what): \(file) without a finished epoch")
+                #expect(try Checkpoint(path: file).stateDict().count > 0, "\(what): \(file)")
+            }
+        }
+    }
 }
