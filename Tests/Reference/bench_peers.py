@@ -1,15 +1,21 @@
-"""ResNet-18 inference: pth2swt against PyTorch and ONNX Runtime, same weights, same machine, one script.
+"""ResNet-18 inference: pth2swt against PyTorch, ONNX Runtime and OpenVINO (f32), same weights, same
+machine, one script.
 
     swift build -c release && PYTHON Tests/Reference/bench_peers.py [--weights ../shared/weights/resnet18-zip.pth]
-        [--runs 20] [--pth2swt .build/release/pth2swt] [--tune]
+        [--runs 20] [--rounds 3] [--pth2swt [LABEL=].build/release/pth2swt ...] [--tune]
 
-PYTHON needs torch + torchvision (Debian python3-torch 1.13, python3-torchvision 0.14) and, for the ONNX
-Runtime column, onnxruntime (pip). The model is torchvision.models.resnet18 with the weights loaded, in
-eval mode, exported to ONNX once (opset 13) for ONNX Runtime (graph optimisations on, intra-op threads =
-the row's thread count). pth2swt runs first in each row, in its own process, so the peers' spinning
-worker threads cannot take its cores. Rows: batch 1 / 1 thread, batch 1 / 2 threads, batch 16 / 2 threads. Each
-figure is the median over --runs runs after warm-up runs; pth2swt's is `pth2swt bench infer --json`.
-Peak resident memory (VmHWM) of one batch-1 run per runtime in a fresh process is printed last.
+PYTHON needs torch + torchvision (Debian python3-torch 1.13, python3-torchvision 0.14) and, for their
+columns, onnxruntime and openvino (pip; see the README for the venv). The model is
+torchvision.models.resnet18 with the weights loaded, in eval mode, exported to ONNX once (opset 13) for
+ONNX Runtime (graph optimisations on, intra-op threads = the row's thread count) and OpenVINO (CPU,
+INFERENCE_PRECISION_HINT f32 so that CPUs with AVX512_BF16 do not switch to bf16 by themselves,
+INFERENCE_NUM_THREADS = the row's thread count, one stream, latency hint). pth2swt runs first in each
+row, in its own process, so the peers' spinning worker threads cannot take its cores. Rows: batch 1 /
+1 thread, batch 1 / 2 threads, batch 16 / 2 threads. Each figure is the median over --runs runs after
+warm-up runs; pth2swt's is `pth2swt bench infer --json`. With --rounds N every side runs N times, the
+sides taking turns, and each keeps its fastest median (the host is shared). --pth2swt may be given
+several times (LABEL=PATH) to put two builds side by side. Peak resident memory (VmHWM) of one batch-1
+run per runtime in a fresh process is printed last.
 """
 import argparse
 import json
@@ -46,13 +52,27 @@ else:
     return int(out.split()[-1]) / 1024
 
 
+def cpu_model():
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        return next(l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name"))
+    except Exception:
+        return "unknown CPU"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", default=str(REPO.parent / "shared" / "weights" / "resnet18-zip.pth"))
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--pth2swt", default=str(REPO / ".build" / "release" / "pth2swt"))
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--pth2swt", action="append", default=None,
+                    help="[LABEL=]PATH of a pth2swt binary; repeat to compare builds (default .build/release/pth2swt)")
     ap.add_argument("--tune", action="store_true", help="let pth2swt time both convolution algorithms per layer first")
     args = ap.parse_args()
+    ours_bins = []
+    for spec in args.pth2swt or [str(REPO / ".build" / "release" / "pth2swt")]:
+        label, _, path = spec.rpartition("=")
+        ours_bins.append((label or "ours", path))
 
     import torch
     import torchvision
@@ -60,52 +80,83 @@ def main():
         import onnxruntime as ort
     except ImportError:
         ort = None
+    try:
+        import openvino as ov
+    except ImportError:
+        ov = None
     torch.set_grad_enabled(False)
     model = torchvision.models.resnet18()
     model.load_state_dict(torch.load(args.weights))
     model.eval()
     tmp = tempfile.mkdtemp()
     onnx_path = Path(tmp) / "resnet18.onnx"
-    if ort:
+    if ort or ov:
         torch.onnx.export(model, torch.randn(1, 3, 224, 224), onnx_path, opset_version=13,
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    print(f"cpu: {cpu_model()}, {os.cpu_count()} cpus")
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
-          f"onnxruntime {ort.__version__ if ort else 'absent'}, {os.cpu_count()} cpus, {args.runs} runs")
-    print(f"{'batch':>5} {'threads':>7} {'torch ms':>9} {'ORT ms':>8} {'ours ms':>8} {'ours/torch':>10} {'ours/ORT':>9} {'ours img/s':>10}")
-    for batch, threads in ROWS:
-        # pth2swt first, in its own process, while this one is idle: torch's OpenMP workers and ONNX
-        # Runtime's pool spin for a while after each run and would take its cores.
-        cmd = [args.pth2swt, "bench", "infer", "--weights", args.weights, "--batch", str(batch), "--threads",
+          f"onnxruntime {ort.__version__ if ort else 'absent'}, openvino {ov.__version__ if ov else 'absent'}, "
+          f"{args.runs} runs, best of {args.rounds} round(s)")
+
+    def run_ours(path, batch, threads):
+        cmd = [path, "bench", "infer", "--weights", args.weights, "--batch", str(batch), "--threads",
                str(threads), "--repeat", str(args.runs), "--json"] + (["--tune"] if args.tune else [])
-        ours = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
-        t_ours = ours["median_ms"]
+        return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])["median_ms"]
+
+    peers = ["torch"] + (["ORT"] if ort else []) + (["OpenVINO f32"] if ov else [])
+    labels = [l for l, _ in ours_bins]
+    head = f"{'batch':>5} {'threads':>7}" + "".join(f" {p + ' ms':>15}" for p in peers) + "".join(f" {l + ' ms':>12}" for l in labels)
+    head += "".join(f" {l + '/best':>12}" for l in labels) + f" {'best peer':>13}"
+    print(head)
+    for batch, threads in ROWS:
         x = torch.randn(batch, 3, 224, 224)
-        torch.set_num_threads(threads)
-        t_torch = median_ms(lambda: model(x), args.runs, warmup=3)
-        t_ort = None
-        if ort:
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-            sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-            feed = {"input": x.numpy()}
-            t_ort = median_ms(lambda: sess.run(None, feed), args.runs, warmup=3)
-            del sess
-        time.sleep(1)
-        ort_s = f"{t_ort:8.1f}" if t_ort else f"{'-':>8}"
-        vs_ort = f"{t_ours / t_ort:9.2f}" if t_ort else f"{'-':>9}"
-        print(f"{batch:>5} {threads:>7} {t_torch:9.1f} {ort_s} {t_ours:8.1f} {t_ours / t_torch:10.2f} {vs_ort} {batch * 1000 / t_ours:10.1f}")
+        best = {}
+
+        def keep(name, t):
+            best[name] = min(best.get(name, float("inf")), t)
+
+        for _ in range(args.rounds):
+            # pth2swt first, in its own process, while this one is idle: torch's OpenMP workers and the
+            # peers' pools spin for a while after each run and would take its cores.
+            for label, path in ours_bins:
+                keep(label, run_ours(path, batch, threads))
+            torch.set_num_threads(threads)
+            keep("torch", median_ms(lambda: model(x), args.runs, warmup=3))
+            if ort:
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = threads
+                opts.inter_op_num_threads = 1
+                sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+                feed = {"input": x.numpy()}
+                keep("ORT", median_ms(lambda: sess.run(None, feed), args.runs, warmup=3))
+                del sess
+            if ov:
+                core = ov.Core()
+                compiled = core.compile_model(str(onnx_path), "CPU", {
+                    "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads,
+                    "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
+                request = compiled.create_infer_request()
+                feed = {0: x.numpy()}
+                keep("OpenVINO f32", median_ms(lambda: request.infer(feed), args.runs, warmup=3))
+                del request, compiled, core
+            time.sleep(1)
+        best_peer = min(peers, key=lambda p: best[p])
+        row = f"{batch:>5} {threads:>7}" + "".join(f" {best[p]:15.1f}" for p in peers)
+        row += "".join(f" {best[l]:12.1f}" for l in labels)
+        row += "".join(f" {best[l] / best[best_peer]:12.2f}" for l in labels) + f" {best_peer:>13}"
+        print(row)
 
     print()
     p_torch = child_peak("torch", args.weights, onnx_path)
     p_ort = child_peak("ort", args.weights, onnx_path) if ort else None
-    p = subprocess.run(["sh", "-c", f"{args.pth2swt} bench infer --weights {args.weights} --repeat 1 --warmup 0 --json"],
+    path = ours_bins[0][1]
+    p = subprocess.run([path, "bench", "infer", "--weights", args.weights, "--repeat", "1", "--warmup", "0", "--json"],
                        capture_output=True, text=True, check=True)
     ours = json.loads(p.stdout.strip().splitlines()[-1])
     print("peak resident memory, batch 1, fresh process (MiB): "
-          f"torch {p_torch:.0f}, ORT {p_ort:.0f}, " if p_ort else f"torch {p_torch:.0f}, ",
-          f"pth2swt {ours.get('peak_rss_bytes', 0) / 2**20:.0f}")
+          + f"torch {p_torch:.0f}, " + (f"ORT {p_ort:.0f}, " if p_ort else "")
+          + f"{ours_bins[0][0]} {ours.get('peak_rss_bytes', 0) / 2**20:.0f}")
 
 
 if __name__ == "__main__":
