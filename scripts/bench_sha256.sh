@@ -83,7 +83,8 @@ for _ in 0..<7 {
     best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
 }
 let head = digest.prefix(4).map { String(format: "%02x", $0) }.joined()
-print(String(format: "%-18@ %7.1f ms %6.0f MB/s  %@…", "swift-crypto", best * 1e3, Double(data.count) / best / 1e6, head))
+let name = "swift-crypto".padding(toLength: 18, withPad: " ", startingAt: 0)
+print(name + String(format: " %7.1f ms %6.0f MB/s  ", best * 1e3, Double(data.count) / best / 1e6) + head + "…")
 EOF
 start=$(date +%s)
 if (cd "$work/sc" && swift build -c release >/dev/null 2>&1); then
