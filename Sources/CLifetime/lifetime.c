@@ -97,10 +97,5 @@ int pth2swt_temporary_contains(const char *path) {
     return 0;
 }
 
-int pth2swt_temporary_count(void) {
-    int n = 0;
-    for (int i = 0; i < SLOTS; i++) n += atomic_load(&temporaries[i].state) == READY;
-    return n;
-}
 
 void pth2swt_stdout_line_buffered(void) { setvbuf(stdout, NULL, _IOLBF, 0); }

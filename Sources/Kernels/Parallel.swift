@@ -72,11 +72,6 @@ extension Parallel {
     public static func shutdown() {
         if SpinPool.started.load(ordering: .acquiring) { SpinPool.shared.shutdown() }
     }
-
-    /// Kernel worker threads running now (0 before the first region and after `shutdown`).
-    public static var liveWorkers: Int {
-        SpinPool.started.load(ordering: .acquiring) ? SpinPool.shared.live.load(ordering: .acquiring) : 0
-    }
 }
 
 /// Worker threads that wait for regions by spinning (about 50 µs), then on a condition variable.

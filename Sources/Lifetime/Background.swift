@@ -46,9 +46,6 @@ public final class BackgroundScope {
         return job
     }
 
-    /// Live background threads in this process.
-    public static var live: Int { BackgroundCount.live.load(ordering: .acquiring) }
-
     /// Live background threads started by scopes on the calling thread: what a test checks is back to
     /// zero after a call returns, while other threads of the process run jobs of their own.
     public static var liveStartedHere: Int { BackgroundCount.owned.withLock { $0[pthread_self(), default: 0] } }
@@ -110,7 +107,6 @@ public struct BackgroundError: Error, CustomStringConvertible {
 }
 
 enum BackgroundCount {
-    static let live = Atomic<Int>(0)
     /// Running jobs by the thread that started them.
     static let owned = Mutex<[pthread_t: Int]>([:])
 }
@@ -121,19 +117,16 @@ private final class ThreadBody {
     init(_ run: @escaping () -> Void) { self.run = run }
 }
 
-/// Starts a joinable thread running `body`, counted in `BackgroundScope.live` until `body` returns.
+/// Starts a joinable thread running `body`.
 private func startThread(_ body: @escaping () -> Void) throws -> pthread_t {
     let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     var tid = pthread_t()
-    BackgroundCount.live.add(1, ordering: .relaxed)
     let rc = pthread_create(&tid, nil, { arg in
         Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue().run()
-        BackgroundCount.live.subtract(1, ordering: .releasing)
         return nil
     }, box)
     guard rc == 0 else {
         Unmanaged<ThreadBody>.fromOpaque(box).release()
-        BackgroundCount.live.subtract(1, ordering: .relaxed)
         throw BackgroundError(code: rc)
     }
     return tid

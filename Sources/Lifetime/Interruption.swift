@@ -95,9 +95,6 @@ public final class TemporaryFileRegistration: @unchecked Sendable {
 
     deinit { end() }
 
-    /// How many temporary files are registered in this process now.
-    public static var count: Int { Int(pth2swt_temporary_count()) }
-
     /// Whether `path` is registered now.
     public static func isRegistered(_ path: String) -> Bool { pth2swt_temporary_contains(path) == 1 }
 }

@@ -76,6 +76,17 @@ struct ExitPathTests {
 
     static let fashion = "/usr/share/datasets/fashion-mnist"
 
+    /// `pth2swt finetune` on 16 Fashion-MNIST images from a seeded random resnet18, through layer3
+    /// frozen, writing OUT and OUT's .resume.swt each epoch (a few seconds an epoch in a debug build).
+    static func finetune(out: String, epochs: Int, threads: Int) -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Tool.path)
+        p.arguments = ["finetune", "--data", fashion, "--classes", "2", "--per-class", "8",
+                       "--freeze", "through:layer3", "--epochs", String(epochs), "--batch-size", "4",
+                       "--threads", String(threads), "--no-augment", "--out", out]
+        return p
+    }
+
     /// finetune's epoch lines reach a pipe while the run goes on (stdout is line-buffered), and SIGINT
     /// after epoch 1's checkpoint ends the run with 130, leaving that checkpoint whole and nothing partial.
     @Test(.enabled(if: FileManager.default.fileExists(atPath: fashion + "/train-images-idx3-ubyte.gz"),
@@ -83,11 +94,7 @@ struct ExitPathTests {
     func finetuneLogStreamsAndSIGINTKeepsTheLastCheckpoint() throws {
         let dir = try Scratch("finetune")
         let out = dir.file("ft.swt"), resume = dir.file("ft.resume.swt")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Tool.path)
-        p.arguments = ["finetune", "--data", Self.fashion, "--classes", "2", "--per-class", "8",
-                       "--freeze", "through:layer3", "--epochs", "6", "--batch-size", "4", "--threads", "1",
-                       "--no-augment", "--out", out]
+        let p = Self.finetune(out: out, epochs: 6, threads: 1)
         let stdout = Pipe(), stderr = Pipe()
         p.standardOutput = stdout
         p.standardError = stderr
@@ -142,11 +149,7 @@ struct ExitPathTests {
         for (delay, signal) in [(0.3, SIGINT), (1.5, SIGINT), (0.0, SIGTERM)] {
             let dir = try Scratch("finetune-points")
             let out = dir.file("ft.swt"), resume = dir.file("ft.resume.swt")
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: Tool.path)
-            p.arguments = ["finetune", "--data", Self.fashion, "--classes", "2", "--per-class", "8",
-                           "--freeze", "through:layer3", "--epochs", "4", "--batch-size", "4", "--threads", "2",
-                           "--no-augment", "--out", out]
+            let p = Self.finetune(out: out, epochs: 4, threads: 2)
             let stdout = Pipe()
             p.standardOutput = stdout
             p.standardError = FileHandle.nullDevice

@@ -38,8 +38,6 @@ int pth2swt_temporary_add(const char *path);
 /// 1 when `path` is registered now.
 int pth2swt_temporary_contains(const char *path);
 void pth2swt_temporary_remove(int slot);
-/// How many temporary files are registered now.
-int pth2swt_temporary_count(void);
 
 #ifdef __cplusplus
 }

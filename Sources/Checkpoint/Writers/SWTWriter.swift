@@ -143,16 +143,16 @@ public enum SWTWriter {
         // hashing thread belongs to this call's scope: on every way out it is cancelled if need be, and
         // joined.
         let hashPath = source.flatMap { $0.sha256 == nil ? $0.path : nil }
-        let hashSource: @Sendable (CancellationFlag) throws -> String? = { cancellation in
-            guard let hashPath else { return nil }
-            do throws(FileReadError) {
-                return try Checksums.sha256Hex(file: hashPath, isCancelled: { cancellation.isCancelled })
-            } catch {
-                throw CheckpointError(.io(error.message), file: hashPath)
-            }
-        }
         let (recorded, fileBytes) = try BackgroundScope.with { scope in
-            let digest = try scope.start(hashSource)
+            let digest = try hashPath.map { hashPath in
+                try scope.start { cancellation -> String in
+                    do throws(FileReadError) {
+                        return try Checksums.sha256Hex(file: hashPath, isCancelled: { cancellation.isCancelled })
+                    } catch {
+                        throw CheckpointError(.io(error.message), file: hashPath)
+                    }
+                }
+            }
             let out = try OutputFile(path: path)
             var length = UInt64(header.count).littleEndian
             try withUnsafeBytes(of: &length) { try out.write($0) }
@@ -178,7 +178,8 @@ public enum SWTWriter {
                 progress?(done, total)
             }
             var recorded = source?.sha256
-            if let hex = try digest.value() {
+            if let digest {
+                let hex = try digest.value()
                 recorded = hex
                 let placeholder = Array(("\"" + SWT.MetadataKey.sourceSHA256 + "\":\"" + String(repeating: "0", count: 64) + "\"").utf8)
                 guard let at = header.firstRange(of: placeholder)?.lowerBound else {
