@@ -44,15 +44,9 @@ struct PTH2SWT: ParsableCommand {
             outcome = error
         }
         Parallel.shutdown()
-        fflush(nil)
-        guard let outcome else { Glibc.exit(0) }
-        if let i = outcome as? Interrupted {
-            // Thrown past a command's own error handling (its output is settled either way).
-            var err = StandardError()
-            print("pth2swt: \(i)", to: &err)
-            Glibc.exit(i.exitCode)
-        }
-        exit(withError: outcome)
+        guard let error = outcome else { Glibc.exit(0) }
+        // `Interrupted` thrown past a command's own error handling: the same message and status as there.
+        exit(withError: (error as? Interrupted).map { fail($0, json: false) } ?? error)
     }
 }
 

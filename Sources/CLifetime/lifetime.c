@@ -97,5 +97,4 @@ int pth2swt_temporary_contains(const char *path) {
     return 0;
 }
 
-
 void pth2swt_stdout_line_buffered(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
