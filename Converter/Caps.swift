@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import Tensors
 
 /// `--cap NAME=VALUE`: the resource caps of `LoadOptions`, for a file that is large but trusted.
 struct CapOptions: ParsableArguments {
@@ -22,4 +23,30 @@ struct CapOptions: ParsableArguments {
         }
         return options
     }
+}
+
+/// Which state dict to read and whether to read unknown classes as records: `--key`, `--stub-classes`.
+struct SourceOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Read the state dict at this dotted path (dict keys, list indices, attributes), as `inspect` lists them; '' is the root.",
+        valueName: "a.b.c"))
+    var key: String?
+
+    @Flag(name: .customLong("stub-classes"), help: ArgumentHelp(
+        "Read classes outside the allowlist (whole pickled models, Lightning, omegaconf, argparse) as inert records.",
+        discussion: "Nothing is imported or run either way: a record is the class's name and the arguments the file gave."))
+    var stubClasses = false
+
+    func apply(to options: inout LoadOptions) {
+        options.stubClasses = stubClasses
+    }
+}
+
+/// "under 'model' → 'state_dict' (1 of 3 candidates)", for a state dict not at the root or not alone.
+func placeNote(_ sd: StateDict) -> String? {
+    guard !sd.path.isEmpty || sd.candidates.count > 1 || sd.kind != .dict else { return nil }
+    let place = sd.path.isEmpty ? "at the root" : "under " + sd.path.map { "'\($0)'" }.joined(separator: " → ")
+    let kind = sd.kind == .module ? ", a module's state_dict()" : sd.kind == .tensor ? ", a bare tensor named '\(bareTensorName)'" : ""
+    let of = sd.candidates.count > 1 ? " (picked of \(sd.candidates.count) candidates; --key chooses another)" : ""
+    return "state dict \(place)\(kind)\(of)"
 }

@@ -24,8 +24,16 @@ struct Convert: ParsableCommand, Cooperative {
             failed or interrupted conversion leaves no partial file: Ctrl-C (SIGINT) or SIGTERM stops it, \
             removes the temporary file and exits with status 130 (143 for SIGTERM).
 
+            Which tensors: the state dict inspect marks as read (the obvious candidate; --key a.b.c \
+            names another), or with --all-tensors every tensor and numpy array in the file, each \
+            named by its dotted path from the root. --stub-classes reads classes outside the \
+            allowlist (a whole pickled model, Lightning or omegaconf objects) as inert records; \
+            nothing is imported or run.
+
             Examples:
               pth2swt convert resnet18-5c106cde.pth resnet18.swt
+              pth2swt convert whole_model.pth weights.swt --stub-classes
+              pth2swt convert train_ckpt.pt ema.swt --key ema
               pth2swt convert resnet18.swt resnet18-f16.pth --dtype float16
               pth2swt convert ckpt.pth backbone.swt --strip-prefix module. --exclude 'fc.*'
             """
@@ -55,7 +63,11 @@ struct Convert: ParsableCommand, Cooperative {
     @Flag(name: .shortAndLong, help: "No progress bar.")
     var quiet = false
 
+    @Flag(name: .customLong("all-tensors"), help: "Write every tensor and numpy array in the file, named by its dotted path from the root.")
+    var allTensors = false
+
     @OptionGroup var caps: CapOptions
+    @OptionGroup var source: SourceOptions
 
     enum CastType: String, ExpressibleByArgument, CaseIterable {
         case float32, float16, bfloat16
@@ -68,6 +80,7 @@ struct Convert: ParsableCommand, Cooperative {
         guard Convert.target(of: output) != nil else {
             throw ValidationError("OUT must end in .swt, .safetensors, .pth or .pt (got '\(output)')")
         }
+        if allTensors, source.key != nil { throw ValidationError("--all-tensors and --key exclude each other") }
     }
 
     static func target(of path: String) -> Target? {
@@ -80,8 +93,10 @@ struct Convert: ParsableCommand, Cooperative {
     func run() throws {
         let start = now()
         do {
-            let ckpt = try Checkpoint(path: input, options: try caps.loadOptions())
-            let full = try ckpt.stateDict(stripPrefix: stripPrefix)
+            var options = try caps.loadOptions()
+            source.apply(to: &options)
+            let ckpt = try Checkpoint(path: input, options: options)
+            let full = allTensors ? try ckpt.allTensors() : try ckpt.stateDict(key: source.key, stripPrefix: stripPrefix)
             let sd = full.filtered(select: select.map(NamePattern.init), exclude: exclude.map(NamePattern.init))
             guard !sd.isEmpty else {
                 throw ValidationError("no tensor is left after --select/--exclude (the file has \(full.count))")
@@ -93,8 +108,17 @@ struct Convert: ParsableCommand, Cooperative {
                 ("input", .string(input)), ("input_format", .string(ckpt.format.rawValue)),
                 ("output", .string(output)), ("output_format", .string(target.rawValue)),
                 ("tensors", .int(sd.count)),
+                ("state_dict_path", .array(sd.path.map(JSON.string))),
+                ("state_dict_kind", .string(allTensors ? "all" : sd.kind.rawValue)),
+                ("candidates", .int(full.candidates.count)),
+                ("stubbed_classes", .array(ckpt.stubbedClasses.map(JSON.string))),
             ]
-            let values = otherValues(ckpt, sd)
+            if !allTensors, let note = placeNote(full) { notes.append(note) }
+            if allTensors { notes.append("every tensor in the file, named by its path from the root") }
+            if !ckpt.stubbedClasses.isEmpty {
+                notes.append("read \(ckpt.stubbedClasses.count) classes as inert records (--stub-classes): \(ckpt.stubbedClasses.prefix(6).joined(separator: ", "))\(ckpt.stubbedClasses.count > 6 ? ", …" : "")")
+            }
+            let values = allTensors ? [] : otherValues(ckpt, sd)
             switch target {
             case .swt:
                 let source = SourceInfo(path: input, bytes: ckpt.fileSize, format: ckpt.format)

@@ -319,7 +319,8 @@ struct FineTune: ParsableCommand, Cooperative {
         if let weights {
             let sd = try Checkpoint(path: weights).stateDict()
             let report = try model.load(sd, excluding: ["fc."])
-            say("weights: \(weights): \(report.loaded.count) tensors into \(arch), fc replaced by Linear(\(config0.features), \(classes))")
+            say("weights: \(weights): \(report.loaded.count) tensors into \(arch), fc replaced by Linear(\(config0.features), \(classes))"
+                + (placeNote(sd).map { "; \($0)" } ?? ""))
         } else {
             seedBackbone(model, seed: seed)
             say("weights: none given: the backbone is a seeded random \(arch) (not pretrained), fc is Linear(\(config0.features), \(classes))")

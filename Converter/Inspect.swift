@@ -6,10 +6,25 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a checkpoint's format, globals and tensors.",
         discussion: """
-            Prints the format (tar, legacy, zip), the pickle protocol, every global the pickles name, \
-            and each tensor of the state dict with dtype, shape, strides and storage offset, plus byte \
-            totals. The state dict is found at the root or under 'state_dict', 'model_state_dict' or \
-            'model'; other entries (epoch, optimizer, …) are listed as values.
+            Prints the format (tar, legacy, zip, TorchScript, .swt), the pickle protocol, every global \
+            the pickles name, every state dict the file holds (candidates, with their paths), and each \
+            tensor of the one picked with dtype, shape, strides and storage offset, plus byte totals. \
+            Other entries (epoch, optimizer, …) are listed as values.
+
+            The state dict is picked as convert, predict and finetune pick it: the root when it holds \
+            the most tensors, else the only candidate outside an optimizer or scheduler, else the one \
+            under the best-known key (state_dict, model_state_dict, model_state, model, net, …). \
+            --key a.b.c names another; --all-tensors lists every tensor and numpy array in the file by \
+            its dotted path instead.
+
+            A global outside the allowlist is refused. With --stub-classes it is read as an inert \
+            record (its name and the arguments the file gave) and listed; a whole pickled nn.Module \
+            then gives the names its state_dict() would. Nothing is imported or run in either mode.
+
+            Examples:
+              pth2swt inspect resnet18-5c106cde.pth
+              pth2swt inspect checkpoint.pt --key model.ema --json
+              pth2swt inspect whole_model.pth --stub-classes
             """
     )
 
@@ -22,12 +37,22 @@ struct Inspect: ParsableCommand {
     @Option(name: .customLong("strip-prefix"), help: "Remove this prefix from tensor names (e.g. 'module.').")
     var stripPrefix: String?
 
+    @Flag(name: .customLong("all-tensors"), help: "List every tensor and numpy array in the file, named by its dotted path.")
+    var allTensors = false
+
     @OptionGroup var caps: CapOptions
+    @OptionGroup var source: SourceOptions
+
+    func validate() throws {
+        if allTensors, source.key != nil { throw ValidationError("--all-tensors and --key exclude each other") }
+    }
 
     func run() throws {
         do {
-            let ckpt = try Checkpoint(path: file, options: try caps.loadOptions())
-            let sd = try ckpt.stateDict(stripPrefix: stripPrefix)
+            var options = try caps.loadOptions()
+            source.apply(to: &options)
+            let ckpt = try Checkpoint(path: file, options: options)
+            let sd = allTensors ? try ckpt.allTensors() : try ckpt.stateDict(key: source.key, stripPrefix: stripPrefix)
             if json {
                 print(report(ckpt, sd).render())
             } else {
@@ -59,8 +84,17 @@ struct Inspect: ParsableCommand {
             ("file_bytes", .int(ckpt.fileSize)),
             ("pickle_protocol", ckpt.pickleProtocol.map(JSON.int) ?? .null),
             ("little_endian", .bool(ckpt.littleEndian)),
+            ("torchscript", .bool(ckpt.isTorchScript)),
             ("globals", .array(ckpt.globals.map { .string($0) })),
+            ("stubbed_classes", .array(ckpt.stubbedClasses.map { .string($0) })),
+            ("storage_locations", .array(locations(ckpt).map { .string($0) })),
+            ("candidates", .array(ckpt.candidates.map { c in
+                .object([("path", .string(c.dottedPath)), ("kind", .string(c.kind.rawValue)),
+                         ("tensors", .int(c.tensorCount)), ("picked", .bool(!allTensors && c.path == sd.path))])
+            })),
+            ("all_tensors", .bool(allTensors)),
             ("state_dict_path", .array(sd.path.map { .string($0) })),
+            ("state_dict_kind", .string(sd.kind.rawValue)),
             ("tensors", .array(tensors)),
             ("values", .object(values)),
             ("has_metadata", .bool(sd.metadata != nil)),
@@ -84,8 +118,27 @@ struct Inspect: ParsableCommand {
         } else {
             print("globals (\(ckpt.globals.count)): \(ckpt.globals.joined(separator: ", "))")
         }
-        let place = sd.path.isEmpty ? "at the root" : "under " + sd.path.map { "'\($0)'" }.joined(separator: " → ")
-        print("state dict \(place): \(sd.count) tensors, \(group(elements)) elements, \(bytes(sd.tensorBytes)) in \(ckpt.storages.count) storages\(sd.metadata != nil ? ", with _metadata" : "")")
+        if ckpt.isTorchScript {
+            print("TorchScript archive: its __torch__ classes are read as records (module, name, attributes); code/ is read as text for __parameters__ and __buffers__, never compiled or run")
+        }
+        if !ckpt.stubbedClasses.isEmpty {
+            print("stubbed classes (\(ckpt.stubbedClasses.count)), read as inert records, never imported or run: \(ckpt.stubbedClasses.joined(separator: ", "))")
+        }
+        let where_ = locations(ckpt)
+        if where_ != ["cpu"], !where_.isEmpty {
+            print("storage locations: \(where_.joined(separator: ", ")) (recorded; every storage is read into memory, as torch.load(map_location='cpu'))")
+        }
+        let candidates = ckpt.candidates
+        if candidates.count > 1 || allTensors {
+            print("state dicts (\(candidates.count)):")
+            for c in candidates {
+                let mark = !allTensors && c.path == sd.path ? "  <- read" : ""
+                print("  \(c.dottedPath.isEmpty ? "(root)" : c.dottedPath)  \(c.kind.rawValue), \(c.tensorCount) tensors\(mark)")
+            }
+        }
+        let place = allTensors ? "every tensor in the file, by its path" : sd.path.isEmpty ? "at the root" : "under " + sd.path.map { "'\($0)'" }.joined(separator: " → ")
+        let kind = allTensors ? "" : sd.kind == .module ? " (a module, named as its state_dict() names them)" : sd.kind == .tensor ? " (a bare tensor, named '\(bareTensorName)')" : ""
+        print("state dict \(place)\(kind): \(sd.count) tensors, \(group(elements)) elements, \(bytes(sd.tensorBytes)) in \(ckpt.storages.count) storages\(sd.metadata != nil ? ", with _metadata" : "")")
         print("")
         let rows = sd.tensors.map { name, t in
             [name, t.dtype.rawValue, "[\(t.shape.map(String.init).joined(separator: ", "))]",
@@ -103,6 +156,12 @@ struct Inspect: ParsableCommand {
             for (name, v) in others { print("  \(name): \(describe(v))") }
         }
     }
+}
+
+/// The distinct locations the file's storages were saved from, in file order.
+func locations(_ ckpt: Checkpoint) -> [String] {
+    var seen = Set<String>()
+    return ckpt.storages.map(\.location).filter { seen.insert($0).inserted }
 }
 
 /// Non-tensor entries beside the tensors, then the wrapper's other entries (epoch, optimizer, …).
@@ -162,6 +221,14 @@ func describe(_ v: Value) -> String {
     case .tensor(let t): return "tensor \(t.dtype.rawValue) \(t.shape)"
     case .dtype(let d): return "torch.\(d.rawValue)"
     case .device(let s): return "device('\(s)')"
+    case .object(let o):
+        switch o.kind {
+        case .reference: return "<\(o.qualifiedName)>"
+        case .call: return "<\(o.qualifiedName)(\(o.args.map(describe).joined(separator: ", ")))>"
+        case .instance:
+            let n = o.attributes.count + o.dictItems.count + o.listItems.count
+            return "<\(o.qualifiedName) object, \(n) entries\(o.isModule ? ", a module" : "")>"
+        }
     }
 }
 
@@ -188,5 +255,13 @@ func encode(_ v: Value) -> JSON {
         ]))])
     case .dtype(let d): return .string("torch.\(d.rawValue)")
     case .device(let s): return .string(s)
+    case .object(let o):
+        var fields: [(String, JSON)] = [("class", .string(o.qualifiedName)), ("kind", .string(o.kind.rawValue))]
+        if !o.args.isEmpty { fields.append(("args", .array(o.args.map(encode)))) }
+        if !o.kwargs.isEmpty { fields.append(("kwargs", encode(.dict(ValueDict(entries: o.kwargs))))) }
+        if !o.states.isEmpty { fields.append(("state", .array(o.states.map(encode)))) }
+        if !o.listItems.isEmpty { fields.append(("list_items", .array(o.listItems.map(encode)))) }
+        if !o.dictItems.isEmpty { fields.append(("dict_items", encode(.dict(ValueDict(entries: o.dictItems))))) }
+        return .object([("object", .object(fields))])
     }
 }

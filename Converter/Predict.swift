@@ -33,6 +33,7 @@ struct Predict: ParsableCommand {
     @Flag(help: "No Winograd: the direct GEMM for every convolution (slower; for comparing accuracy).") var direct = false
     @Argument(help: "JPEG or PNG files.") var images: [String] = []
     @OptionGroup var caps: CapOptions
+    @OptionGroup var source: SourceOptions
 
     func validate() throws {
         guard ResNetConfig.named(arch) != nil else {
@@ -44,7 +45,13 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         do {
-            let sd = try Checkpoint(path: weights, options: try caps.loadOptions()).stateDict(stripPrefix: stripPrefix)
+            var options = try caps.loadOptions()
+            source.apply(to: &options)
+            let sd = try Checkpoint(path: weights, options: options).stateDict(key: source.key, stripPrefix: stripPrefix)
+            if let note = placeNote(sd) {
+                var err = StandardError()
+                print("weights: \(weights): \(note)", to: &err)
+            }
             var config = ResNetConfig.named(arch)!
             if let fc = sd["fc.weight"], fc.rank == 2, fc.shape[1] == config.features { config.classes = fc.shape[0] }
             let model = ResNet(config)

@@ -36,6 +36,12 @@ public struct LoadOptions: Sendable {
     /// (its miniz is built without CRC checks); turning this off matches torch and skips one pass over
     /// the data. Deflated entries are always checked by libzip.
     public var verifyCRC = true
+    /// Read globals outside the allowlist as inert records (`ObjectRecord`) instead of refusing the
+    /// file: whole pickled models, Lightning and omegaconf objects, `argparse.Namespace`. Nothing is
+    /// imported or run either way: the pickle machine has no way to execute anything, and a record is
+    /// only the name and the arguments the file gave. Off by default, so that a file naming something
+    /// unexpected is refused loudly.
+    public var stubClasses = false
     public init() {}
 }
 
@@ -65,6 +71,13 @@ public final class Checkpoint: Sendable {
     public let storages: [Storage]
     /// A `.swt` header's `__metadata__`, in order (empty for the pickle formats).
     public let textMetadata: [(key: String, value: String)]
+    /// The globals read as records (`LoadOptions.stubClasses`, and a TorchScript archive's
+    /// `__torch__` classes), `module.name`, in order of first use.
+    public let stubbedClasses: [String]
+    /// True for a TorchScript archive (`torch.jit.save`): a zip with `code/` and `constants.pkl`.
+    public let isTorchScript: Bool
+    /// A TorchScript archive's `constants.pkl` (a tuple; its tensors are not part of `state_dict()`).
+    public let scriptConstants: Value?
 
     /// Opens and parses `path`. Throws a `CheckpointError` naming the file, the part and the offset.
     public convenience init(path: String, options: LoadOptions = LoadOptions()) throws {
@@ -90,7 +103,7 @@ public final class Checkpoint: Sendable {
             case .tar: try TarFormat.load(source, options: options)
             case .legacy: try LegacyFormat.load(source, options: options)
             }
-            try Checkpoint.checkTensorBytes(loaded.root, fileBytes: bytes.count, options: options)
+            try Checkpoint.checkTensorBytes(.tuple([loaded.root, loaded.scriptConstants ?? .none]), fileBytes: bytes.count, options: options)
             self.path = name
             self.format = format
             self.fileSize = bytes.count
@@ -100,6 +113,9 @@ public final class Checkpoint: Sendable {
             self.root = loaded.root
             self.storages = loaded.storages
             self.textMetadata = loaded.textMetadata
+            self.stubbedClasses = loaded.stubbed.map(\.qualifiedName)
+            self.isTorchScript = loaded.isTorchScript
+            self.scriptConstants = loaded.scriptConstants
         } catch let e as CheckpointError {
             throw e.inFile(name)
         }
@@ -145,10 +161,30 @@ public final class Checkpoint: Sendable {
         }
     }
 
-    /// The state dict inside the checkpoint (see `StateDict.init(from:stripPrefix:)`).
-    public func stateDict(stripPrefix: String? = nil) throws -> StateDict {
+    /// The state dict inside the checkpoint: the one `key` names (a candidate's dotted path), or the
+    /// obvious one (see `StateDict.pick`). `sd.path` says where it was found, `sd.candidates` lists
+    /// every state dict the file holds.
+    public func stateDict(key: String? = nil, stripPrefix: String? = nil) throws -> StateDict {
         do {
-            return try StateDict(from: root, stripPrefix: stripPrefix)
+            return try StateDict(from: root, key: key, stripPrefix: stripPrefix)
+        } catch let e as StateDictError {
+            throw CheckpointError(.stateDict(e), file: path)
+        }
+    }
+
+    /// Every state dict candidate in the file (`Value.stateDictCandidates()`).
+    public var candidates: [StateDictCandidate] { root.stateDictCandidates() }
+
+    /// Every tensor and numpy array the file holds, named by its dotted path from the root (see
+    /// `Value.allTensors`); a TorchScript archive's constants are named `constants.N`.
+    public func allTensors() throws -> StateDict {
+        do {
+            var sd = try root.allTensors()
+            if let constants = scriptConstants {
+                for (name, t) in try constants.allTensors(prefix: ["constants"]).tensors { try sd.insert(t, named: name) }
+            }
+            sd.candidates = candidates
+            return sd
         } catch let e as StateDictError {
             throw CheckpointError(.stateDict(e), file: path)
         }
@@ -163,6 +199,9 @@ struct LoadedCheckpoint {
     var littleEndian: Bool
     var storages: [Storage]
     var textMetadata: [(key: String, value: String)] = []
+    var stubbed: [PickleGlobal] = []
+    var isTorchScript = false
+    var scriptConstants: Value?
 }
 
 /// Globals gathered across the several pickles of one file, first use first.
@@ -200,7 +239,8 @@ func runPickle(
 ) throws -> (result: Value, proto: Int) {
     let size = reader.remaining
     return try runPickle(&reader, host: host, options: options, log: &log) {
-        try TorchHost.value($0, maxDepth: options.limits.maxDepth, maxValues: max(options.limits.maxValues, 2 * size))
+        try TorchHost.value($0, maxDepth: options.limits.maxDepth, maxValues: max(options.limits.maxValues, 2 * size),
+                            stubClasses: host.stubClasses, scriptClasses: host.scriptClasses)
     }
 }
 

@@ -74,6 +74,8 @@ extension StateDict {
         out.values = values
         out.metadata = metadata
         out.path = path
+        out.kind = kind
+        out.candidates = candidates
         for (name, tensor) in tensors
         where (select.isEmpty || select.contains { $0.matches(name) }) && !exclude.contains(where: { $0.matches(name) }) {
             // Names are unique already.

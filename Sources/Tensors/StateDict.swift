@@ -10,6 +10,10 @@ public struct StateDict: Sendable {
     public var metadata: Value?
     /// Keys that led from the checkpoint's root to this dict (`["state_dict"]`, or `[]` for the root).
     public var path: [String] = []
+    /// What the state dict was made from: a dict, a module's tensors, a bare tensor.
+    public var kind: StateDictCandidate.Kind = .dict
+    /// Every state dict the checkpoint holds, this one among them (empty when made by hand).
+    public var candidates: [StateDictCandidate] = []
 
     public init() {}
 
@@ -54,6 +58,10 @@ public enum StateDictError: Error, Equatable, Sendable, CustomStringConvertible 
     case notFound(rootKind: String, keys: [String])
     /// Thrown when the state dict has a key that is not a string.
     case nonStringKey(kind: String)
+    /// Thrown when several state dicts qualify and none is the obvious one.
+    case ambiguous([StateDictCandidate])
+    /// Thrown when `key` names no candidate.
+    case noCandidate(key: String, [StateDictCandidate])
 
     public var description: String {
         switch self {
@@ -63,61 +71,108 @@ public enum StateDictError: Error, Equatable, Sendable, CustomStringConvertible 
                 ? "no state dict found: the checkpoint's root is a \(kind)"
                 : "no state dict found: the root \(kind) has keys \(keys.prefix(12).joined(separator: ", ")) and none holds tensors"
         case .nonStringKey(let kind): "the state dict has a key of type \(kind); names must be strings"
+        case .ambiguous(let cs):
+            "\(cs.count) state dicts and none is the obvious one; name one with --key (Swift: key:): " + StateDictError.list(cs)
+        case .noCandidate(let key, let cs):
+            cs.isEmpty
+                ? "no state dict at '\(key)': the checkpoint holds no tensors in a dict or module"
+                : "no state dict at '\(key)'; the candidates are " + StateDictError.list(cs)
         }
+    }
+
+    static func list(_ cs: [StateDictCandidate]) -> String {
+        cs.prefix(12).map { "'\($0.dottedPath)' (\($0.kind.rawValue), \($0.tensorCount) tensors)" }.joined(separator: ", ")
+            + (cs.count > 12 ? ", and \(cs.count - 12) more" : "")
     }
 }
 
 extension StateDict {
-    /// Keys under which training scripts wrap a state dict, tried in this order.
-    public static let wrapperKeys = ["state_dict", "model_state_dict", "model"]
+    /// Keys under which training scripts wrap a state dict, most preferred first. A candidate whose
+    /// last path component is one of these is preferred over one that is not.
+    public static let wrapperKeys = [
+        "state_dict", "model_state_dict", "model_state", "model", "net", "network", "module",
+        "weights", "params", "ema", "model_ema", "ema_model", "ema_state_dict",
+    ]
 
-    /// Finds the state dict in a checkpoint's root value.
-    ///
-    /// The root itself is used when it is a dict that holds tensors directly. Otherwise the first of
-    /// `wrapperKeys` whose value is such a dict is used (one level, then once more for
-    /// `{'model': {'state_dict': …}}`). When `stripPrefix` is given (e.g. `"module."`, from
-    /// DataParallel), it is removed from every name and `_metadata` key that starts with it.
-    public init(from root: Value, stripPrefix: String? = nil) throws {
-        var path: [String] = []
-        var current = root
-        search: for _ in 0..<3 {
-            guard let dict = current.dict else { break }
-            if dict.entries.contains(where: { $0.value.tensor != nil }) { break }
-            for key in StateDict.wrapperKeys {
-                if let inner = dict[key], inner.dict != nil {
-                    path.append(key)
-                    current = inner
-                    continue search
-                }
-            }
-            break
+    /// Picks the obvious state dict among `candidates` (from `Value.stateDictCandidates()`):
+    /// 1. candidates under an optimizer or scheduler (a path component holding "optim" or "sched":
+    ///    their moments are not weights) are left aside;
+    /// 2. the root, when it is a candidate with at least as many tensors as any other (a wrapper
+    ///    such as `{'step': tensor(5), 'model': {…}}` holds a stray tensor, not the weights);
+    /// 3. else the only candidate left;
+    /// 4. else the one whose last path component comes first in `wrapperKeys`, when exactly one does.
+    /// Anything else is ambiguous and throws, listing the candidates, so the caller names one.
+    public static func pick(_ candidates: [StateDictCandidate], root: Value) throws -> StateDictCandidate {
+        var weights = candidates.filter { c in
+            !c.path.contains { $0.lowercased().contains("optim") || $0.lowercased().contains("sched") }
         }
-        guard let dict = current.dict, dict.entries.contains(where: { $0.value.tensor != nil }) else {
+        let most = weights.map(\.tensorCount).max() ?? 0
+        if let r = weights.first(where: { $0.path.isEmpty }) {
+            if r.tensorCount >= most { return r }
+            weights.removeAll { $0.path.isEmpty }
+        }
+        if weights.count == 1 { return weights[0] }
+        let ranked = weights.compactMap { c in c.path.last.flatMap { wrapperKeys.firstIndex(of: $0) }.map { (c, $0) } }
+        if let best = ranked.map(\.1).min(), ranked.filter({ $0.1 == best }).count == 1 {
+            return ranked.first { $0.1 == best }!.0
+        }
+        if candidates.isEmpty {
             let keys = root.dict?.entries.compactMap { $0.key.string } ?? []
             throw StateDictError.notFound(rootKind: root.kindName, keys: keys)
         }
+        throw StateDictError.ambiguous(candidates)
+    }
+
+    /// Finds the state dict in a checkpoint's root value: the candidate `key` names (its dotted path,
+    /// as `StateDictCandidate.dottedPath` spells it), or the obvious one (`pick`).
+    ///
+    /// When `stripPrefix` is given (e.g. `"module."`, from DataParallel), it is removed from every
+    /// name and `_metadata` key that starts with it.
+    public init(from root: Value, key: String? = nil, stripPrefix: String? = nil) throws {
+        let candidates = root.stateDictCandidates()
+        let chosen: StateDictCandidate
+        if let key {
+            guard let c = candidates.first(where: { $0.dottedPath == key }) else {
+                throw StateDictError.noCandidate(key: key, candidates)
+            }
+            chosen = c
+        } else {
+            chosen = try StateDict.pick(candidates, root: root)
+        }
+        guard let value = root.value(at: chosen.path) else { throw StateDictError.noCandidate(key: chosen.dottedPath, candidates) }
         self.init()
-        self.path = path
         func strip(_ name: String) -> String {
             if let p = stripPrefix, !p.isEmpty, name.hasPrefix(p) { return String(name.dropFirst(p.count)) }
             return name
         }
-        for entry in dict.entries {
-            guard case .string(let rawName) = entry.key else {
-                throw StateDictError.nonStringKey(kind: entry.key.kindName)
+        switch chosen.kind {
+        case .tensor:
+            try insert(value.tensor!, named: bareTensorName)
+        case .module:
+            for (name, t) in try value.object!.moduleStateDict().tensors { try insert(t, named: strip(name)) }
+        case .dict:
+            let dict: ValueDict
+            if let d = value.dict { dict = d } else { dict = ValueDict(entries: value.object?.dictItems ?? []) }
+            for entry in dict.entries {
+                guard case .string(let rawName) = entry.key else {
+                    throw StateDictError.nonStringKey(kind: entry.key.kindName)
+                }
+                let name = strip(rawName)
+                if let tensor = entry.value.tensor {
+                    try insert(tensor, named: name)
+                } else {
+                    values.append((name, entry.value))
+                }
             }
-            let name = strip(rawName)
-            if let tensor = entry.value.tensor {
-                try insert(tensor, named: name)
+            if let meta = dict.metadata?.dict, let prefix = stripPrefix, !prefix.isEmpty {
+                self.metadata = .dict(StateDict.stripMetadata(meta, prefix: prefix))
             } else {
-                values.append((name, entry.value))
+                self.metadata = dict.metadata
             }
         }
-        if let meta = dict.metadata?.dict, let prefix = stripPrefix, !prefix.isEmpty {
-            self.metadata = .dict(StateDict.stripMetadata(meta, prefix: prefix))
-        } else {
-            self.metadata = dict.metadata
-        }
+        self.path = chosen.path
+        self.kind = chosen.kind
+        self.candidates = candidates
     }
 }
 

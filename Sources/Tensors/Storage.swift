@@ -115,9 +115,12 @@ public final class Storage: Sendable {
     /// The storage this one is a window of, and where the window starts (in elements), if any.
     public let root: Storage?
     public let rootOffset: Int
+    /// Where the file says the storage lived when it was saved (`cpu`, `cuda:0`, …). Recorded only:
+    /// every storage is read into host memory, as `torch.load(map_location='cpu')` does.
+    public let location: String
 
     /// A root storage whose bytes are all of `source`. Throws when the byte count is not `count × itemSize`.
-    public init(key: String, dtype: DType, count: Int, source: any ByteSource) throws {
+    public init(key: String, dtype: DType, count: Int, source: any ByteSource, location: String = "cpu") throws {
         guard count >= 0 else { throw TensorError.negativeSize(count) }
         let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.itemSize)
         guard !overflow else { throw TensorError.elementCountOverflow([count, dtype.itemSize]) }
@@ -130,6 +133,7 @@ public final class Storage: Sendable {
         self.source = source
         self.root = nil
         self.rootOffset = 0
+        self.location = location
     }
 
     /// A window of `count` elements of `root` starting at element `offset`, sharing its memory.
@@ -143,6 +147,7 @@ public final class Storage: Sendable {
         self.dtype = root.dtype
         self.count = count
         self.root = base
+        self.location = base.location
         self.rootOffset = (root.root == nil ? 0 : root.rootOffset) + offset
         let size = root.dtype.itemSize
         self.source = SliceSource(root.source, offset: offset * size, count: count * size)

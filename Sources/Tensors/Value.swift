@@ -20,11 +20,15 @@ public indirect enum Value: Sendable {
     case dtype(DType)
     /// `torch.device('cpu')` and friends, by their spelling.
     case device(String)
+    /// A Python object the file describes but that is never built: an instance of a class outside the
+    /// allowlist, read as data with `LoadOptions.stubClasses`, or a TorchScript module.
+    case object(ObjectRecord)
 
     public var tensor: Tensor? { if case .tensor(let t) = self { t } else { nil } }
     public var dict: ValueDict? { if case .dict(let d) = self { d } else { nil } }
     public var string: String? { if case .string(let s) = self { s } else { nil } }
     public var int: Int64? { if case .int(let i) = self { i } else { nil } }
+    public var object: ObjectRecord? { if case .object(let o) = self { o } else { nil } }
 
     /// A short name of the case, for messages ("dict", "tensor", …).
     public var kindName: String {
@@ -43,6 +47,7 @@ public indirect enum Value: Sendable {
         case .tensor: "tensor"
         case .dtype: "dtype"
         case .device: "device"
+        case .object(let o): o.qualifiedName
         }
     }
 }

@@ -80,7 +80,7 @@ struct TaggedEncoder {
                 fields["storage_view"] = ["offset": t.storage.rootOffset, "numel": t.storage.count]
             }
             return ["tensor": fields]
-        case .set, .complex, .dtype, .device:
+        case .set, .complex, .dtype, .device, .object:
             throw EncodeError.unsupported(v.kindName)
         }
     }

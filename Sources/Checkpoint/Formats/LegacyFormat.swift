@@ -19,6 +19,7 @@ enum LegacyFormat {
         var r = ByteReader(try file.bytes())
         var log = GlobalLog()
         let host = TorchHost()
+        host.stubClasses = options.stubClasses
 
         let magicOffset = r.offset
         let magic = try runPickle(&r, host: host, options: options, log: &log).result
@@ -58,7 +59,8 @@ enum LegacyFormat {
                 let deferred = DeferredSource(key: rootKey, count: bytes)
                 do {
                     root = try Storage(key: rootKey, dtype: dtype, count: Int(numel),
-                                       source: nativeOrder(deferred, dtype: dtype, littleEndian: le))
+                                       source: nativeOrder(deferred, dtype: dtype, littleEndian: le),
+                                       location: asciiString(items[3]) ?? "cpu")
                 } catch let e as TensorError { throw CheckpointError(.invalidTensor(e)) }
                 roots[rootKey] = (root, deferred)
                 rootOrder.append(rootKey)
@@ -122,6 +124,7 @@ enum LegacyFormat {
         }
         // File order: the order the bytes sit in.
         let storages = keys.map { roots[$0]!.storage }
-        return LoadedCheckpoint(root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: storages)
+        return LoadedCheckpoint(root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: storages,
+                                stubbed: host.stubbed)
     }
 }

@@ -127,8 +127,10 @@ public enum TarFormat {
             return .object(TensorObject(t, isParameter: false))
         }
         var pr = ByteReader(object.data, part: object.part)
+        host.stubClasses = options.stubClasses
         let (root, proto) = try runPickle(&pr, host: host, options: options, log: &log)
-        return (LoadedCheckpoint(root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: fileOrder),
+        return (LoadedCheckpoint(root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: fileOrder,
+                                 stubbed: host.stubbed),
                 scan.records, scan.error)
     }
 

@@ -8,6 +8,12 @@ import Tensors
 ///     <folder>/version, .data/serialization_id, …
 ///
 /// The folder name is free; every entry must share it. Storages are read from the archive on first use.
+///
+/// A TorchScript archive (`torch.jit.save`) is the same zip plus `code/` (the module's TorchScript
+/// source), `constants.pkl` with its storages in `constants/<key>`, and a data.pkl whose objects are
+/// `__torch__.…` classes. Those are read as records, never compiled: the pickle only builds them
+/// (NEWOBJ with `()`, BUILD with a dict of attributes), and which attributes are parameters and
+/// buffers is read from the `__parameters__` / `__buffers__` lines of their declarations in `code/`.
 enum ZipFormat {
     static func load(_ file: any ByteSource, name path: String, options: LoadOptions) throws -> LoadedCheckpoint {
         let zip = try ZipArchive(file)
@@ -41,7 +47,7 @@ enum ZipFormat {
                 throw CheckpointError(.malformedArchive("byteorder holds \(bo.size) bytes, not 'little' or 'big'"), part: bo.name)
             }
             let raw = try zip.read(bo)
-            let text = String(decoding: try raw.bytes(), as: UTF8.self)
+            let text = try withExtendedLifetime(raw) { String(decoding: try raw.bytes(), as: UTF8.self) }
             switch text {
             case "little": le = true
             case "big": le = false
@@ -56,36 +62,50 @@ enum ZipFormat {
                 "data.pkl declares \(pkl.size) bytes"), part: pklName)
         }
         let pickleBytes = try zip.read(pkl)
+        // The reader below points into these bytes: keep them alive until the pickles are read.
+        defer { withExtendedLifetime(pickleBytes) {} }
 
-        var storages: [String: Storage] = [:]
+        let isTorchScript = zip.entry(named: "\(folder)/constants.pkl") != nil
+            || zip.entries.contains { $0.name.hasPrefix("\(folder)/code/") }
         var order: [Storage] = []
-        let host = TorchHost { pid in
-            guard case .tuple(let t) = pid, let kind = t.items.first.flatMap(asciiString) else {
-                throw CheckpointError(.badPersistentID("expected a tuple, got a \(pid.typeName)"))
-            }
-            guard kind == "storage" else { throw CheckpointError(.badPersistentID("'\(kind)', expected 'storage'")) }
-            guard t.items.count == 5, let key = asciiString(t.items[2]), case .int(let numel) = t.items[4], numel >= 0 else {
-                throw CheckpointError(.badPersistentID("a storage id is ('storage', type, key, location, numel)"))
-            }
-            let dtype = try storageDType(t.items[1], "storage \(key)")
-            if let s = storages[key] {
-                guard s.dtype == dtype else {
-                    throw CheckpointError(.badPersistentID("storage \(key) is used as both \(s.dtype) and \(dtype)"))
+        /// Resolves ('storage', type, key, location, numel) to the entry `<folder>/<dir>/<key>`.
+        func resolver(_ dir: String) -> (PickleValue) throws -> PickleValue {
+            var storages: [String: Storage] = [:]
+            return { pid in
+                guard case .tuple(let t) = pid, let kind = t.items.first.flatMap(asciiString) else {
+                    throw CheckpointError(.badPersistentID("expected a tuple, got a \(pid.typeName)"))
                 }
-                return .object(StorageObject(s))
+                guard kind == "storage" else { throw CheckpointError(.badPersistentID("'\(kind)', expected 'storage'")) }
+                guard t.items.count == 5, let key = asciiString(t.items[2]), case .int(let numel) = t.items[4], numel >= 0 else {
+                    throw CheckpointError(.badPersistentID("a storage id is ('storage', type, key, location, numel)"))
+                }
+                let dtype = try storageDType(t.items[1], "storage \(key)")
+                if let s = storages[key] {
+                    guard s.dtype == dtype else {
+                        throw CheckpointError(.badPersistentID("storage \(key) is used as both \(s.dtype) and \(dtype)"))
+                    }
+                    return .object(StorageObject(s))
+                }
+                let name = "\(folder)/\(dir)/\(key)"
+                guard let entry = zip.entry(named: name) else { throw CheckpointError(.missingStorage("\(key): no entry '\(name)'")) }
+                do {
+                    let s = try Storage(key: dir == "data" ? key : "\(dir)/\(key)", dtype: dtype, count: Int(numel),
+                                        source: nativeOrder(ZipEntrySource(zip, entry, verifyCRC: options.verifyCRC, file: path),
+                                                            dtype: dtype, littleEndian: le),
+                                        location: asciiString(t.items[3]) ?? "cpu")
+                    storages[key] = s
+                    order.append(s)
+                    return .object(StorageObject(s))
+                } catch let e as TensorError {
+                    throw CheckpointError(.invalidTensor(e), part: name)
+                }
             }
-            let name = "\(folder)/data/\(key)"
-            guard let entry = zip.entry(named: name) else { throw CheckpointError(.missingStorage("\(key): no entry '\(name)'")) }
-            do {
-                let s = try Storage(key: key, dtype: dtype, count: Int(numel),
-                                    source: nativeOrder(ZipEntrySource(zip, entry, verifyCRC: options.verifyCRC, file: path),
-                                                        dtype: dtype, littleEndian: le))
-                storages[key] = s
-                order.append(s)
-                return .object(StorageObject(s))
-            } catch let e as TensorError {
-                throw CheckpointError(.invalidTensor(e), part: name)
-            }
+        }
+        let host = TorchHost(persistentLoad: resolver("data"))
+        host.stubClasses = options.stubClasses
+        if isTorchScript {
+            host.torchScript = true
+            host.scriptClasses = try scriptDeclarations(zip, folder: folder, options: options)
         }
         var r = ByteReader(try pickleBytes.bytes(), part: pklName)
         var log = GlobalLog()
@@ -93,6 +113,42 @@ enum ZipFormat {
         if !r.isAtEnd {
             throw CheckpointError(.malformedPickle("\(r.remaining) bytes after STOP"), part: pklName, offset: r.offset)
         }
-        return LoadedCheckpoint(root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: order)
+        var constants: Value?
+        if isTorchScript, let c = zip.entry(named: "\(folder)/constants.pkl") {
+            guard c.size <= options.maxHeaderBytes else {
+                throw CheckpointError(.limitExceeded(.maxHeaderBytes, limit: options.maxHeaderBytes,
+                    "constants.pkl declares \(c.size) bytes"), part: c.name)
+            }
+            let bytes = try zip.read(c)
+            defer { withExtendedLifetime(bytes) {} }
+            var cr = ByteReader(try bytes.bytes(), part: c.name)
+            host.resolvePersistent = resolver("constants")
+            constants = try runPickle(&cr, host: host, options: options, log: &log).result
+            if !cr.isAtEnd {
+                throw CheckpointError(.malformedPickle("\(cr.remaining) bytes after STOP"), part: c.name, offset: cr.offset)
+            }
+        }
+        return LoadedCheckpoint(root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: order,
+                                stubbed: host.stubbed, isTorchScript: isTorchScript, scriptConstants: constants)
+    }
+
+    /// The class declarations of a TorchScript archive's `code/*.py`, read as text. The files together
+    /// may hold at most `LoadOptions.maxHeaderBytes`.
+    static func scriptDeclarations(_ zip: ZipArchive, folder: String, options: LoadOptions) throws -> [String: ScriptClass] {
+        var out: [String: ScriptClass] = [:]
+        var total = 0
+        let prefix = "\(folder)/code/"
+        for e in zip.entries where e.name.hasPrefix(prefix) && e.name.hasSuffix(".py") {
+            total += e.size
+            guard total <= options.maxHeaderBytes else {
+                throw CheckpointError(.limitExceeded(.maxHeaderBytes, limit: options.maxHeaderBytes,
+                    "the TorchScript code up to this file declares more bytes"), part: e.name)
+            }
+            let raw = try zip.read(e)
+            let text = try withExtendedLifetime(raw) { String(decoding: try raw.bytes(), as: UTF8.self) }
+            let module = String(e.name.dropFirst(prefix.count).dropLast(3).map { $0 == "/" ? "." : $0 })
+            out.merge(ScriptClass.parse(text[...], module: module)) { a, _ in a }
+        }
+        return out
     }
 }

@@ -14,6 +14,19 @@ public protocol PickleHost: AnyObject {
     func build(_ instance: PickleValue, state: PickleValue) throws -> PickleValue
     /// PERSID, BINPERSID.
     func persistentLoad(_ pid: PickleValue) throws -> PickleValue
+    /// APPEND, APPENDS on something that is not a list (a list subclass the host made).
+    func appendItems(_ target: PickleValue, _ items: [PickleValue]) throws
+    /// SETITEM, SETITEMS on something that is not a dict (a dict subclass the host made).
+    func setItems(_ target: PickleValue, _ pairs: [(PickleValue, PickleValue)]) throws
+}
+
+extension PickleHost {
+    public func appendItems(_ target: PickleValue, _ items: [PickleValue]) throws {
+        throw CheckpointError(.malformedPickle("APPEND to a \(target.typeName)"))
+    }
+    public func setItems(_ target: PickleValue, _ pairs: [(PickleValue, PickleValue)]) throws {
+        throw CheckpointError(.malformedPickle("SETITEM on a \(target.typeName)"))
+    }
 }
 
 /// Caps that keep a hostile pickle from exhausting memory or time. The defaults are far above what
@@ -156,6 +169,7 @@ public final class PickleMachine {
         case .list(let l): containers.append(l)
         case .dict(let d): containers.append(d)
         case .set(let s): containers.append(s)
+        case .object(let o): if let t = o as? any Teardown { containers.append(t) }
         default: break
         }
         return v
@@ -437,12 +451,16 @@ public final class PickleMachine {
                 try push(.list(l))
             case .append:
                 let v = try pop("APPEND")
-                guard case .list(let l) = try top("APPEND") else { throw fail(.malformedPickle("APPEND to a \(try top("APPEND").typeName)")) }
-                l.items.append(v)
+                let target = try top("APPEND")
+                if case .list(let l) = target { l.items.append(v) }
+                else if case .object = target { try hosted { try host.appendItems(target, [v]) } }
+                else { throw fail(.malformedPickle("APPEND to a \(target.typeName)")) }
             case .appends:
                 let items = try popMark("APPENDS")
-                guard case .list(let l) = try top("APPENDS") else { throw fail(.malformedPickle("APPENDS to a \(try top("APPENDS").typeName)")) }
-                l.items.append(contentsOf: items)
+                let target = try top("APPENDS")
+                if case .list(let l) = target { l.items.append(contentsOf: items) }
+                else if case .object = target { try hosted { try host.appendItems(target, items) } }
+                else { throw fail(.malformedPickle("APPENDS to a \(target.typeName)")) }
             case .emptyDict: try push(.dict(register(PickleDict(keyLimits: keyLimits))))
             case .dict:
                 let items = try popMark("DICT")
@@ -451,12 +469,21 @@ public final class PickleMachine {
                 try push(.dict(d))
             case .setItem:
                 let v = try pop("SETITEM"), k = try pop("SETITEM")
-                guard case .dict(let d) = try top("SETITEM") else { throw fail(.malformedPickle("SETITEM on a \(try top("SETITEM").typeName)")) }
-                try hosted { try d.insert(k, v) }
+                let target = try top("SETITEM")
+                if case .dict(let d) = target { try hosted { try d.insert(k, v) } }
+                else if case .object = target { try hosted { try host.setItems(target, [(k, v)]) } }
+                else { throw fail(.malformedPickle("SETITEM on a \(target.typeName)")) }
             case .setItems:
                 let items = try popMark("SETITEMS")
-                guard case .dict(let d) = try top("SETITEMS") else { throw fail(.malformedPickle("SETITEMS on a \(try top("SETITEMS").typeName)")) }
-                try fill(d, items, "SETITEMS")
+                let target = try top("SETITEMS")
+                if case .dict(let d) = target {
+                    try fill(d, items, "SETITEMS")
+                } else {
+                    guard case .object = target else { throw fail(.malformedPickle("SETITEMS on a \(target.typeName)")) }
+                    guard items.count % 2 == 0 else { throw fail(.malformedPickle("SETITEMS with an odd number of items")) }
+                    let pairs = stride(from: 0, to: items.count, by: 2).map { (items[$0], items[$0 + 1]) }
+                    try hosted { try host.setItems(target, pairs) }
+                }
             case .emptySet: try push(.set(register(PickleSet(frozen: false, keyLimits: keyLimits))))
             case .addItems:
                 let items = try popMark("ADDITEMS")

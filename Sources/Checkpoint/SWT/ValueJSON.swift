@@ -26,7 +26,7 @@ extension Value {
                 out.append((k, j))
             }
             return .object(out)
-        case .bigInt, .complex, .bytes, .set, .tensor, .dtype, .device:
+        case .bigInt, .complex, .bytes, .set, .tensor, .dtype, .device, .object:
             return nil
         }
     }

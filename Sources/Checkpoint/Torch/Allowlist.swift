@@ -1,9 +1,27 @@
 import Tensors
 
-/// The globals a checkpoint may name, modelled on `torch._weights_only_unpickler._get_allowed_globals`
-/// (torch 1.13 and 2.x) and nothing more. Every other global is refused with its name and offset.
+/// The globals a checkpoint may name: those of `torch._weights_only_unpickler._get_allowed_globals`
+/// (torch 1.13 and 2.x), every tensor rebuild function `torch.load` has accepted since 0.3, and the
+/// numpy constructors of plain arrays and scalars. Each is plain data: none can reach code. Every
+/// other global is refused with its name and offset (or, with `LoadOptions.stubClasses`, recorded).
+///
+/// Rebuild functions by the release that introduced them (torch/_utils.py unless noted; releases
+/// from the code of 1.5.0 and 2.2.2 and from the pull requests that added the rest):
+///   0.1.11 `_rebuild_tensor(storage, offset, size, stride)` (what 0.3's tensors reduce to)
+///   0.3    `torch.autograd.variable.Variable`: `(type, (data,))`, BUILD `(requires_grad, volatile, hooks)`
+///   0.4.0  `_rebuild_tensor_v2(…, requires_grad, backward_hooks)`
+///   0.4.1  `(Parameter, (data, requires_grad))`
+///   1.0    `_rebuild_parameter(data, requires_grad, backward_hooks)`
+///   1.3    `_rebuild_xla_tensor(data, dtype, device, requires_grad)`, later an alias of
+///          `_rebuild_device_tensor_from_numpy`
+///   1.8    `_rebuild_from_type(func, type, args, dict)` (torch/tensor.py; torch/_tensor.py from 1.9)
+///   1.10   `_rebuild_from_type_v2(func, new_type, args, state)` (torch/_tensor.py)
+///   2.0    `_rebuild_tensor_v2`'s `metadata`; `_rebuild_parameter_with_state(…, state)`
+///   2.2    `_rebuild_tensor_v3(…, dtype[, metadata])`
+/// Sparse, quantized, nested, meta and wrapper-subclass tensors are named and refused.
 enum TorchGlobal: Equatable {
     case orderedDict
+    case dict                   // builtins.dict(iterable of pairs)
     case rebuildTensor          // torch._utils._rebuild_tensor(storage, offset, size, stride)
     case rebuildTensorV2        // … requires_grad, backward_hooks[, metadata]
     case rebuildTensorV3        // … requires_grad, backward_hooks, dtype[, metadata]
@@ -19,6 +37,20 @@ enum TorchGlobal: Equatable {
     case codecsEncode           // _codecs.encode: how protocol 2 spells a bytes object
     case set, frozenset, bytearray, complex  // builtins torch allows
     case bytes                  // builtins.bytes(): how protocols 0–2 spell an empty bytes object
+    case variable               // torch.autograd.variable.Variable (0.3)
+    case rebuildFromType        // _rebuild_from_type(func, type, args, dict)
+    case rebuildFromTypeV2      // _rebuild_from_type_v2(func, new_type, args, state)
+    case rebuildFromNumpy       // _rebuild_device_tensor_from_numpy(data, dtype, device, requires_grad)
+    case copyregNewobj          // copyreg.__newobj__(cls, *args): cls.__new__(cls, *args)
+    case copyregReconstructor   // copyreg._reconstructor(cls, base, state): protocols 0 and 1
+    case object                 // builtins.object, the base `_reconstructor` names
+    case numpyReconstruct       // numpy.core.multiarray._reconstruct(ndarray, (0,), b'b'), then BUILD
+    case numpyNDArray           // numpy.ndarray, the class `_reconstruct` is given
+    case numpyDType             // numpy.dtype('f4', False, True), then BUILD (byte order)
+    case numpyScalar            // numpy.core.multiarray.scalar(dtype, bytes)
+    case numpyFromBuffer        // numpy.core.numeric._frombuffer(bytes, dtype, shape, order): protocol 5
+    case jitList                // torch.jit._pickle.build_intlist … : TorchScript archives only
+    case jitTypeTag             // torch.jit._pickle.restore_type_tag(value, type): TorchScript only
     /// Allowed by torch but naming a feature we do not read (sparse, quantized, meta tensors).
     case unsupported(String)
 
@@ -26,6 +58,24 @@ enum TorchGlobal: Equatable {
         let module = g.module == "__builtin__" ? "builtins" : g.module  // Python 2's name for builtins
         switch (module, g.name) {
         case ("collections", "OrderedDict"): self = .orderedDict
+        case ("builtins", "dict"): self = .dict
+        case ("builtins", "object"): self = .object
+        case ("torch.autograd.variable", "Variable"), ("torch.autograd", "Variable"): self = .variable
+        case ("torch._tensor", "_rebuild_from_type"), ("torch.tensor", "_rebuild_from_type"): self = .rebuildFromType
+        case ("torch._tensor", "_rebuild_from_type_v2"), ("torch.tensor", "_rebuild_from_type_v2"): self = .rebuildFromTypeV2
+        case ("torch._utils", "_rebuild_device_tensor_from_numpy"), ("torch._utils", "_rebuild_xla_tensor"):
+            self = .rebuildFromNumpy
+        case ("copyreg", "__newobj__"), ("copy_reg", "__newobj__"): self = .copyregNewobj
+        case ("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor"): self = .copyregReconstructor
+        case ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"): self = .numpyReconstruct
+        case ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"): self = .numpyScalar
+        case ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"): self = .numpyFromBuffer
+        case ("numpy", "ndarray"): self = .numpyNDArray
+        case ("numpy", "dtype"): self = .numpyDType
+        case ("torch.jit._pickle", "build_intlist"), ("torch.jit._pickle", "build_doublelist"),
+             ("torch.jit._pickle", "build_boollist"), ("torch.jit._pickle", "build_tensorlist"):
+            self = .jitList
+        case ("torch.jit._pickle", "restore_type_tag"): self = .jitTypeTag
         case ("torch._utils", "_rebuild_tensor"): self = .rebuildTensor
         case ("torch._utils", "_rebuild_tensor_v2"): self = .rebuildTensorV2
         case ("torch._utils", "_rebuild_tensor_v3"): self = .rebuildTensorV3
@@ -33,6 +83,7 @@ enum TorchGlobal: Equatable {
         case ("torch._utils", "_rebuild_parameter_with_state"): self = .rebuildParameterWithState
         case ("torch._utils", "_rebuild_sparse_tensor"), ("torch._utils", "_rebuild_sparse_csr_tensor"),
              ("torch._utils", "_rebuild_qtensor"), ("torch._utils", "_rebuild_meta_tensor_no_storage"),
+             ("torch._utils", "_rebuild_wrapper_subclass"), ("torch._utils", "_rebuild_nested_tensor"),
              ("torch.serialization", "_get_layout"):
             self = .unsupported(g.qualifiedName)
         case ("torch.nn.parameter", "Parameter"): self = .parameter

@@ -4,14 +4,22 @@ extension TorchHost {
     /// Turns the machine's result into a typed `Value`. Runs while the machine's containers are alive.
     /// Depth is capped so cyclic or absurdly deep structures become an error, not a crash, and so is the
     /// number of values made, since a container referenced twice is converted twice.
-    static func value(_ v: PickleValue, maxDepth: Int, maxValues: Int = PickleLimits().maxValues) throws -> Value {
+    static func value(_ v: PickleValue, maxDepth: Int, maxValues: Int = PickleLimits().maxValues,
+                      stubClasses: Bool = false, scriptClasses: [String: ScriptClass] = [:]) throws -> Value {
         var budget = maxValues
-        return try value(v, maxDepth: maxDepth, maxValues: maxValues, budget: &budget, depth: 0)
+        let context = Context(maxDepth: maxDepth, maxValues: maxValues, stubClasses: stubClasses, scriptClasses: scriptClasses)
+        return try value(v, context, budget: &budget, depth: 0)
     }
 
-    private static func value(
-        _ v: PickleValue, maxDepth: Int, maxValues: Int, budget: inout Int, depth: Int
-    ) throws -> Value {
+    private struct Context {
+        let maxDepth: Int
+        let maxValues: Int
+        let stubClasses: Bool
+        let scriptClasses: [String: ScriptClass]
+    }
+
+    private static func value(_ v: PickleValue, _ c: Context, budget: inout Int, depth: Int) throws -> Value {
+        let maxDepth = c.maxDepth, maxValues = c.maxValues
         guard depth <= maxDepth else {
             throw CheckpointError(.limitExceeded(.maxDepth, limit: maxDepth, "values nested deeper (or a container holds itself)"))
         }
@@ -21,7 +29,7 @@ extension TorchHost {
                 "the pickle's result holds more values (containers referenced many times through the memo)"))
         }
         func inner(_ x: PickleValue) throws -> Value {
-            try value(x, maxDepth: maxDepth, maxValues: maxValues, budget: &budget, depth: depth + 1)
+            try value(x, c, budget: &budget, depth: depth + 1)
         }
         switch v {
         case .none: return .none
@@ -52,6 +60,7 @@ extension TorchHost {
             return .dict(out)
         case .global(let g):
             if case .dtype(let dt)? = TorchGlobal(g) { return .dtype(dt) }
+            if c.stubClasses { return .object(ObjectRecord(kind: .reference, module: g.module, name: g.name)) }
             throw CheckpointError(.refusedCall("the class \(g.qualifiedName) appears as a value, not as data"))
         case .object(let o):
             switch o {
@@ -62,6 +71,33 @@ extension TorchHost {
                 return .tensor(tensor)
             case let d as DeviceObject: return .device(d.spelling)
             case let c as ComplexObject: return .complex(real: c.real, imaginary: c.imaginary)
+            case let a as NDArrayObject:
+                guard let tensor = a.tensor else {
+                    throw CheckpointError(.malformedPickle("a numpy.ndarray was created but never given its data (no BUILD)"))
+                }
+                return .tensor(tensor)
+            case let d as NumpyDTypeObject:
+                if let dt = d.dtype { return .dtype(dt) }
+                return .string("numpy.dtype('\(d.byteOrder == "=" ? "" : String(d.byteOrder))\(d.code)')")
+            case let r as RecordObject:
+                var out = ObjectRecord(kind: r.kind, module: r.global.module, name: r.global.name)
+                out.args = try r.args.map(inner)
+                if let kw = r.kwargs {
+                    for (k, x) in zip(kw.keys, kw.values) { out.kwargs.append(.init(key: try inner(k), value: try inner(x))) }
+                }
+                out.states = try r.states.map(inner)
+                out.listItems = try r.listItems.map(inner)
+                for (k, x) in zip(r.dictKeys, r.dictValues) { out.dictItems.append(.init(key: try inner(k), value: try inner(x))) }
+                if r.isScriptClass, r.kind == .instance {
+                    guard let decl = c.scriptClasses[r.global.qualifiedName] else {
+                        throw CheckpointError(.malformedArchive("the TorchScript class \(r.global.qualifiedName) has no declaration in code/"))
+                    }
+                    if decl.isModule {
+                        out.scriptParameters = decl.parameters
+                        out.scriptBuffers = decl.buffers
+                    }
+                }
+                return .object(out)
             case let s as StorageObject:
                 throw CheckpointError(.refusedCall("a bare \(s.typeName) (not wrapped in a tensor) is not supported"))
             default:

@@ -38,6 +38,17 @@ final class TorchHost: PickleHost {
     var resolvePersistent: (PickleValue) throws -> PickleValue
     /// Caps on hashing keys of the dicts and sets the host makes, shared with the machine.
     var keyLimits = KeyLimits(maxDepth: PickleLimits().maxDepth, maxValues: PickleLimits().maxValues)
+    /// `LoadOptions.stubClasses`: globals outside the allowlist become `RecordObject`s.
+    var stubClasses = false
+    /// Reading a TorchScript archive: `__torch__.…` classes become records (NEWOBJ and BUILD only), and
+    /// `torch.jit._pickle`'s list builders are allowed.
+    var torchScript = false
+    /// TorchScript class declarations from the archive's `code/`, by qualified name.
+    var scriptClasses: [String: ScriptClass] = [:]
+    /// The globals made into records, in order of first use.
+    private(set) var stubbed: [PickleGlobal] = []
+    private var stubbedSet: Set<PickleGlobal> = []
+    let numpyKeys = NumpyKeys()
 
     init(persistentLoad: @escaping (PickleValue) throws -> PickleValue = { pid in
         throw CheckpointError(.badPersistentID("this pickle may not refer to storages (got a \(pid.typeName))"))
@@ -46,10 +57,37 @@ final class TorchHost: PickleHost {
     }
 
     func global(_ g: PickleGlobal) throws -> PickleValue {
-        guard TorchGlobal(g) != nil else {
+        if let kind = TorchGlobal(g) {
+            if kind == .jitList || kind == .jitTypeTag, !torchScript, !stubClasses {
+                throw CheckpointError(.refusedGlobal(module: g.module, name: g.name))
+            }
+            return .global(g)
+        }
+        let scriptClass = torchScript && (g.module == "__torch__" || g.module.hasPrefix("__torch__."))
+        guard scriptClass || stubClasses else {
             throw CheckpointError(.refusedGlobal(module: g.module, name: g.name))
         }
-        return .global(g)
+        if stubbedSet.insert(g).inserted { stubbed.append(g) }
+        let r = RecordObject(.reference, g, scriptOnly: !stubClasses)
+        r.isScriptClass = scriptClass
+        return .object(r)
+    }
+
+    func appendItems(_ target: PickleValue, _ items: [PickleValue]) throws {
+        guard case .object(let o) = target, let r = o as? RecordObject, r.kind != .reference, !r.scriptOnly else {
+            throw CheckpointError(.malformedPickle("APPEND to a \(target.typeName)"))
+        }
+        r.listItems.append(contentsOf: items)
+    }
+
+    func setItems(_ target: PickleValue, _ pairs: [(PickleValue, PickleValue)]) throws {
+        guard case .object(let o) = target, let r = o as? RecordObject, r.kind != .reference, !r.scriptOnly else {
+            throw CheckpointError(.malformedPickle("SETITEM on a \(target.typeName)"))
+        }
+        for (k, v) in pairs {
+            r.dictKeys.append(k)
+            r.dictValues.append(v)
+        }
     }
 
     func persistentLoad(_ pid: PickleValue) throws -> PickleValue {
@@ -59,28 +97,53 @@ final class TorchHost: PickleHost {
     private func refuse(_ what: String) -> CheckpointError { CheckpointError(.refusedCall(what)) }
 
     func call(_ callable: PickleValue, args: [PickleValue]) throws -> PickleValue {
+        if case .object(let o) = callable {
+            if let r = o as? RecordObject, r.kind == .reference {
+                guard !r.scriptOnly else {
+                    throw refuse("REDUCE on the TorchScript class \(r.global.qualifiedName); a TorchScript archive only builds its classes (NEWOBJ, BUILD)")
+                }
+                let rec = RecordObject(.call, r.global, scriptOnly: false)
+                rec.args = args
+                return .object(rec)
+            }
+            if stubClasses {
+                let rec = RecordObject(.call, PickleGlobal(module: "", name: "(\(o.typeName))"), scriptOnly: false)
+                rec.args = args
+                return .object(rec)
+            }
+        }
         guard case .global(let g) = callable, let fn = TorchGlobal(g) else {
             throw refuse("REDUCE on a \(callable.typeName), which is not an allowed callable")
         }
         let name = g.qualifiedName
         switch fn {
-        case .orderedDict:
+        case .orderedDict, .dict:
+            // OrderedDict(iterable of pairs), as protocol 0 pickles write it; Python 2's OrderedDict
+            // wrote its pairs as two-item lists ([[k, v], …]), which torch.load reads too.
             let d = PickleDict(keyLimits: keyLimits)
-            d.isOrdered = true
+            d.isOrdered = fn == .orderedDict
+            guard args.count <= 1 else { throw refuse("\(name) takes at most one argument") }
             if let first = args.first {
-                // OrderedDict(iterable of pairs), as protocol 0 pickles write it.
                 let pairs: [PickleValue]
                 switch first {
                 case .list(let l): pairs = l.items
                 case .tuple(let t): pairs = t.items
+                case .dict(let other):
+                    for (k, v) in zip(other.keys, other.values) { try d.insert(k, v) }
+                    pairs = []
                 default: throw refuse("\(name) with a \(first.typeName) argument")
                 }
                 for p in pairs {
-                    guard case .tuple(let kv) = p, kv.items.count == 2 else { throw refuse("\(name) items must be pairs") }
-                    try d.insert(kv.items[0], kv.items[1])
+                    let kv: [PickleValue]
+                    switch p {
+                    case .tuple(let t): kv = t.items
+                    case .list(let l): kv = l.items
+                    default: throw refuse("\(name) items must be pairs, got a \(p.typeName)")
+                    }
+                    guard kv.count == 2 else { throw refuse("\(name) items must be pairs, got \(kv.count) items") }
+                    try d.insert(kv[0], kv[1])
                 }
             }
-            guard args.count <= 1 else { throw refuse("\(name) takes at most one argument") }
             return .dict(d)
         case .rebuildTensor, .rebuildTensorV2, .rebuildTensorV3:
             return .object(TensorObject(try rebuildTensor(name, fn, args), isParameter: false))
@@ -168,39 +231,123 @@ final class TorchHost: PickleHost {
             let im = try args.count > 1 ? number(args[1]) : 0
             return .object(ComplexObject(re, im))
         case .unsupported(let what):
-            throw refuse("\(what): sparse, quantized and meta tensors are not supported")
-        case .parameter, .tensorClass, .legacyTensorClass, .storageClass, .dtype:
+            throw refuse("\(what): sparse, quantized, nested, meta and wrapper-subclass tensors are not supported")
+        case .parameter, .variable:
+            // 0.4's Parameter.__reduce_ex__: (Parameter, (data, requires_grad)); 0.3's Variable: (cls, (data,)).
+            return try makeParameter(g, fn, args)
+        case .rebuildFromType, .rebuildFromTypeV2:
+            // (func, type, args, state): a tensor subclass; func rebuilds the tensor, state holds its
+            // Python attributes, which a plain tensor cannot carry.
+            guard args.count == 4 else { throw refuse("\(name) takes 4 arguments, got \(args.count)") }
+            guard case .global(let f) = args[0], let inner = TorchGlobal(f),
+                  [.rebuildTensor, .rebuildTensorV2, .rebuildTensorV3, .rebuildParameter, .rebuildParameterWithState,
+                   .rebuildFromNumpy].contains(inner) else {
+                throw refuse("\(name) with the function \(args[0].typeName), which is not a tensor rebuild function")
+            }
+            switch args[1] {
+            case .global(let t) where [.tensorClass, .parameter].contains(TorchGlobal(t)): break
+            case .object(let o as RecordObject) where o.kind == .reference && !o.scriptOnly: break  // a subclass, stubbed
+            default: throw refuse("\(name) with the type \(args[1].typeName), which is not a tensor class")
+            }
+            guard case .tuple(let inner_args) = args[2] else { throw refuse("\(name): args is a \(args[2].typeName)") }
+            guard isEmpty(args[3]) else { throw refuse("\(name) with Python attributes on the tensor, which a tensor here cannot carry") }
+            return try call(args[0], args: inner_args.items)
+        case .rebuildFromNumpy:
+            guard args.count == 4, case .object(let o) = args[0], let t = (o as? NDArrayObject)?.tensor else {
+                throw refuse("\(name) needs (numpy array, dtype, device, requires_grad)")
+            }
+            guard case .global(let dg) = args[1], case .dtype(let dt)? = TorchGlobal(dg), dt == t.dtype else {
+                throw refuse("\(name): the dtype \(args[1].typeName) does not match the array's \(t.dtype)")
+            }
+            guard case .bool(let rg) = args[3] else { throw refuse("\(name): requires_grad is a \(args[3].typeName)") }
+            var tensor = t
+            tensor.requiresGrad = rg
+            return .object(TensorObject(tensor, isParameter: false))
+        case .copyregNewobj:
+            guard let cls = args.first else { throw refuse("\(name) needs a class") }
+            return try instantiate(cls, args: Array(args.dropFirst()), kwargs: nil)
+        case .copyregReconstructor:
+            // _reconstructor(cls, base, state): base.__new__(cls, state), the object protocols 0–1 write.
+            guard args.count == 3 else { throw refuse("\(name) takes 3 arguments, got \(args.count)") }
+            guard case .global(let base) = args[1], TorchGlobal(base) == .object else {
+                throw refuse("\(name) with the base \(args[1].typeName); only object is read")
+            }
+            guard case .none = args[2] else { throw refuse("\(name) with a state for the base") }
+            return try instantiate(args[0], args: [], kwargs: nil)
+        case .numpyReconstruct:
+            guard args.count == 3, case .global(let c) = args[0], TorchGlobal(c) == .numpyNDArray else {
+                throw refuse("\(name) needs (numpy.ndarray, shape, dtype); a subclass of ndarray is not read")
+            }
+            return .object(NDArrayObject())
+        case .numpyDType:
+            return .object(try Numpy.dtype(args))
+        case .numpyScalar:
+            return try Numpy.scalar(args)
+        case .numpyFromBuffer:
+            let a = NDArrayObject()
+            a.tensor = try Numpy.fromBuffer(args, keys: numpyKeys)
+            return .object(a)
+        case .jitList:
+            guard args.count == 1, case .list = args[0] else { throw refuse("\(name) needs one list") }
+            return args[0]
+        case .jitTypeTag:
+            guard args.count == 2 else { throw refuse("\(name) takes 2 arguments") }
+            return args[0]
+        case .tensorClass, .legacyTensorClass, .storageClass, .dtype, .object, .numpyNDArray:
             throw refuse("\(name) cannot be called through REDUCE")
         }
     }
 
+    /// `Parameter(data[, requires_grad])` (requires_grad defaults to True) and 0.3's `Variable(data)`
+    /// (False until BUILD sets it).
+    private func makeParameter(_ g: PickleGlobal, _ kind: TorchGlobal, _ args: [PickleValue]) throws -> PickleValue {
+        let isParameter = kind == .parameter
+        if args.isEmpty { return .object(TensorObject(nil, isParameter: isParameter)) }
+        guard args.count <= 2, case .object(let o) = args[0], var t = (o as? TensorObject)?.tensor else {
+            throw refuse("\(g.qualifiedName) needs a tensor")
+        }
+        if args.count == 2 {
+            guard case .bool(let rg) = args[1] else { throw refuse("\(g.qualifiedName): requires_grad is a \(args[1].typeName)") }
+            t.requiresGrad = rg
+        } else {
+            t.requiresGrad = isParameter
+        }
+        t.isParameter = isParameter
+        return .object(TensorObject(t, isParameter: isParameter))
+    }
+
     func instantiate(_ cls: PickleValue, args: [PickleValue], kwargs: PickleDict?) throws -> PickleValue {
+        if case .object(let o) = cls, let r = o as? RecordObject, r.kind == .reference {
+            if r.scriptOnly, !args.isEmpty || (kwargs?.count ?? 0) > 0 {
+                throw refuse("the TorchScript class \(r.global.qualifiedName) made with arguments; the TorchScript pickler writes NEWOBJ with ()")
+            }
+            let rec = RecordObject(.instance, r.global, scriptOnly: r.scriptOnly)
+            rec.isScriptClass = r.isScriptClass
+            rec.args = args
+            rec.kwargs = kwargs
+            return .object(rec)
+        }
+        if stubClasses, case .object(let o) = cls {
+            let rec = RecordObject(.instance, PickleGlobal(module: "", name: "(\(o.typeName))"), scriptOnly: false)
+            rec.args = args
+            rec.kwargs = kwargs
+            return .object(rec)
+        }
         guard case .global(let g) = cls, let kind = TorchGlobal(g) else {
             throw refuse("instantiating a \(cls.typeName), which is not an allowed class")
         }
         guard kwargs == nil || kwargs!.count == 0 else { throw refuse("\(g.qualifiedName) with keyword arguments") }
         switch kind {
-        case .parameter:
+        case .parameter, .variable:
             // Legacy files: NEWOBJ with () and BUILD supplies the data. Newer: Parameter(data[, requires_grad]).
-            if args.isEmpty { return .object(TensorObject(nil, isParameter: true)) }
-            guard args.count <= 2, case .object(let o) = args[0], var t = (o as? TensorObject)?.tensor else {
-                throw refuse("\(g.qualifiedName) needs a tensor")
-            }
-            if args.count == 2 {
-                guard case .bool(let rg) = args[1] else { throw refuse("\(g.qualifiedName): requires_grad is a \(args[1].typeName)") }
-                t.requiresGrad = rg
-            } else {
-                t.requiresGrad = true
-            }
-            t.isParameter = true
-            return .object(TensorObject(t, isParameter: true))
+            return try makeParameter(g, kind, args)
         case .tensorClass:
             guard args.isEmpty else { throw refuse("\(g.qualifiedName) with arguments") }
             return .object(TensorObject(nil, isParameter: false))
-        case .orderedDict:
+        case .orderedDict, .dict:
             guard args.isEmpty else { throw refuse("\(g.qualifiedName) with arguments") }
             let d = PickleDict(keyLimits: keyLimits)
-            d.isOrdered = true
+            d.isOrdered = kind == .orderedDict
             return .dict(d)
         default:
             throw refuse("\(g.qualifiedName) cannot be instantiated")
@@ -209,6 +356,26 @@ final class TorchHost: PickleHost {
 
     func build(_ instance: PickleValue, state: PickleValue) throws -> PickleValue {
         switch instance {
+        case .object(let r as RecordObject) where r.kind != .reference:
+            if r.scriptOnly, case .dict = state {} else if r.scriptOnly {
+                throw refuse("BUILD on the TorchScript object \(r.global.qualifiedName) with a \(state.typeName); the TorchScript pickler writes a dict")
+            }
+            r.states.append(state)
+            return instance
+        case .object(let a as NDArrayObject):
+            try Numpy.buildArray(a, state, keys: numpyKeys)
+            return instance
+        case .object(let d as NumpyDTypeObject):
+            try Numpy.buildDType(d, state)
+            return instance
+        case .object(let o as TensorObject) where o.tensor != nil:
+            // 0.3's Variable.__setstate__: (requires_grad, volatile, backward_hooks).
+            guard case .tuple(let t) = state, t.items.count == 3, case .bool(let rg) = t.items[0] else {
+                throw refuse("BUILD on a \(o.typeName) that has its data, with a \(state.typeName)")
+            }
+            try checkNoHooks(t.items[2], "BUILD on \(o.typeName)")
+            o.tensor!.requiresGrad = rg
+            return instance
         case .dict(let d) where d.isOrdered:
             // OrderedDict.__dict__.update(state): this is how `_metadata` arrives.
             var attrs = state

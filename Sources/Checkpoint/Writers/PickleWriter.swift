@@ -128,7 +128,7 @@ extension PickleWriter {
                 }
                 setItems()
             }
-        case .bigInt, .complex, .bytes, .set, .tensor, .dtype, .device:
+        case .bigInt, .complex, .bytes, .set, .tensor, .dtype, .device, .object:
             throw CheckpointError(.io("\(path): a \(v.kindName) cannot be written to a .pth by pth2swt"))
         }
     }
