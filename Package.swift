@@ -106,7 +106,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], path: "Tests/TensorsTests"),
         .testTarget(name: "LifetimeTests", dependencies: ["Lifetime"], path: "Tests/LifetimeTests"),
         // Runs the built pth2swt as a user does: exit paths, signals, pipes.
-        .testTarget(name: "ToolTests", dependencies: ["Checkpoint", "Tensors", "Lifetime"], path: "Tests/ToolTests"),
+        .testTarget(name: "ToolTests", dependencies: ["Checkpoint", "Checksums", "Tensors", "Lifetime"], path: "Tests/ToolTests"),
         .testTarget(
             name: "CheckpointTests",
             dependencies: ["Checkpoint", "Tensors", "Checksums", "CChecksum", "Lifetime"],
@@ -120,7 +120,7 @@ let package = Package(
 if Context.environment["PTH2SWT_FUZZ"] == "1" {
     package.targets.append(
         .target(name: "FuzzSupport", dependencies: ["Checkpoint", "Tensors"], path: "Tests/Fuzz/Support"))
-    for harness in ["tar", "legacy", "zip", "pickle", "swt"] {
+    for harness in ["tar", "legacy", "zip", "pickle", "swt", "zip-stub", "pickle-stub"] {
         package.targets.append(.executableTarget(
             name: "fuzz-\(harness)",
             dependencies: ["FuzzSupport", "Checkpoint"],

@@ -122,7 +122,8 @@ struct Inspect: ParsableCommand {
             print("TorchScript archive: its __torch__ classes are read as records (module, name, attributes); code/ is read as text for __parameters__ and __buffers__, never compiled or run")
         }
         if !ckpt.stubbedClasses.isEmpty {
-            print("stubbed classes (\(ckpt.stubbedClasses.count)), read as inert records, never imported or run: \(ckpt.stubbedClasses.joined(separator: ", "))")
+            let label = ckpt.isTorchScript && !source.stubClasses ? "TorchScript classes" : "stubbed classes"
+            print("\(label) (\(ckpt.stubbedClasses.count)), read as inert records, never imported or run: \(ckpt.stubbedClasses.joined(separator: ", "))")
         }
         let where_ = locations(ckpt)
         if where_ != ["cpu"], !where_.isEmpty {
@@ -138,7 +139,7 @@ struct Inspect: ParsableCommand {
         }
         let place = allTensors ? "every tensor in the file, by its path" : sd.path.isEmpty ? "at the root" : "under " + sd.path.map { "'\($0)'" }.joined(separator: " → ")
         let kind = allTensors ? "" : sd.kind == .module ? " (a module, named as its state_dict() names them)" : sd.kind == .tensor ? " (a bare tensor, named '\(bareTensorName)')" : ""
-        print("state dict \(place)\(kind): \(sd.count) tensors, \(group(elements)) elements, \(bytes(sd.tensorBytes)) in \(ckpt.storages.count) storages\(sd.metadata != nil ? ", with _metadata" : "")")
+        print("state dict \(place)\(kind): \(sd.count) tensors, \(group(elements)) elements, \(bytes(sd.tensorBytes)) in \(Set(sd.tensors.map { ObjectIdentifier($0.tensor.storage.base) }).count) storages\(sd.metadata != nil ? ", with _metadata" : "")")
         print("")
         let rows = sd.tensors.map { name, t in
             [name, t.dtype.rawValue, "[\(t.shape.map(String.init).joined(separator: ", "))]",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (Tests/Fuzz/) and runs them one after another, each under `nice -n 19`.
 #
-#   bash scripts/fuzz.sh [tar|legacy|zip|pickle|swt|all] [--runs N | --time SECONDS] [-- LIBFUZZER_FLAGS…]
+#   bash scripts/fuzz.sh [tar|legacy|zip|pickle|swt|zip-stub|pickle-stub|all] [--runs N | --time SECONDS] [-- LIBFUZZER_FLAGS…]
+#   (zip-stub and pickle-stub read with LoadOptions.stubClasses: every unknown global becomes a record)
 #   bash scripts/fuzz.sh report            # executions, time and findings of every run so far
 #
 # Default: all harnesses, --time 60. Seeds come from Tests/Fixtures (and the hostile corpus); the
@@ -13,17 +14,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-harnesses=(tar legacy zip pickle swt)
+harnesses=(tar legacy zip pickle swt zip-stub pickle-stub)
 which=all
 limit=(-max_total_time=60)
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        tar|legacy|zip|pickle|swt|all|report) which=$1 ;;
+        tar|legacy|zip|pickle|swt|zip-stub|pickle-stub|all|report) which=$1 ;;
         --runs) limit=(-runs="$2"); shift ;;
         --time) limit=(-max_total_time="$2"); shift ;;
         --) shift; extra=("$@"); break ;;
-        *) echo "usage: $0 [tar|legacy|zip|pickle|swt|all|report] [--runs N | --time S] [-- libFuzzer flags]" >&2; exit 2 ;;
+        *) echo "usage: $0 [tar|legacy|zip|pickle|swt|zip-stub|pickle-stub|all|report] [--runs N | --time S] [-- libFuzzer flags]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -57,10 +58,12 @@ seeds() {
         tar) cp Tests/Fixtures/tar_*.pth "$dir"/ ;;
         legacy) cp Tests/Fixtures/legacy_*.pth Tests/Fixtures/hostile_legacy_*.pth "$dir"/ ;;
         zip) cp Tests/Fixtures/zip_*.pth Tests/Fixtures/hostile_eval.pth Tests/Fixtures/hostile_os_system.pth "$dir"/ ;;
+        zip-stub) cp Tests/Fixtures/zip_*.pth Tests/Fixtures/hostile_*.pth "$dir"/
+                  for z in Tests/Fixtures/wild/*.pt*; do unzip -tq "$z" >/dev/null 2>&1 && cp "$z" "$dir"/; done ;;
         swt) cp Tests/Fixtures/swt_*.swt "$dir"/ ;;
-        pickle)
+        pickle|pickle-stub)
             cp Tests/Fixtures/pickles/*.pkl "$dir"/
-            for z in Tests/Fixtures/zip_*.pth Tests/Fixtures/hostile/*.pth; do
+            for z in Tests/Fixtures/zip_*.pth Tests/Fixtures/hostile/*.pth Tests/Fixtures/wild/*.pt*; do
                 [ -f "$z" ] || continue
                 unzip -p "$z" '*/data.pkl' > "$dir/$(basename "$z" .pth).data.pkl" 2>/dev/null || true
                 [ -s "$dir/$(basename "$z" .pth).data.pkl" ] || rm -f "$dir/$(basename "$z" .pth).data.pkl"
@@ -78,7 +81,7 @@ m = json.load(open("Tests/Fixtures/hostile/manifest.json"))
 # Files that only a cap stops (floods, memo bombs) cost the cap's worth of work on every mutation.
 costly = {"maxStack", "maxMemo", "maxMarks", "maxValues", "maxInflationRatio"}
 for f in m["files"]:
-    if f["format"] == h and f["expect"].get("cap") not in costly:
+    if f["format"] == h.replace("-stub", "") and f["expect"].get("cap") not in costly:
         shutil.copy("Tests/Fixtures/hostile/" + f["file"], out)
 EOF
     fi

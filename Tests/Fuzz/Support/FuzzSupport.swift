@@ -11,30 +11,36 @@ public enum Fuzz {
     /// The options every harness uses: the defaults, with the pickle caps lowered so that an input
     /// that reaches one (a flood of a million MEMOIZE opcodes in a deflated data.pkl) costs milliseconds,
     /// not a second; the code that enforces them is the same. At the defaults fuzz-zip ran ~80 inputs/s.
-    static let options: LoadOptions = {
+    static let options: LoadOptions = options(stub: false)
+
+    /// The same with `stubClasses`: every global outside the allowlist becomes a record.
+    static func options(stub: Bool) -> LoadOptions {
         var o = LoadOptions()
+        o.stubClasses = stub
         o.limits.maxStack = 1 << 14
         o.limits.maxMemo = 1 << 14
         o.limits.maxMarks = 1 << 12
         o.limits.maxValues = 1 << 16
         return o
-    }()
+    }
 
     /// Tensors bigger than this are checked against the caps but not materialised: a 1 KiB input may
     /// legally describe a 64 MiB stride-0 tensor, and reading it would only slow the fuzzer down.
     static let materialiseBytes = 1 << 20
 
     /// Reads `data` as `format` (no sniffing, so every input reaches that reader), then every tensor.
-    public static func checkpoint(_ data: UnsafeRawBufferPointer, as format: CheckpointFormat) {
+    public static func checkpoint(_ data: UnsafeRawBufferPointer, as format: CheckpointFormat, stub: Bool = false) {
         // A copy the size of the input: ASan reports any read past its end.
         let source = OwnedBytes(copying: data)
         do {
-            let ckpt = try Checkpoint(source: source, name: "fuzz-input", format: format, options: options)
+            let ckpt = try Checkpoint(source: source, name: "fuzz-input", format: format, options: options(stub: stub))
             for s in ckpt.storages where s.byteCount <= materialiseBytes {
                 do { _ = try s.bytes() } catch is CheckpointError {}
             }
             readAll(ckpt.root)
             _ = try? ckpt.stateDict()
+            _ = ckpt.candidates
+            _ = try? ckpt.allTensors()
         } catch is CheckpointError {
         } catch {
             fatalError("\(format) reader threw an untyped error: \(error)")
@@ -44,7 +50,7 @@ public enum Fuzz {
     /// Runs `data` as one pickle through the machine with torch's allowlist (`TorchHost`). Persistent
     /// ids in the zip format's shape are answered with small zero-filled storages, so the fuzzer reaches
     /// `_rebuild_tensor_v2`, `Parameter` and BUILD with real storages.
-    public static func pickle(_ data: UnsafeRawBufferPointer) {
+    public static func pickle(_ data: UnsafeRawBufferPointer, stub: Bool = false) {
         var storages: [String: Storage] = [:]
         let host = TorchHost { pid in
             guard case .tuple(let t) = pid, t.items.count >= 5, let key = asciiString(t.items[2]),
@@ -58,13 +64,17 @@ public enum Fuzz {
             storages[key] = s
             return .object(StorageObject(s))
         }
+        host.stubClasses = stub
         let copy = OwnedBytes(copying: data)
         do {
             var r = ByteReader(try copy.bytes(), part: "fuzz.pkl")
             var log = GlobalLog()
-            let value = try runPickle(&r, host: host, options: options, log: &log).result
+            let value = try runPickle(&r, host: host, options: options(stub: stub), log: &log).result
             try Checkpoint.checkTensorBytes(value, fileBytes: data.count, options: options)
             readAll(value)
+            _ = value.stateDictCandidates()
+            _ = try? value.allTensors()
+            _ = try? StateDict(from: value)
         } catch is CheckpointError {
         } catch {
             fatalError("pickle machine threw an untyped error: \(error)")
@@ -94,6 +104,10 @@ public enum Fuzz {
                 for e in d.entries { pending.append(e.key); pending.append(e.value) }
                 for e in d.attributes { pending.append(e.value) }
                 if let m = d.metadata { pending.append(m) }
+            case .object(let o):
+                pending.append(contentsOf: o.args + o.states + o.listItems)
+                for e in o.kwargs + o.dictItems { pending.append(e.key); pending.append(e.value) }
+                if o.isModule { _ = try? o.moduleStateDict() }
             default:
                 break
             }
