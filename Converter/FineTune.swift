@@ -181,6 +181,7 @@ struct FineTune: ParsableCommand, Cooperative {
     var weights: String?
     @Option(help: "resnet18, resnet34, resnet50, resnet101 or resnet152.") var arch = "resnet18"
     @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var source: SourceOptions
     @Option(help: "Classes of the new head.") var classes: Int
     @Option(help: "What to freeze: backbone, through:stem|layer1|layer2|layer3, or none.") var freeze = "backbone"
     @Option(help: "BatchNorm of frozen stages: eval (running statistics, never updated) or train (batch statistics, running statistics drift).")
@@ -317,7 +318,9 @@ struct FineTune: ParsableCommand, Cooperative {
         let config0 = ResNetConfig.named(arch)!
         let model = ResNet(config0)
         if let weights {
-            let sd = try Checkpoint(path: weights).stateDict()
+            var options = LoadOptions()
+            source.apply(to: &options)
+            let sd = try Checkpoint(path: weights, options: options).stateDict(key: source.key)
             let report = try model.load(sd, excluding: ["fc."])
             say("weights: \(weights): \(report.loaded.count) tensors into \(arch), fc replaced by Linear(\(config0.features), \(classes))"
                 + (placeNote(sd).map { "; \($0)" } ?? ""))
@@ -478,6 +481,7 @@ struct Eval: ParsableCommand, Cooperative {
     @Option(help: "The model (tar, legacy, zip, .swt).") var weights: String
     @Option(help: "resnet18, resnet34, resnet50, resnet101 or resnet152.") var arch = "resnet18"
     @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var source: SourceOptions
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize = 32
     @Option(help: "Threads for the kernels (the default is every core).") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Seed of --val-split (use the fine-tuning run's).") var seed: UInt64 = 0
@@ -493,7 +497,9 @@ struct Eval: ParsableCommand, Cooperative {
     func run() throws {
         do {
             let started = now()
-            let sd = try Checkpoint(path: weights).stateDict()
+            var options = LoadOptions()
+            source.apply(to: &options)
+            let sd = try Checkpoint(path: weights, options: options).stateDict(key: source.key)
             var config = ResNetConfig.named(arch)!
             if let fc = sd["fc.weight"], fc.rank == 2, fc.shape[1] == config.features { config.classes = fc.shape[0] }
             let model = ResNet(config)
