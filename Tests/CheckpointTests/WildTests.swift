@@ -42,7 +42,7 @@ import Tensors
         // Guards the parameterised tests against an empty folder: one file per kind in the issue.
         for stem in ["legacy_v03_lists", "legacy_rebuilds", "nest_model_state", "nest_model_state_dict", "nest_net_ema",
                      "nest_deep", "bare_tensor", "bare_parameter", "numpy_values", "numpy_root", "namespace_args",
-                     "whole_resnet18", "lightning_like", "torchscript_small_resnet", "torchscript_traced"] {
+                     "whole_resnet18", "whole_legacy_sequential", "lightning_like", "torchscript_small_resnet", "torchscript_traced"] {
             #expect(WildTests.expected.contains("\(stem).expected.json"), "missing \(stem)")
         }
     }

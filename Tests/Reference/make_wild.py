@@ -26,8 +26,9 @@ Every <stem>.pth gets <stem>.expected.json:
                     _parameters and _buffers left out);
   values            optional: numpy scalars as torch.load gives them, {"int"|"float"|"bool": value}.
 
-TorchScript archives differ from run to run in bytes pth2swt does not read (serialization ids);
-their expected tensors do not.
+TorchScript archives differ from run to run in bytes pth2swt does not read (serialization ids),
+and so does whole_legacy_sequential.pth in the order of its storages (torch sorts them by memory
+address; the keys themselves are renumbered); the expected JSON does not.
 
 Files that torch 1.13 cannot write (a PyTorch 0.3 OrderedDict built from [key, value] lists, the
 _rebuild_tensor v1 function, cuda:0 storages, 0.4's Parameter/Variable reductions) are assembled
@@ -490,6 +491,44 @@ def make_whole_resnet18():
                                     all_items=list(walk(got))), path)
 
 
+def renumber_legacy_storages(path):
+    """Legacy files key storages by memory address; renumber them in the order torch wrote them.
+    Only the object pickle's BINUNICODE keys and the key list change (found by opcode scans; nothing
+    is unpickled but the key list, a list of str)."""
+    import refutil as R
+    buf = Path(path).read_bytes()
+    pos = 0
+    for _ in range(3):
+        pos = R.scan_pickle(buf, pos)["end"]
+    obj_start, obj_end = pos, R.scan_pickle(buf, pos)["end"]
+    keys_end = R.scan_pickle(buf, obj_end)["end"]
+    keys = pickle.loads(buf[obj_end:keys_end])
+    assert all(isinstance(k, str) for k in keys)
+    new = {k: str(140000000000000 + 4096 * i) for i, k in enumerate(keys)}
+    body = buf[obj_start:obj_end]
+    for old, k in new.items():
+        pat = b"X" + struct.pack("<I", len(old)) + old.encode()
+        assert body.count(pat) >= 1
+        body = body.replace(pat, b"X" + struct.pack("<I", len(k)) + k.encode())
+    Path(path).write_bytes(buf[:obj_start] + body + pickle.dumps([new[k] for k in keys], protocol=2) + buf[keys_end:])
+
+
+def make_whole_legacy():
+    """torch.save(model, _use_new_zipfile_serialization=False): the legacy writer's persistent ids
+    name each module class with its source text: ('module', class, source_file, source)."""
+    torch.manual_seed(16)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    path = OUT / "whole_legacy_sequential.pth"
+    torch.save(model, path, _use_new_zipfile_serialization=False)
+    renumber_legacy_storages(path)
+    got = torch.load(path)
+    assert isinstance(got, torch.nn.Sequential)
+    emit("whole_legacy_sequential", describe("whole_legacy_sequential", legacy_object_pkl(path),
+         note="a whole nn.Sequential in the legacy format: ('module', class, source_file, source) persistent ids",
+         sd_path="", kind="module", sd_items=list(got.state_dict().items()), all_items=list(walk(got))), path)
+
+
 LIGHTNING_MODULE = '''
 class AttributeDict(dict):
     """Like pytorch_lightning.utilities.parsing.AttributeDict."""
@@ -601,6 +640,7 @@ def main():
     make_numpy()
     make_namespace()
     make_whole_resnet18()
+    make_whole_legacy()
     make_lightning()
     make_torchscript()
 

@@ -111,3 +111,50 @@ enum SHA256Hex {
         bytes.withUnsafeBytes { Checksums.sha256Hex($0) }
     }
 }
+
+/// Every wild fixture through the tool: inspect lists the candidates and the stubbed classes and marks
+/// the state dict torch's names say; convert refuses without --stub-classes when the file needs it and
+/// otherwise writes exactly torch's tensors.
+@Suite(.enabled(if: Tool.available, Tool.skipReason))
+struct WildFixtureToolTests {
+    static let stems: [String] = {
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: WildToolTests.folder)) ?? []
+        return all.filter { $0.hasSuffix(".expected.json") }.map { String($0.dropLast(".expected.json".count)) }.sorted()
+    }()
+
+    @Test func everyFixtureIsHere() { #expect(Self.stems.count >= 16, "\(Self.stems)") }
+
+    @Test(arguments: stems)
+    func inspectAndConvert(_ stem: String) throws {
+        let exp = try WildToolTests.expected(stem)
+        let input = WildToolTests.fixture(exp["file"] as! String)
+        let stub = exp["stub_classes"] as! Bool
+        let flags = stub ? ["--stub-classes"] : []
+
+        let r = try Tool.run(["inspect", input, "--json"] + flags)
+        #expect(r.status == 0, "\(r.description)")
+        let j = try WildToolTests.json(r.stdout)
+        let path = exp["state_dict_path"] as! String
+        let candidates = j["candidates"] as! [[String: Any]]
+        let picked = candidates.filter { $0["picked"] as? Bool == true }
+        #expect(picked.count == 1 && picked.first?["path"] as? String == path, "\(candidates)")
+        #expect(picked.first?["kind"] as? String == exp["state_dict_kind"] as? String)
+        #expect(j["stubbed_classes"] as? [String] == exp["stubbed"] as? [String])
+        #expect((j["tensors"] as! [[String: Any]]).map { $0["name"] as! String }
+                == (exp["tensors"] as! [[String: Any]]).map { $0["name"] as! String })
+
+        let dir = try Scratch("wild-\(stem)")
+        let out = dir.file("out.swt")
+        if stub {
+            let refused = try Tool.run(["convert", input, out, "-q"])
+            #expect(refused.status == 1 && refused.stderr.contains("refused global \(exp["refused_global"]!)"), "\(refused.description)")
+            #expect(dir.contents.isEmpty)
+        }
+        let c = try Tool.run(["convert", input, out, "-q", "--json"] + flags)
+        #expect(c.status == 0, "\(c.description)")
+        let written = try Checkpoint(path: out).stateDict()
+        let want = (exp["tensors"] as! [[String: Any]]).map { "\($0["name"]!) \($0["dtype"]!) \($0["shape"]!) \($0["sha256"]!)" }
+        let got = try written.tensors.map { "\($0.name) \($0.tensor.dtype.rawValue) \($0.tensor.shape) \(SHA256Hex.of(try $0.tensor.contiguousBytes()))" }
+        #expect(got == want)
+    }
+}

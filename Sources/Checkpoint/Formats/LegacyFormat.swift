@@ -42,8 +42,17 @@ enum LegacyFormat {
             guard case .tuple(let t) = pid, let kind = t.items.first.flatMap(asciiString) else {
                 throw CheckpointError(.badPersistentID("expected a tuple, got a \(pid.typeName)"))
             }
+            if kind == "module", options.stubClasses {
+                // ('module', class, source_file, source): a whole model's class, with its source text as
+                // the writer had it. torch.load returns the class; here it is already a record (the
+                // class's global was read under stubClasses), and the source is never looked at.
+                guard t.items.count == 4, case .object = t.items[1] else {
+                    throw CheckpointError(.badPersistentID("a module id is ('module', class, source_file, source)"))
+                }
+                return t.items[1]
+            }
             guard kind == "storage" else {
-                throw CheckpointError(.badPersistentID("'\(kind)' (pickled modules are not supported; save the state_dict)"))
+                throw CheckpointError(.badPersistentID("'\(kind)' (a whole pickled module: --stub-classes reads it as data)"))
             }
             let items = t.items
             guard items.count == 6, let rootKey = asciiString(items[2]), case .int(let numel) = items[4], numel >= 0 else {

@@ -63,46 +63,54 @@ extension TorchHost {
             if c.stubClasses { return .object(ObjectRecord(kind: .reference, module: g.module, name: g.name)) }
             throw CheckpointError(.refusedCall("the class \(g.qualifiedName) appears as a value, not as data"))
         case .object(let o):
-            switch o {
-            case let t as TensorObject:
-                guard let tensor = t.tensor else {
-                    throw CheckpointError(.malformedPickle("a \(t.typeName) was created but never given its data (no BUILD)"))
-                }
-                return .tensor(tensor)
-            case let d as DeviceObject: return .device(d.spelling)
-            case let c as ComplexObject: return .complex(real: c.real, imaginary: c.imaginary)
-            case let a as NDArrayObject:
-                guard let tensor = a.tensor else {
-                    throw CheckpointError(.malformedPickle("a numpy.ndarray was created but never given its data (no BUILD)"))
-                }
-                return .tensor(tensor)
-            case let d as NumpyDTypeObject:
-                if let dt = d.dtype { return .dtype(dt) }
-                return .string("numpy.dtype('\(d.byteOrder == "=" ? "" : String(d.byteOrder))\(d.code)')")
-            case let r as RecordObject:
-                var out = ObjectRecord(kind: r.kind, module: r.global.module, name: r.global.name)
-                out.args = try r.args.map(inner)
-                if let kw = r.kwargs {
-                    for (k, x) in zip(kw.keys, kw.values) { out.kwargs.append(.init(key: try inner(k), value: try inner(x))) }
-                }
-                out.states = try r.states.map(inner)
-                out.listItems = try r.listItems.map(inner)
-                for (k, x) in zip(r.dictKeys, r.dictValues) { out.dictItems.append(.init(key: try inner(k), value: try inner(x))) }
-                if r.isScriptClass, r.kind == .instance {
-                    guard let decl = c.scriptClasses[r.global.qualifiedName] else {
-                        throw CheckpointError(.malformedArchive("the TorchScript class \(r.global.qualifiedName) has no declaration in code/"))
-                    }
-                    if decl.isModule {
-                        out.scriptParameters = decl.parameters
-                        out.scriptBuffers = decl.buffers
-                    }
-                }
-                return .object(out)
-            case let s as StorageObject:
-                throw CheckpointError(.refusedCall("a bare \(s.typeName) (not wrapped in a tensor) is not supported"))
-            default:
-                throw CheckpointError(.refusedCall("a \(o.typeName) appears as a value"))
+            return try objectValue(o, c, inner)
+        }
+    }
+
+    /// Objects the host made, converted outside `value`'s frame: this keeps the recursive frame small
+    /// (a record's fields would otherwise sit in every level's frame, and 512 levels of nesting under
+    /// AddressSanitizer overflowed a test thread's stack).
+    @inline(never)
+    private static func objectValue(_ o: any PickleObject, _ c: Context, _ inner: (PickleValue) throws -> Value) throws -> Value {
+        switch o {
+        case let t as TensorObject:
+            guard let tensor = t.tensor else {
+                throw CheckpointError(.malformedPickle("a \(t.typeName) was created but never given its data (no BUILD)"))
             }
+            return .tensor(tensor)
+        case let d as DeviceObject: return .device(d.spelling)
+        case let c as ComplexObject: return .complex(real: c.real, imaginary: c.imaginary)
+        case let a as NDArrayObject:
+            guard let tensor = a.tensor else {
+                throw CheckpointError(.malformedPickle("a numpy.ndarray was created but never given its data (no BUILD)"))
+            }
+            return .tensor(tensor)
+        case let d as NumpyDTypeObject:
+            if let dt = d.dtype { return .dtype(dt) }
+            return .string("numpy.dtype('\(d.byteOrder == "=" ? "" : String(d.byteOrder))\(d.code)')")
+        case let r as RecordObject:
+            var out = ObjectRecord(kind: r.kind, module: r.global.module, name: r.global.name)
+            out.args = try r.args.map(inner)
+            if let kw = r.kwargs {
+                for (k, x) in zip(kw.keys, kw.values) { out.kwargs.append(.init(key: try inner(k), value: try inner(x))) }
+            }
+            out.states = try r.states.map(inner)
+            out.listItems = try r.listItems.map(inner)
+            for (k, x) in zip(r.dictKeys, r.dictValues) { out.dictItems.append(.init(key: try inner(k), value: try inner(x))) }
+            if r.isScriptClass, r.kind == .instance {
+                guard let decl = c.scriptClasses[r.global.qualifiedName] else {
+                    throw CheckpointError(.malformedArchive("the TorchScript class \(r.global.qualifiedName) has no declaration in code/"))
+                }
+                if decl.isModule {
+                    out.scriptParameters = decl.parameters
+                    out.scriptBuffers = decl.buffers
+                }
+            }
+            return .object(out)
+        case let s as StorageObject:
+            throw CheckpointError(.refusedCall("a bare \(s.typeName) (not wrapped in a tensor) is not supported"))
+        default:
+            throw CheckpointError(.refusedCall("a \(o.typeName) appears as a value"))
         }
     }
 }
