@@ -225,6 +225,7 @@ func describe(_ v: Value) -> String {
     case .object(let o):
         switch o.kind {
         case .reference: return "<\(o.qualifiedName)>"
+        case .cycle: return "<\(o.qualifiedName) object, met again inside itself>"
         case .call: return "<\(o.qualifiedName)(\(o.args.map(describe).joined(separator: ", ")))>"
         case .instance:
             let n = o.attributes.count + o.dictItems.count + o.listItems.count

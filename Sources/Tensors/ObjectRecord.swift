@@ -14,6 +14,9 @@ public struct ObjectRecord: Sendable {
         case call
         /// `cls.__new__(cls, *args)`: NEWOBJ, NEWOBJ_EX, OBJ, INST.
         case instance
+        /// An object met again inside itself (omegaconf's `_parent`, a module that refers to its
+        /// container): a tree cannot hold the cycle, so the inner occurrence keeps only its class.
+        case cycle
     }
 
     public var kind: Kind

@@ -3,6 +3,7 @@
 pth2swt once refused, with what torch says is in it.
 
     /usr/bin/python3 Tests/Reference/make_wild.py      (Debian python3-torch 1.13, torchvision 0.14)
+    ref/bin/python Tests/Reference/make_wild.py        (the same torch, plus omegaconf for omegaconf_hparams)
 
 Every <stem>.pth gets <stem>.expected.json:
 
@@ -93,7 +94,7 @@ def globals_in(pkl):
     scan = R.scan_pickle(pkl)
     out = []
     for _, m, n in scan["globals"]:
-        g = f"{'builtins' if m == '__builtin__' else m}.{n}"
+        g = f"{m}.{n}"                     # as the file spells it (Python 2's __builtin__ included)
         if g not in out:
             out.append(g)
     return out
@@ -175,7 +176,10 @@ def describe(stem, pkl, *, note, sd_path, kind, sd_items, all_items=None, values
         stubbed = [g for g in names if g.startswith("__torch__")]
         outside = []
     else:
-        outside = [g for g in names if g not in torch_ok and g not in EXTRA_ALLOWED]
+        def known(g):
+            g2 = "builtins." + g[len("__builtin__."):] if g.startswith("__builtin__.") else g
+            return g2 in torch_ok or g2 in EXTRA_ALLOWED
+        outside = [g for g in names if not known(g)]
         stubbed = outside
     exp = {"note": note, "stub_classes": bool(outside)}
     if outside:
@@ -569,6 +573,71 @@ def make_lightning():
     sys.path.remove(tmp)
 
 
+YOLO_MODULE = '''
+import torch
+
+
+class Conv(torch.nn.Module):
+    """Like ultralytics.nn.modules.conv.Conv: conv, batch norm, SiLU."""
+    def __init__(self, c1, c2, k=1, s=1):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(c1, c2, k, s, k // 2, bias=False)
+        self.bn = torch.nn.BatchNorm2d(c2)
+        self.act = torch.nn.SiLU()
+
+
+class DetectionModel(torch.nn.Module):
+    """Like ultralytics.nn.tasks.DetectionModel: a Sequential under .model, plus plain attributes."""
+    def __init__(self):
+        super().__init__()
+        self.yaml = {"nc": 3, "depth_multiple": 0.33, "backbone": [[-1, 1, "Conv", [8, 3, 2]]]}
+        self.model = torch.nn.Sequential(Conv(3, 8, 3, 2), Conv(8, 16, 3, 2), torch.nn.Conv2d(16, 8, 1))
+        self.names = {0: "cat", 1: "dog", 2: "bird"}
+        self.stride = torch.tensor([8.0, 16.0, 32.0])
+'''
+
+
+def make_ultralytics_like():
+    """An Ultralytics-style .pt: {'model': DetectionModel in float16, 'ema': None, …}, classes from a
+    module only the writer had."""
+    tmp = tempfile.mkdtemp()
+    with open(os.path.join(tmp, "throwaway_yolo.py"), "w") as f:
+        f.write(YOLO_MODULE)
+    sys.path.insert(0, tmp)
+    import throwaway_yolo as Y
+    torch.manual_seed(17)
+    model = Y.DetectionModel().half()
+    obj = {"epoch": -1, "best_fitness": None, "model": model, "ema": None, "updates": None, "optimizer": None,
+           "train_args": {"imgsz": 64, "batch": 2, "data": "toy.yaml"}, "date": "2026-12-02T00:00:00", "version": "8.0.0"}
+    path = save(obj, "ultralytics_like")
+    got = torch.load(path)
+    emit("ultralytics_like", describe("ultralytics_like", data_pkl(path),
+         note="Ultralytics-style .pt: the whole DetectionModel (float16) under 'model', None beside it",
+         sd_path="model", kind="module", sd_items=list(got["model"].state_dict().items()),
+         all_items=list(walk(got))), path)
+    sys.path.remove(tmp)
+
+
+def make_omegaconf():
+    """Hyper-parameters as omegaconf's DictConfig/ListConfig (the real classes). Needs omegaconf, which
+    Debian does not package: run this script with the peer venv's python (ref/bin/python, which sees
+    Debian's torch) after `ref/bin/pip install omegaconf`; elsewhere the fixture is left as it is."""
+    try:
+        from omegaconf import OmegaConf, __version__ as omegaconf_version
+    except ImportError:
+        print("  omegaconf_hparams.pth: skipped, omegaconf is not installed (see make_omegaconf)")
+        return
+    _, sd = small_sd(18)
+    hparams = OmegaConf.create({"lr": 0.001, "layers": [3, 4], "optim": {"name": "adam", "betas": [0.9, 0.999]}})
+    path = save({"state_dict": sd, "hyper_parameters": hparams, "epoch": 2}, "omegaconf_hparams")
+    got = torch.load(path)
+    exp = describe("omegaconf_hparams", data_pkl(path),
+                   note=f"Lightning-style checkpoint whose hyper_parameters are omegaconf {omegaconf_version} "
+                        "DictConfig/ListConfig objects",
+                   sd_path="state_dict", kind="dict", sd_items=list(got["state_dict"].items()))
+    emit("omegaconf_hparams", exp, path)
+
+
 class SmallResNet(torch.nn.Module):
     """torchvision's BasicBlock at 8 and 16 channels: a resnet small enough to commit."""
 
@@ -642,6 +711,8 @@ def main():
     make_whole_resnet18()
     make_whole_legacy()
     make_lightning()
+    make_ultralytics_like()
+    make_omegaconf()
     make_torchscript()
 
 

@@ -11,11 +11,19 @@ extension TorchHost {
         return try value(v, context, budget: &budget, depth: 0)
     }
 
-    private struct Context {
+    private final class Context {
         let maxDepth: Int
         let maxValues: Int
         let stubClasses: Bool
         let scriptClasses: [String: ScriptClass]
+        /// The records on the path being converted, to cut cycles through them.
+        var active: Set<ObjectIdentifier> = []
+        init(maxDepth: Int, maxValues: Int, stubClasses: Bool, scriptClasses: [String: ScriptClass]) {
+            self.maxDepth = maxDepth
+            self.maxValues = maxValues
+            self.stubClasses = stubClasses
+            self.scriptClasses = scriptClasses
+        }
     }
 
     private static func value(_ v: PickleValue, _ c: Context, budget: inout Int, depth: Int) throws -> Value {
@@ -89,6 +97,14 @@ extension TorchHost {
             if let dt = d.dtype { return .dtype(dt) }
             return .string("numpy.dtype('\(d.byteOrder == "=" ? "" : String(d.byteOrder))\(d.code)')")
         case let r as RecordObject:
+            // Python objects may hold themselves (omegaconf nodes point at their parent). Dicts and lists
+            // that do are refused (a state dict never does), but a record met again on its own path
+            // becomes a `.cycle` record of its class.
+            let id = ObjectIdentifier(r)
+            guard c.active.insert(id).inserted else {
+                return .object(ObjectRecord(kind: .cycle, module: r.global.module, name: r.global.name))
+            }
+            defer { c.active.remove(id) }
             var out = ObjectRecord(kind: r.kind, module: r.global.module, name: r.global.name)
             out.args = try r.args.map(inner)
             if let kw = r.kwargs {

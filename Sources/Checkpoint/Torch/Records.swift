@@ -27,7 +27,7 @@ final class RecordObject: PickleObject, Teardown {
         switch kind {
         case .reference: global.qualifiedName
         case .call: "\(global.qualifiedName)(…)"
-        case .instance: "\(global.qualifiedName) object"
+        case .instance, .cycle: "\(global.qualifiedName) object"
         }
     }
 
