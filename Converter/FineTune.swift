@@ -190,10 +190,15 @@ struct FineTune: ParsableCommand, Cooperative {
     @Option(name: .customLong("backbone-lr"), help: "The backbone's learning rate (default: --lr, or --lr / --head-lr-mult).")
     var backboneLR: Double?
     @Option(name: .customLong("head-lr-mult"), help: "The head's learning rate as a multiple of the backbone's.") var headLRMult: Double?
-    @Option(help: "SGD momentum.") var momentum = 0.9
+    @Option(help: "sgd (torch.optim.SGD) or adamw (torch.optim.AdamW).") var optimizer: OptimizerKind = .sgd
+    @Option(help: "SGD momentum (default 0.9).") var momentum: Double?
     @Option(help: "SGD dampening.") var dampening = 0.0
-    @Flag(help: "Nesterov momentum.") var nesterov = false
-    @Option(name: .customLong("weight-decay"), help: "SGD weight decay (L2 added to the gradient, as torch).") var weightDecay = 1e-3
+    @Flag(help: "SGD: Nesterov momentum.") var nesterov = false
+    @Option(help: ArgumentHelp("AdamW: β1,β2 (default 0.9,0.999).", valueName: "b1,b2")) var betas: String?
+    @Option(help: "AdamW: eps (default 1e-8).") var eps: Double?
+    @Flag(help: "AdamW: the AMSGrad variant.") var amsgrad = false
+    @Option(name: .customLong("weight-decay"), help: "Weight decay: SGD adds wd·w to the gradient, AdamW multiplies w by 1 − lr·wd (both as torch).")
+    var weightDecay = 1e-3
     @Flag(name: .customLong("no-decay-bn-bias"), help: "No weight decay on 1-D parameters (BatchNorm γ and β, fc's bias).")
     var noDecayBNBias = false
     @Option(name: .customLong("l2sp-alpha"), help: "L2-SP: α/2·‖w − w⁰‖² on the trainable backbone (w⁰: the pretrained weights).")
@@ -270,6 +275,14 @@ struct FineTune: ParsableCommand, Cooperative {
         }
     }
 
+    /// `--betas b1,b2`, torch's (0.9, 0.999) when absent.
+    func adamBetas() throws -> (Double, Double) {
+        guard let betas else { return (0.9, 0.999) }
+        let parts = betas.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2 else { throw ValidationError("--betas \(betas): two numbers, b1,b2 (e.g. 0.9,0.999)") }
+        return (parts[0], parts[1])
+    }
+
     func validate() throws {
         guard ResNetConfig.named(arch) != nil else {
             throw ValidationError("unknown --arch '\(arch)'; one of \(ResNetConfig.names.joined(separator: ", "))")
@@ -287,6 +300,18 @@ struct FineTune: ParsableCommand, Cooperative {
             throw ValidationError("--backbone-lr, --head-lr-mult and --l2sp-alpha need a trainable backbone (--freeze none or through:STAGE)")
         }
         let rates = try learningRates()
+        switch optimizer {
+        case .sgd:
+            if betas != nil || eps != nil || amsgrad { throw ValidationError("--betas, --eps and --amsgrad are AdamW's; add --optimizer adamw") }
+        case .adamw:
+            if momentum != nil || nesterov || dampening != 0 {
+                throw ValidationError("--momentum, --dampening and --nesterov are SGD's; AdamW takes --betas, --eps and --amsgrad")
+            }
+            let b = try adamBetas()
+            guard (0..<1).contains(b.0), (0..<1).contains(b.1) else { throw ValidationError("--betas: each in [0, 1)") }
+            guard (eps ?? 1e-8) >= 0 else { throw ValidationError("--eps must be ≥ 0") }
+        }
+        let momentum = self.momentum ?? 0.9
         guard rates.head >= 0, rates.backbone >= 0, momentum >= 0, weightDecay >= 0, dampening >= 0, l2spAlpha >= 0, l2spBeta >= 0 else {
             throw ValidationError("learning rates, --momentum, --dampening, --weight-decay and the L2-SP coefficients must be ≥ 0")
         }
@@ -336,7 +361,15 @@ struct FineTune: ParsableCommand, Cooperative {
         config.batchSize = batchSize
         config.threads = threads
         config.seed = seed
-        config.head = SGDOptions(lr: rates.head, momentum: momentum, dampening: dampening, weightDecay: weightDecay, nesterov: nesterov)
+        config.optimizer = optimizer
+        switch optimizer {
+        case .sgd:
+            config.head = OptimizerOptions(lr: rates.head, momentum: momentum ?? 0.9, dampening: dampening, weightDecay: weightDecay,
+                                           nesterov: nesterov)
+        case .adamw:
+            config.head = OptimizerOptions(lr: rates.head, weightDecay: weightDecay, betas: try adamBetas(), eps: eps ?? 1e-8,
+                                           amsgrad: amsgrad)
+        }
         var backbone = config.head
         backbone.lr = rates.backbone
         config.backbone = backbone
@@ -430,14 +463,21 @@ struct FineTune: ParsableCommand, Cooperative {
         let stages = ["stem", "layer1", "layer2", "layer3", "layer4"]
         var s: String
         switch through {
-        case 5: s = "backbone frozen (BatchNorm in \(bn == "eval" ? "eval mode" : "training mode: running statistics drift")); SGD on fc: lr \(rates.head)"
-        case 0: s = "everything trains (BatchNorm in training mode); SGD: backbone lr \(rates.backbone), fc lr \(rates.head)"
+        case 5: s = "backbone frozen (BatchNorm in \(bn == "eval" ? "eval mode" : "training mode: running statistics drift")); \(optimizer == .sgd ? "SGD" : "AdamW") on fc: lr \(rates.head)"
+        case 0: s = "everything trains (BatchNorm in training mode); \(optimizer == .sgd ? "SGD" : "AdamW"): backbone lr \(rates.backbone), fc lr \(rates.head)"
         default:
             s = "stem..\(stages[through - 1]) frozen (BatchNorm \(bn == "eval" ? "in eval mode" : "in training mode: running statistics drift")), "
-                + "\(stages[through]).. trains; SGD: backbone lr \(rates.backbone), fc lr \(rates.head)"
+                + "\(stages[through]).. trains; \(optimizer == .sgd ? "SGD" : "AdamW"): backbone lr \(rates.backbone), fc lr \(rates.head)"
         }
-        s += ", momentum \(momentum)\(nesterov ? " (nesterov)" : "")\(dampening != 0 ? ", dampening \(dampening)" : ""), "
-            + "weight decay \(weightDecay)\(noDecayBNBias ? " (not on BatchNorm or biases)" : "")"
+        switch optimizer {
+        case .sgd:
+            s += ", momentum \(momentum ?? 0.9)\(nesterov ? " (nesterov)" : "")\(dampening != 0 ? ", dampening \(dampening)" : ""), "
+                + "weight decay \(weightDecay)\(noDecayBNBias ? " (not on BatchNorm or biases)" : "")"
+        case .adamw:
+            let b = (try? adamBetas()) ?? (0.9, 0.999)
+            s += ", betas (\(b.0), \(b.1)), eps \(eps ?? 1e-8)\(amsgrad ? ", amsgrad" : ""), "
+                + "decoupled weight decay \(weightDecay)\(noDecayBNBias ? " (not on BatchNorm or biases)" : "")"
+        }
         if l2spAlpha != 0 || l2spBeta != 0 { s += ", L2-SP α \(l2spAlpha) β \(l2spBeta)" }
         if schedule != "constant" || warmup > 0 { s += ", schedule \(schedule)\(warmup > 0 ? " after \(warmup) warmup epoch\(warmup == 1 ? "" : "s")" : "")" }
         return s + ", batch \(batchSize), \(threads) thread\(threads == 1 ? "" : "s")"
@@ -546,3 +586,4 @@ struct Eval: ParsableCommand, Cooperative {
         }
     }
 }
+extension OptimizerKind: ExpressibleByArgument {}

@@ -2,6 +2,7 @@
 // max pooling, each vectorised over eight channels. nhwc_body.h holds the bodies; this file compiles them
 // for AVX2+FMA and portably and picks one at run time.
 
+#include <math.h>
 #include "ckernels.h"
 
 #include <string.h>
@@ -140,6 +141,13 @@ void pth2swt_winograd_weights_packed(const float *w, int out_channels, int in_ch
 void pth2swt_sgd_update(float *w, const float *grad, float *buffer, long n, float wd, float mu, float keep, float neg_lr,
                         int nesterov, int first, int maximize) {
     DISPATCH(sgd_update, w, grad, buffer, n, wd, mu, keep, neg_lr, nesterov, first, maximize);
+}
+
+void pth2swt_adamw_update(float *w, const float *grad, float *m, float *v, float *vmax, long n, float decay, float b1,
+                          float one_minus_b1, float b2, float one_minus_b2, float bc2_sqrt, float eps, float neg_step,
+                          int maximize) {
+    DISPATCH(adamw_update, w, grad, m, v, vmax, n, decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps, neg_step,
+             maximize);
 }
 
 void pth2swt_rearrange_filters(const float *w, int k, int c, int taps, int layout, float *b) {

@@ -163,6 +163,31 @@ TARGET static void NAME(sgd_update)(float *w, const float *grad, float *buffer, 
     }
 }
 
+/// One torch.optim.AdamW update of n elements (torch 1.13's `_single_tensor_adamw`), its order of
+/// operations with no fused multiply-adds: g = −g if maximize; w *= decay (1 − lr·wd); m = m·b1 + (1 − b1)·g;
+/// v = v·b2 + (1 − b2)·g·g; vmax = max(vmax, v) with amsgrad (vmax null without);
+/// w += neg_step · m / (sqrt(v or vmax) / bc2_sqrt + eps).
+TARGET static void NAME(adamw_update)(float *w, const float *grad, float *m, float *v, float *vmax, long n, float decay,
+                                      float b1, float one_minus_b1, float b2, float one_minus_b2, float bc2_sqrt,
+                                      float eps, float neg_step, int maximize) {
+#pragma clang fp contract(off)
+    for (long i = 0; i < n; i++) {
+        float g = maximize ? -grad[i] : grad[i];
+        float p = w[i] * decay;
+        float mi = m[i] * b1 + one_minus_b1 * g;
+        float vi = v[i] * b2 + one_minus_b2 * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        float s = vi;
+        if (vmax) {
+            s = vmax[i] > vi ? vmax[i] : vi;
+            vmax[i] = s;
+        }
+        float denom = sqrtf(s) / bc2_sqrt + eps;
+        w[i] = p + neg_step * mi / denom;
+    }
+}
+
 /// Rearranges filters w [K, C, taps] (taps = kh·kw): layout 0 writes the depth×K matrix
 /// b[(t·C + i)·K + o] (the forward GEMM's B), 1 the K×depth matrix b[o·depth + t·C + i] (the input
 /// gradient's).

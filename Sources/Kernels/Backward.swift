@@ -316,6 +316,15 @@ extension Elementwise {
                            maximize ? 1 : 0)
     }
 
+    /// One AdamW update (torch's `_single_tensor_adamw` order, no fused multiply-adds); `vmax` with amsgrad.
+    public static func adamwUpdate(_ w: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+                                   v: UnsafeMutablePointer<Float>, vmax: UnsafeMutablePointer<Float>?, count: Int, decay: Float,
+                                   beta1: Float, oneMinusBeta1: Float, beta2: Float, oneMinusBeta2: Float,
+                                   biasCorrection2Sqrt: Float, eps: Float, negStepSize: Float, maximize: Bool) {
+        pth2swt_adamw_update(w, gradient, m, v, vmax, count, decay, beta1, oneMinusBeta1, beta2, oneMinusBeta2,
+                             biasCorrection2Sqrt, eps, negStepSize, maximize ? 1 : 0)
+    }
+
     /// a[i] += b[i], split across threads.
     public static func add(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count n: Int, threads: Int = 1) {
         nonisolated(unsafe) let (a, b) = (a, b)

@@ -52,7 +52,7 @@ final class BufferPool {
 /// `ConvBackward`, `BatchNormTrain` and `PoolBackward`.
 public final class BackboneStep {
     public let model: ResNet
-    public let optimizer: SGD
+    public let optimizer: any Optimizer
     public let frozenThrough: Int
     /// Whether the frozen stages' BatchNorms run in training mode (batch statistics, running statistics updated).
     public let frozenBatchNormTrains: Bool
@@ -121,7 +121,7 @@ public final class BackboneStep {
     /// `groups` gives the optimizer's parameter groups for the trainable parameters (names as
     /// `model.trainableParameters` gives them, after this initializer has frozen the stages); the
     /// default is one group with `options`.
-    public init(model: ResNet, frozenThrough: Int, options: SGDOptions,
+    public init(model: ResNet, frozenThrough: Int, options: SGDOptions, optimizer kind: OptimizerKind = .sgd,
                 groups: ((_ trainable: [(name: String, parameter: Parameter)]) -> [ParameterGroup])? = nil,
                 l2sp: (alpha: Double, beta: Double)? = nil, frozenBatchNormTrains: Bool = false, threads: Int = 1) throws {
         precondition((0...5).contains(frozenThrough), "frozenThrough is 0…5")
@@ -139,7 +139,7 @@ public final class BackboneStep {
         for (_, p) in model.namedParameters { p.requiresGrad = true }
         if !frozenPrefixes.isEmpty { model.freeze(frozenPrefixes) }
         trainable = model.trainableParameters
-        optimizer = try SGD(groups?(trainable) ?? [ParameterGroup(name: "all", parameters: trainable, options: options)])
+        optimizer = try kind.make(groups?(trainable) ?? [ParameterGroup(name: "all", parameters: trainable, options: options)])
         self.l2sp = l2sp.map { L2SP(alpha: $0.alpha, beta: $0.beta, parameters: model.namedParameters) }
         let folds = !frozenBatchNormTrains
         stem = Unit(model.conv1, model.bn1, convName: "conv1", bnName: "bn1", frozen: frozenThrough >= 1, folds: folds && frozenThrough >= 1)

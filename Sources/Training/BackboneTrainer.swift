@@ -14,7 +14,7 @@ public final class BackboneTrainer {
     public let model: ResNet
     public let config: FineTuneConfig
     public let step: BackboneStep
-    public var optimizer: SGD { step.optimizer }
+    public var optimizer: any Optimizer { step.optimizer }
     public let scheduler: LRScheduler?
     public private(set) var completedEpochs = 0
     let mode: String
@@ -24,7 +24,8 @@ public final class BackboneTrainer {
         self.model = model
         self.config = config
         let backbone = config.backbone ?? config.head
-        let step = try BackboneStep(model: model, frozenThrough: config.frozenThrough, options: config.head, groups: { trainable in
+        let step = try BackboneStep(model: model, frozenThrough: config.frozenThrough, options: config.head,
+                                    optimizer: config.optimizer, groups: { trainable in
             let body = trainable.filter { !$0.name.hasPrefix("fc.") }, head = trainable.filter { $0.name.hasPrefix("fc.") }
             func groups(_ name: String, _ p: [(name: String, parameter: Parameter)], _ o: SGDOptions) -> [ParameterGroup] {
                 if p.isEmpty { return [] }

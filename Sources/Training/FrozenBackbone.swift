@@ -12,7 +12,9 @@ public struct FineTuneConfig: Sendable {
     public var batchSize = 32
     public var threads = 1
     public var seed: UInt64 = 0
-    /// The head's SGD options (`lr` is the head's learning rate).
+    /// Which optimizer trains (`--optimizer`): torch.optim.SGD or AdamW.
+    public var optimizer = OptimizerKind.sgd
+    /// The head's optimizer options (`lr` is the head's learning rate).
     public var head = SGDOptions(lr: 0.01)
     /// Give fc.bias (a 1-D parameter) weight decay 0: groups `head` and `head.no_decay`.
     public var noDecayForBiasAndNorm = false
@@ -22,7 +24,7 @@ public struct FineTuneConfig: Sendable {
     public var cacheFeatures = true
     /// Stages frozen, for `BackboneTrainer`: 0 none, 1 the stem, 2 through layer1, …, 5 everything but fc.
     public var frozenThrough = 5
-    /// The backbone's SGD options when it trains (nil: the head's).
+    /// The backbone's optimizer options when it trains (nil: the head's).
     public var backbone: SGDOptions?
     /// Frozen stages' BatchNorms in training mode (d2l's `net.train()`), for `BackboneTrainer`.
     public var frozenBatchNormTrains = false
@@ -144,7 +146,7 @@ struct EpochTally {
 public final class FrozenBackboneTrainer {
     public let model: ResNet
     public let config: FineTuneConfig
-    public let optimizer: SGD
+    public let optimizer: any Optimizer
     public let net: ResNetInference
     public let scheduler: LRScheduler?
     /// Epochs finished (restored by `restore`).
@@ -166,7 +168,7 @@ public final class FrozenBackboneTrainer {
         let groups = config.noDecayForBiasAndNorm
             ? ParameterGroup.splittingDecay(name: "head", parameters: headParameters, options: config.head)
             : [ParameterGroup(name: "head", parameters: headParameters, options: config.head)]
-        let optimizer = try SGD(groups)
+        let optimizer = try config.optimizer.make(groups)
         self.optimizer = optimizer
         scheduler = config.schedule.map { LRScheduler($0, optimizer: optimizer) }
         l2sp = config.l2spBeta != 0 ? L2SP(alpha: 0, beta: config.l2spBeta, parameters: headParameters) : nil

@@ -1,72 +1,6 @@
 import Kernels
 import NN
 
-/// One parameter group's hyper-parameters, as torch.optim.SGD's param_groups hold them.
-public struct SGDOptions: Sendable, Equatable {
-    public var lr: Double
-    public var momentum: Double = 0
-    public var dampening: Double = 0
-    public var weightDecay: Double = 0
-    public var nesterov: Bool = false
-    public var maximize: Bool = false
-
-    public init(lr: Double, momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0, nesterov: Bool = false,
-                maximize: Bool = false) {
-        self.lr = lr
-        self.momentum = momentum
-        self.dampening = dampening
-        self.weightDecay = weightDecay
-        self.nesterov = nesterov
-        self.maximize = maximize
-    }
-}
-
-/// A parameter group: parameters by their dotted names, and the options they share.
-public struct ParameterGroup {
-    public var name: String
-    public var parameters: [(name: String, parameter: Parameter)]
-    public var options: SGDOptions
-
-    public init(name: String, parameters: [(name: String, parameter: Parameter)], options: SGDOptions) {
-        self.name = name
-        self.parameters = parameters
-        self.options = options
-    }
-
-    /// Splits `parameters` in two groups as the usual "no decay for norms and biases" recipe does:
-    /// `<name>` keeps `options`; `<name>.no_decay` has weight decay 0 and holds every parameter of rank
-    /// ≤ 1 (BatchNorm weights and biases, and every bias: in a ResNet these are exactly the 1-D
-    /// parameters). An empty group is left out.
-    public static func splittingDecay(name: String, parameters: [(name: String, parameter: Parameter)],
-                                      options: SGDOptions) -> [ParameterGroup] {
-        let noDecay = parameters.filter { $0.parameter.shape.count <= 1 }
-        let decay = parameters.filter { $0.parameter.shape.count > 1 }
-        var free = options
-        free.weightDecay = 0
-        return [ParameterGroup(name: name, parameters: decay, options: options),
-                ParameterGroup(name: name + ".no_decay", parameters: noDecay, options: free)].filter { !$0.parameters.isEmpty }
-    }
-}
-
-/// Why `SGD` refuses its groups, with torch's wording where torch has one.
-public enum OptimizerError: Error, Equatable, CustomStringConvertible {
-    case invalid(String)
-    case duplicateParameter(String)
-    case frozenParameter(String)
-    case gradientShape(name: String, expected: Int, got: Int)
-    case unknownState(String)
-
-    public var description: String {
-        switch self {
-        case .invalid(let s): s
-        case .duplicateParameter(let n): "some parameters appear in more than one parameter group: \(n)"
-        case .frozenParameter(let n): "\(n) is frozen (requiresGrad false); an optimizer does not hold frozen parameters"
-        case .gradientShape(let n, let e, let g): "the gradient of \(n) has \(g) elements, the parameter \(e)"
-        case .unknownState(let n): "optimizer state for \(n), which no group holds"
-        }
-    }
-}
-
 /// torch.optim.SGD as PyTorch 1.13 runs it (`_single_tensor_sgd`, the default `foreach=False`), per
 /// parameter with a gradient, every operation on Float32 as torch's CPU kernels do it:
 ///
@@ -81,7 +15,8 @@ public enum OptimizerError: Error, Equatable, CustomStringConvertible {
 /// Scalars are Python floats (Double) made Float32 where they meet a tensor; `1 − dampening` is taken in
 /// Double first, as Python does. Parameters without a gradient in a step are skipped and get no
 /// momentum buffer. Frozen parameters cannot be added: the optimizer never holds them.
-public final class SGD {
+public final class SGD: Optimizer {
+    public static let kind = OptimizerKind.sgd
     public private(set) var groups: [ParameterGroup]
     /// Momentum buffers by parameter name, present once the parameter has taken a step with momentum.
     public private(set) var momentumBuffers: [String: [Float]] = [:]
@@ -89,18 +24,13 @@ public final class SGD {
     public private(set) var steps = 0
 
     public init(_ groups: [ParameterGroup]) throws {
-        var seen = Set<String>()
+        try Self.checkGroups(groups)
         for g in groups {
             let o = g.options
-            guard o.lr >= 0 else { throw OptimizerError.invalid("Invalid learning rate: \(o.lr)") }
             guard o.momentum >= 0 else { throw OptimizerError.invalid("Invalid momentum value: \(o.momentum)") }
             guard o.weightDecay >= 0 else { throw OptimizerError.invalid("Invalid weight_decay value: \(o.weightDecay)") }
             if o.nesterov && (o.momentum <= 0 || o.dampening != 0) {
                 throw OptimizerError.invalid("Nesterov momentum requires a momentum and zero dampening")
-            }
-            for (name, p) in g.parameters {
-                guard seen.insert(name).inserted else { throw OptimizerError.duplicateParameter(name) }
-                guard p.requiresGrad else { throw OptimizerError.frozenParameter(name) }
             }
         }
         self.groups = groups
@@ -108,9 +38,6 @@ public final class SGD {
 
     /// Sets group `index`'s learning rate (schedulers do this between steps).
     public func setLR(_ lr: Double, group index: Int) { groups[index].options.lr = lr }
-
-    /// Names of every parameter the optimizer holds, in group order.
-    public var parameterNames: [String] { groups.flatMap { $0.parameters.map(\.name) } }
 
     /// One step. `gradients` maps parameter names to gradients of the parameter's size; a parameter
     /// with no entry is skipped, as torch skips `p.grad is None`.
@@ -147,6 +74,21 @@ public final class SGD {
             }
         }
         if o.momentum != 0 { momentumBuffers[name] = buffer }
+    }
+
+    public static let stateNames = ["momentum_buffer"]
+
+    public var state: [String: [String: [Float]]] {
+        momentumBuffers.mapValues { ["momentum_buffer": $0] }
+    }
+
+    public func restore(_ state: [String: [String: [Float]]], steps: Int) throws {
+        var buffers: [String: [Float]] = [:]
+        for (name, s) in state {
+            for key in s.keys where key != "momentum_buffer" { throw OptimizerError.unknownState("\(name).\(key)") }
+            if let b = s["momentum_buffer"] { buffers[name] = b }
+        }
+        try restoreMomentum(buffers, steps: steps)
     }
 
     /// Restores momentum buffers saved from `momentumBuffers` (a resumed run), checking names and sizes.

@@ -43,12 +43,12 @@ public final class LRScheduler {
         }
     }
 
-    let optimizer: SGD
+    let optimizer: any Optimizer
     let root: Node
     /// The optimizer's learning rates when the scheduler was made (torch's `initial_lr`).
     public let baseLRs: [Double]
 
-    public init(_ schedule: LRSchedule, optimizer: SGD) {
+    public init(_ schedule: LRSchedule, optimizer: any Optimizer) {
         self.optimizer = optimizer
         baseLRs = optimizer.groups.map(\.options.lr)
         root = Node(schedule, base: baseLRs)

@@ -7,18 +7,24 @@ public enum TrainingState {
     public static let optimizerPrefix = "optimizer."
 
     /// `model.state_dict()` (torch's names and order: parameters, BatchNorm running statistics and
-    /// `num_batches_tracked`) plus the optimizer's momentum buffers as
-    /// `optimizer.<param>.momentum_buffer`, and values `epoch`, `optimizer.steps`, `seed`, `batch_size`
-    /// and `mode` (the freezing and BatchNorm mode).
-    public static func checkpoint(model: any Module, optimizer: SGD, epoch: Int, config: FineTuneConfig, mode: String) -> StateDict {
+    /// `num_batches_tracked`) plus the optimizer's state as `optimizer.<param>.<state>` (torch's state
+    /// names: `momentum_buffer` for SGD, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq` for AdamW), and values
+    /// `epoch`, `optimizer` (its kind), `optimizer.steps`, `seed`, `batch_size` and `mode` (the freezing
+    /// and BatchNorm mode).
+    public static func checkpoint(model: any Module, optimizer: any Optimizer, epoch: Int, config: FineTuneConfig, mode: String) -> StateDict {
         var sd = modelStateDict(model)
         let shapes = Dictionary(uniqueKeysWithValues: optimizer.groups.flatMap { $0.parameters.map { ($0.name, $0.parameter.shape) } })
+        let state = optimizer.state
         for name in optimizer.parameterNames {
-            if let b = optimizer.momentumBuffers[name] {
-                try! sd.insert(floatTensor(b, shape: shapes[name]!), named: optimizerPrefix + name + ".momentum_buffer")
+            guard let entries = state[name] else { continue }
+            for key in type(of: optimizer).stateNames {
+                if let b = entries[key] {
+                    try! sd.insert(floatTensor(b, shape: shapes[name]!), named: optimizerPrefix + name + "." + key)
+                }
             }
         }
-        sd.values = [("epoch", .int(Int64(epoch))), ("optimizer.steps", .int(Int64(optimizer.steps))),
+        sd.values = [("epoch", .int(Int64(epoch))), ("optimizer", .string(optimizer.kind.rawValue)),
+                     ("optimizer.steps", .int(Int64(optimizer.steps))),
                      ("seed", .int(Int64(bitPattern: config.seed))), ("batch_size", .int(Int64(config.batchSize))),
                      ("mode", .string(mode))]
         return sd
@@ -28,7 +34,7 @@ public enum TrainingState {
     /// from a file, and returns the epochs completed. The model itself must already have been loaded
     /// from it (`model.load(sd, excluding: ["optimizer."])`). The seed, batch size and mode must be the
     /// run's: a resumed run with other settings would not be the same run.
-    public static func restore(_ sd: StateDict, optimizer: SGD, config: FineTuneConfig, mode: String) throws -> Int {
+    public static func restore(_ sd: StateDict, optimizer: any Optimizer, config: FineTuneConfig, mode: String) throws -> Int {
         func value(_ name: String) -> Value? { sd.values.first { $0.name == name }?.value }
         guard case .int(let epoch)? = value("epoch"), case .int(let steps)? = value("optimizer.steps") else {
             throw ResumeError("the checkpoint has no epoch / optimizer.steps values (not written by pth2swt finetune)")
@@ -42,12 +48,20 @@ public enum TrainingState {
         if case .string(let m)? = value("mode"), m != mode {
             throw ResumeError("the checkpoint was trained with \(m), not \(mode)")
         }
-        var buffers: [String: [Float]] = [:]
-        for (name, t) in sd.tensors where name.hasPrefix(optimizerPrefix) && name.hasSuffix(".momentum_buffer") {
-            let param = String(name.dropFirst(optimizerPrefix.count).dropLast(".momentum_buffer".count))
-            buffers[param] = try t.float32()
+        // Checkpoints from before AdamW name no optimizer: they are SGD's.
+        let kind = value("optimizer")?.string ?? OptimizerKind.sgd.rawValue
+        guard kind == optimizer.kind.rawValue else {
+            throw ResumeError("the checkpoint was trained with --optimizer \(kind), not \(optimizer.kind.rawValue)")
         }
-        try optimizer.restoreMomentum(buffers, steps: Int(steps))
+        var state: [String: [String: [Float]]] = [:]
+        for (name, t) in sd.tensors where name.hasPrefix(optimizerPrefix) {
+            let rest = name.dropFirst(optimizerPrefix.count)
+            guard let key = type(of: optimizer).stateNames.first(where: { rest.hasSuffix("." + $0) }) else {
+                throw ResumeError("the checkpoint holds \(name), which \(kind) does not keep")
+            }
+            state[String(rest.dropLast(key.count + 1)), default: [:]][key] = try t.float32()
+        }
+        try optimizer.restore(state, steps: Int(steps))
         return Int(epoch)
     }
 }
@@ -56,7 +70,7 @@ public enum TrainingState {
 /// can) or `BackboneTrainer` (some or all of the backbone trains, or frozen BatchNorms run in training mode).
 public protocol FineTuner: AnyObject {
     var completedEpochs: Int { get }
-    var optimizer: SGD { get }
+    var optimizer: any Optimizer { get }
     /// Whether training on `inputs` runs the head on cached backbone features.
     func caches(_ inputs: any TrainingInputs) -> Bool
     func trainEpoch(_ train: any TrainingInputs, test: (any TrainingInputs)?, progress: ((TrainProgress) -> Void)?) throws -> EpochReport

@@ -1,7 +1,7 @@
 """How far torch 1.13 differs from itself on each mode of backbone.json: the bound below which no float32
 implementation can be held to torch (BackboneTrainingTests cites it).
 
-    /usr/bin/python3 Tests/Reference/measure_spread.py
+    /usr/bin/python3 Tests/Reference/measure_spread.py [MODE …]
 
 Runs make_train_golden.train_backbone for every mode three ways: float32 at 1 thread (as the golden),
 float32 at 2 threads (other summation orders) and float64. Prints, for float32-1 against each of the
@@ -38,7 +38,8 @@ def main():
     x_all, y_all = g.pattern_images()
     head = g.seeded_head()
     print(f"{'mode':<25} {'vs 2 threads':<28} vs float64")
-    for mode in g.BACKBONE_MODES:
+    modes = sys.argv[1:] or g.BACKBONE_MODES
+    for mode in modes:
         runs = []
         for threads, dtype in [(1, torch.float32), (2, torch.float32), (1, torch.float64)]:
             torch.set_num_threads(threads)

@@ -19,6 +19,10 @@ struct BackboneGoldenTests {
     @Test(arguments: ["low_lr_fixed_conv1", "l2sp"])
     func allButConv1MatchesTorch(_ mode: String) throws { try matchesTorch(mode) }
 
+    /// through_layer2 trained by AdamW (lr 1e-4, weight decay 0.01, eps 1e-4) instead of SGD. (At the
+    /// default eps 1e-8 torch's own float32 and float64 runs part by 1.6e-2: make_train_golden.py.)
+    @Test func adamwThroughLayer2MatchesTorch() throws { try matchesTorch("adamw_through_layer2") }
+
     /// Every parameter trains, d2l's recipe as it is. Chaotic after a few steps (see `chaotic` below).
     @Test func everyParameterMatchesTorch() throws { try matchesTorch("low_lr") }
 
@@ -42,6 +46,9 @@ struct BackboneGoldenTests {
         switch mode {
         case "through_layer2":
             step = try BackboneStep(model: model, frozenThrough: 3, options: SGDOptions(lr: 5e-4, momentum: 0.9), threads: 2)
+        case "adamw_through_layer2":
+            step = try BackboneStep(model: model, frozenThrough: 3, options: OptimizerOptions(lr: 1e-4, weightDecay: 0.01, eps: 1e-4),
+                                    optimizer: .adamw, threads: 2)
         case "through_layer2_bn_train":
             step = try BackboneStep(model: model, frozenThrough: 3, options: SGDOptions(lr: 5e-4, momentum: 0.9),
                                     frozenBatchNormTrains: true, threads: 2)

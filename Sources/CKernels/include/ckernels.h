@@ -113,6 +113,10 @@ void pth2swt_rearrange_filters(const float *w, int k, int c, int taps, int layou
 /// One torch.optim.SGD update (no fused multiply-adds); buffer null without momentum.
 void pth2swt_sgd_update(float *w, const float *grad, float *buffer, long n, float wd, float mu, float keep, float neg_lr,
                         int nesterov, int first, int maximize);
+/// One torch.optim.AdamW update (no fused multiply-adds); vmax null without amsgrad.
+void pth2swt_adamw_update(float *w, const float *grad, float *m, float *v, float *vmax, long n, float decay, float b1,
+                          float one_minus_b1, float b2, float one_minus_b2, float bc2_sqrt, float eps, float neg_step,
+                          int maximize);
 /// a[i] += b[i] for i in [begin, end).
 void pth2swt_add_inplace(float *a, const float *b, long begin, long end);
 
