@@ -152,7 +152,7 @@ struct BenchConvert: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
-        guard let target = Convert.target(of: output) else { throw ValidationError("OUT must end in .swt, .safetensors, .pth or .pt") }
+        guard let target = OutputKind(path: output) else { throw ValidationError("OUT must end in \(OutputKind.extensions)") }
         var times: [Double] = []
         var format = "?"
         do {

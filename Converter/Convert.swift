@@ -74,20 +74,11 @@ struct Convert: ParsableCommand, Cooperative {
         var dtype: DType { DType(rawValue: rawValue)! }
     }
 
-    enum Target: String { case swt, pth }
-
     func validate() throws {
-        guard Convert.target(of: output) != nil else {
-            throw ValidationError("OUT must end in .swt, .safetensors, .pth or .pt (got '\(output)')")
+        guard OutputKind(path: output) != nil else {
+            throw ValidationError("OUT must end in \(OutputKind.extensions) (got '\(output)')")
         }
         if allTensors, source.key != nil { throw ValidationError("--all-tensors and --key exclude each other") }
-    }
-
-    static func target(of path: String) -> Target? {
-        let lower = path.lowercased()
-        if lower.hasSuffix(".swt") || lower.hasSuffix(".safetensors") { return .swt }
-        if lower.hasSuffix(".pth") || lower.hasSuffix(".pt") { return .pth }
-        return nil
     }
 
     func run() throws {
@@ -102,7 +93,7 @@ struct Convert: ParsableCommand, Cooperative {
                 throw ValidationError("no tensor is left after --select/--exclude (the file has \(full.count))")
             }
             let bar = ProgressBar(label: "writing \(output)", enabled: !quiet && !json)
-            let target = Convert.target(of: output)!
+            let target = OutputKind(path: output)!
             var notes: [String] = []
             var fields: [(String, JSON)] = [
                 ("input", .string(input)), ("input_format", .string(ckpt.format.rawValue)),

@@ -317,7 +317,7 @@ struct FineTune: ParsableCommand, Cooperative {
         }
         if nesterov && (momentum <= 0 || dampening != 0) { throw ValidationError("--nesterov needs a --momentum above 0 and no --dampening") }
         _ = try Self.lrSchedule(schedule, warmup: warmup, epochs: epochs)
-        if let out, Convert.target(of: out) == nil { throw ValidationError("--out must end in .swt, .safetensors, .pth or .pt") }
+        if let out, OutputKind(path: out) == nil { throw ValidationError("--out must end in \(OutputKind.extensions)") }
     }
 
     static func resumePath(_ out: String) -> String {
@@ -484,11 +484,7 @@ struct FineTune: ParsableCommand, Cooperative {
     }
 
     func writeModel(_ model: ResNet, to path: String) throws {
-        let sd = modelStateDict(model)
-        switch Convert.target(of: path)! {
-        case .swt: try SWTWriter.write(sd, to: path, converter: "pth2swt \(Version.string) finetune")
-        case .pth: try PTHWriter.write(sd, to: path)
-        }
+        try OutputKind.write(modelStateDict(model), to: path, converter: "pth2swt \(Version.string) finetune")
     }
 
     /// A seeded random backbone: conv weights uniform with torchvision's kaiming_normal_(fan_out, relu)
@@ -540,8 +536,7 @@ struct Eval: ParsableCommand, Cooperative {
             var options = LoadOptions()
             source.apply(to: &options)
             let sd = try Checkpoint(path: weights, options: options).stateDict(key: source.key)
-            var config = ResNetConfig.named(arch)!
-            if let fc = sd["fc.weight"], fc.rank == 2, fc.shape[1] == config.features { config.classes = fc.shape[0] }
+            let config = ResNetConfig.named(arch)!.sizingHead(from: sd)
             let model = ResNet(config)
             try model.load(sd)
             let data = try dataOptions.load(classes: config.classes, seed: seed)

@@ -52,8 +52,7 @@ struct Predict: ParsableCommand {
                 var err = StandardError()
                 print("weights: \(weights): \(note)", to: &err)
             }
-            var config = ResNetConfig.named(arch)!
-            if let fc = sd["fc.weight"], fc.rank == 2, fc.shape[1] == config.features { config.classes = fc.shape[0] }
+            let config = ResNetConfig.named(arch)!.sizingHead(from: sd)
             let model = ResNet(config)
             try model.load(sd)
                 let net = ResNetInference(model)

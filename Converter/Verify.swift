@@ -8,7 +8,7 @@ struct Verify: ParsableCommand {
         discussion: """
             A and B may be in any formats pth2swt reads. With the default --rtol 0 --atol 0 values must be \
             bit-identical (same dtype required). With a tolerance, elements are compared as float64: \
-            |a - b| <= atol + rtol * |b|, as torch.allclose; NaN matches NaN. Prints the first \
+            |a - b| <= atol + rtol * |b|, as torch.allclose; NaN matches NaN and an infinity only itself. Prints the first \
             differences and exits 1 when anything differs, 0 when everything matches.
             """
     )
@@ -22,11 +22,6 @@ struct Verify: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @OptionGroup var caps: CapOptions
 
-    struct Difference {
-        var tensor: String?
-        var message: String
-    }
-
     func run() throws {
         let sdA: StateDict, sdB: StateDict, formatA: String, formatB: String
         do {
@@ -39,36 +34,15 @@ struct Verify: ParsableCommand {
         } catch {
             throw fail(error, json: json)
         }
-        var diffs: [Difference] = []
-        var compared = 0, elements = 0
-        var maxAbs = 0.0
-        for name in sdA.names where sdB[name] == nil {
-            diffs.append(Difference(tensor: name, message: "only in A"))
-        }
-        for name in sdB.names where sdA[name] == nil {
-            diffs.append(Difference(tensor: name, message: "only in B"))
-        }
+        let comparison = StateDictComparison(rtol: rtol, atol: atol)
+        let result: StateDictComparison.Result
         do {
-            for name in sdA.names {
-                guard let ta = sdA[name], let tb = sdB[name] else { continue }
-                compared += 1
-                if ta.shape != tb.shape {
-                    diffs.append(Difference(tensor: name, message: "shape \(ta.shape) vs \(tb.shape)"))
-                    continue
-                }
-                let exact = rtol == 0 && atol == 0
-                if ta.dtype != tb.dtype && exact {
-                    diffs.append(Difference(tensor: name, message: "dtype \(ta.dtype.rawValue) vs \(tb.dtype.rawValue)"))
-                    continue
-                }
-                elements += ta.count
-                if let d = try compare(ta, tb, exact: exact, maxAbs: &maxAbs) {
-                    diffs.append(Difference(tensor: name, message: d))
-                }
-            }
+            result = try comparison.compare(sdA, sdB)
         } catch {
             throw fail(error, json: json)
         }
+        let diffs = result.differences, compared = result.tensorsCompared, elements = result.elements
+        let maxAbs = result.maxAbsDifference
         let match = diffs.isEmpty
         if json {
             print(JSON.object([
@@ -95,68 +69,4 @@ struct Verify: ParsableCommand {
         if !match { throw ExitCode(1) }
     }
 
-    /// Nil when the tensors agree; otherwise a description of how they differ.
-    func compare(_ ta: Tensor, _ tb: Tensor, exact: Bool, maxAbs: inout Double) throws -> String? {
-        if exact {
-            let ba = try ta.contiguousBytes(), bb = try tb.contiguousBytes()
-            if ba == bb { return nil }
-            let size = ta.dtype.itemSize
-            var first = -1, count = 0
-            for i in 0..<ta.count where ba[(i * size)..<((i + 1) * size)] != bb[(i * size)..<((i + 1) * size)] {
-                if first < 0 { first = i }
-                count += 1
-            }
-            let va = try value(ta, first), vb = try value(tb, first)
-            return "\(count) of \(ta.count) elements differ; first at \(index(first, ta.shape)): \(va) vs \(vb)"
-        }
-        let da = try doubles(ta), db = try doubles(tb)
-        var first = -1, count = 0, worst = 0.0
-        for i in 0..<da.count {
-            let x = da[i], y = db[i]
-            if x.isNaN && y.isNaN { continue }
-            let diff = abs(x - y)
-            if !(diff <= atol + rtol * abs(y)) {
-                if first < 0 { first = i }
-                count += 1
-            }
-            if diff.isFinite { worst = max(worst, diff) }
-        }
-        maxAbs = max(maxAbs, worst)
-        if count == 0 { return nil }
-        return "\(count) of \(ta.count) elements differ beyond tolerance (max |a-b| \(worst)); first at \(index(first, ta.shape)): \(da[first]) vs \(db[first])"
-    }
-
-    func doubles(_ t: Tensor) throws -> [Double] {
-        if t.dtype.isFloatingPoint {
-            let raw = try t.contiguousBytes(as: .float64)
-            return raw.withUnsafeBytes { r in (0..<t.count).map { Double(bitPattern: UInt64(littleEndian: r.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) } }
-        }
-        let raw = try t.contiguousBytes()
-        return raw.withUnsafeBytes { r in
-            (0..<t.count).map { i -> Double in
-                switch t.dtype {
-                case .int64: Double(Int64(littleEndian: r.loadUnaligned(fromByteOffset: i * 8, as: Int64.self)))
-                case .int32: Double(Int32(littleEndian: r.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)))
-                case .int16: Double(Int16(littleEndian: r.loadUnaligned(fromByteOffset: i * 2, as: Int16.self)))
-                case .int8: Double(r.load(fromByteOffset: i, as: Int8.self))
-                default: Double(r.load(fromByteOffset: i, as: UInt8.self))
-                }
-            }
-        }
-    }
-
-    func value(_ t: Tensor, _ i: Int) throws -> String {
-        let d = try doubles(t)[i]
-        return t.dtype.isFloatingPoint ? "\(d)" : String(Int64(d))
-    }
-
-    func index(_ flat: Int, _ shape: [Int]) -> String {
-        var rest = flat
-        var idx = [Int](repeating: 0, count: shape.count)
-        for d in stride(from: shape.count - 1, through: 0, by: -1) where shape[d] > 0 {
-            idx[d] = rest % shape[d]
-            rest /= shape[d]
-        }
-        return "[" + idx.map(String.init).joined(separator: ", ") + "]"
-    }
 }

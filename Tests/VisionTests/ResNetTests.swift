@@ -112,6 +112,21 @@ enum Golden {
         #expect(ResNet(.resnet50).stateEntries.first { $0.name == "fc.weight" }?.entry.shape == [1000, 2048])
     }
 
+    /// The head's size comes from fc.weight when its width is the network's features (a fine-tuned head),
+    /// and is left alone otherwise, so that the strict load names the mismatch.
+    @Test func headIsSizedFromTheStateDict() throws {
+        let sd = try Self.smallStateDict()  // fc.weight [10, 32]
+        var other = Self.config
+        other.classes = 1000
+        #expect(other.sizingHead(from: sd).classes == 10)
+        try ResNet(other.sizingHead(from: sd)).load(sd)
+        var wider = other
+        wider.widths = [8, 16, 24, 64]  // 64 features: fc.weight's 32 columns do not fit
+        #expect(wider.sizingHead(from: sd).classes == 1000)
+        #expect(throws: LoadError.self) { try ResNet(wider.sizingHead(from: sd)).load(sd) }
+        #expect(other.sizingHead(from: StateDict()).classes == 1000)
+    }
+
     @Test func missingKeyIsRefusedWhenStrict() throws {
         let full = try Self.smallStateDict()
         let sd = full.filtered(exclude: [NamePattern("layer3.0.conv2.weight")])

@@ -1,4 +1,5 @@
 import NN
+import Tensors
 
 /// Which residual block a ResNet stacks.
 public enum BlockKind: String, Sendable, CaseIterable {
@@ -47,6 +48,15 @@ public struct ResNetConfig: Sendable, Equatable {
 
     /// Channels into the head.
     public var features: Int { widths[3] * block.expansion }
+
+    /// This network with as many classes as `sd`'s `fc.weight` has rows, when that weight is
+    /// [classes, features] (a fine-tuned head); unchanged otherwise, so that loading reports the
+    /// mismatch by name.
+    public func sizingHead(from sd: StateDict) -> ResNetConfig {
+        var c = self
+        if let fc = sd["fc.weight"], fc.rank == 2, fc.shape[1] == features, fc.shape[0] > 0 { c.classes = fc.shape[0] }
+        return c
+    }
 }
 
 /// torchvision's BasicBlock / Bottleneck: `conv1 bn1 conv2 bn2 [conv3 bn3] [downsample.0 downsample.1]`.
