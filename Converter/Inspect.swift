@@ -77,7 +77,7 @@ struct Inspect: ParsableCommand {
                 ("parameter", .bool(t.isParameter)),
             ])
         }
-        let values: [(String, JSON)] = otherValues(ckpt, sd).map { ($0.name, encode($0.value)) }
+        let values: [(String, JSON)] = otherValues(ckpt, sd).map { ($0.name, $0.value.reportJSON) }
         return .object([
             ("file", .string(ckpt.path)),
             ("format", .string(ckpt.format.rawValue)),
@@ -154,7 +154,7 @@ struct Inspect: ParsableCommand {
         if !others.isEmpty {
             print("")
             print("other values:")
-            for (name, v) in others { print("  \(name): \(describe(v))") }
+            for (name, v) in others { print("  \(name): \(v.summary)") }
         }
     }
 }
@@ -170,7 +170,7 @@ func otherValues(_ ckpt: Checkpoint, _ sd: StateDict) -> [(name: String, value: 
     var out = sd.values
     if let rootDict = ckpt.root.dict, !sd.path.isEmpty {
         for e in rootDict.entries where e.key.string != sd.path.first {
-            out.append((e.key.string ?? describe(e.key), e.value))
+            out.append((e.key.string ?? e.key.summary, e.value))
         }
     }
     return out
@@ -202,68 +202,3 @@ extension String {
     }
 }
 
-/// A one-line summary of a value, for the table.
-func describe(_ v: Value) -> String {
-    switch v {
-    case .none: return "None"
-    case .bool(let b): return b ? "True" : "False"
-    case .int(let i): return String(i)
-    case .bigInt(let s): return s
-    case .float(let d): return "\(d)"
-    case .complex(let r, let i): return "(\(r)+\(i)j)"
-    case .string(let s): return "'\(s)'"
-    case .bytes(let b): return "bytes(\(b.count))"
-    case .list(let l): return "list(\(l.count))"
-    case .tuple(let t): return "(" + t.map(describe).joined(separator: ", ") + ")"
-    case .set(let s): return "set(\(s.count))"
-    case .dict(let d):
-        let tensors = d.entries.filter { $0.value.tensor != nil }.count
-        return "dict(\(d.count) entries\(tensors > 0 ? ", \(tensors) tensors" : ""))"
-    case .tensor(let t): return "tensor \(t.dtype.rawValue) \(t.shape)"
-    case .dtype(let d): return "torch.\(d.rawValue)"
-    case .device(let s): return "device('\(s)')"
-    case .object(let o):
-        switch o.kind {
-        case .reference: return "<\(o.qualifiedName)>"
-        case .cycle: return "<\(o.qualifiedName) object, met again inside itself>"
-        case .call: return "<\(o.qualifiedName)(\(o.args.map(describe).joined(separator: ", ")))>"
-        case .instance:
-            let n = o.attributes.count + o.dictItems.count + o.listItems.count
-            return "<\(o.qualifiedName) object, \(n) entries\(o.isModule ? ", a module" : "")>"
-        }
-    }
-}
-
-/// A value as JSON; tensors become {"tensor": {dtype, shape}}, dicts with non-string keys a list of pairs.
-func encode(_ v: Value) -> JSON {
-    switch v {
-    case .none: return .null
-    case .bool(let b): return .bool(b)
-    case .int(let i): return .int(Int(i))
-    case .bigInt(let s): return .string(s)
-    case .float(let d): return .double(d)
-    case .complex(let r, let i): return .object([("real", .double(r)), ("imag", .double(i))])
-    case .string(let s): return .string(s)
-    case .bytes(let b): return .object([("bytes", .int(b.count))])
-    case .list(let l), .tuple(let l), .set(let l): return .array(l.map(encode))
-    case .dict(let d):
-        if d.entries.allSatisfy({ $0.key.string != nil }) {
-            return .object(d.entries.map { ($0.key.string!, encode($0.value)) })
-        }
-        return .array(d.entries.map { .array([encode($0.key), encode($0.value)]) })
-    case .tensor(let t):
-        return .object([("tensor", .object([
-            ("dtype", .string(t.dtype.rawValue)), ("shape", .array(t.shape.map { .int($0) })),
-        ]))])
-    case .dtype(let d): return .string("torch.\(d.rawValue)")
-    case .device(let s): return .string(s)
-    case .object(let o):
-        var fields: [(String, JSON)] = [("class", .string(o.qualifiedName)), ("kind", .string(o.kind.rawValue))]
-        if !o.args.isEmpty { fields.append(("args", .array(o.args.map(encode)))) }
-        if !o.kwargs.isEmpty { fields.append(("kwargs", encode(.dict(ValueDict(entries: o.kwargs))))) }
-        if !o.states.isEmpty { fields.append(("state", .array(o.states.map(encode)))) }
-        if !o.listItems.isEmpty { fields.append(("list_items", .array(o.listItems.map(encode)))) }
-        if !o.dictItems.isEmpty { fields.append(("dict_items", encode(.dict(ValueDict(entries: o.dictItems))))) }
-        return .object([("object", .object(fields))])
-    }
-}
