@@ -25,54 +25,11 @@ struct DataOptions: ParsableArguments {
         if let valSplit, !(valSplit > 0 && valSplit < 1) { throw ValidationError("--val-split must be between 0 and 1") }
     }
 
-    /// (train, test) with `classes` classes: for IDX files the first `classes` labels (Fashion-MNIST
-    /// 0 T-shirt/top, 1 Trouser, …); for an ImageFolder the folder's classes, which must number `classes`.
+    /// (train, test) with `classes` classes: see `DataSelection`.
     func load(classes: Int?, seed: UInt64) throws -> (train: any ImageDataset, test: any ImageDataset, kind: String) {
-        var train: any ImageDataset, test: any ImageDataset
-        let kind: String
-        if IDXDataset.isIDXDirectory(data) {
-            let tr = try IDXDataset(directory: data, split: .train), te = try IDXDataset(directory: data, split: .test)
-            if let classes, classes < 1 || classes > tr.classNames.count {
-                throw DataError.classCount(expected: classes, found: tr.classNames.count, names: tr.classNames)
-            }
-            let n = classes ?? tr.classNames.count
-            train = tr.limited(perClass: perClass, classes: n)
-            test = te.limited(perClass: perClass, classes: n)
-            train = Renamed(base: train, classNames: Array(tr.classNames.prefix(n)))
-            test = Renamed(base: test, classNames: Array(tr.classNames.prefix(n)))
-            kind = "IDX files"
-        } else {
-            let root = FileManager.default.fileExists(atPath: data + "/train") ? data + "/train" : data
-            let full = try ImageFolder(root: root)
-            if FileManager.default.fileExists(atPath: data + "/test") {
-                let t = try ImageFolder(root: data + "/test")
-                guard t.classNames == full.classNames else { throw DataError.classMismatch(train: full.classNames, test: t.classNames) }
-                (train, test) = (full, t)
-                kind = "ImageFolder train/ and test/"
-            } else if let valSplit {
-                let s = Shuffle.split(full, validation: valSplit, seed: seed)
-                (train, test) = (s.train, s.validation)
-                kind = "ImageFolder, \(Int((valSplit * 100).rounded()))% of train/ held out"
-            } else {
-                throw ValidationError("\(data) has no test/ directory and no IDX files; give --val-split F to hold out part of train/")
-            }
-            if let classes, classes != full.classNames.count {
-                throw DataError.classCount(expected: classes, found: full.classNames.count, names: full.classNames)
-            }
-            if let perClass { (train, test) = (train.limited(perClass: perClass), test.limited(perClass: perClass)) }
-        }
-        return (train, test, kind)
+        let s = try DataSelection(path: data, perClass: perClass, validationSplit: valSplit).load(classes: classes, seed: seed)
+        return (s.train, s.test, s.kind)
     }
-}
-
-/// A dataset with its class list cut to the classes kept.
-struct Renamed: ImageDataset {
-    let base: any ImageDataset
-    let classNames: [String]
-    var count: Int { base.count }
-    func label(_ index: Int) -> Int { base.label(index) }
-    func image(_ index: Int) throws -> RGBImage { try base.image(index) }
-    func source(_ index: Int) -> String { base.source(index) }
 }
 
 /// Progress on stderr: on a terminal one line redrawn in place (5 times a second); into a file or pipe

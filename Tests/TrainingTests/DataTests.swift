@@ -36,6 +36,36 @@ import Vision
         #expect(throws: DataError.missing(root.path + "/nope")) { try ImageFolder(root: root.path + "/nope") }
     }
 
+    /// `DataSelection`, what finetune and eval train and test on, for each kind of directory.
+    @Test func dataSelectionPicksSplitsAsDocumented() throws {
+        let root = try tempDir("select")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let png = Fixtures.path("images/png_rgb.png"), fm = FileManager.default
+        func put(_ relative: String) throws {
+            let path = root.appendingPathComponent(relative)
+            try fm.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try fm.copyItem(atPath: png, toPath: path.path)
+        }
+        for c in ["cat", "dog"] { for i in 0..<4 { try put("train/\(c)/\(i).png") } }
+        // No test/: a validation split is needed, and is seeded.
+        #expect(throws: DataError.noTestSplit(root.path)) { try DataSelection(path: root.path).load(classes: nil, seed: 0) }
+        let held = try DataSelection(path: root.path, validationSplit: 0.25).load(classes: 2, seed: 7)
+        #expect(held.train.count + held.test.count == 8 && held.test.count == 2)
+        #expect(held.kind == "ImageFolder, 25% of train/ held out")
+        #expect(throws: DataError.classCount(expected: 3, found: 2, names: ["cat", "dog"])) {
+            try DataSelection(path: root.path, validationSplit: 0.25).load(classes: 3, seed: 7)
+        }
+        // test/ with the same classes; --per-class keeps the first N of each.
+        for c in ["cat", "dog"] { for i in 0..<2 { try put("test/\(c)/\(i).png") } }
+        let both = try DataSelection(path: root.path, perClass: 1).load(classes: 2, seed: 0)
+        #expect(both.kind == "ImageFolder train/ and test/")
+        #expect(both.train.count == 2 && both.test.count == 2)
+        try put("test/emu/0.png")
+        #expect(throws: DataError.classMismatch(train: ["cat", "dog"], test: ["cat", "dog", "emu"])) {
+            try DataSelection(path: root.path).load(classes: nil, seed: 0)
+        }
+    }
+
     @Test func idxReaderReadsAHandMadeFile() throws {
         let dir = try tempDir("idx")
         defer { try? FileManager.default.removeItem(at: dir) }
