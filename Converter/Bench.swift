@@ -104,11 +104,7 @@ struct BenchRead: ParsableCommand {
     }
 }
 
-func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
+func now() -> Double { Timing.now() }
 
 func fmt(_ x: Double) -> String {
     let r = (x * 100).rounded() / 100
@@ -126,12 +122,8 @@ func timed(warmup: Int, runs: Int, _ body: () throws -> Void) rethrows -> [Doubl
     }
 }
 
-/// Median and minimum of a list of milliseconds.
-func summary(_ times: [Double]) -> (median: Double, min: Double) {
-    let t = times.sorted()
-    let median = t.count % 2 == 1 ? t[t.count / 2] : (t[t.count / 2 - 1] + t[t.count / 2]) / 2
-    return (median, t[0])
-}
+/// Median and minimum of a list of milliseconds (at least one).
+func summary(_ times: [Double]) -> (median: Double, min: Double) { Timing.summary(times) ?? (0, 0) }
 
 struct BenchConvert: ParsableCommand {
     static let configuration = CommandConfiguration(

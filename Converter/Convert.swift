@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import Kernels
 import Tensors
 
 #if canImport(Glibc)
@@ -186,25 +187,7 @@ final class ProgressBar {
 
 extension String {
     /// Three decimals.
-    init(format3 d: Double) {
-        let ms = Int((d * 1000).rounded())
-        let frac = String(ms % 1000)
-        self = "\(ms / 1000)." + String(repeating: "0", count: 3 - frac.count) + frac
-    }
+    init(format3 d: Double) { self = Timing.seconds(d) }
 }
 
-/// This process's peak resident set (VmHWM in /proc/self/status), in bytes. Unlike ru_maxrss it is not
-/// inflated by the memory of a parent that forked us.
-func peakResidentBytes() -> Int? {
-    guard let f = fopen("/proc/self/status", "r") else { return nil }
-    defer { fclose(f) }
-    var line = [CChar](repeating: 0, count: 256)
-    while fgets(&line, Int32(line.count), f) != nil {
-        let s = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if s.hasPrefix("VmHWM:") {
-            let kb = s.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) }
-            return kb.map { $0 * 1024 }
-        }
-    }
-    return nil
-}
+func peakResidentBytes() -> Int? { Timing.peakResidentBytes() }

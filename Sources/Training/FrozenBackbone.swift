@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Kernels
 import Lifetime
 import NN
 import Tensors
@@ -345,8 +346,4 @@ public func floatTensor(_ data: [Float], shape: [Int]) -> Tensor {
                        requiresGrad: false, isParameter: false)
 }
 
-func monotonic() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
+@inline(__always) func monotonic() -> Double { Timing.now() }

@@ -320,8 +320,4 @@ public final class ResNetInference {
 import Glibc
 #endif
 
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
+@inline(__always) func monotonicSeconds() -> Double { Timing.now() }
