@@ -140,7 +140,7 @@ struct FineTune: ParsableCommand, Cooperative {
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var source: SourceOptions
     @Option(help: "Classes of the new head.") var classes: Int
-    @Option(help: "What to freeze: backbone, through:stem|layer1|layer2|layer3, or none.") var freeze = "backbone"
+    @Option(help: "What to freeze: none, a stage (stem, layer1, layer2, layer3: it and every stage before it), or backbone. through:STAGE also reads.") var freeze = "backbone"
     @Option(help: "BatchNorm of frozen stages: eval (running statistics, never updated) or train (batch statistics, running statistics drift).")
     var bn = "eval"
     @Option(help: "The head's learning rate (default 0.01, or --backbone-lr × --head-lr-mult).") var lr: Double?
@@ -177,15 +177,7 @@ struct FineTune: ParsableCommand, Cooperative {
 
     /// --freeze as BackboneStep's frozenThrough: 0 none, 1 stem, 2…4 through layer1…3, 5 the backbone.
     static func frozenThrough(_ freeze: String) -> Int? {
-        switch freeze {
-        case "none": 0
-        case "through:stem": 1
-        case "through:layer1": 2
-        case "through:layer2": 3
-        case "through:layer3": 4
-        case "backbone", "through:layer4": 5
-        default: nil
-        }
+        Freeze(parsing: freeze, stages: .resnet)?.frozenCount(in: .resnet)
     }
 
     /// --schedule and --warmup as an LRSchedule (nil: constant).
@@ -245,7 +237,7 @@ struct FineTune: ParsableCommand, Cooperative {
             throw ValidationError("unknown --arch '\(arch)'; one of \(ResNetConfig.names.joined(separator: ", "))")
         }
         guard let through = Self.frozenThrough(freeze) else {
-            throw ValidationError("--freeze \(freeze): one of backbone, through:stem, through:layer1, through:layer2, through:layer3, none")
+            throw ValidationError("--freeze \(freeze): one of \(StageList.resnet.choices) (a stage freezes it and every stage before it; through:STAGE also reads)")
         }
         guard bn == "eval" || bn == "train" else { throw ValidationError("--bn \(bn): eval or train") }
         guard classes >= 1, epochs >= 1, batchSize >= 1, threads >= 1 else {
@@ -417,7 +409,7 @@ struct FineTune: ParsableCommand, Cooperative {
 
     /// One line: what trains, BatchNorm's mode, and the optimizer's settings.
     func describeTraining(through: Int, rates: (head: Double, backbone: Double)) -> String {
-        let stages = ["stem", "layer1", "layer2", "layer3", "layer4"]
+        let stages = StageList.resnet.names
         var s: String
         switch through {
         case 5: s = "backbone frozen (BatchNorm in \(bn == "eval" ? "eval mode" : "training mode: running statistics drift")); \(optimizer == .sgd ? "SGD" : "AdamW") on fc: lr \(rates.head)"

@@ -132,9 +132,7 @@ public final class BackboneStep {
         self.frozenThrough = frozenThrough
         self.frozenBatchNormTrains = frozenBatchNormTrains
         self.threads = threads
-        var frozenPrefixes: [String] = []
-        if frozenThrough >= 1 { frozenPrefixes += ["conv1.", "bn1."] }
-        for s in 0..<max(0, frozenThrough - 1) where s < 4 { frozenPrefixes.append("layer\(s + 1).") }
+        let frozenPrefixes = StageList.resnet.frozenPrefixes(Freeze(frozenCount: frozenThrough, in: .resnet))
         // Start from a clean slate, then freeze.
         for (_, p) in model.namedParameters { p.requiresGrad = true }
         if !frozenPrefixes.isEmpty { model.freeze(frozenPrefixes) }

@@ -17,7 +17,7 @@ public final class BackboneTrainer {
     public var optimizer: any Optimizer { step.optimizer }
     public let scheduler: LRScheduler?
     public private(set) var completedEpochs = 0
-    let mode: String
+    let mode: TrainingMode
 
     public init(model: ResNet, config: FineTuneConfig) throws {
         precondition((0...5).contains(config.frozenThrough), "frozenThrough is 0…5")
@@ -40,10 +40,9 @@ public final class BackboneTrainer {
         mode = Self.describe(config)
     }
 
-    /// "freeze through:layer2, bn eval" and the like: what a checkpoint records.
-    public static func describe(_ config: FineTuneConfig) -> String {
-        let names = ["none", "through:stem", "through:layer1", "through:layer2", "through:layer3", "backbone"]
-        return "freeze \(names[config.frozenThrough]), bn \(config.frozenBatchNormTrains ? "train" : "eval")"
+    /// The freeze and BatchNorm mode: what a checkpoint records.
+    public static func describe(_ config: FineTuneConfig) -> TrainingMode {
+        TrainingMode(freeze: config.freeze, batchNormTrains: config.frozenBatchNormTrains)
     }
 
     /// Trains the next epoch on `train` (shuffled by seed and epoch, loaded ahead on another thread),

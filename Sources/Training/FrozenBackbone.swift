@@ -23,8 +23,14 @@ public struct FineTuneConfig: Sendable {
     public var l2spBeta = 0.0
     /// Compute backbone features once when the training inputs are not random.
     public var cacheFeatures = true
-    /// Stages frozen, for `BackboneTrainer`: 0 none, 1 the stem, 2 through layer1, …, 5 everything but fc.
-    public var frozenThrough = 5
+    /// What is frozen, by ResNet's stage names (`StageList.resnet`); `BackboneTrainer` trains the rest.
+    public var freeze = Freeze.backbone
+    /// `freeze` as a count of ResNet's stages frozen: 0 none, 1 the stem, 2 through layer1, …, 5 everything
+    /// but fc (what `BackboneStep` takes).
+    public var frozenThrough: Int {
+        get { freeze.frozenCount(in: .resnet) }
+        set { freeze = Freeze(frozenCount: newValue, in: .resnet) }
+    }
     /// The backbone's optimizer options when it trains (nil: the head's).
     public var backbone: SGDOptions?
     /// Frozen stages' BatchNorms in training mode (d2l's `net.train()`), for `BackboneTrainer`.
@@ -312,7 +318,7 @@ public final class FrozenBackboneTrainer {
     }
 
     /// The training mode a checkpoint records (a run resumes only in the mode that wrote it).
-    static let mode = "freeze backbone, bn eval"
+    static let mode = TrainingMode(freeze: .backbone, batchNormTrains: false)
 }
 
 /// Why a run cannot resume from a checkpoint.

@@ -11,7 +11,7 @@ public enum TrainingState {
     /// names: `momentum_buffer` for SGD, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq` for AdamW), and values
     /// `epoch`, `optimizer` (its kind), `optimizer.steps`, `seed`, `batch_size` and `mode` (the freezing
     /// and BatchNorm mode).
-    public static func checkpoint(model: any Module, optimizer: any Optimizer, epoch: Int, config: FineTuneConfig, mode: String) -> StateDict {
+    public static func checkpoint(model: any Module, optimizer: any Optimizer, epoch: Int, config: FineTuneConfig, mode: TrainingMode) -> StateDict {
         var sd = modelStateDict(model)
         let shapes = Dictionary(uniqueKeysWithValues: optimizer.groups.flatMap { $0.parameters.map { ($0.name, $0.parameter.shape) } })
         let state = optimizer.state
@@ -26,7 +26,7 @@ public enum TrainingState {
         sd.values = [("epoch", .int(Int64(epoch))), ("optimizer", .string(optimizer.kind.rawValue)),
                      ("optimizer.steps", .int(Int64(optimizer.steps))),
                      ("seed", .int(Int64(bitPattern: config.seed))), ("batch_size", .int(Int64(config.batchSize))),
-                     ("mode", .string(mode))]
+                     ("freeze", .string(mode.freeze.spelling)), ("bn", .string(mode.batchNormTrains ? "train" : "eval"))]
         return sd
     }
 
@@ -34,7 +34,7 @@ public enum TrainingState {
     /// from a file, and returns the epochs completed. The model itself must already have been loaded
     /// from it (`model.load(sd, excluding: ["optimizer."])`). The seed, batch size and mode must be the
     /// run's: a resumed run with other settings would not be the same run.
-    public static func restore(_ sd: StateDict, optimizer: any Optimizer, config: FineTuneConfig, mode: String) throws -> Int {
+    public static func restore(_ sd: StateDict, optimizer: any Optimizer, config: FineTuneConfig, mode: TrainingMode) throws -> Int {
         func value(_ name: String) -> Value? { sd.values.first { $0.name == name }?.value }
         guard case .int(let epoch)? = value("epoch"), case .int(let steps)? = value("optimizer.steps") else {
             throw ResumeError("the checkpoint has no epoch / optimizer.steps values (not written by pth2swt finetune)")
@@ -45,8 +45,17 @@ public enum TrainingState {
         if case .int(let b)? = value("batch_size"), Int(b) != config.batchSize {
             throw ResumeError("the checkpoint was trained with --batch-size \(b), not \(config.batchSize)")
         }
-        if case .string(let m)? = value("mode"), m != mode {
-            throw ResumeError("the checkpoint was trained with \(m), not \(mode)")
+        let saved: TrainingMode
+        if case .string(let f)? = value("freeze"), case .string(let b)? = value("bn"),
+           let freeze = Freeze(parsing: f, stages: .resnet), b == "train" || b == "eval" {
+            saved = TrainingMode(freeze: freeze, batchNormTrains: b == "train")
+        } else if case .string(let m)? = value("mode"), let old = TrainingMode(legacy: m) {
+            saved = old  // written before the freeze was a type: "freeze through:layer2, bn eval"
+        } else {
+            throw ResumeError("the checkpoint records no freeze and bn mode (not written by pth2swt finetune)")
+        }
+        if saved != mode {
+            throw ResumeError("the checkpoint was trained with \(saved), not \(mode)")
         }
         // Checkpoints from before AdamW name no optimizer: they are SGD's.
         let kind = value("optimizer")?.string ?? OptimizerKind.sgd.rawValue
@@ -64,6 +73,29 @@ public enum TrainingState {
         try optimizer.restore(state, steps: Int(steps))
         return Int(epoch)
     }
+}
+
+/// What a run freezes and how the frozen stages' BatchNorms run: the part of a run's settings a resume
+/// must match.
+public struct TrainingMode: Sendable, Equatable, CustomStringConvertible {
+    public var freeze: Freeze
+    /// Frozen stages' BatchNorms in training mode (`--bn train`).
+    public var batchNormTrains: Bool
+
+    public init(freeze: Freeze, batchNormTrains: Bool) {
+        self.freeze = freeze
+        self.batchNormTrains = batchNormTrains
+    }
+
+    /// Reads the string checkpoints held before: "freeze through:layer2, bn eval".
+    init?(legacy: String) {
+        let parts = legacy.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard parts.count == 2, parts[0].hasPrefix("freeze "), parts[1] == "bn eval" || parts[1] == "bn train",
+              let f = Freeze(parsing: String(parts[0].dropFirst("freeze ".count)), stages: .resnet) else { return nil }
+        self.init(freeze: f, batchNormTrains: parts[1] == "bn train")
+    }
+
+    public var description: String { "--freeze \(freeze.spelling) --bn \(batchNormTrains ? "train" : "eval")" }
 }
 
 /// What `pth2swt finetune` drives: `FrozenBackboneTrainer` (only fc trains, on cached features where it
