@@ -34,24 +34,25 @@ extension Value {
     public func stateDictCandidates() -> [StateDictCandidate] {
         var out: [StateDictCandidate] = []
         if case .tensor = self { return [StateDictCandidate(path: [], kind: .tensor, tensorCount: 1)] }
-        var pending: [(Value, [String])] = [(self, [])]
-        while let (v, path) = pending.popLast() {
-            var children: [(Value, [String])] = []
+        var paths = PathTable()
+        var pending: [(Value, Int)] = [(self, -1)]
+        while let (v, at) = pending.popLast() {
+            var children: [(Value, Int)] = []
             switch v {
             case .dict(let d):
                 let n = d.entries.reduce(0) { $0 + ($1.key.string != nil && $1.value.tensor != nil ? 1 : 0) }
-                if n > 0 { out.append(StateDictCandidate(path: path, kind: .dict, tensorCount: n)) }
-                for e in d.entries { if let k = e.key.pathComponent { children.append((e.value, path + [k])) } }
+                if n > 0 { out.append(StateDictCandidate(path: paths.path(at), kind: .dict, tensorCount: n)) }
+                for e in d.entries { if let k = e.key.pathComponent { children.append((e.value, paths.add(k, under: at))) } }
             case .list(let items), .tuple(let items):
-                for (i, x) in items.enumerated() { children.append((x, path + [String(i)])) }
+                for (i, x) in items.enumerated() { children.append((x, paths.add(String(i), under: at))) }
             case .object(let o):
                 if o.isModule {
-                    out.append(StateDictCandidate(path: path, kind: .module, tensorCount: o.moduleTensorCount))
+                    out.append(StateDictCandidate(path: paths.path(at), kind: .module, tensorCount: o.moduleTensorCount))
                     break
                 }
                 let n = o.dictItems.reduce(0) { $0 + ($1.key.string != nil && $1.value.tensor != nil ? 1 : 0) }
-                if n > 0 { out.append(StateDictCandidate(path: path, kind: .dict, tensorCount: n)) }
-                for (name, x) in o.namedChildren { children.append((x, path + [name])) }
+                if n > 0 { out.append(StateDictCandidate(path: paths.path(at), kind: .dict, tensorCount: n)) }
+                for (name, x) in o.namedChildren { children.append((x, paths.add(name, under: at))) }
             default:
                 break
             }
@@ -92,20 +93,23 @@ extension Value {
             try sd.insert(t, named: prefix.isEmpty ? bareTensorName : prefix.joined(separator: "."))
             return sd
         }
-        var pending: [(Value, [String])] = [(self, prefix)]
-        while let (v, path) = pending.popLast() {
-            var children: [(Value, [String])] = []
+        var paths = PathTable()
+        var root = -1
+        for component in prefix { root = paths.add(component, under: root) }
+        var pending: [(Value, Int)] = [(self, root)]
+        while let (v, at) = pending.popLast() {
+            var children: [(Value, Int)] = []
             switch v {
             case .tensor(let t):
-                try sd.insert(t, named: path.joined(separator: "."))
+                try sd.insert(t, named: paths.path(at).joined(separator: "."))
             case .dict(let d):
-                for e in d.entries { if let k = e.key.pathComponent { children.append((e.value, path + [k])) } }
+                for e in d.entries { if let k = e.key.pathComponent { children.append((e.value, paths.add(k, under: at))) } }
             case .list(let items), .tuple(let items), .set(let items):
-                for (i, x) in items.enumerated() { children.append((x, path + [String(i)])) }
+                for (i, x) in items.enumerated() { children.append((x, paths.add(String(i), under: at))) }
             case .object(let o):
                 for (name, x) in o.namedChildren {
                     let transparent = o.isModule && ["_modules", "_parameters", "_buffers"].contains(name)
-                    children.append((x, transparent ? path : path + [name]))
+                    children.append((x, transparent ? at : paths.add(name, under: at)))
                 }
             default:
                 break
@@ -113,6 +117,31 @@ extension Value {
             pending.append(contentsOf: children.reversed())
         }
         return sd
+    }
+}
+
+/// Paths of a tree walk as a parent-pointer table: adding a child is O(1), and a path is spelt out only
+/// for the nodes that need it (a candidate, a tensor), so a deep tree costs no copy of its path per node.
+struct PathTable {
+    private var parent: [Int] = []
+    private var component: [String] = []
+
+    /// A node named `name` under node `at` (-1: the root); its index.
+    mutating func add(_ name: String, under at: Int) -> Int {
+        parent.append(at)
+        component.append(name)
+        return parent.count - 1
+    }
+
+    /// The components from the root to node `at`.
+    func path(_ at: Int) -> [String] {
+        var out: [String] = []
+        var i = at
+        while i >= 0 {
+            out.append(component[i])
+            i = parent[i]
+        }
+        return out.reversed()
     }
 }
 
