@@ -51,13 +51,7 @@ public final class AdamW: Optimizer {
     public func setLR(_ lr: Double, group index: Int) { groups[index].options.lr = lr }
 
     public func step(_ gradients: [String: [Float]]) throws {
-        for g in groups {
-            for (name, p) in g.parameters {
-                guard let grad = gradients[name] else { continue }
-                guard grad.count == p.count else { throw OptimizerError.gradientShape(name: name, expected: p.count, got: grad.count) }
-                update(p, name: name, grad: grad, g.options)
-            }
-        }
+        try forEachGradient(gradients) { update($0, name: $1, grad: $2, $3) }
         steps += 1
     }
 

@@ -41,6 +41,20 @@ extension Optimizer {
         }
     }
 
+    /// Calls `body` for each held parameter that has an entry in `gradients`, in group order, with its
+    /// group's options; a parameter with no entry is skipped, as torch skips `p.grad is None`, and a
+    /// gradient of another size is refused before anything is updated by it.
+    func forEachGradient(_ gradients: [String: [Float]],
+                         _ body: (Parameter, String, [Float], OptimizerOptions) throws -> Void) throws {
+        for g in groups {
+            for (name, p) in g.parameters {
+                guard let grad = gradients[name] else { continue }
+                guard grad.count == p.count else { throw OptimizerError.gradientShape(name: name, expected: p.count, got: grad.count) }
+                try body(p, name, grad, g.options)
+            }
+        }
+    }
+
     /// Every state entry names a held parameter and has its size.
     func checkState(_ state: [String: [String: [Float]]]) throws {
         let sizes = Dictionary(uniqueKeysWithValues: groups.flatMap { $0.parameters.map { ($0.name, $0.parameter.count) } })

@@ -42,13 +42,7 @@ public final class SGD: Optimizer {
     /// One step. `gradients` maps parameter names to gradients of the parameter's size; a parameter
     /// with no entry is skipped, as torch skips `p.grad is None`.
     public func step(_ gradients: [String: [Float]]) throws {
-        for g in groups {
-            for (name, p) in g.parameters {
-                guard let grad = gradients[name] else { continue }
-                guard grad.count == p.count else { throw OptimizerError.gradientShape(name: name, expected: p.count, got: grad.count) }
-                update(p, name: name, grad: grad, g.options)
-            }
-        }
+        try forEachGradient(gradients) { update($0, name: $1, grad: $2, $3) }
         steps += 1
     }
 
@@ -82,23 +76,10 @@ public final class SGD: Optimizer {
         momentumBuffers.mapValues { ["momentum_buffer": $0] }
     }
 
+    /// Restores momentum buffers saved from `state` (a resumed run), checking names and sizes.
     public func restore(_ state: [String: [String: [Float]]], steps: Int) throws {
-        var buffers: [String: [Float]] = [:]
-        for (name, s) in state {
-            for key in s.keys where key != "momentum_buffer" { throw OptimizerError.unknownState("\(name).\(key)") }
-            if let b = s["momentum_buffer"] { buffers[name] = b }
-        }
-        try restoreMomentum(buffers, steps: steps)
-    }
-
-    /// Restores momentum buffers saved from `momentumBuffers` (a resumed run), checking names and sizes.
-    public func restoreMomentum(_ buffers: [String: [Float]], steps: Int) throws {
-        let sizes = Dictionary(uniqueKeysWithValues: groups.flatMap { $0.parameters.map { ($0.name, $0.parameter.count) } })
-        for (name, b) in buffers {
-            guard let size = sizes[name] else { throw OptimizerError.unknownState(name) }
-            guard size == b.count else { throw OptimizerError.gradientShape(name: name, expected: size, got: b.count) }
-        }
-        momentumBuffers = buffers
+        try checkState(state)
+        momentumBuffers = state.compactMapValues { $0["momentum_buffer"] }
         self.steps = steps
     }
 }
