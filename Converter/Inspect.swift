@@ -88,7 +88,7 @@ struct Inspect: ParsableCommand {
             ("globals", .array(ckpt.globals.map { .string($0) })),
             ("stubbed_classes", .array(ckpt.stubbedClasses.map { .string($0) })),
             ("storage_locations", .array(locations(ckpt).map { .string($0) })),
-            ("candidates", .array(ckpt.candidates.map { c in
+            ("candidates", .array(sd.candidates.map { c in
                 .object([("path", .string(c.dottedPath)), ("kind", .string(c.kind.rawValue)),
                          ("tensors", .int(c.tensorCount)), ("picked", .bool(!allTensors && c.path == sd.path))])
             })),
@@ -129,7 +129,7 @@ struct Inspect: ParsableCommand {
         if where_ != ["cpu"], !where_.isEmpty {
             print("storage locations: \(where_.joined(separator: ", ")) (recorded; every storage is read into memory, as torch.load(map_location='cpu'))")
         }
-        let candidates = ckpt.candidates
+        let candidates = sd.candidates
         if candidates.count > 1 || allTensors {
             print("state dicts (\(candidates.count)):")
             for c in candidates {
