@@ -125,28 +125,38 @@ SGD_VARIANTS = [
 ]
 
 
-def sgd_case():
+def optimizer_problem():
+    """The seeded parameters w [3, 4], b [4] and 6 steps of gradients both optimizer cases run on."""
     g = torch.Generator().manual_seed(3)
     w0 = torch.randn(3, 4, generator=g)
     b0 = torch.randn(4, generator=g)
-    steps = 6
-    grads = [(torch.randn(3, 4, generator=g), torch.randn(4, generator=g)) for _ in range(steps)]
+    grads = [(torch.randn(3, 4, generator=g), torch.randn(4, generator=g)) for _ in range(6)]
     out = {"w": floats(w0), "b": floats(b0), "grads": [{"w": floats(a), "b": floats(b)} for a, b in grads],
            "variants": []}
+    return w0, b0, grads, out
+
+
+def optimizer_trace(optimizer, w0, b0, grads, groups_of, options, skip_b_at=None):
+    """w and b after each step of `optimizer(groups_of(w, b), **options)`; b gets no gradient at skip_b_at."""
+    w = nn.Parameter(w0.clone())
+    b = nn.Parameter(b0.clone())
+    opt = optimizer(groups_of(w, b), **options)
+    trace = []
+    for k, (gw, gb) in enumerate(grads):
+        opt.zero_grad(set_to_none=True)
+        w.grad = gw.clone()
+        if k != skip_b_at:
+            b.grad = gb.clone()
+        opt.step()
+        trace.append({"w": floats(w), "b": floats(b)})
+    return trace
+
+
+def sgd_case():
+    w0, b0, grads, out = optimizer_problem()
 
     def run(name, groups_of, options, skip_b_at=None):
-        w = nn.Parameter(w0.clone())
-        b = nn.Parameter(b0.clone())
-        opt = torch.optim.SGD(groups_of(w, b), **options)
-        trace = []
-        for k, (gw, gb) in enumerate(grads):
-            opt.zero_grad(set_to_none=True)
-            w.grad = gw.clone()
-            if k != skip_b_at:
-                b.grad = gb.clone()
-            opt.step()
-            trace.append({"w": floats(w), "b": floats(b)})
-        return trace
+        return optimizer_trace(torch.optim.SGD, w0, b0, grads, groups_of, options, skip_b_at)
 
     for name, options in SGD_VARIANTS:
         out["variants"].append({"name": name, "groups": [{"params": ["w", "b"], **options}],
@@ -174,27 +184,10 @@ ADAMW_VARIANTS = [
 
 def adamw_case():
     """torch.optim.AdamW on the sgd case's parameters and gradients (same seed), 6 steps per variant."""
-    g = torch.Generator().manual_seed(3)
-    w0 = torch.randn(3, 4, generator=g)
-    b0 = torch.randn(4, generator=g)
-    steps = 6
-    grads = [(torch.randn(3, 4, generator=g), torch.randn(4, generator=g)) for _ in range(steps)]
-    out = {"w": floats(w0), "b": floats(b0), "grads": [{"w": floats(a), "b": floats(b)} for a, b in grads],
-           "variants": []}
+    w0, b0, grads, out = optimizer_problem()
 
     def run(groups_of, options, skip_b_at=None):
-        w = nn.Parameter(w0.clone())
-        b = nn.Parameter(b0.clone())
-        opt = torch.optim.AdamW(groups_of(w, b), **options)
-        trace = []
-        for k, (gw, gb) in enumerate(grads):
-            opt.zero_grad(set_to_none=True)
-            w.grad = gw.clone()
-            if k != skip_b_at:
-                b.grad = gb.clone()
-            opt.step()
-            trace.append({"w": floats(w), "b": floats(b)})
-        return trace
+        return optimizer_trace(torch.optim.AdamW, w0, b0, grads, groups_of, options, skip_b_at)
 
     def spec(options):
         o = {"weight_decay": 0.01, "betas": [0.9, 0.999], "eps": 1e-8, "amsgrad": False, "maximize": False}

@@ -51,38 +51,55 @@ import Testing
                           maximize: g["maximize"] as? Bool ?? false)
     }
 
-    @Test func sgdMatchesTorchForEveryVariant() throws {
-        let c = units["sgd"] as! [String: Any]
+    /// Runs every variant of units.json's `key` case: the optimizer `make` builds from each variant's
+    /// groups, and the Double twin `twin` per parameter, step by step against torch's trace (the twin to
+    /// `twinRTol`). `check` then looks at the optimizer after its variant's last step.
+    func matchesTorchForEveryVariant<Twin>(
+        _ key: String, variants expected: Int, options: ([String: Any]) -> OptimizerOptions,
+        make: ([ParameterGroup]) throws -> any Optimizer, twin: (OptimizerOptions) -> Twin,
+        step twinStep: (inout Twin, inout [Double], [Double]) -> Void, twinRTol: Double,
+        check: (String, any Optimizer) -> Void = { _, _ in }
+    ) throws {
+        let c = units[key] as! [String: Any]
         let grads = (c["grads"] as! [[String: Any]]).map { (w: floats($0["w"]), b: floats($0["b"])) }
         let variants = c["variants"] as! [[String: Any]]
-        #expect(variants.count == 9)
+        #expect(variants.count == expected)
         for v in variants {
             let name = v["name"] as! String
             let w = Parameter(shape: [3, 4], data: floats(c["w"])), b = Parameter(shape: [4], data: floats(c["b"]))
             let specs = v["groups"] as! [[String: Any]]
-            // The two-group case in torch takes momentum 0.9 from the defaults; units.json lists it per group.
             let groups = specs.map { g in
                 ParameterGroup(name: (g["params"] as! [String]).joined(), parameters: (g["params"] as! [String]).map { ($0, $0 == "w" ? w : b) },
-                               options: Self.options(g))
+                               options: options(g))
             }
-            let sgd = try SGD(groups)
-            var twins = specs.flatMap { g in (g["params"] as! [String]).map { ($0, SGDReference(Self.options(g))) } }
+            let optimizer = try make(groups)
+            var twins = specs.flatMap { g in (g["params"] as! [String]).map { ($0, twin(options(g))) } }
             var pw = floats(c["w"]).map(Double.init), pb = floats(c["b"]).map(Double.init)
             let skip = v["skip_b_at"] as? Int
             for (k, (step, g)) in zip(v["trace"] as! [[String: Any]], grads).enumerated() {
                 var gradients = ["w": g.w]
                 if k != skip { gradients["b"] = g.b }
-                try sgd.step(gradients)
+                try optimizer.step(gradients)
                 for i in twins.indices {
-                    if twins[i].0 == "w" { twins[i].1.step(&pw, grad: g.w.map(Double.init)) }
-                    else if k != skip { twins[i].1.step(&pb, grad: g.b.map(Double.init)) }
+                    if twins[i].0 == "w" { twinStep(&twins[i].1, &pw, g.w.map(Double.init)) }
+                    else if k != skip { twinStep(&twins[i].1, &pb, g.b.map(Double.init)) }
                 }
                 expectClose(w.data, doubles(step["w"]), rtol: 1e-6, "\(name) step \(k + 1) w")
                 expectClose(b.data, doubles(step["b"]), rtol: 1e-6, "\(name) step \(k + 1) b")
-                expectClose(w.data, pw, rtol: 1e-6, "\(name) step \(k + 1) w vs the Double twin")
-                expectClose(b.data, pb, rtol: 1e-6, "\(name) step \(k + 1) b vs the Double twin")
+                expectClose(w.data, pw, rtol: twinRTol, "\(name) step \(k + 1) w vs the Double twin")
+                expectClose(b.data, pb, rtol: twinRTol, "\(name) step \(k + 1) b vs the Double twin")
             }
-            if name == "missing_grad" { #expect(sgd.momentumBuffers["b"] != nil, "b got a buffer at its first step (2)") }
+            check(name, optimizer)
+        }
+    }
+
+    @Test func sgdMatchesTorchForEveryVariant() throws {
+        // The two-group case in torch takes momentum 0.9 from the defaults; units.json lists it per group.
+        try matchesTorchForEveryVariant("sgd", variants: 9, options: { Self.options($0) }, make: { try SGD($0) },
+                                        twin: SGDReference.init, step: { $0.step(&$1, grad: $2) }, twinRTol: 1e-6) { name, sgd in
+            if name == "missing_grad" {
+                #expect((sgd as! SGD).momentumBuffers["b"] != nil, "b got a buffer at its first step (2)")
+            }
         }
     }
 
@@ -95,35 +112,8 @@ import Testing
 
     /// torch.optim.AdamW (units.json "adamw"), and the Double twin, step by step for every variant.
     @Test func adamwMatchesTorchForEveryVariant() throws {
-        let c = units["adamw"] as! [String: Any]
-        let grads = (c["grads"] as! [[String: Any]]).map { (w: floats($0["w"]), b: floats($0["b"])) }
-        let variants = c["variants"] as! [[String: Any]]
-        #expect(variants.count == 8)
-        for v in variants {
-            let name = v["name"] as! String
-            let w = Parameter(shape: [3, 4], data: floats(c["w"])), b = Parameter(shape: [4], data: floats(c["b"]))
-            let specs = v["groups"] as! [[String: Any]]
-            let groups = specs.map { g in
-                ParameterGroup(name: (g["params"] as! [String]).joined(), parameters: (g["params"] as! [String]).map { ($0, $0 == "w" ? w : b) },
-                               options: Self.adamOptions(g))
-            }
-            let adamw = try OptimizerKind.adamw.make(groups)
-            var twins = specs.flatMap { g in (g["params"] as! [String]).map { ($0, AdamWReference(Self.adamOptions(g))) } }
-            var pw = floats(c["w"]).map(Double.init), pb = floats(c["b"]).map(Double.init)
-            let skip = v["skip_b_at"] as? Int
-            for (k, (step, g)) in zip(v["trace"] as! [[String: Any]], grads).enumerated() {
-                var gradients = ["w": g.w]
-                if k != skip { gradients["b"] = g.b }
-                try adamw.step(gradients)
-                for i in twins.indices {
-                    if twins[i].0 == "w" { twins[i].1.step(&pw, grad: g.w.map(Double.init)) }
-                    else if k != skip { twins[i].1.step(&pb, grad: g.b.map(Double.init)) }
-                }
-                expectClose(w.data, doubles(step["w"]), rtol: 1e-6, "\(name) step \(k + 1) w")
-                expectClose(b.data, doubles(step["b"]), rtol: 1e-6, "\(name) step \(k + 1) b")
-                expectClose(w.data, pw, rtol: 1e-5, "\(name) step \(k + 1) w vs the Double twin")
-                expectClose(b.data, pb, rtol: 1e-5, "\(name) step \(k + 1) b vs the Double twin")
-            }
+        try matchesTorchForEveryVariant("adamw", variants: 8, options: { Self.adamOptions($0) }, make: { try OptimizerKind.adamw.make($0) },
+                                        twin: AdamWReference.init, step: { $0.step(&$1, grad: $2) }, twinRTol: 1e-5) { name, adamw in
             if name == "missing_grad" {
                 // b's first step was the optimizer's second: its bias correction counts its own steps.
                 #expect((adamw as! AdamW).parameterSteps == ["w": 6, "b": 5])
