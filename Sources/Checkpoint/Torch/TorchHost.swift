@@ -73,6 +73,24 @@ final class TorchHost: PickleHost {
         return .object(r)
     }
 
+    /// What calling or instantiating `callee` makes, when that is a record: for a recorded class or
+    /// function (a reference record) always, and for any other object under `stubClasses`, named by its
+    /// type. Nil when the callee must go through the allowlist instead.
+    private func record(_ kind: ObjectRecord.Kind, of callee: any PickleObject, args: [PickleValue], kwargs: PickleDict?) -> PickleValue? {
+        let rec: RecordObject
+        if let r = callee as? RecordObject, r.kind == .reference {
+            rec = RecordObject(kind, r.global, scriptOnly: r.scriptOnly)
+            rec.isScriptClass = r.isScriptClass
+        } else if stubClasses {
+            rec = RecordObject(kind, PickleGlobal(module: "", name: "(\(callee.typeName))"), scriptOnly: false)
+        } else {
+            return nil
+        }
+        rec.args = args
+        rec.kwargs = kwargs
+        return .object(rec)
+    }
+
     func appendItems(_ target: PickleValue, _ items: [PickleValue]) throws {
         guard case .object(let o) = target, let r = o as? RecordObject, r.kind != .reference, !r.scriptOnly else {
             throw CheckpointError(.malformedPickle("APPEND to a \(target.typeName)"))
@@ -98,19 +116,10 @@ final class TorchHost: PickleHost {
 
     func call(_ callable: PickleValue, args: [PickleValue]) throws -> PickleValue {
         if case .object(let o) = callable {
-            if let r = o as? RecordObject, r.kind == .reference {
-                guard !r.scriptOnly else {
-                    throw refuse("REDUCE on the TorchScript class \(r.global.qualifiedName); a TorchScript archive only builds its classes (NEWOBJ, BUILD)")
-                }
-                let rec = RecordObject(.call, r.global, scriptOnly: false)
-                rec.args = args
-                return .object(rec)
+            if let r = o as? RecordObject, r.kind == .reference, r.scriptOnly {
+                throw refuse("REDUCE on the TorchScript class \(r.global.qualifiedName); a TorchScript archive only builds its classes (NEWOBJ, BUILD)")
             }
-            if stubClasses {
-                let rec = RecordObject(.call, PickleGlobal(module: "", name: "(\(o.typeName))"), scriptOnly: false)
-                rec.args = args
-                return .object(rec)
-            }
+            if let rec = record(.call, of: o, args: args, kwargs: nil) { return rec }
         }
         guard case .global(let g) = callable, let fn = TorchGlobal(g) else {
             throw refuse("REDUCE on a \(callable.typeName), which is not an allowed callable")
@@ -317,21 +326,11 @@ final class TorchHost: PickleHost {
     }
 
     func instantiate(_ cls: PickleValue, args: [PickleValue], kwargs: PickleDict?) throws -> PickleValue {
-        if case .object(let o) = cls, let r = o as? RecordObject, r.kind == .reference {
-            if r.scriptOnly, !args.isEmpty || (kwargs?.count ?? 0) > 0 {
+        if case .object(let o) = cls {
+            if let r = o as? RecordObject, r.kind == .reference, r.scriptOnly, !args.isEmpty || (kwargs?.count ?? 0) > 0 {
                 throw refuse("the TorchScript class \(r.global.qualifiedName) made with arguments; the TorchScript pickler writes NEWOBJ with ()")
             }
-            let rec = RecordObject(.instance, r.global, scriptOnly: r.scriptOnly)
-            rec.isScriptClass = r.isScriptClass
-            rec.args = args
-            rec.kwargs = kwargs
-            return .object(rec)
-        }
-        if stubClasses, case .object(let o) = cls {
-            let rec = RecordObject(.instance, PickleGlobal(module: "", name: "(\(o.typeName))"), scriptOnly: false)
-            rec.args = args
-            rec.kwargs = kwargs
-            return .object(rec)
+            if let rec = record(.instance, of: o, args: args, kwargs: kwargs) { return rec }
         }
         guard case .global(let g) = cls, let kind = TorchGlobal(g) else {
             throw refuse("instantiating a \(cls.typeName), which is not an allowed class")
