@@ -55,15 +55,17 @@ enum ZipFormat {
             }
         }
 
+        /// A pickle entry read whole, once its declared size is within `maxHeaderBytes`.
+        func readPickle(_ entry: ZipArchive.Entry) throws -> OwnedBytes {
+            guard entry.size <= options.maxHeaderBytes else {
+                throw CheckpointError(.limitExceeded(.maxHeaderBytes, limit: options.maxHeaderBytes,
+                    "\(entry.name.split(separator: "/").last ?? "") declares \(entry.size) bytes"), part: entry.name)
+            }
+            return try zip.read(entry)
+        }
         let pklName = "\(folder)/data.pkl"
         guard let pkl = zip.entry(named: pklName) else { throw CheckpointError(.missingRecord("entry '\(pklName)'")) }
-        guard pkl.size <= options.maxHeaderBytes else {
-            throw CheckpointError(.limitExceeded(.maxHeaderBytes, limit: options.maxHeaderBytes,
-                "data.pkl declares \(pkl.size) bytes"), part: pklName)
-        }
-        let pickleBytes = try zip.read(pkl)
-        // The reader below points into these bytes: keep them alive until the pickles are read.
-        defer { withExtendedLifetime(pickleBytes) {} }
+        let pickleBytes = try readPickle(pkl)
 
         let isTorchScript = zip.entry(named: "\(folder)/constants.pkl") != nil
             || zip.entries.contains { $0.name.hasPrefix("\(folder)/code/") }
@@ -107,26 +109,24 @@ enum ZipFormat {
             host.torchScript = true
             host.scriptClasses = try scriptDeclarations(zip, folder: folder, options: options)
         }
-        var r = ByteReader(try pickleBytes.bytes(), part: pklName)
         var log = GlobalLog()
-        let (root, proto) = try runPickle(&r, host: host, options: options, log: &log)
-        if !r.isAtEnd {
-            throw CheckpointError(.malformedPickle("\(r.remaining) bytes after STOP"), part: pklName, offset: r.offset)
+        /// Runs one pickle, which must end at its STOP; the reader points into `bytes`, kept alive throughout.
+        func run(_ bytes: OwnedBytes, part: String) throws -> (result: Value, proto: Int) {
+            try withExtendedLifetime(bytes) {
+                var r = ByteReader(try bytes.bytes(), part: part)
+                let out = try runPickle(&r, host: host, options: options, log: &log)
+                if !r.isAtEnd {
+                    throw CheckpointError(.malformedPickle("\(r.remaining) bytes after STOP"), part: part, offset: r.offset)
+                }
+                return out
+            }
         }
+        let (root, proto) = try run(pickleBytes, part: pklName)
         var constants: Value?
         if isTorchScript, let c = zip.entry(named: "\(folder)/constants.pkl") {
-            guard c.size <= options.maxHeaderBytes else {
-                throw CheckpointError(.limitExceeded(.maxHeaderBytes, limit: options.maxHeaderBytes,
-                    "constants.pkl declares \(c.size) bytes"), part: c.name)
-            }
-            let bytes = try zip.read(c)
-            defer { withExtendedLifetime(bytes) {} }
-            var cr = ByteReader(try bytes.bytes(), part: c.name)
+            let bytes = try readPickle(c)
             host.resolvePersistent = resolver("constants")
-            constants = try runPickle(&cr, host: host, options: options, log: &log).result
-            if !cr.isAtEnd {
-                throw CheckpointError(.malformedPickle("\(cr.remaining) bytes after STOP"), part: c.name, offset: cr.offset)
-            }
+            constants = try run(bytes, part: c.name).result
         }
         return LoadedCheckpoint(root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: order,
                                 stubbed: host.stubbed, isTorchScript: isTorchScript, scriptConstants: constants)
