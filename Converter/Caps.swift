@@ -37,8 +37,11 @@ struct SourceOptions: ParsableArguments {
         discussion: "Nothing is imported or run either way: a record is the class's name and the arguments the file gave."))
     var stubClasses = false
 
-    func apply(to options: inout LoadOptions) {
+    /// `base` with these choices applied.
+    func loadOptions(_ base: LoadOptions = LoadOptions()) -> LoadOptions {
+        var options = base
         options.stubClasses = stubClasses
+        return options
     }
 }
 

@@ -85,8 +85,7 @@ struct Convert: ParsableCommand, Cooperative {
     func run() throws {
         let start = now()
         do {
-            var options = try caps.loadOptions()
-            source.apply(to: &options)
+            let options = source.loadOptions(try caps.loadOptions())
             let ckpt = try Checkpoint(path: input, options: options)
             let full = allTensors ? try ckpt.allTensors() : try ckpt.stateDict(key: source.key, stripPrefix: stripPrefix)
             let sd = full.filtered(select: select.map(NamePattern.init), exclude: exclude.map(NamePattern.init))

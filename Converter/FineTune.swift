@@ -292,8 +292,7 @@ struct FineTune: ParsableCommand, Cooperative {
         let config0 = ResNetConfig.named(arch)!
         let model = ResNet(config0)
         if let weights {
-            var options = LoadOptions()
-            source.apply(to: &options)
+            let options = source.loadOptions()
             let sd = try Checkpoint(path: weights, options: options).stateDict(key: source.key)
             let report = try model.load(sd, excluding: ["fc."])
             say("weights: \(weights): \(report.loaded.count) tensors into \(arch), fc replaced by Linear(\(config0.features), \(classes))"
@@ -482,8 +481,7 @@ struct Eval: ParsableCommand, Cooperative {
     func run() throws {
         do {
             let started = now()
-            var options = LoadOptions()
-            source.apply(to: &options)
+            let options = source.loadOptions()
             let sd = try Checkpoint(path: weights, options: options).stateDict(key: source.key)
             let config = ResNetConfig.named(arch)!.sizingHead(from: sd)
             let model = ResNet(config)

@@ -49,8 +49,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         do {
-            var options = try caps.loadOptions()
-            source.apply(to: &options)
+            let options = source.loadOptions(try caps.loadOptions())
             let ckpt = try Checkpoint(path: file, options: options)
             let sd = allTensors ? try ckpt.allTensors() : try ckpt.stateDict(key: source.key, stripPrefix: stripPrefix)
             if json {

@@ -45,8 +45,7 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         do {
-            var options = try caps.loadOptions()
-            source.apply(to: &options)
+            let options = source.loadOptions(try caps.loadOptions())
             let sd = try Checkpoint(path: weights, options: options).stateDict(key: source.key, stripPrefix: stripPrefix)
             if let note = placeNote(sd) {
                 var err = StandardError()
