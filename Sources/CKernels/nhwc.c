@@ -15,6 +15,13 @@ typedef int v8i __attribute__((vector_size(32)));
 #define st8(p, v) do { v8 s_ = (v); memcpy((p), &s_, 32); } while (0)
 /// max(0, x) that keeps NaN, as torch's relu does.
 #define relu8(x) ({ v8 x_ = (x); (v8)((v8i)x_ & ~(v8i)(x_ < splat8(0))); })
+/// relu8, then for act 2 (ReLU6) min(·, 6); NaN kept.
+#define act8(x, act) ({ v8 r_ = relu8(x); (act) == 2 ? select8(r_ > splat8(6), splat8(6), r_) : r_; })
+static inline float act1(float v, int act) {
+    if (v < 0) v = 0;
+    if (act == 2 && v > 6) v = 6;
+    return v;
+}
 #define select8(m, a, b) ({ v8i m_ = (m); (v8)(((v8i)(a) & m_) | ((v8i)(b) & ~m_)); })
 
 /// Convolution blocking: rows (output positions) per im2col block, and the depth of a chunk when the
@@ -163,4 +170,9 @@ void pth2swt_winograd_grad_output_nhwc(const float *dy, int out_height, int out_
 void pth2swt_winograd_weights_grad(const float *du, int out_channels, int in_channels, int k_begin, int k_end,
                                    float *dw) {
     DISPATCH(winograd_weights_grad, du, out_channels, in_channels, k_begin, k_end, dw);
+}
+
+void pth2swt_depthwise_nhwc(const pth2swt_conv_shape *g, const float *x, const float *w, const float *bias, int act,
+                            float *y, long row_begin, long row_end) {
+    DISPATCH(depthwise, g, x, w, bias, act, y, row_begin, row_end);
 }

@@ -6,6 +6,9 @@
 // from nhwc.c.
 
 // ---------------------------------------------------------------------------------------------------
+// Activations: `relu` is 0 (none), 1 (ReLU) or 2 (ReLU6, clamp to [0, 6]); NaN passes through both, as
+// torch's relu and hardtanh keep it.
+//
 // Micro-kernel: an mr×16 block (mr ≤ 6) of C = A · B, where row t of A is nseg segments of seglen floats,
 // segment s at a[s·6 + t] (any pointers: rows of an im2col copy, or runs of the input itself), and B is
 // one packed panel (nseg·seglen rows of 16). acc: add the block to what C holds. Then, if given,
@@ -39,8 +42,8 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_rows)(
             r0 += bias0; r1 += bias1;
             if (residual) { r0 += ld8(residual + t * ldc); r1 += ld8(residual + t * ldc + 8); }
             if (relu) {
-                r0 = relu8(r0);
-                r1 = relu8(r1);
+                r0 = act8(r0, relu);
+                r1 = act8(r1, relu);
             }
             st8(row, r0);
             st8(row + 8, r1);
@@ -58,7 +61,7 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_rows)(
             if (acc) v += c[i * ldc + j];
             if (bias) v += bias[j];
             if (residual) v += residual[i * ldc + j];
-            if (relu && v < 0) v = 0;
+            if (relu) v = act1(v, relu);
             c[i * ldc + j] = v;
         }
 }
@@ -204,7 +207,7 @@ TARGET static void NAME(conv_nhwc)(const pth2swt_conv_shape *g, const float *x, 
                         for (int t = 0; t < 6; t++) six[s * 6 + t] = rows[s * CONV_MC + i0 + (t < mr ? t : mr - 1)];
                     long at = (r0 + i0) * K + j * 16;
                     NAME(ukernel)(nseg, segmented ? seglen : kc, six, b, y + at, K, mr, nr, p0 > 0,
-                                  last && bias ? bias + j * 16 : 0, last && residual ? residual + at : 0, last && relu);
+                                  last && bias ? bias + j * 16 : 0, last && residual ? residual + at : 0, last ? relu : 0);
                 }
             }
         }
@@ -332,7 +335,7 @@ TARGET static void NAME(winograd_output)(const float *m, int tiles, int channels
                 for (int j = 0; j < cols; j++) {
                     v8 o = out[j];
                     if (residual) o += ld8(residual + at + (long)j * channels);
-                    if (relu) o = relu8(o);
+                    if (relu) o = act8(o, relu);
                     st8(y + at + (long)j * channels, o);
                 }
             }
@@ -538,4 +541,99 @@ TARGET static void NAME(winograd_weights_grad)(const float *du, int out_channels
                 g[r * 3 + 2] = -u[1] / 6 - u[2] / 6 + u[3] / 6 + u[4] / 6 + u[5];
             }
         }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Depthwise convolution (groups = channels = out_channels), NHWC: each output channel is one input
+// channel's kh×kw window, so the work is eight channels at a time with the taps in an inner loop, and
+// the input is read in place. w is [kh·kw][C] (tap-major). Rows are (image, output row) pairs. Interior
+// positions (the whole window inside the image horizontally) go four at a time so each tap's weights
+// are loaded once per four outputs; the edges one at a time with their windows clipped.
+
+TARGET static inline __attribute__((always_inline)) void NAME(depthwise_one)(
+    const pth2swt_conv_shape *g, const float *image, const float *w, const float *bias, int act, int ylo, int yhi,
+    int y0, int ox, float *out) {
+    const int C = g->channels, W = g->width, kw = g->kernel_w;
+    int x0 = ox * g->stride_w - g->pad_w, xlo = x0 < 0 ? 0 : x0, xhi = x0 + kw > W ? W : x0 + kw;
+    int c = 0;
+    for (; c + 8 <= C; c += 8) {
+        v8 acc = bias ? ld8(bias + c) : splat8(0);
+        for (int iy = ylo; iy < yhi; iy++)
+            for (int ix = xlo; ix < xhi; ix++)
+                acc += ld8(image + ((long)iy * W + ix) * C + c) * ld8(w + (long)((iy - y0) * kw + ix - x0) * C + c);
+        if (act) acc = act8(acc, act);
+        st8(out + c, acc);
+    }
+    for (; c < C; c++) {
+        float acc = bias ? bias[c] : 0;
+        for (int iy = ylo; iy < yhi; iy++)
+            for (int ix = xlo; ix < xhi; ix++)
+                acc += image[((long)iy * W + ix) * C + c] * w[(long)((iy - y0) * kw + ix - x0) * C + c];
+        if (act) acc = act1(acc, act);
+        out[c] = acc;
+    }
+}
+
+TARGET static void NAME(depthwise)(const pth2swt_conv_shape *g, const float *x, const float *w, const float *bias,
+                                   int act, float *y, long row_begin, long row_end) {
+    const int C = g->channels, H = g->height, W = g->width, kw = g->kernel_w, sw = g->stride_w;
+    const int oW = g->out_width;
+    // Interior columns: x0 = ox·s − pad ≥ 0 and x0 + kw ≤ W.
+    int in_lo = (g->pad_w + sw - 1) / sw, in_hi = W - kw + g->pad_w < 0 ? 0 : (W - kw + g->pad_w) / sw + 1;
+    if (in_hi > oW) in_hi = oW;
+    if (in_lo > in_hi) in_lo = in_hi;
+    for (long r = row_begin; r < row_end; r++) {
+        long n = r / g->out_height;
+        int oy = (int)(r % g->out_height);
+        const float *image = x + n * H * W * C;
+        float *row = y + r * oW * C;
+        int y0 = oy * g->stride_h - g->pad_h, ylo = y0 < 0 ? 0 : y0, yhi = y0 + g->kernel_h > H ? H : y0 + g->kernel_h;
+        for (int ox = 0; ox < in_lo; ox++) NAME(depthwise_one)(g, image, w, bias, act, ylo, yhi, y0, ox, row + (long)ox * C);
+        int ox = in_lo;
+        for (; ox + 4 <= in_hi; ox += 4) {
+            int c = 0;
+            const float *base = image + (long)(ox * sw - g->pad_w) * C;
+            for (; c + 8 <= C; c += 8) {
+                v8 b = bias ? ld8(bias + c) : splat8(0);
+                v8 a0 = b, a1 = b, a2 = b, a3 = b;
+                for (int iy = ylo; iy < yhi; iy++) {
+                    const float *src = base + (long)iy * W * C + c;
+                    const float *wt = w + (long)(iy - y0) * kw * C + c;
+                    for (int kx = 0; kx < kw; kx++) {
+                        v8 wv = ld8(wt + (long)kx * C);
+                        const float *s = src + (long)kx * C;
+                        a0 += ld8(s) * wv;
+                        a1 += ld8(s + (long)sw * C) * wv;
+                        a2 += ld8(s + (long)2 * sw * C) * wv;
+                        a3 += ld8(s + (long)3 * sw * C) * wv;
+                    }
+                }
+                if (act) {
+                    a0 = act8(a0, act);
+                    a1 = act8(a1, act);
+                    a2 = act8(a2, act);
+                    a3 = act8(a3, act);
+                }
+                float *o = row + (long)ox * C + c;
+                st8(o, a0);
+                st8(o + C, a1);
+                st8(o + 2 * C, a2);
+                st8(o + 3 * C, a3);
+            }
+            if (c < C)
+                for (int j = 0; j < 4; j++) {
+                    // The channels past the last eight, one at a time.
+                    int x0 = (ox + j) * sw - g->pad_w;
+                    for (int cc = c; cc < C; cc++) {
+                        float acc = bias ? bias[cc] : 0;
+                        for (int iy = ylo; iy < yhi; iy++)
+                            for (int kx = 0; kx < kw; kx++)
+                                acc += image[((long)iy * W + x0 + kx) * C + cc] * w[(long)((iy - y0) * kw + kx) * C + cc];
+                        if (act) acc = act1(acc, act);
+                        row[(long)(ox + j) * C + cc] = acc;
+                    }
+                }
+        }
+        for (; ox < oW; ox++) NAME(depthwise_one)(g, image, w, bias, act, ylo, yhi, y0, ox, row + (long)ox * C);
+    }
 }

@@ -114,6 +114,17 @@ public enum ConvNHWC {
         residual: UnsafePointer<Float>?, relu: Bool, output: UnsafeMutablePointer<Float>,
         scratch: UnsafeMutablePointer<Float>, threads: Int = 1
     ) {
+        forward(g, input: input, weight: weight, bias: bias, residual: residual, activation: relu ? .relu : .none,
+                output: output, scratch: scratch, threads: threads)
+    }
+
+    /// The same with any `Activation` in the epilogue (ReLU6 for MobileNetV2).
+    public static func forward(
+        _ g: Conv2dGeometry, input: UnsafePointer<Float>, weight: PackedConvWeight, bias: UnsafePointer<Float>?,
+        residual: UnsafePointer<Float>?, activation: Activation, output: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>, threads: Int = 1
+    ) {
+        let relu = activation.code
         precondition(applies(to: g) && weight.outChannels == g.outChannels && weight.inChannels == g.inChannels
                      && weight.kernelH == g.kernelH && weight.kernelW == g.kernelW, "weight does not fit \(g)")
         var shape = g.cShape
@@ -131,7 +142,7 @@ public enum ConvNHWC {
                     // About four pieces per thread, whole micro-blocks, taken as threads come free.
                     let piece = max(96, (rows / (4 * parts) + 5) / 6 * 6)
                     Parallel.dynamic((rows + piece - 1) / piece, parts) { i, worker in
-                        pth2swt_conv_nhwc(shape, input, w, bias, residual, relu ? 1 : 0, output, i * piece,
+                        pth2swt_conv_nhwc(shape, input, w, bias, residual, relu, output, i * piece,
                                           min(rows, (i + 1) * piece), 0, Int32(panels), scratch + worker * each)
                     }
                     return
@@ -141,7 +152,7 @@ public enum ConvNHWC {
                 Parallel.run(parts, parts) { part in
                     let lo = panels * part / parts, hi = panels * (part + 1) / parts
                     guard hi > lo else { return }
-                    pth2swt_conv_nhwc(shape, input, w, bias, residual, relu ? 1 : 0, output, 0, rows, Int32(lo), Int32(hi),
+                    pth2swt_conv_nhwc(shape, input, w, bias, residual, relu, output, 0, rows, Int32(lo), Int32(hi),
                                       scratch + part * each)
                 }
             }
@@ -156,6 +167,13 @@ public enum WinogradNHWC {
     /// 3×3, stride 1, padding 1, and channel counts the eight-wide transforms take.
     public static func applies(to g: Conv2dGeometry) -> Bool {
         Winograd.applies(to: g) && g.inChannels % 8 == 0 && g.outChannels % 8 == 0
+    }
+
+    /// The default rule for when Winograd is worth it: when there are enough tiles to keep its 36 products
+    /// busy (measured: at batch 1 the 7×7 stage's 4 tiles lose to im2col + GEMM, 64 tiles win). Inference
+    /// and training both ask this.
+    public static func preferred(_ g: Conv2dGeometry) -> Bool {
+        applies(to: g) && g.batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4) >= 16
     }
 
     /// U[ξ] (C×K) for each of the 36 points, packed for the GEMM: [36][K/16 panels][C][16].
@@ -230,12 +248,23 @@ public enum WinogradNHWC {
         output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int = 1,
         schedule: Schedule? = nil
     ) {
+        forward(g, input: input, transformedWeight: u, bias: bias, residual: residual, activation: relu ? .relu : .none,
+                output: output, scratch: scratch, threads: threads, schedule: schedule)
+    }
+
+    /// The same with any `Activation` in the output transform.
+    public static func forward(
+        _ g: Conv2dGeometry, input: UnsafePointer<Float>, transformedWeight u: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, activation: Activation,
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int = 1,
+        schedule: Schedule? = nil
+    ) {
         precondition(applies(to: g), "not a 3×3 stride-1 pad-1 convolution with channels in eights: \(g)")
         let th = (g.outHeight + 3) / 4, tw = (g.outWidth + 3) / 4
         let total = g.batch * th * tw
         let C = g.inChannels, K = g.outChannels
         let uEach = pth2swt_packed_b_count(Int32(C), Int32(K))
-        let relu: Int32 = relu ? 1 : 0
+        let relu = activation.code
         func transformIn(_ start: Int, _ p: Int, _ lo: Int, _ hi: Int, _ v: UnsafeMutablePointer<Float>) {
             pth2swt_winograd_input_nhwc(input, Int32(g.height), Int32(g.width), Int32(C), Int32(th), Int32(tw), start,
                                         Int32(p), Int32(lo), Int32(hi), v)

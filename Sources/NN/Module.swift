@@ -70,13 +70,16 @@ extension Module {
     }
 }
 
-/// torch.nn.Conv2d without bias (ResNet's convolutions), weight [out, in/groups, kH, kW].
+/// torch.nn.Conv2d, weight [out, in/groups, kH, kW], with a bias [out] when `bias` (VGG's and AlexNet's;
+/// ResNet's and MobileNetV2's convolutions have none, their BatchNorm supplies it).
 public final class Conv2d: Module {
     public let inChannels: Int, outChannels: Int
     public let kernel: Int, stride: Int, padding: Int, groups: Int
     public let weight: Parameter
+    public let bias: Parameter?
 
-    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, groups: Int = 1) {
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, groups: Int = 1,
+                bias: Bool = false) {
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernel = kernel
@@ -84,10 +87,11 @@ public final class Conv2d: Module {
         self.padding = padding
         self.groups = groups
         weight = Parameter(shape: [outChannels, inChannels / groups, kernel, kernel])
+        self.bias = bias ? Parameter(shape: [outChannels]) : nil
     }
 
     public func state(prefix: String) -> [(name: String, entry: StateEntry)] {
-        [(prefix + "weight", .parameter(weight))]
+        [(prefix + "weight", .parameter(weight))] + (bias.map { [(prefix + "bias", .parameter($0))] } ?? [])
     }
 }
 

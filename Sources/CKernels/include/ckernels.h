@@ -43,12 +43,18 @@ void pth2swt_gemm_rows(long m, int n, long k, const float *a, long lda, const fl
 long pth2swt_conv_nhwc_scratch_count(void);
 /// Output rows [row_begin, row_end) (a row is one output position of one image; the output is
 /// [rows][out_channels]) and output-channel panels [panel_begin, panel_end) of 16 of the convolution
-/// y = x ⊛ w (+ bias) (+ residual) (then max(0, ·) if relu). packed_w is pth2swt_pack_b of the
+/// y = x ⊛ w (+ bias) (+ residual) (then the activation: relu 0 none, 1 ReLU, 2 ReLU6). packed_w is pth2swt_pack_b of the
 /// (kh·kw·C)×K matrix whose row (ky·kw + kx)·C + c holds w[·, c, ky, kx]. bias and residual may be NULL;
 /// residual has y's layout.
 void pth2swt_conv_nhwc(const pth2swt_conv_shape *g, const float *x, const float *packed_w, const float *bias,
                        const float *residual, int relu, float *y, long row_begin, long row_end, int panel_begin,
                        int panel_end, float *scratch);
+
+/// Output rows [row_begin, row_end) (row = image · out_height + oy) of the depthwise convolution
+/// y[·, c] = Σ x[window, c] · w[tap][c] (+ bias[c]), then the activation: act 0 none, 1 ReLU, 2 ReLU6.
+/// g->channels == g->out_channels; w is [kh·kw][C], tap-major; bias may be NULL.
+void pth2swt_depthwise_nhwc(const pth2swt_conv_shape *g, const float *x, const float *w, const float *bias, int act,
+                            float *y, long row_begin, long row_end);
 
 /// Rows [row_begin, row_begin + rows) of the convolution's im2col matrix: row r is output position r's
 /// window, columns (ky, kx, c), zero where the window is in the padding. dst holds rows·kh·kw·C floats.

@@ -1,0 +1,179 @@
+import CKernels
+
+/// What a convolution's epilogue applies after the bias and residual.
+public enum Activation: String, Sendable, CaseIterable {
+    case none
+    /// max(0, x), NaN kept (torch.nn.ReLU).
+    case relu
+    /// min(max(0, x), 6), NaN kept (torch.nn.ReLU6, a hardtanh).
+    case relu6
+
+    /// The C kernels' code: 0, 1, 2.
+    var code: Int32 {
+        switch self {
+        case .none: 0
+        case .relu: 1
+        case .relu6: 2
+        }
+    }
+
+    /// The activation of one value, as the kernels compute it (the twins use this).
+    @inline(__always)
+    public func apply(_ v: Float) -> Float {
+        switch self {
+        case .none: v
+        case .relu: v < 0 ? 0 : v
+        case .relu6: v < 0 ? 0 : (v > 6 ? 6 : v)
+        }
+    }
+}
+
+/// Depthwise convolution, channels-last: groups = in channels = out channels (MobileNetV2's 3×3 layers).
+/// Each output channel is its input channel's window, so it is no GEMM: the C kernel runs eight channels
+/// at a time with the taps inside, reading the input in place (memory-bound). Threads split the output
+/// rows. `ConvKernel.reference` with `groups` is its twin in the tests.
+public enum DepthwiseNHWC {
+    /// Whether `forward` computes `g`: one input channel per group, one output channel per group.
+    public static func applies(to g: Conv2dGeometry) -> Bool {
+        g.isValid && g.groups == g.inChannels && g.outChannels == g.inChannels && g.dilationH == 1 && g.dilationW == 1
+    }
+
+    /// torch's weight [C, 1, kh, kw] as the kernel takes it: [kh·kw][C], tap-major.
+    public static func pack(_ weight: [Float], channels c: Int, kernelH kh: Int, kernelW kw: Int) -> [Float] {
+        precondition(weight.count == c * kh * kw, "weight is not [\(c), 1, \(kh), \(kw)]")
+        let taps = kh * kw
+        var out = [Float](repeating: 0, count: weight.count)
+        for ch in 0..<c {
+            for t in 0..<taps { out[t * c + ch] = weight[ch * taps + t] }
+        }
+        return out
+    }
+
+    /// y [N, oH, oW, C] = activation(x ⊛ w + bias). `packedWeight` is `pack`'s result.
+    public static func forward(
+        _ g: Conv2dGeometry, input: UnsafePointer<Float>, packedWeight w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1
+    ) {
+        precondition(applies(to: g), "not a depthwise convolution: \(g)")
+        var shape = g.cShape
+        let rows = g.batch * g.outHeight
+        let parts = max(1, min(threads, rows))
+        let act = activation.code
+        withUnsafePointer(to: &shape) { shape in
+            nonisolated(unsafe) let shape = shape
+            Parallel.run(parts, parts) { part in
+                pth2swt_depthwise_nhwc(shape, input, w, bias, act, output, rows * part / parts, rows * (part + 1) / parts)
+            }
+        }
+    }
+}
+
+/// Grouped convolution (1 < groups, not depthwise: ResNeXt's 3×3 layers), channels-last: each group's
+/// input channels are gathered into a contiguous NHWC buffer, convolved by `ConvNHWC` with that group's
+/// packed filters, and its outputs scattered into their channels of y. Bias and activation go in the
+/// epilogue; a residual is added after the last group.
+public struct GroupedConvWeight: Sendable {
+    public let groups: Int
+    /// Per group, its filters packed for `ConvNHWC`.
+    public let perGroup: [PackedConvWeight]
+
+    /// From torch's weight [K, C/groups, kh, kw].
+    public init(_ weight: [Float], outChannels k: Int, inChannels c: Int, groups: Int, kernelH kh: Int, kernelW kw: Int) {
+        precondition(groups > 0 && k % groups == 0 && c % groups == 0, "\(groups) groups do not divide \(c) → \(k)")
+        let kg = k / groups, cg = c / groups, each = kg * cg * kh * kw
+        precondition(weight.count == groups * each, "weight is not [\(k), \(cg), \(kh), \(kw)]")
+        self.groups = groups
+        perGroup = (0..<groups).map { g in
+            PackedConvWeight(Array(weight[(g * each)..<((g + 1) * each)]), outChannels: kg, inChannels: cg, kernelH: kh,
+                             kernelW: kw)
+        }
+    }
+}
+
+public enum GroupedNHWC {
+    /// Scratch floats `forward` needs for `g`: one group's input and output, and the convolution's.
+    public static func scratchCount(_ g: Conv2dGeometry, threads: Int) -> Int {
+        g.batch * g.height * g.width * (g.inChannels / g.groups) + g.batch * g.outHeight * g.outWidth * (g.outChannels / g.groups)
+            + ConvNHWC.scratchCount(threads: threads)
+    }
+
+    public static func forward(
+        _ g: Conv2dGeometry, input: UnsafePointer<Float>, weight: GroupedConvWeight, bias: UnsafePointer<Float>?,
+        residual: UnsafePointer<Float>?, activation: Activation, output: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>, threads: Int = 1
+    ) {
+        precondition(g.isValid && g.groups == weight.groups && g.dilationH == 1 && g.dilationW == 1, "weight does not fit \(g)")
+        let cg = g.inChannels / g.groups, kg = g.outChannels / g.groups
+        let positions = g.batch * g.height * g.width, outPositions = g.batch * g.outHeight * g.outWidth
+        let xg = scratch, yg = scratch + positions * cg, work = yg + outPositions * kg
+        var sub = g
+        sub.inChannels = cg
+        sub.outChannels = kg
+        sub.groups = 1
+        let C = g.inChannels, K = g.outChannels
+        for grp in 0..<g.groups {
+            for p in 0..<positions { (xg + p * cg).update(from: input + p * C + grp * cg, count: cg) }
+            let b = bias.map { $0 + grp * kg }
+            // The activation waits for the residual when there is one.
+            ConvNHWC.forward(sub, input: xg, weight: weight.perGroup[grp], bias: b, residual: nil,
+                             activation: residual == nil ? activation : .none, output: yg, scratch: work, threads: threads)
+            for p in 0..<outPositions { (output + p * K + grp * kg).update(from: yg + p * kg, count: kg) }
+        }
+        if let residual {
+            let n = outPositions * K
+            for i in 0..<n { output[i] = activation.apply(output[i] + residual[i]) }
+        }
+    }
+}
+
+extension PoolNHWC {
+    /// torch's adaptive_avg_pool2d to outHeight × outWidth, [N, H, W, C] → [N, oH, oW, C]: output cell
+    /// (i, j) averages rows ⌊i·H/oH⌋ ..< ⌈(i+1)·H/oH⌉ and the same for columns.
+    public static func adaptiveAverage(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, height: Int, width: Int,
+        outHeight: Int, outWidth: Int
+    ) {
+        for n in 0..<batch {
+            let image = x + n * height * width * channels
+            for i in 0..<outHeight {
+                let y0 = i * height / outHeight, y1 = ((i + 1) * height + outHeight - 1) / outHeight
+                for j in 0..<outWidth {
+                    let x0 = j * width / outWidth, x1 = ((j + 1) * width + outWidth - 1) / outWidth
+                    let out = y + ((n * outHeight + i) * outWidth + j) * channels
+                    out.update(repeating: 0, count: channels)
+                    for iy in y0..<y1 {
+                        for ix in x0..<x1 {
+                            let row = image + (iy * width + ix) * channels
+                            for c in 0..<channels { out[c] += row[c] }
+                        }
+                    }
+                    let count = Float((y1 - y0) * (x1 - x0))
+                    for c in 0..<channels { out[c] /= count }
+                }
+            }
+        }
+    }
+}
+
+extension Pool {
+    /// The reference: NCHW, each output cell's mean from the definition.
+    public static func adaptiveAverageReference(
+        _ x: [Float], batch: Int, channels: Int, height: Int, width: Int, outHeight: Int, outWidth: Int
+    ) -> [Float] {
+        var out = [Float](repeating: 0, count: batch * channels * outHeight * outWidth)
+        for nc in 0..<(batch * channels) {
+            for i in 0..<outHeight {
+                let y0 = Int((Double(i * height) / Double(outHeight)).rounded(.down))
+                let y1 = Int((Double((i + 1) * height) / Double(outHeight)).rounded(.up))
+                for j in 0..<outWidth {
+                    let x0 = Int((Double(j * width) / Double(outWidth)).rounded(.down))
+                    let x1 = Int((Double((j + 1) * width) / Double(outWidth)).rounded(.up))
+                    var s: Float = 0
+                    for iy in y0..<y1 { for ix in x0..<x1 { s += x[(nc * height + iy) * width + ix] } }
+                    out[(nc * outHeight + i) * outWidth + j] = s / Float((y1 - y0) * (x1 - x0))
+                }
+            }
+        }
+        return out
+    }
+}

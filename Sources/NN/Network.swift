@@ -1,0 +1,275 @@
+/// One layer of a network description. Layers with parameters hold the module that owns them.
+public enum Layer {
+    /// The network's input, [N, channels, H, W].
+    case input(channels: Int)
+    case conv(Conv2d)
+    case batchNorm(BatchNorm2d)
+    case relu
+    case relu6
+    /// torch.nn.MaxPool2d (square window, -inf padding, floor mode).
+    case maxPool(kernel: Int, stride: Int, padding: Int)
+    /// torch.nn.AdaptiveAvgPool2d((height, width)).
+    case adaptiveAvgPool(height: Int, width: Int)
+    /// torch.flatten(x, 1): [N, C, H, W] → [N, C·H·W], in torch's (c, h, w) order.
+    case flatten
+    case linear(Linear)
+    /// torch.nn.Dropout(p): the identity in eval mode; in training, zeroes each value with probability p
+    /// and scales the rest by 1 / (1 - p).
+    case dropout(p: Float)
+    /// The sum of the node's two inputs (a residual connection).
+    case add
+
+    /// A short name for listings ("conv 3×3/2 g32", "relu6").
+    public var summary: String {
+        switch self {
+        case .input(let c): "input \(c)"
+        case .conv(let c):
+            "conv \(c.kernel)×\(c.kernel)" + (c.stride > 1 ? "/\(c.stride)" : "") + (c.groups > 1 ? " g\(c.groups)" : "")
+                + " \(c.inChannels)→\(c.outChannels)" + (c.bias != nil ? " +bias" : "")
+        case .batchNorm(let b): "bn \(b.channels)"
+        case .relu: "relu"
+        case .relu6: "relu6"
+        case .maxPool(let k, let s, let p): "maxpool \(k)×\(k)/\(s) p\(p)"
+        case .adaptiveAvgPool(let h, let w): "adaptive avgpool \(h)×\(w)"
+        case .flatten: "flatten"
+        case .linear(let l): "linear \(l.inFeatures)→\(l.outFeatures)"
+        case .dropout(let p): "dropout \(p)"
+        case .add: "add"
+        }
+    }
+
+    /// The module whose parameters and buffers this layer carries, if any.
+    public var module: (any Module)? {
+        switch self {
+        case .conv(let c): c
+        case .batchNorm(let b): b
+        case .linear(let l): l
+        default: nil
+        }
+    }
+}
+
+/// A layer in a network: its torchvision module path (`layer2.0.conv1`, `features.3.conv.1.0`;
+/// parameter-free layers carry the path of the module torch would use, or a descriptive one), the
+/// layer, and the nodes it reads (indices into `Network.nodes`, all earlier).
+public struct Node {
+    public let name: String
+    public internal(set) var layer: Layer
+    public let inputs: [Int]
+}
+
+/// A network's stage: a name `--freeze` takes and the state-dict prefixes it owns.
+public struct Stage: Sendable, Equatable {
+    public let name: String
+    public let prefixes: [String]
+
+    public init(_ name: String, prefixes: [String]) {
+        self.name = name
+        self.prefixes = prefixes
+    }
+}
+
+/// A network described once, under torchvision's state-dict names: a list of layers in forward order,
+/// each reading earlier ones. Inference (BN folding, epilogue fusion, buffer planning), training
+/// (forward, backward, freezing), loading and the tools all read this description; a family
+/// (`Vision/Models/`) only builds it.
+public final class Network: Module {
+    /// torchvision's builder name (`resnet18`, `mobilenet_v2`), or a description for custom shapes.
+    public let name: String
+    public private(set) var nodes: [Node]
+    /// The node whose output is the network's output (the logits).
+    public private(set) var output: Int
+    /// The stages in forward order, for freezing; the head is not one of them.
+    public let stages: [Stage]
+    /// The head's module path (`fc`, `classifier.6`, `classifier.1`): the layer `replaceHead` replaces.
+    public private(set) var head: String
+
+    public init(name: String, nodes: [Node], stages: [Stage], head: String) {
+        precondition(!nodes.isEmpty, "a network has nodes")
+        for (i, n) in nodes.enumerated() {
+            precondition(n.inputs.allSatisfy { $0 >= 0 && $0 < i }, "node \(n.name) reads a later node")
+        }
+        self.name = name
+        self.nodes = nodes
+        self.output = nodes.count - 1
+        self.stages = stages
+        self.head = head
+        precondition(headNodes.first != nil, "no head \(head)")
+    }
+
+    public func state(prefix: String) -> [(name: String, entry: StateEntry)] {
+        nodes.flatMap { n in n.layer.module.map { $0.state(prefix: prefix + n.name + ".") } ?? [] }
+    }
+
+    /// The nodes (indices) whose layers belong to the head: `head` itself or under `head.`.
+    public var headNodes: [Int] {
+        nodes.indices.filter { nodes[$0].name == head || nodes[$0].name.hasPrefix(head + ".") }
+    }
+
+    /// The head's first linear layer.
+    public var headLinears: [Linear] {
+        headNodes.compactMap { if case .linear(let l) = nodes[$0].layer { l } else { nil } }
+    }
+
+    /// Outputs of the network (the last linear layer's rows).
+    public var classes: Int { headLinears.last!.outFeatures }
+
+    /// Features into the head (its first linear layer's columns).
+    public var headInputFeatures: Int { headLinears.first!.inFeatures }
+
+    /// How many nodes read each node's output.
+    public var consumers: [[Int]] {
+        var c = [[Int]](repeating: [], count: nodes.count)
+        for (i, n) in nodes.enumerated() { for j in n.inputs { c[j].append(i) } }
+        return c
+    }
+
+    /// The node named `name` with parameters (conv, bn, linear), if any.
+    public func node(named name: String) -> Int? { nodes.firstIndex { $0.name == name && $0.layer.module != nil } }
+
+    /// A new head for `classes` outputs, Xavier-uniform from `seed`, in place of the old one.
+    ///
+    /// - `.linear`: one Linear named as the old head (`fc`).
+    /// - `.mlp(hidden:dropout:)`: `head.0` Linear(features, hidden), `head.1` ReLU, `head.2` Dropout,
+    ///   `head.3` Linear(hidden, classes): what `model.fc = nn.Sequential(…)` gives in torch.
+    ///
+    /// The layers the old head read stay; the head's input is the node before the old head.
+    public func replaceHead(classes: Int, kind: HeadKind = .linear, seed: UInt64 = 0) {
+        let old = headNodes
+        let features = headInputFeatures
+        guard let first = old.first, let last = old.last, last == nodes.count - 1 else {
+            preconditionFailure("the head is not the network's last layers")
+        }
+        let source = nodes[first].inputs[0]
+        nodes.removeSubrange(first...)
+        switch kind {
+        case .linear:
+            let l = Linear(features, classes)
+            l.resetXavierUniform(seed: seed)
+            nodes.append(Node(name: head, layer: .linear(l), inputs: [source]))
+        case .mlp(let hidden, let p):
+            let l0 = Linear(features, hidden), l3 = Linear(hidden, classes)
+            l0.resetXavierUniform(seed: seed)
+            l3.resetXavierUniform(seed: seed &+ 1)
+            let at = nodes.count
+            nodes.append(Node(name: head + ".0", layer: .linear(l0), inputs: [source]))
+            nodes.append(Node(name: head + ".1", layer: .relu, inputs: [at]))
+            nodes.append(Node(name: head + ".2", layer: .dropout(p: p), inputs: [at + 1]))
+            nodes.append(Node(name: head + ".3", layer: .linear(l3), inputs: [at + 2]))
+        }
+        output = nodes.count - 1
+    }
+
+    /// A readable listing: one line per node, "name: summary ← inputs".
+    public var listing: String {
+        nodes.enumerated().map { i, n in
+            "\(i) \(n.name): \(n.layer.summary)" + (n.inputs.isEmpty ? "" : " ← " + n.inputs.map(String.init).joined(separator: ", "))
+        }.joined(separator: "\n")
+    }
+}
+
+/// The classifier a fine-tuning run puts on a network.
+public enum HeadKind: Sendable, Equatable, CustomStringConvertible {
+    /// One Linear layer.
+    case linear
+    /// Linear → ReLU → Dropout(p) → Linear (the seeds' "add hidden layers").
+    case mlp(hidden: Int, dropout: Float)
+
+    /// Reads `linear` or `mlp:HIDDEN[:DROPOUT]` (dropout 0.5 when omitted).
+    public init?(parsing text: String) {
+        if text == "linear" { self = .linear; return }
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts.count <= 3, parts[0] == "mlp", let h = Int(parts[1]), h > 0 else { return nil }
+        var p: Float = 0.5
+        if parts.count == 3 {
+            guard let d = Float(parts[2]), d >= 0, d < 1 else { return nil }
+            p = d
+        }
+        self = .mlp(hidden: h, dropout: p)
+    }
+
+    public var description: String {
+        switch self {
+        case .linear: "linear"
+        case .mlp(let h, let p): "mlp:\(h):\(p)"
+        }
+    }
+}
+
+/// Builds a `Network` in forward order, tracking each node's channels so that families state only what
+/// torchvision's constructors state.
+public struct NetworkBuilder {
+    public private(set) var nodes: [Node]
+    /// Channels (or features, after flatten) of each node's output; nil where it depends on the input size.
+    public private(set) var channels: [Int?]
+
+    public init(inputChannels: Int = 3) {
+        nodes = [Node(name: "input", layer: .input(channels: inputChannels), inputs: [])]
+        channels = [inputChannels]
+    }
+
+    /// The input node.
+    public var input: Int { 0 }
+
+    /// Appends `layer` named `name`, reading `inputs`; returns its index.
+    @discardableResult
+    public mutating func add(_ name: String, _ layer: Layer, _ inputs: [Int], channels c: Int?) -> Int {
+        nodes.append(Node(name: name, layer: layer, inputs: inputs))
+        channels.append(c)
+        return nodes.count - 1
+    }
+
+    func channelsOf(_ x: Int) -> Int {
+        guard let c = channels[x] else { preconditionFailure("\(nodes[x].name)'s channels depend on the input size") }
+        return c
+    }
+
+    public mutating func conv(_ name: String, _ x: Int, _ out: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                              groups: Int = 1, bias: Bool = false) -> Int {
+        add(name, .conv(Conv2d(channelsOf(x), out, kernel: kernel, stride: stride, padding: padding, groups: groups, bias: bias)),
+            [x], channels: out)
+    }
+
+    public mutating func batchNorm(_ name: String, _ x: Int) -> Int {
+        add(name, .batchNorm(BatchNorm2d(channelsOf(x))), [x], channels: channels[x])
+    }
+
+    public mutating func relu(_ name: String, _ x: Int) -> Int { add(name, .relu, [x], channels: channels[x]) }
+    public mutating func relu6(_ name: String, _ x: Int) -> Int { add(name, .relu6, [x], channels: channels[x]) }
+
+    public mutating func maxPool(_ name: String, _ x: Int, kernel: Int, stride: Int, padding: Int = 0) -> Int {
+        add(name, .maxPool(kernel: kernel, stride: stride, padding: padding), [x], channels: channels[x])
+    }
+
+    public mutating func adaptiveAvgPool(_ name: String, _ x: Int, _ height: Int, _ width: Int) -> Int {
+        add(name, .adaptiveAvgPool(height: height, width: width), [x], channels: channels[x])
+    }
+
+    /// Flattens [C, h, w] to C·h·w features, where h × w is known (after an adaptive pool).
+    public mutating func flatten(_ name: String, _ x: Int, spatial: Int) -> Int {
+        add(name, .flatten, [x], channels: channels[x].map { $0 * spatial })
+    }
+
+    public mutating func linear(_ name: String, _ x: Int, _ out: Int) -> Int {
+        add(name, .linear(Linear(channelsOf(x), out)), [x], channels: out)
+    }
+
+    public mutating func dropout(_ name: String, _ x: Int, p: Float) -> Int { add(name, .dropout(p: p), [x], channels: channels[x]) }
+
+    public mutating func sum(_ name: String, _ a: Int, _ b: Int) -> Int {
+        precondition(channels[a] == channels[b], "adding \(nodes[a].name) and \(nodes[b].name) of different widths")
+        return add(name, .add, [a, b], channels: channels[a])
+    }
+
+    /// conv → BN (→ activation): torchvision's Conv2dNormActivation and ResNet's conv/bn pairs.
+    public mutating func convBN(_ conv: String, _ bn: String, _ x: Int, _ out: Int, kernel: Int, stride: Int = 1,
+                                padding: Int = 0, groups: Int = 1) -> Int {
+        batchNorm(bn, self.conv(conv, x, out, kernel: kernel, stride: stride, padding: padding, groups: groups))
+    }
+
+    public func build(name: String, stages: [Stage], head: String) -> Network {
+        let names = nodes.compactMap { $0.layer.module != nil ? $0.name : nil }
+        precondition(Set(names).count == names.count, "two layers with parameters share a name")
+        return Network(name: name, nodes: nodes, stages: stages, head: head)
+    }
+}

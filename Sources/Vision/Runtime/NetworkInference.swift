@@ -1,0 +1,625 @@
+import Kernels
+import NN
+
+/// A `Network` prepared for inference, channels-last ([N, H, W, C]).
+///
+/// Lowering reads the description once:
+/// - each convolution absorbs the BatchNorm after it (weight scaled, bias added), then a residual `add`
+///   whose other operand is already computed, then ReLU or ReLU6: one kernel call whose epilogue does
+///   all of it;
+/// - a convolution whose only reader is a max pool runs image by image into a one-image buffer that the
+///   pool reads while it is in cache;
+/// - flatten and dropout (the identity in eval) are views, not copies; a linear layer after a spatial
+///   flatten has its weight's columns reordered from torch's (c, h, w) to channels-last (h, w, c);
+/// - each step's output goes in a buffer that no live value holds (planned per input size).
+///
+/// Kernels: dense convolutions by Winograd F(4×4, 3×3) where it applies and has enough tiles (or as
+/// `tune` measured), else im2col + the packed GEMM; depthwise by `DepthwiseNHWC`; grouped by
+/// `GroupedNHWC`; linear layers as 1×1 convolutions over a 1×1 image.
+///
+/// Build it after loading weights; it copies what it needs. One instance runs one call at a time.
+public final class Inference {
+    enum ConvKind { case dense, depthwise, grouped, linear }
+
+    /// A convolution or linear layer with what it absorbed.
+    struct Conv {
+        var name: String
+        var kind: ConvKind
+        var inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int, groups: Int
+        /// Folded weight in torch's layout ([K, C/groups, kh, kw]; linear: [out, in], columns reordered to
+        /// channels-last when the input is a spatial flatten) and bias.
+        var weight: [Float], bias: [Float]?
+        var activation: Activation
+        /// The step whose value is added before the activation.
+        var residual: Int?
+        var winogradApplies: Bool
+
+        func geometry(batch: Int, height: Int, width: Int) -> Conv2dGeometry {
+            Conv2dGeometry(batch: batch, inChannels: inChannels, height: height, width: width, outChannels: outChannels,
+                           kernel: (kernel, kernel), stride: (stride, stride), padding: (padding, padding), groups: groups)
+        }
+    }
+
+    enum Op {
+        /// The network input, copied to NHWC.
+        case input(channels: Int)
+        case conv(Conv)
+        /// A convolution, then a max pool of its output, image by image.
+        case convPool(Conv, kernel: Int, stride: Int, padding: Int)
+        case maxPool(kernel: Int, stride: Int, padding: Int)
+        case adaptiveAvgPool(height: Int, width: Int)
+        /// Per-channel affine (a BatchNorm that follows no convolution).
+        case affine(scale: [Float], shift: [Float])
+        case activation(Activation)
+        case add(Activation)
+        /// The input's buffer under another shape: flatten (`flatten` true) or dropout.
+        case view(flatten: Bool)
+    }
+
+    struct Step {
+        var name: String
+        var op: Op
+        var inputs: [Int]
+    }
+
+    /// The network's shape after lowering.
+    var steps: [Step] = []
+    /// The step whose value is the head's input (`features`).
+    let featureStep: Int
+    public let classes: Int
+    /// Features the head takes (512 for resnet18, 1280 for mobilenet_v2, 4096 for VGG).
+    public let featureCount: Int
+    /// torchvision's builder name of the network.
+    public let name: String
+
+    /// Threads the kernels split their work across.
+    public var threads: Int = 1
+    /// Use Winograd F(4×4, 3×3) for the 3×3 stride-1 dense convolutions (else im2col + GEMM).
+    public var useWinograd = true
+    /// Per convolution step, whether Winograd measured faster (`tune`); absent: the default rule.
+    var winogradChoice: [Int: Bool] = [:]
+    var winogradWeights: [Int: [Float]] = [:]
+    var packedWeights: [Int: PackedConvWeight] = [:]
+    var depthwiseWeights: [Int: [Float]] = [:]
+    var groupedWeights: [Int: GroupedConvWeight] = [:]
+    private var tuning = false
+    /// Per tuned convolution: "conv 1x64x56x56 → 64 …: winograd 1200 µs, direct 2000 µs → winograd".
+    public private(set) var tuningLog: [String] = []
+    /// When true, each call records each step's time in `stepTimes`.
+    public var profiling = false
+    /// Seconds per step of the last call while `profiling`, in order: "input", each layer by its
+    /// torchvision name (convolutions with their algorithm, "layer1.0.conv1 winograd"), pools, "fc".
+    public private(set) var stepTimes: [(step: String, seconds: Double)] = []
+    private var lastMark = 0.0
+
+    public init(_ network: Network) {
+        name = network.name
+        let nodes = network.nodes
+        let readers = network.consumers
+        var valueOf = [Int](repeating: -1, count: nodes.count)
+        /// Node → the node whose emission produces its value (absorbed nodes emit with their chain's end).
+        var pending: [Int: (conv: Conv, chainEnd: Int, firstInput: Int)] = [:]
+        var absorbed = Set<Int>()
+        /// A spatial flatten's (channels, h, w), by the node index of the flatten.
+        var flattened: [Int: (c: Int, h: Int, w: Int)] = [:]
+        var steps: [Step] = []
+        var lastPool: [Int: (Int, Int)] = [:]  // adaptive pool node → its output size
+
+        func only(_ n: Int) -> Int? { readers[n].count == 1 ? readers[n][0] : nil }
+        func emit(_ name: String, _ op: Op, _ inputs: [Int]) -> Int {
+            steps.append(Step(name: name, op: op, inputs: inputs))
+            return steps.count - 1
+        }
+        /// The node a linear layer reads, past views (dropout).
+        func source(_ n: Int) -> Int {
+            if case .dropout = nodes[n].layer { return source(nodes[n].inputs[0]) }
+            return n
+        }
+
+        for (i, node) in nodes.enumerated() {
+            if let p = pending[i] {
+                var conv = p.conv
+                if let r = conv.residual { conv.residual = valueOf[r] }
+                valueOf[i] = emit(conv.name, .conv(conv), [valueOf[p.firstInput]])
+                // A max pool that only reads this chain runs with it, image by image.
+                if let reader = only(i), case .maxPool(let k, let s, let pad) = nodes[reader].layer, conv.residual == nil,
+                   conv.kind != .linear {
+                    steps[valueOf[i]].op = .convPool(conv, kernel: k, stride: s, padding: pad)
+                    steps[valueOf[i]].name += " + " + nodes[reader].name
+                    absorbed.insert(reader)
+                    valueOf[reader] = valueOf[i]
+                }
+                continue
+            }
+            if absorbed.contains(i) { continue }
+            let inputs = node.inputs.map { valueOf[$0] }
+            switch node.layer {
+            case .input(let c):
+                valueOf[i] = emit("input", .input(channels: c), [])
+            case .conv(let c):
+                var conv = Conv(name: node.name, kind: .dense, inChannels: c.inChannels, outChannels: c.outChannels,
+                                kernel: c.kernel, stride: c.stride, padding: c.padding, groups: c.groups,
+                                weight: c.weight.data, bias: c.bias?.data, activation: .none, residual: nil, winogradApplies: false)
+                if c.groups > 1 {
+                    conv.kind = c.groups == c.inChannels && c.outChannels == c.inChannels ? .depthwise : .grouped
+                }
+                var end = i
+                if let r = only(end), case .batchNorm(let bn) = nodes[r].layer {
+                    (conv.weight, conv.bias) = BatchNorm.fold(
+                        convWeight: conv.weight, convBias: conv.bias, outChannels: c.outChannels, weight: bn.weight.data,
+                        bias: bn.bias.data, mean: bn.runningMean.data, variance: bn.runningVar.data, eps: bn.eps)
+                    end = r
+                    absorbed.insert(r)
+                }
+                Self.absorbEpilogue(&conv, &end, nodes: nodes, readers: readers, absorbed: &absorbed, pending: pending)
+                conv.winogradApplies = conv.kind == .dense
+                    && WinogradNHWC.applies(to: conv.geometry(batch: 1, height: 8, width: 8))
+                if end == i {
+                    valueOf[i] = emit(conv.name, .conv(conv), inputs)
+                } else {
+                    pending[end] = (conv, end, node.inputs[0])
+                }
+            case .linear(let l):
+                var weight = l.weight.data
+                let from = source(node.inputs[0])
+                if let f = flattened[from], f.h * f.w > 1 {
+                    weight = Self.channelsLastColumns(weight, rows: l.outFeatures, channels: f.c, height: f.h, width: f.w)
+                }
+                var conv = Conv(name: node.name, kind: .linear, inChannels: l.inFeatures, outChannels: l.outFeatures,
+                                kernel: 1, stride: 1, padding: 0, groups: 1, weight: weight, bias: l.bias.data,
+                                activation: .none, residual: nil, winogradApplies: false)
+                var end = i
+                Self.absorbEpilogue(&conv, &end, nodes: nodes, readers: readers, absorbed: &absorbed, pending: pending)
+                if end == i {
+                    valueOf[i] = emit(conv.name, .conv(conv), inputs)
+                } else {
+                    pending[end] = (conv, end, node.inputs[0])
+                }
+            case .batchNorm(let bn):
+                var scale = [Float](repeating: 0, count: bn.channels), shift = scale
+                for c in 0..<bn.channels {
+                    scale[c] = bn.weight.data[c] / (bn.runningVar.data[c] + bn.eps).squareRoot()
+                    shift[c] = bn.bias.data[c] - bn.runningMean.data[c] * scale[c]
+                }
+                valueOf[i] = emit(node.name, .affine(scale: scale, shift: shift), inputs)
+            case .relu: valueOf[i] = emit(node.name, .activation(.relu), inputs)
+            case .relu6: valueOf[i] = emit(node.name, .activation(.relu6), inputs)
+            case .add:
+                var act = Activation.none
+                if let r = only(i), nodes[r].layer.activation != nil {
+                    act = nodes[r].layer.activation!
+                    absorbed.insert(r)
+                    valueOf[i] = emit(node.name, .add(act), inputs)
+                    valueOf[r] = valueOf[i]
+                } else {
+                    valueOf[i] = emit(node.name, .add(act), inputs)
+                }
+            case .maxPool(let k, let s, let p):
+                valueOf[i] = emit(node.name, .maxPool(kernel: k, stride: s, padding: p), inputs)
+            case .adaptiveAvgPool(let h, let w):
+                lastPool[i] = (h, w)
+                valueOf[i] = emit(node.name, .adaptiveAvgPool(height: h, width: w), inputs)
+            case .flatten:
+                if let (h, w) = lastPool[node.inputs[0]], let c = Self.channels(of: node.inputs[0], nodes) {
+                    flattened[i] = (c, h, w)
+                }
+                valueOf[i] = emit(node.name, .view(flatten: true), inputs)
+            case .dropout:
+                valueOf[i] = emit(node.name, .view(flatten: false), inputs)
+            }
+        }
+        self.steps = steps
+        let headSource = network.nodes[network.headNodes[0]].inputs[0]
+        featureStep = valueOf[headSource]
+        classes = network.classes
+        featureCount = network.headInputFeatures
+    }
+
+    /// Extends a convolution's chain from `end` over a residual add (dense and grouped convolutions, when
+    /// the add's other operand is not still waiting) and an activation, marking what it takes.
+    static func absorbEpilogue(_ conv: inout Conv, _ end: inout Int, nodes: [Node], readers: [[Int]], absorbed: inout Set<Int>,
+                               pending: [Int: (conv: Conv, chainEnd: Int, firstInput: Int)]) {
+        func only(_ n: Int) -> Int? { readers[n].count == 1 ? readers[n][0] : nil }
+        if conv.kind == .dense || conv.kind == .grouped, let r = only(end), case .add = nodes[r].layer,
+           !absorbed.contains(r), pending[r] == nil {
+            let other = nodes[r].inputs[0] == end ? nodes[r].inputs[1] : nodes[r].inputs[0]
+            conv.residual = other
+            end = r
+            absorbed.insert(r)
+        }
+        if let r = only(end), let act = nodes[r].layer.activation {
+            conv.activation = act
+            end = r
+            absorbed.insert(r)
+        }
+    }
+
+    /// A node's channel count where the description fixes it.
+    static func channels(of n: Int, _ nodes: [Node]) -> Int? {
+        switch nodes[n].layer {
+        case .input(let c): c
+        case .conv(let c): c.outChannels
+        case .batchNorm(let b): b.channels
+        case .linear(let l): l.outFeatures
+        case .relu, .relu6, .maxPool, .adaptiveAvgPool, .dropout, .add: channels(of: nodes[n].inputs[0], nodes)
+        case .flatten: nil
+        }
+    }
+
+    /// A linear weight [rows, c·h·w] whose columns follow torch's flatten (c, h, w), reordered to the
+    /// channels-last flatten (h, w, c).
+    static func channelsLastColumns(_ w: [Float], rows: Int, channels c: Int, height h: Int, width wd: Int) -> [Float] {
+        let plane = h * wd, cols = c * plane
+        precondition(w.count == rows * cols, "linear weight does not fit [\(rows), \(c)·\(h)·\(wd)]")
+        var out = [Float](repeating: 0, count: w.count)
+        for r in 0..<rows {
+            for ch in 0..<c {
+                for p in 0..<plane { out[r * cols + p * c + ch] = w[r * cols + ch * plane + p] }
+            }
+        }
+        return out
+    }
+
+    deinit {
+        for b in buffers { b.deallocate() }
+        scratch.deallocate()
+        imageBuffer.deallocate()
+    }
+
+    // MARK: planning
+
+    /// A value's shape: channels-last [batch, height, width, channels].
+    struct Shape: Equatable { var channels: Int, height: Int, width: Int }
+
+    struct Plan {
+        var batch: Int, height: Int, width: Int
+        /// The thread count the scratch was sized for.
+        var threads: Int
+        var shapes: [Shape]
+        /// Per step, its buffer.
+        var slot: [Int]
+        /// Floats per buffer.
+        var sizes: [Int]
+        var scratch: Int
+        var image: Int
+    }
+
+    var plan: Plan?
+    private var buffers: [UnsafeMutableBufferPointer<Float>] = []
+    private var scratch = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+    private var imageBuffer = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+
+    /// Whether conv step `id` runs by Winograd on `g`: tuned, or when there are enough tiles to keep its
+    /// 36 products busy (`WinogradNHWC.preferred`).
+    func winograd(_ id: Int, _ c: Conv, _ g: Conv2dGeometry) -> Bool {
+        guard useWinograd, c.winogradApplies else { return false }
+        return winogradChoice[id] ?? WinogradNHWC.preferred(g)
+    }
+
+    static func poolSize(_ n: Int, kernel: Int, stride: Int, padding: Int) -> Int { (n + 2 * padding - kernel) / stride + 1 }
+
+    /// Shapes, buffers and scratch for `batch` images of height × width.
+    func makePlan(batch: Int, height: Int, width: Int) throws(InferenceError) -> Plan {
+        var shapes: [Shape] = []
+        var scratch = ConvNHWC.scratchCount(threads: threads), image = 0
+        for (i, s) in steps.enumerated() {
+            let x = s.inputs.first.map { shapes[$0] }
+            var out: Shape
+            switch s.op {
+            case .input(let c): out = Shape(channels: c, height: height, width: width)
+            case .conv(let c), .convPool(let c, _, _, _):
+                guard let x, x.channels == c.inChannels else {
+                    throw .shape(step: s.name, detail: "takes \(c.inChannels) channels, gets \(x?.channels ?? 0)")
+                }
+                if c.kind == .linear && (x.height != 1 || x.width != 1) {
+                    throw .shape(step: s.name, detail: "a linear layer needs a flattened input, gets \(x.height)×\(x.width)")
+                }
+                let g = c.geometry(batch: batch, height: x.height, width: x.width)
+                guard g.isValid else { throw .shape(step: s.name, detail: "input \(x.height)×\(x.width) is too small") }
+                out = Shape(channels: c.outChannels, height: g.outHeight, width: g.outWidth)
+                // Winograd's scratch whenever it may run (tuning tries it on every convolution it applies to),
+                // for the whole batch and, under a pool, for one image.
+                if c.winogradApplies {
+                    scratch = max(scratch, WinogradNHWC.scratchCount(g, threads: threads),
+                                  WinogradNHWC.scratchCount(c.geometry(batch: 1, height: x.height, width: x.width), threads: threads))
+                }
+                if c.kind == .grouped { scratch = max(scratch, GroupedNHWC.scratchCount(g, threads: threads)) }
+                if case .convPool(_, let k, let st, let p) = s.op {
+                    image = max(image, out.channels * out.height * out.width)
+                    out.height = Self.poolSize(out.height, kernel: k, stride: st, padding: p)
+                    out.width = Self.poolSize(out.width, kernel: k, stride: st, padding: p)
+                    guard out.height > 0, out.width > 0 else { throw .shape(step: s.name, detail: "pooled to nothing") }
+                }
+            case .maxPool(let k, let st, let p):
+                out = x!
+                out.height = Self.poolSize(x!.height, kernel: k, stride: st, padding: p)
+                out.width = Self.poolSize(x!.width, kernel: k, stride: st, padding: p)
+                guard out.height > 0, out.width > 0 else {
+                    throw .shape(step: s.name, detail: "input \(x!.height)×\(x!.width) is too small for a \(k)×\(k) pool")
+                }
+            case .adaptiveAvgPool(let h, let w): out = Shape(channels: x!.channels, height: h, width: w)
+            case .affine, .activation: out = x!
+            case .add:
+                guard shapes[s.inputs[0]] == shapes[s.inputs[1]] else {
+                    throw .shape(step: s.name, detail: "adds \(shapes[s.inputs[0]]) and \(shapes[s.inputs[1]])")
+                }
+                out = x!
+            case .view(let flatten):
+                out = flatten ? Shape(channels: x!.channels * x!.height * x!.width, height: 1, width: 1) : x!
+            }
+            shapes.append(out)
+        }
+        // Buffers: a step's output takes a buffer no live value holds; views share their input's.
+        var lastUse = Array(0..<steps.count)
+        var root = Array(0..<steps.count)
+        for (i, s) in steps.enumerated() {
+            if case .view = s.op { root[i] = root[s.inputs[0]] }
+            for v in s.inputs { lastUse[root[v]] = max(lastUse[root[v]], i) }
+            if case .conv(let c) = s.op, let r = c.residual { lastUse[root[r]] = max(lastUse[root[r]], i) }
+        }
+        lastUse[root[steps.count - 1]] = steps.count
+        lastUse[root[featureStep]] = max(lastUse[root[featureStep]], featureStep)
+        var slot = [Int](repeating: -1, count: steps.count)
+        var sizes: [Int] = []
+        var holder: [Int?] = []
+        for (i, s) in steps.enumerated() {
+            if case .view = s.op {
+                slot[i] = slot[root[i]]
+                continue
+            }
+            let count = batch * shapes[i].channels * shapes[i].height * shapes[i].width
+            // Free the buffers whose values died before this step (its own inputs die after it).
+            for b in holder.indices { if let v = holder[b], lastUse[v] < i { holder[b] = nil } }
+            if let b = holder.firstIndex(where: { $0 == nil }) {
+                slot[i] = b
+                holder[b] = i
+                sizes[b] = max(sizes[b], count)
+            } else {
+                slot[i] = holder.count
+                holder.append(i)
+                sizes.append(count)
+            }
+        }
+        return Plan(batch: batch, height: height, width: width, threads: threads, shapes: shapes, slot: slot, sizes: sizes, scratch: scratch,
+                    image: image)
+    }
+
+    /// The plan for this input size, its buffers allocated.
+    func prepare(batch: Int, height: Int, width: Int) throws(InferenceError) -> Plan {
+        if let p = plan, p.batch == batch, p.height == height, p.width == width, p.threads == threads { return p }
+        let p = try makePlan(batch: batch, height: height, width: width)
+        for b in buffers { b.deallocate() }
+        buffers = p.sizes.map { .allocate(capacity: max(1, $0)) }
+        if scratch.count < p.scratch {
+            scratch.deallocate()
+            scratch = .allocate(capacity: p.scratch)
+        }
+        if imageBuffer.count < p.image {
+            imageBuffer.deallocate()
+            imageBuffer = .allocate(capacity: p.image)
+        }
+        plan = p
+        return p
+    }
+
+    /// The value of step `i` in this plan.
+    func value(_ i: Int, _ p: Plan) -> UnsafeMutablePointer<Float> { buffers[p.slot[i]].baseAddress! }
+
+    // MARK: running
+
+    private func mark(_ name: @autoclosure () -> String) {
+        guard profiling else { return }
+        let t = Timing.now()
+        stepTimes.append((name(), t - lastMark))
+        lastMark = t
+    }
+
+    /// Times both algorithms for every Winograd-capable convolution at this batch and input size, with
+    /// the current thread count, and keeps the faster one per convolution.
+    public func tune(batch: Int, height: Int, width: Int) throws(InferenceError) {
+        tuning = true
+        tuningLog = []
+        defer { tuning = false }
+        _ = try logits([Float](repeating: 0.5, count: batch * 3 * height * width), batch: batch, height: height, width: width)
+    }
+
+    /// Fixes every Winograd-capable convolution's algorithm to the one the default rule picks for `batch`
+    /// images of this size (tuned choices are kept), so that an image's outputs no longer depend on how
+    /// many images share its call (a feature cache relies on this).
+    public func fixAlgorithms(batch: Int, height: Int, width: Int) throws(InferenceError) {
+        let p = try makePlan(batch: batch, height: height, width: width)
+        for (i, s) in steps.enumerated() {
+            guard case .conv(let c) = s.op, c.winogradApplies, winogradChoice[i] == nil else { continue }
+            let x = p.shapes[s.inputs[0]]
+            winogradChoice[i] = winograd(i, c, c.geometry(batch: batch, height: x.height, width: x.width))
+        }
+    }
+
+    /// Logits [batch, classes] for `input` [batch, C, height, width] (NCHW, already normalised).
+    public func logits(_ input: [Float], batch: Int, height: Int, width: Int) throws(InferenceError) -> [Float] {
+        try run(input, batch: batch, height: height, width: width, through: steps.count - 1)
+    }
+
+    /// The head's input [batch, featureCount] for `input` (ResNet: the pooled, flattened features).
+    public func features(_ input: [Float], batch: Int, height: Int, width: Int) throws(InferenceError) -> [Float] {
+        try run(input, batch: batch, height: height, width: width, through: featureStep)
+    }
+
+    func run(_ input: [Float], batch: Int, height: Int, width: Int, through last: Int) throws(InferenceError) -> [Float] {
+        guard case .input(let c) = steps[0].op, batch > 0, input.count == batch * c * height * width else {
+            throw .shape(step: "input", detail: "\(input.count) values are not [\(batch), 3, \(height), \(width)]")
+        }
+        let p = try prepare(batch: batch, height: height, width: width)
+        stepTimes = []
+        lastMark = profiling ? Timing.now() : 0
+        for i in 0...last { run(i, input, p) }
+        let s = p.shapes[last]
+        let count = batch * s.channels * s.height * s.width
+        let out = value(last, p)
+        if s.height * s.width == 1 { return Array(UnsafeBufferPointer(start: out, count: count)) }
+        var nchw = [Float](repeating: 0, count: count)
+        Layout.nchw(out, &nchw, batch: batch, channels: s.channels, plane: s.height * s.width)
+        return nchw
+    }
+
+    func run(_ i: Int, _ input: [Float], _ p: Plan) {
+        let s = steps[i], batch = p.batch
+        let y = value(i, p)
+        func x(_ k: Int = 0) -> UnsafeMutablePointer<Float> { value(s.inputs[k], p) }
+        switch s.op {
+        case .input(let c):
+            input.withUnsafeBufferPointer {
+                Layout.nhwc($0.baseAddress!, y, batch: batch, channels: c, plane: p.height * p.width, threads: threads)
+            }
+            mark("input")
+        case .conv(let c):
+            let xs = p.shapes[s.inputs[0]]
+            let g = c.geometry(batch: batch, height: xs.height, width: xs.width)
+            if tuning, useWinograd, c.winogradApplies { tuneOne(i, c, g, input: x(), residual: c.residual.map { value($0, p) }, output: y) }
+            convolve(i, c, g, input: x(), residual: c.residual.map { UnsafePointer(value($0, p)) }, output: y)
+            mark("\(s.name) \(algorithm(i, c, g))")
+        case .convPool(let c, let k, let st, let pad):
+            let xs = p.shapes[s.inputs[0]]
+            let g1 = c.geometry(batch: 1, height: xs.height, width: xs.width)
+            let out = p.shapes[i]
+            let inEach = xs.channels * xs.height * xs.width, outEach = out.channels * out.height * out.width
+            for n in 0..<batch {
+                convolve(i, c, g1, input: x() + n * inEach, residual: nil, output: imageBuffer.baseAddress!)
+                PoolNHWC.max2d(imageBuffer.baseAddress!, y + n * outEach, batch: 1, channels: c.outChannels,
+                               height: g1.outHeight, width: g1.outWidth, kernel: k, stride: st, padding: pad, threads: threads)
+            }
+            mark("\(s.name) \(algorithm(i, c, g1))")
+        case .maxPool(let k, let st, let pad):
+            let xs = p.shapes[s.inputs[0]]
+            PoolNHWC.max2d(x(), y, batch: batch, channels: xs.channels, height: xs.height, width: xs.width, kernel: k,
+                           stride: st, padding: pad, threads: threads)
+            mark(s.name)
+        case .adaptiveAvgPool(let h, let w):
+            let xs = p.shapes[s.inputs[0]]
+            if h == 1 && w == 1 {
+                PoolNHWC.globalAverage(x(), y, batch: batch, channels: xs.channels, plane: xs.height * xs.width)
+            } else if h == xs.height && w == xs.width {
+                y.update(from: x(), count: batch * xs.channels * h * w)
+            } else {
+                PoolNHWC.adaptiveAverage(x(), y, batch: batch, channels: xs.channels, height: xs.height, width: xs.width,
+                                         outHeight: h, outWidth: w)
+            }
+            mark(s.name)
+        case .affine(let scale, let shift):
+            let sh = p.shapes[i], rows = batch * sh.height * sh.width, src = x()
+            for r in 0..<rows {
+                for ch in 0..<sh.channels { y[r * sh.channels + ch] = src[r * sh.channels + ch] * scale[ch] + shift[ch] }
+            }
+            mark(s.name)
+        case .activation(let a):
+            let sh = p.shapes[i], n = batch * sh.channels * sh.height * sh.width, src = x()
+            for j in 0..<n { y[j] = a.apply(src[j]) }
+            mark(s.name)
+        case .add(let a):
+            let sh = p.shapes[i], n = batch * sh.channels * sh.height * sh.width, u = x(0), v = x(1)
+            for j in 0..<n { y[j] = a.apply(u[j] + v[j]) }
+            mark(s.name)
+        case .view:
+            break
+        }
+    }
+
+    func algorithm(_ i: Int, _ c: Conv, _ g: Conv2dGeometry) -> String {
+        switch c.kind {
+        case .dense: winograd(i, c, g) ? "winograd" : "direct"
+        case .depthwise: "depthwise"
+        case .grouped: "grouped"
+        case .linear: "gemm"
+        }
+    }
+
+    func tuneOne(_ i: Int, _ c: Conv, _ g: Conv2dGeometry, input: UnsafeMutablePointer<Float>,
+                 residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>) {
+        func time(_ w: Bool) -> Double {
+            winogradChoice[i] = w
+            var best = Double.infinity
+            for _ in 0..<3 {
+                let t0 = Timing.now()
+                convolve(i, c, g, input: input, residual: residual.map { UnsafePointer($0) }, output: output)
+                best = min(best, Timing.now() - t0)
+            }
+            return best
+        }
+        let w = time(true), d = time(false)
+        winogradChoice[i] = w < d
+        tuningLog.append("\(g): winograd \(Int(w * 1e6)) µs, direct \(Int(d * 1e6)) µs → \(w < d ? "winograd" : "direct")")
+    }
+
+    func convolve(_ i: Int, _ c: Conv, _ g: Conv2dGeometry, input: UnsafePointer<Float>, residual: UnsafePointer<Float>?,
+                  output: UnsafeMutablePointer<Float>) {
+        withBaseAddress(c.bias) { bias in
+            switch c.kind {
+            case .dense where winograd(i, c, g):
+                if winogradWeights[i] == nil {
+                    winogradWeights[i] = WinogradNHWC.transformWeights(c.weight, outChannels: c.outChannels, inChannels: c.inChannels)
+                }
+                winogradWeights[i]!.withUnsafeBufferPointer { u in
+                    WinogradNHWC.forward(g, input: input, transformedWeight: u.baseAddress!, bias: bias, residual: residual,
+                                         activation: c.activation, output: output, scratch: scratch.baseAddress!,
+                                         threads: threads)
+                }
+            case .dense, .linear:
+                if packedWeights[i] == nil {
+                    packedWeights[i] = PackedConvWeight(c.weight, outChannels: c.outChannels, inChannels: c.inChannels,
+                                                        kernelH: c.kernel, kernelW: c.kernel)
+                }
+                ConvNHWC.forward(g, input: input, weight: packedWeights[i]!, bias: bias, residual: residual,
+                                 activation: c.activation, output: output, scratch: scratch.baseAddress!, threads: threads)
+            case .depthwise:
+                if depthwiseWeights[i] == nil {
+                    depthwiseWeights[i] = DepthwiseNHWC.pack(c.weight, channels: c.inChannels, kernelH: c.kernel, kernelW: c.kernel)
+                }
+                depthwiseWeights[i]!.withUnsafeBufferPointer { w in
+                    DepthwiseNHWC.forward(g, input: input, packedWeight: w.baseAddress!, bias: bias, activation: c.activation,
+                                          output: output, threads: threads)
+                }
+            case .grouped:
+                if groupedWeights[i] == nil {
+                    groupedWeights[i] = GroupedConvWeight(c.weight, outChannels: c.outChannels, inChannels: c.inChannels,
+                                                          groups: c.groups, kernelH: c.kernel, kernelW: c.kernel)
+                }
+                GroupedNHWC.forward(g, input: input, weight: groupedWeights[i]!, bias: bias, residual: residual,
+                                    activation: c.activation, output: output, scratch: scratch.baseAddress!, threads: threads)
+            }
+        }
+    }
+
+    /// One line per step: its name, what it absorbed and its kernel (for `--verbose` and tests).
+    public var stepListing: [String] {
+        steps.map { s in
+            switch s.op {
+            case .conv(let c), .convPool(let c, _, _, _):
+                s.name + " [\(c.kind)" + (c.residual != nil ? " +residual" : "") + (c.activation != .none ? " \(c.activation)" : "") + "]"
+            default: s.name
+            }
+        }
+    }
+}
+
+/// What `Inference` refuses: an input that does not fit the network.
+public enum InferenceError: Error, CustomStringConvertible, Equatable {
+    /// Thrown when the input's size or a layer's input shape does not fit (names the layer).
+    case shape(step: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .shape(let step, let detail): "\(step): \(detail)"
+        }
+    }
+}
+
+extension Layer {
+    /// The activation this layer is, if it is one.
+    var activation: Activation? {
+        switch self {
+        case .relu: .relu
+        case .relu6: .relu6
+        default: nil
+        }
+    }
+}

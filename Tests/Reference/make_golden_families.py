@@ -1,0 +1,192 @@
+"""Golden logits from torch 1.13 + torchvision 0.14 for the families beside ResNet.
+
+    /usr/bin/python3 Tests/Reference/make_golden_families.py
+
+Writes Tests/Fixtures/golden/families/:
+  <case>.pth, <case>.input.npy, <case>.logits.npy   for each case below, and families.json (what each case
+                                                    is, its shape parameters, top-5, the versions)
+
+Each case is torchvision's own class where its constructor can be made small (MobileNetV2 with
+width_mult), or torchvision's class with its `features` / `classifier` swapped for smaller ones of the
+same structure and names (AlexNet, VGG: the hard-coded 4096-wide classifiers are 100+ MB), or the
+ResNet of make_golden.py with groups and width_per_group (ResNeXt, Wide ResNet) at small widths. Seeded;
+BatchNorm weights, biases and running statistics randomised so that folding is exercised; eval mode, so
+dropout is the identity.
+
+With Weights/mobilenet_v2-b0353104.pth present (scripts/fetch_mobilenet_v2.sh fetches torchvision's file),
+also writes mobilenet_v2-real.logits.npy: the real ImageNet MobileNetV2 on the committed test photos
+through torchvision's eval transform (Resize 256, CenterCrop 224, ToTensor, Normalize).
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torchvision
+from torchvision.models.resnet import Bottleneck, conv1x1
+from torchvision.models.vgg import make_layers
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / "Tests" / "Fixtures" / "golden" / "families"
+PHOTOS = ["photo_grace_hopper.jpg", "photo_Minduka_Present_Blue_Pack.png", "jpeg_rgb444.jpg"]
+
+
+def randomise_bn(model, g):
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.weight.data = torch.rand(n, generator=g) + 0.5
+            m.bias.data = torch.randn(n, generator=g) * 0.1
+            m.running_mean.data = torch.randn(n, generator=g) * 0.1
+            m.running_var.data = torch.rand(n, generator=g) + 0.5
+            m.num_batches_tracked.fill_(7)
+
+
+def randomise_biases(model, g):
+    """torchvision initialises conv biases to zero; random ones check that they are added."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and m.bias is not None:
+            m.bias.data = torch.randn(m.out_channels, generator=g) * 0.05
+
+
+class GroupedResNet(nn.Module):
+    """make_golden.py's SmallResNet with torchvision's groups and width_per_group (ResNeXt, Wide ResNet):
+    Bottleneck blocks, torchvision's _make_layer rule and names."""
+
+    def __init__(self, layers, widths, stem, groups, width_per_group, classes):
+        super().__init__()
+        self.inplanes, self.groups, self.base_width = stem, groups, width_per_group
+        self.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(widths[0], layers[0], 1)
+        self.layer2 = self._make_layer(widths[1], layers[1], 2)
+        self.layer3 = self._make_layer(widths[2], layers[2], 2)
+        self.layer4 = self._make_layer(widths[3], layers[3], 2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(widths[3] * Bottleneck.expansion, classes)
+
+    def _make_layer(self, planes, blocks, stride):
+        e = Bottleneck.expansion
+        downsample = None
+        if stride != 1 or self.inplanes != planes * e:
+            downsample = nn.Sequential(conv1x1(self.inplanes, planes * e, stride), nn.BatchNorm2d(planes * e))
+        layers = [Bottleneck(self.inplanes, planes, stride, downsample, self.groups, self.base_width)]
+        self.inplanes = planes * e
+        layers += [Bottleneck(self.inplanes, planes, groups=self.groups, base_width=self.base_width)
+                   for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def small_classifier(features, hidden, classes, alexnet):
+    if alexnet:  # Dropout, Linear, ReLU, Dropout, Linear, ReLU, Linear
+        return nn.Sequential(nn.Dropout(0.5), nn.Linear(features, hidden), nn.ReLU(inplace=True), nn.Dropout(0.5),
+                             nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, classes))
+    return nn.Sequential(nn.Linear(features, hidden), nn.ReLU(True), nn.Dropout(0.5), nn.Linear(hidden, hidden),
+                         nn.ReLU(True), nn.Dropout(0.5), nn.Linear(hidden, classes))
+
+
+def build(case):
+    kind = case["family"]
+    if kind == "mobilenet_v2":
+        return torchvision.models.mobilenet_v2(num_classes=case["classes"], width_mult=case["width_mult"])
+    if kind == "vgg":
+        cfg = ["M" if v == 0 else v for v in case["layers"]]
+        model = torchvision.models.vgg.VGG(make_layers(cfg, batch_norm=case["batch_norm"]), num_classes=case["classes"])
+        last = [v for v in case["layers"] if v][-1]
+        model.classifier = small_classifier(last * 49, case["hidden"], case["classes"], alexnet=False)
+        return model
+    if kind == "alexnet":
+        model = torchvision.models.alexnet(num_classes=case["classes"])
+        w = case["widths"]
+        model.features = nn.Sequential(
+            nn.Conv2d(3, w[0], kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(w[0], w[1], kernel_size=5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(w[1], w[2], kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(w[2], w[3], kernel_size=3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(w[3], w[4], kernel_size=3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(kernel_size=3, stride=2))
+        model.classifier = small_classifier(w[4] * 36, case["hidden"], case["classes"], alexnet=True)
+        return model
+    if kind == "resnet":
+        return GroupedResNet(case["layers"], case["widths"], case["stem"], case["groups"], case["width_per_group"],
+                             case["classes"])
+    raise ValueError(kind)
+
+
+CASES = {
+    "mobilenet_v2_small": {"family": "mobilenet_v2", "classes": 10, "width_mult": 0.25, "input_shape": [2, 3, 64, 64]},
+    "vgg_small": {"family": "vgg", "layers": [8, 0, 16, 0, 24, 24, 0, 32, 32, 0, 32, 32, 0], "batch_norm": False,
+                  "hidden": 64, "classes": 10, "input_shape": [2, 3, 64, 64]},
+    "vgg_bn_small": {"family": "vgg", "layers": [8, 0, 16, 0, 24, 24, 0, 32, 32, 0, 32, 32, 0], "batch_norm": True,
+                     "hidden": 64, "classes": 10, "input_shape": [2, 3, 64, 80]},
+    # 224×224 would make the features 7×7 and skip the adaptive pool's averaging; 64×64 makes it 2×2 → 7×7.
+    "alexnet_small": {"family": "alexnet", "widths": [16, 32, 48, 32, 32], "hidden": 64, "classes": 10,
+                      "input_shape": [2, 3, 96, 96]},
+    "resnext_small": {"family": "resnet", "layers": [1, 2, 1, 1], "widths": [8, 16, 24, 32], "stem": 8, "groups": 4,
+                      "width_per_group": 8, "classes": 10, "input_shape": [2, 3, 64, 48]},
+    "wide_resnet_small": {"family": "resnet", "layers": [1, 1, 1, 1], "widths": [4, 8, 8, 8], "stem": 8, "groups": 1,
+                          "width_per_group": 128, "classes": 10, "input_shape": [2, 3, 48, 48]},
+}
+
+
+def top5(logits):
+    return [row.topk(5).indices.tolist() for row in logits]
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    torch.set_grad_enabled(False)
+    cases = {}
+    for seed, (name, case) in enumerate(CASES.items(), start=11):
+        torch.manual_seed(seed)
+        g = torch.Generator().manual_seed(seed)
+        model = build(case)
+        randomise_bn(model, g)
+        randomise_biases(model, g)
+        model.eval()
+        x = torch.randn(*case["input_shape"], generator=g)
+        logits = model(x)
+        torch.save(model.state_dict(), OUT / f"{name}.pth")
+        np.save(OUT / f"{name}.input.npy", x.numpy())
+        np.save(OUT / f"{name}.logits.npy", logits.numpy())
+        cases[name] = dict(case, weights=f"{name}.pth", input=f"{name}.input.npy", logits=f"{name}.logits.npy",
+                           state_dict_keys=len(model.state_dict()), top5=top5(logits),
+                           max_abs_logit=float(logits.abs().max()))
+        print(f"{name}: {len(model.state_dict())} keys, logits {tuple(logits.shape)}, max |logit| {logits.abs().max():.4f}")
+
+    real = REPO / "Weights" / "mobilenet_v2-b0353104.pth"
+    if real.exists():
+        from PIL import Image
+        from torchvision import transforms as T
+        tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),
+                        T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+        model = torchvision.models.mobilenet_v2()
+        model.load_state_dict(torch.load(real))
+        model.eval()
+        x = torch.stack([tf(Image.open(REPO / "Tests" / "Fixtures" / "images" / p).convert("RGB")) for p in PHOTOS])
+        logits = model(x)
+        np.save(OUT / "mobilenet_v2-real.logits.npy", logits.numpy())
+        cases["mobilenet_v2-real"] = {
+            "weights": "Weights/mobilenet_v2-b0353104.pth (scripts/fetch_mobilenet_v2.sh)", "arch": "mobilenet_v2",
+            "images": PHOTOS, "logits": "mobilenet_v2-real.logits.npy", "top5": top5(logits),
+            "max_abs_logit": float(logits.abs().max()),
+        }
+        print(f"mobilenet_v2-real: top-5 {top5(logits)}")
+    else:
+        print(f"skipping the real MobileNetV2: {real} is absent (bash scripts/fetch_mobilenet_v2.sh)")
+
+    meta = {"generator": "Tests/Reference/make_golden_families.py", "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "cases": cases}
+    (OUT / "families.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

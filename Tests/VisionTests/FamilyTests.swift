@@ -1,0 +1,180 @@
+import Foundation
+import Testing
+import Checkpoint
+import Kernels
+import NN
+import Tensors
+@testable import Vision
+
+/// Tests/Fixtures/golden/families/, written by Tests/Reference/make_golden_families.py (torch 1.13,
+/// torchvision 0.14).
+enum Families {
+    static func path(_ name: String) -> String { Golden.path("families/\(name)") }
+
+    static func meta() throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("families.json")))) as! [String: Any]
+    }
+
+    static func cases() throws -> [String: [String: Any]] { try meta()["cases"] as! [String: [String: Any]] }
+
+    /// The network a case describes, from its shape parameters.
+    static func network(_ c: [String: Any]) -> Network {
+        let classes = c["classes"] as! Int
+        switch c["family"] as! String {
+        case "mobilenet_v2":
+            return MobileNetV2Config(classes: classes, widthMult: c["width_mult"] as! Double).network()
+        case "vgg":
+            return VGGConfig(layers: c["layers"] as! [Int], batchNorm: c["batch_norm"] as! Bool, classes: classes,
+                             hidden: c["hidden"] as! Int).network()
+        case "alexnet":
+            return AlexNetConfig(widths: c["widths"] as! [Int], hidden: c["hidden"] as! Int, classes: classes).network()
+        case "resnet":
+            return ResNetConfig(block: .bottleneck, layers: c["layers"] as! [Int], classes: classes, stem: c["stem"] as! Int,
+                                widths: c["widths"] as! [Int], groups: c["groups"] as! Int,
+                                widthPerGroup: c["width_per_group"] as! Int).network()
+        default:
+            fatalError("unknown family in families.json")
+        }
+    }
+
+    static let realWeights = Golden.root.appendingPathComponent("Weights/mobilenet_v2-b0353104.pth").path
+    static var realAvailable: Bool { FileManager.default.fileExists(atPath: realWeights) }
+}
+
+@Suite struct FamilyGoldenTests {
+    static let names = ["mobilenet_v2_small", "vgg_small", "vgg_bn_small", "alexnet_small", "resnext_small",
+                        "wide_resnet_small"]
+
+    @Test func generatorAndCases() throws {
+        let meta = try Families.meta()
+        #expect(meta["generator"] as? String == "Tests/Reference/make_golden_families.py")
+        #expect((meta["torch"] as? String)?.hasPrefix("1.13") == true)
+        let cases = try Families.cases()
+        for n in Self.names { #expect(cases[n] != nil, "families.json lacks \(n)") }
+    }
+
+    /// The description's state-dict names are torchvision's: a strict load of torch's own state dict
+    /// loads every key and leaves none over.
+    @Test(arguments: names)
+    func namesAreTorchvisions(_ name: String) throws {
+        let c = try Families.cases()[name]!
+        let net = Families.network(c)
+        let sd = try Checkpoint(path: Families.path(c["weights"] as! String)).stateDict()
+        #expect(sd.count == c["state_dict_keys"] as! Int)
+        let report = try net.load(sd)
+        #expect(report.missing.isEmpty && report.unexpected.isEmpty)
+        #expect(report.loaded.count == sd.count)
+        #expect(net.stateEntries.map(\.name) == sd.names, "state_dict() order")
+    }
+
+    @Test(arguments: names)
+    func logitsMatchTorch(_ name: String) throws {
+        let c = try Families.cases()[name]!
+        let net = Families.network(c)
+        try net.load(try Checkpoint(path: Families.path(c["weights"] as! String)).stateDict())
+        let input = try NPYArray(path: Families.path(c["input"] as! String))
+        let want = try NPYArray(path: Families.path(c["logits"] as! String)).float32()
+        let s = input.shape
+        let run = Inference(net)
+        for threads in [1, 2] {
+            for winograd in [true, false] {
+                run.threads = threads
+                run.useWinograd = winograd
+                let got = try run.logits(try input.float32(), batch: s[0], height: s[2], width: s[3])
+                Golden.check(got, want, classes: net.classes, "\(name), \(threads) threads, winograd \(winograd)")
+            }
+        }
+        // One image at a time gives the same rows (the stem's image-by-image pooling, buffers re-planned).
+        let x = try input.float32(), each = x.count / s[0]
+        for n in 0..<s[0] {
+            let got = try run.logits(Array(x[(n * each)..<((n + 1) * each)]), batch: 1, height: s[2], width: s[3])
+            Golden.check(got, Array(want[(n * net.classes)..<((n + 1) * net.classes)]), classes: net.classes, "\(name) image \(n)")
+        }
+    }
+
+    /// What lowering made of each family: BN folded, activations and residual adds in the epilogues.
+    @Test func loweringFusesWhatItShould() throws {
+        let cases = try Families.cases()
+        let mobile = Inference(Families.network(cases["mobilenet_v2_small"]!)).stepListing
+        #expect(mobile.contains("features.0.0 [dense relu6]"))
+        #expect(mobile.contains("features.2.conv.1.0 [depthwise relu6]"))
+        #expect(mobile.contains("features.3.conv.2 [dense +residual]"), "\(mobile)")
+        #expect(!mobile.contains { $0.hasPrefix("features.0.1") }, "BatchNorm folded away")
+        let vgg = Inference(Families.network(cases["vgg_bn_small"]!)).stepListing
+        #expect(vgg.contains("features.0 + features.3 [dense relu]"), "\(vgg)")
+        #expect(vgg.contains("classifier.0 [linear relu]"))
+        let resnext = Inference(Families.network(cases["resnext_small"]!)).stepListing
+        #expect(resnext.contains("layer1.0.conv2 [depthwise relu]"), "4 channels in 4 groups")
+        #expect(resnext.contains("layer2.0.conv2 [grouped relu]"))
+        #expect(resnext.contains("layer1.0.conv3 [dense +residual relu]"), "\(resnext)")
+    }
+
+    /// torchvision's ImageNet MobileNetV2 (scripts/fetch_mobilenet_v2.sh) on the committed photos, through
+    /// the eval transform: torch's logits within the bound and its top-5.
+    @Test(.enabled(if: Families.realAvailable, "Weights/mobilenet_v2-b0353104.pth is absent (bash scripts/fetch_mobilenet_v2.sh)"))
+    func realMobileNetV2OnPhotos() throws {
+        let c = try Families.cases()["mobilenet_v2-real"]
+        let real = try #require(c, "families.json has no mobilenet_v2-real case: rerun make_golden_families.py with the weights present")
+        let net = Architecture.named("mobilenet_v2")!.build(1000)
+        let report = try net.load(try Checkpoint(path: Families.realWeights).stateDict())
+        #expect(report.loaded.count == 314)
+        let photos = real["images"] as! [String]
+        var batch: [Float] = []
+        for p in photos { batch += try ImageNetEval().tensor(from: Golden.root.appendingPathComponent("Tests/Fixtures/images/\(p)").path) }
+        let want = try NPYArray(path: Families.path(real["logits"] as! String)).float32()
+        let run = Inference(net)
+        run.threads = 2
+        let got = try run.logits(batch, batch: photos.count, height: 224, width: 224)
+        Golden.check(got, want, classes: 1000, "mobilenet_v2 on the photos")
+    }
+}
+
+@Suite struct NetworkDescriptionTests {
+    /// Every registered architecture builds, with unique parameter names, stages whose prefixes own only
+    /// backbone parameters and every backbone parameter owned by exactly one stage.
+    @Test func everyArchitectureBuildsWithStagesCoveringTheBackbone() {
+        for arch in Architecture.all {
+            let net = arch.build(10)
+            #expect(net.name == arch.name)
+            #expect(net.classes == 10)
+            let names = net.namedParameters.map(\.name)
+            for n in names {
+                let owners = net.stages.filter { s in s.prefixes.contains { n.hasPrefix($0) } }
+                if n.hasPrefix(net.head + ".") {
+                    #expect(owners.isEmpty, "\(arch.name): head parameter \(n) in a stage")
+                } else {
+                    #expect(owners.count == 1, "\(arch.name): \(n) is owned by \(owners.map(\.name))")
+                }
+            }
+        }
+    }
+
+    @Test func torchvisionParameterCounts() {
+        // torchvision 0.14's sum(p.numel() for p in model.parameters()), printed by
+        // `python3 -c "import torchvision; m = torchvision.models.NAME(); print(sum(p.numel() for p in m.parameters()))"`.
+        let want = ["resnet18": 11_689_512, "resnet50": 25_557_032, "resnext50_32x4d": 25_028_904,
+                    "wide_resnet50_2": 68_883_240, "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg16_bn": 138_365_992,
+                    "mobilenet_v2": 3_504_872]
+        for (name, count) in want {
+            let net = Architecture.named(name)!.build(1000)
+            #expect(net.namedParameters.reduce(0) { $0 + $1.parameter.count } == count, "\(name)")
+        }
+    }
+
+    @Test func headKindsParse() {
+        #expect(HeadKind(parsing: "linear") == .linear)
+        #expect(HeadKind(parsing: "mlp:256") == .mlp(hidden: 256, dropout: 0.5))
+        #expect(HeadKind(parsing: "mlp:128:0.2") == .mlp(hidden: 128, dropout: 0.2))
+        for bad in ["mlp", "mlp:", "mlp:0", "mlp:12:1", "mlp:12:-0.1", "mlp:1:2:3", "conv"] {
+            #expect(HeadKind(parsing: bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func mlpHeadHasTorchsSequentialNames() {
+        let net = Architecture.named("mobilenet_v2")!.build(1000)
+        net.replaceHead(classes: 7, kind: .mlp(hidden: 32, dropout: 0.3), seed: 1)
+        let names = net.namedParameters.map(\.name).filter { $0.hasPrefix("classifier") }
+        #expect(names == ["classifier.1.0.weight", "classifier.1.0.bias", "classifier.1.3.weight", "classifier.1.3.bias"])
+        #expect(net.classes == 7 && net.headInputFeatures == 1280)
+    }
+}
