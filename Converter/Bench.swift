@@ -230,17 +230,19 @@ struct BenchOpen: ParsableCommand {
 struct BenchInfer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "infer",
-        abstract: "Time ResNet inference (logits for a batch of 224×224 inputs).",
+        abstract: "Time inference of any --arch (logits for a batch of inputs).",
         discussion: """
-            Loads --weights (any format) into --arch, prepares the inference model (BN folded, ReLU fused) \
-            and times `logits` on a fixed pattern input. Tests/Reference/bench_peers.py runs it beside \
-            PyTorch and ONNX Runtime and prints ratios.
+            Loads --weights (any format) into --arch, or without --weights gives every parameter a seeded \
+            pattern, prepares the inference model (BN folded, activations and residuals fused, buffers \
+            planned) and times `logits` on a fixed pattern input. Tests/Reference/bench_peers.py runs it \
+            beside PyTorch, ONNX Runtime and OpenVINO and prints ratios.
             """
     )
 
-    @Option(help: "Weights file (tar, legacy, zip, .swt).") var weights: String
-    @Option(help: "resnet18, resnet34, resnet50, resnet101 or resnet152.") var arch = "resnet18"
+    @Option(help: "Weights file (tar, legacy, zip, .swt); without it, seeded values.") var weights: String?
+    @Option(help: "\(Architecture.names).") var arch = "resnet18"
     @Option(help: "Images per batch.") var batch = 1
+    @Option(help: "Input height and width.") var size = 224
     @Option(help: "Threads.") var threads = 1
     @Flag(help: "The direct GEMM for every convolution (no Winograd).") var direct = false
     @Flag(help: "Time both algorithms per convolution first and keep the faster.") var tune = false
@@ -249,25 +251,38 @@ struct BenchInfer: ParsableCommand {
     @Option(help: "Untimed runs first.") var warmup = 3
     @Flag(help: "Print one JSON object.") var json = false
 
+    func validate() throws {
+        guard Architecture.named(arch) != nil else { throw ValidationError("unknown --arch '\(arch)'; one of \(Architecture.names)") }
+        guard batch >= 1, threads >= 1, size >= 1 else { throw ValidationError("--batch, --threads and --size must be at least 1") }
+    }
+
     func run() throws {
-        guard let config = ResNetConfig.named(arch) else { throw ValidationError("unknown --arch \(arch)") }
-        let model = ResNet(config)
+        let architecture = Architecture.named(arch)!
+        let net: Inference
         do {
-            try model.load(try Checkpoint(path: weights).stateDict())
+            let model: Network
+            if let weights {
+                let sd = try Checkpoint(path: weights).stateDict()
+                model = architecture.sizedFor(sd)
+                try model.load(sd)
+            } else {
+                model = architecture.build(1000)
+                model.fillSeeded()
+            }
+            net = Inference(model)
+            net.threads = threads
+            net.useWinograd = !direct
+            if tune {
+                try net.tune(batch: batch, height: size, width: size)
+                if !json { for line in net.tuningLog { print(line) } }
+            }
         } catch {
             throw fail(error, json: json)
         }
-        let net = ResNetInference(model)
-        net.threads = threads
-        net.useWinograd = !direct
-        if tune {
-            net.tune(batch: batch, height: 224, width: 224)
-            if !json { for line in net.tuningLog { print(line) } }
-        }
-        let input = (0..<(batch * 3 * 224 * 224)).map { Float($0 % 255) / 127.5 - 1 }
+        let input = (0..<(batch * 3 * size * size)).map { Float($0 % 255) / 127.5 - 1 }
         var check: Float = 0
-        let times = timed(warmup: warmup, runs: runs) {
-            check += net.logits(input, batch: batch, height: 224, width: 224)[0]
+        let times = try timed(warmup: warmup, runs: runs) {
+            check += try net.logits(input, batch: batch, height: size, width: size)[0]
         }
         let (median, minimum) = summary(times)
         let rate = Double(batch) * 1000 / median
@@ -277,14 +292,14 @@ struct BenchInfer: ParsableCommand {
             net.profiling = true
             var per: [[Double]] = []
             for _ in 0..<max(1, runs) {
-                _ = net.logits(input, batch: batch, height: 224, width: 224)
+                _ = try net.logits(input, batch: batch, height: size, width: size)
                 per.append(net.stepTimes.map { $0.seconds * 1000 })
             }
             steps = net.stepTimes.enumerated().map { i, s in (s.step, summary(per.map { $0[i] }).median) }
         }
         if json {
             print(JSON.object([
-                ("arch", .string(arch)), ("batch", .int(batch)), ("threads", .int(threads)),
+                ("arch", .string(arch)), ("batch", .int(batch)), ("size", .int(size)), ("threads", .int(threads)),
                 ("steps", .array(steps.map { .object([("step", .string($0.0)), ("median_ms", .double($0.1))]) })),
                 ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("images_per_s", .double(rate)),
                 ("runs", .int(times.count)), ("checksum", .double(Double(check))),
@@ -295,9 +310,9 @@ struct BenchInfer: ParsableCommand {
             if !steps.isEmpty {
                 let total = steps.reduce(0) { $0 + $1.1 }
                 for (name, ms) in steps {
-                    print("  \(name.padding(toLength: 34, withPad: " ", startingAt: 0))\(fmt(ms).leftPadded(8)) ms\(fmt(100 * ms / total).leftPadded(7)) %")
+                    print("  \(name.padding(toLength: 44, withPad: " ", startingAt: 0))\(fmt(ms).leftPadded(8)) ms\(fmt(100 * ms / total).leftPadded(7)) %")
                 }
-                print("  \("sum of step medians".padding(toLength: 34, withPad: " ", startingAt: 0))\(fmt(total).leftPadded(8)) ms")
+                print("  \("sum of step medians".padding(toLength: 44, withPad: " ", startingAt: 0))\(fmt(total).leftPadded(8)) ms")
             }
         }
     }

@@ -450,9 +450,9 @@ struct FineTune: ParsableCommand, Cooperative {
 struct Eval: ParsableCommand, Cooperative {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Top-1 accuracy, loss and confusion matrix of a ResNet on a data set's test images.",
+        abstract: "Top-1 accuracy, loss and confusion matrix of a torchvision network (--arch) on a data set's test images.",
         discussion: """
-            The head's size comes from the file's fc.weight. Images: DIR/test/<class>/* (or --val-split of \
+            The head is sized from the file's head weights (fc, classifier.6, classifier.1; linear or mlp). Images: DIR/test/<class>/* (or --val-split of \
             DIR/train, or the IDX test split, first N labels for an N-class head) through Resize(256), \
             CenterCrop(224), ImageNet normalisation. Loss is nn.CrossEntropyLoss's mean.
 
@@ -463,7 +463,7 @@ struct Eval: ParsableCommand, Cooperative {
     )
 
     @Option(help: "The model (tar, legacy, zip, .swt).") var weights: String
-    @Option(help: "resnet18, resnet34, resnet50, resnet101 or resnet152.") var arch = "resnet18"
+    @Option(help: "\(Architecture.names).") var arch = "resnet18"
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var source: SourceOptions
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize = 32
@@ -472,8 +472,8 @@ struct Eval: ParsableCommand, Cooperative {
     @Flag(help: "Print one JSON object: accuracy (0–1), loss, count, classes, confusion.") var json = false
 
     func validate() throws {
-        guard ResNetConfig.named(arch) != nil else {
-            throw ValidationError("unknown --arch '\(arch)'; one of \(ResNetConfig.names.joined(separator: ", "))")
+        guard Architecture.named(arch) != nil else {
+            throw ValidationError("unknown --arch '\(arch)'; one of \(Architecture.names)")
         }
         guard batchSize >= 1, threads >= 1 else { throw ValidationError("--batch-size and --threads must be at least 1") }
     }
@@ -483,18 +483,18 @@ struct Eval: ParsableCommand, Cooperative {
             let started = now()
             let options = source.loadOptions()
             let sd = try Checkpoint(path: weights, options: options).stateDict(key: source.key)
-            let config = ResNetConfig.named(arch)!.sizingHead(from: sd)
-            let model = ResNet(config)
+            let model = Architecture.named(arch)!.sizedFor(sd)
             try model.load(sd)
-            let data = try dataOptions.load(classes: config.classes, seed: seed)
+            let classes = model.classes
+            let data = try dataOptions.load(classes: classes, seed: seed)
             let test = TransformedImages(data.test, augment: false)
-            let net = ResNetInference(model)
+            let net = Inference(model)
             net.threads = threads
-            var report = EvalReport(classes: config.classes)
+            var report = EvalReport(classes: classes)
             let status = StatusLine(enabled: !json)
             try PrefetchingLoader.forEach(PrefetchingLoader.batches(Array(0..<test.count), size: batchSize), of: test, epoch: 0) { b in
-                let logits = net.logits(b.inputs, batch: b.indices.count, height: test.height, width: test.width)
-                report.add(logits: logits, labels: b.labels, classes: config.classes)
+                let logits = try net.logits(b.inputs, batch: b.indices.count, height: test.height, width: test.width)
+                report.add(logits: logits, labels: b.labels, classes: classes)
                 status.show(TrainProgress(phase: .eval, epoch: 0, done: report.count, total: test.count,
                                           imagesPerSecond: Double(report.count) / (now() - started), loss: 0, accuracy: 0))
             }

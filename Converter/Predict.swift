@@ -7,11 +7,12 @@ import Vision
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify images with a torchvision ResNet and its weights.",
+        abstract: "Classify images with a torchvision network and its weights.",
         discussion: """
             --weights may be any checkpoint pth2swt reads (tar, legacy, zip) or a .swt. The state dict is \
             loaded strictly into --arch, under torchvision's names; a head with other than 1000 classes \
-            (a fine-tuned model) is sized from the file's fc.weight. Images (JPEG, PNG) go through \
+            (a fine-tuned model, linear or --head mlp) is sized from the file's head weights (fc, \
+            classifier.6, classifier.1). Images (JPEG, PNG) go through \
             torchvision's eval transform: Resize(256) with Pillow's bilinear antialiasing, CenterCrop(224), \
             ToTensor, Normalize(ImageNet mean and std). --input takes a float32 NCHW .npy that is already \
             preprocessed instead.
@@ -19,11 +20,12 @@ struct Predict: ParsableCommand {
             Examples:
               pth2swt predict --weights resnet18-5c106cde.pth cat.jpg dog.png
               pth2swt predict --weights resnet18.swt --input batch.npy --json
+              pth2swt predict --arch mobilenet_v2 --weights mobilenet_v2-b0353104.pth cat.jpg
             """
     )
 
     @Option(help: "The weights (tar, legacy, zip, .swt).") var weights: String
-    @Option(help: "resnet18, resnet34, resnet50, resnet101 or resnet152.") var arch = "resnet18"
+    @Option(help: "\(Architecture.names).") var arch = "resnet18"
     @Option(help: "Threads for the kernels.") var threads = 1
     @Option(help: "How many classes to show per input.") var top = 5
     @Option(name: .customLong("strip-prefix"), help: "Remove this prefix from the weights' names (e.g. 'module.').")
@@ -36,8 +38,8 @@ struct Predict: ParsableCommand {
     @OptionGroup var source: SourceOptions
 
     func validate() throws {
-        guard ResNetConfig.named(arch) != nil else {
-            throw ValidationError("unknown --arch '\(arch)'; one of \(ResNetConfig.names.joined(separator: ", "))")
+        guard Architecture.named(arch) != nil else {
+            throw ValidationError("unknown --arch '\(arch)'; one of \(Architecture.names)")
         }
         guard (input == nil) != images.isEmpty else { throw ValidationError("give image files or --input X.npy (one of the two)") }
         guard threads >= 1, top >= 1 else { throw ValidationError("--threads and --top must be at least 1") }
@@ -51,10 +53,9 @@ struct Predict: ParsableCommand {
                 var err = StandardError()
                 print("weights: \(weights): \(note)", to: &err)
             }
-            let config = ResNetConfig.named(arch)!.sizingHead(from: sd)
-            let model = ResNet(config)
+            let model = Architecture.named(arch)!.sizedFor(sd)
             try model.load(sd)
-                let net = ResNetInference(model)
+            let net = Inference(model)
             net.threads = threads
             net.useWinograd = !direct
 
@@ -76,7 +77,7 @@ struct Predict: ParsableCommand {
                 }
                 n = images.count
             }
-            let logits = net.logits(batch, batch: n, height: h, width: w)
+            let logits = try net.logits(batch, batch: n, height: h, width: w)
             let classes = net.classes
             let probabilities = Elementwise.softmax(logits, rows: n, columns: classes)
             func label(_ i: Int) -> String { classes == ImageNet.labels.count ? ImageNet.labels[i] : "class \(i)" }

@@ -160,6 +160,32 @@ public final class Network: Module {
         output = nodes.count - 1
     }
 
+    /// Every parameter and buffer filled from a seeded generator: weights uniform in ±√(3 / fan-in)
+    /// (unit variance through each layer), BatchNorm scales near 1, running variances in [0.5, 1.5]. For
+    /// benchmarks and tests that need realistic values without a checkpoint.
+    public func fillSeeded(_ seed: UInt64 = 1) {
+        var rng = SplitMix64(seed: seed)
+        func uniform(_ p: Parameter, _ bound: Float, _ offset: Float = 0) {
+            for i in 0..<p.count { p.data[i] = offset + (rng.nextUnitFloat() * 2 - 1) * bound }
+        }
+        for n in nodes {
+            switch n.layer {
+            case .conv(let c):
+                uniform(c.weight, (3 / Float(c.inChannels / c.groups * c.kernel * c.kernel)).squareRoot())
+                if let b = c.bias { uniform(b, 0.05) }
+            case .linear(let l):
+                uniform(l.weight, (3 / Float(l.inFeatures)).squareRoot())
+                uniform(l.bias, 0.05)
+            case .batchNorm(let b):
+                uniform(b.weight, 0.2, 1)
+                uniform(b.bias, 0.1)
+                uniform(b.runningMean, 0.1)
+                uniform(b.runningVar, 0.5, 1)
+            default: break
+            }
+        }
+    }
+
     /// A readable listing: one line per node, "name: summary ← inputs".
     public var listing: String {
         nodes.enumerated().map { i, n in

@@ -1,12 +1,17 @@
-"""ResNet-18 inference: pth2swt against PyTorch, ONNX Runtime and OpenVINO (f32), same weights, same
-machine, one script.
+"""Inference of a torchvision network: pth2swt against PyTorch, ONNX Runtime and OpenVINO (f32), same
+weights, same machine, one script.
 
-    swift build -c release && PYTHON Tests/Reference/bench_peers.py [--weights ../shared/weights/resnet18-zip.pth]
+    swift build -c release && PYTHON Tests/Reference/bench_peers.py [--arch resnet18] [--weights FILE]
         [--runs 20] [--rounds 3] [--pth2swt [LABEL=].build/release/pth2swt ...] [--tune]
+
+--arch is any torchvision builder pth2swt knows (resnet18, resnet50, mobilenet_v2, vgg16, …). Weights:
+--weights, else ../shared/weights/resnet18-zip.pth for resnet18 and Weights/mobilenet_v2-b0353104.pth
+(scripts/fetch_mobilenet_v2.sh) for mobilenet_v2, else torchvision's seeded initialisation
+(torch.manual_seed(0)) saved to a temporary file that every side loads.
 
 PYTHON needs torch + torchvision (Debian python3-torch 1.13, python3-torchvision 0.14) and, for their
 columns, onnxruntime and openvino (pip; see the README for the venv). The model is
-torchvision.models.resnet18 with the weights loaded, in eval mode, exported to ONNX once (opset 13) for
+torchvision.models.ARCH with the weights loaded, in eval mode, exported to ONNX once (opset 13) for
 ONNX Runtime (graph optimisations on, intra-op threads = the row's thread count) and OpenVINO (CPU,
 INFERENCE_PRECISION_HINT f32 so that CPUs with AVX512_BF16 do not switch to bf16 by themselves,
 INFERENCE_NUM_THREADS = the row's thread count, one stream, latency hint). pth2swt runs first in each
@@ -34,14 +39,14 @@ ROWS = [(1, 1), (1, 2), (16, 2)]
 warnings.filterwarnings("ignore")
 
 
-def child_peak(runtime, weights, onnx_path):
+def child_peak(runtime, arch, weights, onnx_path):
     """Peak memory of one batch-1 inference in a fresh process."""
     code = f"""
 import sys, torch, torchvision, warnings
 warnings.filterwarnings("ignore")
 x = torch.randn(1, 3, 224, 224)
 if {runtime!r} == "torch":
-    m = torchvision.models.resnet18(); m.load_state_dict(torch.load({str(weights)!r})); m.eval()
+    m = torchvision.models.{arch}(); m.load_state_dict(torch.load({str(weights)!r})); m.eval()
     with torch.no_grad(): m(x)
 else:
     import onnxruntime as ort
@@ -62,7 +67,8 @@ def cpu_model():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", default=str(REPO.parent / "shared" / "weights" / "resnet18-zip.pth"))
+    ap.add_argument("--arch", default="resnet18", help="a torchvision builder name pth2swt knows")
+    ap.add_argument("--weights", default=None, help="a state dict for --arch (default: see above)")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--pth2swt", action="append", default=None,
@@ -85,22 +91,33 @@ def main():
     except ImportError:
         ov = None
     torch.set_grad_enabled(False)
-    model = torchvision.models.resnet18()
+    tmp = tempfile.mkdtemp()
+    if args.weights is None:
+        known = {"resnet18": REPO.parent / "shared" / "weights" / "resnet18-zip.pth",
+                 "mobilenet_v2": REPO / "Weights" / "mobilenet_v2-b0353104.pth"}
+        if args.arch in known and known[args.arch].exists():
+            args.weights = str(known[args.arch])
+        else:
+            torch.manual_seed(0)
+            args.weights = str(Path(tmp) / f"{args.arch}-seeded.pth")
+            torch.save(getattr(torchvision.models, args.arch)().state_dict(), args.weights)
+            print(f"weights: torchvision's seeded initialisation of {args.arch} (no --weights)")
+    model = getattr(torchvision.models, args.arch)()
     model.load_state_dict(torch.load(args.weights))
     model.eval()
-    tmp = tempfile.mkdtemp()
-    onnx_path = Path(tmp) / "resnet18.onnx"
+    onnx_path = Path(tmp) / f"{args.arch}.onnx"
     if ort or ov:
         torch.onnx.export(model, torch.randn(1, 3, 224, 224), onnx_path, opset_version=13,
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    print(f"{args.arch}, weights {args.weights}")
     print(f"cpu: {cpu_model()}, {os.cpu_count()} cpus")
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
           f"onnxruntime {ort.__version__ if ort else 'absent'}, openvino {ov.__version__ if ov else 'absent'}, "
           f"{args.runs} runs, best of {args.rounds} round(s)")
 
     def run_ours(path, batch, threads):
-        cmd = [path, "bench", "infer", "--weights", args.weights, "--batch", str(batch), "--threads",
+        cmd = [path, "bench", "infer", "--arch", args.arch, "--weights", args.weights, "--batch", str(batch), "--threads",
                str(threads), "--repeat", str(args.runs), "--json"] + (["--tune"] if args.tune else [])
         return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])["median_ms"]
 
@@ -148,10 +165,11 @@ def main():
         print(row)
 
     print()
-    p_torch = child_peak("torch", args.weights, onnx_path)
-    p_ort = child_peak("ort", args.weights, onnx_path) if ort else None
+    p_torch = child_peak("torch", args.arch, args.weights, onnx_path)
+    p_ort = child_peak("ort", args.arch, args.weights, onnx_path) if ort else None
     path = ours_bins[0][1]
-    p = subprocess.run([path, "bench", "infer", "--weights", args.weights, "--repeat", "1", "--warmup", "0", "--json"],
+    p = subprocess.run([path, "bench", "infer", "--arch", args.arch, "--weights", args.weights, "--repeat", "1", "--warmup",
+                        "0", "--json"],
                        capture_output=True, text=True, check=True)
     ours = json.loads(p.stdout.strip().splitlines()[-1])
     print("peak resident memory, batch 1, fresh process (MiB): "
