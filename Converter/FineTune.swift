@@ -79,18 +79,24 @@ func percent(_ x: Double) -> String { String(format: "%.2f%%", x * 100) }
 struct FineTune: ParsableCommand, Cooperative {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Fine-tune a torchvision ResNet with a new head: frozen backbone, part of it, or all of it on a low LR.",
+        abstract: "Fine-tune a torchvision network with a new head: frozen backbone, part of it, or all of it on a low LR.",
         discussion: """
-            Loads --weights into --arch, replaces fc with Linear(features, --classes) (Xavier-uniform from \
-            --seed, zero bias) and trains with SGD exactly as torch.optim.SGD does.
+            Loads --weights into --arch, replaces the head (ResNet's fc, VGG's and AlexNet's classifier.6, \
+            MobileNetV2's classifier.1) with Linear(features, --classes) (Xavier-uniform from --seed, zero \
+            bias) and trains with torch.optim.SGD's or AdamW's arithmetic.
 
             What trains (--freeze):
-              backbone        only fc (the default); the backbone runs folded in eval
-                              mode, and without augmentation on cached features
-              through:STAGE   STAGE (stem, layer1, layer2 or layer3) and all before
-                              it frozen; the rest and fc train (through:layer4 is
-                              backbone)
+              backbone        only the head (the default); the backbone runs folded
+                              in eval mode (dropout off), and without augmentation
+                              on cached features; every --arch
+              STAGE           STAGE and every stage before it frozen, the rest and
+                              the head train (ResNets: stem, layer1 … layer3;
+                              through:STAGE also reads)
               none            everything trains
+            Stages: ResNets stem, layer1 … layer4; MobileNetV2 features.0 … features.18; VGG each \
+            convolution features.N and classifier.0, classifier.3; AlexNet features.0, .3, .6, .8, .10, \
+            classifier.1, classifier.4. A family prefix (features) means its last stage. Partly frozen and \
+            fully trained runs are ResNet-only so far; the other families train with --freeze backbone.
             Frozen parameters never reach the optimizer: no decay, no momentum, bit-identical at the end.
 
             BatchNorm (--bn): trainable stages always run BatchNorm in training mode (batch statistics; \
@@ -134,13 +140,13 @@ struct FineTune: ParsableCommand, Cooperative {
             """
     )
 
-    @Option(help: "Pretrained weights (tar, legacy, zip, .swt). Without it the backbone is a seeded random ResNet (said in the output).")
+    @Option(help: "Pretrained weights (tar, legacy, zip, .swt). Without it the backbone is seeded random values (said in the output).")
     var weights: String?
-    @Option(help: "resnet18, resnet34, resnet50, resnet101 or resnet152.") var arch = "resnet18"
+    @Option(help: "\(Architecture.names).") var arch = "resnet18"
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var source: SourceOptions
     @Option(help: "Classes of the new head.") var classes: Int
-    @Option(help: "What to freeze: none, a stage (stem, layer1, layer2, layer3: it and every stage before it), or backbone. through:STAGE also reads.") var freeze = "backbone"
+    @Option(help: "What to freeze: none, a stage (it and every stage before it; see the list above), or backbone.") var freeze = "backbone"
     @Option(help: "BatchNorm of frozen stages: eval (running statistics, never updated) or train (batch statistics, running statistics drift).")
     var bn = "eval"
     @Option(help: "The head's learning rate (default 0.01, or --backbone-lr × --head-lr-mult).") var lr: Double?
@@ -175,10 +181,6 @@ struct FineTune: ParsableCommand, Cooperative {
     @Option(help: "Continue from a .resume.swt checkpoint.") var resume: String?
     @Flag(help: "Print one JSON object with the final metrics (and no progress).") var json = false
 
-    /// --freeze as BackboneStep's frozenThrough: 0 none, 1 stem, 2…4 through layer1…3, 5 the backbone.
-    static func frozenThrough(_ freeze: String) -> Int? {
-        Freeze(parsing: freeze, stages: .resnet)?.frozenCount(in: .resnet)
-    }
 
     /// --schedule and --warmup as an LRSchedule (nil: constant).
     static func lrSchedule(_ text: String, warmup: Int, epochs: Int) throws -> LRSchedule? {
@@ -233,19 +235,18 @@ struct FineTune: ParsableCommand, Cooperative {
     }
 
     func validate() throws {
-        guard ResNetConfig.named(arch) != nil else {
-            throw ValidationError("unknown --arch '\(arch)'; one of \(ResNetConfig.names.joined(separator: ", "))")
+        guard Architecture.named(arch) != nil else {
+            throw ValidationError("unknown --arch '\(arch)'; one of \(Architecture.names)")
         }
-        guard let through = Self.frozenThrough(freeze) else {
-            throw ValidationError("--freeze \(freeze): one of \(StageList.resnet.choices) (a stage freezes it and every stage before it; through:STAGE also reads)")
-        }
+        // Stages are checked against the network in run(); the backbone spelling is known here.
+        let frozenAll = freeze == "backbone"
         guard bn == "eval" || bn == "train" else { throw ValidationError("--bn \(bn): eval or train") }
         guard classes >= 1, epochs >= 1, batchSize >= 1, threads >= 1 else {
             throw ValidationError("--classes, --epochs, --batch-size and --threads must be at least 1")
         }
         if let stopAfter, !(1...epochs).contains(stopAfter) { throw ValidationError("--stop-after must be between 1 and --epochs") }
         guard warmup >= 0, warmup < epochs || warmup == 0 else { throw ValidationError("--warmup must be ≥ 0 and less than --epochs") }
-        if through == 5 && (backboneLR != nil || headLRMult != nil || l2spAlpha != 0) {
+        if frozenAll && (backboneLR != nil || headLRMult != nil || l2spAlpha != 0) {
             throw ValidationError("--backbone-lr, --head-lr-mult and --l2sp-alpha need a trainable backbone (--freeze none or through:STAGE)")
         }
         let rates = try learningRates()
@@ -289,20 +290,30 @@ struct FineTune: ParsableCommand, Cooperative {
     func train() throws {
         let started = now()
         let data = try dataOptions.load(classes: classes, seed: seed)
-        let config0 = ResNetConfig.named(arch)!
-        let model = ResNet(config0)
+        // ResNets train through BackboneStep, which reads the typed view; every family's frozen backbone
+        // runs on the description itself.
+        let resnet = ResNetConfig.named(arch).map(ResNet.init)
+        let model = resnet?.network ?? Architecture.named(arch)!.build(1000)
+        let head = model.head, features = model.headInputFeatures
         if let weights {
             let options = source.loadOptions()
             let sd = try Checkpoint(path: weights, options: options).stateDict(key: source.key)
-            let report = try model.load(sd, excluding: ["fc."])
-            say("weights: \(weights): \(report.loaded.count) tensors into \(arch), fc replaced by Linear(\(config0.features), \(classes))"
+            let report = try model.load(sd, excluding: [head + "."])
+            say("weights: \(weights): \(report.loaded.count) tensors into \(arch), \(head) replaced by Linear(\(features), \(classes))"
                 + (placeNote(sd).map { "; \($0)" } ?? ""))
         } else {
             seedBackbone(model, seed: seed)
-            say("weights: none given: the backbone is a seeded random \(arch) (not pretrained), fc is Linear(\(config0.features), \(classes))")
+            say("weights: none given: the backbone is a seeded random \(arch) (not pretrained), \(head) is Linear(\(features), \(classes))")
         }
         model.replaceHead(classes: classes, seed: seed)
-        let through = Self.frozenThrough(freeze)!
+        let stages = StageList(model)
+        guard let frozen = Freeze(parsing: freeze, stages: stages) else {
+            throw ValidationError("--freeze \(freeze): one of \(stages.choices) (a stage freezes it and every stage before it)")
+        }
+        let through = frozen.frozenCount(in: stages), all = stages.names.count
+        guard through == all || resnet != nil else {
+            throw ValidationError("--freeze \(freeze) on \(arch): only --freeze backbone trains \(arch) so far (partly frozen and full training are ResNet-only)")
+        }
         let rates = try learningRates()
         var config = FineTuneConfig()
         config.epochs = epochs
@@ -321,16 +332,21 @@ struct FineTune: ParsableCommand, Cooperative {
         var backbone = config.head
         backbone.lr = rates.backbone
         config.backbone = backbone
-        config.frozenThrough = through
+        config.freeze = frozen
         config.frozenBatchNormTrains = bn == "train"
         config.noDecayForBiasAndNorm = noDecayBNBias
         config.l2spAlpha = l2spAlpha
         config.l2spBeta = l2spBeta
         config.schedule = try Self.lrSchedule(schedule, warmup: warmup, epochs: epochs)
         // The trainer records L2-SP's w⁰ before a resumed checkpoint's weights are loaded.
-        let trainer: any FineTuner = through == 5 && bn == "eval"
-            ? try FrozenBackboneTrainer(model: model, config: config)
-            : try BackboneTrainer(model: model, config: config)
+        let trainer: any FineTuner
+        if through == all && bn == "eval" {
+            trainer = try FrozenBackboneTrainer(model: model, config: config)
+        } else if let resnet {
+            trainer = try BackboneTrainer(model: resnet, config: config)
+        } else {
+            throw ValidationError("--bn train on \(arch): frozen BatchNorms in training mode are ResNet-only so far")
+        }
         if let resume {
             let sd = try Checkpoint(path: resume).stateDict()
             try model.load(sd, excluding: [TrainingState.optimizerPrefix])
@@ -341,8 +357,8 @@ struct FineTune: ParsableCommand, Cooperative {
         let test = TransformedImages(data.test, augment: false)
         say("data: \(dataOptions.data) (\(data.kind)): \(classes) classes (\(data.train.classNames.joined(separator: ", "))), "
             + "\(train.count) train / \(test.count) test images")
-        say(describeTraining(through: through, rates: rates))
-        if through == 5 && bn == "eval" {
+        say(describeTraining(through: through, stages: stages, rates: rates))
+        if through == all && bn == "eval" {
             say(trainer.caches(train)
                 ? "features cached: no random augmentation, so the backbone runs once per image and the head trains on the cache"
                 : "augmentation on: the backbone runs on every batch of every epoch (--no-augment caches features)")
@@ -388,7 +404,7 @@ struct FineTune: ParsableCommand, Cooperative {
                 ("arch", .string(arch)), ("weights", weights.map(JSON.string) ?? .null), ("classes", .int(classes)),
                 ("class_names", .array(data.train.classNames.map(JSON.string))),
                 ("freeze", .string(freeze)), ("bn", .string(bn)), ("lr_head", .double(rates.head)),
-                ("lr_backbone", through == 5 ? .null : .double(rates.backbone)),
+                ("lr_backbone", through == all ? .null : .double(rates.backbone)),
                 ("train_images", .int(train.count)), ("test_images", .int(test.count)), ("features_cached", .bool(trainer.caches(train))),
                 ("epochs", .array(reports.map { r in
                     .object([("epoch", .int(r.epoch)), ("train_loss", .double(r.loss)), ("train_accuracy", .double(r.accuracy)),
@@ -407,15 +423,15 @@ struct FineTune: ParsableCommand, Cooperative {
     }
 
     /// One line: what trains, BatchNorm's mode, and the optimizer's settings.
-    func describeTraining(through: Int, rates: (head: Double, backbone: Double)) -> String {
-        let stages = StageList.resnet.names
+    func describeTraining(through: Int, stages list: StageList, rates: (head: Double, backbone: Double)) -> String {
+        let stages = list.names, head = String(list.head.dropLast())
         var s: String
         switch through {
-        case 5: s = "backbone frozen (BatchNorm in \(bn == "eval" ? "eval mode" : "training mode: running statistics drift")); \(optimizer == .sgd ? "SGD" : "AdamW") on fc: lr \(rates.head)"
-        case 0: s = "everything trains (BatchNorm in training mode); \(optimizer == .sgd ? "SGD" : "AdamW"): backbone lr \(rates.backbone), fc lr \(rates.head)"
+        case stages.count: s = "backbone frozen (BatchNorm in \(bn == "eval" ? "eval mode" : "training mode: running statistics drift")); \(optimizer == .sgd ? "SGD" : "AdamW") on \(head): lr \(rates.head)"
+        case 0: s = "everything trains (BatchNorm in training mode); \(optimizer == .sgd ? "SGD" : "AdamW"): backbone lr \(rates.backbone), \(head) lr \(rates.head)"
         default:
-            s = "stem..\(stages[through - 1]) frozen (BatchNorm \(bn == "eval" ? "in eval mode" : "in training mode: running statistics drift")), "
-                + "\(stages[through]).. trains; \(optimizer == .sgd ? "SGD" : "AdamW"): backbone lr \(rates.backbone), fc lr \(rates.head)"
+            s = "\(stages[0])..\(stages[through - 1]) frozen (BatchNorm \(bn == "eval" ? "in eval mode" : "in training mode: running statistics drift")), "
+                + "\(stages[through]).. trains; \(optimizer == .sgd ? "SGD" : "AdamW"): backbone lr \(rates.backbone), \(head) lr \(rates.head)"
         }
         switch optimizer {
         case .sgd:
@@ -431,18 +447,23 @@ struct FineTune: ParsableCommand, Cooperative {
         return s + ", batch \(batchSize), \(threads) thread\(threads == 1 ? "" : "s")"
     }
 
-    func writeModel(_ model: ResNet, to path: String) throws {
+    func writeModel(_ model: Network, to path: String) throws {
         try OutputKind.write(modelStateDict(model), to: path, converter: "pth2swt \(Version.string) finetune")
     }
 
     /// A seeded random backbone: conv weights uniform with torchvision's kaiming_normal_(fan_out, relu)
     /// standard deviation √(2 / fan_out) (bound √(6 / fan_out)), BatchNorm as constructed (γ 1, β 0,
     /// mean 0, var 1). Not torchvision's draws; a from-scratch baseline.
-    func seedBackbone(_ model: ResNet, seed: UInt64) {
+    func seedBackbone(_ model: Network, seed: UInt64) {
         var rng = SplitMix64(seed: seed ^ 0xB4C_B0E5)
-        for (name, p) in model.namedParameters where p.shape.count == 4 && !name.hasPrefix("fc.") {
+        for (name, p) in model.namedParameters where p.shape.count == 4 && !name.hasPrefix(model.head + ".") {
             let bound = (6 / Float(p.shape[0] * p.shape[2] * p.shape[3])).squareRoot()
             for i in 0..<p.count { p.data[i] = (rng.nextUnitFloat() * 2 - 1) * bound }
+        }
+        // VGG's and AlexNet's hidden linear layers: torchvision's normal(0, 0.01) standard deviation
+        // (bound 0.01·√3). ResNets have none, so their draws above are unchanged.
+        for (name, p) in model.namedParameters where p.shape.count == 2 && !name.hasPrefix(model.head + ".") {
+            for i in 0..<p.count { p.data[i] = (rng.nextUnitFloat() * 2 - 1) * 0.01 * Float(3).squareRoot() }
         }
     }
 }

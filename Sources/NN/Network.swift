@@ -127,6 +127,18 @@ public final class Network: Module {
     /// The node named `name` with parameters (conv, bn, linear), if any.
     public func node(named name: String) -> Int? { nodes.firstIndex { $0.name == name && $0.layer.module != nil } }
 
+    /// The convolution named `name` (a precondition: the family defines it).
+    public func conv(_ name: String) -> Conv2d {
+        guard let i = node(named: name), case .conv(let c) = nodes[i].layer else { preconditionFailure("no convolution \(name)") }
+        return c
+    }
+
+    /// The BatchNorm named `name` (a precondition: the family defines it).
+    public func batchNorm(_ name: String) -> BatchNorm2d {
+        guard let i = node(named: name), case .batchNorm(let b) = nodes[i].layer else { preconditionFailure("no BatchNorm \(name)") }
+        return b
+    }
+
     /// A new head for `classes` outputs, Xavier-uniform from `seed`, in place of the old one.
     ///
     /// - `.linear`: one Linear named as the old head (`fc`).

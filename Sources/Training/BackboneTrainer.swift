@@ -4,7 +4,7 @@ import Vision
 
 /// Fine-tuning with some or all of the backbone training (`--freeze through:layerN|none`, or a frozen
 /// backbone whose BatchNorms run in training mode): `BackboneStep` on every batch of every epoch, and
-/// an evaluation through a `ResNetInference` folded from the current weights and running statistics
+/// an evaluation through an `Inference` folded from the current weights and running statistics
 /// (eval mode, as `model.eval()` in torch).
 ///
 /// Parameter groups: `backbone` (every trainable parameter outside fc, with `config.backbone` or the
@@ -67,14 +67,14 @@ public final class BackboneTrainer {
 
     /// Accuracy, loss and confusion matrix of the current model in eval mode on `test`.
     public func evaluate(_ test: any TrainingInputs, progress: ((TrainProgress) -> Void)? = nil) throws -> EvalReport {
-        let net = ResNetInference(model)
+        let net = Inference(model.network)
         net.threads = config.threads
         let classes = model.fc.outFeatures
         var report = EvalReport(classes: classes)
         let start = monotonic()
         try PrefetchingLoader.forEach(PrefetchingLoader.batches(Array(0..<test.count), size: config.batchSize),
                                       of: test, epoch: completedEpochs) { b in
-            let logits = net.logits(b.inputs, batch: b.indices.count, height: test.height, width: test.width)
+            let logits = try net.logits(b.inputs, batch: b.indices.count, height: test.height, width: test.width)
             report.add(logits: logits, labels: b.labels, classes: classes)
             progress?(TrainProgress(phase: .eval, epoch: completedEpochs, done: report.count, total: test.count,
                                     imagesPerSecond: Double(report.count) / max(monotonic() - start, 1e-9), loss: 0, accuracy: 0))

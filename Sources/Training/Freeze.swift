@@ -1,3 +1,5 @@
+import NN
+
 /// What a fine-tuning run freezes, by the names of the network's stages: nothing, every stage up to
 /// and including one, or the whole backbone (everything but the head).
 ///
@@ -19,8 +21,14 @@ public enum Freeze: Sendable, Equatable, Hashable {
         case "backbone": self = .backbone
         case stages.names.last: self = .backbone
         default:
-            guard stages.names.contains(name) else { return nil }
-            self = .through(name)
+            if stages.names.contains(name) {
+                self = .through(name)
+            } else if let last = stages.names.last(where: { $0.hasPrefix(name + ".") }) {
+                // A family prefix (`features`) means its last stage.
+                self = last == stages.names.last ? .backbone : .through(last)
+            } else {
+                return nil
+            }
         }
     }
 
@@ -61,6 +69,11 @@ public struct StageList: Sendable, Equatable {
         self.names = names
         self.prefixes = prefixes
         self.head = head
+    }
+
+    /// A network's own stages (`Network.stages`) and head.
+    public init(_ network: Network) {
+        self.init(names: network.stages.map(\.name), prefixes: network.stages.map(\.prefixes), head: network.head + ".")
     }
 
     /// torchvision's ResNets: the stem (conv1, bn1), layer1 … layer4; the head is fc.

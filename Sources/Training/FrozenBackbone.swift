@@ -139,10 +139,12 @@ struct EpochTally {
     }
 }
 
-/// Fine-tuning with the whole backbone frozen (`--freeze backbone`): only `fc` learns.
+/// Fine-tuning with the whole backbone frozen (`--freeze backbone`): only the head (`fc`, `classifier.6`,
+/// `classifier.1`) learns, for any `Network`.
 ///
-/// The backbone runs as `ResNetInference`: every BatchNorm folded with its running statistics, which
-/// is exactly eval mode (frozen BN never updates its statistics, as the issue asks). Frozen parameters
+/// The backbone runs as `Inference`: every BatchNorm folded with its running statistics and every dropout
+/// the identity, which is exactly eval mode (frozen BN never updates its statistics). The features are the
+/// head's input (ResNet's pooled 512 or 2048, VGG's 4096 after classifier.5). Frozen parameters
 /// are never handed to the optimizer, so they get no decay and no momentum and stay bit-identical.
 ///
 /// Features: with inputs that do not change between epochs (no random augmentation) they are computed
@@ -151,10 +153,12 @@ struct EpochTally {
 /// fixed for the batch size up front (`fixAlgorithms`), after which an image's features do not depend
 /// on which images share its batch.
 public final class FrozenBackboneTrainer {
-    public let model: ResNet
+    public let model: Network
     public let config: FineTuneConfig
     public let optimizer: any Optimizer
-    public let net: ResNetInference
+    public let net: Inference
+    /// The head: one linear layer.
+    let head: Linear
     public let scheduler: LRScheduler?
     /// Epochs finished (restored by `restore`).
     public private(set) var completedEpochs = 0
@@ -165,13 +169,18 @@ public final class FrozenBackboneTrainer {
     var testCache: [Float]?
     var cacheHeight = 0, cacheWidth = 0
 
-    /// Freezes everything but `fc.` in `model` (whose head has already been replaced or loaded).
-    public init(model: ResNet, config: FineTuneConfig) throws {
+    /// Freezes everything but the head in `model` (whose head has already been replaced or loaded).
+    public init(model: Network, config: FineTuneConfig) throws {
         self.model = model
         self.config = config
-        model.freeze(model.namedParameters.map(\.name).filter { !$0.hasPrefix("fc.") })
+        let prefix = model.head + "."
+        model.freeze(model.namedParameters.map(\.name).filter { !$0.hasPrefix(prefix) })
         headParameters = model.trainableParameters
-        precondition(headParameters.map(\.name) == ["fc.weight", "fc.bias"], "only fc trains with a frozen backbone")
+        guard model.headLinears.count == 1 else {
+            throw ResumeError("a frozen backbone trains a linear head; \(model.name)'s head \(model.head) has \(model.headLinears.count) layers")
+        }
+        head = model.headLinears[0]
+        precondition(headParameters.map(\.name) == [prefix + "weight", prefix + "bias"], "only the head trains with a frozen backbone")
         let groups = config.noDecayForBiasAndNorm
             ? ParameterGroup.splittingDecay(name: "head", parameters: headParameters, options: config.head)
             : [ParameterGroup(name: "head", parameters: headParameters, options: config.head)]
@@ -179,9 +188,9 @@ public final class FrozenBackboneTrainer {
         self.optimizer = optimizer
         scheduler = config.schedule.map { LRScheduler($0, optimizer: optimizer) }
         l2sp = config.l2spBeta != 0 ? L2SP(alpha: 0, beta: config.l2spBeta, parameters: headParameters) : nil
-        net = ResNetInference(model)
+        net = Inference(model)
         net.threads = config.threads
-        classes = model.fc.outFeatures
+        classes = model.classes
     }
 
     /// Whether training on `inputs` uses the feature cache.
@@ -192,13 +201,13 @@ public final class FrozenBackboneTrainer {
     @discardableResult
     public func step(features: [Float], labels: [Int]) throws -> (loss: Double, correct: Int) {
         let n = labels.count
-        let fc = model.fc
+        let fc = head
         let logits = LinearHead.forward(features, fc, batch: n)
         let ce = CrossEntropy.forward(logits, labels: labels, classes: classes)
         let correct = zip(CrossEntropy.argmax(logits, classes: classes), labels).filter { $0 == $1 }.count
         let g = LinearHead.backward(dy: ce.gradient, x: features, weight: fc.weight.data, batch: n,
                                     inFeatures: fc.inFeatures, outFeatures: fc.outFeatures)
-        var gradients = ["fc.weight": g.weight, "fc.bias": g.bias]
+        var gradients = [model.head + ".weight": g.weight, model.head + ".bias": g.bias]
         var loss = Double(ce.loss)
         if let l2sp { loss += l2sp.apply(headParameters, to: &gradients) }
         try optimizer.step(gradients)
@@ -206,13 +215,13 @@ public final class FrozenBackboneTrainer {
     }
 
     /// Backbone features for `batch`'s inputs [n, featureCount].
-    func features(_ batch: Batch, height: Int, width: Int) -> [Float] {
-        net.features(batch.inputs, batch: batch.indices.count, height: height, width: width)
+    func features(_ batch: Batch, height: Int, width: Int) throws -> [Float] {
+        try net.features(batch.inputs, batch: batch.indices.count, height: height, width: width)
     }
 
-    private func prepare(height: Int, width: Int) {
+    private func prepare(height: Int, width: Int) throws {
         if cacheHeight != height || cacheWidth != width {
-            net.fixAlgorithms(batch: config.batchSize, height: height, width: width)
+            try net.fixAlgorithms(batch: config.batchSize, height: height, width: width)
             cacheHeight = height
             cacheWidth = width
         }
@@ -221,13 +230,13 @@ public final class FrozenBackboneTrainer {
     /// Features of every input, in order, computed in batches of `batchSize`.
     func allFeatures(_ inputs: any TrainingInputs, epoch: Int, phase: TrainProgress.Phase,
                      progress: ((TrainProgress) -> Void)?) throws -> [Float] {
-        prepare(height: inputs.height, width: inputs.width)
+        try prepare(height: inputs.height, width: inputs.width)
         var out = [Float](repeating: 0, count: inputs.count * net.featureCount)
         let start = monotonic()
         var done = 0
         try PrefetchingLoader.forEach(PrefetchingLoader.batches(Array(0..<inputs.count), size: config.batchSize),
                                       of: inputs, epoch: epoch) { b in
-            let f = features(b, height: inputs.height, width: inputs.width)
+            let f = try features(b, height: inputs.height, width: inputs.width)
             out.replaceSubrange((done * net.featureCount)..<((done + b.indices.count) * net.featureCount), with: f)
             done += b.indices.count
             progress?(TrainProgress(phase: phase, epoch: epoch, done: done, total: inputs.count,
@@ -244,7 +253,7 @@ public final class FrozenBackboneTrainer {
         var tally = EpochTally(epoch: epoch, total: train.count)
         var featureSeconds = 0.0
         let cached = caches(train)
-        prepare(height: train.height, width: train.width)
+        try prepare(height: train.height, width: train.width)
         if cached && trainCache == nil {
             let t0 = monotonic()
             trainCache = try allFeatures(train, epoch: epoch, phase: .features, progress: progress)
@@ -268,7 +277,7 @@ public final class FrozenBackboneTrainer {
         } else {
             try PrefetchingLoader.forEach(batches, of: train, epoch: epoch) { b in
                 let t0 = monotonic()
-                let f = features(b, height: train.height, width: train.width)
+                let f = try features(b, height: train.height, width: train.width)
                 featureSeconds += monotonic() - t0
                 let p = tally.add(b.indices.count, try step(features: f, labels: b.labels))
                 progress?(p)  // counted whether or not anyone listens
@@ -295,7 +304,7 @@ public final class FrozenBackboneTrainer {
         let fcCount = net.featureCount
         for lo in stride(from: 0, to: test.count, by: config.batchSize) {
             let hi = min(lo + config.batchSize, test.count)
-            let logits = LinearHead.forward(Array(f[(lo * fcCount)..<(hi * fcCount)]), model.fc, batch: hi - lo)
+            let logits = LinearHead.forward(Array(f[(lo * fcCount)..<(hi * fcCount)]), head, batch: hi - lo)
             report.add(logits: logits, labels: (lo..<hi).map(test.label), classes: classes)
         }
         return report

@@ -133,16 +133,16 @@ struct BackboneTrainerTests {
         }
     }
 
-    /// The evaluation runs in eval mode: the running statistics, folded, exactly as `ResNetInference`.
+    /// The evaluation runs in eval mode: the running statistics, folded, exactly as `Inference`.
     @Test func evaluationUsesRunningStatistics() throws {
         let (model, trainer, _) = try train(Self.config(frozenThrough: 0), epochs: 1)
         let test = seededInputs(count: 9, size: 32, classes: 3, seed: 99)
         let report = try trainer.evaluate(test)
-        let net = ResNetInference(model)
+        let net = Inference(model.network)
         net.threads = 1
         var direct = EvalReport(classes: 3)
         for range in [0..<8, 8..<9] {  // the trainer's batches of 8
-            direct.add(logits: net.logits(test.inputs[range].flatMap { $0 }, batch: range.count, height: 32, width: 32),
+            direct.add(logits: try net.logits(test.inputs[range].flatMap { $0 }, batch: range.count, height: 32, width: 32),
                        labels: Array(test.labels[range]), classes: 3)
         }
         #expect(report.loss == direct.loss && report.confusion == direct.confusion)

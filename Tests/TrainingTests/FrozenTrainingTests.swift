@@ -42,8 +42,8 @@ import Vision
             config.noDecayForBiasAndNorm = v["no_decay_bias"] as? Bool ?? false
             config.l2spBeta = (v["beta"] as? NSNumber)?.doubleValue ?? 0
             let before = modelStateDict(model).tensors.filter { !$0.name.hasPrefix("fc.") }.map { try! $0.tensor.contiguousBytes() }
-            let trainer = try FrozenBackboneTrainer(model: model, config: config)
-            let features = trainer.net.features(images.flatMap { $0 }, batch: 8, height: 64, width: 64)
+            let trainer = try FrozenBackboneTrainer(model: model.network, config: config)
+            let features = try trainer.net.features(images.flatMap { $0 }, batch: 8, height: 64, width: 64)
             let fc = trainer.net.featureCount
             var losses: [Double] = []
             for k in 0..<20 {
@@ -66,20 +66,20 @@ import Vision
 @Suite struct FrozenTrainerTests {
     /// An image's features are the same bits whatever batch it is computed in, once algorithms are fixed:
     /// the property the feature cache stands on.
-    @Test func featuresDoNotDependOnTheBatch() {
+    @Test func featuresDoNotDependOnTheBatch() throws {
         let model = smallResNet()
-        let net = ResNetInference(model)
-        net.fixAlgorithms(batch: 8, height: 32, width: 32)
+        let net = Inference(model.network)
+        try net.fixAlgorithms(batch: 8, height: 32, width: 32)
         let inputs = seededInputs(count: 8, size: 32, classes: 3)
-        let all = net.features(inputs.inputs.flatMap { $0 }, batch: 8, height: 32, width: 32)
+        let all = try net.features(inputs.inputs.flatMap { $0 }, batch: 8, height: 32, width: 32)
         let f = net.featureCount
         for threads in [1, 2] {
             net.threads = threads
             for i in [0, 5, 7] {
-                let one = net.features(inputs.inputs[i], batch: 1, height: 32, width: 32)
+                let one = try net.features(inputs.inputs[i], batch: 1, height: 32, width: 32)
                 #expect(one == Array(all[(i * f)..<((i + 1) * f)]), "image \(i) alone, \(threads) threads")
             }
-            let three = net.features(inputs.inputs[2] + inputs.inputs[6] + inputs.inputs[1], batch: 3, height: 32, width: 32)
+            let three = try net.features(inputs.inputs[2] + inputs.inputs[6] + inputs.inputs[1], batch: 3, height: 32, width: 32)
             #expect(three == Array(all[(2 * f)..<(3 * f)] + all[(6 * f)..<(7 * f)] + all[(1 * f)..<(2 * f)]), "a shuffled batch of 3")
         }
     }
@@ -97,7 +97,7 @@ import Vision
     func train(cache: Bool, epochs: Int, from checkpoint: StateDict? = nil) throws -> (ResNet, FrozenBackboneTrainer, [EpochReport]) {
         let model = smallResNet()
         if let checkpoint { try model.load(checkpoint, excluding: [FrozenBackboneTrainer.optimizerPrefix]) }
-        let trainer = try FrozenBackboneTrainer(model: model, config: Self.config(cache: cache, epochs: epochs))
+        let trainer = try FrozenBackboneTrainer(model: model.network, config: Self.config(cache: cache, epochs: epochs))
         if let checkpoint { try trainer.restore(checkpoint) }
         let data = seededInputs(count: 20, size: 32, classes: 3), test = seededInputs(count: 9, size: 32, classes: 3, seed: 99)
         var reports: [EpochReport] = []
@@ -120,7 +120,7 @@ import Vision
     @Test func frozenPartsStayBitIdenticalAndOutOfTheOptimizer() throws {
         let model = smallResNet()
         let before = modelStateDict(model).tensors.map { ($0.name, try! $0.tensor.contiguousBytes()) }
-        let trainer = try FrozenBackboneTrainer(model: model, config: Self.config(cache: true))
+        let trainer = try FrozenBackboneTrainer(model: model.network, config: Self.config(cache: true))
         #expect(trainer.optimizer.parameterNames == ["fc.weight", "fc.bias"])
         _ = try trainer.trainEpoch(seededInputs(count: 16, size: 32, classes: 3))
         let after = Dictionary(uniqueKeysWithValues: modelStateDict(model).tensors.map { ($0.name, try! $0.tensor.contiguousBytes()) })
@@ -143,12 +143,12 @@ import Vision
         // A different seed is refused rather than silently continued.
         var other = Self.config(cache: true)
         other.seed = 1
-        #expect(throws: ResumeError.self) { try FrozenBackboneTrainer(model: smallResNet(), config: other).restore(back) }
+        #expect(throws: ResumeError.self) { try FrozenBackboneTrainer(model: smallResNet().network, config: other).restore(back) }
     }
 
     @Test func augmentedInputsAreNotCached() throws {
         let model = smallResNet(classes: 2)
-        let trainer = try FrozenBackboneTrainer(model: model, config: Self.config(cache: true))
+        let trainer = try FrozenBackboneTrainer(model: model.network, config: Self.config(cache: true))
         let gray = RGBImage(width: 40, height: 30, pixels: (0..<(40 * 30 * 3)).map { UInt8($0 % 251) })
         let data = TransformedImages(MemoryImages(images: [gray, gray, gray, gray], labels: [0, 1, 0, 1]), augment: true, seed: 3,
                                      cropSize: 32, resizeSize: 36)

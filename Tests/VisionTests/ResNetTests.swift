@@ -63,13 +63,13 @@ enum Golden {
         let input = try NPYArray(path: Golden.path("\(name).input.npy"))
         let want = try NPYArray(path: Golden.path("\(name).logits.npy")).float32()
         let shape = input.shape
-        let net = ResNetInference(model)
+        let net = Inference(model.network)
         for threads in [1, 2] {
             net.threads = threads
-            let got = net.logits(try input.float32(), batch: shape[0], height: shape[2], width: shape[3])
+            let got = try net.logits(try input.float32(), batch: shape[0], height: shape[2], width: shape[3])
             Golden.check(got, want, classes: config.classes, "\(name), \(threads) threads")
             // features() is what fc takes: the reference linear layer over it gives torch's logits too.
-            let f = net.features(try input.float32(), batch: shape[0], height: shape[2], width: shape[3])
+            let f = try net.features(try input.float32(), batch: shape[0], height: shape[2], width: shape[3])
             #expect(f.count == shape[0] * net.featureCount)
             let viaFC = LinearKernel.reference(f, weight: model.fc.weight.data, bias: model.fc.bias.data, batch: shape[0],
                                                inFeatures: net.featureCount, outFeatures: config.classes)
@@ -85,12 +85,12 @@ enum Golden {
         // resnet18-5c106cde.pth predates num_batches_tracked: filled with 0, as torch does.
         #expect(report.filledNumBatchesTracked.count == 20)
         let want = try NPYArray(path: Golden.path("resnet18-shared.logits.npy")).float32()
-        let net = ResNetInference(model)
+        let net = Inference(model.network)
         net.threads = 2
-        let got = net.logits(Golden.pattern(2, 224, 224), batch: 2, height: 224, width: 224)
+        let got = try net.logits(Golden.pattern(2, 224, 224), batch: 2, height: 224, width: 224)
         Golden.check(got, want, classes: 1000, file)
         // The 7×7 stage takes the other algorithm at batch 1: check that route too.
-        let one = net.logits(Array(Golden.pattern(2, 224, 224).prefix(3 * 224 * 224)), batch: 1, height: 224, width: 224)
+        let one = try net.logits(Array(Golden.pattern(2, 224, 224).prefix(3 * 224 * 224)), batch: 1, height: 224, width: 224)
         Golden.check(one, Array(want.prefix(1000)), classes: 1000, "\(file), batch 1")
     }
 }
@@ -220,7 +220,7 @@ struct EndToEndTests {
         try model.load(try Checkpoint(path: Golden.shared.appendingPathComponent("resnet18-zip.pth").path).stateDict())
         let image = Golden.root.appendingPathComponent(c["image"] as! String).path
         let x = try ImageNetEval().tensor(from: image)
-        let got = ResNetInference(model).logits(x, batch: 1, height: 224, width: 224)
+        let got = try Inference(model.network).logits(x, batch: 1, height: 224, width: 224)
         let want = try NPYArray(path: Golden.path("resnet18-shared-image.logits.npy")).float32()
         Golden.check(got, want, classes: 1000, "grace_hopper")
     }
@@ -239,12 +239,12 @@ struct LargeGoldenTests {
         let report = try model.load(try Checkpoint(path: LargeGolden.dir.appendingPathComponent("\(arch).pth").path).stateDict())
         #expect(report.loaded.count == model.stateEntries.count)
         let want = try NPYArray(path: LargeGolden.dir.appendingPathComponent("\(arch).logits.npy").path).float32()
-        let net = ResNetInference(model)
+        let net = Inference(model.network)
         net.threads = 2
         let input = Golden.pattern(2, 224, 224)
-        Golden.check(net.logits(input, batch: 2, height: 224, width: 224), want, classes: 1000, "\(arch), Winograd")
+        Golden.check(try net.logits(input, batch: 2, height: 224, width: 224), want, classes: 1000, "\(arch), Winograd")
         net.useWinograd = false
-        Golden.check(net.logits(input, batch: 2, height: 224, width: 224), want, classes: 1000, "\(arch), direct")
+        Golden.check(try net.logits(input, batch: 2, height: 224, width: 224), want, classes: 1000, "\(arch), direct")
     }
 }
 

@@ -59,8 +59,9 @@ public struct ResNetConfig: Sendable, Equatable {
     }
 }
 
-/// torchvision's BasicBlock / Bottleneck: `conv1 bn1 conv2 bn2 [conv3 bn3] [downsample.0 downsample.1]`.
-public final class Block: Module {
+/// torchvision's BasicBlock / Bottleneck: `conv1 bn1 conv2 bn2 [conv3 bn3] [downsample.0 downsample.1]`,
+/// the layers of a `Network` node by node (the same objects).
+public final class Block {
     public let kind: BlockKind
     public let stride: Int
     public let conv1: Conv2d, bn1: BatchNorm2d
@@ -69,82 +70,50 @@ public final class Block: Module {
     /// `downsample.0` (1×1 conv with the stride) and `downsample.1` (BN), when the shape changes.
     public let downsample: (conv: Conv2d, bn: BatchNorm2d)?
 
-    init(_ kind: BlockKind, inChannels: Int, planes: Int, stride: Int, groups: Int, widthPerGroup: Int) {
+    init(_ kind: BlockKind, _ net: Network, prefix p: String) {
         self.kind = kind
-        self.stride = stride
-        let out = planes * kind.expansion
-        switch kind {
-        case .basic:
-            conv1 = Conv2d(inChannels, planes, kernel: 3, stride: stride, padding: 1)
-            bn1 = BatchNorm2d(planes)
-            conv2 = Conv2d(planes, planes, kernel: 3, padding: 1)
-            bn2 = BatchNorm2d(planes)
-            conv3 = nil
-            bn3 = nil
-        case .bottleneck:
-            let width = planes * widthPerGroup / 64 * groups
-            conv1 = Conv2d(inChannels, width, kernel: 1)
-            bn1 = BatchNorm2d(width)
-            conv2 = Conv2d(width, width, kernel: 3, stride: stride, padding: 1, groups: groups)
-            bn2 = BatchNorm2d(width)
-            conv3 = Conv2d(width, out, kernel: 1)
-            bn3 = BatchNorm2d(out)
-        }
-        downsample = (stride != 1 || inChannels != out)
-            ? (Conv2d(inChannels, out, kernel: 1, stride: stride), BatchNorm2d(out)) : nil
-    }
-
-    public func state(prefix: String) -> [(name: String, entry: StateEntry)] {
-        var s = conv1.state(prefix: prefix + "conv1.") + bn1.state(prefix: prefix + "bn1.")
-        s += conv2.state(prefix: prefix + "conv2.") + bn2.state(prefix: prefix + "bn2.")
-        if let conv3, let bn3 { s += conv3.state(prefix: prefix + "conv3.") + bn3.state(prefix: prefix + "bn3.") }
-        if let d = downsample { s += d.conv.state(prefix: prefix + "downsample.0.") + d.bn.state(prefix: prefix + "downsample.1.") }
-        return s
+        conv1 = net.conv(p + "conv1")
+        bn1 = net.batchNorm(p + "bn1")
+        conv2 = net.conv(p + "conv2")
+        bn2 = net.batchNorm(p + "bn2")
+        conv3 = kind == .bottleneck ? net.conv(p + "conv3") : nil
+        bn3 = kind == .bottleneck ? net.batchNorm(p + "bn3") : nil
+        stride = conv2.stride
+        downsample = net.node(named: p + "downsample.0") != nil
+            ? (net.conv(p + "downsample.0"), net.batchNorm(p + "downsample.1")) : nil
     }
 }
 
 /// torchvision's ResNet, under its exact state-dict names: `conv1`, `bn1`, `layer1`…`layer4` (blocks
-/// `layerN.i`), `fc`. Load weights with `load(_:strict:excluding:)`; run it with `ResNetInference`.
+/// `layerN.i`), `fc`. A typed view of `network` (`ResNetConfig.network`, where the topology is written):
+/// its properties are the network's own layer objects. Load weights with `load(_:strict:excluding:)`;
+/// run it with `Inference(model.network)`.
 public final class ResNet: Module {
     public let config: ResNetConfig
+    /// The description, holding every parameter.
+    public let network: Network
     public let conv1: Conv2d, bn1: BatchNorm2d
     public let layers: [[Block]]
-    public private(set) var fc: Linear
+    public var fc: Linear { network.headLinears[0] }
 
     public init(_ config: ResNetConfig) {
         precondition(config.layers.count == 4 && config.widths.count == 4, "a ResNet has four stages")
         self.config = config
-        conv1 = Conv2d(3, config.stem, kernel: 7, stride: 2, padding: 3)
-        bn1 = BatchNorm2d(config.stem)
-        var inChannels = config.stem
-        var stages: [[Block]] = []
-        for (i, (count, planes)) in zip(config.layers, config.widths).enumerated() {
-            var blocks: [Block] = []
-            for j in 0..<count {
-                let b = Block(config.block, inChannels: inChannels, planes: planes, stride: j == 0 && i > 0 ? 2 : 1,
-                              groups: config.groups, widthPerGroup: config.widthPerGroup)
-                inChannels = planes * config.block.expansion
-                blocks.append(b)
-            }
-            stages.append(blocks)
+        let net = config.network(name: ResNetConfig.names.first { ResNetConfig.named($0) == config } ?? "resnet")
+        network = net
+        conv1 = net.conv("conv1")
+        bn1 = net.batchNorm("bn1")
+        layers = config.layers.enumerated().map { s, count in
+            (0..<count).map { Block(config.block, net, prefix: "layer\(s + 1).\($0).") }
         }
-        layers = stages
-        fc = Linear(config.features, config.classes)
     }
 
-    public func state(prefix: String) -> [(name: String, entry: StateEntry)] {
-        var s = conv1.state(prefix: prefix + "conv1.") + bn1.state(prefix: prefix + "bn1.")
-        for (i, stage) in layers.enumerated() {
-            for (j, b) in stage.enumerated() { s += b.state(prefix: prefix + "layer\(i + 1).\(j).") }
-        }
-        return s + fc.state(prefix: prefix + "fc.")
-    }
+    public func state(prefix: String) -> [(name: String, entry: StateEntry)] { network.state(prefix: prefix) }
 
     /// Replaces the head with a new `fc` for `classes` outputs, Xavier-uniform from `seed`. Load the
     /// backbone with `load(sd, excluding: ["fc."])` before or after.
     public func replaceHead(classes: Int, seed: UInt64 = 0) {
-        fc = Linear(config.features, classes)
-        fc.resetXavierUniform(seed: seed)
+        network.replaceHead(classes: classes, seed: seed)
     }
 
     public var classes: Int { fc.outFeatures }

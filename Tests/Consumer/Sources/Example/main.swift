@@ -15,11 +15,11 @@ let floats = try w.float32()                                // contiguous Float3
 let all = try Float32Arena(sd, threads: 2)                  // every tensor in one huge-page allocation
 print(w.dtype, w.shape, floats.count, all.count)
 
-let model = ResNet(.resnet18)
+let model = Architecture.named("resnet18")!.build(1000)     // or mobilenet_v2, vgg16_bn, resnext50_32x4d, …
 try model.load(sd)                                          // strict, torch's rules; throws a LoadReport
-let net = ResNetInference(model)                            // BN folded, ReLU fused
+let net = Inference(model)                                  // BN folded, ReLU and residual fused
 let x = try ImageNetEval().tensor(from: image)              // [3, 224, 224], torchvision-exact
-let logits = net.logits(x, batch: 1, height: 224, width: 224)
+let logits = try net.logits(x, batch: 1, height: 224, width: 224)
 let top = logits.indices.max { logits[$0] < logits[$1] }!
 print(top, ImageNet.labels[top])
 
