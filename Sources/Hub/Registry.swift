@@ -31,10 +31,11 @@ public struct WeightFile: Sendable, Hashable {
     public var url: URL { Registry.baseURL.appendingPathComponent(fileName) }
 }
 
-/// torchvision's ResNet-family weight files: the 2017 files of `model_urls` (torchvision ≤ 0.9), the
-/// 2021 re-saves that replaced them (torchvision 0.10–0.12 `model_urls`, then `IMAGENET1K_V1` from
-/// 0.13), and ResNeXt and Wide ResNet, whose file never changed. The `IMAGENET1K_V2` retrains are
-/// not listed.
+/// torchvision's ImageNet weight files for every network the runtime builds: the ResNets' 2017 files of
+/// `model_urls` (torchvision ≤ 0.9) and the 2021 re-saves that replaced them (torchvision 0.10–0.12
+/// `model_urls`, then `IMAGENET1K_V1` from 0.13); ResNeXt, Wide ResNet, AlexNet, VGG and MobileNetV2,
+/// whose `IMAGENET1K_V1` file never changed (resnext101_64x4d exists from 0.13). The `IMAGENET1K_V2`
+/// retrains are not listed. File names are as torchvision 0.14's `models/*.py` give them.
 ///
 /// A bare model name picks torchvision's current `IMAGENET1K_V1` file, except `resnet18`, which picks
 /// `resnet18-5c106cde.pth`: the PyTorch 0.1 tar file this project is built around.
@@ -62,7 +63,19 @@ public enum Registry {
         WeightFile(model: "resnext50_32x4d", fileName: "resnext50_32x4d-7cdf4587.pth", note: unchanged, isDefault: true),
         WeightFile(model: "resnext101_32x8d", fileName: "resnext101_32x8d-8ba56ff5.pth", note: unchanged, isDefault: true),
         WeightFile(model: "wide_resnet50_2", fileName: "wide_resnet50_2-95faca4d.pth", note: unchanged, isDefault: true),
+        WeightFile(model: "resnext101_64x4d", fileName: "resnext101_64x4d-173b62eb.pth",
+                   note: "torchvision ≥0.13 IMAGENET1K_V1", isDefault: true),
         WeightFile(model: "wide_resnet101_2", fileName: "wide_resnet101_2-32ee1156.pth", note: unchanged, isDefault: true),
+        WeightFile(model: "alexnet", fileName: "alexnet-owt-7be5be79.pth", note: unchanged, isDefault: true),
+        WeightFile(model: "vgg11", fileName: "vgg11-8a719046.pth", note: unchanged, isDefault: true),
+        WeightFile(model: "vgg11_bn", fileName: "vgg11_bn-6002323d.pth", note: unchanged, isDefault: true),
+        WeightFile(model: "vgg13", fileName: "vgg13-19584684.pth", note: unchanged, isDefault: true),
+        WeightFile(model: "vgg13_bn", fileName: "vgg13_bn-abd245e5.pth", note: unchanged, isDefault: true),
+        WeightFile(model: "vgg16", fileName: "vgg16-397923af.pth", note: unchanged, isDefault: true),
+        WeightFile(model: "vgg16_bn", fileName: "vgg16_bn-6c64b313.pth", note: unchanged, isDefault: true),
+        WeightFile(model: "vgg19", fileName: "vgg19-dcbb9e9d.pth", note: unchanged, isDefault: true),
+        WeightFile(model: "vgg19_bn", fileName: "vgg19_bn-c79401a0.pth", note: unchanged, isDefault: true),
+        WeightFile(model: "mobilenet_v2", fileName: "mobilenet_v2-b0353104.pth", note: unchanged, isDefault: true),
     ]
 
     /// The model names, in registry order.
