@@ -120,9 +120,9 @@ void pth2swt_bn_apply(const float *x, long row_begin, long row_end, int channels
     DISPATCH(bn_apply, x, row_begin, row_end, channels, mean, scale, beta, residual, relu, y);
 }
 
-void pth2swt_bn_backward_sums(const float *x, float *dy, const float *output, long row_begin, long row_end, int channels,
-                              const float *mean, const float *invstd, double *db, double *dg) {
-    DISPATCH(bn_backward_sums, x, dy, output, row_begin, row_end, channels, mean, invstd, db, dg);
+void pth2swt_bn_backward_sums(const float *x, float *dy, const float *output, int act, long row_begin, long row_end,
+                              int channels, const float *mean, const float *invstd, double *db, double *dg) {
+    DISPATCH(bn_backward_sums, x, dy, output, act, row_begin, row_end, channels, mean, invstd, db, dg);
 }
 
 void pth2swt_bn_backward_apply(const float *x, const float *dy, long row_begin, long row_end, int channels,

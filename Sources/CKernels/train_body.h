@@ -52,7 +52,8 @@ TARGET static void NAME(bn_sums)(const float *x, long row_begin, long row_end, i
     }
 }
 
-/// y = (x − mean) · scale + beta (+ residual) (then max(0, ·), NaN kept) in torch's order of operations.
+/// y = (x − mean) · scale + beta (+ residual) (then the activation: relu 1 ReLU, 2 ReLU6; NaN kept) in
+/// torch's order of operations.
 TARGET static void NAME(bn_apply)(const float *x, long row_begin, long row_end, int channels, const float *mean,
                                   const float *scale, const float *beta, const float *residual, int relu, float *y) {
     for (long r = row_begin; r < row_end; r++) {
@@ -63,21 +64,22 @@ TARGET static void NAME(bn_apply)(const float *x, long row_begin, long row_end, 
         for (; c + 8 <= channels; c += 8) {
             v8 v = (ld8(xr + c) - ld8(mean + c)) * ld8(scale + c) + ld8(beta + c);
             if (rr) v += ld8(rr + c);
-            if (relu) v = relu8(v);
+            if (relu) v = act8(v, relu);
             st8(yr + c, v);
         }
         for (; c < channels; c++) {
             float v = (xr[c] - mean[c]) * scale[c] + beta[c];
             if (rr) v += rr[c];
-            if (relu && v < 0) v = 0;
+            if (relu) v = act1(v, relu);
             yr[c] = v;
         }
     }
 }
 
-/// The backward pass's sums, with ReLU's mask first when `output` is given: dy[r, c] = 0 where
-/// output[r, c] is not > 0 (written back into dy), then db[c] += Σ dy, dg[c] += Σ dy · (x − mean) · invstd.
-TARGET static void NAME(bn_backward_sums)(const float *x, float *dy, const float *output, long row_begin, long row_end,
+/// The backward pass's sums, with the activation's mask first when `output` is given: dy[r, c] = 0 where
+/// output[r, c] is not > 0 (act 2, ReLU6: not strictly between 0 and 6), written back into dy; then
+/// db[c] += Σ dy, dg[c] += Σ dy · (x − mean) · invstd.
+TARGET static void NAME(bn_backward_sums)(const float *x, float *dy, const float *output, int act, long row_begin, long row_end,
                                           int channels, const float *mean, const float *invstd, double *db,
                                           double *dg) {
     int c = 0;
@@ -88,7 +90,9 @@ TARGET static void NAME(bn_backward_sums)(const float *x, float *dy, const float
             v8 g = ld8(dy + r * channels + c);
             if (output) {
                 v8 o = ld8(output + r * channels + c);
-                g = (v8)((v8i)g & (v8i)(o > splat8(0)));
+                v8i keep = (v8i)(o > splat8(0));
+                if (act == 2) keep &= (v8i)(o < splat8(6));
+                g = (v8)((v8i)g & keep);
                 st8(dy + r * channels + c, g);
             }
             v8 xhat = (ld8(x + r * channels + c) - m) * s;
@@ -107,7 +111,8 @@ TARGET static void NAME(bn_backward_sums)(const float *x, float *dy, const float
         for (long r = row_begin; r < row_end; r++) {
             float g = dy[r * channels + c];
             if (output) {
-                if (!(output[r * channels + c] > 0)) g = 0;
+                float o = output[r * channels + c];
+                if (!(o > 0) || (act == 2 && !(o < 6))) g = 0;
                 dy[r * channels + c] = g;
             }
             float xhat = (x[r * channels + c] - mean[c]) * invstd[c];

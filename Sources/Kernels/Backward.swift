@@ -193,9 +193,10 @@ public enum BatchNormTrain {
         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, runningMean: UnsafeMutablePointer<Float>,
         runningVar: UnsafeMutablePointer<Float>, momentum: Float, eps: Float,
         savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>,
-        residual: UnsafePointer<Float>? = nil, relu: Bool = false, threads: Int = 1
+        residual: UnsafePointer<Float>? = nil, relu: Bool = false, activation: Activation? = nil, threads: Int = 1
     ) {
         precondition(rows > 0)
+        let act = (activation ?? (relu ? .relu : .none)).code
         let mean = channelSums(x, rows: rows, channels: c, mean: nil, threads: threads).map { $0 / Double(rows) }
         let sq = channelSums(x, rows: rows, channels: c, mean: mean, threads: threads)
         // y = (x − mean) · (invstd · γ) + β, torch's order: centring first keeps the precision that
@@ -215,27 +216,29 @@ public enum BatchNormTrain {
         scale.withUnsafeBufferPointer { sp in
             nonisolated(unsafe) let sp = sp.baseAddress!
             Parallel.ranges(rows, threads: threads, grain: 1024) { r in
-                pth2swt_bn_apply(x, r.lowerBound, r.upperBound, Int32(c), savedMean, sp, beta, residual, relu ? 1 : 0, y)
+                pth2swt_bn_apply(x, r.lowerBound, r.upperBound, Int32(c), savedMean, sp, beta, residual, act, y)
             }
         }
     }
 
     /// dx, dγ, dβ given dy and the forward pass's input and saved statistics:
     /// dβ = Σ dy, dγ = Σ dy·x̂, dx = γ·invstd·(dy − dβ/n − x̂·dγ/n). With `reluOutput` (the forward
-    /// pass's output after ReLU), dy is first masked in place by output > 0: on return dy holds the
+    /// pass's output after the activation), dy is first masked in place by output > 0 (`activation`
+    /// .relu6: 0 < output < 6): on return dy holds the
     /// gradient at the norm's output (and at the block's residual, which the same addition fed).
     public static func backward(
         _ x: UnsafePointer<Float>, outputGradient dy: UnsafeMutablePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>,
         rows: Int, channels c: Int, gamma: UnsafePointer<Float>, savedMean: UnsafePointer<Float>,
         savedInvStd: UnsafePointer<Float>, gammaGradient: UnsafeMutablePointer<Float>, betaGradient: UnsafeMutablePointer<Float>,
-        reluOutput: UnsafePointer<Float>? = nil, threads: Int = 1
+        reluOutput: UnsafePointer<Float>? = nil, activation: Activation = .relu, threads: Int = 1
     ) {
         let blocks = (rows + blockRows - 1) / blockRows
+        let act = activation.code
         var partial = [Double](repeating: 0, count: 2 * blocks * c)
         partial.withUnsafeMutableBufferPointer { p in
             nonisolated(unsafe) let (p, x, dy, reluOutput, savedMean, savedInvStd) = (p.baseAddress!, x, dy, reluOutput, savedMean, savedInvStd)
             Parallel.dynamic(blocks, threads) { b, _ in
-                pth2swt_bn_backward_sums(x, dy, reluOutput, b * blockRows, min(rows, (b + 1) * blockRows), Int32(c), savedMean,
+                pth2swt_bn_backward_sums(x, dy, reluOutput, act, b * blockRows, min(rows, (b + 1) * blockRows), Int32(c), savedMean,
                                          savedInvStd, p + 2 * b * c, p + (2 * b + 1) * c)
             }
         }

@@ -155,6 +155,34 @@ extension PoolNHWC {
     }
 }
 
+extension PoolBackward {
+    /// `PoolNHWC.adaptiveAverage`'s gradient: each output cell's dy divided equally among the cells of
+    /// its window, summed where windows overlap.
+    public static func adaptiveAverage(
+        outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>, batch: Int, channels: Int,
+        height: Int, width: Int, outHeight: Int, outWidth: Int
+    ) {
+        dx.update(repeating: 0, count: batch * height * width * channels)
+        for n in 0..<batch {
+            let image = dx + n * height * width * channels
+            for i in 0..<outHeight {
+                let y0 = i * height / outHeight, y1 = ((i + 1) * height + outHeight - 1) / outHeight
+                for j in 0..<outWidth {
+                    let x0 = j * width / outWidth, x1 = ((j + 1) * width + outWidth - 1) / outWidth
+                    let g = dy + ((n * outHeight + i) * outWidth + j) * channels
+                    let count = Float((y1 - y0) * (x1 - x0))
+                    for iy in y0..<y1 {
+                        for ix in x0..<x1 {
+                            let row = image + (iy * width + ix) * channels
+                            for c in 0..<channels { row[c] += g[c] / count }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 extension Pool {
     /// The reference: NCHW, each output cell's mean from the definition.
     public static func adaptiveAverageReference(
@@ -175,5 +203,94 @@ extension Pool {
             }
         }
         return out
+    }
+}
+
+/// The depthwise convolution's gradients, channels-last, eight channels at a time. Each has the grouped
+/// `GradReference` as its twin in the tests.
+public enum DepthwiseBackward {
+    typealias V8 = SIMD8<Float>
+
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V8 { UnsafeRawPointer(p).loadUnaligned(as: V8.self) }
+    @inline(__always) static func store(_ v: V8, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self) }
+
+    /// dX [N, H, W, C] = Σ over the windows that read each input of dY · w. `packedWeight` is
+    /// `DepthwiseNHWC.pack`'s [kh·kw][C]. Threads take whole images.
+    public static func data(_ g: Conv2dGeometry, outputGradient dy: UnsafePointer<Float>, packedWeight w: UnsafePointer<Float>,
+                            inputGradient dx: UnsafeMutablePointer<Float>, threads: Int = 1) {
+        precondition(DepthwiseNHWC.applies(to: g), "not a depthwise convolution: \(g)")
+        let C = g.inChannels, H = g.height, W = g.width, oH = g.outHeight, oW = g.outWidth
+        nonisolated(unsafe) let (dy, w, dx) = (dy, w, dx)
+        Parallel.run(g.batch, max(1, min(threads, g.batch))) { n in
+            let out = dx + n * H * W * C
+            out.update(repeating: 0, count: H * W * C)
+            for oy in 0..<oH {
+                for ox in 0..<oW {
+                    let src = dy + ((n * oH + oy) * oW + ox) * C
+                    for ky in 0..<g.kernelH {
+                        let iy = oy * g.strideH - g.padH + ky
+                        guard iy >= 0 && iy < H else { continue }
+                        for kx in 0..<g.kernelW {
+                            let ix = ox * g.strideW - g.padW + kx
+                            guard ix >= 0 && ix < W else { continue }
+                            let d = out + (iy * W + ix) * C, wt = w + (ky * g.kernelW + kx) * C
+                            var c = 0
+                            while c + 8 <= C {
+                                store(load(d + c) + load(src + c) * load(wt + c), d + c)
+                                c += 8
+                            }
+                            while c < C {
+                                d[c] += src[c] * wt[c]
+                                c += 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dW as torch lays it out, [C, 1, kh, kw]: Σ over every output position of dY · the input it read.
+    /// Threads split the channels in eights, so each channel's sum runs in the same order whatever the
+    /// thread count.
+    public static func weight(_ g: Conv2dGeometry, input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                              weightGradient dw: UnsafeMutablePointer<Float>, threads: Int = 1) {
+        precondition(DepthwiseNHWC.applies(to: g), "not a depthwise convolution: \(g)")
+        let C = g.inChannels, H = g.height, W = g.width, oH = g.outHeight, oW = g.outWidth
+        let taps = g.kernelH * g.kernelW
+        var packed = [Float](repeating: 0, count: taps * C)
+        packed.withUnsafeMutableBufferPointer { pw in
+            nonisolated(unsafe) let (x, dy, p) = (x, dy, pw.baseAddress!)
+            let chunks = (C + 7) / 8
+            Parallel.ranges(chunks, threads: threads, grain: 1) { r in
+                let c0 = r.lowerBound * 8, c1 = min(C, r.upperBound * 8)
+                for n in 0..<g.batch {
+                    for oy in 0..<oH {
+                        for ox in 0..<oW {
+                            let src = dy + ((n * oH + oy) * oW + ox) * C
+                            for ky in 0..<g.kernelH {
+                                let iy = oy * g.strideH - g.padH + ky
+                                guard iy >= 0 && iy < H else { continue }
+                                for kx in 0..<g.kernelW {
+                                    let ix = ox * g.strideW - g.padW + kx
+                                    guard ix >= 0 && ix < W else { continue }
+                                    let xin = x + ((n * H + iy) * W + ix) * C, acc = p + (ky * g.kernelW + kx) * C
+                                    var c = c0
+                                    while c + 8 <= c1 {
+                                        store(load(acc + c) + load(src + c) * load(xin + c), acc + c)
+                                        c += 8
+                                    }
+                                    while c < c1 {
+                                        acc[c] += src[c] * xin[c]
+                                        c += 1
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for c in 0..<C { for t in 0..<taps { dw[c * taps + t] = packed[t * C + c] } }
     }
 }

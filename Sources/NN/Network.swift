@@ -198,6 +198,40 @@ public final class Network: Module {
         }
     }
 
+    /// What a convolution or linear layer at `start` can carry in one kernel: the BatchNorm that alone reads
+    /// it, then a residual `add` that alone reads that (when `takesResidual`), then a ReLU or ReLU6 that
+    /// alone reads the result. Inference and training both fuse along these chains.
+    public struct Chain: Sendable {
+        public var start: Int
+        public var batchNorm: Int?
+        /// The `add` node and the node it adds (the other operand).
+        public var add: Int?, residual: Int?
+        public var activation: Int?
+        /// The last node the chain takes: its value is the chain's output.
+        public var end: Int { activation ?? add ?? batchNorm ?? start }
+        /// Every node the chain takes after `start`.
+        public var absorbed: [Int] { [batchNorm, add, activation].compactMap { $0 } }
+    }
+
+    /// The chain starting at conv or linear node `start`; `taken` holds nodes other chains already took.
+    public func chain(from start: Int, takesResidual: Bool, taken: Set<Int> = []) -> Chain {
+        let readers = consumers
+        func only(_ n: Int) -> Int? { readers[n].count == 1 && !taken.contains(readers[n][0]) ? readers[n][0] : nil }
+        var c = Chain(start: start)
+        if case .conv = nodes[start].layer, let r = only(start), case .batchNorm = nodes[r].layer { c.batchNorm = r }
+        if takesResidual, let r = only(c.end), case .add = nodes[r].layer {
+            c.residual = nodes[r].inputs[0] == c.end ? nodes[r].inputs[1] : nodes[r].inputs[0]
+            c.add = r
+        }
+        if let r = only(c.end) {
+            switch nodes[r].layer {
+            case .relu, .relu6: c.activation = r
+            default: break
+            }
+        }
+        return c
+    }
+
     /// A readable listing: one line per node, "name: summary ← inputs".
     public var listing: String {
         nodes.enumerated().map { i, n in

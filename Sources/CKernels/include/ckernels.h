@@ -97,13 +97,13 @@ void pth2swt_winograd_weights_grad(const float *du, int out_channels, int in_cha
 
 /// sum[c] += Σ x[r, c]; with mean non-null: sum[c] += Σ (x[r, c] − mean[c])², in double.
 void pth2swt_bn_sums(const float *x, long row_begin, long row_end, int channels, const double *mean, double *sum);
-/// y = (x − mean) · scale + beta (+ residual) (then ReLU, NaN kept).
+/// y = (x − mean) · scale + beta (+ residual) (then the activation: relu 0 none, 1 ReLU, 2 ReLU6; NaN kept).
 void pth2swt_bn_apply(const float *x, long row_begin, long row_end, int channels, const float *mean, const float *scale,
                       const float *beta, const float *residual, int relu, float *y);
-/// With output non-null, dy is first masked in place by output > 0 (ReLU's gradient); then
-/// db[c] += Σ dy, dg[c] += Σ dy · (x − mean) · invstd, in double.
-void pth2swt_bn_backward_sums(const float *x, float *dy, const float *output, long row_begin, long row_end, int channels,
-                              const float *mean, const float *invstd, double *db, double *dg);
+/// With output non-null, dy is first masked in place by the activation's gradient (act 1 ReLU: output > 0;
+/// act 2 ReLU6: 0 < output < 6); then db[c] += Σ dy, dg[c] += Σ dy · (x − mean) · invstd, in double.
+void pth2swt_bn_backward_sums(const float *x, float *dy, const float *output, int act, long row_begin, long row_end,
+                              int channels, const float *mean, const float *invstd, double *db, double *dg);
 /// dx = a · (dy − mb − (x − mean) · invstd · mg).
 void pth2swt_bn_backward_apply(const float *x, const float *dy, long row_begin, long row_end, int channels,
                                const float *mean, const float *invstd, const float *a, const float *mb, const float *mg,

@@ -143,15 +143,14 @@ public final class Inference {
                 if c.groups > 1 {
                     conv.kind = c.groups == c.inChannels && c.outChannels == c.inChannels ? .depthwise : .grouped
                 }
-                var end = i
-                if let r = only(end), case .batchNorm(let bn) = nodes[r].layer {
+                let chain = network.chain(from: i, takesResidual: conv.kind != .depthwise, taken: absorbed)
+                if let r = chain.batchNorm, case .batchNorm(let bn) = nodes[r].layer {
                     (conv.weight, conv.bias) = BatchNorm.fold(
                         convWeight: conv.weight, convBias: conv.bias, outChannels: c.outChannels, weight: bn.weight.data,
                         bias: bn.bias.data, mean: bn.runningMean.data, variance: bn.runningVar.data, eps: bn.eps)
-                    end = r
-                    absorbed.insert(r)
                 }
-                Self.absorbEpilogue(&conv, &end, nodes: nodes, readers: readers, absorbed: &absorbed, pending: pending)
+                Self.take(chain, into: &conv, nodes: nodes, absorbed: &absorbed)
+                let end = chain.end
                 conv.winogradApplies = conv.kind == .dense
                     && WinogradNHWC.applies(to: conv.geometry(batch: 1, height: 8, width: 8))
                 if end == i {
@@ -168,8 +167,9 @@ public final class Inference {
                 var conv = Conv(name: node.name, kind: .linear, inChannels: l.inFeatures, outChannels: l.outFeatures,
                                 kernel: 1, stride: 1, padding: 0, groups: 1, weight: weight, bias: l.bias.data,
                                 activation: .none, residual: nil, winogradApplies: false)
-                var end = i
-                Self.absorbEpilogue(&conv, &end, nodes: nodes, readers: readers, absorbed: &absorbed, pending: pending)
+                let chain = network.chain(from: i, takesResidual: false, taken: absorbed)
+                Self.take(chain, into: &conv, nodes: nodes, absorbed: &absorbed)
+                let end = chain.end
                 if end == i {
                     valueOf[i] = emit(conv.name, .conv(conv), inputs)
                 } else {
@@ -215,23 +215,11 @@ public final class Inference {
         featureCount = network.headInputFeatures
     }
 
-    /// Extends a convolution's chain from `end` over a residual add (dense and grouped convolutions, when
-    /// the add's other operand is not still waiting) and an activation, marking what it takes.
-    static func absorbEpilogue(_ conv: inout Conv, _ end: inout Int, nodes: [Node], readers: [[Int]], absorbed: inout Set<Int>,
-                               pending: [Int: (conv: Conv, chainEnd: Int, firstInput: Int)]) {
-        func only(_ n: Int) -> Int? { readers[n].count == 1 ? readers[n][0] : nil }
-        if conv.kind == .dense || conv.kind == .grouped, let r = only(end), case .add = nodes[r].layer,
-           !absorbed.contains(r), pending[r] == nil {
-            let other = nodes[r].inputs[0] == end ? nodes[r].inputs[1] : nodes[r].inputs[0]
-            conv.residual = other
-            end = r
-            absorbed.insert(r)
-        }
-        if let r = only(end), let act = nodes[r].layer.activation {
-            conv.activation = act
-            end = r
-            absorbed.insert(r)
-        }
+    /// Gives `conv` its chain's residual and activation and marks the chain's nodes as taken.
+    static func take(_ chain: Network.Chain, into conv: inout Conv, nodes: [Node], absorbed: inout Set<Int>) {
+        conv.residual = chain.residual
+        if let a = chain.activation { conv.activation = nodes[a].layer.activation ?? .none }
+        absorbed.formUnion(chain.absorbed)
     }
 
     /// A node's channel count where the description fixes it.

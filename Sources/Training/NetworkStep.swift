@@ -1,0 +1,737 @@
+import Kernels
+import NN
+
+/// Training steps through any `Network`: a forward pass that keeps what the backward pass needs, the
+/// backward pass through every layer whose input gradient something trainable needs, and the optimizer's
+/// step. Activations are channels-last.
+///
+/// The description is lowered as inference lowers it: each convolution takes its BatchNorm, a residual
+/// `add` and its ReLU/ReLU6 as one unit (`Network.chain`), so the norm's apply adds the residual and
+/// clamps in one pass, and its backward pass masks by the activation while it sums. Layers whose
+/// parameters are all frozen run with their BatchNorm in eval mode, folded into the convolution (or in
+/// training mode with `frozenBatchNormTrains`: batch statistics, running statistics updated, as torch
+/// does for a model in `train()` with some `requires_grad` off). Dropout runs in training mode with
+/// masks from `DropoutMask` (seeded per step and layer).
+///
+/// Freezing must be a prefix in forward order (what `Freeze` gives): no frozen layer sits between two
+/// trainable ones, so no gradient ever flows through a frozen layer.
+public final class NetworkStep {
+    public let network: Network
+    public let optimizer: any Optimizer
+    public let frozenBatchNormTrains: Bool
+    public var threads: Int
+    /// Seed of the dropout masks (`DropoutMask`): step s's mask at layer i is drawn from (seed, s, i).
+    public var dropoutSeed: UInt64
+    let l2sp: L2SP?
+    let trainable: [(name: String, parameter: Parameter)]
+    let buffers = BufferPool()
+    var scratch: [Float] = []
+    /// Seconds spent per phase since `profile` was set to `[:]`; nil records nothing.
+    public var profile: [String: Double]?
+
+    enum ConvKind { case dense, depthwise, grouped }
+
+    /// A convolution with the BatchNorm, residual and activation it carries.
+    final class ConvUnit {
+        let conv: Conv2d, bn: BatchNorm2d?
+        let name: String, bnName: String?
+        let kind: ConvKind
+        let activation: Activation
+        /// The step whose value is added before the activation.
+        let residual: Int?
+        /// No parameter of the unit trains.
+        let frozen: Bool
+        /// Frozen with its BatchNorm in eval mode: one convolution with the folded weight and a bias.
+        let folds: Bool
+        lazy var folded: (weight: [Float], bias: [Float]) = {
+            guard let bn else { return (conv.weight.data, conv.bias?.data ?? [Float](repeating: 0, count: conv.outChannels)) }
+            return BatchNorm.fold(convWeight: conv.weight.data, convBias: conv.bias?.data, outChannels: conv.outChannels,
+                                  weight: bn.weight.data, bias: bn.bias.data, mean: bn.runningMean.data,
+                                  variance: bn.runningVar.data, eps: bn.eps)
+        }()
+        lazy var foldedPacked = PackedConvWeight(folded.weight, outChannels: conv.outChannels, inChannels: conv.inChannels,
+                                                 kernelH: conv.kernel, kernelW: conv.kernel)
+        // Saved by the forward pass.
+        var geometry = Conv2dGeometry(batch: 1, inChannels: 1, height: 1, width: 1, outChannels: 1, kernel: (1, 1))
+        var input: [Float] = [], preNorm: [Float] = []
+        var mean: [Float] = [], invStd: [Float] = []
+
+        init(_ conv: Conv2d, bn: BatchNorm2d?, name: String, bnName: String?, activation: Activation, residual: Int?,
+             frozen: Bool, folds: Bool) {
+            self.conv = conv
+            self.bn = bn
+            self.name = name
+            self.bnName = bnName
+            kind = conv.groups == 1 ? .dense
+                : conv.groups == conv.inChannels && conv.outChannels == conv.inChannels ? .depthwise : .grouped
+            self.activation = activation
+            self.residual = residual
+            self.frozen = frozen
+            self.folds = folds
+        }
+    }
+
+    enum Op {
+        case input(channels: Int)
+        case conv(ConvUnit)
+        case linear(Linear, name: String, frozen: Bool)
+        case maxPool(kernel: Int, stride: Int, padding: Int)
+        case adaptiveAvgPool(height: Int, width: Int)
+        case flatten
+        case activation(Activation)
+        case dropout(p: Float, node: Int)
+        case add(Activation)
+    }
+
+    struct Step {
+        var name: String
+        var op: Op
+        var inputs: [Int]
+    }
+
+    /// A value's shape, channels-last.
+    struct Shape: Equatable { var channels: Int, height: Int, width: Int }
+
+    let steps: [Step]
+    /// Per step: whether its output's gradient is needed (something at or before it trains).
+    let needsGradient: [Bool]
+    // Per step, saved by the forward pass.
+    var values: [[Float]] = []
+    var shapes: [Shape] = []
+    var poolIndices: [Int: [Int32]] = [:]
+    var dropoutMasks: [Int: [Float]] = [:]
+
+    /// `groups` gives the optimizer's parameter groups for the trainable parameters (after `frozen`
+    /// prefixes are frozen); the default is one group with `options`.
+    public init(network: Network, frozen prefixes: [String], options: OptimizerOptions, optimizer kind: OptimizerKind = .sgd,
+                groups: ((_ trainable: [(name: String, parameter: Parameter)]) -> [ParameterGroup])? = nil,
+                l2sp: (alpha: Double, beta: Double)? = nil, frozenBatchNormTrains: Bool = false, dropoutSeed: UInt64 = 0,
+                threads: Int = 1) throws {
+        KernelThreads.singleThreadedBLAS()
+        self.network = network
+        self.frozenBatchNormTrains = frozenBatchNormTrains
+        self.threads = threads
+        self.dropoutSeed = dropoutSeed
+        for (_, p) in network.namedParameters { p.requiresGrad = true }
+        if !prefixes.isEmpty { network.freeze(prefixes) }
+        trainable = network.trainableParameters
+        optimizer = try kind.make(groups?(trainable) ?? [ParameterGroup(name: "all", parameters: trainable, options: options)])
+        self.l2sp = l2sp.map { L2SP(alpha: $0.alpha, beta: $0.beta, parameters: network.namedParameters) }
+        (steps, needsGradient) = Self.lower(network, frozenBatchNormTrains: frozenBatchNormTrains)
+    }
+
+    static func lower(_ network: Network, frozenBatchNormTrains: Bool) -> ([Step], [Bool]) {
+        let nodes = network.nodes
+        var valueOf = [Int](repeating: -1, count: nodes.count)
+        var absorbed = Set<Int>()
+        var pending: [Int: (unit: ConvUnit?, linear: Linear?, chain: Network.Chain)] = [:]
+        var steps: [Step] = []
+        var trains: [Bool] = []
+        func emit(_ name: String, _ op: Op, _ inputs: [Int], trains t: Bool) -> Int {
+            precondition(inputs.allSatisfy { $0 >= 0 }, "\(name) reads a node lowering has not reached")
+            steps.append(Step(name: name, op: op, inputs: inputs))
+            trains.append(t)
+            return steps.count - 1
+        }
+        func frozen(_ m: (any Module)?) -> Bool {
+            guard let m else { return true }
+            return m.state(prefix: "").allSatisfy { if case .parameter(let p) = $0.entry { !p.requiresGrad } else { true } }
+        }
+        for (i, node) in nodes.enumerated() {
+            if let p = pending[i] {
+                let input = valueOf[nodes[p.chain.start].inputs[0]]
+                if let u = p.unit {
+                    let unit = ConvUnit(u.conv, bn: u.bn, name: u.name, bnName: u.bnName, activation: u.activation,
+                                        residual: p.chain.residual.map { valueOf[$0] }, frozen: u.frozen, folds: u.folds)
+                    valueOf[i] = emit(unit.name, .conv(unit), [input], trains: !unit.frozen)
+                } else {
+                    let l = p.linear!
+                    let at = emit(nodes[p.chain.start].name, .linear(l, name: nodes[p.chain.start].name, frozen: frozen(l)), [input],
+                                  trains: !frozen(l))
+                    let a = nodes[p.chain.activation!].layer
+                    valueOf[i] = emit(nodes[i].name, .activation(a.isRelu6 ? .relu6 : .relu), [at], trains: false)
+                }
+                continue
+            }
+            if absorbed.contains(i) { continue }
+            let inputs = node.inputs.map { valueOf[$0] }
+            switch node.layer {
+            case .input(let c):
+                valueOf[i] = emit("input", .input(channels: c), [], trains: false)
+            case .conv(let c):
+                let depthwise = c.groups > 1 && c.groups == c.inChannels && c.outChannels == c.inChannels
+                let chain = network.chain(from: i, takesResidual: !depthwise, taken: absorbed)
+                absorbed.formUnion(chain.absorbed)
+                var bn: BatchNorm2d?
+                if let b = chain.batchNorm, case .batchNorm(let m) = nodes[b].layer { bn = m }
+                let isFrozen = frozen(c) && frozen(bn)
+                let act: Activation = chain.activation.map { nodes[$0].layer.isRelu6 ? .relu6 : .relu } ?? .none
+                let unit = ConvUnit(c, bn: bn, name: node.name, bnName: chain.batchNorm.map { nodes[$0].name }, activation: act,
+                                    residual: nil, frozen: isFrozen, folds: isFrozen && (bn == nil || !frozenBatchNormTrains))
+                if chain.end == i {
+                    valueOf[i] = emit(node.name, .conv(unit), inputs, trains: !isFrozen)
+                } else {
+                    pending[chain.end] = (unit, nil, chain)
+                }
+            case .linear(let l):
+                let chain = network.chain(from: i, takesResidual: false, taken: absorbed)
+                absorbed.formUnion(chain.absorbed)
+                if chain.end == i {
+                    valueOf[i] = emit(node.name, .linear(l, name: node.name, frozen: frozen(l)), inputs, trains: !frozen(l))
+                } else {
+                    pending[chain.end] = (nil, l, chain)
+                }
+            case .batchNorm:
+                preconditionFailure("\(node.name): a BatchNorm that follows no convolution does not train yet")
+            case .relu: valueOf[i] = emit(node.name, .activation(.relu), inputs, trains: false)
+            case .relu6: valueOf[i] = emit(node.name, .activation(.relu6), inputs, trains: false)
+            case .maxPool(let k, let s, let p): valueOf[i] = emit(node.name, .maxPool(kernel: k, stride: s, padding: p), inputs, trains: false)
+            case .adaptiveAvgPool(let h, let w): valueOf[i] = emit(node.name, .adaptiveAvgPool(height: h, width: w), inputs, trains: false)
+            case .flatten: valueOf[i] = emit(node.name, .flatten, inputs, trains: false)
+            case .dropout(let p): valueOf[i] = emit(node.name, .dropout(p: p, node: i), inputs, trains: false)
+            case .add:
+                if let r = network.consumers[i].first, network.consumers[i].count == 1, nodes[r].layer.isActivation {
+                    absorbed.insert(r)
+                    valueOf[i] = emit(node.name, .add(nodes[r].layer.isRelu6 ? .relu6 : .relu), inputs, trains: false)
+                    valueOf[r] = valueOf[i]
+                } else {
+                    valueOf[i] = emit(node.name, .add(.none), inputs, trains: false)
+                }
+            }
+        }
+        // A step's output needs a gradient when it or anything it reads (directly, or as a residual) trains.
+        var needs = [Bool](repeating: false, count: steps.count)
+        for (i, s) in steps.enumerated() {
+            var reads = s.inputs
+            if case .conv(let u) = s.op, let r = u.residual { reads.append(r) }
+            precondition(reads.allSatisfy { $0 >= 0 && $0 < i }, "step \(i) \(s.name) reads \(reads)")
+            needs[i] = trains[i] || reads.contains { needs[$0] }
+            if case .conv(let u) = s.op, u.frozen, needs[i] {
+                preconditionFailure("\(s.name) is frozen but a trainable layer precedes it: freeze a prefix of the network")
+            }
+        }
+        return (steps, needs)
+    }
+
+    @inline(__always)
+    func timed<R>(_ phase: String, _ body: () throws -> R) rethrows -> R {
+        guard profile != nil else { return try body() }
+        let t0 = Timing.now()
+        defer { profile![phase, default: 0] += Timing.now() - t0 }
+        return try body()
+    }
+
+    func ensureScratch(_ count: Int) {
+        if scratch.count < count { scratch = [Float](repeating: 0, count: count) }
+    }
+
+    // MARK: forward
+
+    /// Logits [batch, classes] for `input` [batch, C, height, width] (NCHW, normalised), keeping what the
+    /// backward pass needs.
+    func forward(_ input: [Float], batch: Int, height: Int, width: Int, step: Int) -> [Float] {
+        values = []
+        shapes = []
+        for (i, s) in steps.enumerated() {
+            let x = s.inputs.first.map { values[$0] } ?? []
+            let xs = s.inputs.first.map { shapes[$0] } ?? Shape(channels: 0, height: height, width: width)
+            var y: [Float]
+            var ys = xs
+            switch s.op {
+            case .input(let c):
+                y = buffers.take(input.count)
+                input.withUnsafeBufferPointer { src in
+                    y.withUnsafeMutableBufferPointer {
+                        Layout.nhwc(src.baseAddress!, $0.baseAddress!, batch: batch, channels: c, plane: height * width, threads: threads)
+                    }
+                }
+                ys = Shape(channels: c, height: height, width: width)
+            case .conv(let u):
+                let g = Conv2dGeometry(batch: batch, inChannels: u.conv.inChannels, height: xs.height, width: xs.width,
+                                       outChannels: u.conv.outChannels, kernel: (u.conv.kernel, u.conv.kernel),
+                                       stride: (u.conv.stride, u.conv.stride), padding: (u.conv.padding, u.conv.padding),
+                                       groups: u.conv.groups)
+                y = forward(u, x, g, residual: u.residual.map { values[$0] })
+                ys = Shape(channels: g.outChannels, height: g.outHeight, width: g.outWidth)
+            case .linear(let l, _, _):
+                y = timed("forward linear") { LinearHead.forward(x, l, batch: batch) }
+                ys = Shape(channels: l.outFeatures, height: 1, width: 1)
+            case .maxPool(let k, let st, let p):
+                ys.height = (xs.height + 2 * p - k) / st + 1
+                ys.width = (xs.width + 2 * p - k) / st + 1
+                y = buffers.take(batch * ys.channels * ys.height * ys.width)
+                var indices = [Int32](repeating: 0, count: y.count)
+                timed("forward pool") {
+                    PoolBackward.max2d(x, &y, indices: &indices, batch: batch, channels: xs.channels, height: xs.height,
+                                       width: xs.width, kernel: k, stride: st, padding: p, threads: threads)
+                }
+                poolIndices[i] = indices
+            case .adaptiveAvgPool(let h, let w):
+                ys.height = h
+                ys.width = w
+                y = buffers.take(batch * xs.channels * h * w)
+                y.withUnsafeMutableBufferPointer { o in
+                    x.withUnsafeBufferPointer { src in
+                        if h == 1 && w == 1 {
+                            PoolNHWC.globalAverage(src.baseAddress!, o.baseAddress!, batch: batch, channels: xs.channels,
+                                                   plane: xs.height * xs.width)
+                        } else {
+                            PoolNHWC.adaptiveAverage(src.baseAddress!, o.baseAddress!, batch: batch, channels: xs.channels,
+                                                     height: xs.height, width: xs.width, outHeight: h, outWidth: w)
+                        }
+                    }
+                }
+            case .flatten:
+                // torch's (c, h, w) order, which the next linear layer's weight columns follow.
+                ys = Shape(channels: xs.channels * xs.height * xs.width, height: 1, width: 1)
+                y = xs.height * xs.width == 1 ? x : Layout.nchw(x, batch: batch, channels: xs.channels, plane: xs.height * xs.width)
+            case .activation(let a):
+                y = x.map(a.apply)
+            case .dropout(let p, let node):
+                let mask = DropoutMask.scales(count: x.count, p: p, seed: dropoutSeed, step: step, layer: node)
+                y = zip(x, mask).map { $0 * $1 }
+                dropoutMasks[i] = mask
+            case .add(let a):
+                let b = values[s.inputs[1]]
+                y = zip(x, b).map { a.apply($0 + $1) }
+            }
+            values.append(y)
+            shapes.append(ys)
+        }
+        return values[steps.count - 1]
+    }
+
+    /// One convolution unit's forward pass; saves what backward needs when it trains.
+    func forward(_ u: ConvUnit, _ x: [Float], _ g: Conv2dGeometry, residual: [Float]?) -> [Float] {
+        u.geometry = g
+        var y = buffers.take(g.outputCount)
+        if u.folds {
+            let f = u.folded
+            timed("forward conv (frozen, folded)") {
+                if u.kind == .dense {
+                    // Frozen weights never change: packed once, and always the direct GEMM (as BackboneStep).
+                    let packed = u.foldedPacked
+                    ensureScratch(ConvNHWC.scratchCount(threads: threads))
+                    x.withUnsafeBufferPointer { xp in
+                        f.bias.withUnsafeBufferPointer { b in
+                            y.withUnsafeMutableBufferPointer { o in
+                                scratch.withUnsafeMutableBufferPointer { s in
+                                    withBaseAddress(residual) { r in
+                                        ConvNHWC.forward(g, input: xp.baseAddress!, weight: packed, bias: b.baseAddress, residual: r,
+                                                         activation: u.activation, output: o.baseAddress!, scratch: s.baseAddress!,
+                                                         threads: threads)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    convolve(u.kind, g, x, weight: f.weight, bias: f.bias, residual: residual, activation: u.activation, into: &y)
+                }
+            }
+            return y
+        }
+        guard let bn = u.bn else {
+            // No BatchNorm: the bias, residual and activation in the convolution's epilogue.
+            timed("forward conv") {
+                convolve(u.kind, g, x, weight: u.conv.weight.data, bias: u.conv.bias?.data, residual: residual,
+                         activation: u.activation, into: &y)
+            }
+            if !u.frozen { u.input = x }
+            return y
+        }
+        var c = buffers.take(g.outputCount)
+        timed("forward conv") {
+            convolve(u.kind, g, x, weight: u.conv.weight.data, bias: u.conv.bias?.data, residual: nil, activation: .none, into: &c)
+        }
+        let k = g.outChannels, rows = g.batch * g.outHeight * g.outWidth
+        u.mean = [Float](repeating: 0, count: k)
+        u.invStd = [Float](repeating: 0, count: k)
+        timed("forward bn+add+act") {
+            withBaseAddress(residual) { r in
+                BatchNormTrain.forward(c, &y, rows: rows, channels: k, gamma: bn.weight.data, beta: bn.bias.data,
+                                       runningMean: &bn.runningMean.data, runningVar: &bn.runningVar.data, momentum: 0.1,
+                                       eps: bn.eps, savedMean: &u.mean, savedInvStd: &u.invStd, residual: r,
+                                       activation: u.activation, threads: threads)
+            }
+        }
+        bn.numBatchesTracked.value += 1
+        if u.frozen {
+            buffers.give(c)
+        } else {
+            u.input = x
+            u.preNorm = c
+        }
+        return y
+    }
+
+    /// y = x ⊛ weight (+ bias) (+ residual), then the activation, by the unit's kind: dense by Winograd
+    /// where the inference rule picks it (`WinogradNHWC.preferred`), else the packed GEMM; depthwise;
+    /// grouped. The weights change every step, so they are packed or transformed here each time.
+    /// `flipped` (dense Winograd only): the filters are those of `weight` [C, K, 3, 3]'s input gradient.
+    func convolve(_ kind: ConvKind, _ g: Conv2dGeometry, _ x: [Float], weight: [Float], bias: [Float]?, residual: [Float]?,
+                  activation: Activation, flipped: Bool = false, into y: inout [Float]) {
+        withBaseAddress(bias) { b in
+            withBaseAddress(residual) { r in
+                x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer { o in
+                        switch kind {
+                        case .dense where WinogradNHWC.preferred(g):
+                            var u = buffers.take(WinogradNHWC.transformedCount(outChannels: g.outChannels, inChannels: g.inChannels))
+                            timed("conv weight transform") {
+                                WinogradNHWC.transformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels,
+                                                              flipped: flipped, into: &u, threads: threads)
+                            }
+                            ensureScratch(WinogradNHWC.scratchCount(g, threads: threads))
+                            u.withUnsafeBufferPointer { up in
+                                scratch.withUnsafeMutableBufferPointer { s in
+                                    WinogradNHWC.forward(g, input: xp.baseAddress!, transformedWeight: up.baseAddress!, bias: b,
+                                                         residual: r, activation: activation, output: o.baseAddress!,
+                                                         scratch: s.baseAddress!, threads: threads)
+                                }
+                            }
+                            buffers.give(u)
+                        case .dense:
+                            let packed = timed("conv weight transform") {
+                                PackedConvWeight(weight, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH,
+                                                 kernelW: g.kernelW)
+                            }
+                            ensureScratch(ConvNHWC.scratchCount(threads: threads))
+                            scratch.withUnsafeMutableBufferPointer { s in
+                                ConvNHWC.forward(g, input: xp.baseAddress!, weight: packed, bias: b, residual: r, activation: activation,
+                                                 output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                            }
+                        case .depthwise:
+                            precondition(residual == nil, "a depthwise convolution carries no residual")
+                            let packed = DepthwiseNHWC.pack(weight, channels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+                            packed.withUnsafeBufferPointer { w in
+                                DepthwiseNHWC.forward(g, input: xp.baseAddress!, packedWeight: w.baseAddress!, bias: b,
+                                                      activation: activation, output: o.baseAddress!, threads: threads)
+                            }
+                        case .grouped:
+                            let w = GroupedConvWeight(weight, outChannels: g.outChannels, inChannels: g.inChannels, groups: g.groups,
+                                                      kernelH: g.kernelH, kernelW: g.kernelW)
+                            ensureScratch(GroupedNHWC.scratchCount(g, threads: threads))
+                            scratch.withUnsafeMutableBufferPointer { s in
+                                GroupedNHWC.forward(g, input: xp.baseAddress!, weight: w, bias: b, residual: r, activation: activation,
+                                                    output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: backward
+
+    /// Adds `g` into `grads[i]` (the first gradient is kept as it is).
+    func accumulate(_ g: consuming [Float], into grads: inout [[Float]?], _ i: Int) {
+        if var existing = grads[i] {
+            grads[i] = nil
+            existing.withUnsafeMutableBufferPointer { a in
+                g.withUnsafeBufferPointer { b in Elementwise.add(a.baseAddress!, b.baseAddress!, count: b.count, threads: threads) }
+            }
+            buffers.give(g)
+            grads[i] = existing
+        } else {
+            grads[i] = g
+        }
+    }
+
+    /// The gradients of the loss with respect to every trainable parameter, given dL/d(logits).
+    func backward(logitsGradient: [Float], batch: Int) -> [String: [Float]] {
+        var gradients: [String: [Float]] = [:]
+        var grads = [[Float]?](repeating: nil, count: steps.count)
+        grads[steps.count - 1] = logitsGradient
+        for i in steps.indices.reversed() {
+            guard needsGradient[i], var dy = grads[i] else { continue }
+            grads[i] = nil
+            let s = steps[i]
+            let input = s.inputs.first
+            let wantsInput = input.map { needsGradient[$0] } ?? false
+            let xs = input.map { shapes[$0] } ?? shapes[i]
+            switch s.op {
+            case .input:
+                break
+            case .conv(let u):
+                let wantsResidual = u.residual.map { needsGradient[$0] } ?? false
+                let (dx, residualGradient) = backward(u, &dy, inputGradient: wantsInput, gradients: &gradients,
+                                                      residualGradient: wantsResidual)
+                if let r = u.residual, let rg = residualGradient { accumulate(rg, into: &grads, r) }
+                if let dx { accumulate(dx, into: &grads, input!) }
+            case .linear(let l, let name, let frozen):
+                let x = values[input!]
+                let g = timed("backward linear") {
+                    LinearHead.backward(dy: dy, x: x, weight: l.weight.data, batch: batch, inFeatures: l.inFeatures,
+                                        outFeatures: l.outFeatures, inputGradient: wantsInput)
+                }
+                if !frozen {
+                    gradients[name + ".weight"] = g.weight
+                    gradients[name + ".bias"] = g.bias
+                }
+                if let dx = g.input { accumulate(dx, into: &grads, input!) }
+            case .maxPool:
+                guard wantsInput else { break }
+                var dx = buffers.take(batch * xs.channels * xs.height * xs.width)
+                let indices = poolIndices[i]!
+                timed("backward pool") {
+                    PoolBackward.max2d(outputGradient: dy, indices: indices, count: dy.count, inputGradient: &dx, inputCount: dx.count)
+                }
+                accumulate(dx, into: &grads, input!)
+            case .adaptiveAvgPool(let h, let w):
+                guard wantsInput else { break }
+                var dx = buffers.take(batch * xs.channels * xs.height * xs.width)
+                dx.withUnsafeMutableBufferPointer { d in
+                    dy.withUnsafeBufferPointer { g in
+                        if h == 1 && w == 1 {
+                            PoolBackward.globalAverage(outputGradient: g.baseAddress!, inputGradient: d.baseAddress!, batch: batch,
+                                                       channels: xs.channels, plane: xs.height * xs.width)
+                        } else {
+                            PoolBackward.adaptiveAverage(outputGradient: g.baseAddress!, inputGradient: d.baseAddress!, batch: batch,
+                                                         channels: xs.channels, height: xs.height, width: xs.width, outHeight: h,
+                                                         outWidth: w)
+                        }
+                    }
+                }
+                accumulate(dx, into: &grads, input!)
+            case .flatten:
+                guard wantsInput else { break }
+                let plane = xs.height * xs.width
+                accumulate(plane == 1 ? dy : Layout.nhwc(dy, batch: batch, channels: xs.channels, plane: plane), into: &grads, input!)
+            case .activation(let a):
+                guard wantsInput else { break }
+                Self.mask(&dy, output: values[i], a)
+                accumulate(dy, into: &grads, input!)
+            case .dropout:
+                guard wantsInput else { break }
+                let mask = dropoutMasks[i]!
+                for j in dy.indices { dy[j] *= mask[j] }
+                accumulate(dy, into: &grads, input!)
+            case .add(let a):
+                Self.mask(&dy, output: values[i], a)
+                if needsGradient[s.inputs[1]] { accumulate(dy, into: &grads, s.inputs[1]) }
+                if wantsInput { accumulate(dy, into: &grads, input!) }
+            }
+        }
+        return gradients
+    }
+
+    /// dy zeroed where the activation's output says its gradient is 0 (ReLU: not > 0; ReLU6: not strictly
+    /// between 0 and 6), as torch's threshold_backward and hardtanh_backward.
+    static func mask(_ dy: inout [Float], output y: [Float], _ a: Activation) {
+        switch a {
+        case .none: break
+        case .relu: for j in dy.indices where !(y[j] > 0) { dy[j] = 0 }
+        case .relu6: for j in dy.indices where !(y[j] > 0 && y[j] < 6) { dy[j] = 0 }
+        }
+    }
+
+    /// Given dL/d(unit output) in `dy` (masked in place by the activation), records the unit's parameter
+    /// gradients and returns dL/d(unit input) when `inputGradient`. `residualGradient` receives the
+    /// masked dy, which is also the residual's gradient.
+    func backward(_ u: ConvUnit, _ dy: inout [Float], inputGradient: Bool, gradients: inout [String: [Float]],
+                  residualGradient wantsResidual: Bool) -> (input: [Float]?, residual: [Float]?) {
+        precondition(!u.frozen, "\(u.name): no gradient flows through a frozen layer")
+        let g = u.geometry, k = g.outChannels, rows = g.batch * g.outHeight * g.outWidth
+        var dc: [Float]
+        if let bn = u.bn, let bnName = u.bnName {
+            dc = buffers.take(dy.count)
+            var dGamma = [Float](repeating: 0, count: k), dBeta = dGamma
+            let output = values[stepIndex(of: u)]
+            timed("backward act+bn") {
+                withBaseAddress(u.activation == .none ? nil : output) { mask in
+                    BatchNormTrain.backward(u.preNorm, outputGradient: &dy, inputGradient: &dc, rows: rows, channels: k,
+                                            gamma: bn.weight.data, savedMean: u.mean, savedInvStd: u.invStd,
+                                            gammaGradient: &dGamma, betaGradient: &dBeta, reluOutput: mask,
+                                            activation: u.activation == .none ? .relu : u.activation, threads: threads)
+                }
+            }
+            gradients[bnName + ".weight"] = dGamma
+            gradients[bnName + ".bias"] = dBeta
+        } else {
+            Self.mask(&dy, output: values[stepIndex(of: u)], u.activation)
+            dc = dy
+            if u.conv.bias != nil {
+                var db = [Float](repeating: 0, count: k)
+                for r in 0..<rows { for c in 0..<k { db[c] += dy[r * k + c] } }
+                gradients[u.name + ".bias"] = db
+            }
+        }
+        let residualGradient = wantsResidual ? dy : nil
+        var dw = [Float](repeating: 0, count: g.weightCount)
+        var dx: [Float]?
+        switch u.kind {
+        case .dense:
+            let winograd = WinogradNHWC.preferred(g)
+            ensureScratch(winograd ? WinogradBackward.scratchCount(g) : ConvBackward.scratchCount(g, threads: threads))
+            scratch.withUnsafeMutableBufferPointer { s in
+                dw.withUnsafeMutableBufferPointer { w in
+                    if winograd {
+                        timed("backward conv weight (winograd)") {
+                            WinogradBackward.weight(g, input: u.input, outputGradient: dc, weightGradient: w.baseAddress!,
+                                                    scratch: s.baseAddress!, threads: threads)
+                        }
+                    } else {
+                        timed("backward conv weight") {
+                            ConvBackward.weight(g, input: u.input, outputGradient: dc, weightGradient: w.baseAddress!,
+                                                scratch: s.baseAddress!, threads: threads)
+                        }
+                    }
+                }
+                if inputGradient && !winograd { timed("backward conv data") {
+                    let wt = ConvBackward.packTransposed(u.conv.weight.data, outChannels: k, inChannels: g.inChannels,
+                                                         kernelH: g.kernelH, kernelW: g.kernelW)
+                    var out = buffers.take(g.inputCount)
+                    out.withUnsafeMutableBufferPointer {
+                        ConvBackward.data(g, outputGradient: dc, packedTransposedWeight: wt, inputGradient: $0.baseAddress!,
+                                          scratch: s.baseAddress!, threads: threads)
+                    }
+                    dx = out
+                } }
+            }
+            if inputGradient && winograd { timed("backward conv data (winograd)") {
+                // A 3×3, stride-1, padding-1 convolution's input gradient is the same kind of convolution of
+                // dY with the filters flipped and their channels swapped: Winograd again.
+                let back = Conv2dGeometry(batch: g.batch, inChannels: k, height: g.outHeight, width: g.outWidth,
+                                          outChannels: g.inChannels, kernel: (3, 3), padding: (1, 1))
+                var out = buffers.take(g.inputCount)
+                convolve(.dense, back, dc, weight: u.conv.weight.data, bias: nil, residual: nil, activation: .none, flipped: true,
+                         into: &out)
+                dx = out
+            } }
+        case .depthwise:
+            let packed = DepthwiseNHWC.pack(u.conv.weight.data, channels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+            timed("backward depthwise") {
+                u.input.withUnsafeBufferPointer { x in
+                    dc.withUnsafeBufferPointer { d in
+                        dw.withUnsafeMutableBufferPointer { w in
+                            DepthwiseBackward.weight(g, input: x.baseAddress!, outputGradient: d.baseAddress!,
+                                                     weightGradient: w.baseAddress!, threads: threads)
+                        }
+                        if inputGradient {
+                            var out = buffers.take(g.inputCount)
+                            packed.withUnsafeBufferPointer { p in
+                                out.withUnsafeMutableBufferPointer {
+                                    DepthwiseBackward.data(g, outputGradient: d.baseAddress!, packedWeight: p.baseAddress!,
+                                                           inputGradient: $0.baseAddress!, threads: threads)
+                                }
+                            }
+                            dx = out
+                        }
+                    }
+                }
+            }
+        case .grouped:
+            timed("backward grouped") {
+                dx = GroupedBackward.run(g, input: u.input, outputGradient: dc, weight: u.conv.weight.data, weightGradient: &dw,
+                                         inputGradient: inputGradient, threads: threads)
+            }
+        }
+        gradients[u.name + ".weight"] = dw
+        if u.bn != nil { buffers.give(dc) }
+        return (dx, residualGradient)
+    }
+
+    /// The step index of a conv unit (units are few; a linear search).
+    func stepIndex(of u: ConvUnit) -> Int {
+        steps.firstIndex { if case .conv(let v) = $0.op { v === u } else { false } }!
+    }
+
+    /// Hands every saved activation back to the pool.
+    func recycle() {
+        for v in values { buffers.give(v) }
+        values = []
+        for s in steps {
+            if case .conv(let u) = s.op {
+                u.input = []
+                buffers.give(u.preNorm)
+                u.preNorm = []
+            }
+        }
+        poolIndices = [:]
+        dropoutMasks = [:]
+    }
+
+    /// One training step on `input` [batch, C, height, width] (NCHW, normalised) with `labels`: the mean
+    /// cross-entropy (plus the L2-SP penalty when set) before the step, and how many argmaxes were right.
+    @discardableResult
+    public func step(_ input: [Float], labels: [Int], height: Int, width: Int) throws -> (loss: Double, correct: Int) {
+        let batch = labels.count
+        let logits = timed("forward (all)") { forward(input, batch: batch, height: height, width: width, step: optimizer.steps) }
+        let classes = network.classes
+        let ce = CrossEntropy.forward(logits, labels: labels, classes: classes)
+        let correct = zip(CrossEntropy.argmax(logits, classes: classes), labels).filter { $0 == $1 }.count
+        var gradients = timed("backward (all)") { backward(logitsGradient: ce.gradient, batch: batch) }
+        recycle()
+        var loss = Double(ce.loss)
+        try timed("optimizer") {
+            if let l2sp { loss += l2sp.apply(trainable, to: &gradients) }
+            try optimizer.step(gradients)
+        }
+        return (loss, correct)
+    }
+}
+
+/// Dropout's training-mode masks, reproducible from (seed, step, layer): element i is kept when a
+/// SplitMix64 draw's top 24 bits, as a fraction of 2²⁴, are ≥ p, and a kept element is scaled by
+/// 1 / (1 − p) (torch's `bernoulli_(1 − p).div_(1 − p)`, but our generator, not torch's).
+/// Tests/Reference/make_train_golden.py draws the same masks in Python.
+public enum DropoutMask {
+    public static func scales(count: Int, p: Float, seed: UInt64, step: Int, layer: Int) -> [Float] {
+        var rng = SplitMix64(seed: seed &+ UInt64(step) &* 0x1_0000_0001 &+ UInt64(layer) &* 0x9E37_79B9)
+        let scale = 1 / (1 - p)
+        return (0..<count).map { _ in rng.nextUnitFloat() >= p ? scale : 0 }
+    }
+}
+
+/// Grouped convolutions' gradients: each group's input and output gradient gathered into contiguous
+/// buffers, then the dense kernels (`ConvBackward`), the results scattered back.
+enum GroupedBackward {
+    static func run(_ g: Conv2dGeometry, input x: [Float], outputGradient dy: [Float], weight: [Float],
+                    weightGradient dw: inout [Float], inputGradient: Bool, threads: Int) -> [Float]? {
+        let cg = g.inChannels / g.groups, kg = g.outChannels / g.groups, each = kg * cg * g.kernelH * g.kernelW
+        let positions = g.batch * g.height * g.width, outPositions = g.batch * g.outHeight * g.outWidth
+        var sub = g
+        sub.inChannels = cg
+        sub.outChannels = kg
+        sub.groups = 1
+        var dx: [Float]? = inputGradient ? [Float](repeating: 0, count: x.count) : nil
+        var xg = [Float](repeating: 0, count: positions * cg), dyg = [Float](repeating: 0, count: outPositions * kg)
+        var scratch = [Float](repeating: 0, count: ConvBackward.scratchCount(sub, threads: threads))
+        var dwg = [Float](repeating: 0, count: each), dxg = [Float](repeating: 0, count: positions * cg)
+        for grp in 0..<g.groups {
+            for p in 0..<positions { for c in 0..<cg { xg[p * cg + c] = x[p * g.inChannels + grp * cg + c] } }
+            for p in 0..<outPositions { for c in 0..<kg { dyg[p * kg + c] = dy[p * g.outChannels + grp * kg + c] } }
+            scratch.withUnsafeMutableBufferPointer { s in
+                dwg.withUnsafeMutableBufferPointer { w in
+                    ConvBackward.weight(sub, input: xg, outputGradient: dyg, weightGradient: w.baseAddress!, scratch: s.baseAddress!,
+                                        threads: threads)
+                }
+                if inputGradient {
+                    let wt = ConvBackward.packTransposed(Array(weight[(grp * each)..<((grp + 1) * each)]), outChannels: kg,
+                                                         inChannels: cg, kernelH: g.kernelH, kernelW: g.kernelW)
+                    dxg.withUnsafeMutableBufferPointer {
+                        ConvBackward.data(sub, outputGradient: dyg, packedTransposedWeight: wt, inputGradient: $0.baseAddress!,
+                                          scratch: s.baseAddress!, threads: threads)
+                    }
+                }
+            }
+            dw.replaceSubrange((grp * each)..<((grp + 1) * each), with: dwg)
+            if inputGradient {
+                for p in 0..<positions { for c in 0..<cg { dx![p * g.inChannels + grp * cg + c] = dxg[p * cg + c] } }
+            }
+        }
+        return dx
+    }
+}
+
+extension Layer {
+    var isRelu6: Bool { if case .relu6 = self { true } else { false } }
+    var isActivation: Bool {
+        switch self {
+        case .relu, .relu6: true
+        default: false
+        }
+    }
+}
