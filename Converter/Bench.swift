@@ -430,7 +430,7 @@ struct BenchTrain: ParsableCommand {
         commandName: "train",
         abstract: "Time training steps through the backbone (forward, backward, SGD).",
         discussion: """
-            Loads --weights into resnet18 with a new 2-class head and times `BackboneStep.step` on a fixed \
+            Loads --weights into resnet18 with a new 2-class head and times `NetworkStep.step` on a fixed \
             pattern batch of 224×224 inputs: with --frozen-through 0 every stage trains with d2l's low-LR \
             recipe (backbone lr 5e-5, head 5e-4, momentum 0.9, nesterov, weight decay 1e-3) and BatchNorm in \
             training mode. Tests/Reference/bench_train.py runs it beside the same steps in torch.
@@ -458,7 +458,9 @@ struct BenchTrain: ParsableCommand {
         }
         model.replaceHead(classes: 2)
         let o = SGDOptions(lr: 5e-5, momentum: 0.9, weightDecay: 1e-3, nesterov: true)
-        let step = try BackboneStep(model: model, frozenThrough: frozenThrough, options: o, groups: { trainable in
+        let stages = StageList(model.network)
+        let step = try NetworkStep(network: model.network, frozen: stages.frozenPrefixes(Freeze(frozenCount: frozenThrough, in: stages)),
+                                   options: o, groups: { trainable in
             var head = o
             head.lr = 5e-4
             return [ParameterGroup(name: "backbone", parameters: trainable.filter { !$0.name.hasPrefix("fc.") }, options: o),

@@ -95,8 +95,9 @@ struct FineTune: ParsableCommand, Cooperative {
               none            everything trains
             Stages: ResNets stem, layer1 … layer4; MobileNetV2 features.0 … features.18; VGG each \
             convolution features.N and classifier.0, classifier.3; AlexNet features.0, .3, .6, .8, .10, \
-            classifier.1, classifier.4. A family prefix (features) means its last stage. Partly frozen and \
-            fully trained runs are ResNet-only so far; the other families train with --freeze backbone.
+            classifier.1, classifier.4. A family prefix (features) means its last stage. With the backbone \
+            frozen VGG's and AlexNet's dropout is off (the features come from eval mode); wherever \
+            classifier layers train, their dropout is on, with seeded masks.
             Frozen parameters never reach the optimizer: no decay, no momentum, bit-identical at the end.
 
             BatchNorm (--bn): trainable stages always run BatchNorm in training mode (batch statistics; \
@@ -290,10 +291,7 @@ struct FineTune: ParsableCommand, Cooperative {
     func train() throws {
         let started = now()
         let data = try dataOptions.load(classes: classes, seed: seed)
-        // ResNets train through BackboneStep, which reads the typed view; every family's frozen backbone
-        // runs on the description itself.
-        let resnet = ResNetConfig.named(arch).map(ResNet.init)
-        let model = resnet?.network ?? Architecture.named(arch)!.build(1000)
+        let model = Architecture.named(arch)!.build(1000)
         let head = model.head, features = model.headInputFeatures
         if let weights {
             let options = source.loadOptions()
@@ -311,9 +309,6 @@ struct FineTune: ParsableCommand, Cooperative {
             throw ValidationError("--freeze \(freeze): one of \(stages.choices) (a stage freezes it and every stage before it)")
         }
         let through = frozen.frozenCount(in: stages), all = stages.names.count
-        guard through == all || resnet != nil else {
-            throw ValidationError("--freeze \(freeze) on \(arch): only --freeze backbone trains \(arch) so far (partly frozen and full training are ResNet-only)")
-        }
         let rates = try learningRates()
         var config = FineTuneConfig()
         config.epochs = epochs
@@ -339,14 +334,9 @@ struct FineTune: ParsableCommand, Cooperative {
         config.l2spBeta = l2spBeta
         config.schedule = try Self.lrSchedule(schedule, warmup: warmup, epochs: epochs)
         // The trainer records L2-SP's w⁰ before a resumed checkpoint's weights are loaded.
-        let trainer: any FineTuner
-        if through == all && bn == "eval" {
-            trainer = try FrozenBackboneTrainer(model: model, config: config)
-        } else if let resnet {
-            trainer = try BackboneTrainer(model: resnet, config: config)
-        } else {
-            throw ValidationError("--bn train on \(arch): frozen BatchNorms in training mode are ResNet-only so far")
-        }
+        let trainer: any FineTuner = through == all && bn == "eval"
+            ? try FrozenBackboneTrainer(model: model, config: config)
+            : try BackboneTrainer(model: model, config: config)
         if let resume {
             let sd = try Checkpoint(path: resume).stateDict()
             try model.load(sd, excluding: [TrainingState.optimizerPrefix])

@@ -363,34 +363,38 @@ public enum GradReference {
         return (y, indices)
     }
 
-    /// dx[n, c, iy, ix] = Σ dy[n, k, oy, ox] · w[k, c, ky, kx] over the windows that cover (iy, ix).
+    /// dx[n, c, iy, ix] = Σ dy[n, k, oy, ox] · w[k, c', ky, kx] over the windows that cover (iy, ix) and
+    /// the output channels k of c's group (c' = c's index within its group).
     public static func convInput(_ g: Conv2dGeometry, outputGradient dy: [Float], weight w: [Float]) -> [Float] {
         var dx = [Float](repeating: 0, count: g.inputCount)
-        let C = g.inChannels
+        let C = g.inChannels, cg = C / g.groups, og = g.outChannels / g.groups
         for n in 0..<g.batch { for k in 0..<g.outChannels { for oy in 0..<g.outHeight { for ox in 0..<g.outWidth {
             let d = dy[((n * g.outChannels + k) * g.outHeight + oy) * g.outWidth + ox]
-            for c in 0..<C { for ky in 0..<g.kernelH { for kx in 0..<g.kernelW {
+            let first = k / og * cg
+            for c in 0..<cg { for ky in 0..<g.kernelH { for kx in 0..<g.kernelW {
                 let iy = oy * g.strideH - g.padH + ky, ix = ox * g.strideW - g.padW + kx
                 guard iy >= 0 && iy < g.height && ix >= 0 && ix < g.width else { continue }
-                dx[((n * C + c) * g.height + iy) * g.width + ix] += d * w[((k * C + c) * g.kernelH + ky) * g.kernelW + kx]
+                dx[((n * C + first + c) * g.height + iy) * g.width + ix] += d * w[((k * cg + c) * g.kernelH + ky) * g.kernelW + kx]
             } } }
         } } } }
         return dx
     }
 
-    /// dw[k, c, ky, kx] = Σ over n, oy, ox of dy[n, k, oy, ox] · x[n, c, oy·s − p + ky, ox·s − p + kx].
+    /// dw[k, c', ky, kx] = Σ over n, oy, ox of dy[n, k, oy, ox] · x[n, c, oy·s − p + ky, ox·s − p + kx], c
+    /// the c'-th input channel of k's group.
     public static func convWeight(_ g: Conv2dGeometry, input x: [Float], outputGradient dy: [Float]) -> [Float] {
         var dw = [Float](repeating: 0, count: g.weightCount)
-        let C = g.inChannels
-        for k in 0..<g.outChannels { for c in 0..<C { for ky in 0..<g.kernelH { for kx in 0..<g.kernelW {
+        let C = g.inChannels, cg = C / g.groups, og = g.outChannels / g.groups
+        for k in 0..<g.outChannels { for c in 0..<cg { for ky in 0..<g.kernelH { for kx in 0..<g.kernelW {
             var s: Float = 0
+            let ch = k / og * cg + c
             for n in 0..<g.batch { for oy in 0..<g.outHeight { for ox in 0..<g.outWidth {
                 let iy = oy * g.strideH - g.padH + ky, ix = ox * g.strideW - g.padW + kx
                 guard iy >= 0 && iy < g.height && ix >= 0 && ix < g.width else { continue }
                 s += dy[((n * g.outChannels + k) * g.outHeight + oy) * g.outWidth + ox]
-                    * x[((n * C + c) * g.height + iy) * g.width + ix]
+                    * x[((n * C + ch) * g.height + iy) * g.width + ix]
             } } }
-            dw[((k * C + c) * g.kernelH + ky) * g.kernelW + kx] = s
+            dw[((k * cg + c) * g.kernelH + ky) * g.kernelW + kx] = s
         } } } }
         return dw
     }

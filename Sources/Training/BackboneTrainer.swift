@@ -2,31 +2,32 @@ import NN
 import Tensors
 import Vision
 
-/// Fine-tuning with some or all of the backbone training (`--freeze through:layerN|none`, or a frozen
-/// backbone whose BatchNorms run in training mode): `BackboneStep` on every batch of every epoch, and
-/// an evaluation through an `Inference` folded from the current weights and running statistics
+/// Fine-tuning with some or all of the backbone training (`--freeze STAGE|none`, or a frozen backbone
+/// whose BatchNorms run in training mode), for any `Network`: `NetworkStep` on every batch of every
+/// epoch, and an evaluation through an `Inference` folded from the current weights and running statistics
 /// (eval mode, as `model.eval()` in torch).
 ///
-/// Parameter groups: `backbone` (every trainable parameter outside fc, with `config.backbone` or the
-/// head's options) and `head` (fc, with `config.head`); with `noDecayForBiasAndNorm` each splits into
-/// a decayed group and a `.no_decay` group of the 1-D parameters (BatchNorm's γ and β, fc's bias).
+/// Parameter groups: `backbone` (every trainable parameter outside the head, with `config.backbone` or
+/// the head's options) and `head` (`fc`, `classifier.6` …, with `config.head`); with
+/// `noDecayForBiasAndNorm` each splits into a decayed group and a `.no_decay` group of the 1-D parameters
+/// (BatchNorm's γ and β, biases).
 public final class BackboneTrainer {
-    public let model: ResNet
+    public let model: Network
     public let config: FineTuneConfig
-    public let step: BackboneStep
+    public let step: NetworkStep
     public var optimizer: any Optimizer { step.optimizer }
     public let scheduler: LRScheduler?
     public private(set) var completedEpochs = 0
     let mode: TrainingMode
 
-    public init(model: ResNet, config: FineTuneConfig) throws {
-        precondition((0...5).contains(config.frozenThrough), "frozenThrough is 0…5")
+    public init(model: Network, config: FineTuneConfig) throws {
         self.model = model
         self.config = config
         let backbone = config.backbone ?? config.head
-        let step = try BackboneStep(model: model, frozenThrough: config.frozenThrough, options: config.head,
-                                    optimizer: config.optimizer, groups: { trainable in
-            let body = trainable.filter { !$0.name.hasPrefix("fc.") }, head = trainable.filter { $0.name.hasPrefix("fc.") }
+        let headPrefix = model.head + "."
+        let step = try NetworkStep(network: model, frozen: StageList(model).frozenPrefixes(config.freeze), options: config.head,
+                                   optimizer: config.optimizer, groups: { trainable in
+            let body = trainable.filter { !$0.name.hasPrefix(headPrefix) }, head = trainable.filter { $0.name.hasPrefix(headPrefix) }
             func groups(_ name: String, _ p: [(name: String, parameter: Parameter)], _ o: SGDOptions) -> [ParameterGroup] {
                 if p.isEmpty { return [] }
                 return config.noDecayForBiasAndNorm ? ParameterGroup.splittingDecay(name: name, parameters: p, options: o)
@@ -34,7 +35,7 @@ public final class BackboneTrainer {
             }
             return groups("backbone", body, backbone) + groups("head", head, config.head)
         }, l2sp: config.l2spAlpha != 0 || config.l2spBeta != 0 ? (config.l2spAlpha, config.l2spBeta) : nil,
-           frozenBatchNormTrains: config.frozenBatchNormTrains, threads: config.threads)
+           frozenBatchNormTrains: config.frozenBatchNormTrains, dropoutSeed: config.seed, threads: config.threads)
         self.step = step
         scheduler = config.schedule.map { LRScheduler($0, optimizer: step.optimizer) }
         mode = Self.describe(config)
@@ -67,9 +68,9 @@ public final class BackboneTrainer {
 
     /// Accuracy, loss and confusion matrix of the current model in eval mode on `test`.
     public func evaluate(_ test: any TrainingInputs, progress: ((TrainProgress) -> Void)? = nil) throws -> EvalReport {
-        let net = Inference(model.network)
+        let net = Inference(model)
         net.threads = config.threads
-        let classes = model.fc.outFeatures
+        let classes = model.classes
         var report = EvalReport(classes: classes)
         let start = monotonic()
         try PrefetchingLoader.forEach(PrefetchingLoader.batches(Array(0..<test.count), size: config.batchSize),

@@ -23,10 +23,10 @@ public struct FineTuneConfig: Sendable {
     public var l2spBeta = 0.0
     /// Compute backbone features once when the training inputs are not random.
     public var cacheFeatures = true
-    /// What is frozen, by ResNet's stage names (`StageList.resnet`); `BackboneTrainer` trains the rest.
+    /// What is frozen, by the network's stage names (`StageList`); `BackboneTrainer` trains the rest.
     public var freeze = Freeze.backbone
     /// `freeze` as a count of ResNet's stages frozen: 0 none, 1 the stem, 2 through layer1, …, 5 everything
-    /// but fc (what `BackboneStep` takes).
+    /// but fc.
     public var frozenThrough: Int {
         get { freeze.frozenCount(in: .resnet) }
         set { freeze = Freeze(frozenCount: newValue, in: .resnet) }

@@ -20,7 +20,7 @@ public final class NetworkStep {
     public let optimizer: any Optimizer
     public let frozenBatchNormTrains: Bool
     public var threads: Int
-    /// Seed of the dropout masks (`DropoutMask`): step s's mask at layer i is drawn from (seed, s, i).
+    /// Seed of the dropout masks (`DropoutMask`): step s's mask at a layer is drawn from (seed, s, its name).
     public var dropoutSeed: UInt64
     let l2sp: L2SP?
     let trainable: [(name: String, parameter: Parameter)]
@@ -79,7 +79,7 @@ public final class NetworkStep {
         case adaptiveAvgPool(height: Int, width: Int)
         case flatten
         case activation(Activation)
-        case dropout(p: Float, node: Int)
+        case dropout(p: Float, name: String)
         case add(Activation)
     }
 
@@ -188,7 +188,7 @@ public final class NetworkStep {
             case .maxPool(let k, let s, let p): valueOf[i] = emit(node.name, .maxPool(kernel: k, stride: s, padding: p), inputs, trains: false)
             case .adaptiveAvgPool(let h, let w): valueOf[i] = emit(node.name, .adaptiveAvgPool(height: h, width: w), inputs, trains: false)
             case .flatten: valueOf[i] = emit(node.name, .flatten, inputs, trains: false)
-            case .dropout(let p): valueOf[i] = emit(node.name, .dropout(p: p, node: i), inputs, trains: false)
+            case .dropout(let p): valueOf[i] = emit(node.name, .dropout(p: p, name: node.name), inputs, trains: false)
             case .add:
                 if let r = network.consumers[i].first, network.consumers[i].count == 1, nodes[r].layer.isActivation {
                     absorbed.insert(r)
@@ -287,8 +287,8 @@ public final class NetworkStep {
                 y = xs.height * xs.width == 1 ? x : Layout.nchw(x, batch: batch, channels: xs.channels, plane: xs.height * xs.width)
             case .activation(let a):
                 y = x.map(a.apply)
-            case .dropout(let p, let node):
-                let mask = DropoutMask.scales(count: x.count, p: p, seed: dropoutSeed, step: step, layer: node)
+            case .dropout(let p, let name):
+                let mask = DropoutMask.scales(count: x.count, p: p, seed: dropoutSeed, step: step, layer: name)
                 y = zip(x, mask).map { $0 * $1 }
                 dropoutMasks[i] = mask
             case .add(let a):
@@ -309,7 +309,7 @@ public final class NetworkStep {
             let f = u.folded
             timed("forward conv (frozen, folded)") {
                 if u.kind == .dense {
-                    // Frozen weights never change: packed once, and always the direct GEMM (as BackboneStep).
+                    // Frozen weights never change: packed once, and always the direct GEMM.
                     let packed = u.foldedPacked
                     ensureScratch(ConvNHWC.scratchCount(threads: threads))
                     x.withUnsafeBufferPointer { xp in
@@ -673,13 +673,17 @@ public final class NetworkStep {
     }
 }
 
-/// Dropout's training-mode masks, reproducible from (seed, step, layer): element i is kept when a
-/// SplitMix64 draw's top 24 bits, as a fraction of 2²⁴, are ≥ p, and a kept element is scaled by
-/// 1 / (1 − p) (torch's `bernoulli_(1 − p).div_(1 − p)`, but our generator, not torch's).
-/// Tests/Reference/make_train_golden.py draws the same masks in Python.
+/// Dropout's training-mode masks, reproducible from (seed, step, layer name): a SplitMix64 stream
+/// seeded with seed + step · (2³² + 1) + FNV-1a-64(name) (wrapping), one draw per element in memory
+/// order; element i is kept when the draw's top 24 bits, as a fraction of 2²⁴, are ≥ p, and a kept
+/// element is scaled by 1 / (1 − p) (torch's `bernoulli_(1 − p).div_(1 − p)`, with our generator, not
+/// torch's). Every dropout in these families acts on [N, features], where memory order is torch's.
+/// Tests/Reference/make_train_golden_families.py draws the same masks in Python.
 public enum DropoutMask {
-    public static func scales(count: Int, p: Float, seed: UInt64, step: Int, layer: Int) -> [Float] {
-        var rng = SplitMix64(seed: seed &+ UInt64(step) &* 0x1_0000_0001 &+ UInt64(layer) &* 0x9E37_79B9)
+    public static func scales(count: Int, p: Float, seed: UInt64, step: Int, layer: String) -> [Float] {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in layer.utf8 { hash = (hash ^ UInt64(b)) &* 0x100_0000_01B3 }
+        var rng = SplitMix64(seed: seed &+ UInt64(step) &* 0x1_0000_0001 &+ hash)
         let scale = 1 / (1 - p)
         return (0..<count).map { _ in rng.nextUnitFloat() >= p ? scale : 0 }
     }

@@ -162,3 +162,41 @@ import Testing
         }
     }
 }
+
+/// The depthwise gradients against the grouped NCHW references (`GradReference.convInput/convWeight`).
+@Suite struct DepthwiseBackwardTests {
+    typealias Rng = KernelTests.Rng
+
+    @Test func depthwiseGradientsMatchReference() {
+        var rng = Rng(s: 43)
+        for trial in 0..<30 {
+            let c = trial % 3 == 0 ? rng.int(1...7) : 8 * rng.int(1...3) + rng.int(0...7)
+            let k = [1, 3, 3, 5][rng.int(0...3)]
+            let g = Conv2dGeometry(batch: rng.int(1...2), inChannels: c, height: rng.int(k...13), width: rng.int(k...13),
+                                   outChannels: c, kernel: (k, k), stride: (rng.int(1...2), rng.int(1...2)),
+                                   padding: (rng.int(0...k / 2), rng.int(0...k / 2)), groups: c)
+            guard DepthwiseNHWC.applies(to: g) else { continue }
+            let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), dy = rng.floats(g.outputCount)
+            let xc = Layout.nchw(x, batch: g.batch, channels: c, plane: g.height * g.width)
+            let dyc = Layout.nchw(dy, batch: g.batch, channels: c, plane: g.outHeight * g.outWidth)
+            let wantDX = Layout.nhwc(GradReference.convInput(g, outputGradient: dyc, weight: w), batch: g.batch, channels: c,
+                                     plane: g.height * g.width)
+            let wantDW = GradReference.convWeight(g, input: xc, outputGradient: dyc)
+            let packed = DepthwiseNHWC.pack(w, channels: c, kernelH: k, kernelW: k)
+            for threads in [1, 2, 3] {
+                var dx = [Float](repeating: .nan, count: g.inputCount), dw = [Float](repeating: .nan, count: g.weightCount)
+                packed.withUnsafeBufferPointer { p in
+                    dx.withUnsafeMutableBufferPointer {
+                        DepthwiseBackward.data(g, outputGradient: dy, packedWeight: p.baseAddress!, inputGradient: $0.baseAddress!,
+                                               threads: threads)
+                    }
+                }
+                dw.withUnsafeMutableBufferPointer {
+                    DepthwiseBackward.weight(g, input: x, outputGradient: dy, weightGradient: $0.baseAddress!, threads: threads)
+                }
+                #expect(NHWCTests().relativeError(dx, wantDX) < 1e-5, "dx \(g), \(threads) threads")
+                #expect(NHWCTests().relativeError(dw, wantDW) < 1e-5, "dw \(g), \(threads) threads")
+            }
+        }
+    }
+}

@@ -25,7 +25,7 @@ struct BackboneTrainerTests {
 
     func train(_ config: FineTuneConfig, epochs: Int, from checkpoint: StateDict? = nil) throws -> (ResNet, BackboneTrainer, [EpochReport]) {
         let model = smallResNet()
-        let trainer = try BackboneTrainer(model: model, config: config)
+        let trainer = try BackboneTrainer(model: model.network, config: config)
         if let checkpoint {
             try model.load(checkpoint, excluding: [TrainingState.optimizerPrefix])
             try trainer.restore(checkpoint)
@@ -47,7 +47,7 @@ struct BackboneTrainerTests {
     func frozenStagesStayPutAndTheRestTrains(_ through: Int) throws {
         let model = smallResNet()
         let before = Self.state(model)
-        let trainer = try BackboneTrainer(model: model, config: Self.config(frozenThrough: through))
+        let trainer = try BackboneTrainer(model: model.network, config: Self.config(frozenThrough: through))
         let frozen = ["conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4."].prefix(through == 0 ? 0 : through + 1)
         func isFrozen(_ name: String) -> Bool { frozen.contains { name.hasPrefix($0) } }
         let held = Set(trainer.optimizer.parameterNames)
@@ -75,7 +75,7 @@ struct BackboneTrainerTests {
     @Test func frozenBatchNormInTrainingModeUpdatesOnlyStatistics() throws {
         let model = smallResNet()
         let before = Self.state(model)
-        let trainer = try BackboneTrainer(model: model, config: Self.config(frozenThrough: 5, bnTrains: true))
+        let trainer = try BackboneTrainer(model: model.network, config: Self.config(frozenThrough: 5, bnTrains: true))
         #expect(trainer.optimizer.parameterNames.sorted() == ["fc.bias", "fc.weight"])
         _ = try trainer.trainEpoch(seededInputs(count: 16, size: 32, classes: 3))
         let after = Self.state(model)
@@ -107,7 +107,7 @@ struct BackboneTrainerTests {
         #expect(fullReports[0].loss != fullReports[2].loss)
         // Another freezing mode is refused rather than silently continued.
         #expect(throws: ResumeError.self) {
-            try BackboneTrainer(model: smallResNet(), config: Self.config(frozenThrough: through + 1)).restore(back)
+            try BackboneTrainer(model: smallResNet().network, config: Self.config(frozenThrough: through + 1)).restore(back)
         }
     }
 
@@ -129,7 +129,7 @@ struct BackboneTrainerTests {
         let (a, b) = (Self.state(resumed), Self.state(full))
         for (name, bytes) in b { #expect(a[name] == bytes, "\(name) differs after resuming") }
         #expect(throws: ResumeError.self) {
-            try BackboneTrainer(model: smallResNet(), config: Self.config(frozenThrough: 3)).restore(back)
+            try BackboneTrainer(model: smallResNet().network, config: Self.config(frozenThrough: 3)).restore(back)
         }
     }
 

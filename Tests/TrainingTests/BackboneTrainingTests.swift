@@ -42,23 +42,26 @@ struct BackboneGoldenTests {
             case .int64: nil
             }
         })
-        let step: BackboneStep
+        let step: NetworkStep
+        let throughLayer2 = StageList(model.network).frozenPrefixes(.through("layer2"))
+        #expect(throughLayer2 == ["conv1.", "bn1.", "layer1.", "layer2."])
         switch mode {
         case "through_layer2":
-            step = try BackboneStep(model: model, frozenThrough: 3, options: SGDOptions(lr: 5e-4, momentum: 0.9), threads: 2)
+            step = try NetworkStep(network: model.network, frozen: throughLayer2, options: SGDOptions(lr: 5e-4, momentum: 0.9),
+                                   threads: 2)
         case "adamw_through_layer2":
-            step = try BackboneStep(model: model, frozenThrough: 3, options: OptimizerOptions(lr: 1e-4, weightDecay: 0.01, eps: 1e-4),
-                                    optimizer: .adamw, threads: 2)
+            step = try NetworkStep(network: model.network, frozen: throughLayer2,
+                                   options: OptimizerOptions(lr: 1e-4, weightDecay: 0.01, eps: 1e-4), optimizer: .adamw, threads: 2)
         case "through_layer2_bn_train":
-            step = try BackboneStep(model: model, frozenThrough: 3, options: SGDOptions(lr: 5e-4, momentum: 0.9),
-                                    frozenBatchNormTrains: true, threads: 2)
+            step = try NetworkStep(network: model.network, frozen: throughLayer2, options: SGDOptions(lr: 5e-4, momentum: 0.9),
+                                   frozenBatchNormTrains: true, threads: 2)
         default:
             // Backbone lr 5e-5, head 5e-4, nesterov, decay 1e-3; l2sp adds L2-SP. Leaving conv1.weight out
             // of every group is torch's requires_grad False for it: no update.
             let l2sp = mode == "l2sp"
             let o = SGDOptions(lr: 5e-5, momentum: 0.9, weightDecay: 1e-3, nesterov: true)
             let fixConv1 = mode != "low_lr"
-            step = try BackboneStep(model: model, frozenThrough: 0, options: o, groups: { trainable in
+            step = try NetworkStep(network: model.network, frozen: [], options: o, groups: { trainable in
                 var head = o
                 head.lr = 5e-4
                 let body = trainable.filter { !$0.name.hasPrefix("fc.") && !(fixConv1 && $0.name == "conv1.weight") }
