@@ -147,6 +147,8 @@ struct FineTune: ParsableCommand, Cooperative {
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var source: SourceOptions
     @Option(help: "Classes of the new head.") var classes: Int
+    @Option(help: ArgumentHelp("The new head: linear, or mlp:HIDDEN[:DROPOUT] (Linear, ReLU, Dropout (0.5), Linear, as HEAD.0 … HEAD.3).",
+                               valueName: "kind")) var head = "linear"
     @Option(help: "What to freeze: none, a stage (it and every stage before it; see the list above), or backbone.") var freeze = "backbone"
     @Option(help: "BatchNorm of frozen stages: eval (running statistics, never updated) or train (batch statistics, running statistics drift).")
     var bn = "eval"
@@ -250,6 +252,12 @@ struct FineTune: ParsableCommand, Cooperative {
         if frozenAll && (backboneLR != nil || headLRMult != nil || l2spAlpha != 0) {
             throw ValidationError("--backbone-lr, --head-lr-mult and --l2sp-alpha need a trainable backbone (--freeze none or through:STAGE)")
         }
+        guard let kind = HeadKind(parsing: head) else {
+            throw ValidationError("--head \(head): linear, or mlp:HIDDEN[:DROPOUT] with HIDDEN ≥ 1 and DROPOUT in [0, 1)")
+        }
+        if kind != .linear && (l2spAlpha != 0 || l2spBeta != 0) {
+            throw ValidationError("--l2sp-alpha and --l2sp-beta are for a linear head so far; drop them or use --head linear")
+        }
         let rates = try learningRates()
         switch optimizer {
         case .sgd:
@@ -292,18 +300,23 @@ struct FineTune: ParsableCommand, Cooperative {
         let started = now()
         let data = try dataOptions.load(classes: classes, seed: seed)
         let model = Architecture.named(arch)!.build(1000)
-        let head = model.head, features = model.headInputFeatures
+        let headName = model.head, features = model.headInputFeatures
+        let kind = HeadKind(parsing: self.head)!
+        let newHead = switch kind {
+        case .linear: "Linear(\(features), \(classes))"
+        case .mlp(let h, let p): "Linear(\(features), \(h)), ReLU, Dropout(\(p)), Linear(\(h), \(classes))"
+        }
         if let weights {
             let options = source.loadOptions()
             let sd = try Checkpoint(path: weights, options: options).stateDict(key: source.key)
-            let report = try model.load(sd, excluding: [head + "."])
-            say("weights: \(weights): \(report.loaded.count) tensors into \(arch), \(head) replaced by Linear(\(features), \(classes))"
+            let report = try model.load(sd, excluding: [headName + "."])
+            say("weights: \(weights): \(report.loaded.count) tensors into \(arch), \(headName) replaced by \(newHead)"
                 + (placeNote(sd).map { "; \($0)" } ?? ""))
         } else {
             seedBackbone(model, seed: seed)
-            say("weights: none given: the backbone is a seeded random \(arch) (not pretrained), \(head) is Linear(\(features), \(classes))")
+            say("weights: none given: the backbone is a seeded random \(arch) (not pretrained), \(headName) is \(newHead)")
         }
-        model.replaceHead(classes: classes, seed: seed)
+        model.replaceHead(classes: classes, kind: kind, seed: seed)
         let stages = StageList(model)
         guard let frozen = Freeze(parsing: freeze, stages: stages) else {
             throw ValidationError("--freeze \(freeze): one of \(stages.choices) (a stage freezes it and every stage before it)")
@@ -391,7 +404,7 @@ struct FineTune: ParsableCommand, Cooperative {
         if json {
             let last = reports.last
             var fields: [(String, JSON)] = [
-                ("arch", .string(arch)), ("weights", weights.map(JSON.string) ?? .null), ("classes", .int(classes)),
+                ("arch", .string(arch)), ("weights", weights.map(JSON.string) ?? .null), ("classes", .int(classes)), ("head", .string(kind.description)),
                 ("class_names", .array(data.train.classNames.map(JSON.string))),
                 ("freeze", .string(freeze)), ("bn", .string(bn)), ("lr_head", .double(rates.head)),
                 ("lr_backbone", through == all ? .null : .double(rates.backbone)),

@@ -232,6 +232,21 @@ public final class Network: Module {
         return c
     }
 
+    /// The head alone as a network: an input of `headInputFeatures` channels (1×1), then the head's layers
+    /// under their own names, sharing this network's parameter objects. A frozen backbone's head trains
+    /// on cached features through it.
+    public func headNetwork() -> Network {
+        let indices = headNodes
+        var map = [Int: Int]()
+        var out = [Node(name: "input", layer: .input(channels: headInputFeatures), inputs: [])]
+        map[nodes[indices[0]].inputs[0]] = 0
+        for i in indices {
+            map[i] = out.count
+            out.append(Node(name: nodes[i].name, layer: nodes[i].layer, inputs: nodes[i].inputs.map { map[$0]! }))
+        }
+        return Network(name: name + " head", nodes: out, stages: [], head: head)
+    }
+
     /// A readable listing: one line per node, "name: summary ← inputs".
     public var listing: String {
         nodes.enumerated().map { i, n in

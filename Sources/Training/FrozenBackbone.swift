@@ -157,8 +157,10 @@ public final class FrozenBackboneTrainer {
     public let config: FineTuneConfig
     public let optimizer: any Optimizer
     public let net: Inference
-    /// The head: one linear layer.
-    let head: Linear
+    /// The head when it is one linear layer (trained here directly).
+    let head: Linear?
+    /// Otherwise (an MLP head) the head as its own network, trained by `NetworkStep` on the features.
+    let headStep: NetworkStep?
     public let scheduler: LRScheduler?
     /// Epochs finished (restored by `restore`).
     public private(set) var completedEpochs = 0
@@ -176,18 +178,27 @@ public final class FrozenBackboneTrainer {
         let prefix = model.head + "."
         model.freeze(model.namedParameters.map(\.name).filter { !$0.hasPrefix(prefix) })
         headParameters = model.trainableParameters
-        guard model.headLinears.count == 1 else {
-            throw ResumeError("a frozen backbone trains a linear head; \(model.name)'s head \(model.head) has \(model.headLinears.count) layers")
+        precondition(headParameters.allSatisfy { $0.name.hasPrefix(prefix) }, "only the head trains with a frozen backbone")
+        let groups: (_ parameters: [(name: String, parameter: Parameter)]) -> [ParameterGroup] = { p in
+            config.noDecayForBiasAndNorm
+                ? ParameterGroup.splittingDecay(name: "head", parameters: p, options: config.head)
+                : [ParameterGroup(name: "head", parameters: p, options: config.head)]
         }
-        head = model.headLinears[0]
-        precondition(headParameters.map(\.name) == [prefix + "weight", prefix + "bias"], "only the head trains with a frozen backbone")
-        let groups = config.noDecayForBiasAndNorm
-            ? ParameterGroup.splittingDecay(name: "head", parameters: headParameters, options: config.head)
-            : [ParameterGroup(name: "head", parameters: headParameters, options: config.head)]
-        let optimizer = try config.optimizer.make(groups)
+        let optimizer: any Optimizer
+        if model.headLinears.count == 1 && model.headNodes.count == 1 {
+            head = model.headLinears[0]
+            headStep = nil
+            optimizer = try config.optimizer.make(groups(headParameters))
+        } else {
+            head = nil
+            let step = try NetworkStep(network: model.headNetwork(), frozen: [], options: config.head, optimizer: config.optimizer,
+                                       groups: groups, dropoutSeed: config.seed, threads: config.threads)
+            headStep = step
+            optimizer = step.optimizer
+        }
         self.optimizer = optimizer
         scheduler = config.schedule.map { LRScheduler($0, optimizer: optimizer) }
-        l2sp = config.l2spBeta != 0 ? L2SP(alpha: 0, beta: config.l2spBeta, parameters: headParameters) : nil
+        l2sp = config.l2spBeta != 0 ? L2SP(alpha: 0, beta: config.l2spBeta, parameters: headParameters, headPrefixes: [prefix]) : nil
         net = Inference(model)
         net.threads = config.threads
         classes = model.classes
@@ -201,7 +212,11 @@ public final class FrozenBackboneTrainer {
     @discardableResult
     public func step(features: [Float], labels: [Int]) throws -> (loss: Double, correct: Int) {
         let n = labels.count
-        let fc = head
+        if let headStep {
+            // L2-SP's β is not offered for MLP heads (checked by the tool).
+            return try headStep.step(features, labels: labels, height: 1, width: 1)
+        }
+        let fc = head!
         let logits = LinearHead.forward(features, fc, batch: n)
         let ce = CrossEntropy.forward(logits, labels: labels, classes: classes)
         let correct = zip(CrossEntropy.argmax(logits, classes: classes), labels).filter { $0 == $1 }.count
@@ -302,9 +317,13 @@ public final class FrozenBackboneTrainer {
         }
         var report = EvalReport(classes: classes)
         let fcCount = net.featureCount
+        // An MLP head in eval mode (dropout off), built from its current weights.
+        let headInference = headStep.map { Inference($0.network) }
         for lo in stride(from: 0, to: test.count, by: config.batchSize) {
             let hi = min(lo + config.batchSize, test.count)
-            let logits = LinearHead.forward(Array(f[(lo * fcCount)..<(hi * fcCount)]), head, batch: hi - lo)
+            let x = Array(f[(lo * fcCount)..<(hi * fcCount)])
+            let logits = try head.map { LinearHead.forward(x, $0, batch: hi - lo) }
+                ?? headInference!.logits(x, batch: hi - lo, height: 1, width: 1)
             report.add(logits: logits, labels: (lo..<hi).map(test.label), classes: classes)
         }
         return report

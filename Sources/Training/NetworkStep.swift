@@ -116,7 +116,7 @@ public final class NetworkStep {
         if !prefixes.isEmpty { network.freeze(prefixes) }
         trainable = network.trainableParameters
         optimizer = try kind.make(groups?(trainable) ?? [ParameterGroup(name: "all", parameters: trainable, options: options)])
-        self.l2sp = l2sp.map { L2SP(alpha: $0.alpha, beta: $0.beta, parameters: network.namedParameters) }
+        self.l2sp = l2sp.map { L2SP(alpha: $0.alpha, beta: $0.beta, parameters: network.namedParameters, headPrefixes: [network.head + "."]) }
         (steps, needsGradient) = Self.lower(network, frozenBatchNormTrains: frozenBatchNormTrains)
     }
 

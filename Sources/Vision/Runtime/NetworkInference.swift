@@ -290,7 +290,7 @@ public final class Inference {
     func makePlan(batch: Int, height: Int, width: Int) throws(InferenceError) -> Plan {
         var shapes: [Shape] = []
         var scratch = ConvNHWC.scratchCount(threads: threads), image = 0
-        for (i, s) in steps.enumerated() {
+        for s in steps {
             let x = s.inputs.first.map { shapes[$0] }
             var out: Shape
             switch s.op {

@@ -1,0 +1,52 @@
+import Foundation
+import NN
+import Testing
+@testable import Training
+
+/// The gradients of the layers the families beside ResNet add, through `NetworkStep`, against torch 1.13's
+/// autograd (Tests/Reference/make_grad_golden_layers.py, grad/layers.json): a depthwise convolution, a
+/// grouped one with a residual, ReLU6 (clamping at 6 as well as 0), BatchNorm in training mode, adaptive
+/// average pooling to 7×7 from 5×5 (overlapping windows), flatten to a linear layer, and dropout with a
+/// fixed mask.
+@Suite struct LayerGradientTests {
+    @Test func gradientsMatchTorch() throws {
+        let golden = try Fixtures.json("grad/layers.json")
+        #expect(golden["generator"] as? String == "Tests/Reference/make_grad_golden_layers.py")
+        var b = NetworkBuilder(inputChannels: 4)
+        var x = b.relu6("r1", b.convBN("c1", "b1", b.input, 8, kernel: 3, padding: 1))
+        let z = b.relu6("r2", b.convBN("d", "b2", x, 8, kernel: 3, stride: 2, padding: 1, groups: 8))
+        x = b.relu("r3", b.sum("add", b.convBN("g", "b3", z, 8, kernel: 3, padding: 1, groups: 2), z))
+        x = b.flatten("flatten", b.adaptiveAvgPool("pool", x, 7, 7), spatial: 49)
+        _ = b.linear("fc", b.dropout("drop", x, p: 0.5), 3)
+        let net = b.build(name: "layers", stages: [Stage("body", prefixes: ["c1.", "b1.", "d.", "b2.", "g.", "b3."])], head: "fc")
+        let state = golden["state"] as! [String: Any]
+        for (name, entry) in net.stateEntries {
+            switch entry {
+            case .parameter(let p), .buffer(let p): p.data = floats(state[name])
+            case .int64: break
+            }
+        }
+        let step = try NetworkStep(network: net, frozen: [], options: SGDOptions(lr: 0), threads: 2)
+        let shape = golden["x_shape"] as! [Int]
+        let out = step.forward(floats(golden["x"]), batch: shape[0], height: shape[2], width: shape[3], step: 0)
+        let r = floats(golden["r"])
+        let loss = zip(out, r).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let want = (golden["loss"] as! NSNumber).doubleValue
+        #expect(abs(loss - want) <= 1e-4 * abs(want), "loss \(loss), torch \(want)")
+        let grads = step.backward(logitsGradient: r, batch: shape[0])
+        let wantGrads = golden["grads"] as! [String: Any]
+        #expect(Set(grads.keys) == Set(wantGrads.keys))
+        for (name, w) in wantGrads {
+            let got = try #require(grads[name], "no gradient for \(name)")
+            let wv = floats(w)
+            let scale = wv.map(abs).max()!
+            let err = zip(got, wv).map { abs($0 - $1) }.max()!
+            #expect(err <= 1e-4 * scale, "\(name): max |Δ| \(err), scale \(scale)")
+        }
+        let after = golden["running_after"] as! [String: Any]
+        for (name, entry) in net.stateEntries {
+            guard case .buffer(let p) = entry, let w = after[name] else { continue }
+            expectClose(p.data, doubles(w), rtol: 1e-5, name)
+        }
+    }
+}
