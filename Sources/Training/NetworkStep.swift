@@ -260,7 +260,9 @@ public final class NetworkStep {
                 ys.height = (xs.height + 2 * p - k) / st + 1
                 ys.width = (xs.width + 2 * p - k) / st + 1
                 y = buffers.take(batch * ys.channels * ys.height * ys.width)
-                var indices = [Int32](repeating: 0, count: y.count)
+                // Kept from step to step (every index is written).
+                var indices = poolIndices.removeValue(forKey: i) ?? []
+                if indices.count != y.count { indices = [Int32](repeating: 0, count: y.count) }
                 timed("forward pool") {
                     PoolBackward.max2d(x, &y, indices: &indices, batch: batch, channels: xs.channels, height: xs.height,
                                        width: xs.width, kernel: k, stride: st, padding: p, threads: threads)
@@ -425,18 +427,19 @@ public final class NetworkStep {
 
     // MARK: backward
 
-    /// Adds `g` into `grads[i]` (the first gradient is kept as it is).
+    /// Adds `g` into `grads[i]`. The sum is written into `g`, which the caller hands over: the gradient
+    /// already there may still be held elsewhere (a residual gradient is also its unit's masked dy), and
+    /// writing into it would copy it. Addition commutes, so the bits are the same either way.
     func accumulate(_ g: consuming [Float], into grads: inout [[Float]?], _ i: Int) {
-        if var existing = grads[i] {
+        var sum = g
+        if let existing = grads[i] {
             grads[i] = nil
-            existing.withUnsafeMutableBufferPointer { a in
-                g.withUnsafeBufferPointer { b in Elementwise.add(a.baseAddress!, b.baseAddress!, count: b.count, threads: threads) }
+            sum.withUnsafeMutableBufferPointer { a in
+                existing.withUnsafeBufferPointer { b in Elementwise.add(a.baseAddress!, b.baseAddress!, count: b.count, threads: threads) }
             }
-            buffers.give(g)
-            grads[i] = existing
-        } else {
-            grads[i] = g
+            buffers.give(existing)
         }
+        grads[i] = sum
     }
 
     /// The gradients of the loss with respect to every trainable parameter, given dL/d(logits).
@@ -458,7 +461,11 @@ public final class NetworkStep {
                 let wantsResidual = u.residual.map { needsGradient[$0] } ?? false
                 let (dx, residualGradient) = backward(u, &dy, inputGradient: wantsInput, gradients: &gradients,
                                                       residualGradient: wantsResidual)
-                if let r = u.residual, let rg = residualGradient { accumulate(rg, into: &grads, r) }
+                if let r = u.residual, let rg = residualGradient {
+                    accumulate(rg, into: &grads, r)
+                } else {
+                    buffers.give(dy)  // nothing else holds it: back to the pool for the next step
+                }
                 if let dx { accumulate(dx, into: &grads, input!) }
             case .linear(let l, let name, let frozen):
                 let x = values[input!]
@@ -471,6 +478,7 @@ public final class NetworkStep {
                     gradients[name + ".bias"] = g.bias
                 }
                 if let dx = g.input { accumulate(dx, into: &grads, input!) }
+                buffers.give(dy)
             case .maxPool:
                 guard wantsInput else { break }
                 var dx = buffers.take(batch * xs.channels * xs.height * xs.width)
@@ -479,6 +487,7 @@ public final class NetworkStep {
                     PoolBackward.max2d(outputGradient: dy, indices: indices, count: dy.count, inputGradient: &dx, inputCount: dx.count)
                 }
                 accumulate(dx, into: &grads, input!)
+                buffers.give(dy)
             case .adaptiveAvgPool(let h, let w):
                 guard wantsInput else { break }
                 var dx = buffers.take(batch * xs.channels * xs.height * xs.width)
@@ -495,6 +504,7 @@ public final class NetworkStep {
                     }
                 }
                 accumulate(dx, into: &grads, input!)
+                buffers.give(dy)
             case .flatten:
                 guard wantsInput else { break }
                 let plane = xs.height * xs.width
@@ -649,7 +659,6 @@ public final class NetworkStep {
                 u.preNorm = []
             }
         }
-        poolIndices = [:]
         dropoutMasks = [:]
     }
 
