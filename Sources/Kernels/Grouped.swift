@@ -127,6 +127,12 @@ public enum GroupedNHWC {
 }
 
 extension PoolNHWC {
+    /// Output cell i's window along a side of `size` pooled to `out`: ⌊i·size/out⌋ ..< ⌈(i+1)·size/out⌉.
+    @inline(__always)
+    static func adaptiveWindow(_ i: Int, _ size: Int, _ out: Int) -> Range<Int> {
+        (i * size / out)..<(((i + 1) * size + out - 1) / out)
+    }
+
     /// torch's adaptive_avg_pool2d to outHeight × outWidth, [N, H, W, C] → [N, oH, oW, C]: output cell
     /// (i, j) averages rows ⌊i·H/oH⌋ ..< ⌈(i+1)·H/oH⌉ and the same for columns.
     public static func adaptiveAverage(
@@ -136,18 +142,18 @@ extension PoolNHWC {
         for n in 0..<batch {
             let image = x + n * height * width * channels
             for i in 0..<outHeight {
-                let y0 = i * height / outHeight, y1 = ((i + 1) * height + outHeight - 1) / outHeight
+                let rows = adaptiveWindow(i, height, outHeight)
                 for j in 0..<outWidth {
-                    let x0 = j * width / outWidth, x1 = ((j + 1) * width + outWidth - 1) / outWidth
+                    let cols = adaptiveWindow(j, width, outWidth)
                     let out = y + ((n * outHeight + i) * outWidth + j) * channels
                     out.update(repeating: 0, count: channels)
-                    for iy in y0..<y1 {
-                        for ix in x0..<x1 {
+                    for iy in rows {
+                        for ix in cols {
                             let row = image + (iy * width + ix) * channels
                             for c in 0..<channels { out[c] += row[c] }
                         }
                     }
-                    let count = Float((y1 - y0) * (x1 - x0))
+                    let count = Float(rows.count * cols.count)
                     for c in 0..<channels { out[c] /= count }
                 }
             }
@@ -166,13 +172,13 @@ extension PoolBackward {
         for n in 0..<batch {
             let image = dx + n * height * width * channels
             for i in 0..<outHeight {
-                let y0 = i * height / outHeight, y1 = ((i + 1) * height + outHeight - 1) / outHeight
+                let rows = PoolNHWC.adaptiveWindow(i, height, outHeight)
                 for j in 0..<outWidth {
-                    let x0 = j * width / outWidth, x1 = ((j + 1) * width + outWidth - 1) / outWidth
+                    let cols = PoolNHWC.adaptiveWindow(j, width, outWidth)
                     let g = dy + ((n * outHeight + i) * outWidth + j) * channels
-                    let count = Float((y1 - y0) * (x1 - x0))
-                    for iy in y0..<y1 {
-                        for ix in x0..<x1 {
+                    let count = Float(rows.count * cols.count)
+                    for iy in rows {
+                        for ix in cols {
                             let row = image + (iy * width + ix) * channels
                             for c in 0..<channels { row[c] += g[c] / count }
                         }
@@ -214,6 +220,35 @@ public enum DepthwiseBackward {
     @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V8 { UnsafeRawPointer(p).loadUnaligned(as: V8.self) }
     @inline(__always) static func store(_ v: V8, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self) }
 
+    /// `body(tap, iy, ix)` for each tap of output (oy, ox)'s window that lies inside the image (tap =
+    /// ky·kw + kx).
+    @inline(__always)
+    static func forEachTap(_ g: Conv2dGeometry, _ oy: Int, _ ox: Int, _ body: (_ tap: Int, _ iy: Int, _ ix: Int) -> Void) {
+        for ky in 0..<g.kernelH {
+            let iy = oy * g.strideH - g.padH + ky
+            guard iy >= 0 && iy < g.height else { continue }
+            for kx in 0..<g.kernelW {
+                let ix = ox * g.strideW - g.padW + kx
+                guard ix >= 0 && ix < g.width else { continue }
+                body(ky * g.kernelW + kx, iy, ix)
+            }
+        }
+    }
+
+    /// d[c] += a[c] · b[c] for c in `range`, eight at a time.
+    @inline(__always)
+    static func multiplyAdd(_ d: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ range: Range<Int>) {
+        var c = range.lowerBound
+        while c + 8 <= range.upperBound {
+            store(load(d + c) + load(a + c) * load(b + c), d + c)
+            c += 8
+        }
+        while c < range.upperBound {
+            d[c] += a[c] * b[c]
+            c += 1
+        }
+    }
+
     /// dX [N, H, W, C] = Σ over the windows that read each input of dY · w. `packedWeight` is
     /// `DepthwiseNHWC.pack`'s [kh·kw][C]. Threads take whole images.
     public static func data(_ g: Conv2dGeometry, outputGradient dy: UnsafePointer<Float>, packedWeight w: UnsafePointer<Float>,
@@ -227,24 +262,7 @@ public enum DepthwiseBackward {
             for oy in 0..<oH {
                 for ox in 0..<oW {
                     let src = dy + ((n * oH + oy) * oW + ox) * C
-                    for ky in 0..<g.kernelH {
-                        let iy = oy * g.strideH - g.padH + ky
-                        guard iy >= 0 && iy < H else { continue }
-                        for kx in 0..<g.kernelW {
-                            let ix = ox * g.strideW - g.padW + kx
-                            guard ix >= 0 && ix < W else { continue }
-                            let d = out + (iy * W + ix) * C, wt = w + (ky * g.kernelW + kx) * C
-                            var c = 0
-                            while c + 8 <= C {
-                                store(load(d + c) + load(src + c) * load(wt + c), d + c)
-                                c += 8
-                            }
-                            while c < C {
-                                d[c] += src[c] * wt[c]
-                                c += 1
-                            }
-                        }
-                    }
+                    forEachTap(g, oy, ox) { tap, iy, ix in multiplyAdd(out + (iy * W + ix) * C, src, w + tap * C, 0..<C) }
                 }
             }
         }
@@ -268,23 +286,8 @@ public enum DepthwiseBackward {
                     for oy in 0..<oH {
                         for ox in 0..<oW {
                             let src = dy + ((n * oH + oy) * oW + ox) * C
-                            for ky in 0..<g.kernelH {
-                                let iy = oy * g.strideH - g.padH + ky
-                                guard iy >= 0 && iy < H else { continue }
-                                for kx in 0..<g.kernelW {
-                                    let ix = ox * g.strideW - g.padW + kx
-                                    guard ix >= 0 && ix < W else { continue }
-                                    let xin = x + ((n * H + iy) * W + ix) * C, acc = p + (ky * g.kernelW + kx) * C
-                                    var c = c0
-                                    while c + 8 <= c1 {
-                                        store(load(acc + c) + load(src + c) * load(xin + c), acc + c)
-                                        c += 8
-                                    }
-                                    while c < c1 {
-                                        acc[c] += src[c] * xin[c]
-                                        c += 1
-                                    }
-                                }
+                            forEachTap(g, oy, ox) { tap, iy, ix in
+                                multiplyAdd(p + tap * C, src, x + ((n * H + iy) * W + ix) * C, c0..<c1)
                             }
                         }
                     }

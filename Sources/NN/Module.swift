@@ -90,6 +90,9 @@ public final class Conv2d: Module {
         self.bias = bias ? Parameter(shape: [outChannels]) : nil
     }
 
+    /// One input channel per group and one output channel per group (MobileNetV2's 3×3 layers).
+    public var isDepthwise: Bool { groups > 1 && groups == inChannels && outChannels == inChannels }
+
     public func state(prefix: String) -> [(name: String, entry: StateEntry)] {
         [(prefix + "weight", .parameter(weight))] + (bias.map { [(prefix + "bias", .parameter($0))] } ?? [])
     }

@@ -1,3 +1,5 @@
+import Kernels
+
 /// One layer of a network description. Layers with parameters hold the module that owns them.
 public enum Layer {
     /// The network's input, [N, channels, H, W].
@@ -35,6 +37,15 @@ public enum Layer {
         case .linear(let l): "linear \(l.inFeatures)→\(l.outFeatures)"
         case .dropout(let p): "dropout \(p)"
         case .add: "add"
+        }
+    }
+
+    /// The activation this layer is, if it is one (ReLU or ReLU6).
+    public var activation: Activation? {
+        switch self {
+        case .relu: .relu
+        case .relu6: .relu6
+        default: nil
         }
     }
 
@@ -223,12 +234,7 @@ public final class Network: Module {
             c.residual = nodes[r].inputs[0] == c.end ? nodes[r].inputs[1] : nodes[r].inputs[0]
             c.add = r
         }
-        if let r = only(c.end) {
-            switch nodes[r].layer {
-            case .relu, .relu6: c.activation = r
-            default: break
-            }
-        }
+        if let r = only(c.end), nodes[r].layer.activation != nil { c.activation = r }
         return c
     }
 

@@ -62,8 +62,7 @@ public final class NetworkStep {
             self.bn = bn
             self.name = name
             self.bnName = bnName
-            kind = conv.groups == 1 ? .dense
-                : conv.groups == conv.inChannels && conv.outChannels == conv.inChannels ? .depthwise : .grouped
+            kind = conv.groups == 1 ? .dense : conv.isDepthwise ? .depthwise : .grouped
             self.activation = activation
             self.residual = residual
             self.frozen = frozen
@@ -148,8 +147,7 @@ public final class NetworkStep {
                     let l = p.linear!
                     let at = emit(nodes[p.chain.start].name, .linear(l, name: nodes[p.chain.start].name, frozen: frozen(l)), [input],
                                   trains: !frozen(l))
-                    let a = nodes[p.chain.activation!].layer
-                    valueOf[i] = emit(nodes[i].name, .activation(a.isRelu6 ? .relu6 : .relu), [at], trains: false)
+                    valueOf[i] = emit(nodes[i].name, .activation(nodes[p.chain.activation!].layer.activation!), [at], trains: false)
                 }
                 continue
             }
@@ -159,13 +157,12 @@ public final class NetworkStep {
             case .input(let c):
                 valueOf[i] = emit("input", .input(channels: c), [], trains: false)
             case .conv(let c):
-                let depthwise = c.groups > 1 && c.groups == c.inChannels && c.outChannels == c.inChannels
-                let chain = network.chain(from: i, takesResidual: !depthwise, taken: absorbed)
+                let chain = network.chain(from: i, takesResidual: !c.isDepthwise, taken: absorbed)
                 absorbed.formUnion(chain.absorbed)
                 var bn: BatchNorm2d?
                 if let b = chain.batchNorm, case .batchNorm(let m) = nodes[b].layer { bn = m }
                 let isFrozen = frozen(c) && frozen(bn)
-                let act: Activation = chain.activation.map { nodes[$0].layer.isRelu6 ? .relu6 : .relu } ?? .none
+                let act = chain.activation.flatMap { nodes[$0].layer.activation } ?? .none
                 let unit = ConvUnit(c, bn: bn, name: node.name, bnName: chain.batchNorm.map { nodes[$0].name }, activation: act,
                                     residual: nil, frozen: isFrozen, folds: isFrozen && (bn == nil || !frozenBatchNormTrains))
                 if chain.end == i {
@@ -190,9 +187,9 @@ public final class NetworkStep {
             case .flatten: valueOf[i] = emit(node.name, .flatten, inputs, trains: false)
             case .dropout(let p): valueOf[i] = emit(node.name, .dropout(p: p, name: node.name), inputs, trains: false)
             case .add:
-                if let r = network.consumers[i].first, network.consumers[i].count == 1, nodes[r].layer.isActivation {
+                if let r = network.consumers[i].first, network.consumers[i].count == 1, let a = nodes[r].layer.activation {
                     absorbed.insert(r)
-                    valueOf[i] = emit(node.name, .add(nodes[r].layer.isRelu6 ? .relu6 : .relu), inputs, trains: false)
+                    valueOf[i] = emit(node.name, .add(a), inputs, trains: false)
                     valueOf[r] = valueOf[i]
                 } else {
                     valueOf[i] = emit(node.name, .add(.none), inputs, trains: false)
@@ -736,15 +733,5 @@ enum GroupedBackward {
             }
         }
         return dx
-    }
-}
-
-extension Layer {
-    var isRelu6: Bool { if case .relu6 = self { true } else { false } }
-    var isActivation: Bool {
-        switch self {
-        case .relu, .relu6: true
-        default: false
-        }
     }
 }

@@ -27,20 +27,11 @@ import torchvision
 from torchvision.models.resnet import Bottleneck, conv1x1
 from torchvision.models.vgg import make_layers
 
+from make_golden import randomise_bn, top5
+
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "Tests" / "Fixtures" / "golden" / "families"
 PHOTOS = ["photo_grace_hopper.jpg", "photo_Minduka_Present_Blue_Pack.png", "jpeg_rgb444.jpg"]
-
-
-def randomise_bn(model, g):
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.weight.data = torch.rand(n, generator=g) + 0.5
-            m.bias.data = torch.randn(n, generator=g) * 0.1
-            m.running_mean.data = torch.randn(n, generator=g) * 0.1
-            m.running_var.data = torch.rand(n, generator=g) + 0.5
-            m.num_batches_tracked.fill_(7)
 
 
 def randomise_biases(model, g):
@@ -135,10 +126,6 @@ CASES = {
     "wide_resnet_small": {"family": "resnet", "layers": [1, 1, 1, 1], "widths": [4, 8, 8, 8], "stem": 8, "groups": 1,
                           "width_per_group": 128, "classes": 10, "input_shape": [2, 3, 48, 48]},
 }
-
-
-def top5(logits):
-    return [row.topk(5).indices.tolist() for row in logits]
 
 
 def main():

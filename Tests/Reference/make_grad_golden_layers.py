@@ -20,14 +20,12 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from make_golden import randomise_bn
+from make_grad_golden import flat
 from make_train_golden_families import SeededDropout
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "Tests" / "Fixtures" / "grad" / "layers.json"
-
-
-def flat(t):
-    return [float(v) for v in t.detach().reshape(-1).tolist()]
 
 
 class Layers(nn.Module):
@@ -54,13 +52,7 @@ def main():
     torch.manual_seed(9)
     g = torch.Generator().manual_seed(9)
     model = Layers()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.weight.data = torch.rand(n, generator=g) + 0.5
-            m.bias.data = torch.randn(n, generator=g) * 0.1
-            m.running_mean.data = torch.randn(n, generator=g) * 0.1
-            m.running_var.data = torch.rand(n, generator=g) + 0.5
+    randomise_bn(model, g)
     # BatchNorm scales of 2.5 to 7.5 before the ReLU6s, so that they clamp at 6 as well as at 0.
     model.b1.weight.data *= 5
     model.b2.weight.data *= 5

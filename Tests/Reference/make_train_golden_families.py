@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 
 import make_golden_families as fam
+from make_train_golden import floats, pattern_images, samples
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "Tests" / "Fixtures" / "train" / "families.json"
@@ -93,23 +94,6 @@ def replace_dropouts(model, clock):
             parent_name, _, attr = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
             setattr(parent, attr, SeededDropout(m.p, name, clock))
-
-
-def floats(t):
-    return [float(v) for v in t.detach().reshape(-1)]
-
-
-def samples(t):
-    v = t.detach().reshape(-1).to(torch.float64)
-    n = v.numel()
-    idx = [(i * (n - 1)) // 7 for i in range(8)] if n > 1 else [0]
-    return {"norm": float(v.norm()), "samples": [float(v[i]) for i in idx], "indices": idx}
-
-
-def pattern_images():
-    n, c, h, w = torch.meshgrid(torch.arange(8), torch.arange(3), torch.arange(64), torch.arange(64), indexing="ij")
-    v = (h * 131 + w * 71 + c * 37 + n * n * 53 + (h * w * (n + 1)) % 97) % 255
-    return (v.to(torch.float32) / 127.5 - 1), torch.arange(8) % 2
 
 
 MODES = [

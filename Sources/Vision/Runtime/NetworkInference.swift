@@ -141,7 +141,7 @@ public final class Inference {
                                 kernel: c.kernel, stride: c.stride, padding: c.padding, groups: c.groups,
                                 weight: c.weight.data, bias: c.bias?.data, activation: .none, residual: nil, winogradApplies: false)
                 if c.groups > 1 {
-                    conv.kind = c.groups == c.inChannels && c.outChannels == c.inChannels ? .depthwise : .grouped
+                    conv.kind = c.isDepthwise ? .depthwise : .grouped
                 }
                 let chain = network.chain(from: i, takesResidual: conv.kind != .depthwise, taken: absorbed)
                 if let r = chain.batchNorm, case .batchNorm(let bn) = nodes[r].layer {
@@ -597,17 +597,6 @@ public enum InferenceError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .shape(let step, let detail): "\(step): \(detail)"
-        }
-    }
-}
-
-extension Layer {
-    /// The activation this layer is, if it is one.
-    var activation: Activation? {
-        switch self {
-        case .relu: .relu
-        case .relu6: .relu6
-        default: nil
         }
     }
 }
