@@ -20,18 +20,3 @@ void pth2swt_sgemm_reference(int m, int n, int k, const float *a, int lda, const
             c[(long)i * ldc + j] = s;
         }
 }
-
-int pth2swt_gemm_accelerated(void) {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    static int cached = -1;
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    }
-    return v;
-#else
-    return 0;
-#endif
-}

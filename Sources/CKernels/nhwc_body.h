@@ -1,101 +1,29 @@
-// The NHWC kernels' bodies, compiled twice by nhwc.c: once for AVX2+FMA (SUFFIX _avx2, TARGET the
-// target attribute) and once portable (SUFFIX _generic). Eight-float vectors are GCC/Clang vector
-// extensions, so the arithmetic is written once and each build lowers it to its own instructions.
+// The NHWC kernels' bodies, compiled once per ISA tier by tier_*.c, which defines NAME(x) (the tier's
+// suffix), TARGET (its target attribute) and the micro-kernel (ukernel_v8.h or ukernel_avx512.h, with
+// UK_MR rows × UK_NP panels) before including this. Eight-float vectors are GCC/Clang vector extensions,
+// so the arithmetic is written once and each tier lowers it to its own instructions.
 //
-// Requires: v8, ld8, st8, splat8, relu8, select8, NAME(x), the CONV_ constants and is_pointwise
-// from nhwc.c.
+// Activations: `relu`/`act` is 0 (none), 1 (ReLU) or 2 (ReLU6, clamp to [0, 6]); NaN passes through both,
+// as torch's relu and hardtanh keep it.
 
-// ---------------------------------------------------------------------------------------------------
-// Activations: `relu` is 0 (none), 1 (ReLU) or 2 (ReLU6, clamp to [0, 6]); NaN passes through both, as
-// torch's relu and hardtanh keep it.
-//
-// Micro-kernel: an mr×16 block (mr ≤ 6) of C = A · B, where row t of A is nseg segments of seglen floats,
-// segment s at a[s·6 + t] (any pointers: rows of an im2col copy, or runs of the input itself), and B is
-// one packed panel (nseg·seglen rows of 16). acc: add the block to what C holds. Then, if given,
-// + bias[0..<16], + residual (same layout as C), max(0, ·). Each mr has its own compiled loop, so a
-// ragged last block does only its own rows' work.
-
-TARGET static inline __attribute__((always_inline)) void NAME(ukernel_rows)(
-    const int MR, int nseg, long seglen, const float *const *segments, const float *b, float *c, long ldc, int nr,
-    int acc, const float *bias, const float *residual, int relu) {
-    // MR is a constant at each call site below, so the row loops unroll and acc stays in registers.
-    v8 acc0[6], acc1[6];
-    for (int t = 0; t < MR; t++) acc0[t] = acc1[t] = splat8(0);
-    for (int s = 0; s < nseg; s++) {
-        const float *a[6];
-        for (int t = 0; t < MR; t++) a[t] = segments[s * 6 + t];
-        for (long p = 0; p < seglen; p++, b += 16) {
-            v8 b0 = ld8(b), b1 = ld8(b + 8);
-            for (int t = 0; t < MR; t++) {
-                v8 x = splat8(a[t][p]);
-                acc0[t] += x * b0;
-                acc1[t] += x * b1;
-            }
-        }
-    }
-    if (nr == 16) {
-        v8 bias0 = bias ? ld8(bias) : splat8(0), bias1 = bias ? ld8(bias + 8) : splat8(0);
-        for (int t = 0; t < MR; t++) {
-            float *row = c + t * ldc;
-            v8 r0 = acc0[t], r1 = acc1[t];
-            if (acc) { r0 += ld8(row); r1 += ld8(row + 8); }
-            r0 += bias0; r1 += bias1;
-            if (residual) { r0 += ld8(residual + t * ldc); r1 += ld8(residual + t * ldc + 8); }
-            if (relu) {
-                r0 = act8(r0, relu);
-                r1 = act8(r1, relu);
-            }
-            st8(row, r0);
-            st8(row + 8, r1);
-        }
-        return;
-    }
-    float block[96];
-    for (int t = 0; t < MR; t++) {
-        st8(block + 16 * t, acc0[t]);
-        st8(block + 16 * t + 8, acc1[t]);
-    }
-    for (int i = 0; i < MR; i++)
-        for (int j = 0; j < nr; j++) {
-            float v = block[i * 16 + j];
-            if (acc) v += c[i * ldc + j];
-            if (bias) v += bias[j];
-            if (residual) v += residual[i * ldc + j];
-            if (relu) v = act1(v, relu);
-            c[i * ldc + j] = v;
-        }
-}
-
-TARGET static void NAME(ukernel)(int nseg, long seglen, const float *const *a, const float *b, float *c, long ldc,
-                                 int mr, int nr, int acc, const float *bias, const float *residual, int relu) {
-    switch (mr) {
-    case 6: NAME(ukernel_rows)(6, nseg, seglen, a, b, c, ldc, nr, acc, bias, residual, relu); break;
-    case 5: NAME(ukernel_rows)(5, nseg, seglen, a, b, c, ldc, nr, acc, bias, residual, relu); break;
-    case 4: NAME(ukernel_rows)(4, nseg, seglen, a, b, c, ldc, nr, acc, bias, residual, relu); break;
-    case 3: NAME(ukernel_rows)(3, nseg, seglen, a, b, c, ldc, nr, acc, bias, residual, relu); break;
-    case 2: NAME(ukernel_rows)(2, nseg, seglen, a, b, c, ldc, nr, acc, bias, residual, relu); break;
-    default: NAME(ukernel_rows)(1, nseg, seglen, a, b, c, ldc, nr, acc, bias, residual, relu); break;
-    }
-}
-
-/// C (m×n) = A · B with row i of A at a + i·lda and B packed in panels of 16 (pth2swt_gemm_rows).
+/// C (m×n) = A · B with row i of A at a + i·lda and B packed in panels of NR (pth2swt_gemm_rows).
 TARGET static void NAME(gemm_rows)(long m, int n, long k, const float *a, long lda, const float *packed_b, float *c,
                                    long ldc) {
-    const float *rows[6];
-    for (int j0 = 0; j0 < n; j0 += 16) {
-        const float *b = packed_b + (long)(j0 / 16) * 16 * k;
-        int nr = n - j0 < 16 ? n - j0 : 16;
-        for (long i0 = 0; i0 < m; i0 += 6) {
-            int mr = m - i0 < 6 ? (int)(m - i0) : 6;
-            for (int t = 0; t < 6; t++) rows[t] = a + (i0 + (t < mr ? t : mr - 1)) * lda;
-            NAME(ukernel)(1, k, rows, b, c + i0 * ldc + j0, ldc, mr, nr, 0, 0, 0, 0);
+    const float *rows[UK_MR];
+    for (int j0 = 0; j0 < n; j0 += NR * UK_NP) {
+        const float *b = packed_b + (long)(j0 / NR) * NR * k;
+        int nc = n - j0 < NR * UK_NP ? n - j0 : NR * UK_NP;
+        for (long i0 = 0; i0 < m; i0 += UK_MR) {
+            int mr = m - i0 < UK_MR ? (int)(m - i0) : UK_MR;
+            for (int t = 0; t < UK_MR; t++) rows[t] = a + (i0 + (t < mr ? t : mr - 1)) * lda;
+            NAME(ukernel)(1, k, rows, b, (long)NR * k, c + i0 * ldc + j0, ldc, mr, nc, 0, 0, 0, 0);
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Convolution: im2col by blocks of CONV_MC output positions into scratch, then the micro-kernel over
-// every 16-channel panel; a depth over CONV_KC_WHOLE goes in chunks of CONV_KC accumulated in y (the
+// every NR-channel panel, UK_NP panels per micro-kernel call; a depth over CONV_KC_WHOLE goes in chunks of CONV_KC accumulated in y (the
 // epilogue runs with the last chunk).
 
 /// Inline copies: the stem's runs are 21 floats, too short for a call to memcpy to pay.
@@ -168,7 +96,7 @@ TARGET static void NAME(conv_nhwc)(const pth2swt_conv_shape *g, const float *x, 
     const long seglen = segmented ? (long)g->kernel_w * C : 0;
     const long plane = (long)g->out_height * g->out_width;
     const float *rows[CONV_MC * CONV_MAX_SEGMENTS];  // [segment][row]
-    const float *six[6 * CONV_MAX_SEGMENTS];         // [segment][6]
+    const float *block[UK_MR * CONV_MAX_SEGMENTS];   // [segment][UK_MR]
     // Depth chunks outermost: one chunk of the weights (up to CONV_KC × K) stays in cache while every
     // row block passes over it, so the weights are read from memory once per call, not once per block.
     for (long p0 = 0; p0 < depth; p0 += chunk) {
@@ -198,16 +126,19 @@ TARGET static void NAME(conv_nhwc)(const pth2swt_conv_shape *g, const float *x, 
                 NAME(im2col_row)(g, x, r, p0, kc, scratch + (long)i * kc);
                 for (int s = 0; s < nseg; s++) rows[s * CONV_MC + i] = scratch + (long)i * kc + s * seglen;
             }
-            for (int j = panel_begin; j < panel_end; j++) {
-                const float *b = packed_w + (long)j * 16 * depth + p0 * 16;
-                int nr = K - j * 16 < 16 ? K - j * 16 : 16;
-                for (int i0 = 0; i0 < mc; i0 += 6) {
-                    int mr = mc - i0 < 6 ? mc - i0 : 6;
+            for (int j = panel_begin; j < panel_end; j += UK_NP) {
+                const float *b = packed_w + (long)j * NR * depth + p0 * NR;
+                int panels = panel_end - j < UK_NP ? panel_end - j : UK_NP;
+                int nc = K - j * NR < NR * panels ? K - j * NR : NR * panels;
+                for (int i0 = 0; i0 < mc; i0 += UK_MR) {
+                    int mr = mc - i0 < UK_MR ? mc - i0 : UK_MR;
                     for (int s = 0; s < nseg; s++)
-                        for (int t = 0; t < 6; t++) six[s * 6 + t] = rows[s * CONV_MC + i0 + (t < mr ? t : mr - 1)];
-                    long at = (r0 + i0) * K + j * 16;
-                    NAME(ukernel)(nseg, segmented ? seglen : kc, six, b, y + at, K, mr, nr, p0 > 0,
-                                  last && bias ? bias + j * 16 : 0, last && residual ? residual + at : 0, last ? relu : 0);
+                        for (int t = 0; t < UK_MR; t++)
+                            block[s * UK_MR + t] = rows[s * CONV_MC + i0 + (t < mr ? t : mr - 1)];
+                    long at = (r0 + i0) * K + j * NR;
+                    NAME(ukernel)(nseg, segmented ? seglen : kc, block, b, (long)NR * depth, y + at, K, mr, nc, p0 > 0,
+                                  last && bias ? bias + j * NR : 0, last && residual ? residual + at : 0,
+                                  last ? relu : 0);
                 }
             }
         }

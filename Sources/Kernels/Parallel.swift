@@ -22,9 +22,13 @@ public enum Parallel {
             return
         }
         let chunks = min(threads, count)
+        // Kernel calls on the helper threads run in the caller's tier (ISA.with).
+        let tier = pth2swt_isa_thread_override_value()
         withoutActuallyEscaping(body) { body in
             nonisolated(unsafe) let run = body
             let chunk: @Sendable (Int) -> Void = { c in
+                let previous = pth2swt_isa_thread_override(tier)
+                defer { _ = pth2swt_isa_thread_override(previous) }
                 let lo = count * c / chunks, hi = count * (c + 1) / chunks
                 for i in lo..<hi { run(i) }
             }

@@ -18,132 +18,140 @@ import Testing
         return y.map(activation.apply)
     }
 
-    @Test func depthwiseMatchesReference() {
-        var rng = Rng(s: 29)
-        var checked = 0
-        var sawInterior = false, sawTail = false
-        while checked < 80 {
-            let c = checked % 4 == 0 ? rng.int(1...7) : 8 * rng.int(1...4) + (checked % 3 == 0 ? rng.int(1...7) : 0)
-            let k = [1, 3, 3, 5, 7][rng.int(0...4)]
-            var g = Conv2dGeometry(
-                batch: rng.int(1...2), inChannels: c, height: rng.int(1...19), width: rng.int(1...19), outChannels: c,
-                kernel: (k, k), stride: (rng.int(1...2), rng.int(1...2)), padding: (rng.int(0...k / 2 + 1), rng.int(0...k / 2 + 1)),
-                groups: c)
-            if checked % 5 == 0 { (g.height, g.width, g.strideH, g.strideW, g.padH, g.padW) = (14, 14, 1, 1, k / 2, k / 2) }
-            guard DepthwiseNHWC.applies(to: g) else { continue }
-            checked += 1
-            sawInterior = sawInterior || g.outWidth >= 6
-            sawTail = sawTail || c % 8 != 0
-            let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount)
-            let bias = checked % 2 == 0 ? rng.floats(c) : nil
-            let activation = Activation.allCases[checked % 3]
-            // Values past 6 so ReLU6 clamps.
-            let xs = x.map { $0 * 4 }
-            let want = expected(g, x: xs, w: w, bias: bias, residual: nil, activation: activation)
-            let packed = DepthwiseNHWC.pack(w, channels: c, kernelH: k, kernelW: k)
-            for threads in [1, 2, 3] {
-                var got = [Float](repeating: .nan, count: g.outputCount)
-                got.withUnsafeMutableBufferPointer { o in
-                    packed.withUnsafeBufferPointer { p in
-                        withBaseAddress(bias) { b in
-                            DepthwiseNHWC.forward(g, input: xs, packedWeight: p.baseAddress!, bias: b, activation: activation,
-                                                  output: o.baseAddress!, threads: threads)
-                        }
-                    }
-                }
-                #expect(relativeError(got, want) < 1e-5, "\(g), \(activation), \(threads) threads")
-            }
-        }
-        #expect(sawInterior && sawTail, "the random shapes missed a code path")
-    }
-
-    @Test func depthwiseKeepsNaNAndClampsInfinity() {
-        let g = Conv2dGeometry(batch: 1, inChannels: 16, height: 6, width: 9, outChannels: 16, kernel: (3, 3),
-                               padding: (1, 1), groups: 16)
-        var x = [Float](repeating: 1, count: g.inputCount)
-        x[(2 * 9 + 4) * 16 + 3] = .nan
-        x[(2 * 9 + 4) * 16 + 5] = .infinity
-        let w = [Float](repeating: 1, count: g.weightCount)
-        let packed = DepthwiseNHWC.pack(w, channels: 16, kernelH: 3, kernelW: 3)
-        for activation in Activation.allCases {
-            var got = [Float](repeating: 0, count: g.outputCount)
-            got.withUnsafeMutableBufferPointer { o in
-                packed.withUnsafeBufferPointer { p in
-                    DepthwiseNHWC.forward(g, input: x, packedWeight: p.baseAddress!, bias: nil, activation: activation,
-                                          output: o.baseAddress!)
-                }
-            }
-            let at = (2 * 9 + 4) * 16
-            #expect(got[at + 3].isNaN, "\(activation): NaN passes through")
-            #expect(got[at + 5] == (activation == .relu6 ? 6 : .infinity), "\(activation): +inf")
-            #expect(got[at + 4] == (activation == .relu6 ? 6 : 9), "\(activation): a full window of ones")
-        }
-    }
-
-    @Test func groupedMatchesReference() {
-        var rng = Rng(s: 31)
-        for trial in 0..<40 {
-            let groups = rng.int(2...6), cg = rng.int(1...6), kg = rng.int(1...20)
-            let k = [1, 3, 3, 5][rng.int(0...3)]
-            let g = Conv2dGeometry(
-                batch: rng.int(1...2), inChannels: groups * cg, height: rng.int(k...15), width: rng.int(k...15),
-                outChannels: groups * kg, kernel: (k, k), stride: (rng.int(1...2), rng.int(1...2)),
-                padding: (rng.int(0...k / 2), rng.int(0...k / 2)), groups: groups)
-            guard g.isValid else { continue }
-            let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
-            let residual = trial % 2 == 0 ? rng.floats(g.outputCount) : nil
-            let activation = Activation.allCases[trial % 3]
-            let want = expected(g, x: x, w: w, bias: bias, residual: residual, activation: activation)
-            let weight = GroupedConvWeight(w, outChannels: g.outChannels, inChannels: g.inChannels, groups: groups,
-                                           kernelH: k, kernelW: k)
-            for threads in [1, 2] {
-                var got = [Float](repeating: .nan, count: g.outputCount)
-                var scratch = [Float](repeating: .nan, count: GroupedNHWC.scratchCount(g, threads: threads))
-                got.withUnsafeMutableBufferPointer { o in
-                    scratch.withUnsafeMutableBufferPointer { s in
-                        bias.withUnsafeBufferPointer { b in
-                            withBaseAddress(residual) { r in
-                                GroupedNHWC.forward(g, input: x, weight: weight, bias: b.baseAddress, residual: r,
-                                                    activation: activation, output: o.baseAddress!, scratch: s.baseAddress!,
-                                                    threads: threads)
+    @Test(arguments: ISA.supported) func depthwiseMatchesReference(tier: ISA) throws {
+        try ISA.with(tier) {
+            var rng = Rng(s: 29)
+            var checked = 0
+            var sawInterior = false, sawTail = false
+            while checked < 80 {
+                let c = checked % 4 == 0 ? rng.int(1...7) : 8 * rng.int(1...4) + (checked % 3 == 0 ? rng.int(1...7) : 0)
+                let k = [1, 3, 3, 5, 7][rng.int(0...4)]
+                var g = Conv2dGeometry(
+                    batch: rng.int(1...2), inChannels: c, height: rng.int(1...19), width: rng.int(1...19), outChannels: c,
+                    kernel: (k, k), stride: (rng.int(1...2), rng.int(1...2)), padding: (rng.int(0...k / 2 + 1), rng.int(0...k / 2 + 1)),
+                    groups: c)
+                if checked % 5 == 0 { (g.height, g.width, g.strideH, g.strideW, g.padH, g.padW) = (14, 14, 1, 1, k / 2, k / 2) }
+                guard DepthwiseNHWC.applies(to: g) else { continue }
+                checked += 1
+                sawInterior = sawInterior || g.outWidth >= 6
+                sawTail = sawTail || c % 8 != 0
+                let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount)
+                let bias = checked % 2 == 0 ? rng.floats(c) : nil
+                let activation = Activation.allCases[checked % 3]
+                // Values past 6 so ReLU6 clamps.
+                let xs = x.map { $0 * 4 }
+                let want = expected(g, x: xs, w: w, bias: bias, residual: nil, activation: activation)
+                let packed = DepthwiseNHWC.pack(w, channels: c, kernelH: k, kernelW: k)
+                for threads in [1, 2, 3] {
+                    var got = [Float](repeating: .nan, count: g.outputCount)
+                    got.withUnsafeMutableBufferPointer { o in
+                        packed.withUnsafeBufferPointer { p in
+                            withBaseAddress(bias) { b in
+                                DepthwiseNHWC.forward(g, input: xs, packedWeight: p.baseAddress!, bias: b, activation: activation,
+                                                      output: o.baseAddress!, threads: threads)
                             }
                         }
                     }
+                    #expect(relativeError(got, want) < 1e-5, "\(g), \(activation), \(threads) threads")
                 }
-                #expect(relativeError(got, want) < 1e-5, "\(g), \(activation), \(threads) threads")
+            }
+            #expect(sawInterior && sawTail, "the random shapes missed a code path")
+        }
+    }
+
+    @Test(arguments: ISA.supported) func depthwiseKeepsNaNAndClampsInfinity(tier: ISA) throws {
+        try ISA.with(tier) {
+            let g = Conv2dGeometry(batch: 1, inChannels: 16, height: 6, width: 9, outChannels: 16, kernel: (3, 3),
+                                   padding: (1, 1), groups: 16)
+            var x = [Float](repeating: 1, count: g.inputCount)
+            x[(2 * 9 + 4) * 16 + 3] = .nan
+            x[(2 * 9 + 4) * 16 + 5] = .infinity
+            let w = [Float](repeating: 1, count: g.weightCount)
+            let packed = DepthwiseNHWC.pack(w, channels: 16, kernelH: 3, kernelW: 3)
+            for activation in Activation.allCases {
+                var got = [Float](repeating: 0, count: g.outputCount)
+                got.withUnsafeMutableBufferPointer { o in
+                    packed.withUnsafeBufferPointer { p in
+                        DepthwiseNHWC.forward(g, input: x, packedWeight: p.baseAddress!, bias: nil, activation: activation,
+                                              output: o.baseAddress!)
+                    }
+                }
+                let at = (2 * 9 + 4) * 16
+                #expect(got[at + 3].isNaN, "\(activation): NaN passes through")
+                #expect(got[at + 5] == (activation == .relu6 ? 6 : .infinity), "\(activation): +inf")
+                #expect(got[at + 4] == (activation == .relu6 ? 6 : 9), "\(activation): a full window of ones")
+            }
+        }
+    }
+
+    @Test(arguments: ISA.supported) func groupedMatchesReference(tier: ISA) throws {
+        try ISA.with(tier) {
+            var rng = Rng(s: 31)
+            for trial in 0..<40 {
+                let groups = rng.int(2...6), cg = rng.int(1...6), kg = rng.int(1...20)
+                let k = [1, 3, 3, 5][rng.int(0...3)]
+                let g = Conv2dGeometry(
+                    batch: rng.int(1...2), inChannels: groups * cg, height: rng.int(k...15), width: rng.int(k...15),
+                    outChannels: groups * kg, kernel: (k, k), stride: (rng.int(1...2), rng.int(1...2)),
+                    padding: (rng.int(0...k / 2), rng.int(0...k / 2)), groups: groups)
+                guard g.isValid else { continue }
+                let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
+                let residual = trial % 2 == 0 ? rng.floats(g.outputCount) : nil
+                let activation = Activation.allCases[trial % 3]
+                let want = expected(g, x: x, w: w, bias: bias, residual: residual, activation: activation)
+                let weight = GroupedConvWeight(w, outChannels: g.outChannels, inChannels: g.inChannels, groups: groups,
+                                               kernelH: k, kernelW: k)
+                for threads in [1, 2] {
+                    var got = [Float](repeating: .nan, count: g.outputCount)
+                    var scratch = [Float](repeating: .nan, count: GroupedNHWC.scratchCount(g, threads: threads))
+                    got.withUnsafeMutableBufferPointer { o in
+                        scratch.withUnsafeMutableBufferPointer { s in
+                            bias.withUnsafeBufferPointer { b in
+                                withBaseAddress(residual) { r in
+                                    GroupedNHWC.forward(g, input: x, weight: weight, bias: b.baseAddress, residual: r,
+                                                        activation: activation, output: o.baseAddress!, scratch: s.baseAddress!,
+                                                        threads: threads)
+                                }
+                            }
+                        }
+                    }
+                    #expect(relativeError(got, want) < 1e-5, "\(g), \(activation), \(threads) threads")
+                }
             }
         }
     }
 
     /// ReLU6 in the GEMM's and Winograd's epilogues.
-    @Test func relu6Epilogues() {
-        var rng = Rng(s: 37)
-        let g = Conv2dGeometry(batch: 1, inChannels: 16, height: 9, width: 11, outChannels: 24, kernel: (3, 3), padding: (1, 1))
-        let x = rng.floats(g.inputCount).map { $0 * 8 }, w = rng.floats(g.weightCount), bias = rng.floats(24)
-        let residual = rng.floats(g.outputCount)
-        let want = expected(g, x: x, w: w, bias: bias, residual: residual, activation: .relu6)
-        #expect(want.contains(6) && want.contains(0), "the shape clamps on both sides")
-        var direct = [Float](repeating: .nan, count: g.outputCount), wino = direct
-        var scratch = [Float](repeating: 0, count: max(ConvNHWC.scratchCount(threads: 2), WinogradNHWC.scratchCount(g, threads: 2)))
-        let packed = PackedConvWeight(w, outChannels: 24, inChannels: 16, kernelH: 3, kernelW: 3)
-        let u = WinogradNHWC.transformWeights(w, outChannels: 24, inChannels: 16)
-        bias.withUnsafeBufferPointer { b in
-            residual.withUnsafeBufferPointer { r in
-                scratch.withUnsafeMutableBufferPointer { s in
-                    direct.withUnsafeMutableBufferPointer { o in
-                        ConvNHWC.forward(g, input: x, weight: packed, bias: b.baseAddress, residual: r.baseAddress,
-                                         activation: .relu6, output: o.baseAddress!, scratch: s.baseAddress!, threads: 2)
-                    }
-                    wino.withUnsafeMutableBufferPointer { o in
-                        WinogradNHWC.forward(g, input: x, transformedWeight: u, bias: b.baseAddress, residual: r.baseAddress,
+    @Test(arguments: ISA.supported) func relu6Epilogues(tier: ISA) throws {
+        try ISA.with(tier) {
+            var rng = Rng(s: 37)
+            let g = Conv2dGeometry(batch: 1, inChannels: 16, height: 9, width: 11, outChannels: 24, kernel: (3, 3), padding: (1, 1))
+            let x = rng.floats(g.inputCount).map { $0 * 8 }, w = rng.floats(g.weightCount), bias = rng.floats(24)
+            let residual = rng.floats(g.outputCount)
+            let want = expected(g, x: x, w: w, bias: bias, residual: residual, activation: .relu6)
+            #expect(want.contains(6) && want.contains(0), "the shape clamps on both sides")
+            var direct = [Float](repeating: .nan, count: g.outputCount), wino = direct
+            var scratch = [Float](repeating: 0, count: max(ConvNHWC.scratchCount(threads: 2), WinogradNHWC.scratchCount(g, threads: 2)))
+            let packed = PackedConvWeight(w, outChannels: 24, inChannels: 16, kernelH: 3, kernelW: 3)
+            let u = WinogradNHWC.transformWeights(w, outChannels: 24, inChannels: 16)
+            bias.withUnsafeBufferPointer { b in
+                residual.withUnsafeBufferPointer { r in
+                    scratch.withUnsafeMutableBufferPointer { s in
+                        direct.withUnsafeMutableBufferPointer { o in
+                            ConvNHWC.forward(g, input: x, weight: packed, bias: b.baseAddress, residual: r.baseAddress,
                                              activation: .relu6, output: o.baseAddress!, scratch: s.baseAddress!, threads: 2)
+                        }
+                        wino.withUnsafeMutableBufferPointer { o in
+                            WinogradNHWC.forward(g, input: x, transformedWeight: u, bias: b.baseAddress, residual: r.baseAddress,
+                                                 activation: .relu6, output: o.baseAddress!, scratch: s.baseAddress!, threads: 2)
+                        }
                     }
                 }
             }
+            #expect(relativeError(direct, want) < 1e-5)
+            #expect(relativeError(wino, want) < 1e-4)
+            #expect(direct.max()! <= 6 && wino.max()! <= 6)
         }
-        #expect(relativeError(direct, want) < 1e-5)
-        #expect(relativeError(wino, want) < 1e-4)
-        #expect(direct.max()! <= 6 && wino.max()! <= 6)
     }
 
     @Test func adaptiveAverageMatchesReference() {
@@ -167,35 +175,37 @@ import Testing
 @Suite struct DepthwiseBackwardTests {
     typealias Rng = KernelTests.Rng
 
-    @Test func depthwiseGradientsMatchReference() {
-        var rng = Rng(s: 43)
-        for trial in 0..<30 {
-            let c = trial % 3 == 0 ? rng.int(1...7) : 8 * rng.int(1...3) + rng.int(0...7)
-            let k = [1, 3, 3, 5][rng.int(0...3)]
-            let g = Conv2dGeometry(batch: rng.int(1...2), inChannels: c, height: rng.int(k...13), width: rng.int(k...13),
-                                   outChannels: c, kernel: (k, k), stride: (rng.int(1...2), rng.int(1...2)),
-                                   padding: (rng.int(0...k / 2), rng.int(0...k / 2)), groups: c)
-            guard DepthwiseNHWC.applies(to: g) else { continue }
-            let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), dy = rng.floats(g.outputCount)
-            let xc = Layout.nchw(x, batch: g.batch, channels: c, plane: g.height * g.width)
-            let dyc = Layout.nchw(dy, batch: g.batch, channels: c, plane: g.outHeight * g.outWidth)
-            let wantDX = Layout.nhwc(GradReference.convInput(g, outputGradient: dyc, weight: w), batch: g.batch, channels: c,
-                                     plane: g.height * g.width)
-            let wantDW = GradReference.convWeight(g, input: xc, outputGradient: dyc)
-            let packed = DepthwiseNHWC.pack(w, channels: c, kernelH: k, kernelW: k)
-            for threads in [1, 2, 3] {
-                var dx = [Float](repeating: .nan, count: g.inputCount), dw = [Float](repeating: .nan, count: g.weightCount)
-                packed.withUnsafeBufferPointer { p in
-                    dx.withUnsafeMutableBufferPointer {
-                        DepthwiseBackward.data(g, outputGradient: dy, packedWeight: p.baseAddress!, inputGradient: $0.baseAddress!,
-                                               threads: threads)
+    @Test(arguments: ISA.supported) func depthwiseGradientsMatchReference(tier: ISA) throws {
+        try ISA.with(tier) {
+            var rng = Rng(s: 43)
+            for trial in 0..<30 {
+                let c = trial % 3 == 0 ? rng.int(1...7) : 8 * rng.int(1...3) + rng.int(0...7)
+                let k = [1, 3, 3, 5][rng.int(0...3)]
+                let g = Conv2dGeometry(batch: rng.int(1...2), inChannels: c, height: rng.int(k...13), width: rng.int(k...13),
+                                       outChannels: c, kernel: (k, k), stride: (rng.int(1...2), rng.int(1...2)),
+                                       padding: (rng.int(0...k / 2), rng.int(0...k / 2)), groups: c)
+                guard DepthwiseNHWC.applies(to: g) else { continue }
+                let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), dy = rng.floats(g.outputCount)
+                let xc = Layout.nchw(x, batch: g.batch, channels: c, plane: g.height * g.width)
+                let dyc = Layout.nchw(dy, batch: g.batch, channels: c, plane: g.outHeight * g.outWidth)
+                let wantDX = Layout.nhwc(GradReference.convInput(g, outputGradient: dyc, weight: w), batch: g.batch, channels: c,
+                                         plane: g.height * g.width)
+                let wantDW = GradReference.convWeight(g, input: xc, outputGradient: dyc)
+                let packed = DepthwiseNHWC.pack(w, channels: c, kernelH: k, kernelW: k)
+                for threads in [1, 2, 3] {
+                    var dx = [Float](repeating: .nan, count: g.inputCount), dw = [Float](repeating: .nan, count: g.weightCount)
+                    packed.withUnsafeBufferPointer { p in
+                        dx.withUnsafeMutableBufferPointer {
+                            DepthwiseBackward.data(g, outputGradient: dy, packedWeight: p.baseAddress!, inputGradient: $0.baseAddress!,
+                                                   threads: threads)
+                        }
                     }
+                    dw.withUnsafeMutableBufferPointer {
+                        DepthwiseBackward.weight(g, input: x, outputGradient: dy, weightGradient: $0.baseAddress!, threads: threads)
+                    }
+                    #expect(NHWCTests().relativeError(dx, wantDX) < 1e-5, "dx \(g), \(threads) threads")
+                    #expect(NHWCTests().relativeError(dw, wantDW) < 1e-5, "dw \(g), \(threads) threads")
                 }
-                dw.withUnsafeMutableBufferPointer {
-                    DepthwiseBackward.weight(g, input: x, outputGradient: dy, weightGradient: $0.baseAddress!, threads: threads)
-                }
-                #expect(NHWCTests().relativeError(dx, wantDX) < 1e-5, "dx \(g), \(threads) threads")
-                #expect(NHWCTests().relativeError(dw, wantDW) < 1e-5, "dw \(g), \(threads) threads")
             }
         }
     }

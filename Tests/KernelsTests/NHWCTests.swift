@@ -23,132 +23,141 @@ import Testing
         return y
     }
 
-    @Test func convMatchesReference() {
-        var rng = Rng(s: 17)
-        var checked = 0
-        var sawChunked = false, sawBlocks = false, sawPanelSplit = false
-        while checked < 60 {
-            var g = Conv2dGeometry(
-                batch: rng.int(1...2), inChannels: rng.int(1...20), height: rng.int(1...17), width: rng.int(1...17),
-                outChannels: rng.int(1...40), kernel: (rng.int(1...7), rng.int(1...7)),
-                stride: (rng.int(1...3), rng.int(1...3)), padding: (rng.int(0...3), rng.int(0...3)))
-            switch checked % 10 {
-            case 0: (g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW) = (1, 1, 1, 1, 0, 0)
-            case 1: (g.inChannels, g.kernelH, g.kernelW) = (80, 3, 3)  // depth 720: chunks split a tap
-            case 2: (g.height, g.width, g.strideH, g.strideW) = (30, 30, 1, 1)  // several row blocks
-            default: break
-            }
-            guard ConvNHWC.applies(to: g) else { continue }
-            checked += 1
-            let rows = g.batch * g.outHeight * g.outWidth
-            sawChunked = sawChunked || g.kernelH * g.kernelW * g.inChannels > 640
-            sawBlocks = sawBlocks || rows > 96
-            let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
-            let residual = checked % 3 == 0 ? rng.floats(g.outputCount) : nil
-            let relu = checked % 2 == 0
-            let want = expected(g, x: x, w: w, bias: bias, residual: residual, relu: relu)
-            let packed = PackedConvWeight(w, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
-            for threads in [1, 2, 3] {
-                sawPanelSplit = sawPanelSplit || (threads > 1 && rows < threads * 48 && (g.outChannels + 15) / 16 >= threads)
-                var got = [Float](repeating: .nan, count: g.outputCount)
-                var scratch = [Float](repeating: .nan, count: ConvNHWC.scratchCount(threads: threads))
-                got.withUnsafeMutableBufferPointer { o in
-                    scratch.withUnsafeMutableBufferPointer { s in
-                        bias.withUnsafeBufferPointer { b in
-                            if let residual {
-                                residual.withUnsafeBufferPointer { r in
-                                    ConvNHWC.forward(g, input: x, weight: packed, bias: b.baseAddress, residual: r.baseAddress,
+    @Test(arguments: ISA.supported) func convMatchesReference(tier: ISA) throws {
+        try ISA.with(tier) {
+            var rng = Rng(s: 17)
+            var checked = 0
+            var sawChunked = false, sawBlocks = false, sawPanelSplit = false
+            while checked < 60 {
+                var g = Conv2dGeometry(
+                    batch: rng.int(1...2), inChannels: rng.int(1...20), height: rng.int(1...17), width: rng.int(1...17),
+                    outChannels: rng.int(1...40), kernel: (rng.int(1...7), rng.int(1...7)),
+                    stride: (rng.int(1...3), rng.int(1...3)), padding: (rng.int(0...3), rng.int(0...3)))
+                switch checked % 10 {
+                case 0: (g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW) = (1, 1, 1, 1, 0, 0)
+                case 1: (g.inChannels, g.kernelH, g.kernelW) = (80, 3, 3)  // depth 720: chunks split a tap
+                case 2: (g.height, g.width, g.strideH, g.strideW) = (30, 30, 1, 1)  // several row blocks
+                case 3: (g.outChannels, g.kernelH, g.kernelW) = (rng.int(65...150), rng.int(1...3), rng.int(1...3))  // several 64-column groups
+                default: break
+                }
+                guard ConvNHWC.applies(to: g) else { continue }
+                checked += 1
+                let rows = g.batch * g.outHeight * g.outWidth
+                sawChunked = sawChunked || g.kernelH * g.kernelW * g.inChannels > 640
+                sawBlocks = sawBlocks || rows > 96
+                let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
+                let residual = checked % 3 == 0 ? rng.floats(g.outputCount) : nil
+                let relu = checked % 2 == 0
+                let want = expected(g, x: x, w: w, bias: bias, residual: residual, relu: relu)
+                let packed = PackedConvWeight(w, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+                for threads in [1, 2, 3] {
+                    sawPanelSplit = sawPanelSplit || (threads > 1 && rows < threads * 48 && (g.outChannels + 15) / 16 >= threads)
+                    var got = [Float](repeating: .nan, count: g.outputCount)
+                    var scratch = [Float](repeating: .nan, count: ConvNHWC.scratchCount(threads: threads))
+                    got.withUnsafeMutableBufferPointer { o in
+                        scratch.withUnsafeMutableBufferPointer { s in
+                            bias.withUnsafeBufferPointer { b in
+                                if let residual {
+                                    residual.withUnsafeBufferPointer { r in
+                                        ConvNHWC.forward(g, input: x, weight: packed, bias: b.baseAddress, residual: r.baseAddress,
+                                                         relu: relu, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                                    }
+                                } else {
+                                    ConvNHWC.forward(g, input: x, weight: packed, bias: b.baseAddress, residual: nil,
                                                      relu: relu, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
                                 }
-                            } else {
-                                ConvNHWC.forward(g, input: x, weight: packed, bias: b.baseAddress, residual: nil,
-                                                 relu: relu, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
                             }
                         }
                     }
+                    #expect(relativeError(got, want) < 1e-5, "\(g), \(threads) threads")
                 }
-                #expect(relativeError(got, want) < 1e-5, "\(g), \(threads) threads")
             }
+            #expect(sawChunked && sawBlocks && sawPanelSplit, "the random shapes missed a code path")
         }
-        #expect(sawChunked && sawBlocks && sawPanelSplit, "the random shapes missed a code path")
     }
 
     /// The transform threaded by panels equals one thread's, and the flipped transform (the input
     /// gradient's filters, read in place) equals transforming the filters flipped and swapped first.
-    @Test func winogradWeightTransformFlipsInPlace() {
-        var rng = Rng(s: 29)
-        for (k, c) in [(8, 8), (16, 24), (40, 8), (64, 32)] {
-            let w = rng.floats(k * c * 9)
-            let one = WinogradNHWC.transformWeights(w, outChannels: k, inChannels: c)
-            var flippedFirst = [Float](repeating: 0, count: w.count)  // [C, K, 3, 3], each filter turned 180°
-            for o in 0..<k { for i in 0..<c { for t in 0..<9 { flippedFirst[(i * k + o) * 9 + 8 - t] = w[(o * c + i) * 9 + t] } } }
-            let want = WinogradNHWC.transformWeights(flippedFirst, outChannels: c, inChannels: k)
-            for threads in [1, 2, 3] {
-                var u = [Float](repeating: .nan, count: WinogradNHWC.transformedCount(outChannels: k, inChannels: c))
-                WinogradNHWC.transformWeights(w, outChannels: k, inChannels: c, into: &u, threads: threads)
-                #expect(u == one, "K \(k), C \(c), \(threads) threads")
-                var f = [Float](repeating: .nan, count: WinogradNHWC.transformedCount(outChannels: c, inChannels: k))
-                WinogradNHWC.transformWeights(w, outChannels: c, inChannels: k, flipped: true, into: &f, threads: threads)
-                #expect(f == want, "flipped: K \(k), C \(c), \(threads) threads")
+    @Test(arguments: ISA.supported) func winogradWeightTransformFlipsInPlace(tier: ISA) throws {
+        try ISA.with(tier) {
+            var rng = Rng(s: 29)
+            for (k, c) in [(8, 8), (16, 24), (40, 8), (64, 32)] {
+                let w = rng.floats(k * c * 9)
+                let one = WinogradNHWC.transformWeights(w, outChannels: k, inChannels: c)
+                var flippedFirst = [Float](repeating: 0, count: w.count)  // [C, K, 3, 3], each filter turned 180°
+                for o in 0..<k { for i in 0..<c { for t in 0..<9 { flippedFirst[(i * k + o) * 9 + 8 - t] = w[(o * c + i) * 9 + t] } } }
+                let want = WinogradNHWC.transformWeights(flippedFirst, outChannels: c, inChannels: k)
+                for threads in [1, 2, 3] {
+                    var u = [Float](repeating: .nan, count: WinogradNHWC.transformedCount(outChannels: k, inChannels: c))
+                    WinogradNHWC.transformWeights(w, outChannels: k, inChannels: c, into: &u, threads: threads)
+                    #expect(u == one, "K \(k), C \(c), \(threads) threads")
+                    var f = [Float](repeating: .nan, count: WinogradNHWC.transformedCount(outChannels: c, inChannels: k))
+                    WinogradNHWC.transformWeights(w, outChannels: c, inChannels: k, flipped: true, into: &f, threads: threads)
+                    #expect(f == want, "flipped: K \(k), C \(c), \(threads) threads")
+                }
             }
         }
     }
 
-    @Test func winogradMatchesReference() {
-        var rng = Rng(s: 23)
-        for trial in 0..<30 {
-            let g = Conv2dGeometry(batch: rng.int(1...3), inChannels: 8 * rng.int(1...4), height: rng.int(1...19),
-                                   width: rng.int(1...19), outChannels: 8 * rng.int(1...5), kernel: (3, 3), padding: (1, 1))
-            #expect(WinogradNHWC.applies(to: g))
-            let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
-            let residual = trial % 3 == 0 ? rng.floats(g.outputCount) : nil
-            let relu = trial % 2 == 1
-            let want = expected(g, x: x, w: w, bias: bias, residual: residual, relu: relu)
-            let u = WinogradNHWC.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels)
-            // The default schedule, and both schedules with small blocks so the block loops run many
-            // rounds with ragged ends.
-            let schedules: [(Int, WinogradNHWC.Schedule?)] = [
-                (1, nil), (2, nil), (2, .shared(tiles: 5)), (3, .shared(tiles: 1)), (2, .perThread(tiles: 3)), (3, .perThread(tiles: 7)),
-            ]
-            for (threads, schedule) in schedules {
-                var got = [Float](repeating: .nan, count: g.outputCount)
-                var scratch = [Float](repeating: .nan, count: WinogradNHWC.scratchCount(g, threads: threads, schedule: schedule))
-                got.withUnsafeMutableBufferPointer { o in
-                    scratch.withUnsafeMutableBufferPointer { s in
-                        bias.withUnsafeBufferPointer { b in
-                            let r = residual.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
-                            defer { r?.deallocate() }
-                            if let r, let residual { _ = r.initialize(from: residual) }
-                            WinogradNHWC.forward(g, input: x, transformedWeight: u, bias: b.baseAddress,
-                                                 residual: r.map { UnsafePointer($0.baseAddress!) }, relu: relu,
-                                                 output: o.baseAddress!, scratch: s.baseAddress!, threads: threads, schedule: schedule)
+    @Test(arguments: ISA.supported) func winogradMatchesReference(tier: ISA) throws {
+        try ISA.with(tier) {
+            var rng = Rng(s: 23)
+            for trial in 0..<30 {
+                let g = Conv2dGeometry(batch: rng.int(1...3), inChannels: 8 * rng.int(1...4), height: rng.int(1...19),
+                                       width: rng.int(1...19), outChannels: 8 * rng.int(1...5), kernel: (3, 3), padding: (1, 1))
+                #expect(WinogradNHWC.applies(to: g))
+                let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
+                let residual = trial % 3 == 0 ? rng.floats(g.outputCount) : nil
+                let relu = trial % 2 == 1
+                let want = expected(g, x: x, w: w, bias: bias, residual: residual, relu: relu)
+                let u = WinogradNHWC.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels)
+                // The default schedule, and both schedules with small blocks so the block loops run many
+                // rounds with ragged ends.
+                let schedules: [(Int, WinogradNHWC.Schedule?)] = [
+                    (1, nil), (2, nil), (2, .shared(tiles: 5)), (3, .shared(tiles: 1)), (2, .perThread(tiles: 3)), (3, .perThread(tiles: 7)),
+                ]
+                for (threads, schedule) in schedules {
+                    var got = [Float](repeating: .nan, count: g.outputCount)
+                    var scratch = [Float](repeating: .nan, count: WinogradNHWC.scratchCount(g, threads: threads, schedule: schedule))
+                    got.withUnsafeMutableBufferPointer { o in
+                        scratch.withUnsafeMutableBufferPointer { s in
+                            bias.withUnsafeBufferPointer { b in
+                                let r = residual.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
+                                defer { r?.deallocate() }
+                                if let r, let residual { _ = r.initialize(from: residual) }
+                                WinogradNHWC.forward(g, input: x, transformedWeight: u, bias: b.baseAddress,
+                                                     residual: r.map { UnsafePointer($0.baseAddress!) }, relu: relu,
+                                                     output: o.baseAddress!, scratch: s.baseAddress!, threads: threads, schedule: schedule)
+                            }
                         }
                     }
+                    let err = relativeError(got, want)
+                    #expect(err < 2e-5, "\(g), \(threads) threads, \(schedule.map { "\($0)" } ?? "default"): \(err)")
                 }
-                let err = relativeError(got, want)
-                #expect(err < 2e-5, "\(g), \(threads) threads, \(schedule.map { "\($0)" } ?? "default"): \(err)")
             }
         }
     }
 
-    @Test func maxPoolMatchesReference() {
-        var rng = Rng(s: 29)
-        for _ in 0..<30 {
-            let n = rng.int(1...2), c = rng.int(1...20), h = rng.int(1...15), w = rng.int(1...15)
-            let k = rng.int(1...4), s = rng.int(1...3), p = rng.int(0...(k / 2))
-            guard h + 2 * p >= k, w + 2 * p >= k else { continue }
-            var x = rng.floats(n * c * h * w)
-            x[rng.int(0...(x.count - 1))] = .nan
-            let want = Layout.nhwc(Pool.max2dReference(x, batch: n, channels: c, height: h, width: w, kernel: k, stride: s, padding: p),
-                                   batch: n, channels: c, plane: ((h + 2 * p - k) / s + 1) * ((w + 2 * p - k) / s + 1))
-            let xl = Layout.nhwc(x, batch: n, channels: c, plane: h * w)
-            for threads in [1, 2] {
-                var got = [Float](repeating: -7, count: want.count)
-                got.withUnsafeMutableBufferPointer {
-                    PoolNHWC.max2d(xl, $0.baseAddress!, batch: n, channels: c, height: h, width: w, kernel: k, stride: s,
-                                   padding: p, threads: threads)
+    @Test(arguments: ISA.supported) func maxPoolMatchesReference(tier: ISA) throws {
+        try ISA.with(tier) {
+            var rng = Rng(s: 29)
+            for _ in 0..<30 {
+                let n = rng.int(1...2), c = rng.int(1...20), h = rng.int(1...15), w = rng.int(1...15)
+                let k = rng.int(1...4), s = rng.int(1...3), p = rng.int(0...(k / 2))
+                guard h + 2 * p >= k, w + 2 * p >= k else { continue }
+                var x = rng.floats(n * c * h * w)
+                x[rng.int(0...(x.count - 1))] = .nan
+                let want = Layout.nhwc(Pool.max2dReference(x, batch: n, channels: c, height: h, width: w, kernel: k, stride: s, padding: p),
+                                       batch: n, channels: c, plane: ((h + 2 * p - k) / s + 1) * ((w + 2 * p - k) / s + 1))
+                let xl = Layout.nhwc(x, batch: n, channels: c, plane: h * w)
+                for threads in [1, 2] {
+                    var got = [Float](repeating: -7, count: want.count)
+                    got.withUnsafeMutableBufferPointer {
+                        PoolNHWC.max2d(xl, $0.baseAddress!, batch: n, channels: c, height: h, width: w, kernel: k, stride: s,
+                                       padding: p, threads: threads)
+                    }
+                    #expect(got.elementsEqual(want) { $0 == $1 || ($0.isNaN && $1.isNaN) }, "n\(n) c\(c) \(h)x\(w) k\(k) s\(s) p\(p)")
                 }
-                #expect(got.elementsEqual(want) { $0 == $1 || ($0.isNaN && $1.isNaN) }, "n\(n) c\(c) \(h)x\(w) k\(k) s\(s) p\(p)")
             }
         }
     }
@@ -175,21 +184,21 @@ import Testing
         }
     }
 
-    @Test func rowGEMMMatchesReference() {
-        #if arch(x86_64)
-        #expect(pth2swt_gemm_accelerated() == 1, "AVX2+FMA missing: only the portable loop was tested")
-        #endif
-        var rng = Rng(s: 37)
-        for _ in 0..<30 {
-            let m = rng.int(1...30), n = rng.int(1...50), k = rng.int(1...70), lda = k + rng.int(0...3)
-            let a = rng.floats(m * lda), b = rng.floats(k * n)
-            var pb = [Float](repeating: .nan, count: pth2swt_packed_b_count(Int32(k), Int32(n)))
-            pth2swt_pack_b(Int32(k), Int32(n), b, Int32(n), &pb)
-            let ldc = n + 2
-            var c = [Float](repeating: -7, count: m * ldc), want = [Float](repeating: -7, count: m * ldc)
-            pth2swt_gemm_rows(m, Int32(n), k, a, lda, pb, &c, ldc)
-            pth2swt_sgemm_reference(Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(n), &want, Int32(ldc))
-            #expect(zip(c, want).map { abs($0 - $1) }.max()! < 1e-4, "m\(m) n\(n) k\(k)")
+    @Test(arguments: ISA.supported) func rowGEMMMatchesReference(tier: ISA) throws {
+        try ISA.with(tier) {
+            var rng = Rng(s: 37)
+            for _ in 0..<30 {
+                // n past 64 and ragged: every panel count of the 6×64 AVX-512 kernel, with masked tails.
+                let m = rng.int(1...30), n = rng.int(1...150), k = rng.int(1...70), lda = k + rng.int(0...3)
+                let a = rng.floats(m * lda), b = rng.floats(k * n)
+                var pb = [Float](repeating: .nan, count: pth2swt_packed_b_count(Int32(k), Int32(n)))
+                pth2swt_pack_b(Int32(k), Int32(n), b, Int32(n), &pb)
+                let ldc = n + 2
+                var c = [Float](repeating: -7, count: m * ldc), want = [Float](repeating: -7, count: m * ldc)
+                pth2swt_gemm_rows(m, Int32(n), k, a, lda, pb, &c, ldc)
+                pth2swt_sgemm_reference(Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(n), &want, Int32(ldc))
+                #expect(zip(c, want).map { abs($0 - $1) }.max()! < 1e-4, "m\(m) n\(n) k\(k)")
+            }
         }
     }
 }

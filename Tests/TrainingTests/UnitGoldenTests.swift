@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import Kernels
 import Testing
 @testable import Training
 
@@ -93,12 +94,14 @@ import Testing
         }
     }
 
-    @Test func sgdMatchesTorchForEveryVariant() throws {
-        // The two-group case in torch takes momentum 0.9 from the defaults; units.json lists it per group.
-        try matchesTorchForEveryVariant("sgd", variants: 9, options: { Self.options($0) }, make: { try SGD($0) },
-                                        twin: SGDReference.init, step: { $0.step(&$1, grad: $2) }, twinRTol: 1e-6) { name, sgd in
-            if name == "missing_grad" {
-                #expect((sgd as! SGD).momentumBuffers["b"] != nil, "b got a buffer at its first step (2)")
+    @Test(arguments: ISA.supported) func sgdMatchesTorchForEveryVariant(tier: ISA) throws {
+        try ISA.with(tier) {
+            // The two-group case in torch takes momentum 0.9 from the defaults; units.json lists it per group.
+            try matchesTorchForEveryVariant("sgd", variants: 9, options: { Self.options($0) }, make: { try SGD($0) },
+                                            twin: SGDReference.init, step: { $0.step(&$1, grad: $2) }, twinRTol: 1e-6) { name, sgd in
+                if name == "missing_grad" {
+                    #expect((sgd as! SGD).momentumBuffers["b"] != nil, "b got a buffer at its first step (2)")
+                }
             }
         }
     }
@@ -111,12 +114,14 @@ import Testing
     }
 
     /// torch.optim.AdamW (units.json "adamw"), and the Double twin, step by step for every variant.
-    @Test func adamwMatchesTorchForEveryVariant() throws {
-        try matchesTorchForEveryVariant("adamw", variants: 8, options: { Self.adamOptions($0) }, make: { try OptimizerKind.adamw.make($0) },
-                                        twin: AdamWReference.init, step: { $0.step(&$1, grad: $2) }, twinRTol: 1e-5) { name, adamw in
-            if name == "missing_grad" {
-                // b's first step was the optimizer's second: its bias correction counts its own steps.
-                #expect((adamw as! AdamW).parameterSteps == ["w": 6, "b": 5])
+    @Test(arguments: ISA.supported) func adamwMatchesTorchForEveryVariant(tier: ISA) throws {
+        try ISA.with(tier) {
+            try matchesTorchForEveryVariant("adamw", variants: 8, options: { Self.adamOptions($0) }, make: { try OptimizerKind.adamw.make($0) },
+                                            twin: AdamWReference.init, step: { $0.step(&$1, grad: $2) }, twinRTol: 1e-5) { name, adamw in
+                if name == "missing_grad" {
+                    // b's first step was the optimizer's second: its bias correction counts its own steps.
+                    #expect((adamw as! AdamW).parameterSteps == ["w": 6, "b": 5])
+                }
             }
         }
     }

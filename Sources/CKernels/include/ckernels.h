@@ -1,6 +1,7 @@
-// Hand-written CPU kernels: a 6×16 AVX2+FMA micro-kernel (with a portable twin of the same sums) and
-// the NHWC convolution, Winograd and pooling built on it (nhwc.c), plus packing and the naive GEMM the
-// tests compare against (gemm.c).
+// Hand-written CPU kernels, built once per ISA tier (tier_avx512.c, tier_avx2.c, tier_portable.c) and
+// dispatched at run time (isa.c): the GEMM micro-kernel and the NHWC convolution, depthwise, Winograd,
+// pooling, BatchNorm and optimizer kernels built on it, plus packing and the naive GEMM the tests compare
+// against (gemm.c).
 #ifndef PTH2SWT_CKERNELS_H
 #define PTH2SWT_CKERNELS_H
 
@@ -23,10 +24,36 @@ static inline void pth2swt_spin_pause(void) {
     __builtin_ia32_pause();
 #endif
 }
-/// 1 when the AVX2+FMA variants run on this CPU.
-int pth2swt_gemm_accelerated(void);
 
-// ---- NHWC kernels (nhwc.c). Tensors are [N, H, W, C], contiguous. ----
+// ---- ISA tiers (isa.c). Tiers are numbered 0 … count−1, best first; the last is portable. ----
+
+enum { PTH2SWT_ISA_ENV_UNSET = 0, PTH2SWT_ISA_ENV_HONOURED = 1, PTH2SWT_ISA_ENV_UNKNOWN = -1,
+       PTH2SWT_ISA_ENV_UNSUPPORTED = -2 };
+/// How many tiers this build registers.
+int pth2swt_isa_count(void);
+/// A tier's name ("avx512", "avx2", "portable"), or NULL out of range.
+const char *pth2swt_isa_name(int tier);
+/// The tier whose name is `name` (case-insensitive), or −1.
+int pth2swt_isa_lookup(const char *name);
+/// 1 when this CPU has the tier's instructions and the OS saves their registers (CPUID and XCR0).
+int pth2swt_isa_supported(int tier);
+/// The process's tier, picked at first use: PTH2SWT_ISA if it names a supported tier, else the best one.
+int pth2swt_isa_process_tier(void);
+/// What became of PTH2SWT_ISA: PTH2SWT_ISA_ENV_UNSET (unset, empty or "auto"), _HONOURED, _UNKNOWN or
+/// _UNSUPPORTED (the last two fall back to the best supported tier).
+int pth2swt_isa_environment_status(void);
+/// Sets the process's tier; −1 (nothing changed) when this machine cannot run it.
+int pth2swt_isa_set_process_tier(int tier);
+/// Sets the calling thread's tier (−1: follow the process's); returns the previous override (−1 none), or
+/// −2 (nothing changed) when this machine cannot run `tier`. The kernels' worker threads take their
+/// caller's override for the region they run.
+int pth2swt_isa_thread_override(int tier);
+/// The calling thread's override, or −1.
+int pth2swt_isa_thread_override_value(void);
+/// The tier the calling thread's kernel calls run in.
+int pth2swt_isa_current(void);
+
+// ---- NHWC kernels (nhwc_body.h, one build per tier). Tensors are [N, H, W, C], contiguous. ----
 
 /// A convolution's geometry (dilation 1, one group).
 typedef struct {

@@ -1,0 +1,40 @@
+// What every tier's build of the kernel bodies shares: eight-float vectors (GCC/Clang vector extensions,
+// so each tier lowers the same arithmetic to its own instructions), the activations, and the
+// convolution's blocking constants. Included by each tier_*.c before the bodies.
+#ifndef PTH2SWT_CKERNELS_COMMON_H
+#define PTH2SWT_CKERNELS_COMMON_H
+
+#include <math.h>
+#include <string.h>
+#include "ckernels.h"
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+
+#define splat8(x) ({ float f_ = (x); (v8){f_, f_, f_, f_, f_, f_, f_, f_}; })
+#define ld8(p) ({ v8 v_; memcpy(&v_, (p), 32); v_; })
+#define st8(p, v) do { v8 s_ = (v); memcpy((p), &s_, 32); } while (0)
+#define select8(m, a, b) ({ v8i m_ = (m); (v8)(((v8i)(a) & m_) | ((v8i)(b) & ~m_)); })
+/// max(0, x) that keeps NaN, as torch's relu does.
+#define relu8(x) ({ v8 x_ = (x); (v8)((v8i)x_ & ~(v8i)(x_ < splat8(0))); })
+/// relu8, then for act 2 (ReLU6) min(·, 6); NaN kept.
+#define act8(x, act) ({ v8 r_ = relu8(x); (act) == 2 ? select8(r_ > splat8(6), splat8(6), r_) : r_; })
+static inline float act1(float v, int act) {
+    if (v < 0) v = 0;
+    if (act == 2 && v > 6) v = 6;
+    return v;
+}
+
+/// Convolution blocking: rows (output positions) per im2col block, and the depth of a chunk when the
+/// whole depth (kh·kw·C) is more than CONV_KC_WHOLE.
+/// CONV_MAX_SEGMENTS: the tallest kernel whose rows the micro-kernel reads in place.
+/// CONV_MC is a multiple of every tier's micro-kernel height (UK_MR).
+enum { CONV_MC = 96, CONV_KC = 512, CONV_KC_WHOLE = 640, CONV_MAX_SEGMENTS = 11 };
+enum { NR = PTH2SWT_GEMM_NR };
+
+static inline int is_pointwise(const pth2swt_conv_shape *g) {
+    return g->kernel_h == 1 && g->kernel_w == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 &&
+           g->pad_w == 0;
+}
+
+#endif

@@ -1,0 +1,16 @@
+// The AVX-512 tier (F, BW, DQ, VL): the 6×64 zmm micro-kernel (ukernel_avx512.h); the other bodies are
+// built with AVX-512 enabled, so the compiler may use its masks and 32 vector registers.
+#include "common.h"
+#include "kernel_list.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define NAME(x) x##_avx512
+#define TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
+#define UK_MR 6
+#define UK_NP 4
+#include "ukernel_avx512.h"
+#include "nhwc_body.h"
+#include "train_body.h"
+
+PTH2SWT_DEFINE_TIER(avx512, pth2swt_cpu_has_avx512)
+#endif
