@@ -106,11 +106,14 @@ MODES = [
 ]
 
 
-def train(case_name, head_path, frozen, options, x_all, y_all, dtype):
-    """The model after 20 steps, its state before, the losses, and each trained parameter's first update."""
+def train(case_name, head_path, frozen, options, x_all, y_all, dtype, perturb=None):
+    """The model after 20 steps, its state before, the losses, and each trained parameter's first update.
+    perturb(state_dict) → state_dict, if given, changes the weights before the head is replaced
+    (make_train_perturbation.py)."""
     case = fam.CASES[case_name]
     model = fam.build(case)
-    model.load_state_dict(torch.load(fam.OUT / f"{case_name}.pth"))
+    sd = torch.load(fam.OUT / f"{case_name}.pth")
+    model.load_state_dict(perturb(sd) if perturb else sd)
     parent_name, _, attr = head_path.rpartition(".")
     parent = model.get_submodule(parent_name)
     old = getattr(parent, attr)

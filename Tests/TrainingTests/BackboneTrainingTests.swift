@@ -81,6 +81,10 @@ struct BackboneGoldenTests {
         // Tests/Reference/measure_spread.py, torch 1.13); held to 1e-3 until that gap is explained.
         let tight = mode == "through_layer2_bn_train" ? 1e-3 : 1e-4
         let want = doubles(m["losses"])
+        // Torch's own run moves by up to `perturbation` when its weights move by a convolution's rounding
+        // (through_layer2: under 1e-6 for seven steps, up to 3.3e-3 by step 20); no tier is held tighter
+        // than three times that.
+        let perturbation = chaotic ? nil : try Perturbation(mode: mode)
         var losses: [Double] = []
         for k in 0..<20 {
             let idx = (0..<4).map { (5 * k + 3 * $0) % 8 }
@@ -92,16 +96,18 @@ struct BackboneGoldenTests {
                     let p = model.namedParameters.first { $0.name == name }!.parameter
                     let delta = zip(p.data, before[name]!).map { $0 - $1 }
                     let idx = s["indices"] as! [Int]
-                    expectClose(idx.map { delta[$0] }, doubles(s["samples"]), rtol: 2e-2, "\(mode) \(name) first update")
+                    let rtol = perturbation?.step1(name, atLeast: 2e-2) ?? 2e-2
+                    expectClose(idx.map { delta[$0] }, doubles(s["samples"]), rtol: rtol, "\(mode) \(name) first update")
                     let norm = delta.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
                     let wantNorm = (s["norm"] as! NSNumber).doubleValue
-                    #expect(abs(norm - wantNorm) <= 2e-2 * wantNorm, "\(mode) \(name) first update norm \(norm), torch \(wantNorm)")
+                    #expect(abs(norm - wantNorm) <= rtol * wantNorm, "\(mode) \(name) first update norm \(norm), torch \(wantNorm)")
                 }
             }
         }
         for (k, (g, w)) in zip(losses, want).enumerated() {
-            let rtol = chaotic && k > 0 ? 5e-2 : (k < 15 ? 1e-4 : tight)
-            #expect(abs(g - w) <= rtol * abs(w), "\(mode) step \(k + 1): loss \(g), torch \(w)")
+            let fixed = chaotic && k > 0 ? 5e-2 : (k < 15 ? 1e-4 : tight)
+            let rtol = perturbation?.loss(k, atLeast: fixed) ?? fixed
+            #expect(abs(g - w) <= rtol * abs(w), "\(mode) step \(k + 1): loss \(g), torch \(w) (bound \(rtol))")
         }
         // Every tensor torch changed, by norm and samples (through_layer2; in the chaotic modes, only
         // that it changed: their trajectories part within torch's own float32/float64 spread); every
@@ -113,7 +119,7 @@ struct BackboneGoldenTests {
                 if chaotic {
                     #expect(p.data != before[name], "\(mode): \(name) did not change")
                 } else {
-                    check(p.data, s, "\(mode) \(name)", rtol: tight)
+                    check(p.data, s, "\(mode) \(name)", rtol: perturbation!.state(atLeast: tight))
                 }
             default: Issue.record("\(name) missing")
             }
@@ -129,8 +135,10 @@ struct BackboneGoldenTests {
             #expect(v.value == Int64(n), "\(mode) \(name): \(v.value), torch \(n)")
         }
         if !chaotic {
-            check(model.fc.weight.data, m["fc_weight"] as! [String: Any], "\(mode) fc.weight", rtol: tight)
-            expectClose(model.fc.bias.data, doubles(m["fc_bias"]), rtol: tight, "\(mode) fc.bias")
+            check(model.fc.weight.data, m["fc_weight"] as! [String: Any], "\(mode) fc.weight",
+                  rtol: perturbation!.state(atLeast: tight))
+            expectClose(model.fc.bias.data, doubles(m["fc_bias"]), rtol: perturbation!.state(atLeast: tight),
+                        "\(mode) fc.bias")
         }
     }
 

@@ -83,3 +83,34 @@ func throughFile(_ sd: StateDict, name: String) throws -> StateDict {
     return try Checkpoint(path: path).stateDict()
 }
 
+
+/// How far torch's own 20-step run moves when its starting weights move by the rounding of one
+/// convolution's sum (2⁻²⁰ relative), or when it runs in float64 (Tests/Reference/make_train_perturbation.py, torch 1.13 → train/perturbation.json):
+/// per step for the loss, per tensor for the first update and the final state, the larger of the two.
+/// Runs that start one rounding apart part by this much, so the parity tests hold every ISA tier to the
+/// larger of their fixed bound and three times these figures.
+struct Perturbation {
+    let loss: [Double]
+    let step1: [String: Double]
+    /// The largest final-state spread of any tensor: after 20 steps the trajectories have parted, and every
+    /// tensor that trains has moved with them.
+    let state: Double
+
+    init(mode: String) throws {
+        let file = try Fixtures.json("train/perturbation.json")
+        precondition(file["generator"] as? String == "Tests/Reference/make_train_perturbation.py")
+        let m = (file["modes"] as! [String: [String: Any]])[mode]!
+        let f64 = m["float64"] as! [String: Any]
+        func table(_ any: Any?) -> [String: Double] { (any as! [String: NSNumber]).mapValues(\.doubleValue) }
+        loss = zip(doubles(m["loss"]), doubles(f64["loss"])).map { max($0, $1) }
+        step1 = table(m["step1"]).merging(table(f64["step1"]), uniquingKeysWith: max)
+        state = max(table(m["state"]).values.max()!, table(f64["state"]).values.max()!)
+    }
+
+    /// max(bound, 3 × the loss spread at step k (0-based)).
+    func loss(_ k: Int, atLeast bound: Double) -> Double { max(bound, 3 * loss[k]) }
+    /// max(bound, 3 × the first-update spread of `name`).
+    func step1(_ name: String, atLeast bound: Double) -> Double { max(bound, 3 * (step1[name] ?? 0)) }
+    /// max(bound, 3 × the largest final-state spread).
+    func state(atLeast bound: Double) -> Double { max(bound, 3 * state) }
+}
