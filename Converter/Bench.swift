@@ -13,7 +13,8 @@ import Glibc
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks. Tests/Reference/bench_*.py run these beside torch and print ratios.",
-        subcommands: [BenchRead.self, BenchConvert.self, BenchOpen.self, BenchInfer.self, BenchConv.self, BenchTrain.self]
+        subcommands: [BenchRead.self, BenchConvert.self, BenchOpen.self, BenchInfer.self, BenchConv.self, BenchTrain.self,
+                      BenchTiers.self]
     )
 }
 
@@ -256,7 +257,10 @@ struct BenchInfer: ParsableCommand {
         guard batch >= 1, threads >= 1, size >= 1 else { throw ValidationError("--batch, --threads and --size must be at least 1") }
     }
 
+    @OptionGroup var tier: TierOption
+
     func run() throws {
+        let isa = try tier.apply()
         let architecture = Architecture.named(arch)!
         let net: Inference
         do {
@@ -300,13 +304,14 @@ struct BenchInfer: ParsableCommand {
         if json {
             print(JSON.object([
                 ("arch", .string(arch)), ("batch", .int(batch)), ("size", .int(size)), ("threads", .int(threads)),
+                ("isa", .string(isa.name)), ("cpu", ISA.cpuModel.map { .string($0) } ?? .null),
                 ("steps", .array(steps.map { .object([("step", .string($0.0)), ("median_ms", .double($0.1))]) })),
                 ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("images_per_s", .double(rate)),
                 ("runs", .int(times.count)), ("checksum", .double(Double(check))),
                 ("peak_rss_bytes", .int(peakResidentBytes() ?? 0)),
             ]).render(indent: nil))
         } else {
-            print("\(arch) batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"): median \(fmt(median)) ms, min \(fmt(minimum)) ms, \(fmt(rate)) images/s over \(times.count) runs")
+            print("\(arch) batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), \(isa): median \(fmt(median)) ms, min \(fmt(minimum)) ms, \(fmt(rate)) images/s over \(times.count) runs (\(ISA.cpuModel ?? "unknown CPU"))")
             if !steps.isEmpty {
                 let total = steps.reduce(0) { $0 + $1.1 }
                 for (name, ms) in steps {
@@ -338,7 +343,10 @@ struct BenchConv: ParsableCommand {
     @Option(help: "Only convolutions whose description contains this, e.g. \"k7x7\".") var only: String?
     @Flag(help: "Print one JSON object.") var json = false
 
+    @OptionGroup var tier: TierOption
+
     func run() throws {
+        let isa = try tier.apply()
         guard let config = ResNetConfig.named(arch) else { throw ValidationError("unknown --arch \(arch)") }
         KernelThreads.singleThreadedBLAS()
         let model = ResNet(config)
@@ -361,6 +369,7 @@ struct BenchConv: ParsableCommand {
             }
         }
         var rows: [JSON] = []
+        if !json { print("\(ISA.cpuModel ?? "unknown CPU"), kernels \(isa)") }
         if !json { print("convolution (batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"))                     direct GFLOP/s  winograd GFLOP/s  OpenBLAS GFLOP/s  OpenBLAS ÷ best") }
         for g in shapes {
             let x = (0..<g.inputCount).map { Float($0 % 13) / 13 - 0.5 }
@@ -416,6 +425,7 @@ struct BenchConv: ParsableCommand {
         }
         if json {
             print(JSON.object([("arch", .string(arch)), ("batch", .int(batch)), ("threads", .int(threads)),
+                               ("isa", .string(isa.name)), ("cpu", ISA.cpuModel.map { .string($0) } ?? .null),
                                ("convolutions", .array(rows))]).render(indent: nil))
         }
     }
@@ -448,7 +458,10 @@ struct BenchTrain: ParsableCommand {
     var profile = false
     @Flag(help: "Print one JSON object.") var json = false
 
+    @OptionGroup var tier: TierOption
+
     func run() throws {
+        let isa = try tier.apply()
         guard (0...5).contains(frozenThrough) else { throw ValidationError("--frozen-through is 0…5") }
         let model = ResNet(.resnet18)
         do {
@@ -482,13 +495,67 @@ struct BenchTrain: ParsableCommand {
         if json {
             print(JSON.object([
                 ("batch", .int(batch)), ("threads", .int(threads)), ("frozen_through", .int(frozenThrough)),
+                ("isa", .string(isa.name)), ("cpu", ISA.cpuModel.map { .string($0) } ?? .null),
                 ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("images_per_s", .double(rate)),
                 ("runs", .int(times.count)), ("last_loss", .double(loss)), ("peak_rss_bytes", .int(peakResidentBytes() ?? 0)),
                 ("phases_ms", .object(phases.map { ($0.name, .double($0.ms)) })),
             ]).render(indent: nil))
         } else {
-            print("resnet18 training step, batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), frozen through \(frozenThrough): median \(fmt(median)) ms, min \(fmt(minimum)) ms, \(fmt(rate)) images/s over \(times.count) steps")
+            print("resnet18 training step, batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), frozen through \(frozenThrough), \(isa) (\(ISA.cpuModel ?? "unknown CPU")): median \(fmt(median)) ms, min \(fmt(minimum)) ms, \(fmt(rate)) images/s over \(times.count) steps")
             for p in phases { print("  \(p.name.padding(toLength: 32, withPad: " ", startingAt: 0)) \(fmt(p.ms).leftPadded(9)) ms") }
+        }
+    }
+}
+
+/// `--isa NAME` for the compute benchmarks: the kernels' instruction-set tier for this run.
+struct TierOption: ParsableArguments {
+    @Option(name: .customLong("isa"), help: ArgumentHelp(
+        "The kernels' instruction-set tier: \(ISA.all.map(\.name).joined(separator: ", ")) (default: PTH2SWT_ISA, else the best this CPU runs).",
+        valueName: "tier"))
+    var name: String?
+
+    func validate() throws {
+        guard let name else { return }
+        guard let tier = ISA(named: name) else {
+            throw ValidationError("--isa \(name): no such tier (\(ISA.all.map(\.name).joined(separator: ", ")))")
+        }
+        guard tier.isSupported else { throw ValidationError("--isa \(name): \(ISA.Unsupported(tier: tier.name))") }
+    }
+
+    /// Forces the tier if one was named (validate() has checked it); the tier that runs.
+    func apply() throws -> ISA {
+        if let name, let tier = ISA(named: name) { try ISA.force(tier) }
+        return ISA.process
+    }
+}
+
+struct BenchTiers: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tiers",
+        abstract: "Show the CPU, the kernels' instruction-set tiers and which one runs.",
+        discussion: """
+            Tiers are picked from CPUID and the OS's XSAVE state (XCR0), best first. PTH2SWT_ISA=NAME (or \
+            `--isa` on bench infer/conv/train) forces a lower one; `auto` or unset takes the best.
+            """
+    )
+
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        let running = ISA.process
+        if json {
+            print(JSON.object([
+                ("cpu", ISA.cpuModel.map { .string($0) } ?? .null), ("running", .string(running.name)),
+                ("tiers", .array(ISA.all.map { .object([("name", .string($0.name)), ("supported", .bool($0.isSupported))]) })),
+                ("environment", ISA.environmentWarning.map { .string($0) } ?? .null),
+            ]).render(indent: nil))
+        } else {
+            print("CPU: \(ISA.cpuModel ?? "unknown")")
+            for tier in ISA.all {
+                let mark = tier == running ? "*" : " "
+                print("\(mark) \(tier.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(tier.isSupported ? "supported" : "not supported by this CPU")")
+            }
+            print("* runs\(getenv("PTH2SWT_ISA").map { " (PTH2SWT_ISA=\(String(cString: $0)))" } ?? "")")
         }
     }
 }

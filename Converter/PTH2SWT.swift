@@ -31,6 +31,10 @@ struct PTH2SWT: ParsableCommand {
     static func main() {
         StandardOutput.lineBuffered()
         Interruption.installHandlers()
+        if let warning = ISA.environmentWarning {
+            var err = StandardError()
+            print("pth2swt: warning: \(warning)", to: &err)
+        }
         let outcome: (any Error)?
         do {
             var command = try parseAsRoot()

@@ -2,7 +2,7 @@
 weights, same machine, one script.
 
     swift build -c release && PYTHON Tests/Reference/bench_peers.py [--arch resnet18] [--weights FILE]
-        [--runs 20] [--rounds 3] [--pth2swt [LABEL=].build/release/pth2swt ...] [--tune]
+        [--runs 20] [--rounds 3] [--pth2swt [LABEL=].build/release/pth2swt ...] [--isa avx512,avx2] [--tune]
 
 --arch is any torchvision builder pth2swt knows (resnet18, resnet50, mobilenet_v2, vgg16, …). Weights:
 --weights, else ../shared/weights/resnet18-zip.pth for resnet18 and Weights/mobilenet_v2-b0353104.pth
@@ -19,7 +19,10 @@ row, in its own process, so the peers' spinning worker threads cannot take its c
 1 thread, batch 1 / 2 threads, batch 16 / 2 threads. Each figure is the median over --runs runs after
 warm-up runs; pth2swt's is `pth2swt bench infer --json`. With --rounds N every side runs N times, the
 sides taking turns, and each keeps its fastest median (the host is shared). --pth2swt may be given
-several times (LABEL=PATH) to put two builds side by side. Peak resident memory (VmHWM) of one batch-1
+several times (LABEL=PATH) to put two builds side by side, and --isa TIER[,TIER…] runs each build in each
+named instruction-set tier (`bench infer --isa`), a column per tier. On a CPU with AVX512_BF16 an extra
+column runs OpenVINO with INFERENCE_PRECISION_HINT bf16 (what it picks by itself there), marked
+"(bf16)" and left out of "best peer", which compares float32 runtimes only. Peak resident memory (VmHWM) of one batch-1
 run per runtime in a fresh process is printed last.
 """
 import argparse
@@ -57,6 +60,16 @@ else:
     return int(out.split()[-1]) / 1024
 
 
+def cpu_flags():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def cpu_model():
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -74,11 +87,14 @@ def main():
     ap.add_argument("--pth2swt", action="append", default=None,
                     help="[LABEL=]PATH of a pth2swt binary; repeat to compare builds (default .build/release/pth2swt)")
     ap.add_argument("--tune", action="store_true", help="let pth2swt time both convolution algorithms per layer first")
+    ap.add_argument("--isa", default=None, help="comma-separated tiers to run each pth2swt build in (default: its own choice)")
     args = ap.parse_args()
     ours_bins = []
+    tiers = args.isa.split(",") if args.isa else [None]
     for spec in args.pth2swt or [str(REPO / ".build" / "release" / "pth2swt")]:
         label, _, path = spec.rpartition("=")
-        ours_bins.append((label or "ours", path))
+        for tier in tiers:
+            ours_bins.append(((label or "ours") + (f"[{tier}]" if tier else ""), path, tier))
 
     import torch
     import torchvision
@@ -116,15 +132,19 @@ def main():
           f"onnxruntime {ort.__version__ if ort else 'absent'}, openvino {ov.__version__ if ov else 'absent'}, "
           f"{args.runs} runs, best of {args.rounds} round(s)")
 
-    def run_ours(path, batch, threads):
+    def run_ours(path, tier, batch, threads):
         cmd = [path, "bench", "infer", "--arch", args.arch, "--weights", args.weights, "--batch", str(batch), "--threads",
                str(threads), "--repeat", str(args.runs), "--json"] + (["--tune"] if args.tune else [])
+        cmd += ["--isa", tier] if tier else []
         return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])["median_ms"]
 
     peers = ["torch"] + (["ORT"] if ort else []) + (["OpenVINO f32"] if ov else [])
-    labels = [l for l, _ in ours_bins]
-    head = f"{'batch':>5} {'threads':>7}" + "".join(f" {p + ' ms':>15}" for p in peers) + "".join(f" {l + ' ms':>12}" for l in labels)
-    head += "".join(f" {l + '/best':>12}" for l in labels) + f" {'best peer':>13}"
+    bf16 = ov is not None and "avx512_bf16" in cpu_flags()
+    extra = ["OpenVINO (bf16)"] if bf16 else []
+    labels = [l for l, _, _ in ours_bins]
+    head = f"{'batch':>5} {'threads':>7}" + "".join(f" {p + ' ms':>15}" for p in peers + extra)
+    head += "".join(f" {l + ' ms':>16}" for l in labels)
+    head += "".join(f" {l + '/best':>16}" for l in labels) + f" {'best f32 peer':>14}"
     print(head)
     for batch, threads in ROWS:
         x = torch.randn(batch, 3, 224, 224)
@@ -136,8 +156,8 @@ def main():
         for _ in range(args.rounds):
             # pth2swt first, in its own process, while this one is idle: torch's OpenMP workers and the
             # peers' pools spin for a while after each run and would take its cores.
-            for label, path in ours_bins:
-                keep(label, run_ours(path, batch, threads))
+            for label, path, tier in ours_bins:
+                keep(label, run_ours(path, tier, batch, threads))
             torch.set_num_threads(threads)
             keep("torch", median_ms(lambda: model(x), args.runs, warmup=3))
             if ort:
@@ -156,12 +176,20 @@ def main():
                 request = compiled.create_infer_request()
                 feed = {0: x.numpy()}
                 keep("OpenVINO f32", median_ms(lambda: request.infer(feed), args.runs, warmup=3))
-                del request, compiled, core
+                del request, compiled
+                if bf16:
+                    compiled = core.compile_model(str(onnx_path), "CPU", {
+                        "INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": threads,
+                        "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
+                    request = compiled.create_infer_request()
+                    keep("OpenVINO (bf16)", median_ms(lambda: request.infer(feed), args.runs, warmup=3))
+                    del request, compiled
+                del core
             time.sleep(1)
         best_peer = min(peers, key=lambda p: best[p])
-        row = f"{batch:>5} {threads:>7}" + "".join(f" {best[p]:15.1f}" for p in peers)
-        row += "".join(f" {best[l]:12.1f}" for l in labels)
-        row += "".join(f" {best[l] / best[best_peer]:12.2f}" for l in labels) + f" {best_peer:>13}"
+        row = f"{batch:>5} {threads:>7}" + "".join(f" {best[p]:15.1f}" for p in peers + extra)
+        row += "".join(f" {best[l]:16.1f}" for l in labels)
+        row += "".join(f" {best[l] / best[best_peer]:16.2f}" for l in labels) + f" {best_peer:>14}"
         print(row)
 
     print()
