@@ -11,6 +11,10 @@
     X(pth2swt_gemm_rows, gemm_rows,                                                                               \
       (long m, int n, long k, const float *a, long lda, const float *packed_b, float *c, long ldc),               \
       (m, n, k, a, lda, packed_b, c, ldc))                                                                        \
+    X(pth2swt_gemm_tn, gemm_tn,                                                                                   \
+      (long m, int n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc, int acc,    \
+       float *scratch),                                                                                           \
+      (m, n, k, a, lda, b, ldb, c, ldc, acc, scratch))                                                            \
     X(pth2swt_conv_nhwc, conv_nhwc,                                                                               \
       (const pth2swt_conv_shape *g, const float *x, const float *packed_w, const float *bias,                     \
        const float *residual, int relu, float *y, long row_begin, long row_end, int panel_begin, int panel_end,   \

@@ -21,6 +21,54 @@ TARGET static void NAME(gemm_rows)(long m, int n, long k, const float *a, long l
     }
 }
 
+/// C (m×n, row stride ldc) = (acc ? C : 0) + Aᵀ·B, where A is k×m (row r at a + r·lda) and B is k×n (row r
+/// at b + r·ldb): the weight gradient's product, whose reduction runs over output positions or tiles. Per
+/// chunk of TN_KC rows of A and B: B's chunk packed into panels, A's chunk transposed by blocks of CONV_MC
+/// columns, then the micro-kernel accumulating into C. scratch: pth2swt_gemm_tn_scratch_count(n) floats.
+TARGET static void NAME(gemm_tn)(long m, int n, long k, const float *a, long lda, const float *b, long ldb, float *c,
+                                 long ldc, int acc, float *scratch) {
+    const int panels = (n + NR - 1) / NR;
+    float *packed = scratch, *at = scratch + (long)TN_KC * panels * NR;  // [panel][p][NR], [i][p]
+    const float *rows[UK_MR];
+    if (k == 0 && !acc)
+        for (long i = 0; i < m; i++) memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
+    for (long p0 = 0; p0 < k; p0 += TN_KC) {
+        const int kc = k - p0 < TN_KC ? (int)(k - p0) : TN_KC;
+        for (int q = 0; q < panels; q++) {
+            float *panel = packed + (long)q * NR * kc;
+            const int cols = n - q * NR < NR ? n - q * NR : NR;
+            for (int p = 0; p < kc; p++) {
+                const float *src = b + (p0 + p) * ldb + q * NR;
+                float *dst = panel + (long)p * NR;
+                if (cols == NR) {
+                    st8(dst, ld8(src));
+                    st8(dst + 8, ld8(src + 8));
+                } else {
+                    for (int j = 0; j < NR; j++) dst[j] = j < cols ? src[j] : 0;
+                }
+            }
+        }
+        const int accumulate = acc || p0 > 0;
+        for (long i0 = 0; i0 < m; i0 += CONV_MC) {
+            const int mc = m - i0 < CONV_MC ? (int)(m - i0) : CONV_MC;
+            for (int p = 0; p < kc; p++) {
+                const float *src = a + (p0 + p) * lda + i0;
+                for (int i = 0; i < mc; i++) at[(long)i * kc + p] = src[i];
+            }
+            for (int j = 0; j < panels; j += UK_NP) {
+                const int np = panels - j < UK_NP ? panels - j : UK_NP;
+                const int nc = n - j * NR < np * NR ? n - j * NR : np * NR;
+                for (int t0 = 0; t0 < mc; t0 += UK_MR) {
+                    const int mr = mc - t0 < UK_MR ? mc - t0 : UK_MR;
+                    for (int t = 0; t < UK_MR; t++) rows[t] = at + (long)(t0 + (t < mr ? t : mr - 1)) * kc;
+                    NAME(ukernel)(1, kc, rows, packed + (long)j * NR * kc, (long)NR * kc, c + (i0 + t0) * ldc + j * NR,
+                                  ldc, mr, nc, accumulate, 0, 0, 0);
+                }
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Convolution: im2col by blocks of CONV_MC output positions into scratch, then the micro-kernel over
 // every NR-channel panel, UK_NP panels per micro-kernel call; a depth over CONV_KC_WHOLE goes in chunks of CONV_KC accumulated in y (the

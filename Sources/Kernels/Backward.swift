@@ -1,5 +1,4 @@
 import CKernels
-import COpenBLAS
 
 /// Gradients of the channels-last layers, for training. Each has a naive NCHW twin in `GradReference`
 /// (straight from the definitions) that tests compare against, and Tests/Reference/make_grad_golden.py
@@ -12,13 +11,21 @@ public enum ConvBackward {
         return PackedConvWeight.pack(weight, outChannels: k, inChannels: c, taps: kh * kw, transposed: true)
     }
 
-    /// Output positions per block: a block's columns (rows × kh·kw·C floats) are each thread's scratch.
+    /// Output positions per block of `data`: a block's columns (rows × kh·kw·C floats) are each thread's scratch.
     static let blockRows = 96
+    /// Output positions per block of `weight`: each block adds a rank-`weightBlockRows` product to the
+    /// depth × K sum, which is read and written once per block.
+    static let weightBlockRows = 384
 
     /// Scratch floats for `data` and `weight` with `threads` threads.
     public static func scratchCount(_ g: Conv2dGeometry, threads: Int) -> Int {
+        max(1, threads) * perThread(g)
+    }
+
+    /// One thread's scratch: a block's columns, its depth × K sum and pth2swt_gemm_tn's packing.
+    static func perThread(_ g: Conv2dGeometry) -> Int {
         let depth = g.kernelH * g.kernelW * g.inChannels
-        return max(1, threads) * (blockRows * depth + depth * g.outChannels)
+        return weightBlockRows * depth + depth * g.outChannels + pth2swt_gemm_tn_scratch_count(Int32(g.outChannels))
     }
 
     /// dX [N, H, W, C] = the gradient of the convolution's input given dY [N, oH, oW, K]: per block of
@@ -32,7 +39,7 @@ public enum ConvBackward {
         var s = g.cShape
         let depth = g.kernelH * g.kernelW * g.inChannels, K = g.outChannels
         let plane = g.outHeight * g.outWidth
-        let each = scratchCount(g, threads: 1)
+        let each = perThread(g)
         dx.update(repeating: 0, count: g.inputCount)
         let parts = max(1, min(threads, g.batch))
         withUnsafePointer(to: &s) { shape in
@@ -51,9 +58,9 @@ public enum ConvBackward {
         }
     }
 
-    /// dW [K, C, kh, kw] (torch's layout) = Σ over output positions of im2col(x)ᵀ · dY, by OpenBLAS sgemm
-    /// (the reduction runs over the positions, which its packing handles well). Threads take ranges of
-    /// positions into their own sums, added at the end.
+    /// dW [K, C, kh, kw] (torch's layout) = Σ over output positions of im2col(x)ᵀ · dY, on the micro-kernel
+    /// (`pth2swt_gemm_tn`: the reduction runs over the positions). Threads take ranges of positions into
+    /// their own sums, added at the end. A 1×1 stride-1 convolution's columns are x itself, taken whole.
     public static func weight(
         _ g: Conv2dGeometry, input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
         weightGradient dw: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int = 1
@@ -62,27 +69,28 @@ public enum ConvBackward {
         var s = g.cShape
         let C = g.inChannels, K = g.outChannels, taps = g.kernelH * g.kernelW, depth = taps * C
         let total = g.batch * g.outHeight * g.outWidth
-        let each = scratchCount(g, threads: 1)
+        let each = perThread(g)
         let pointwise = g.kernelH == 1 && g.kernelW == 1 && g.strideH == 1 && g.strideW == 1 && g.padH == 0 && g.padW == 0
         let parts = max(1, min(threads, (total + blockRows - 1) / blockRows))
         withUnsafePointer(to: &s) { shape in
             nonisolated(unsafe) let shape = shape
             Parallel.run(parts, parts) { part in
-                let cols = scratch + part * each, sum = cols + blockRows * depth  // sum: depth × K
-                sum.update(repeating: 0, count: depth * K)
+                // cols: weightBlockRows × depth; sum: depth × K; then gemm_tn's packing.
+                let cols = scratch + part * each, sum = cols + weightBlockRows * depth, pack = sum + depth * K
                 var r0 = total * part / parts
                 let end = total * (part + 1) / parts
-                while r0 < end {
-                    let mc = min(blockRows, end - r0)
+                var first = true
+                while r0 < end || first {
+                    let mc = pointwise ? end - r0 : min(weightBlockRows, end - r0)
                     let a: UnsafePointer<Float>
                     if pointwise {
                         a = x + r0 * C
                     } else {
-                        pth2swt_im2col_nhwc(shape, x, r0, mc, cols)
+                        if mc > 0 { pth2swt_im2col_nhwc(shape, x, r0, mc, cols) }
                         a = UnsafePointer(cols)
                     }
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(depth), Int32(K), Int32(mc), 1, a, Int32(depth),
-                                dy + r0 * K, Int32(K), 1, sum, Int32(K))
+                    pth2swt_gemm_tn(depth, Int32(K), mc, a, depth, dy + r0 * K, K, sum, K, first ? 0 : 1, pack)
+                    first = false
                     r0 += mc
                 }
             }
@@ -92,7 +100,7 @@ public enum ConvBackward {
             for c in 0..<C {
                 for t in 0..<taps {
                     var v: Float = 0
-                    for part in 0..<parts { v += scratch[part * each + blockRows * depth + (t * C + c) * K + o] }
+                    for part in 0..<parts { v += scratch[part * each + weightBlockRows * depth + (t * C + c) * K + o] }
                     dw[(o * C + c) * taps + t] = v
                 }
             }
@@ -116,9 +124,11 @@ public enum WinogradBackward {
         return max(8, min(total, blockFloats / (36 * (g.inChannels + g.outChannels))))
     }
 
-    /// Scratch floats for `weight`: dU (36·C·K) and one block's V and dM.
-    public static func scratchCount(_ g: Conv2dGeometry, tilesPerBlock: Int? = nil) -> Int {
+    /// Scratch floats for `weight` with up to `threads` threads: dU (36·C·K), one block's V and dM, and
+    /// each thread's pth2swt_gemm_tn packing.
+    public static func scratchCount(_ g: Conv2dGeometry, tilesPerBlock: Int? = nil, threads: Int = 1) -> Int {
         36 * g.inChannels * g.outChannels + 36 * (tilesPerBlock ?? blockTiles(g)) * (g.inChannels + g.outChannels)
+            + max(1, threads) * pth2swt_gemm_tn_scratch_count(Int32(g.outChannels))
     }
 
     /// dW [K, C, 3, 3] (torch's layout) from x [N, H, W, C] and dY [N, H, W, K], channels-last.
@@ -147,9 +157,10 @@ public enum WinogradBackward {
                                                       Int32(tw), s, Int32(p), Int32(lo), Int32(hi), m)
                 }
             }
-            Parallel.dynamic(36, threads) { xi, _ in
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(C), Int32(K), Int32(p), 1, v + xi * p * C,
-                            Int32(C), m + xi * p * K, Int32(K), first ? 0 : 1, du + xi * C * K, Int32(K))
+            let packing = m + tiles * 36 * K, packEach = pth2swt_gemm_tn_scratch_count(Int32(K))
+            Parallel.dynamic(36, threads) { xi, worker in
+                pth2swt_gemm_tn(C, Int32(K), p, v + xi * p * C, C, m + xi * p * K, K, du + xi * C * K, K, first ? 0 : 1,
+                                packing + worker * packEach)
             }
             start += p
         }

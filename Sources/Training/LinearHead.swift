@@ -1,4 +1,4 @@
-import COpenBLAS
+import CKernels
 import Kernels
 import NN
 
@@ -34,24 +34,18 @@ public enum LinearHead {
         var dW = [Float](repeating: 0, count: outFeatures * inFeatures)
         var db = [Float](repeating: 0, count: outFeatures)
         var dx: [Float]? = inputGradient ? [Float](repeating: 0, count: batch * inFeatures) : nil
-        let (n, i, o) = (Int32(batch), Int32(inFeatures), Int32(outFeatures))
+        // dW = dyᵀ · x and dx = dy · W = (dyᵀ)ᵀ · W on the micro-kernel (pth2swt_gemm_tn).
+        var pack = [Float](repeating: 0, count: pth2swt_gemm_tn_scratch_count(Int32(inFeatures)))
         dy.withUnsafeBufferPointer { g in
-            x.withUnsafeBufferPointer { xp in
-                dW.withUnsafeMutableBufferPointer { w in
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, i, n, 1, g.baseAddress!, o, xp.baseAddress!, i,
-                                0, w.baseAddress!, i)
-                }
-            }
+            pth2swt_gemm_tn(outFeatures, Int32(inFeatures), batch, g.baseAddress!, outFeatures, x, inFeatures, &dW, inFeatures,
+                            0, &pack)
             db.withUnsafeMutableBufferPointer { b in
                 for r in 0..<batch { for c in 0..<outFeatures { b[c] += g[r * outFeatures + c] } }
             }
             if dx != nil {
-                weight.withUnsafeBufferPointer { w in
-                    dx!.withUnsafeMutableBufferPointer { d in
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, i, o, 1, g.baseAddress!, o, w.baseAddress!, i,
-                                    0, d.baseAddress!, i)
-                    }
-                }
+                var dyT = [Float](repeating: 0, count: outFeatures * batch)  // [out, batch]
+                for r in 0..<batch { for c in 0..<outFeatures { dyT[c * batch + r] = g[r * outFeatures + c] } }
+                pth2swt_gemm_tn(batch, Int32(inFeatures), outFeatures, dyT, batch, weight, inFeatures, &dx!, inFeatures, 0, &pack)
             }
         }
         return (dW, db, dx)

@@ -571,7 +571,7 @@ public final class NetworkStep {
         switch u.kind {
         case .dense:
             let winograd = WinogradNHWC.preferred(g)
-            ensureScratch(winograd ? WinogradBackward.scratchCount(g) : ConvBackward.scratchCount(g, threads: threads))
+            ensureScratch(winograd ? WinogradBackward.scratchCount(g, threads: threads) : ConvBackward.scratchCount(g, threads: threads))
             scratch.withUnsafeMutableBufferPointer { s in
                 dw.withUnsafeMutableBufferPointer { w in
                     if winograd {

@@ -26,7 +26,7 @@ import Testing
                 let xl = Layout.nhwc(x, batch: n, channels: c, plane: h * w)
                 let dyl = Layout.nhwc(dy, batch: n, channels: k, plane: g.outHeight * g.outWidth)
                 for threads in [1, 2, 3] {
-                    var scratch = [Float](repeating: .nan, count: WinogradBackward.scratchCount(g, tilesPerBlock: block))
+                    var scratch = [Float](repeating: .nan, count: WinogradBackward.scratchCount(g, tilesPerBlock: block, threads: threads))
                     var dw = [Float](repeating: .nan, count: g.weightCount)
                     scratch.withUnsafeMutableBufferPointer { s in
                         dw.withUnsafeMutableBufferPointer {

@@ -201,4 +201,30 @@ import Testing
             }
         }
     }
+
+    /// pth2swt_gemm_tn (C = (acc ? C : 0) + Aᵀ·B, the weight gradients' product) against the one-sum-at-a-time
+    /// reference on Aᵀ, with ragged m, n and k, reductions longer than one packed chunk (256), strides, and
+    /// k = 0 (C zeroed, or kept when accumulating).
+    @Test(arguments: ISA.supported) func transposedGEMMMatchesReference(tier: ISA) throws {
+        try ISA.with(tier) {
+            var rng = Rng(s: 41)
+            for trial in 0..<30 {
+                let m = rng.int(1...40), n = rng.int(1...150), k = trial == 0 ? 0 : rng.int(1...600)
+                let lda = m + rng.int(0...3), ldb = n + rng.int(0...3), ldc = n + 2, acc = trial % 2
+                let a = rng.floats(max(1, k * lda)), b = rng.floats(max(1, k * ldb))
+                let start = rng.floats(m * ldc)
+                var at = [Float](repeating: 0, count: m * max(1, k))  // Aᵀ, m × k
+                for r in 0..<k { for i in 0..<m { at[i * k + r] = a[r * lda + i] } }
+                var want = [Float](repeating: 0, count: m * ldc)
+                pth2swt_sgemm_reference(Int32(m), Int32(n), Int32(k), at, Int32(max(1, k)), b, Int32(ldb), &want, Int32(ldc))
+                for i in 0..<m { for j in n..<ldc { want[i * ldc + j] = start[i * ldc + j] } }  // outside C: untouched
+                if acc == 1 { for i in 0..<m { for j in 0..<n { want[i * ldc + j] += start[i * ldc + j] } } }
+                var c = start
+                var scratch = [Float](repeating: .nan, count: pth2swt_gemm_tn_scratch_count(Int32(n)))
+                pth2swt_gemm_tn(m, Int32(n), k, a, lda, b, ldb, &c, ldc, Int32(acc), &scratch)
+                let err = zip(c, want).map { abs($0 - $1) }.max()!
+                #expect(err < 1e-3, "m\(m) n\(n) k\(k) acc\(acc): \(err)")
+            }
+        }
+    }
 }

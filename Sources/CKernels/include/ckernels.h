@@ -66,6 +66,11 @@ typedef struct {
 /// pth2swt_pack_b (K×N).
 void pth2swt_gemm_rows(long m, int n, long k, const float *a, long lda, const float *packed_b, float *c, long ldc);
 
+/// C (m×n, row stride ldc) = (acc ? C : 0) + Aᵀ·B for A k×m (row stride lda) and B k×n (row stride ldb), on
+/// the micro-kernel: the weight gradients' product. scratch holds pth2swt_gemm_tn_scratch_count(n) floats.
+void pth2swt_gemm_tn(long m, int n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
+                     int acc, float *scratch);
+long pth2swt_gemm_tn_scratch_count(int n);
 /// Scratch floats each thread of pth2swt_conv_nhwc needs.
 long pth2swt_conv_nhwc_scratch_count(void);
 /// Output rows [row_begin, row_end) (a row is one output position of one image; the output is
