@@ -50,7 +50,8 @@ let package = Package(
         .target(name: "Tensors", path: "Sources/Tensors"),
         // Byte reader, tar/legacy/zip archives, the pickle machine and torch's rebuild rules.
         .target(name: "Checkpoint", dependencies: ["Tensors", "CZip", "Checksums", "Lifetime"], path: "Sources/Checkpoint"),
-        // OpenBLAS's cblas (Debian libopenblas-dev).
+        // OpenBLAS's cblas (Debian libopenblas-dev): only ConvKernel.forward, the NCHW comparison column of
+        // `pth2swt bench conv`. Inference and training run on CKernels.
         .systemLibrary(
             name: "COpenBLAS",
             path: "Sources/COpenBLAS",
@@ -66,7 +67,8 @@ let package = Package(
         .target(name: "CImageSupport", dependencies: ["CImageCodecs"], path: "Sources/CImageSupport"),
         // Compute kernels on Float32 buffers: conv2d, batch norm, pooling, linear, softmax; each fast
         // kernel beside its naive reference twin. Imports Tensors.
-        // The packed 6×16 AVX2+FMA GEMM micro-kernel (runtime-dispatched) and its naive twin.
+        // The kernels in C, built once per ISA tier (AVX-512, AVX2+FMA, portable) and dispatched at run
+        // time from CPUID and XCR0 (isa.c), with the naive GEMM twin.
         .target(name: "CKernels", path: "Sources/CKernels"),
         .target(name: "Kernels", dependencies: ["Tensors", "COpenBLAS", "CKernels"], path: "Sources/Kernels"),
         // Modules under torchvision's dotted names, load(stateDict, strict:) with a report.
@@ -86,7 +88,7 @@ let package = Package(
         .executableTarget(
             name: "pth2swt",
             dependencies: [
-                "Lifetime", "Tensors", "Checkpoint", "Hub", "Kernels", "NN", "Vision", "Training",
+                "Lifetime", "Tensors", "Checkpoint", "Hub", "Kernels", "NN", "Vision", "Training", "COpenBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Converter"

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import COpenBLAS
 import Kernels
 import NN
 import Training
@@ -369,7 +370,10 @@ struct BenchConv: ParsableCommand {
             }
         }
         var rows: [JSON] = []
-        if !json { print("\(ISA.cpuModel ?? "unknown CPU"), kernels \(isa)") }
+        let blasCore = String(cString: openblas_get_corename())
+        if !json {
+            print("\(ISA.cpuModel ?? "unknown CPU"), kernels \(isa); OpenBLAS (the comparison column only) runs its \(blasCore) kernels")
+        }
         if !json { print("convolution (batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"))                     direct GFLOP/s  winograd GFLOP/s  OpenBLAS GFLOP/s  OpenBLAS ÷ best") }
         for g in shapes {
             let x = (0..<g.inputCount).map { Float($0 % 13) / 13 - 0.5 }
@@ -426,7 +430,7 @@ struct BenchConv: ParsableCommand {
         if json {
             print(JSON.object([("arch", .string(arch)), ("batch", .int(batch)), ("threads", .int(threads)),
                                ("isa", .string(isa.name)), ("cpu", ISA.cpuModel.map { .string($0) } ?? .null),
-                               ("convolutions", .array(rows))]).render(indent: nil))
+                               ("openblas_core", .string(blasCore)), ("convolutions", .array(rows))]).render(indent: nil))
         }
     }
 }

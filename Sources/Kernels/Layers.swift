@@ -1,4 +1,4 @@
-import COpenBLAS
+import CKernels
 
 #if canImport(Glibc)
 import Glibc
@@ -86,13 +86,17 @@ public enum Pool {
 }
 
 public enum LinearKernel {
-    /// y[N, O] = x[N, I] · W[O, I]ᵀ + b[O] (OpenBLAS sgemm).
+    /// y[N, O] = x[N, I] · W[O, I]ᵀ + b[O], on the micro-kernel (W packed as the I × O operand each call: the
+    /// training head's forward, where W changes every step).
     public static func forward(
         _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         _ y: UnsafeMutablePointer<Float>, batch: Int, inFeatures: Int, outFeatures: Int
     ) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(outFeatures), Int32(inFeatures),
-                    1, x, Int32(inFeatures), weight, Int32(inFeatures), 0, y, Int32(outFeatures))
+        let w = PackedConvWeight(Array(UnsafeBufferPointer(start: weight, count: outFeatures * inFeatures)),
+                                 outChannels: outFeatures, inChannels: inFeatures, kernelH: 1, kernelW: 1)
+        w.packed.withUnsafeBufferPointer {
+            pth2swt_gemm_rows(batch, Int32(outFeatures), inFeatures, x, inFeatures, $0.baseAddress!, y, outFeatures)
+        }
         if let bias {
             for n in 0..<batch { for o in 0..<outFeatures { y[n * outFeatures + o] += bias[o] } }
         }
