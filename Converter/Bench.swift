@@ -327,7 +327,7 @@ struct BenchInfer: ParsableCommand {
 struct BenchConv: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conv",
-        abstract: "Time each distinct convolution of a ResNet: our kernels against OpenBLAS.",
+        abstract: "Time each distinct convolution of a network: our kernels against OpenBLAS.",
         discussion: """
             For every distinct convolution of --arch on 224×224 inputs (random weights), times our NHWC \
             im2col + micro-kernel ("direct"), our Winograd F(4×4, 3×3) where it applies, and OpenBLAS \
@@ -337,7 +337,7 @@ struct BenchConv: ParsableCommand {
             """
     )
 
-    @Option(help: "resnet18, resnet34, resnet50, resnet101 or resnet152.") var arch = "resnet18"
+    @Option(help: "Any network of `pth2swt finetune --help`'s list (resnet18, mobilenet_v2, vgg16, …).") var arch = "resnet18"
     @Option(help: "Images per batch.") var batch = 1
     @Option(help: "Threads.") var threads = 1
     @Option(name: .customLong("repeat"), help: "Timed runs per convolution and algorithm.") var runs = 10
@@ -346,28 +346,31 @@ struct BenchConv: ParsableCommand {
 
     @OptionGroup var tier: TierOption
 
+    func validate() throws {
+        guard Architecture.named(arch) != nil else { throw ValidationError("unknown --arch \(arch) (one of \(Architecture.names))") }
+    }
+
     func run() throws {
         let isa = try tier.apply()
-        guard let config = ResNetConfig.named(arch) else { throw ValidationError("unknown --arch \(arch)") }
+        guard let architecture = Architecture.named(arch) else { throw ValidationError("unknown --arch \(arch)") }
         KernelThreads.singleThreadedBLAS()
-        let model = ResNet(config)
+        // Every distinct convolution of the description, with the input size it meets at 224×224.
+        let network = architecture.build(1000)
+        guard let sizes = network.shapes(height: 224, width: 224) else { throw ValidationError("\(arch) does not fit 224×224") }
         var shapes: [Conv2dGeometry] = []
-        func add(_ c: Conv2d, _ h: Int, _ w: Int) -> (Int, Int) {
-            let g = Conv2dGeometry(batch: batch, inChannels: c.inChannels, height: h, width: w, outChannels: c.outChannels,
-                                   kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride), padding: (c.padding, c.padding))
+        for node in network.nodes {
+            guard case .conv(let c) = node.layer else { continue }
+            let x = sizes[node.inputs[0]]
+            let g = Conv2dGeometry(batch: batch, inChannels: c.inChannels, height: x.height, width: x.width, outChannels: c.outChannels,
+                                   kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride), padding: (c.padding, c.padding),
+                                   groups: c.groups)
             if !shapes.contains(g) && only.map({ g.description.contains($0) }) ?? true { shapes.append(g) }
-            return (g.outHeight, g.outWidth)
         }
-        var (h, w) = add(model.conv1, 224, 224)
-        (h, w) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1)
-        for stage in model.layers {
-            for b in stage {
-                var (bh, bw) = add(b.conv1, h, w)
-                (bh, bw) = add(b.conv2, bh, bw)
-                if let c3 = b.conv3 { (bh, bw) = add(c3, bh, bw) }
-                if let d = b.downsample { _ = add(d.conv, h, w) }
-                (h, w) = (bh, bw)
-            }
+        // Grouped and depthwise convolutions have their own kernels and no OpenBLAS counterpart here.
+        let grouped = shapes.filter { !ConvNHWC.applies(to: $0) }
+        shapes.removeAll { !ConvNHWC.applies(to: $0) }
+        if !grouped.isEmpty && !json {
+            print("\(grouped.count) grouped or depthwise convolution\(grouped.count == 1 ? "" : "s") not timed here (`bench infer --arch \(arch) --layers` times them)")
         }
         var rows: [JSON] = []
         let blasCore = String(cString: openblas_get_corename())

@@ -285,7 +285,8 @@ public enum PoolBackward {
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, indices: UnsafeMutablePointer<Int32>, batch: Int,
         channels c: Int, height: Int, width: Int, kernel: Int, stride: Int, padding: Int, threads: Int = 1
     ) {
-        let oH = (height + 2 * padding - kernel) / stride + 1, oW = (width + 2 * padding - kernel) / stride + 1
+        let oH = Pool.outputSize(height, kernel: kernel, stride: stride, padding: padding)
+        let oW = Pool.outputSize(width, kernel: kernel, stride: stride, padding: padding)
         precondition(batch * height * width * c <= Int(Int32.max), "max pooling indices exceed Int32")
         nonisolated(unsafe) let (x, y, indices) = (x, y, indices)
         Parallel.ranges(batch * oH, threads: threads, grain: 1) { r in

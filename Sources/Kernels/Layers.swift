@@ -58,6 +58,14 @@ public enum BatchNorm {
 
 /// The pooling references (the fast kernels are in `PoolNHWC`).
 public enum Pool {
+    /// The output size of a window along one axis: ⌊(n + 2·padding − kernel) / stride⌋ + 1 (torch's floor
+    /// mode), 0 when the padded input is shorter than the window (torch refuses it). The fast kernels, both
+    /// runtimes and `Network.shapes` use this one rule; the reference twins write the definition out on
+    /// their own.
+    public static func outputSize(_ n: Int, kernel: Int, stride: Int, padding: Int) -> Int {
+        n + 2 * padding < kernel ? 0 : (n + 2 * padding - kernel) / stride + 1
+    }
+
     /// The reference: every window position, padding included as -inf; a NaN in the window wins, as in
     /// torch.
     public static func max2dReference(

@@ -309,8 +309,8 @@ public enum PoolNHWC {
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int,
         height: Int, width: Int, kernel: Int, stride: Int, padding: Int, threads: Int = 1
     ) {
-        let oH = (height + 2 * padding - kernel) / stride + 1
-        let oW = (width + 2 * padding - kernel) / stride + 1
+        let oH = Pool.outputSize(height, kernel: kernel, stride: stride, padding: padding)
+        let oW = Pool.outputSize(width, kernel: kernel, stride: stride, padding: padding)
         let rows = batch * oH
         let parts = max(1, min(threads, rows))
         Parallel.run(parts, parts) { part in

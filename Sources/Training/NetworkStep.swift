@@ -254,8 +254,8 @@ public final class NetworkStep {
                 y = timed("forward linear") { LinearHead.forward(x, l, batch: batch) }
                 ys = Shape(channels: l.outFeatures, height: 1, width: 1)
             case .maxPool(let k, let st, let p):
-                ys.height = (xs.height + 2 * p - k) / st + 1
-                ys.width = (xs.width + 2 * p - k) / st + 1
+                ys.height = Pool.outputSize(xs.height, kernel: k, stride: st, padding: p)
+                ys.width = Pool.outputSize(xs.width, kernel: k, stride: st, padding: p)
                 y = buffers.take(batch * ys.channels * ys.height * ys.width)
                 // Kept from step to step (every index is written).
                 var indices = poolIndices.removeValue(forKey: i) ?? []

@@ -130,6 +130,30 @@ enum Families {
 }
 
 @Suite struct NetworkDescriptionTests {
+    /// `Network.shapes` against the runtime: for every architecture at 224×224 the last shape is the
+    /// logits (classes × 1 × 1), each convolution's output size is what `Conv2dGeometry` (its own formula,
+    /// with dilation) gives for its input, and each one's channels follow the layer; an input torch refuses
+    /// gives nil instead of a size.
+    @Test func shapesFollowTheLayers() throws {
+        for arch in Architecture.all {
+            let net = arch.build(10)
+            let shapes = try #require(net.shapes(height: 224, width: 224), "\(arch.name) at 224")
+            #expect(shapes.last == NodeShape(channels: 10, height: 1, width: 1), "\(arch.name): \(shapes.last!)")
+            for (i, node) in net.nodes.enumerated() {
+                guard case .conv(let c) = node.layer else { continue }
+                let x = shapes[node.inputs[0]]
+                let g = Conv2dGeometry(batch: 1, inChannels: c.inChannels, height: x.height, width: x.width,
+                                       outChannels: c.outChannels, kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride),
+                                       padding: (c.padding, c.padding), groups: c.groups)
+                #expect(shapes[i] == NodeShape(channels: c.outChannels, height: g.outHeight, width: g.outWidth), "\(arch.name) \(node.name)")
+            }
+        }
+        // Inputs torch refuses: AlexNet's 11×11 stem on 1×1 ("kernel size can't be greater than actual input
+        // size"), VGG's first 2×2 max pool on 1×1 ("output size is too small").
+        #expect(Architecture.named("alexnet")!.build(10).shapes(height: 1, width: 1) == nil)
+        #expect(Architecture.named("vgg11")!.build(10).shapes(height: 1, width: 1) == nil)
+    }
+
     /// Every registered architecture builds, with unique parameter names, stages whose prefixes own only
     /// backbone parameters and every backbone parameter owned by exactly one stage.
     @Test func everyArchitectureBuildsWithStagesCoveringTheBackbone() {

@@ -284,7 +284,9 @@ public final class Inference {
         return winogradChoice[id] ?? WinogradNHWC.preferred(g)
     }
 
-    static func poolSize(_ n: Int, kernel: Int, stride: Int, padding: Int) -> Int { (n + 2 * padding - kernel) / stride + 1 }
+    static func poolSize(_ n: Int, kernel: Int, stride: Int, padding: Int) -> Int {
+        Pool.outputSize(n, kernel: kernel, stride: stride, padding: padding)
+    }
 
     /// Shapes, buffers and scratch for `batch` images of height × width.
     func makePlan(batch: Int, height: Int, width: Int) throws(InferenceError) -> Plan {
