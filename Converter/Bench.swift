@@ -368,7 +368,7 @@ struct BenchConv: ParsableCommand {
         }
         // Grouped and depthwise convolutions have their own kernels and no OpenBLAS counterpart here.
         let grouped = shapes.filter { !ConvNHWC.applies(to: $0) }
-        shapes.removeAll { !ConvNHWC.applies(to: $0) }
+        shapes = shapes.filter { ConvNHWC.applies(to: $0) }
         if !grouped.isEmpty && !json {
             print("\(grouped.count) grouped or depthwise convolution\(grouped.count == 1 ? "" : "s") not timed here (`bench infer --arch \(arch) --layers` times them)")
         }
@@ -517,14 +517,14 @@ struct BenchTrain: ParsableCommand {
 /// `--isa NAME` for the compute benchmarks: the kernels' instruction-set tier for this run.
 struct TierOption: ParsableArguments {
     @Option(name: .customLong("isa"), help: ArgumentHelp(
-        "The kernels' instruction-set tier: \(ISA.all.map(\.name).joined(separator: ", ")) (default: PTH2SWT_ISA, else the best this CPU runs).",
+        "The kernels' instruction-set tier: \(ISA.names) (default: PTH2SWT_ISA, else the best this CPU runs).",
         valueName: "tier"))
     var name: String?
 
     func validate() throws {
         guard let name else { return }
         guard let tier = ISA(named: name) else {
-            throw ValidationError("--isa \(name): no such tier (\(ISA.all.map(\.name).joined(separator: ", ")))")
+            throw ValidationError("--isa \(name): no such tier (\(ISA.names))")
         }
         guard tier.isSupported else { throw ValidationError("--isa \(name): \(ISA.Unsupported(tier: tier.name))") }
     }
@@ -562,7 +562,8 @@ struct BenchTiers: ParsableCommand {
                 let mark = tier == running ? "*" : " "
                 print("\(mark) \(tier.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(tier.isSupported ? "supported" : "not supported by this CPU")")
             }
-            print("* runs\(getenv("PTH2SWT_ISA").map { " (PTH2SWT_ISA=\(String(cString: $0)))" } ?? "")")
+            print("* runs" + (ISA.environment == .honoured ? " (PTH2SWT_ISA)" : ""))
+            if let warning = ISA.environmentWarning { print("(\(warning))") }
         }
     }
 }

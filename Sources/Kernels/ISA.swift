@@ -21,6 +21,8 @@ public struct ISA: Hashable, Sendable, CustomStringConvertible {
 
     /// Every registered tier, best first.
     public static var all: [ISA] { (0..<Int(pth2swt_isa_count())).map { ISA(index: $0) } }
+    /// "avx512, avx2, portable": the registered names, best first, for help texts and errors.
+    public static var names: String { all.map(\.name).joined(separator: ", ") }
     /// The tiers this machine runs, best first; the portable one is always among them.
     public static var supported: [ISA] { all.filter(\.isSupported) }
     /// The best tier this machine runs.
@@ -106,7 +108,7 @@ extension ISA {
         switch environment {
         case .unset, .honoured: nil
         case .unknown(let v):
-            "PTH2SWT_ISA=\(v) names no tier (\(all.map(\.name).joined(separator: ", ")) or auto); running \(process)"
+            "PTH2SWT_ISA=\(v) names no tier (\(names) or auto); running \(process)"
         case .unsupported(let v): "PTH2SWT_ISA=\(v): this CPU cannot run it; running \(process)"
         }
     }
