@@ -19,6 +19,18 @@ typedef int v8i __attribute__((vector_size(32)));
 #define relu8(x) ({ v8 x_ = (x); (v8)((v8i)x_ & ~(v8i)(x_ < splat8(0))); })
 /// relu8, then for act 2 (ReLU6) min(·, 6); NaN kept.
 #define act8(x, act) ({ v8 r_ = relu8(x); (act) == 2 ? select8(r_ > splat8(6), splat8(6), r_) : r_; })
+/// Sixteen floats: one zmm in the AVX-512 tier, two ymm in AVX2, four xmm in the portable build. Used by
+/// bodies whose tier sets VEC_WIDE 16 (a tier's choice, so the lower tiers keep their eight-wide code).
+typedef float v16 __attribute__((vector_size(64)));
+typedef int v16i __attribute__((vector_size(64)));
+#define splat16(x) ({ float f_ = (x); (v16){f_, f_, f_, f_, f_, f_, f_, f_, f_, f_, f_, f_, f_, f_, f_, f_}; })
+#define ld16(p) ({ v16 v_; memcpy(&v_, (p), 64); v_; })
+#define st16(p, v) do { v16 s_ = (v); memcpy((p), &s_, 64); } while (0)
+#define act16(x, act) ({                                                                                      \
+    v16 x_ = (x);                                                                                             \
+    v16 r_ = (v16)((v16i)x_ & ~(v16i)(x_ < splat16(0)));                                                      \
+    if ((act) == 2) { v16i m_ = r_ > splat16(6); r_ = (v16)(((v16i)splat16(6) & m_) | ((v16i)r_ & ~m_)); }    \
+    r_; })
 static inline float act1(float v, int act) {
     if (v < 0) v = 0;
     if (act == 2 && v > 6) v = 6;

@@ -529,12 +529,49 @@ TARGET static void NAME(winograd_weights_grad)(const float *du, int out_channels
 // positions (the whole window inside the image horizontally) go four at a time so each tap's weights
 // are loaded once per four outputs; the edges one at a time with their windows clipped.
 
+#if VEC_WIDE == 16
+#define DW_V v16
+#define DW_LD ld16
+#define DW_ST st16
+#define DW_SPLAT splat16
+#define DW_ACT act16
+#else
+#define DW_V v8
+#define DW_LD ld8
+#define DW_ST st8
+#define DW_SPLAT splat8
+#define DW_ACT act8
+#endif
+
 TARGET static inline __attribute__((always_inline)) void NAME(depthwise_one)(
     const pth2swt_conv_shape *g, const float *image, const float *w, const float *bias, int act, int ylo, int yhi,
     int y0, int ox, float *out) {
     const int C = g->channels, W = g->width, kw = g->kernel_w;
     int x0 = ox * g->stride_w - g->pad_w, xlo = x0 < 0 ? 0 : x0, xhi = x0 + kw > W ? W : x0 + kw;
     int c = 0;
+    // Four channel blocks at once: four independent sums, so the FMA latency overlaps.
+    for (; c + 4 * VEC_WIDE <= C; c += 4 * VEC_WIDE) {
+        DW_V a0, a1, a2, a3;
+        if (bias)
+            a0 = DW_LD(bias + c), a1 = DW_LD(bias + c + VEC_WIDE), a2 = DW_LD(bias + c + 2 * VEC_WIDE),
+            a3 = DW_LD(bias + c + 3 * VEC_WIDE);
+        else
+            a0 = a1 = a2 = a3 = DW_SPLAT(0);
+        for (int iy = ylo; iy < yhi; iy++)
+            for (int ix = xlo; ix < xhi; ix++) {
+                const float *s = image + ((long)iy * W + ix) * C + c;
+                const float *t = w + (long)((iy - y0) * kw + ix - x0) * C + c;
+                a0 += DW_LD(s) * DW_LD(t);
+                a1 += DW_LD(s + VEC_WIDE) * DW_LD(t + VEC_WIDE);
+                a2 += DW_LD(s + 2 * VEC_WIDE) * DW_LD(t + 2 * VEC_WIDE);
+                a3 += DW_LD(s + 3 * VEC_WIDE) * DW_LD(t + 3 * VEC_WIDE);
+            }
+        if (act) a0 = DW_ACT(a0, act), a1 = DW_ACT(a1, act), a2 = DW_ACT(a2, act), a3 = DW_ACT(a3, act);
+        DW_ST(out + c, a0);
+        DW_ST(out + c + VEC_WIDE, a1);
+        DW_ST(out + c + 2 * VEC_WIDE, a2);
+        DW_ST(out + c + 3 * VEC_WIDE, a3);
+    }
     for (; c + 8 <= C; c += 8) {
         v8 acc = bias ? ld8(bias + c) : splat8(0);
         for (int iy = ylo; iy < yhi; iy++)
@@ -553,6 +590,75 @@ TARGET static inline __attribute__((always_inline)) void NAME(depthwise_one)(
     }
 }
 
+// The 3×3 interior: a tier-wide channel block (VEC_WIDE floats) at a time, eight outputs at once so eight
+// independent accumulators hide the FMA latency, the block's nine weights loaded once per row. Each
+// output sums bias, then its rows top to bottom and taps left to right, as depthwise_one does.
+#define DW_TAPS8(s, wv)                                                                                        \
+    do {                                                                                                       \
+        a0 += DW_LD((s)) * (wv);                                                                               \
+        a1 += DW_LD((s) + step) * (wv);                                                                        \
+        a2 += DW_LD((s) + 2 * step) * (wv);                                                                    \
+        a3 += DW_LD((s) + 3 * step) * (wv);                                                                    \
+        a4 += DW_LD((s) + 4 * step) * (wv);                                                                    \
+        a5 += DW_LD((s) + 5 * step) * (wv);                                                                    \
+        a6 += DW_LD((s) + 6 * step) * (wv);                                                                    \
+        a7 += DW_LD((s) + 7 * step) * (wv);                                                                    \
+    } while (0)
+#define DW_ROW8(s, u0, u1, u2)                                                                                 \
+    do {                                                                                                       \
+        DW_TAPS8((s), u0);                                                                                     \
+        DW_TAPS8((s) + C, u1);                                                                                 \
+        DW_TAPS8((s) + 2 * C, u2);                                                                             \
+    } while (0)
+#define DW_ROW1(s, u0, u1, u2) (a0 += DW_LD((s)) * (u0), a0 += DW_LD((s) + C) * (u1), a0 += DW_LD((s) + 2 * C) * (u2))
+
+/// Channels [0, returned) of output row oy's interior columns [in_lo, in_hi) of a 3×3 depthwise
+/// convolution; the caller does the channels past the last full block.
+TARGET static inline __attribute__((always_inline)) int NAME(depthwise3_interior)(
+    const pth2swt_conv_shape *g, const float *image, const float *w, const float *bias, int act, int ylo,
+    int yhi, int y0, int in_lo, int in_hi, float *row) {
+    const int C = g->channels, W = g->width, sw = g->stride_w, rows = yhi - ylo;
+    const long step = (long)sw * C, rowstride = (long)W * C;
+    const float *wr = w + (long)(ylo - y0) * 3 * C;
+    int c = 0;
+    for (; c + VEC_WIDE <= C; c += VEC_WIDE) {
+        const DW_V zero = DW_SPLAT(0), b = bias ? DW_LD(bias + c) : zero;
+        const DW_V u0 = DW_LD(wr + c), u1 = DW_LD(wr + C + c), u2 = DW_LD(wr + 2 * C + c);
+        DW_V v0 = zero, v1 = zero, v2 = zero, t0 = zero, t1 = zero, t2 = zero;
+        if (rows > 1) v0 = DW_LD(wr + 3 * C + c), v1 = DW_LD(wr + 4 * C + c), v2 = DW_LD(wr + 5 * C + c);
+        if (rows > 2) t0 = DW_LD(wr + 6 * C + c), t1 = DW_LD(wr + 7 * C + c), t2 = DW_LD(wr + 8 * C + c);
+        const float *src = image + (long)ylo * rowstride + c;
+        // Groups of eight; a ragged end is one more group ending at in_hi (it recomputes a few outputs
+        // with the same sums), so only interiors narrower than eight go one output at a time.
+        int ox = in_lo;
+        for (; ox < in_hi && in_hi - in_lo >= 8; ox += 8) {
+            if (ox + 8 > in_hi) ox = in_hi - 8;
+            const float *s = src + (long)(ox * sw - g->pad_w) * C;
+            DW_V a0 = b, a1 = b, a2 = b, a3 = b, a4 = b, a5 = b, a6 = b, a7 = b;
+            DW_ROW8(s, u0, u1, u2);
+            if (rows > 1) DW_ROW8(s + rowstride, v0, v1, v2);
+            if (rows > 2) DW_ROW8(s + 2 * rowstride, t0, t1, t2);
+            if (act) {
+                a0 = DW_ACT(a0, act), a1 = DW_ACT(a1, act), a2 = DW_ACT(a2, act), a3 = DW_ACT(a3, act);
+                a4 = DW_ACT(a4, act), a5 = DW_ACT(a5, act), a6 = DW_ACT(a6, act), a7 = DW_ACT(a7, act);
+            }
+            float *o = row + (long)ox * C + c;
+            DW_ST(o, a0); DW_ST(o + C, a1); DW_ST(o + 2 * C, a2); DW_ST(o + 3 * C, a3);
+            DW_ST(o + 4 * C, a4); DW_ST(o + 5 * C, a5); DW_ST(o + 6 * C, a6); DW_ST(o + 7 * C, a7);
+        }
+        for (; ox < in_hi; ox++) {
+            const float *s = src + (long)(ox * sw - g->pad_w) * C;
+            DW_V a0 = b;
+            DW_ROW1(s, u0, u1, u2);
+            if (rows > 1) DW_ROW1(s + rowstride, v0, v1, v2);
+            if (rows > 2) DW_ROW1(s + 2 * rowstride, t0, t1, t2);
+            if (act) a0 = DW_ACT(a0, act);
+            DW_ST(row + (long)ox * C + c, a0);
+        }
+    }
+    return c;
+}
+
 TARGET static void NAME(depthwise)(const pth2swt_conv_shape *g, const float *x, const float *w, const float *bias,
                                    int act, float *y, long row_begin, long row_end) {
     const int C = g->channels, H = g->height, W = g->width, kw = g->kernel_w, sw = g->stride_w;
@@ -568,9 +674,12 @@ TARGET static void NAME(depthwise)(const pth2swt_conv_shape *g, const float *x, 
         float *row = y + r * oW * C;
         int y0 = oy * g->stride_h - g->pad_h, ylo = y0 < 0 ? 0 : y0, yhi = y0 + g->kernel_h > H ? H : y0 + g->kernel_h;
         for (int ox = 0; ox < in_lo; ox++) NAME(depthwise_one)(g, image, w, bias, act, ylo, yhi, y0, ox, row + (long)ox * C);
-        int ox = in_lo;
+        int c_done = 0;
+        if (g->kernel_h == 3 && kw == 3 && yhi > ylo)
+            c_done = NAME(depthwise3_interior)(g, image, w, bias, act, ylo, yhi, y0, in_lo, in_hi, row);
+        int ox = c_done == C ? in_hi : in_lo;
         for (; ox + 4 <= in_hi; ox += 4) {
-            int c = 0;
+            int c = c_done;
             const float *base = image + (long)(ox * sw - g->pad_w) * C;
             for (; c + 8 <= C; c += 8) {
                 v8 b = bias ? ld8(bias + c) : splat8(0);

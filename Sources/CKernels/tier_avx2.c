@@ -7,6 +7,7 @@
 #define NAME(x) x##_avx2
 #define TARGET __attribute__((target("avx2,fma")))
 #define UK_MR 6
+#define VEC_WIDE 8
 #define UK_NP 1
 #include "ukernel_v8.h"
 #include "nhwc_body.h"

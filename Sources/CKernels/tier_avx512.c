@@ -7,6 +7,7 @@
 #define NAME(x) x##_avx512
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
 #define UK_MR 6
+#define VEC_WIDE 16
 #define UK_NP 4
 #include "ukernel_avx512.h"
 #include "nhwc_body.h"

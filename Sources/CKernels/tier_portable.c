@@ -6,6 +6,7 @@
 #define NAME(x) x##_portable
 #define TARGET
 #define UK_MR 6
+#define VEC_WIDE 8
 #define UK_NP 1
 #include "ukernel_v8.h"
 #include "nhwc_body.h"

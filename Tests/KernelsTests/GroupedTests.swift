@@ -22,9 +22,11 @@ import Testing
         try ISA.with(tier) {
             var rng = Rng(s: 29)
             var checked = 0
-            var sawInterior = false, sawTail = false
+            var sawInterior = false, sawTail = false, sawGroupsOfEight = false, sawFourBlocks = false
             while checked < 80 {
-                let c = checked % 4 == 0 ? rng.int(1...7) : 8 * rng.int(1...4) + (checked % 3 == 0 ? rng.int(1...7) : 0)
+                // Up to 103 channels: the 3×3 path's channel blocks (16 in the AVX-512 tier) and the edge
+                // path's four blocks at once (64 channels) with every kind of tail.
+                let c = checked % 4 == 0 ? rng.int(1...7) : 8 * rng.int(1...12) + (checked % 3 == 0 ? rng.int(1...7) : 0)
                 let k = [1, 3, 3, 5, 7][rng.int(0...4)]
                 var g = Conv2dGeometry(
                     batch: rng.int(1...2), inChannels: c, height: rng.int(1...19), width: rng.int(1...19), outChannels: c,
@@ -35,6 +37,8 @@ import Testing
                 checked += 1
                 sawInterior = sawInterior || g.outWidth >= 6
                 sawTail = sawTail || c % 8 != 0
+                sawGroupsOfEight = sawGroupsOfEight || (k == 3 && g.outWidth >= 11 && c >= 16)
+                sawFourBlocks = sawFourBlocks || c >= 64
                 let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount)
                 let bias = checked % 2 == 0 ? rng.floats(c) : nil
                 let activation = Activation.allCases[checked % 3]
@@ -56,31 +60,41 @@ import Testing
                 }
             }
             #expect(sawInterior && sawTail, "the random shapes missed a code path")
+            #expect(sawGroupsOfEight, "no 3×3 case wide enough for the groups of eight")
+            #expect(sawFourBlocks, "no case with the edges' four channel blocks")
         }
     }
 
     @Test(arguments: ISA.supported) func depthwiseKeepsNaNAndClampsInfinity(tier: ISA) throws {
-        try ISA.with(tier) {
-            let g = Conv2dGeometry(batch: 1, inChannels: 16, height: 6, width: 9, outChannels: 16, kernel: (3, 3),
-                                   padding: (1, 1), groups: 16)
-            var x = [Float](repeating: 1, count: g.inputCount)
-            x[(2 * 9 + 4) * 16 + 3] = .nan
-            x[(2 * 9 + 4) * 16 + 5] = .infinity
-            let w = [Float](repeating: 1, count: g.weightCount)
-            let packed = DepthwiseNHWC.pack(w, channels: 16, kernelH: 3, kernelW: 3)
-            for activation in Activation.allCases {
-                var got = [Float](repeating: 0, count: g.outputCount)
-                got.withUnsafeMutableBufferPointer { o in
-                    packed.withUnsafeBufferPointer { p in
-                        DepthwiseNHWC.forward(g, input: x, packedWeight: p.baseAddress!, bias: nil, activation: activation,
-                                              output: o.baseAddress!)
-                    }
+        // 9 wide: interior outputs one at a time; 20 wide with 80 channels: groups of eight and the
+        // edges' four channel blocks at once.
+        try ISA.with(tier) { checkNaNAndInfinity(width: 9, channels: 16) }
+        try ISA.with(tier) { checkNaNAndInfinity(width: 20, channels: 80) }
+    }
+
+    func checkNaNAndInfinity(width: Int, channels c: Int) {
+        let g = Conv2dGeometry(batch: 1, inChannels: c, height: 6, width: width, outChannels: c, kernel: (3, 3),
+                               padding: (1, 1), groups: c)
+        var x = [Float](repeating: 1, count: g.inputCount)
+        x[(2 * width + 4) * c + 3] = .nan
+        x[(2 * width + 4) * c + 5] = .infinity
+        x[(2 * width + 0) * c + c - 2] = .nan
+        let w = [Float](repeating: 1, count: g.weightCount)
+        let packed = DepthwiseNHWC.pack(w, channels: c, kernelH: 3, kernelW: 3)
+        for activation in Activation.allCases {
+            var got = [Float](repeating: 0, count: g.outputCount)
+            got.withUnsafeMutableBufferPointer { o in
+                packed.withUnsafeBufferPointer { p in
+                    DepthwiseNHWC.forward(g, input: x, packedWeight: p.baseAddress!, bias: nil, activation: activation,
+                                          output: o.baseAddress!)
                 }
-                let at = (2 * 9 + 4) * 16
-                #expect(got[at + 3].isNaN, "\(activation): NaN passes through")
-                #expect(got[at + 5] == (activation == .relu6 ? 6 : .infinity), "\(activation): +inf")
-                #expect(got[at + 4] == (activation == .relu6 ? 6 : 9), "\(activation): a full window of ones")
             }
+            let at = (2 * width + 4) * c, edge = (2 * width + 0) * c
+            #expect(got[at + 3].isNaN, "\(c) channels, \(activation): NaN passes through")
+            #expect(got[at + 5] == (activation == .relu6 ? 6 : .infinity), "\(c) channels, \(activation): +inf")
+            #expect(got[at + 4] == (activation == .relu6 ? 6 : 9), "\(c) channels, \(activation): a full window of ones")
+            #expect(got[edge + c - 2].isNaN, "\(c) channels, \(activation): NaN at the left edge")
+            #expect(got[edge + c - 3] == 6, "\(c) channels, \(activation): an edge window of six ones")
         }
     }
 
