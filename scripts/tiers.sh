@@ -5,6 +5,9 @@
 # the portable one included, against their naive twins in one process; this adds the whole-network
 # goldens under PTH2SWT_ISA=avx2 and PTH2SWT_ISA=portable (whichever are below the best).
 #
+# LargeGoldenTests (present only where make_golden_large.py has run) are held to ResNet-34 and -50 in the
+# lower tiers through PTH2SWT_LARGE_GOLDEN; all 19 networks take about five minutes in the best tier.
+#
 #   bash scripts/tiers.sh            # after `swift test` (reuses its build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +25,6 @@ echo "tiers.sh: best tier $(.build/debug/pth2swt bench tiers --json | python3 -c
 for tier in $tiers; do
     echo "tiers.sh: PTH2SWT_ISA=$tier"
     start=$(date +%s)
-    PTH2SWT_ISA=$tier swift test --skip-build --filter "$SUITES"
+    PTH2SWT_ISA=$tier PTH2SWT_LARGE_GOLDEN=resnet34,resnet50 swift test --skip-build --filter "$SUITES"
     echo "tiers.sh: $tier passed in $(( $(date +%s) - start )) s"
 done
