@@ -248,6 +248,8 @@ struct BenchInfer: ParsableCommand {
     @Option(help: "Threads.") var threads = 1
     @Flag(help: "The direct GEMM for every convolution (no Winograd).") var direct = false
     @Flag(help: "Time both algorithms per convolution first and keep the faster.") var tune = false
+    @Flag(help: "Run each inverted residual's convolutions one after another over whole tensors instead of by row bands (MobileNetV2, depthwise bottlenecks; same results).")
+    var unfused = false
     @Flag(help: "Also time each step (convolution, pooling) and print the median of each.") var layers = false
     @Option(name: .customLong("repeat"), help: "Timed runs.") var runs = 20
     @Option(help: "Untimed runs first.") var warmup = 3
@@ -274,7 +276,7 @@ struct BenchInfer: ParsableCommand {
                 model = architecture.build(1000)
                 model.fillSeeded()
             }
-            net = Inference(model)
+            net = Inference(model, fuseBlocks: !unfused)
             net.threads = threads
             net.useWinograd = !direct
             if tune {

@@ -95,18 +95,47 @@ enum Families {
     /// What lowering made of each family: BN folded, activations and residual adds in the epilogues.
     @Test func loweringFusesWhatItShould() throws {
         let cases = try Families.cases()
-        let mobile = Inference(Families.network(cases["mobilenet_v2_small"]!)).stepListing
+        let mobileNet = Families.network(cases["mobilenet_v2_small"]!)
+        let mobile = Inference(mobileNet).stepListing
         #expect(mobile.contains("features.0.0 [dense relu6]"))
-        #expect(mobile.contains("features.2.conv.1.0 [depthwise relu6]"))
-        #expect(mobile.contains("features.3.conv.2 [dense +residual]"), "\(mobile)")
-        #expect(!mobile.contains { $0.hasPrefix("features.0.1") }, "BatchNorm folded away")
+        #expect(mobile.contains("features.1.conv.0.0 [depthwise relu6] → features.1.conv.1 [dense +residual] (by row bands)"), "\(mobile)")
+        #expect(mobile.contains("features.2.conv.0.0 [dense relu6] → features.2.conv.1.0 [depthwise relu6] → features.2.conv.2 [dense] (by row bands)"))
+        #expect(mobile.contains("features.3.conv.0.0 [dense relu6] → features.3.conv.1.0 [depthwise relu6] → features.3.conv.2 [dense +residual] (by row bands)"))
+        #expect(!mobile.contains { $0.contains("features.0.1") }, "BatchNorm folded away")
+        let unfused = Inference(mobileNet, fuseBlocks: false).stepListing
+        #expect(unfused.contains("features.2.conv.1.0 [depthwise relu6]"))
+        #expect(unfused.contains("features.3.conv.2 [dense +residual]"), "\(unfused)")
         let vgg = Inference(Families.network(cases["vgg_bn_small"]!)).stepListing
         #expect(vgg.contains("features.0 + features.3 [dense relu]"), "\(vgg)")
         #expect(vgg.contains("classifier.0 [linear relu]"))
-        let resnext = Inference(Families.network(cases["resnext_small"]!)).stepListing
-        #expect(resnext.contains("layer1.0.conv2 [depthwise relu]"), "4 channels in 4 groups")
+        let resNeXt = Families.network(cases["resnext_small"]!)
+        let resnext = Inference(resNeXt).stepListing
+        #expect(resnext.contains("layer1.0.conv1 [dense relu] → layer1.0.conv2 [depthwise relu] → layer1.0.conv3 [dense +residual relu] (by row bands)"),
+                "4 channels in 4 groups: a depthwise bottleneck, \(resnext)")
         #expect(resnext.contains("layer2.0.conv2 [grouped relu]"))
-        #expect(resnext.contains("layer1.0.conv3 [dense +residual relu]"), "\(resnext)")
+        #expect(Inference(resNeXt, fuseBlocks: false).stepListing.contains("layer1.0.conv3 [dense +residual relu]"))
+    }
+
+    /// The blocks run by row bands give the same bits as their three convolutions one after another, for
+    /// whole networks: every batch size and thread count, both families with depthwise bottlenecks.
+    @Test(arguments: ["mobilenet_v2_small", "resnext_small"])
+    func fusedBlocksGiveTheUnfusedBits(_ name: String) throws {
+        let c = try Families.cases()[name]!
+        let net = Families.network(c)
+        try net.load(try Checkpoint(path: Families.path(c["weights"] as! String)).stateDict())
+        let fused = Inference(net), unfused = Inference(net, fuseBlocks: false)
+        #expect(fused.steps.count < unfused.steps.count, "nothing was fused")
+        var rng = SystemRandomNumberGenerator()
+        for (batch, size) in [(1, 32), (3, 40), (2, 57)] {
+            let x = (0..<(batch * 3 * size * size)).map { _ in Float.random(in: -2...2, using: &rng) }
+            for threads in [1, 2, 3] {
+                fused.threads = threads
+                unfused.threads = threads
+                let a = try fused.logits(x, batch: batch, height: size, width: size)
+                let b = try unfused.logits(x, batch: batch, height: size, width: size)
+                #expect(a == b, "\(name): batch \(batch), \(size)×\(size), \(threads) threads")
+            }
+        }
     }
 
     /// torchvision's ImageNet MobileNetV2 (scripts/fetch_mobilenet_v2.sh) on the committed photos, through

@@ -54,6 +54,9 @@ public final class Inference {
         case add(Activation)
         /// The input's buffer under another shape: flatten (`flatten` true) or dropout.
         case view(flatten: Bool)
+        /// MobileNetV2's inverted residual, [1×1 expand →] depthwise → 1×1 project (+ residual), run by row
+        /// bands so the expanded tensor stays in cache (`InvertedResidualNHWC`).
+        case block(expand: Conv?, depthwise: Conv, project: Conv)
     }
 
     struct Step {
@@ -92,7 +95,9 @@ public final class Inference {
     public private(set) var stepTimes: [(step: String, seconds: Double)] = []
     private var lastMark = 0.0
 
-    public init(_ network: Network) {
+    /// `fuseBlocks` false keeps each inverted residual's three convolutions as separate steps (the
+    /// tests compare the two; the result is the same bits).
+    public init(_ network: Network, fuseBlocks: Bool = true) {
         name = network.name
         let nodes = network.nodes
         let readers = network.consumers
@@ -208,11 +213,62 @@ public final class Inference {
                 valueOf[i] = emit(node.name, .view(flatten: false), inputs)
             }
         }
-        self.steps = steps
         let headSource = network.nodes[network.headNodes[0]].inputs[0]
-        featureStep = valueOf[headSource]
+        var feature = valueOf[headSource]
+        if fuseBlocks { (steps, feature) = Self.fuseBlocks(steps, feature: feature) }
+        self.steps = steps
+        featureStep = feature
         classes = network.classes
         featureCount = network.headInputFeatures
+    }
+
+    /// Steps with `.block` in place of each [1×1 expand →] depthwise → 1×1 project chain whose inner values
+    /// nothing else reads, and where the feature step went.
+    static func fuseBlocks(_ steps: [Step], feature: Int) -> ([Step], Int) {
+        var readers = [Int](repeating: 0, count: steps.count)
+        for s in steps {
+            for v in s.inputs { readers[v] += 1 }
+            if case .conv(let c) = s.op, let r = c.residual { readers[r] += 1 }
+        }
+        func pointwise(_ c: Conv) -> Bool {
+            c.kind == .dense && c.kernel == 1 && c.stride == 1 && c.padding == 0 && c.groups == 1
+        }
+        func conv(_ i: Int) -> Conv? { if case .conv(let c) = steps[i].op { c } else { nil } }
+        var gone = Set<Int>()
+        var out = steps
+        for (j, s) in steps.enumerated() {
+            guard let project = conv(j), pointwise(project), let d = s.inputs.first, let dw = conv(d), dw.kind == .depthwise,
+                  dw.residual == nil, readers[d] == 1, d != feature, let e = steps[d].inputs.first else { continue }
+            var expand: Conv? = nil
+            var input = e
+            if let ec = conv(e), pointwise(ec), ec.residual == nil, readers[e] == 1, e != feature, !gone.contains(e) {
+                expand = ec
+                input = steps[e].inputs[0]
+                gone.insert(e)
+            }
+            gone.insert(d)
+            out[j] = Step(name: s.name, op: .block(expand: expand, depthwise: dw, project: project), inputs: [input])
+        }
+        guard !gone.isEmpty else { return (steps, feature) }
+        var newIndex = [Int](repeating: -1, count: steps.count)
+        var kept: [Step] = []
+        for (i, s) in out.enumerated() where !gone.contains(i) {
+            newIndex[i] = kept.count
+            kept.append(s)
+        }
+        for i in kept.indices {
+            kept[i].inputs = kept[i].inputs.map { newIndex[$0] }
+            switch kept[i].op {
+            case .conv(var c):
+                if let r = c.residual { c.residual = newIndex[r] }
+                kept[i].op = .conv(c)
+            case .block(let e, let d, var p):
+                if let r = p.residual { p.residual = newIndex[r] }
+                kept[i].op = .block(expand: e, depthwise: d, project: p)
+            default: break
+            }
+        }
+        return (kept, newIndex[feature])
     }
 
     /// Gives `conv` its chain's residual and activation and marks the chain's nodes as taken.
@@ -320,6 +376,14 @@ public final class Inference {
                     out.width = Self.poolSize(out.width, kernel: k, stride: st, padding: p)
                     guard out.height > 0, out.width > 0 else { throw .shape(step: s.name, detail: "pooled to nothing") }
                 }
+            case .block(let e, let d, let pr):
+                let s0 = blockShape(e, d, pr, batch: batch, input: x!)
+                guard x!.channels == (e ?? d).inChannels else {
+                    throw .shape(step: s.name, detail: "takes \((e ?? d).inChannels) channels, gets \(x!.channels)")
+                }
+                guard s0.depthwise.isValid else { throw .shape(step: s.name, detail: "input \(x!.height)×\(x!.width) is too small") }
+                out = Shape(channels: pr.outChannels, height: s0.outHeight, width: s0.outWidth)
+                scratch = max(scratch, InvertedResidualNHWC.scratchCount(s0, threads: threads))
             case .maxPool(let k, let st, let p):
                 out = x!
                 out.height = Self.poolSize(x!.height, kernel: k, stride: st, padding: p)
@@ -346,6 +410,7 @@ public final class Inference {
             if case .view = s.op { root[i] = root[s.inputs[0]] }
             for v in s.inputs { lastUse[root[v]] = max(lastUse[root[v]], i) }
             if case .conv(let c) = s.op, let r = c.residual { lastUse[root[r]] = max(lastUse[root[r]], i) }
+            if case .block(_, _, let c) = s.op, let r = c.residual { lastUse[root[r]] = max(lastUse[root[r]], i) }
         }
         lastUse[root[steps.count - 1]] = steps.count
         lastUse[root[featureStep]] = max(lastUse[root[featureStep]], featureStep)
@@ -511,6 +576,44 @@ public final class Inference {
             mark(s.name)
         case .view:
             break
+        case .block(let e, let d, let pr):
+            let s0 = blockShape(e, d, pr, batch: batch, input: p.shapes[s.inputs[0]])
+            runBlock(i, s0, e, d, pr, input: x(), residual: pr.residual.map { UnsafePointer(value($0, p)) }, output: y)
+            mark("\(s.name) block")
+        }
+    }
+
+    func blockShape(_ e: Conv?, _ d: Conv, _ p: Conv, batch: Int, input x: Shape) -> InvertedResidualNHWC.Shape {
+        InvertedResidualNHWC.Shape(batch: batch, height: x.height, width: x.width, inChannels: (e ?? d).inChannels,
+                                   expanded: d.inChannels, outChannels: p.outChannels, kernel: d.kernel, stride: d.stride,
+                                   padding: d.padding, hasExpand: e != nil)
+    }
+
+    /// Per block step: its expand and project weights packed, its depthwise weight in the kernel's layout.
+    var blockWeights: [Int: (expand: PackedConvWeight?, depthwise: [Float], project: PackedConvWeight)] = [:]
+
+    func runBlock(_ i: Int, _ s: InvertedResidualNHWC.Shape, _ e: Conv?, _ d: Conv, _ p: Conv, input: UnsafePointer<Float>,
+                  residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
+        if blockWeights[i] == nil {
+            blockWeights[i] = (e.map { PackedConvWeight($0.weight, outChannels: $0.outChannels, inChannels: $0.inChannels, kernelH: 1, kernelW: 1) },
+                               DepthwiseNHWC.pack(d.weight, channels: d.inChannels, kernelH: d.kernel, kernelW: d.kernel),
+                               PackedConvWeight(p.weight, outChannels: p.outChannels, inChannels: p.inChannels, kernelH: 1, kernelW: 1))
+        }
+        let w = blockWeights[i]!
+        withBaseAddress(e?.bias) { eb in
+            withBaseAddress(d.bias) { db in
+                withBaseAddress(p.bias) { pb in
+                    w.depthwise.withUnsafeBufferPointer { dw in
+                        InvertedResidualNHWC.forward(
+                            s, input: input,
+                            expand: w.expand.map { .init(weight: $0, bias: eb, activation: e!.activation) },
+                            depthwise: .init(weight: dw.baseAddress!, bias: db, activation: d.activation, kernel: d.kernel,
+                                             stride: d.stride, padding: d.padding),
+                            project: .init(weight: w.project, bias: pb, activation: p.activation),
+                            residual: residual, output: output, scratch: scratch.baseAddress!, threads: threads)
+                    }
+                }
+            }
         }
     }
 
@@ -585,6 +688,10 @@ public final class Inference {
             switch s.op {
             case .conv(let c), .convPool(let c, _, _, _):
                 s.name + " [\(c.kind)" + (c.residual != nil ? " +residual" : "") + (c.activation != .none ? " \(c.activation)" : "") + "]"
+            case .block(let e, let d, let p):
+                ([e, d, p].compactMap { $0 }.map { c in
+                    c.name + " [\(c.kind)" + (c.residual != nil ? " +residual" : "") + (c.activation != .none ? " \(c.activation)" : "") + "]"
+                }).joined(separator: " → ") + " (by row bands)"
             default: s.name
             }
         }
