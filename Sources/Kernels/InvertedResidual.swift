@@ -42,44 +42,62 @@ public enum InvertedResidualNHWC {
         }
     }
 
-    /// The block's three geometries for `batch` images of height × width with `inChannels`, or nil when
-    /// they do not chain (the expand must be 1×1 stride 1 without padding, as must the project).
+    /// The block's geometry for `batch` images of height × width with `inChannels`. The expand is any
+    /// dense convolution (1×1 in MobileNetV2's blocks; the 3×3 stride-2 stem before features.1); the
+    /// project is 1×1 stride 1 without padding.
     public struct Shape: Sendable, Equatable {
         public let batch: Int, height: Int, width: Int, inChannels: Int
         public let expanded: Int, outChannels: Int
+        /// The depthwise convolution's.
         public let kernel: Int, stride: Int, padding: Int
         public let hasExpand: Bool
+        /// The expand convolution's (1, 1, 0 when there is none).
+        public let expandKernel: Int, expandStride: Int, expandPadding: Int
         /// About how many bytes of expanded rows a band reads (tests make it small to get many bands).
         public var bandBytes = 384 * 1024
+        /// The expand convolution (meaningful when `hasExpand`).
+        public var expand: Conv2dGeometry {
+            Conv2dGeometry(batch: batch, inChannels: inChannels, height: height, width: width, outChannels: expanded,
+                           kernel: (expandKernel, expandKernel), stride: (expandStride, expandStride),
+                           padding: (expandPadding, expandPadding))
+        }
+        /// The expanded tensor's height and width (the depthwise convolution's input).
+        public var midHeight: Int { hasExpand ? expand.outHeight : height }
+        public var midWidth: Int { hasExpand ? expand.outWidth : width }
         public var depthwise: Conv2dGeometry {
-            Conv2dGeometry(batch: batch, inChannels: expanded, height: height, width: width, outChannels: expanded,
+            Conv2dGeometry(batch: batch, inChannels: expanded, height: midHeight, width: midWidth, outChannels: expanded,
                            kernel: (kernel, kernel), stride: (stride, stride), padding: (padding, padding), groups: expanded)
         }
         public var outHeight: Int { depthwise.outHeight }
         public var outWidth: Int { depthwise.outWidth }
 
         public init(batch: Int, height: Int, width: Int, inChannels: Int, expanded: Int, outChannels: Int, kernel: Int,
-                    stride: Int, padding: Int, hasExpand: Bool) {
+                    stride: Int, padding: Int, hasExpand: Bool, expandKernel: Int = 1, expandStride: Int = 1,
+                    expandPadding: Int = 0) {
             (self.batch, self.height, self.width, self.inChannels) = (batch, height, width, inChannels)
             (self.expanded, self.outChannels, self.kernel, self.stride, self.padding) = (expanded, outChannels, kernel, stride, padding)
             self.hasExpand = hasExpand
+            (self.expandKernel, self.expandStride, self.expandPadding) = hasExpand ? (expandKernel, expandStride, expandPadding) : (1, 1, 0)
         }
+
+        /// Whether the geometry holds together: a valid expand (when there is one) and depthwise.
+        public var isValid: Bool { (!hasExpand || expand.isValid) && depthwise.isValid }
 
         /// Output rows per band: the expanded rows a band needs fill about `bandBytes`.
         func bandRows() -> Int {
-            let rowBytes = max(1, width * expanded * 4)
+            let rowBytes = max(1, midWidth * expanded * 4)
             let rows = max(kernel, bandBytes / rowBytes)
             return max(1, min(outHeight, (rows - kernel) / stride + 1))
         }
 
         /// Expanded rows a band of `bandRows` output rows reads at most.
-        func bufferRows(_ band: Int) -> Int { min(height, (band - 1) * stride + kernel) }
+        func bufferRows(_ band: Int) -> Int { min(midHeight, (band - 1) * stride + kernel) }
     }
 
     /// Scratch floats per worker.
     public static func scratchPerWorker(_ s: Shape) -> Int {
         let band = s.bandRows()
-        let expanded = s.hasExpand ? s.bufferRows(band) * s.width * s.expanded : 0
+        let expanded = s.hasExpand ? s.bufferRows(band) * s.midWidth * s.expanded : 0
         return expanded + band * s.outWidth * s.expanded + Int(pth2swt_conv_nhwc_scratch_count())
     }
 
@@ -99,7 +117,7 @@ public enum InvertedResidualNHWC {
     /// Scratch floats `forward` needs with `threads`.
     public static func scratchCount(_ s: Shape, threads: Int) -> Int {
         if runsByBands(s, threads: threads) { return scratchPerWorker(s) * max(1, threads) }
-        let expanded = s.hasExpand ? s.batch * s.height * s.width * s.expanded : 0
+        let expanded = s.hasExpand ? s.batch * s.midHeight * s.midWidth * s.expanded : 0
         return expanded + s.batch * s.outHeight * s.outWidth * s.expanded + ConvNHWC.scratchCount(threads: threads)
     }
 
@@ -108,13 +126,11 @@ public enum InvertedResidualNHWC {
         _ s: Shape, input: UnsafePointer<Float>, expand: Pointwise?, depthwise d: Depthwise, project p: Pointwise,
         residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int
     ) {
-        let expandedCount = s.hasExpand ? s.batch * s.height * s.width * s.expanded : 0
+        let expandedCount = s.hasExpand ? s.batch * s.midHeight * s.midWidth * s.expanded : 0
         let mid = scratch + expandedCount, convScratch = mid + s.batch * s.outHeight * s.outWidth * s.expanded
         var dwInput = input
         if let e = expand {
-            let ge = Conv2dGeometry(batch: s.batch, inChannels: s.inChannels, height: s.height, width: s.width,
-                                    outChannels: s.expanded, kernel: (1, 1), stride: (1, 1), padding: (0, 0))
-            ConvNHWC.forward(ge, input: input, weight: e.weight, bias: e.bias, residual: nil, activation: e.activation,
+            ConvNHWC.forward(s.expand, input: input, weight: e.weight, bias: e.bias, residual: nil, activation: e.activation,
                              output: scratch, scratch: convScratch, threads: threads)
             dwInput = UnsafePointer(scratch)
         }
@@ -133,10 +149,10 @@ public enum InvertedResidualNHWC {
         threads: Int = 1
     ) {
         precondition(s.hasExpand == (expand != nil), "expand stage does not match the shape")
-        precondition(s.depthwise.isValid && depthwise.kernel == s.kernel && depthwise.stride == s.stride
+        precondition(s.isValid && depthwise.kernel == s.kernel && depthwise.stride == s.stride
                      && depthwise.padding == s.padding, "depthwise stage does not fit \(s)")
         if let e = expand {
-            precondition(e.weight.kernelH == 1 && e.weight.kernelW == 1 && e.weight.inChannels == s.inChannels
+            precondition(e.weight.kernelH == s.expandKernel && e.weight.kernelW == s.expandKernel && e.weight.inChannels == s.inChannels
                          && e.weight.outChannels == s.expanded, "expand weight does not fit \(s)")
         } else {
             precondition(s.inChannels == s.expanded, "without an expand stage the input has the expanded channels")
@@ -148,14 +164,20 @@ public enum InvertedResidualNHWC {
                          output: output, scratch: scratch, threads: threads)
             return
         }
-        let oH = s.outHeight, oW = s.outWidth, H = s.height, W = s.width
+        let oH = s.outHeight, oW = s.outWidth, H = s.midHeight, W = s.midWidth
+        let pointwiseExpand = s.expandKernel == 1 && s.expandStride == 1 && s.expandPadding == 0
+        let expandShape: pth2swt_conv_shape = {
+            var one = s.expand.cShape
+            one.batch = 1
+            return one
+        }()
         let band = s.bandRows()
         // Items: images, each cut into slices of output rows when there are fewer images than threads.
         let slices = Self.slices(s, threads: threads)
         let items = s.batch * slices
         let each = scratchPerWorker(s)
         let expandRows = s.hasExpand ? s.bufferRows(band) * W * s.expanded : 0
-        let inImage = H * W * s.inChannels, outImage = oH * oW * s.outChannels
+        let inImage = s.height * s.width * s.inChannels, outImage = oH * oW * s.outChannels
         let E = s.expanded, Cin = s.inChannels, K = s.outChannels, k = s.kernel, st = s.stride, pad = s.padding
         let eAct = expand?.activation.code ?? 0, dAct = depthwise.activation.code, pAct = project.activation.code
         let ePanels = Int32((E + 15) / 16), pPanels = Int32((K + 15) / 16)
@@ -193,9 +215,18 @@ public enum InvertedResidualNHWC {
                             }
                             if needHi > haveHi {
                                 let rows = (needHi - haveHi) * W
-                                var sh = pointwiseShape(rows: rows, channels: Cin, out: E)
-                                pth2swt_conv_nhwc(&sh, x + haveHi * W * Cin, ew, eBias, nil, eAct,
-                                                  expanded + (haveHi - haveLo) * W * E, 0, rows, 0, ePanels, convScratch)
+                                if pointwiseExpand {
+                                    var sh = pointwiseShape(rows: rows, channels: Cin, out: E)
+                                    pth2swt_conv_nhwc(&sh, x + haveHi * W * Cin, ew, eBias, nil, eAct,
+                                                      expanded + (haveHi - haveLo) * W * E, 0, rows, 0, ePanels, convScratch)
+                                } else {
+                                    // Output positions [haveHi·W, needHi·W) of the whole image's
+                                    // convolution; the kernel writes position r at y + r·E, so y is the
+                                    // buffer moved back by the rows before it.
+                                    var sh = expandShape
+                                    pth2swt_conv_nhwc(&sh, x, ew, eBias, nil, eAct, expanded - haveLo * W * E, haveHi * W,
+                                                      needHi * W, 0, ePanels, convScratch)
+                                }
                                 haveHi = needHi
                             }
                             base = UnsafePointer(expanded)

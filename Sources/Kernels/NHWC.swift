@@ -18,9 +18,20 @@ public enum Layout {
             while i < end {
                 let n = i / plane, first = i % plane, count = min(end - i, plane - first)
                 let src = x + n * channels * plane + first, dst = y + i * channels
-                for c in 0..<channels {
-                    let s = src + c * plane
-                    for j in 0..<count { dst[j * channels + c] = s[j] }
+                if channels == 3 {
+                    // An image's planes (the network input): one pass that writes each pixel's three
+                    // values together, not three strided passes over the output.
+                    let s0 = src, s1 = src + plane, s2 = src + 2 * plane
+                    for j in 0..<count {
+                        dst[3 * j] = s0[j]
+                        dst[3 * j + 1] = s1[j]
+                        dst[3 * j + 2] = s2[j]
+                    }
+                } else {
+                    for c in 0..<channels {
+                        let s = src + c * plane
+                        for j in 0..<count { dst[j * channels + c] = s[j] }
+                    }
                 }
                 i += count
             }

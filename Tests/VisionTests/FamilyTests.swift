@@ -97,8 +97,12 @@ enum Families {
         let cases = try Families.cases()
         let mobileNet = Families.network(cases["mobilenet_v2_small"]!)
         let mobile = Inference(mobileNet).stepListing
-        #expect(mobile.contains("features.0.0 [dense relu6]"))
+        #expect(mobile.contains("features.0.0 [dense relu6]"), "features.0's output is also features.1's residual here")
         #expect(mobile.contains("features.1.conv.0.0 [depthwise relu6] → features.1.conv.1 [dense +residual] (by row bands)"), "\(mobile)")
+        // torchvision's full width: features.1 has no residual (32 → 16), so the 3×3 stride-2 stem is its expand.
+        let full = Inference(Architecture.named("mobilenet_v2")!.build(1000)).stepListing
+        #expect(full.contains("features.0.0 [dense relu6] → features.1.conv.0.0 [depthwise relu6] → features.1.conv.1 [dense] (by row bands)"),
+                "\(full)")
         #expect(mobile.contains("features.2.conv.0.0 [dense relu6] → features.2.conv.1.0 [depthwise relu6] → features.2.conv.2 [dense] (by row bands)"))
         #expect(mobile.contains("features.3.conv.0.0 [dense relu6] → features.3.conv.1.0 [depthwise relu6] → features.3.conv.2 [dense +residual] (by row bands)"))
         #expect(!mobile.contains { $0.contains("features.0.1") }, "BatchNorm folded away")
@@ -134,6 +138,24 @@ enum Families {
                 let a = try fused.logits(x, batch: batch, height: size, width: size)
                 let b = try unfused.logits(x, batch: batch, height: size, width: size)
                 #expect(a == b, "\(name): batch \(batch), \(size)×\(size), \(threads) threads")
+            }
+        }
+    }
+
+    /// torchvision's full-width MobileNetV2 (seeded), whose first block takes the 3×3 stride-2 stem as
+    /// its expand: the same bits by bands as layer by layer.
+    @Test func fullMobileNetV2FusedGivesTheUnfusedBits() throws {
+        let net = Architecture.named("mobilenet_v2")!.build(10)
+        net.fillSeeded()
+        let fused = Inference(net), unfused = Inference(net, fuseBlocks: false)
+        var rng = SystemRandomNumberGenerator()
+        for (batch, size) in [(1, 96), (2, 64)] {
+            let x = (0..<(batch * 3 * size * size)).map { _ in Float.random(in: -2...2, using: &rng) }
+            for threads in [1, 2] {
+                fused.threads = threads
+                unfused.threads = threads
+                #expect(try fused.logits(x, batch: batch, height: size, width: size)
+                        == unfused.logits(x, batch: batch, height: size, width: size), "batch \(batch), \(threads) threads")
             }
         }
     }

@@ -241,7 +241,10 @@ public final class Inference {
                   dw.residual == nil, readers[d] == 1, d != feature, let e = steps[d].inputs.first else { continue }
             var expand: Conv? = nil
             var input = e
-            if let ec = conv(e), pointwise(ec), ec.residual == nil, readers[e] == 1, e != feature, !gone.contains(e) {
+            // The expand: a 1×1 convolution, or any other dense one Winograd would not run (MobileNetV2's
+            // 3×3 stride-2 stem before features.1).
+            if let ec = conv(e), ec.kind == .dense, ec.groups == 1, pointwise(ec) || !ec.winogradApplies, ec.residual == nil,
+               readers[e] == 1, e != feature, !gone.contains(e) {
                 expand = ec
                 input = steps[e].inputs[0]
                 gone.insert(e)
@@ -381,7 +384,7 @@ public final class Inference {
                 guard x!.channels == (e ?? d).inChannels else {
                     throw .shape(step: s.name, detail: "takes \((e ?? d).inChannels) channels, gets \(x!.channels)")
                 }
-                guard s0.depthwise.isValid else { throw .shape(step: s.name, detail: "input \(x!.height)×\(x!.width) is too small") }
+                guard s0.isValid else { throw .shape(step: s.name, detail: "input \(x!.height)×\(x!.width) is too small") }
                 out = Shape(channels: pr.outChannels, height: s0.outHeight, width: s0.outWidth)
                 scratch = max(scratch, InvertedResidualNHWC.scratchCount(s0, threads: threads))
             case .maxPool(let k, let st, let p):
@@ -586,7 +589,8 @@ public final class Inference {
     func blockShape(_ e: Conv?, _ d: Conv, _ p: Conv, batch: Int, input x: Shape) -> InvertedResidualNHWC.Shape {
         InvertedResidualNHWC.Shape(batch: batch, height: x.height, width: x.width, inChannels: (e ?? d).inChannels,
                                    expanded: d.inChannels, outChannels: p.outChannels, kernel: d.kernel, stride: d.stride,
-                                   padding: d.padding, hasExpand: e != nil)
+                                   padding: d.padding, hasExpand: e != nil, expandKernel: e?.kernel ?? 1,
+                                   expandStride: e?.stride ?? 1, expandPadding: e?.padding ?? 0)
     }
 
     /// Per block step: its expand and project weights packed, its depthwise weight in the kernel's layout.
@@ -595,7 +599,8 @@ public final class Inference {
     func runBlock(_ i: Int, _ s: InvertedResidualNHWC.Shape, _ e: Conv?, _ d: Conv, _ p: Conv, input: UnsafePointer<Float>,
                   residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
         if blockWeights[i] == nil {
-            blockWeights[i] = (e.map { PackedConvWeight($0.weight, outChannels: $0.outChannels, inChannels: $0.inChannels, kernelH: 1, kernelW: 1) },
+            blockWeights[i] = (e.map { PackedConvWeight($0.weight, outChannels: $0.outChannels, inChannels: $0.inChannels,
+                                                        kernelH: $0.kernel, kernelW: $0.kernel) },
                                DepthwiseNHWC.pack(d.weight, channels: d.inChannels, kernelH: d.kernel, kernelW: d.kernel),
                                PackedConvWeight(p.weight, outChannels: p.outChannels, inChannels: p.inChannels, kernelH: 1, kernelW: 1))
         }
