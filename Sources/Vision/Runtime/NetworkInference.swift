@@ -375,6 +375,9 @@ public final class Inference {
                 if c.kind == .grouped { scratch = max(scratch, GroupedNHWC.scratchCount(g, threads: threads)) }
                 if case .convPool(_, let k, let st, let p) = s.op {
                     image = max(image, out.channels * out.height * out.width)
+                    if c.kind == .dense {
+                        scratch = max(scratch, ConvPoolNHWC.scratchCount(g, .init(kernel: k, stride: st, padding: p), threads: threads))
+                    }
                     out.height = Self.poolSize(out.height, kernel: k, stride: st, padding: p)
                     out.width = Self.poolSize(out.width, kernel: k, stride: st, padding: p)
                     guard out.height > 0, out.width > 0 else { throw .shape(step: s.name, detail: "pooled to nothing") }
@@ -539,6 +542,21 @@ public final class Inference {
         case .convPool(let c, let k, let st, let pad):
             let xs = p.shapes[s.inputs[0]]
             let g1 = c.geometry(batch: 1, height: xs.height, width: xs.width)
+            if c.kind == .dense && !winograd(i, c, g1) {
+                // By bands of pooled rows, the convolution's output kept in cache.
+                if packedWeights[i] == nil {
+                    packedWeights[i] = PackedConvWeight(c.weight, outChannels: c.outChannels, inChannels: c.inChannels,
+                                                        kernelH: c.kernel, kernelW: c.kernel)
+                }
+                withBaseAddress(c.bias) { bias in
+                    ConvPoolNHWC.forward(c.geometry(batch: batch, height: xs.height, width: xs.width), input: x(),
+                                         weight: packedWeights[i]!, bias: bias, activation: c.activation,
+                                         pool: .init(kernel: k, stride: st, padding: pad), output: y,
+                                         scratch: scratch.baseAddress!, threads: threads)
+                }
+                mark("\(s.name) \(algorithm(i, c, g1)) by bands")
+                return
+            }
             let out = p.shapes[i]
             let inEach = xs.channels * xs.height * xs.width, outEach = out.channels * out.height * out.width
             for n in 0..<batch {
