@@ -41,7 +41,10 @@ static inline float act1(float v, int act) {
 /// whole depth (kh·kw·C) is more than CONV_KC_WHOLE.
 /// CONV_MAX_SEGMENTS: the tallest kernel whose rows the micro-kernel reads in place.
 /// CONV_MC is a multiple of every tier's micro-kernel height (UK_MR).
-enum { CONV_MC = 96, CONV_KC = 512, CONV_KC_WHOLE = 640, CONV_MAX_SEGMENTS = 11 };
+#ifndef TIER_CONV_KC
+#define TIER_CONV_KC 512
+#endif
+enum { CONV_MC = 96, CONV_KC = TIER_CONV_KC, CONV_KC_WHOLE = 640, CONV_MAX_SEGMENTS = 11 };
 enum { NR = PTH2SWT_GEMM_NR };
 /// gemm_tn's reduction chunk: rows of A and B packed at a time.
 enum { TN_KC = 256 };
