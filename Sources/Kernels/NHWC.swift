@@ -243,6 +243,11 @@ public enum WinogradNHWC {
         let perTile = 36 * (g.inChannels + g.outChannels), u = 36 * g.inChannels * g.outChannels
         let small = max(6, min(96, threadBlockFloats / perTile))
         if u <= threadBlockMaxU && total >= 4 * small * max(1, threads) { return .perThread(tiles: small) }
+        // Fewer tiles (ResNet's 56×56 stage at batch 1 on two threads: 196): smaller per-thread blocks,
+        // at least three per thread, rather than one shared block whose V and M (3.6 MB there) leave the
+        // cores' caches and pass between them.
+        let fewer = total / (3 * max(1, threads))
+        if u <= threadBlockMaxU && threads > 1 && fewer >= 8 { return .perThread(tiles: min(small, fewer)) }
         return .shared(tiles: max(1, min(total, max(sharedBlockFloats, u) / perTile)))
     }
 
