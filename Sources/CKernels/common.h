@@ -47,7 +47,10 @@ static inline float act1(float v, int act) {
 enum { CONV_MC = 96, CONV_KC = TIER_CONV_KC, CONV_KC_WHOLE = 640, CONV_MAX_SEGMENTS = 11 };
 enum { NR = PTH2SWT_GEMM_NR };
 /// gemm_tn's reduction chunk: rows of A and B packed at a time.
-enum { TN_KC = 256 };
+#ifndef TIER_TN_KC
+#define TIER_TN_KC 256
+#endif
+enum { TN_KC = TIER_TN_KC };
 
 static inline int is_pointwise(const pth2swt_conv_shape *g) {
     return g->kernel_h == 1 && g->kernel_w == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 &&
