@@ -93,11 +93,13 @@ let package = Package(
             ],
             path: "Converter"
         ),
-        .testTarget(name: "HubTests", dependencies: ["Hub", "Checksums", "CChecksum"], path: "Tests/HubTests"),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "CKernels"], path: "Tests/KernelsTests"),
+        // What the test targets share (a seeded generator, float comparisons); no product includes it.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "Checksums", "CChecksum", "TestSupport"], path: "Tests/HubTests"),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "CKernels", "TestSupport"], path: "Tests/KernelsTests"),
         .testTarget(
             name: "VisionTests",
-            dependencies: ["Vision", "NN", "Kernels", "Tensors", "Checkpoint", "Checksums"],
+            dependencies: ["Vision", "NN", "Kernels", "Tensors", "Checkpoint", "Checksums", "TestSupport"],
             path: "Tests/VisionTests"
         ),
         .testTarget(
@@ -111,7 +113,7 @@ let package = Package(
         .testTarget(name: "ToolTests", dependencies: ["Checkpoint", "Checksums", "Tensors", "Lifetime"], path: "Tests/ToolTests"),
         .testTarget(
             name: "CheckpointTests",
-            dependencies: ["Checkpoint", "Tensors", "Checksums", "CChecksum", "Lifetime"],
+            dependencies: ["Checkpoint", "Tensors", "Checksums", "CChecksum", "Lifetime", "TestSupport"],
             path: "Tests/CheckpointTests"
         ),
     ]

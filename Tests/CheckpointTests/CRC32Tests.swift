@@ -2,19 +2,17 @@ import CChecksum
 import Checksums
 import CZip
 import Testing
+import TestSupport
 
 @testable import Checkpoint
 
 /// The fast CRC-32 (carry-less multiply on x86-64) against its bit-at-a-time twin and against zlib,
 /// over every alignment and every length that crosses the kernel's 16- and 64-byte boundaries.
 @Suite struct CRC32Tests {
-    /// Deterministic bytes (xorshift), so a failure reproduces.
+    /// Deterministic bytes, so a failure reproduces.
     static func bytes(_ n: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> [UInt8] {
-        var x = seed
-        return (0..<n).map { _ in
-            x ^= x << 13; x ^= x >> 7; x ^= x << 17
-            return UInt8(truncatingIfNeeded: x >> 24)
-        }
+        var g = TestRandom(seed: seed)
+        return g.bytes(n)
     }
 
     @Test func checkValue() {

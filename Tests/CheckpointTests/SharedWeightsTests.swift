@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Checkpoint
 import Tensors
 
@@ -55,11 +56,8 @@ struct SharedWeightsTests {
         let mapped = try MappedFile(path: Paths.sharedFile(file))
         let size = mapped.count
         let names = try Checkpoint(path: Paths.sharedFile(file)).stateDict().names
-        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
-        func next(_ bound: Int) -> Int {  // a fixed LCG: the same offsets on every run
-            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Int((seed >> 33) % UInt64(bound))
-        }
+        var rng = TestRandom(seed: 0x9E37_79B9_7F4A_7C15)
+        func next(_ bound: Int) -> Int { rng.int(0...(bound - 1)) }  // the same offsets on every run
         var cuts = (0..<32).map { size / 32 * $0 + next(size / 32) }
         cuts += (0..<16).map { _ in next(65_536) }
         cuts += (0..<16).map { _ in size - 1 - next(65_536) }

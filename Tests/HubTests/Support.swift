@@ -1,25 +1,14 @@
 import Checksums
 import Foundation
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Deterministic pseudo-random bytes (xorshift64*).
+/// Deterministic pseudo-random bytes.
 func testBytes(_ count: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> [UInt8] {
-    var state = seed
-    var out = [UInt8]()
-    out.reserveCapacity(count)
-    while out.count < count {
-        state ^= state >> 12
-        state ^= state << 25
-        state ^= state >> 27
-        var word = state &* 0x2545_F491_4F6C_DD1D
-        for _ in 0..<8 where out.count < count {
-            out.append(UInt8(truncatingIfNeeded: word))
-            word >>= 8
-        }
-    }
-    return out
+    var g = TestRandom(seed: seed)
+    return g.bytes(count)
 }
 
 /// The lowercase hex SHA-256 of some bytes, through the one-shot call.

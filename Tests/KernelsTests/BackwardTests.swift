@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Kernels
 
 /// The training kernels against their NCHW twins (`GradReference`) on random geometries, and a whole
@@ -7,11 +8,6 @@ import Testing
 @Suite struct BackwardTests {
     typealias Rng = KernelTests.Rng
 
-    func relativeError(_ a: [Float], _ b: [Float]) -> Float {
-        precondition(a.count == b.count, "\(a.count) vs \(b.count)")
-        let scale = max(b.map(abs).max() ?? 0, 1e-6)
-        return zip(a, b).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0
-    }
 
     /// Winograd's weight gradient against the direct reference: partial edge tiles (sizes not multiples of
     /// four), several blocks of tiles (the last one short), and 1 to 3 threads.

@@ -1,5 +1,6 @@
 import CKernels
 import Testing
+import TestSupport
 @testable import Kernels
 
 /// `ConvPoolNHWC` (a convolution and the max pool that reads it, by bands of pooled rows) against the

@@ -1,5 +1,6 @@
 import CKernels
 import Testing
+import TestSupport
 @testable import Kernels
 
 /// Depthwise and grouped convolutions, the ReLU6 epilogue and adaptive average pooling against the NCHW
@@ -7,7 +8,6 @@ import Testing
 @Suite struct GroupedTests {
     typealias Rng = KernelTests.Rng
 
-    func relativeError(_ a: [Float], _ b: [Float]) -> Float { NHWCTests().relativeError(a, b) }
 
     /// The reference conv (+ bias) (+ residual) then `activation`, in NHWC.
     func expected(_ g: Conv2dGeometry, x: [Float], w: [Float], bias: [Float]?, residual: [Float]?, activation: Activation) -> [Float] {
@@ -217,8 +217,8 @@ import Testing
                     dw.withUnsafeMutableBufferPointer {
                         DepthwiseBackward.weight(g, input: x, outputGradient: dy, weightGradient: $0.baseAddress!, threads: threads)
                     }
-                    #expect(NHWCTests().relativeError(dx, wantDX) < 1e-5, "dx \(g), \(threads) threads")
-                    #expect(NHWCTests().relativeError(dw, wantDW) < 1e-5, "dw \(g), \(threads) threads")
+                    #expect(relativeError(dx, wantDX) < 1e-5, "dx \(g), \(threads) threads")
+                    #expect(relativeError(dw, wantDW) < 1e-5, "dw \(g), \(threads) threads")
                 }
             }
         }

@@ -1,6 +1,7 @@
 import CKernels
 import Foundation
 import Testing
+import TestSupport
 @testable import Kernels
 
 /// The tier registry and its selection: detection agrees with the kernel's own view of the CPU

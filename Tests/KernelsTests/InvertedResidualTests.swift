@@ -1,5 +1,6 @@
 import CKernels
 import Testing
+import TestSupport
 @testable import Kernels
 
 /// `InvertedResidualNHWC` (expand → depthwise → project by row bands) against its three convolutions run

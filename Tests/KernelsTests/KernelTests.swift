@@ -1,28 +1,10 @@
 import Testing
+import TestSupport
 @testable import Kernels
 
 /// Every fast kernel against its naive twin, on seeded random shapes, strides, paddings and groups.
 @Suite struct KernelTests {
-    struct Rng {
-        var s: UInt64
-        mutating func next() -> UInt64 {
-            s &+= 0x9E37_79B9_7F4A_7C15
-            var z = s
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.count)) }
-        mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
-        mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in float() } }
-    }
-
-    /// max |a - b| relative to max |b| (the reference), so sums of many terms compare fairly.
-    func relativeError(_ a: [Float], _ b: [Float]) -> Float {
-        precondition(a.count == b.count)
-        let scale = max(b.map(abs).max() ?? 0, 1e-6)
-        return zip(a, b).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0
-    }
+    typealias Rng = TestRandom
 
     @Test func convMatchesReferenceOnRandomGeometries() {
         var rng = Rng(s: 7)

@@ -1,5 +1,6 @@
 import CKernels
 import Testing
+import TestSupport
 @testable import Kernels
 
 /// The channels-last kernels against the NCHW references (`ConvKernel.reference`, `Pool.max2dReference`),
@@ -7,11 +8,6 @@ import Testing
 @Suite struct NHWCTests {
     typealias Rng = KernelTests.Rng
 
-    func relativeError(_ a: [Float], _ b: [Float]) -> Float {
-        precondition(a.count == b.count)
-        let scale = max(b.map(abs).max() ?? 0, 1e-6)
-        return zip(a, b).map { $0.isNaN != $1.isNaN ? .infinity : abs($0 - $1) }.max().map { $0 / scale } ?? 0
-    }
 
     /// The reference for conv + bias + residual + ReLU, in NHWC.
     func expected(_ g: Conv2dGeometry, x: [Float], w: [Float], bias: [Float], residual: [Float]?, relu: Bool) -> [Float] {

@@ -1,5 +1,6 @@
 import Foundation
 import Checksums
+import TestSupport
 import Vision
 
 /// Tests/Fixtures/images and images.expected.json, written by Tests/Reference/make_preprocess.py
@@ -143,15 +144,5 @@ struct StageComparison: CustomStringConvertible {
     }
 }
 
-/// A deterministic generator for the random tests (SplitMix64).
-struct ImageTestRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The deterministic generator for the random tests.
+typealias ImageTestRandom = TestRandom
