@@ -236,6 +236,44 @@ TARGET static void NAME(col2im_add)(const pth2swt_conv_shape *g, const float *co
 // Winograd F(4×4, 3×3) transforms, eight channels at a time. Bᵀ and Aᵀ use the interpolation points
 // 0, ±1, ±2, ∞ (the same matrices as the reference in Winograd.swift).
 
+// One block of channels (VT: v8, or v16 where the tier is sixteen wide) of one tile's input transform.
+// The arithmetic per lane is the same at either width, so the bits are too.
+#define WINO_IN_BLOCK(VT, LD, ST, SPLAT)                                                                      \
+    do {                                                                                                      \
+        VT d[36];                                                                                             \
+        for (int i = 0; i < 6; i++) {                                                                         \
+            int iy = y0 + i;                                                                                  \
+            for (int j = 0; j < 6; j++) {                                                                     \
+                int ix = x0 + j;                                                                              \
+                if (inside || (iy >= 0 && iy < height && ix >= 0 && ix < width))                            \
+                    d[i * 6 + j] = LD(image + ((long)iy * width + ix) * channels + c);                        \
+                else                                                                                          \
+                    d[i * 6 + j] = SPLAT(0);                                                                  \
+            }                                                                                                 \
+        }                                                                                                     \
+        for (int j = 0; j < 6; j++) { /* columns: d ← Bᵀ d */                                                 \
+            VT d0 = d[j], d1 = d[6 + j], d2 = d[12 + j], d3 = d[18 + j], d4 = d[24 + j], d5 = d[30 + j];     \
+            d[j] = 4 * d0 - 5 * d2 + d4;                                                                      \
+            d[6 + j] = -4 * (d1 + d2) + d3 + d4;                                                              \
+            d[12 + j] = 4 * (d1 - d2) - d3 + d4;                                                              \
+            d[18 + j] = 2 * (d3 - d1) - d2 + d4;                                                              \
+            d[24 + j] = 2 * (d1 - d3) - d2 + d4;                                                              \
+            d[30 + j] = 4 * d1 - 5 * d3 + d5;                                                                 \
+        }                                                                                                     \
+        float *out = v + (long)p * channels + c;                                                              \
+        for (int i = 0; i < 6; i++) { /* rows: (Bᵀ d) B, to V[ξ = 6i + s][p][c] */                            \
+            VT a0 = d[i * 6], a1 = d[i * 6 + 1], a2 = d[i * 6 + 2], a3 = d[i * 6 + 3], a4 = d[i * 6 + 4],     \
+               a5 = d[i * 6 + 5];                                                                             \
+            float *o = out + (long)(i * 6) * plane;                                                           \
+            ST(o, 4 * a0 - 5 * a2 + a4);                                                                      \
+            ST(o + plane, -4 * (a1 + a2) + a3 + a4);                                                          \
+            ST(o + 2 * plane, 4 * (a1 - a2) - a3 + a4);                                                       \
+            ST(o + 3 * plane, 2 * (a3 - a1) - a2 + a4);                                                       \
+            ST(o + 4 * plane, 2 * (a1 - a3) - a2 + a4);                                                       \
+            ST(o + 5 * plane, 4 * a1 - 5 * a3 + a5);                                                          \
+        }                                                                                                     \
+    } while (0)
+
 TARGET static void NAME(winograd_input)(const float *x, int height, int width, int channels, int tiles_h, int tiles_w,
                                         long tile_start, int tiles, int p_begin, int p_end, float *v) {
     const long per_image = (long)tiles_h * tiles_w;
@@ -245,42 +283,43 @@ TARGET static void NAME(winograd_input)(const float *x, int height, int width, i
         int y0 = (int)(r / tiles_w) * 4 - 1, x0 = (int)(r % tiles_w) * 4 - 1;
         const float *image = x + n * height * width * channels;
         int inside = y0 >= 0 && x0 >= 0 && y0 + 6 <= height && x0 + 6 <= width;
-        for (int c = 0; c < channels; c += 8) {
-            v8 d[36];
-            for (int i = 0; i < 6; i++) {
-                int iy = y0 + i;
-                for (int j = 0; j < 6; j++) {
-                    int ix = x0 + j;
-                    if (inside || (iy >= 0 && iy < height && ix >= 0 && ix < width))
-                        d[i * 6 + j] = ld8(image + ((long)iy * width + ix) * channels + c);
-                    else
-                        d[i * 6 + j] = splat8(0);
-                }
-            }
-            for (int j = 0; j < 6; j++) {  // columns: d ← Bᵀ d
-                v8 d0 = d[j], d1 = d[6 + j], d2 = d[12 + j], d3 = d[18 + j], d4 = d[24 + j], d5 = d[30 + j];
-                d[j] = 4 * d0 - 5 * d2 + d4;
-                d[6 + j] = -4 * (d1 + d2) + d3 + d4;
-                d[12 + j] = 4 * (d1 - d2) - d3 + d4;
-                d[18 + j] = 2 * (d3 - d1) - d2 + d4;
-                d[24 + j] = 2 * (d1 - d3) - d2 + d4;
-                d[30 + j] = 4 * d1 - 5 * d3 + d5;
-            }
-            float *out = v + (long)p * channels + c;
-            for (int i = 0; i < 6; i++) {  // rows: (Bᵀ d) B, to V[ξ = 6i + s][p][c]
-                v8 a0 = d[i * 6], a1 = d[i * 6 + 1], a2 = d[i * 6 + 2], a3 = d[i * 6 + 3], a4 = d[i * 6 + 4],
-                   a5 = d[i * 6 + 5];
-                float *o = out + (long)(i * 6) * plane;
-                st8(o, 4 * a0 - 5 * a2 + a4);
-                st8(o + plane, -4 * (a1 + a2) + a3 + a4);
-                st8(o + 2 * plane, 4 * (a1 - a2) - a3 + a4);
-                st8(o + 3 * plane, 2 * (a3 - a1) - a2 + a4);
-                st8(o + 4 * plane, 2 * (a1 - a3) - a2 + a4);
-                st8(o + 5 * plane, 4 * a1 - 5 * a3 + a5);
-            }
-        }
+        int c = 0;
+#if VEC_WIDE == 16
+        for (; c + 16 <= channels; c += 16) WINO_IN_BLOCK(v16, ld16, st16, splat16);
+#endif
+        for (; c < channels; c += 8) WINO_IN_BLOCK(v8, ld8, st8, splat8);
     }
 }
+
+// One block of channels of one tile's output transform, bias, residual and activation.
+#define WINO_OUT_BLOCK(VT, LD, ST, SPLAT, ACT)                                                                \
+    do {                                                                                                      \
+        const float *src = m + (long)p * channels + k;                                                        \
+        VT s[24];                                                                                             \
+        for (int j = 0; j < 6; j++) { /* columns: s (4×6) = Aᵀ M */                                           \
+            VT q0 = LD(src + (0 * 6 + j) * plane), q1 = LD(src + (1 * 6 + j) * plane);                        \
+            VT q2 = LD(src + (2 * 6 + j) * plane), q3 = LD(src + (3 * 6 + j) * plane);                        \
+            VT q4 = LD(src + (4 * 6 + j) * plane), q5 = LD(src + (5 * 6 + j) * plane);                        \
+            s[j] = q0 + q1 + q2 + q3 + q4;                                                                    \
+            s[6 + j] = q1 - q2 + 2 * (q3 - q4);                                                               \
+            s[12 + j] = q1 + q2 + 4 * (q3 + q4);                                                              \
+            s[18 + j] = q1 - q2 + 8 * (q3 - q4) + q5;                                                         \
+        }                                                                                                     \
+        VT b = bias ? LD(bias + k) : SPLAT(0);                                                                \
+        for (int i = 0; i < rows; i++) {                                                                      \
+            VT a0 = s[i * 6], a1 = s[i * 6 + 1], a2 = s[i * 6 + 2], a3 = s[i * 6 + 3], a4 = s[i * 6 + 4],     \
+               a5 = s[i * 6 + 5];                                                                             \
+            VT out[4] = {a0 + a1 + a2 + a3 + a4 + b, a1 - a2 + 2 * (a3 - a4) + b, a1 + a2 + 4 * (a3 + a4) + b, \
+                         a1 - a2 + 8 * (a3 - a4) + a5 + b};                                                   \
+            long at = image + ((long)(y0 + i) * out_width + x0) * channels + k;                               \
+            for (int j = 0; j < cols; j++) {                                                                  \
+                VT o = out[j];                                                                                \
+                if (residual) o += LD(residual + at + (long)j * channels);                                    \
+                if (relu) o = ACT(o, relu);                                                                   \
+                ST(y + at + (long)j * channels, o);                                                           \
+            }                                                                                                 \
+        }                                                                                                     \
+    } while (0)
 
 TARGET static void NAME(winograd_output)(const float *m, int tiles, int channels, int out_height, int out_width,
                                          int tiles_h, int tiles_w, long tile_start, int p_begin, int p_end,
@@ -292,33 +331,11 @@ TARGET static void NAME(winograd_output)(const float *m, int tiles, int channels
         int y0 = (int)(r / tiles_w) * 4, x0 = (int)(r % tiles_w) * 4;
         int rows = out_height - y0 < 4 ? out_height - y0 : 4, cols = out_width - x0 < 4 ? out_width - x0 : 4;
         long image = n * out_height * out_width * channels;
-        for (int k = 0; k < channels; k += 8) {
-            const float *src = m + (long)p * channels + k;
-            v8 s[24];
-            for (int j = 0; j < 6; j++) {  // columns: s (4×6) = Aᵀ M
-                v8 q0 = ld8(src + (0 * 6 + j) * plane), q1 = ld8(src + (1 * 6 + j) * plane);
-                v8 q2 = ld8(src + (2 * 6 + j) * plane), q3 = ld8(src + (3 * 6 + j) * plane);
-                v8 q4 = ld8(src + (4 * 6 + j) * plane), q5 = ld8(src + (5 * 6 + j) * plane);
-                s[j] = q0 + q1 + q2 + q3 + q4;
-                s[6 + j] = q1 - q2 + 2 * (q3 - q4);
-                s[12 + j] = q1 + q2 + 4 * (q3 + q4);
-                s[18 + j] = q1 - q2 + 8 * (q3 - q4) + q5;
-            }
-            v8 b = bias ? ld8(bias + k) : splat8(0);
-            for (int i = 0; i < rows; i++) {
-                v8 a0 = s[i * 6], a1 = s[i * 6 + 1], a2 = s[i * 6 + 2], a3 = s[i * 6 + 3], a4 = s[i * 6 + 4],
-                   a5 = s[i * 6 + 5];
-                v8 out[4] = {a0 + a1 + a2 + a3 + a4 + b, a1 - a2 + 2 * (a3 - a4) + b, a1 + a2 + 4 * (a3 + a4) + b,
-                             a1 - a2 + 8 * (a3 - a4) + a5 + b};
-                long at = image + ((long)(y0 + i) * out_width + x0) * channels + k;
-                for (int j = 0; j < cols; j++) {
-                    v8 o = out[j];
-                    if (residual) o += ld8(residual + at + (long)j * channels);
-                    if (relu) o = act8(o, relu);
-                    st8(y + at + (long)j * channels, o);
-                }
-            }
-        }
+        int k = 0;
+#if VEC_WIDE == 16
+        for (; k + 16 <= channels; k += 16) WINO_OUT_BLOCK(v16, ld16, st16, splat16, act16);
+#endif
+        for (; k < channels; k += 8) WINO_OUT_BLOCK(v8, ld8, st8, splat8, act8);
     }
 }
 
@@ -456,6 +473,38 @@ TARGET static void NAME(winograd_weights_packed)(const float *w, int out_channel
 // GEMMs, in Swift), and dg = Gᵀ dU G. The forward's input transform gives V.
 
 // dM[ξ = 6a + b][p][k] for tiles [p_begin, p_end) of dy (NHWC, [n][out_h][out_w][channels]).
+// One block of channels of one tile's output-gradient transform.
+#define WINO_GRAD_BLOCK(VT, LD, ST, SPLAT)                                                                    \
+    do {                                                                                                      \
+        VT q[16];                                                                                             \
+        for (int i = 0; i < 4; i++)                                                                           \
+            for (int j = 0; j < 4; j++)                                                                       \
+                q[i * 4 + j] = i < rows && j < cols                                                           \
+                                   ? LD(image + ((long)(y0 + i) * out_width + x0 + j) * channels + k)         \
+                                   : SPLAT(0);                                                                \
+        VT s[24]; /* s (6×4) = A q: column j of q to six values */                                            \
+        for (int j = 0; j < 4; j++) {                                                                         \
+            VT q0 = q[j], q1 = q[4 + j], q2 = q[8 + j], q3 = q[12 + j];                                       \
+            s[j] = q0;                                                                                        \
+            s[4 + j] = q0 + q1 + q2 + q3;                                                                     \
+            s[8 + j] = q0 - q1 + q2 - q3;                                                                     \
+            s[12 + j] = q0 + 2 * q1 + 4 * q2 + 8 * q3;                                                        \
+            s[16 + j] = q0 - 2 * q1 + 4 * q2 - 8 * q3;                                                        \
+            s[20 + j] = q3;                                                                                   \
+        }                                                                                                     \
+        float *out = dm + (long)p * channels + k;                                                             \
+        for (int a = 0; a < 6; a++) { /* rows: (A q) Aᵀ, to dM[6a + b][p][k] */                               \
+            VT a0 = s[a * 4], a1 = s[a * 4 + 1], a2 = s[a * 4 + 2], a3 = s[a * 4 + 3];                        \
+            float *o = out + (long)(a * 6) * plane;                                                           \
+            ST(o, a0);                                                                                        \
+            ST(o + plane, a0 + a1 + a2 + a3);                                                                 \
+            ST(o + 2 * plane, a0 - a1 + a2 - a3);                                                             \
+            ST(o + 3 * plane, a0 + 2 * a1 + 4 * a2 + 8 * a3);                                                 \
+            ST(o + 4 * plane, a0 - 2 * a1 + 4 * a2 - 8 * a3);                                                 \
+            ST(o + 5 * plane, a3);                                                                            \
+        }                                                                                                     \
+    } while (0)
+
 TARGET static void NAME(winograd_grad_output)(const float *dy, int out_height, int out_width, int channels,
                                               int tiles_h, int tiles_w, long tile_start, int tiles, int p_begin,
                                               int p_end, float *dm) {
@@ -466,35 +515,11 @@ TARGET static void NAME(winograd_grad_output)(const float *dy, int out_height, i
         int y0 = (int)(r / tiles_w) * 4, x0 = (int)(r % tiles_w) * 4;
         int rows = out_height - y0 < 4 ? out_height - y0 : 4, cols = out_width - x0 < 4 ? out_width - x0 : 4;
         const float *image = dy + n * out_height * out_width * channels;
-        for (int k = 0; k < channels; k += 8) {
-            v8 q[16];
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++)
-                    q[i * 4 + j] = i < rows && j < cols
-                                       ? ld8(image + ((long)(y0 + i) * out_width + x0 + j) * channels + k)
-                                       : splat8(0);
-            v8 s[24];  // s (6×4) = A q: column j of q to six values
-            for (int j = 0; j < 4; j++) {
-                v8 q0 = q[j], q1 = q[4 + j], q2 = q[8 + j], q3 = q[12 + j];
-                s[j] = q0;
-                s[4 + j] = q0 + q1 + q2 + q3;
-                s[8 + j] = q0 - q1 + q2 - q3;
-                s[12 + j] = q0 + 2 * q1 + 4 * q2 + 8 * q3;
-                s[16 + j] = q0 - 2 * q1 + 4 * q2 - 8 * q3;
-                s[20 + j] = q3;
-            }
-            float *out = dm + (long)p * channels + k;
-            for (int a = 0; a < 6; a++) {  // rows: (A q) Aᵀ, to dM[6a + b][p][k]
-                v8 a0 = s[a * 4], a1 = s[a * 4 + 1], a2 = s[a * 4 + 2], a3 = s[a * 4 + 3];
-                float *o = out + (long)(a * 6) * plane;
-                st8(o, a0);
-                st8(o + plane, a0 + a1 + a2 + a3);
-                st8(o + 2 * plane, a0 - a1 + a2 - a3);
-                st8(o + 3 * plane, a0 + 2 * a1 + 4 * a2 + 8 * a3);
-                st8(o + 4 * plane, a0 - 2 * a1 + 4 * a2 - 8 * a3);
-                st8(o + 5 * plane, a3);
-            }
-        }
+        int k = 0;
+#if VEC_WIDE == 16
+        for (; k + 16 <= channels; k += 16) WINO_GRAD_BLOCK(v16, ld16, st16, splat16);
+#endif
+        for (; k < channels; k += 8) WINO_GRAD_BLOCK(v8, ld8, st8, splat8);
     }
 }
 
