@@ -16,26 +16,21 @@ public enum ConvPoolNHWC {
         }
     }
 
+    /// The pool's rows over the convolution's.
+    static func bands(_ g: Conv2dGeometry, _ p: Pool) -> Bands {
+        Bands(kernel: p.kernel, stride: p.stride, padding: p.padding, rows: g.outHeight,
+              outRows: max(1, Kernels.Pool.outputSize(g.outHeight, kernel: p.kernel, stride: p.stride, padding: p.padding)))
+    }
+
     /// Pooled rows per band: the convolution rows a band needs fill about `bandBytes`.
-    static func bandRows(_ g: Conv2dGeometry, _ p: Pool, pooledHeight: Int, bandBytes: Int) -> Int {
-        let rowBytes = max(1, g.outWidth * g.outChannels * 4)
-        let rows = max(p.kernel, bandBytes / rowBytes)
-        return max(1, min(pooledHeight, (rows - p.kernel) / p.stride + 1))
-    }
-
-    static func bufferRows(_ g: Conv2dGeometry, _ p: Pool, band: Int) -> Int {
-        min(g.outHeight, (band - 1) * p.stride + p.kernel)
-    }
-
-    static func slices(_ g: Conv2dGeometry, pooledHeight: Int, threads: Int) -> Int {
-        max(1, min(pooledHeight, (threads + g.batch - 1) / g.batch))
+    static func bandRows(_ g: Conv2dGeometry, _ p: Pool, bandBytes: Int) -> Int {
+        bands(g, p).bandRows(rowBytes: g.outWidth * g.outChannels * 4, bandBytes: bandBytes)
     }
 
     /// Scratch floats `forward` needs with `threads`.
     public static func scratchCount(_ g: Conv2dGeometry, _ p: Pool, threads: Int, bandBytes: Int = 384 * 1024) -> Int {
-        let pooledHeight = Kernels.Pool.outputSize(g.outHeight, kernel: p.kernel, stride: p.stride, padding: p.padding)
-        let band = bandRows(g, p, pooledHeight: max(1, pooledHeight), bandBytes: bandBytes)
-        let each = bufferRows(g, p, band: band) * g.outWidth * g.outChannels + Int(pth2swt_conv_nhwc_scratch_count())
+        let band = bandRows(g, p, bandBytes: bandBytes)
+        let each = bands(g, p).bufferRows(band) * g.outWidth * g.outChannels + Int(pth2swt_conv_nhwc_scratch_count())
         return each * max(1, threads)
     }
 
@@ -51,9 +46,10 @@ public enum ConvPoolNHWC {
         let pH = Kernels.Pool.outputSize(H, kernel: p.kernel, stride: p.stride, padding: p.padding)
         let pW = Kernels.Pool.outputSize(W, kernel: p.kernel, stride: p.stride, padding: p.padding)
         precondition(pH > 0 && pW > 0, "\(g) pools to nothing")
-        let band = bandRows(g, p, pooledHeight: pH, bandBytes: bandBytes)
-        let slices = Self.slices(g, pooledHeight: pH, threads: threads)
-        let bufferCount = bufferRows(g, p, band: band) * W * K
+        let bands = Self.bands(g, p)
+        let band = bandRows(g, p, bandBytes: bandBytes)
+        let slices = bands.slices(batch: g.batch, threads: threads)
+        let bufferCount = bands.bufferRows(band) * W * K
         let each = bufferCount + Int(pth2swt_conv_nhwc_scratch_count())
         let inImage = g.height * g.width * g.inChannels, outImage = pH * pW * K
         let panels = Int32((K + 15) / 16), act = activation.code
@@ -72,26 +68,17 @@ public enum ConvPoolNHWC {
                 let buffer = scratch + worker * each, convScratch = buffer + bufferCount
                 let x = input + n * inImage, y = output + n * outImage
                 var sh = shape
-                var haveLo = 0, haveHi = 0  // convolution rows [haveLo, haveHi) at the buffer's front
+                var window = Bands.Window(buffer: buffer, rowFloats: W * K)  // convolution rows
                 var py0 = first
                 while py0 < end {
                     let py1 = min(end, py0 + band)
-                    let needLo = max(0, py0 * st - pad), needHi = min(H, (py1 - 1) * st - pad + k)
-                    if needLo >= haveLo && needLo < haveHi {
-                        buffer.update(from: buffer + (needLo - haveLo) * W * K, count: (haveHi - needLo) * W * K)
-                        haveLo = needLo
-                    } else {
-                        (haveLo, haveHi) = (needLo, needLo)
+                    let need = bands.needed(py0, py1)
+                    window.hold(need.lo, need.hi) { from, to, origin in
+                        // Output positions [from·W, to·W); the kernel writes position r at origin + r·K.
+                        pth2swt_conv_nhwc(&sh, x, w, bias, nil, act, origin, from * W, to * W, 0, panels, convScratch)
                     }
-                    if needHi > haveHi {
-                        // Output positions [haveHi·W, needHi·W); the kernel writes position r at y + r·K,
-                        // so y is the buffer moved back by the rows before it.
-                        pth2swt_conv_nhwc(&sh, x, w, bias, nil, act, buffer - haveLo * W * K, haveHi * W, needHi * W, 0,
-                                          panels, convScratch)
-                        haveHi = needHi
-                    }
-                    // The pool reads only rows inside [needLo, needHi) for pooled rows [py0, py1).
-                    pth2swt_max_pool_nhwc(buffer - haveLo * W * K, Int32(H), Int32(W), Int32(K), Int32(k), Int32(st),
+                    // The pool reads only rows inside [need.lo, need.hi) for pooled rows [py0, py1).
+                    pth2swt_max_pool_nhwc(window.origin, Int32(H), Int32(W), Int32(K), Int32(k), Int32(st),
                                           Int32(pad), Int32(pH), Int32(pW), py0, py1, y)
                     py0 = py1
                 }

@@ -83,15 +83,14 @@ public enum InvertedResidualNHWC {
         /// Whether the geometry holds together: a valid expand (when there is one) and depthwise.
         public var isValid: Bool { (!hasExpand || expand.isValid) && depthwise.isValid }
 
+        /// The depthwise convolution's rows over the expanded tensor's.
+        var bands: Bands { Bands(kernel: kernel, stride: stride, padding: padding, rows: midHeight, outRows: outHeight) }
+
         /// Output rows per band: the expanded rows a band needs fill about `bandBytes`.
-        func bandRows() -> Int {
-            let rowBytes = max(1, midWidth * expanded * 4)
-            let rows = max(kernel, bandBytes / rowBytes)
-            return max(1, min(outHeight, (rows - kernel) / stride + 1))
-        }
+        func bandRows() -> Int { bands.bandRows(rowBytes: midWidth * expanded * 4, bandBytes: bandBytes) }
 
         /// Expanded rows a band of `bandRows` output rows reads at most.
-        func bufferRows(_ band: Int) -> Int { min(midHeight, (band - 1) * stride + kernel) }
+        func bufferRows(_ band: Int) -> Int { bands.bufferRows(band) }
     }
 
     /// Scratch floats per worker.
@@ -102,9 +101,7 @@ public enum InvertedResidualNHWC {
     }
 
     /// Image slices per image: one, or with fewer images than threads, enough slices for every thread.
-    static func slices(_ s: Shape, threads: Int) -> Int {
-        max(1, min(s.outHeight, (threads + s.batch - 1) / s.batch))
-    }
+    static func slices(_ s: Shape, threads: Int) -> Int { s.bands.slices(batch: s.batch, threads: threads) }
 
     /// Whether `forward` runs by bands: with at least as many images as threads, or when each thread's
     /// slice of an image has 8 or more output rows. Slicing smaller maps (MobileNetV2's 14×14 and 7×7
@@ -164,8 +161,8 @@ public enum InvertedResidualNHWC {
                          output: output, scratch: scratch, threads: threads)
             return
         }
-        let oH = s.outHeight, oW = s.outWidth, H = s.midHeight, W = s.midWidth
-        let pointwiseExpand = s.expandKernel == 1 && s.expandStride == 1 && s.expandPadding == 0
+        let oH = s.outHeight, oW = s.outWidth, W = s.midWidth
+        let bands = s.bands
         let expandShape: pth2swt_conv_shape = {
             var one = s.expand.cShape
             one.batch = 1
@@ -178,7 +175,7 @@ public enum InvertedResidualNHWC {
         let each = scratchPerWorker(s)
         let expandRows = s.hasExpand ? s.bufferRows(band) * W * s.expanded : 0
         let inImage = s.height * s.width * s.inChannels, outImage = oH * oW * s.outChannels
-        let E = s.expanded, Cin = s.inChannels, K = s.outChannels, k = s.kernel, st = s.stride, pad = s.padding
+        let E = s.expanded, K = s.outChannels, k = s.kernel, st = s.stride, pad = s.padding
         let eAct = expand?.activation.code ?? 0, dAct = depthwise.activation.code, pAct = project.activation.code
         let ePanels = Int32((E + 15) / 16), pPanels = Int32((K + 15) / 16)
         let eWeight = expand?.weight.packed, pWeight = project.weight.packed
@@ -190,7 +187,7 @@ public enum InvertedResidualNHWC {
                                kernel_h: 1, kernel_w: 1, stride_h: 1, stride_w: 1, pad_h: 0, pad_w: 0,
                                out_height: Int32(rows), out_width: 1)
         }
-        eWeight.withUnsafeBufferPointerIfPresent { ew in
+        withBaseAddress(eWeight) { ew in
             pWeight.withUnsafeBufferPointer { pw in
                 nonisolated(unsafe) let ew = ew, pw = pw.baseAddress!
                 Parallel.dynamic(items, threads) { item, worker in
@@ -199,35 +196,19 @@ public enum InvertedResidualNHWC {
                     let work = scratch + worker * each
                     let expanded = work, dwOut = work + expandRows, convScratch = dwOut + band * oW * E
                     let x = input + n * inImage, y = output + n * outImage, r = residual.map { $0 + n * outImage }
-                    var haveLo = 0, haveHi = 0  // expanded rows [haveLo, haveHi) sit at the buffer's front
+                    var window = Bands.Window(buffer: expanded, rowFloats: W * E)  // expanded rows
+                    var sh = expandShape
                     var oy0 = first
                     while oy0 < end {
                         let oy1 = min(end, oy0 + band)
-                        let needLo = max(0, oy0 * st - pad), needHi = min(H, (oy1 - 1) * st - pad + k)
+                        let (needLo, needHi) = bands.needed(oy0, oy1)
                         var base: UnsafePointer<Float>
                         if let ew {
-                            if needLo >= haveLo && needLo < haveHi {
-                                let keep = haveHi - needLo
-                                expanded.update(from: expanded + (needLo - haveLo) * W * E, count: keep * W * E)
-                                haveLo = needLo
-                            } else {
-                                (haveLo, haveHi) = (needLo, needLo)
-                            }
-                            if needHi > haveHi {
-                                let rows = (needHi - haveHi) * W
-                                if pointwiseExpand {
-                                    var sh = pointwiseShape(rows: rows, channels: Cin, out: E)
-                                    pth2swt_conv_nhwc(&sh, x + haveHi * W * Cin, ew, eBias, nil, eAct,
-                                                      expanded + (haveHi - haveLo) * W * E, 0, rows, 0, ePanels, convScratch)
-                                } else {
-                                    // Output positions [haveHi·W, needHi·W) of the whole image's
-                                    // convolution; the kernel writes position r at y + r·E, so y is the
-                                    // buffer moved back by the rows before it.
-                                    var sh = expandShape
-                                    pth2swt_conv_nhwc(&sh, x, ew, eBias, nil, eAct, expanded - haveLo * W * E, haveHi * W,
-                                                      needHi * W, 0, ePanels, convScratch)
-                                }
-                                haveHi = needHi
+                            window.hold(needLo, needHi) { from, to, origin in
+                                // Output positions [from·W, to·W) of the whole image's expand; the kernel
+                                // writes position r at origin + r·E.
+                                pth2swt_conv_nhwc(&sh, x, ew, eBias, nil, eAct, origin, from * W, to * W, 0, ePanels,
+                                                  convScratch)
                             }
                             base = UnsafePointer(expanded)
                         } else {
@@ -249,16 +230,6 @@ public enum InvertedResidualNHWC {
                     }
                 }
             }
-        }
-    }
-}
-
-extension Optional where Wrapped == [Float] {
-    /// The buffer's base address, or nil, for the duration of `body`.
-    func withUnsafeBufferPointerIfPresent<R>(_ body: (UnsafePointer<Float>?) throws -> R) rethrows -> R {
-        switch self {
-        case .some(let a): try a.withUnsafeBufferPointer { try body($0.baseAddress!) }
-        case .none: try body(nil)
         }
     }
 }

@@ -44,8 +44,8 @@ import TestSupport
                                stride: ps, padding: pp)
                 // From one convolution row per band up to the whole image.
                 let bandBytes = [1, g.outWidth * out * 4 * 3, 1 << 30][checked % 3]
-                sawManyBands = sawManyBands || ConvPoolNHWC.bandRows(g, pool, pooledHeight: pH, bandBytes: bandBytes) < pH
-                sawOverlap = sawOverlap || (pk > ps && ConvPoolNHWC.bandRows(g, pool, pooledHeight: pH, bandBytes: bandBytes) < pH)
+                sawManyBands = sawManyBands || ConvPoolNHWC.bandRows(g, pool, bandBytes: bandBytes) < pH
+                sawOverlap = sawOverlap || (pk > ps && ConvPoolNHWC.bandRows(g, pool, bandBytes: bandBytes) < pH)
                 for threads in [1, 2, 3] {
                     sawSlices = sawSlices || (threads > g.batch && pH > 1)
                     var got = [Float](repeating: .nan, count: want.count)

@@ -374,10 +374,12 @@ public final class Inference {
                 }
                 if c.kind == .grouped { scratch = max(scratch, GroupedNHWC.scratchCount(g, threads: threads)) }
                 if case .convPool(_, let k, let st, let p) = s.op {
-                    image = max(image, out.channels * out.height * out.width)
                     if c.kind == .dense {
                         scratch = max(scratch, ConvPoolNHWC.scratchCount(g, .init(kernel: k, stride: st, padding: p), threads: threads))
                     }
+                    // The image buffer only where the convolution may not run by bands (grouped, or
+                    // Winograd, which tuning may pick for any convolution it applies to).
+                    if c.kind != .dense || c.winogradApplies { image = max(image, out.channels * out.height * out.width) }
                     out.height = Self.poolSize(out.height, kernel: k, stride: st, padding: p)
                     out.width = Self.poolSize(out.width, kernel: k, stride: st, padding: p)
                     guard out.height > 0, out.width > 0 else { throw .shape(step: s.name, detail: "pooled to nothing") }
@@ -544,13 +546,9 @@ public final class Inference {
             let g1 = c.geometry(batch: 1, height: xs.height, width: xs.width)
             if c.kind == .dense && !winograd(i, c, g1) {
                 // By bands of pooled rows, the convolution's output kept in cache.
-                if packedWeights[i] == nil {
-                    packedWeights[i] = PackedConvWeight(c.weight, outChannels: c.outChannels, inChannels: c.inChannels,
-                                                        kernelH: c.kernel, kernelW: c.kernel)
-                }
                 withBaseAddress(c.bias) { bias in
                     ConvPoolNHWC.forward(c.geometry(batch: batch, height: xs.height, width: xs.width), input: x(),
-                                         weight: packedWeights[i]!, bias: bias, activation: c.activation,
+                                         weight: packedWeight(i, c), bias: bias, activation: c.activation,
                                          pool: .init(kernel: k, stride: st, padding: pad), output: y,
                                          scratch: scratch.baseAddress!, threads: threads)
                 }
@@ -666,6 +664,15 @@ public final class Inference {
         tuningLog.append("\(g): winograd \(Int(w * 1e6)) µs, direct \(Int(d * 1e6)) µs → \(w < d ? "winograd" : "direct")")
     }
 
+    /// Step `i`'s dense or linear weight packed for the GEMM, packed on first use.
+    func packedWeight(_ i: Int, _ c: Conv) -> PackedConvWeight {
+        if let w = packedWeights[i] { return w }
+        let w = PackedConvWeight(c.weight, outChannels: c.outChannels, inChannels: c.inChannels, kernelH: c.kernel,
+                                 kernelW: c.kernel)
+        packedWeights[i] = w
+        return w
+    }
+
     func convolve(_ i: Int, _ c: Conv, _ g: Conv2dGeometry, input: UnsafePointer<Float>, residual: UnsafePointer<Float>?,
                   output: UnsafeMutablePointer<Float>) {
         withBaseAddress(c.bias) { bias in
@@ -680,11 +687,7 @@ public final class Inference {
                                          threads: threads)
                 }
             case .dense, .linear:
-                if packedWeights[i] == nil {
-                    packedWeights[i] = PackedConvWeight(c.weight, outChannels: c.outChannels, inChannels: c.inChannels,
-                                                        kernelH: c.kernel, kernelW: c.kernel)
-                }
-                ConvNHWC.forward(g, input: input, weight: packedWeights[i]!, bias: bias, residual: residual,
+                ConvNHWC.forward(g, input: input, weight: packedWeight(i, c), bias: bias, residual: residual,
                                  activation: c.activation, output: output, scratch: scratch.baseAddress!, threads: threads)
             case .depthwise:
                 if depthwiseWeights[i] == nil {
@@ -705,16 +708,19 @@ public final class Inference {
         }
     }
 
+    /// "[kind +residual activation]": a convolution's kernel and what it absorbed.
+    static func absorbed(_ c: Conv) -> String {
+        "[\(c.kind)" + (c.residual != nil ? " +residual" : "") + (c.activation != .none ? " \(c.activation)" : "") + "]"
+    }
+
     /// One line per step: its name, what it absorbed and its kernel (for `--verbose` and tests).
     public var stepListing: [String] {
         steps.map { s in
             switch s.op {
             case .conv(let c), .convPool(let c, _, _, _):
-                s.name + " [\(c.kind)" + (c.residual != nil ? " +residual" : "") + (c.activation != .none ? " \(c.activation)" : "") + "]"
+                s.name + " " + Self.absorbed(c)
             case .block(let e, let d, let p):
-                ([e, d, p].compactMap { $0 }.map { c in
-                    c.name + " [\(c.kind)" + (c.residual != nil ? " +residual" : "") + (c.activation != .none ? " \(c.activation)" : "") + "]"
-                }).joined(separator: " → ") + " (by row bands)"
+                [e, d, p].compactMap { $0 }.map { $0.name + " " + Self.absorbed($0) }.joined(separator: " → ") + " (by row bands)"
             default: s.name
             }
         }
