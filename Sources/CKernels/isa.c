@@ -170,4 +170,4 @@ PTH2SWT_KERNELS(PTH2SWT_ENTRY)
 
 long pth2swt_conv_nhwc_scratch_count(void) { return (long)CONV_MC * CONV_KC_WHOLE; }
 
-long pth2swt_gemm_tn_scratch_count(int n) { return (long)TN_KC * ((n + NR - 1) / NR) * NR + (long)CONV_MC * TN_KC; }
+long pth2swt_gemm_tn_scratch_count(int n) { return (long)TN_KC * ((n + NR - 1) / NR) * NR; }

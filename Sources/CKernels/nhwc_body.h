@@ -23,13 +23,14 @@ TARGET static void NAME(gemm_rows)(long m, int n, long k, const float *a, long l
 
 /// C (m×n, row stride ldc) = (acc ? C : 0) + Aᵀ·B, where A is k×m (row r at a + r·lda) and B is k×n (row r
 /// at b + r·ldb): the weight gradient's product, whose reduction runs over output positions or tiles. Per
-/// chunk of TN_KC rows of A and B: B's chunk packed into panels, A's chunk transposed by blocks of CONV_MC
-/// columns, then the micro-kernel accumulating into C. scratch: pth2swt_gemm_tn_scratch_count(n) floats.
+/// chunk of TN_KC rows of A and B: B's chunk packed into panels, then the strided micro-kernel reading A's
+/// chunk in place (UK_MR adjacent columns, one row per step) and accumulating into C, by blocks of CONV_MC
+/// columns. scratch: pth2swt_gemm_tn_scratch_count(n) floats.
 TARGET static void NAME(gemm_tn)(long m, int n, long k, const float *a, long lda, const float *b, long ldb, float *c,
                                  long ldc, int acc, float *scratch) {
+    _Static_assert(UK_MR == 6, "ukernel_strided's rows are written out for six");
     const int panels = (n + NR - 1) / NR;
-    float *packed = scratch, *at = scratch + (long)TN_KC * panels * NR;  // [panel][p][NR], [i][p]
-    const float *rows[UK_MR];
+    float *packed = scratch;  // [panel][p][NR]
     if (k == 0 && !acc)
         for (long i = 0; i < m; i++) memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
     for (long p0 = 0; p0 < k; p0 += TN_KC) {
@@ -51,18 +52,13 @@ TARGET static void NAME(gemm_tn)(long m, int n, long k, const float *a, long lda
         const int accumulate = acc || p0 > 0;
         for (long i0 = 0; i0 < m; i0 += CONV_MC) {
             const int mc = m - i0 < CONV_MC ? (int)(m - i0) : CONV_MC;
-            for (int p = 0; p < kc; p++) {
-                const float *src = a + (p0 + p) * lda + i0;
-                for (int i = 0; i < mc; i++) at[(long)i * kc + p] = src[i];
-            }
             for (int j = 0; j < panels; j += UK_NP) {
                 const int np = panels - j < UK_NP ? panels - j : UK_NP;
                 const int nc = n - j * NR < np * NR ? n - j * NR : np * NR;
                 for (int t0 = 0; t0 < mc; t0 += UK_MR) {
                     const int mr = mc - t0 < UK_MR ? mc - t0 : UK_MR;
-                    for (int t = 0; t < UK_MR; t++) rows[t] = at + (long)(t0 + (t < mr ? t : mr - 1)) * kc;
-                    NAME(ukernel)(1, kc, rows, packed + (long)j * NR * kc, (long)NR * kc, c + (i0 + t0) * ldc + j * NR,
-                                  ldc, mr, nc, accumulate, 0, 0, 0);
+                    NAME(ukernel_strided)(kc, a + p0 * lda + i0 + t0, lda, packed + (long)j * NR * kc, (long)NR * kc,
+                                          c + (i0 + t0) * ldc + j * NR, ldc, mr, nc, accumulate);
                 }
             }
         }

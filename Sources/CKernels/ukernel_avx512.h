@@ -21,7 +21,7 @@ TARGET static inline __attribute__((always_inline)) __m512 NAME(act16)(__m512 v,
     const float *a##t = 0;
 #define UK512_FMA_ROW(t)                                                                                          \
     if (MR > t) {                                                                                                \
-        __m512 x = _mm512_set1_ps(a##t[p]);                                                                      \
+        __m512 x = _mm512_set1_ps(a##t[p * AS]);                                                                      \
         r##t##0 = _mm512_fmadd_ps(x, b0, r##t##0);                                                               \
         if (NP > 1) r##t##1 = _mm512_fmadd_ps(x, b1, r##t##1);                                                   \
         if (NP > 2) r##t##2 = _mm512_fmadd_ps(x, b2, r##t##2);                                                   \
@@ -52,8 +52,8 @@ TARGET static inline __mmask16 NAME(ukernel_mask)(int left) {
 }
 
 TARGET static inline __attribute__((always_inline)) void NAME(ukernel_block)(
-    const int MR, const int NP, int nseg, long seglen, const float *const *segments, const float *b, long pstride,
-    float *c, long ldc, int n, int acc, const float *bias, const float *residual, int act) {
+    const int MR, const int NP, const long AS, int nseg, long seglen, const float *const *segments, const float *b,
+    long pstride, float *c, long ldc, int n, int acc, const float *bias, const float *residual, int act) {
     UK512_DECLARE_ROW(0) UK512_DECLARE_ROW(1) UK512_DECLARE_ROW(2)
     UK512_DECLARE_ROW(3) UK512_DECLARE_ROW(4) UK512_DECLARE_ROW(5)
     for (int s = 0; s < nseg; s++) {
@@ -85,22 +85,36 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_block)(
 #undef UK512_FMA_ROW
 #undef UK512_STORE_ROW
 
-#define UK512_ROWS(M)                                                                                             \
+#define UK512_ROWS(M, AS)                                                                                         \
     case M:                                                                                                      \
         switch ((n + NR - 1) / NR) {                                                                             \
-        case 4: NAME(ukernel_block)(M, 4, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act); break; \
-        case 3: NAME(ukernel_block)(M, 3, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act); break; \
-        case 2: NAME(ukernel_block)(M, 2, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act); break; \
-        default: NAME(ukernel_block)(M, 1, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act); break; \
+        case 4: NAME(ukernel_block)(M, 4, AS, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act); break; \
+        case 3: NAME(ukernel_block)(M, 3, AS, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act); break; \
+        case 2: NAME(ukernel_block)(M, 2, AS, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act); break; \
+        default: NAME(ukernel_block)(M, 1, AS, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act); break; \
         }                                                                                                        \
         break;
 
 TARGET static void NAME(ukernel)(int nseg, long seglen, const float *const *a, const float *b, long pstride, float *c,
                                  long ldc, int mr, int n, int acc, const float *bias, const float *residual, int act) {
     switch (mr) {
-        UK512_ROWS(6) UK512_ROWS(5) UK512_ROWS(4) UK512_ROWS(3) UK512_ROWS(2)
+        UK512_ROWS(6, 1) UK512_ROWS(5, 1) UK512_ROWS(4, 1) UK512_ROWS(3, 1) UK512_ROWS(2, 1)
     default:
-        UK512_ROWS(1)
+        UK512_ROWS(1, 1)
+    }
+}
+
+/// The contract's strided form (see ukernel_v8.h): row t of A is a + t, its element p at a + t + p·lda.
+TARGET static void NAME(ukernel_strided)(long k, const float *at, long lda, const float *b, long pstride, float *c,
+                                         long ldc, int mr, int n, int acc) {
+    const float *a[UK_MR] = {at, at + 1, at + 2, at + 3, at + 4, at + 5};
+    const int nseg = 1, act = 0;
+    const long seglen = k;
+    const float *bias = 0, *residual = 0;
+    switch (mr) {
+        UK512_ROWS(6, lda) UK512_ROWS(5, lda) UK512_ROWS(4, lda) UK512_ROWS(3, lda) UK512_ROWS(2, lda)
+    default:
+        UK512_ROWS(1, lda)
     }
 }
 #undef UK512_ROWS

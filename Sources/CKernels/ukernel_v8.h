@@ -8,10 +8,13 @@
 // rows of 16 each), panel q at b + q·pstride. acc: add the block to what C holds. Then + bias[0..<n] if
 // given, + residual (C's layout) if given, then the activation act (0 none, 1 ReLU, 2 ReLU6; NaN kept).
 // Each mr has its own compiled loop, so a ragged last block does only its own rows' work.
+// The strided form (ukernel_strided, one segment): row t of A is at + t and its element p is at
+// at + t + p·lda, so a k×m matrix stored row by row is read as its transpose without being copied
+// (gemm_tn, whose reduction runs down the rows of both operands). Same sums in the same order.
 
 TARGET static inline __attribute__((always_inline)) void NAME(ukernel_rows)(
-    const int MR, int nseg, long seglen, const float *const *segments, const float *b, float *c, long ldc, int nr,
-    int acc, const float *bias, const float *residual, int relu) {
+    const int MR, const long AS, int nseg, long seglen, const float *const *segments, const float *b, float *c,
+    long ldc, int nr, int acc, const float *bias, const float *residual, int relu) {
     // MR is a constant at each call site below, so the row loops unroll and acc stays in registers.
     v8 acc0[6], acc1[6];
     for (int t = 0; t < MR; t++) acc0[t] = acc1[t] = splat8(0);
@@ -21,7 +24,7 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_rows)(
         for (long p = 0; p < seglen; p++, b += 16) {
             v8 b0 = ld8(b), b1 = ld8(b + 8);
             for (int t = 0; t < MR; t++) {
-                v8 x = splat8(a[t][p]);
+                v8 x = splat8(a[t][p * AS]);
                 acc0[t] += x * b0;
                 acc1[t] += x * b1;
             }
@@ -64,11 +67,25 @@ TARGET static void NAME(ukernel)(int nseg, long seglen, const float *const *a, c
                                  long ldc, int mr, int n, int acc, const float *bias, const float *residual, int relu) {
     (void)pstride;  // one panel per call
     switch (mr) {
-    case 6: NAME(ukernel_rows)(6, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
-    case 5: NAME(ukernel_rows)(5, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
-    case 4: NAME(ukernel_rows)(4, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
-    case 3: NAME(ukernel_rows)(3, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
-    case 2: NAME(ukernel_rows)(2, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
-    default: NAME(ukernel_rows)(1, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
+    case 6: NAME(ukernel_rows)(6, 1, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
+    case 5: NAME(ukernel_rows)(5, 1, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
+    case 4: NAME(ukernel_rows)(4, 1, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
+    case 3: NAME(ukernel_rows)(3, 1, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
+    case 2: NAME(ukernel_rows)(2, 1, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
+    default: NAME(ukernel_rows)(1, 1, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
+    }
+}
+
+TARGET static void NAME(ukernel_strided)(long k, const float *at, long lda, const float *b, long pstride, float *c,
+                                         long ldc, int mr, int n, int acc) {
+    (void)pstride;
+    const float *a[UK_MR] = {at, at + 1, at + 2, at + 3, at + 4, at + 5};
+    switch (mr) {
+    case 6: NAME(ukernel_rows)(6, lda, 1, k, a, b, c, ldc, n, acc, 0, 0, 0); break;
+    case 5: NAME(ukernel_rows)(5, lda, 1, k, a, b, c, ldc, n, acc, 0, 0, 0); break;
+    case 4: NAME(ukernel_rows)(4, lda, 1, k, a, b, c, ldc, n, acc, 0, 0, 0); break;
+    case 3: NAME(ukernel_rows)(3, lda, 1, k, a, b, c, ldc, n, acc, 0, 0, 0); break;
+    case 2: NAME(ukernel_rows)(2, lda, 1, k, a, b, c, ldc, n, acc, 0, 0, 0); break;
+    default: NAME(ukernel_rows)(1, lda, 1, k, a, b, c, ldc, n, acc, 0, 0, 0); break;
     }
 }
