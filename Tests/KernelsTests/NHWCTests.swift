@@ -199,13 +199,15 @@ import TestSupport
     }
 
     /// pth2swt_gemm_tn (C = (acc ? C : 0) + Aᵀ·B, the weight gradients' product) against the one-sum-at-a-time
-    /// reference on Aᵀ, with ragged m, n and k, reductions longer than one packed chunk (256), strides, and
-    /// k = 0 (C zeroed, or kept when accumulating).
+    /// reference on Aᵀ, with ragged m, n and k, reductions longer than one packed chunk (128 or 256 by
+    /// tier), m past one block of columns (96, read in place at an offset by the strided micro-kernel),
+    /// strides, and k = 0 (C zeroed, or kept when accumulating).
     @Test(arguments: ISA.supported) func transposedGEMMMatchesReference(tier: ISA) throws {
         try ISA.with(tier) {
             var rng = Rng(s: 41)
             for trial in 0..<30 {
-                let m = rng.int(1...40), n = rng.int(1...150), k = trial == 0 ? 0 : rng.int(1...600)
+                let m = trial % 3 == 1 ? rng.int(97...220) : rng.int(1...40)
+                let n = rng.int(1...150), k = trial == 0 ? 0 : rng.int(1...600)
                 let lda = m + rng.int(0...3), ldb = n + rng.int(0...3), ldc = n + 2, acc = trial % 2
                 let a = rng.floats(max(1, k * lda)), b = rng.floats(max(1, k * ldb))
                 let start = rng.floats(m * ldc)
