@@ -14,8 +14,8 @@ typedef double v4d __attribute__((vector_size(32)));
 #define hi4d(x) __builtin_convertvector(__builtin_shufflevector((x), (x), 4, 5, 6, 7), v4d)
 
 /// sum[c] += Σ_rows x[r, c]; with mean: sum[c] += Σ (x[r, c] − mean[c])² (both in double).
-TARGET static void NAME(bn_sums)(const float *x, long row_begin, long row_end, int channels, const double *mean,
-                                 double *sum) {
+TARGET static void NAME(bn_sums_tile)(const float *x, long row_begin, long row_end, int channels, const double *mean,
+                                      double *sum) {
     int c = 0;
     for (; c + 8 <= channels; c += 8) {
         v4d a = ld4d(sum + c), b = ld4d(sum + c + 4);
@@ -52,6 +52,19 @@ TARGET static void NAME(bn_sums)(const float *x, long row_begin, long row_end, i
     }
 }
 
+/// Rows per tile of the sums: each eight-channel block runs down a tile of rows (about 32 KB of each
+/// tensor, so the tile stays in cache while every block passes over it) rather than down the whole range,
+/// which read every cache line once per block that shares it and strided through memory. Each channel
+/// still adds its rows in order into the same double, so the sums are the same bits.
+static inline long NAME(sum_tile_rows)(int channels) { return channels >= 1024 ? 8 : 8192 / (channels > 0 ? channels : 1); }
+
+TARGET static void NAME(bn_sums)(const float *x, long row_begin, long row_end, int channels, const double *mean,
+                                 double *sum) {
+    const long tile = NAME(sum_tile_rows)(channels);
+    for (long r0 = row_begin; r0 < row_end; r0 += tile)
+        NAME(bn_sums_tile)(x, r0, row_end - r0 < tile ? row_end : r0 + tile, channels, mean, sum);
+}
+
 /// y = (x − mean) · scale + beta (+ residual) (then the activation: relu 1 ReLU, 2 ReLU6; NaN kept) in
 /// torch's order of operations.
 TARGET static void NAME(bn_apply)(const float *x, long row_begin, long row_end, int channels, const float *mean,
@@ -79,9 +92,9 @@ TARGET static void NAME(bn_apply)(const float *x, long row_begin, long row_end, 
 /// The backward pass's sums, with the activation's mask first when `output` is given: dy[r, c] = 0 where
 /// output[r, c] is not > 0 (act 2, ReLU6: not strictly between 0 and 6), written back into dy; then
 /// db[c] += Σ dy, dg[c] += Σ dy · (x − mean) · invstd.
-TARGET static void NAME(bn_backward_sums)(const float *x, float *dy, const float *output, int act, long row_begin, long row_end,
-                                          int channels, const float *mean, const float *invstd, double *db,
-                                          double *dg) {
+TARGET static void NAME(bn_backward_sums_tile)(const float *x, float *dy, const float *output, int act, long row_begin,
+                                               long row_end, int channels, const float *mean, const float *invstd,
+                                               double *db, double *dg) {
     int c = 0;
     for (; c + 8 <= channels; c += 8) {
         v4d ba = ld4d(db + c), bb = ld4d(db + c + 4), ga = ld4d(dg + c), gb = ld4d(dg + c + 4);
@@ -122,6 +135,15 @@ TARGET static void NAME(bn_backward_sums)(const float *x, float *dy, const float
         db[c] = sb;
         dg[c] = sg;
     }
+}
+
+TARGET static void NAME(bn_backward_sums)(const float *x, float *dy, const float *output, int act, long row_begin, long row_end,
+                                          int channels, const float *mean, const float *invstd, double *db,
+                                          double *dg) {
+    const long tile = NAME(sum_tile_rows)(channels);
+    for (long r0 = row_begin; r0 < row_end; r0 += tile)
+        NAME(bn_backward_sums_tile)(x, dy, output, act, r0, row_end - r0 < tile ? row_end : r0 + tile, channels, mean,
+                                    invstd, db, dg);
 }
 
 /// dx = a · (dy − mb − x̂ · mg), x̂ = (x − mean) · invstd.
