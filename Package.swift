@@ -94,7 +94,7 @@ let package = Package(
             path: "Converter"
         ),
         // What the test targets share (a seeded generator, float comparisons); no product includes it.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["NN"], path: "Tests/TestSupport"),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Checksums", "CChecksum", "TestSupport"], path: "Tests/HubTests"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "CKernels", "TestSupport"], path: "Tests/KernelsTests"),
         .testTarget(

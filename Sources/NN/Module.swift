@@ -147,7 +147,7 @@ public final class Linear: Module {
 }
 
 /// A small, fast, seedable generator (SplitMix64) for initialisation.
-public struct SplitMix64: RandomNumberGenerator {
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {

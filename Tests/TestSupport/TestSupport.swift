@@ -1,20 +1,16 @@
 /// What the test targets share: one seeded generator and one way to compare float arrays. Not a
 /// product; only test targets depend on it.
 
-/// TestRandom (SplitMix64, the stream NN.SplitMix64 also draws): a deterministic generator for the random tests, so a failing case reproduces from its
-/// seed. Its floats are 24-bit uniforms in [-1, 1).
-public struct TestRandom: RandomNumberGenerator, Sendable {
-    public var s: UInt64
-    public init(s: UInt64) { self.s = s }
-    public init(seed: UInt64) { s = seed }
+import NN
 
-    public mutating func next() -> UInt64 {
-        s &+= 0x9E37_79B9_7F4A_7C15
-        var z = s
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// TestRandom: NN.SplitMix64's stream, for the random tests, so a failing case reproduces from its seed.
+/// Its floats are 24-bit uniforms in [-1, 1).
+public struct TestRandom: RandomNumberGenerator, Sendable {
+    private var source: SplitMix64
+    public init(s: UInt64) { source = SplitMix64(seed: s) }
+    public init(seed: UInt64) { source = SplitMix64(seed: seed) }
+
+    public mutating func next() -> UInt64 { source.next() }
 
     /// Uniform in `r` (modulo bias below 2⁻⁵⁰ for the ranges tests use).
     public mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.count)) }
