@@ -28,7 +28,6 @@ TARGET static void NAME(gemm_rows)(long m, int n, long k, const float *a, long l
 /// columns. scratch: pth2swt_gemm_tn_scratch_count(n) floats.
 TARGET static void NAME(gemm_tn)(long m, int n, long k, const float *a, long lda, const float *b, long ldb, float *c,
                                  long ldc, int acc, float *scratch) {
-    _Static_assert(UK_MR == 6, "ukernel_strided's rows are written out for six");
     const int panels = (n + NR - 1) / NR;
     float *packed = scratch;  // [panel][p][NR]
     if (k == 0 && !acc)
@@ -182,22 +181,24 @@ TARGET static void NAME(conv_nhwc)(const pth2swt_conv_shape *g, const float *x, 
                 // the last pass.
                 const float *next = 0;
                 int next_panels = 0;
+                long lines = 0;  // per panel: one 64-byte line per row of the slice
                 if (j + UK_NP < panel_end) {
                     if (r0 == row_begin) {
                         next = b + (long)UK_NP * NR * depth;
                         next_panels = panel_end - j - UK_NP < UK_NP ? panel_end - j - UK_NP : UK_NP;
+                        lines = kc;
                     }
                 } else if (!last && r0 + CONV_MC >= row_end) {
                     next = packed_w + (long)panel_begin * NR * depth + (p0 + kc) * NR;
                     next_panels = panel_end - panel_begin < UK_NP ? panel_end - panel_begin : UK_NP;
+                    lines = depth - p0 - kc < chunk ? depth - p0 - kc : chunk;
                 }
-                const long next_kc = last || j + UK_NP < panel_end ? kc : (depth - p0 - kc < chunk ? depth - p0 - kc : chunk);
-                const long lines = next_kc * NR / 16, blocks = (mc + UK_MR - 1) / UK_MR;
+                const long blocks = (mc + UK_MR - 1) / UK_MR;
                 for (int i0 = 0, blk = 0; i0 < mc; i0 += UK_MR, blk++) {
                     int mr = mc - i0 < UK_MR ? mc - i0 : UK_MR;
                     for (int q = 0; q < next_panels; q++)
                         for (long l = lines * blk / blocks, hi = lines * (blk + 1) / blocks; l < hi; l++)
-                            __builtin_prefetch(next + (long)q * NR * depth + l * 16, 0, 2);
+                            __builtin_prefetch(next + (long)q * NR * depth + l * NR, 0, 2);
                     for (int s = 0; s < nseg; s++)
                         for (int t = 0; t < UK_MR; t++)
                             block[s * UK_MR + t] = rows[s * CONV_MC + i0 + (t < mr ? t : mr - 1)];

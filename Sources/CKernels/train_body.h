@@ -56,7 +56,10 @@ TARGET static void NAME(bn_sums_tile)(const float *x, long row_begin, long row_e
 /// tensor, so the tile stays in cache while every block passes over it) rather than down the whole range,
 /// which read every cache line once per block that shares it and strided through memory. Each channel
 /// still adds its rows in order into the same double, so the sums are the same bits.
-static inline long NAME(sum_tile_rows)(int channels) { return channels >= 1024 ? 8 : 8192 / (channels > 0 ? channels : 1); }
+static inline long NAME(sum_tile_rows)(int channels) {
+    const long rows = 8192 / (channels > 0 ? channels : 1);
+    return rows < 8 ? 8 : rows;
+}
 
 TARGET static void NAME(bn_sums)(const float *x, long row_begin, long row_end, int channels, const double *mean,
                                  double *sum) {

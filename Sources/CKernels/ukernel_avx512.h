@@ -85,7 +85,7 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_block)(
 #undef UK512_FMA_ROW
 #undef UK512_STORE_ROW
 
-#define UK512_ROWS(M, AS)                                                                                         \
+#define UK512_ROWS(M)                                                                                             \
     case M:                                                                                                      \
         switch ((n + NR - 1) / NR) {                                                                             \
         case 4: NAME(ukernel_block)(M, 4, AS, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act); break; \
@@ -95,26 +95,27 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_block)(
         }                                                                                                        \
         break;
 
-TARGET static void NAME(ukernel)(int nseg, long seglen, const float *const *a, const float *b, long pstride, float *c,
-                                 long ldc, int mr, int n, int acc, const float *bias, const float *residual, int act) {
+/// Each (rows, panels) pair's loop, for A's element stride AS (a constant 1 from `ukernel`).
+TARGET static inline __attribute__((always_inline)) void NAME(ukernel_dispatch)(
+    const long AS, int nseg, long seglen, const float *const *a, const float *b, long pstride, float *c, long ldc,
+    int mr, int n, int acc, const float *bias, const float *residual, int act) {
     switch (mr) {
-        UK512_ROWS(6, 1) UK512_ROWS(5, 1) UK512_ROWS(4, 1) UK512_ROWS(3, 1) UK512_ROWS(2, 1)
+        UK512_ROWS(6) UK512_ROWS(5) UK512_ROWS(4) UK512_ROWS(3) UK512_ROWS(2)
     default:
-        UK512_ROWS(1, 1)
-    }
-}
-
-/// The contract's strided form (see ukernel_v8.h): row t of A is a + t, its element p at a + t + p·lda.
-TARGET static void NAME(ukernel_strided)(long k, const float *at, long lda, const float *b, long pstride, float *c,
-                                         long ldc, int mr, int n, int acc) {
-    const float *a[UK_MR] = {at, at + 1, at + 2, at + 3, at + 4, at + 5};
-    const int nseg = 1, act = 0;
-    const long seglen = k;
-    const float *bias = 0, *residual = 0;
-    switch (mr) {
-        UK512_ROWS(6, lda) UK512_ROWS(5, lda) UK512_ROWS(4, lda) UK512_ROWS(3, lda) UK512_ROWS(2, lda)
-    default:
-        UK512_ROWS(1, lda)
+        UK512_ROWS(1)
     }
 }
 #undef UK512_ROWS
+
+TARGET static void NAME(ukernel)(int nseg, long seglen, const float *const *a, const float *b, long pstride, float *c,
+                                 long ldc, int mr, int n, int acc, const float *bias, const float *residual, int act) {
+    NAME(ukernel_dispatch)(1, nseg, seglen, a, b, pstride, c, ldc, mr, n, acc, bias, residual, act);
+}
+
+/// The contract's strided form (see ukernel_v8.h): row t of A is at + t, its element p at at + t + p·lda.
+TARGET static void NAME(ukernel_strided)(long k, const float *at, long lda, const float *b, long pstride, float *c,
+                                         long ldc, int mr, int n, int acc) {
+    const float *a[UK_MR];
+    for (int t = 0; t < UK_MR; t++) a[t] = at + t;
+    NAME(ukernel_dispatch)(lda, 1, k, a, b, pstride, c, ldc, mr, n, acc, 0, 0, 0);
+}

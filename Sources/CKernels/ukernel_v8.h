@@ -63,29 +63,30 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_rows)(
         }
 }
 
+/// Each row count's loop, for A's element stride AS (a constant 1 from `ukernel`).
+TARGET static inline __attribute__((always_inline)) void NAME(ukernel_dispatch)(
+    const long AS, int nseg, long seglen, const float *const *a, const float *b, float *c, long ldc, int mr, int n,
+    int acc, const float *bias, const float *residual, int relu) {
+    switch (mr) {
+    case 6: NAME(ukernel_rows)(6, AS, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
+    case 5: NAME(ukernel_rows)(5, AS, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
+    case 4: NAME(ukernel_rows)(4, AS, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
+    case 3: NAME(ukernel_rows)(3, AS, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
+    case 2: NAME(ukernel_rows)(2, AS, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
+    default: NAME(ukernel_rows)(1, AS, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
+    }
+}
+
 TARGET static void NAME(ukernel)(int nseg, long seglen, const float *const *a, const float *b, long pstride, float *c,
                                  long ldc, int mr, int n, int acc, const float *bias, const float *residual, int relu) {
     (void)pstride;  // one panel per call
-    switch (mr) {
-    case 6: NAME(ukernel_rows)(6, 1, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
-    case 5: NAME(ukernel_rows)(5, 1, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
-    case 4: NAME(ukernel_rows)(4, 1, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
-    case 3: NAME(ukernel_rows)(3, 1, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
-    case 2: NAME(ukernel_rows)(2, 1, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
-    default: NAME(ukernel_rows)(1, 1, nseg, seglen, a, b, c, ldc, n, acc, bias, residual, relu); break;
-    }
+    NAME(ukernel_dispatch)(1, nseg, seglen, a, b, c, ldc, mr, n, acc, bias, residual, relu);
 }
 
 TARGET static void NAME(ukernel_strided)(long k, const float *at, long lda, const float *b, long pstride, float *c,
                                          long ldc, int mr, int n, int acc) {
     (void)pstride;
-    const float *a[UK_MR] = {at, at + 1, at + 2, at + 3, at + 4, at + 5};
-    switch (mr) {
-    case 6: NAME(ukernel_rows)(6, lda, 1, k, a, b, c, ldc, n, acc, 0, 0, 0); break;
-    case 5: NAME(ukernel_rows)(5, lda, 1, k, a, b, c, ldc, n, acc, 0, 0, 0); break;
-    case 4: NAME(ukernel_rows)(4, lda, 1, k, a, b, c, ldc, n, acc, 0, 0, 0); break;
-    case 3: NAME(ukernel_rows)(3, lda, 1, k, a, b, c, ldc, n, acc, 0, 0, 0); break;
-    case 2: NAME(ukernel_rows)(2, lda, 1, k, a, b, c, ldc, n, acc, 0, 0, 0); break;
-    default: NAME(ukernel_rows)(1, lda, 1, k, a, b, c, ldc, n, acc, 0, 0, 0); break;
-    }
+    const float *a[UK_MR];
+    for (int t = 0; t < UK_MR; t++) a[t] = at + t;
+    NAME(ukernel_dispatch)(lda, 1, k, a, b, c, ldc, mr, n, acc, 0, 0, 0);
 }
