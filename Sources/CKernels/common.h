@@ -52,6 +52,17 @@ enum { NR = PTH2SWT_GEMM_NR };
 #endif
 enum { TN_KC = TIER_TN_KC };
 
+/// Lines of packed B the micro-kernel prefetches into L2 while it runs, for the product that comes next:
+/// `lines` consecutive 64-byte lines from `base`, two per step of the reduction from its start (so a call
+/// of k steps covers up to 2k lines; prefetches never fault, so the odd count's extra line is harmless).
+/// At batch 1 the weights come from memory (other tenants' traffic evicts them from the shared
+/// last-level cache between two passes), and a product that waits for its slice of B stalls on every
+/// slice's first row block.
+typedef struct {
+    const float *base;
+    long lines;
+} uk_prefetch;
+
 static inline int is_pointwise(const pth2swt_conv_shape *g) {
     return g->kernel_h == 1 && g->kernel_w == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 &&
            g->pad_w == 0;

@@ -53,9 +53,14 @@ TARGET static inline __mmask16 NAME(ukernel_mask)(int left) {
 
 TARGET static inline __attribute__((always_inline)) void NAME(ukernel_block)(
     const int MR, const int NP, const long AS, int nseg, long seglen, const float *const *segments, const float *b,
-    long pstride, float *c, long ldc, int n, int acc, const float *bias, const float *residual, int act) {
+    long pstride, float *c, long ldc, int n, int acc, const float *bias, const float *residual, int act,
+    const uk_prefetch *pf) {
     UK512_DECLARE_ROW(0) UK512_DECLARE_ROW(1) UK512_DECLARE_ROW(2)
     UK512_DECLARE_ROW(3) UK512_DECLARE_ROW(4) UK512_DECLARE_ROW(5)
+    // The prefetch plan's lines go two per step over the first segment's first steps, in a loop of their
+    // own, so the loop without them keeps every pointer in a register.
+    const float *pfb = pf ? pf->base : 0;
+    long pfsteps = pf ? (pf->lines + 1) / 2 : 0;
     for (int s = 0; s < nseg; s++) {
         const float *const *seg = segments + s * UK_MR;
         a0 = seg[0];
@@ -64,13 +69,23 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_block)(
         if (MR > 3) a3 = seg[3];
         if (MR > 4) a4 = seg[4];
         if (MR > 5) a5 = seg[5];
-        for (long p = 0; p < seglen; p++, b += NR) {
-            __m512 b0 = _mm512_loadu_ps(b), b1 = b0, b2 = b0, b3 = b0;
-            if (NP > 1) b1 = _mm512_loadu_ps(b + pstride);
-            if (NP > 2) b2 = _mm512_loadu_ps(b + 2 * pstride);
-            if (NP > 3) b3 = _mm512_loadu_ps(b + 3 * pstride);
-            UK512_FMA_ROW(0) UK512_FMA_ROW(1) UK512_FMA_ROW(2) UK512_FMA_ROW(3) UK512_FMA_ROW(4) UK512_FMA_ROW(5)
+        long p = 0;
+#define UK512_STEP                                                                                               \
+    __m512 b0 = _mm512_loadu_ps(b), b1 = b0, b2 = b0, b3 = b0;                                                   \
+    if (NP > 1) b1 = _mm512_loadu_ps(b + pstride);                                                               \
+    if (NP > 2) b2 = _mm512_loadu_ps(b + 2 * pstride);                                                           \
+    if (NP > 3) b3 = _mm512_loadu_ps(b + 3 * pstride);                                                           \
+    UK512_FMA_ROW(0) UK512_FMA_ROW(1) UK512_FMA_ROW(2) UK512_FMA_ROW(3) UK512_FMA_ROW(4) UK512_FMA_ROW(5)
+        for (const long end = pfsteps < seglen ? pfsteps : seglen; p < end; p++, b += NR) {
+            UK512_STEP
+            __builtin_prefetch(pfb + 32 * p, 0, 2);
+            __builtin_prefetch(pfb + 32 * p + 16, 0, 2);
         }
+        pfsteps = 0;
+        for (; p < seglen; p++, b += NR) {
+            UK512_STEP
+        }
+#undef UK512_STEP
     }
     const __mmask16 m0 = NAME(ukernel_mask)(n), m1 = NAME(ukernel_mask)(n - NR), m2 = NAME(ukernel_mask)(n - 2 * NR),
                     m3 = NAME(ukernel_mask)(n - 3 * NR);
@@ -88,17 +103,17 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_block)(
 #define UK512_ROWS(M)                                                                                             \
     case M:                                                                                                      \
         switch ((n + NR - 1) / NR) {                                                                             \
-        case 4: NAME(ukernel_block)(M, 4, AS, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act); break; \
-        case 3: NAME(ukernel_block)(M, 3, AS, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act); break; \
-        case 2: NAME(ukernel_block)(M, 2, AS, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act); break; \
-        default: NAME(ukernel_block)(M, 1, AS, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act); break; \
+        case 4: NAME(ukernel_block)(M, 4, AS, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act, pf); break; \
+        case 3: NAME(ukernel_block)(M, 3, AS, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act, pf); break; \
+        case 2: NAME(ukernel_block)(M, 2, AS, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act, pf); break; \
+        default: NAME(ukernel_block)(M, 1, AS, nseg, seglen, a, b, pstride, c, ldc, n, acc, bias, residual, act, pf); break; \
         }                                                                                                        \
         break;
 
 /// Each (rows, panels) pair's loop, for A's element stride AS (a constant 1 from `ukernel`).
 TARGET static inline __attribute__((always_inline)) void NAME(ukernel_dispatch)(
     const long AS, int nseg, long seglen, const float *const *a, const float *b, long pstride, float *c, long ldc,
-    int mr, int n, int acc, const float *bias, const float *residual, int act) {
+    int mr, int n, int acc, const float *bias, const float *residual, int act, const uk_prefetch *pf) {
     switch (mr) {
         UK512_ROWS(6) UK512_ROWS(5) UK512_ROWS(4) UK512_ROWS(3) UK512_ROWS(2)
     default:
@@ -108,8 +123,14 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_dispatch)(
 #undef UK512_ROWS
 
 TARGET static void NAME(ukernel)(int nseg, long seglen, const float *const *a, const float *b, long pstride, float *c,
-                                 long ldc, int mr, int n, int acc, const float *bias, const float *residual, int act) {
-    NAME(ukernel_dispatch)(1, nseg, seglen, a, b, pstride, c, ldc, mr, n, acc, bias, residual, act);
+                                 long ldc, int mr, int n, int acc, const float *bias, const float *residual, int act,
+                                 const uk_prefetch *pf) {
+    // Without a plan the loops compile with no trace of it (the convolutions' path, whose pointers fill
+    // every register).
+    if (pf)
+        NAME(ukernel_dispatch)(1, nseg, seglen, a, b, pstride, c, ldc, mr, n, acc, bias, residual, act, pf);
+    else
+        NAME(ukernel_dispatch)(1, nseg, seglen, a, b, pstride, c, ldc, mr, n, acc, bias, residual, act, 0);
 }
 
 /// The contract's strided form (see ukernel_v8.h): row t of A is at + t, its element p at at + t + p·lda.
@@ -117,5 +138,5 @@ TARGET static void NAME(ukernel_strided)(long k, const float *at, long lda, cons
                                          long ldc, int mr, int n, int acc) {
     const float *a[UK_MR];
     for (int t = 0; t < UK_MR; t++) a[t] = at + t;
-    NAME(ukernel_dispatch)(lda, 1, k, a, b, pstride, c, ldc, mr, n, acc, 0, 0, 0);
+    NAME(ukernel_dispatch)(lda, 1, k, a, b, pstride, c, ldc, mr, n, acc, 0, 0, 0, 0);
 }

@@ -50,7 +50,7 @@ public enum ConvBackward {
                 var r0 = rows.lowerBound
                 while r0 < rows.upperBound {
                     let mc = min(blockRows, rows.upperBound - r0)
-                    pth2swt_gemm_rows(mc, Int32(depth), K, dy + r0 * K, K, wt, cols, depth)
+                    pth2swt_gemm_rows(mc, Int32(depth), K, dy + r0 * K, K, wt, cols, depth, nil)
                     pth2swt_col2im_add_nhwc(shape, cols, r0, mc, dx)
                     r0 += mc
                 }

@@ -103,7 +103,7 @@ public enum LinearKernel {
         let w = PackedConvWeight(Array(UnsafeBufferPointer(start: weight, count: outFeatures * inFeatures)),
                                  outChannels: outFeatures, inChannels: inFeatures, kernelH: 1, kernelW: 1)
         w.packed.withUnsafeBufferPointer {
-            pth2swt_gemm_rows(batch, Int32(outFeatures), inFeatures, x, inFeatures, $0.baseAddress!, y, outFeatures)
+            pth2swt_gemm_rows(batch, Int32(outFeatures), inFeatures, x, inFeatures, $0.baseAddress!, y, outFeatures, nil)
         }
         if let bias {
             for n in 0..<batch { for o in 0..<outFeatures { y[n * outFeatures + o] += bias[o] } }

@@ -285,8 +285,10 @@ public enum WinogradNHWC {
             pth2swt_winograd_input_nhwc(input, Int32(g.height), Int32(g.width), Int32(C), Int32(th), Int32(tw), start,
                                         Int32(p), Int32(lo), Int32(hi), v)
         }
-        func gemm(_ p: Int, _ xi: Int, _ v: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>) {
-            pth2swt_gemm_rows(p, Int32(K), C, v + xi * p * C, C, u + xi * uEach, m + xi * p * K, K)
+        // Product ξ, prefetching the start of U[next] (the product this thread runs after it) as it ends.
+        func gemm(_ p: Int, _ xi: Int, next: Int, _ v: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>) {
+            pth2swt_gemm_rows(p, Int32(K), C, v + xi * p * C, C, u + xi * uEach, m + xi * p * K, K,
+                              next < 36 ? u + next * uEach : nil)
         }
         func transformOut(_ start: Int, _ p: Int, _ lo: Int, _ hi: Int, _ m: UnsafeMutablePointer<Float>) {
             pth2swt_winograd_output_nhwc(m, Int32(p), Int32(K), Int32(g.outHeight), Int32(g.outWidth), Int32(th), Int32(tw),
@@ -299,7 +301,7 @@ public enum WinogradNHWC {
                 let v = scratch + worker * 36 * tiles * (C + K), m = v + 36 * tiles * C
                 let start = b * tiles, p = min(tiles, total - start)
                 transformIn(start, p, 0, p, v)
-                for xi in 0..<36 { gemm(p, xi, v, m) }
+                for xi in 0..<36 { gemm(p, xi, next: xi + 1, v, m) }
                 transformOut(start, p, 0, p, m)
             }
         case .shared(let tiles):
@@ -308,10 +310,11 @@ public enum WinogradNHWC {
                 let p = min(tiles, total - start)
                 let v = scratch, m = scratch + 36 * p * C
                 let s = start
-                // Transforms in pieces of 8 tiles, the 36 products one by one, taken as threads come free.
+                // Transforms in pieces of 8 tiles, the 36 products one by one, taken as threads come free
+                // (so a thread's next product is most likely ξ + threads).
                 let pieces = (p + 7) / 8
                 Parallel.dynamic(pieces, threads) { i, _ in transformIn(s, p, i * 8, min(p, i * 8 + 8), v) }
-                Parallel.dynamic(36, threads) { xi, _ in gemm(p, xi, v, m) }
+                Parallel.dynamic(36, threads) { xi, _ in gemm(p, xi, next: xi + max(1, threads), v, m) }
                 Parallel.dynamic(pieces, threads) { i, _ in transformOut(s, p, i * 8, min(p, i * 8 + 8), m) }
                 start += p
             }

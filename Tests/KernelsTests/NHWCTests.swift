@@ -191,7 +191,11 @@ import TestSupport
                 pth2swt_pack_b(Int32(k), Int32(n), b, Int32(n), &pb)
                 let ldc = n + 2
                 var c = [Float](repeating: -7, count: m * ldc), want = [Float](repeating: -7, count: m * ldc)
-                pth2swt_gemm_rows(m, Int32(n), k, a, lda, pb, &c, ldc)
+                // Half the calls also prefetch a next B (the same one): the result must not change.
+                let prefetch = rng.int(0...1) == 1
+                pb.withUnsafeBufferPointer { b in
+                    pth2swt_gemm_rows(m, Int32(n), k, a, lda, b.baseAddress, &c, ldc, prefetch ? b.baseAddress : nil)
+                }
                 pth2swt_sgemm_reference(Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(n), &want, Int32(ldc))
                 #expect(zip(c, want).map { abs($0 - $1) }.max()! < 1e-4, "m\(m) n\(n) k\(k)")
             }

@@ -63,8 +63,10 @@ typedef struct {
 } pth2swt_conv_shape;
 
 /// C (M×N, row stride ldc) = A · B where row i of A starts at a + i*lda and B is packed by
-/// pth2swt_pack_b (K×N).
-void pth2swt_gemm_rows(long m, int n, long k, const float *a, long lda, const float *packed_b, float *c, long ldc);
+/// pth2swt_pack_b (K×N). next_b (or null): the packed B of the product the caller runs next (same N and
+/// K), whose first panels are prefetched while this one ends; it is only read by prefetches.
+void pth2swt_gemm_rows(long m, int n, long k, const float *a, long lda, const float *packed_b, float *c, long ldc,
+                       const float *next_b);
 
 /// C (m×n, row stride ldc) = (acc ? C : 0) + Aᵀ·B for A k×m (row stride lda) and B k×n (row stride ldb), on
 /// the micro-kernel: the weight gradients' product. scratch holds pth2swt_gemm_tn_scratch_count(n) floats.
