@@ -58,9 +58,11 @@ enum { TN_KC = TIER_TN_KC };
 /// At batch 1 the weights come from memory (other tenants' traffic evicts them from the shared
 /// last-level cache between two passes), and a product that waits for its slice of B stalls on every
 /// slice's first row block.
+/// Up to four runs (a convolution's slice of a depth chunk is one run per panel), taken in order.
 typedef struct {
-    const float *base;
-    long lines;
+    const float *base[4];
+    long lines[4];
+    int runs;
 } uk_prefetch;
 
 static inline int is_pointwise(const pth2swt_conv_shape *g) {

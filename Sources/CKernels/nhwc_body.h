@@ -28,7 +28,7 @@ TARGET static void NAME(gemm_rows)(long m, int n, long k, const float *a, long l
             int mr = m - i0 < UK_MR ? (int)(m - i0) : UK_MR;
             for (int t = 0; t < UK_MR; t++) rows[t] = a + (i0 + (t < mr ? t : mr - 1)) * lda;
             const long lo = lines * blk / blocks, hi = lines * (blk + 1) / blocks;
-            const uk_prefetch plan = {next ? next + lo * NR : 0, hi - lo};
+            const uk_prefetch plan = {{next ? next + lo * NR : 0}, {hi - lo}, 1};
             NAME(ukernel)(1, k, rows, b, (long)NR * k, c + i0 * ldc + j * NR, ldc, mr, nc, 0, 0, 0, 0,
                           hi > lo ? &plan : 0);
         }
@@ -189,10 +189,11 @@ TARGET static void NAME(conv_nhwc)(const pth2swt_conv_shape *g, const float *x, 
                 int nc = K - j * NR < NR * panels ? K - j * NR : NR * panels;
                 // While this panel group's row blocks run, the next group's slice of the chunk (or the
                 // next chunk's first group) is prefetched into L2 in even shares, one share per row
-                // block: the first row block to touch a slice otherwise waits on the last-level cache
-                // for all of it (ResNet's 7×7 and 14×14 stride-2 layers at batch 1: 0.85–0.9×). Only on
-                // the first pass over the chunk (later passes find it in L2), and the next chunk only on
-                // the last pass.
+                // block, spread over the block's steps by the micro-kernel: the first row block to touch
+                // a slice otherwise waits on memory for all of it (ResNet's 7×7 and 14×14 stride-2
+                // layers at batch 1: 0.85–0.9×; a fully-connected layer at batch 1, one block for all
+                // of B: 0.82–0.86× against issuing its lines all at once). Only on the first pass over
+                // the chunk (later passes find it in L2), and the next chunk only on the last pass.
                 const float *next = 0;
                 int next_panels = 0;
                 long lines = 0;  // per panel: one 64-byte line per row of the slice
@@ -207,19 +208,24 @@ TARGET static void NAME(conv_nhwc)(const pth2swt_conv_shape *g, const float *x, 
                     next_panels = panel_end - panel_begin < UK_NP ? panel_end - panel_begin : UK_NP;
                     lines = depth - p0 - kc < chunk ? depth - p0 - kc : chunk;
                 }
-                const long blocks = (mc + UK_MR - 1) / UK_MR;
+                const long blocks = (mc + UK_MR - 1) / UK_MR, total = lines * next_panels;
                 for (int i0 = 0, blk = 0; i0 < mc; i0 += UK_MR, blk++) {
                     int mr = mc - i0 < UK_MR ? mc - i0 : UK_MR;
-                    for (int q = 0; q < next_panels; q++)
-                        for (long l = lines * blk / blocks, hi = lines * (blk + 1) / blocks; l < hi; l++)
-                            __builtin_prefetch(next + (long)q * NR * depth + l * NR, 0, 2);
+                    // This block's share [lo, hi) of the slice's lines, panel by panel (one run each).
+                    uk_prefetch plan = {{0}, {0}, 0};
+                    for (long lo = total * blk / blocks, hi = total * (blk + 1) / blocks; lo < hi;) {
+                        long q = lo / lines, end = (q + 1) * lines < hi ? (q + 1) * lines : hi;
+                        plan.base[plan.runs] = next + q * NR * depth + (lo - q * lines) * NR;
+                        plan.lines[plan.runs++] = end - lo;
+                        lo = end;
+                    }
                     for (int s = 0; s < nseg; s++)
                         for (int t = 0; t < UK_MR; t++)
                             block[s * UK_MR + t] = rows[s * CONV_MC + i0 + (t < mr ? t : mr - 1)];
                     long at = (r0 + i0) * K + j * NR;
                     NAME(ukernel)(nseg, segmented ? seglen : kc, block, b, (long)NR * depth, y + at, K, mr, nc, p0 > 0,
                                   last && bias ? bias + j * NR : 0, last && residual ? residual + at : 0,
-                                  last ? relu : 0, 0);
+                                  last ? relu : 0, plan.runs ? &plan : 0);
                 }
             }
         }

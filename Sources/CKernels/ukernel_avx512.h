@@ -59,8 +59,6 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_block)(
     UK512_DECLARE_ROW(3) UK512_DECLARE_ROW(4) UK512_DECLARE_ROW(5)
     // The prefetch plan's lines go two per step over the first segment's first steps, in a loop of their
     // own, so the loop without them keeps every pointer in a register.
-    const float *pfb = pf ? pf->base : 0;
-    long pfsteps = pf ? (pf->lines + 1) / 2 : 0;
     for (int s = 0; s < nseg; s++) {
         const float *const *seg = segments + s * UK_MR;
         a0 = seg[0];
@@ -76,12 +74,17 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_block)(
     if (NP > 2) b2 = _mm512_loadu_ps(b + 2 * pstride);                                                           \
     if (NP > 3) b3 = _mm512_loadu_ps(b + 3 * pstride);                                                           \
     UK512_FMA_ROW(0) UK512_FMA_ROW(1) UK512_FMA_ROW(2) UK512_FMA_ROW(3) UK512_FMA_ROW(4) UK512_FMA_ROW(5)
-        for (const long end = pfsteps < seglen ? pfsteps : seglen; p < end; p++, b += NR) {
-            UK512_STEP
-            __builtin_prefetch(pfb + 32 * p, 0, 2);
-            __builtin_prefetch(pfb + 32 * p + 16, 0, 2);
-        }
-        pfsteps = 0;
+        if (pf && s == 0)
+            for (int r = 0; r < pf->runs; r++) {
+                const float *pfb = pf->base[r];
+                long end = p + (pf->lines[r] + 1) / 2;
+                if (end > seglen) end = seglen;
+                for (; p < end; p++, b += NR, pfb += 32) {
+                    UK512_STEP
+                    __builtin_prefetch(pfb, 0, 2);
+                    __builtin_prefetch(pfb + 16, 0, 2);
+                }
+            }
         for (; p < seglen; p++, b += NR) {
             UK512_STEP
         }

@@ -22,8 +22,6 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_rows)(
     for (int t = 0; t < MR; t++) acc0[t] = acc1[t] = splat8(0);
     // The prefetch plan's lines go two per step over the first segment's first steps (a loop of their
     // own, as in ukernel_avx512.h).
-    const float *pfb = pf ? pf->base : 0;
-    long pfsteps = pf ? (pf->lines + 1) / 2 : 0;
     for (int s = 0; s < nseg; s++) {
         const float *a[UK_MR];
         for (int t = 0; t < MR; t++) a[t] = segments[s * UK_MR + t];
@@ -35,12 +33,17 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_rows)(
         acc0[t] += x * b0;                                                                                       \
         acc1[t] += x * b1;                                                                                       \
     }
-        for (const long end = pfsteps < seglen ? pfsteps : seglen; p < end; p++, b += 16) {
-            UKV8_STEP
-            __builtin_prefetch(pfb + 32 * p, 0, 2);
-            __builtin_prefetch(pfb + 32 * p + 16, 0, 2);
-        }
-        pfsteps = 0;
+        if (pf && s == 0)
+            for (int r = 0; r < pf->runs; r++) {
+                const float *pfb = pf->base[r];
+                long end = p + (pf->lines[r] + 1) / 2;
+                if (end > seglen) end = seglen;
+                for (; p < end; p++, b += 16, pfb += 32) {
+                    UKV8_STEP
+                    __builtin_prefetch(pfb, 0, 2);
+                    __builtin_prefetch(pfb + 16, 0, 2);
+                }
+            }
         for (; p < seglen; p++, b += 16) {
             UKV8_STEP
         }
