@@ -53,12 +53,12 @@ enum { NR = PTH2SWT_GEMM_NR };
 enum { TN_KC = TIER_TN_KC };
 
 /// Lines of packed B the micro-kernel prefetches into L2 while it runs, for the product that comes next:
-/// `lines` consecutive 64-byte lines from `base`, two per step of the reduction from its start (so a call
-/// of k steps covers up to 2k lines; prefetches never fault, so the odd count's extra line is harmless).
-/// At batch 1 the weights come from memory (other tenants' traffic evicts them from the shared
-/// last-level cache between two passes), and a product that waits for its slice of B stalls on every
-/// slice's first row block.
-/// Up to four runs (a convolution's slice of a depth chunk is one run per panel), taken in order.
+/// up to four runs (a convolution's slice of a depth chunk is one run per panel; gemm_rows' next group is
+/// one run), run r being lines[r] consecutive 64-byte lines from base[r]. The micro-kernel takes them in
+/// order, two per step from the start of its reduction (a call of k steps covers up to 2k lines;
+/// prefetches never fault, so an odd run's extra line is harmless). At batch 1 the weights come from
+/// memory (other tenants' traffic evicts them from the shared last-level cache between two passes), and a
+/// product that waits for its slice of B stalls on every slice's first row block.
 typedef struct {
     const float *base[4];
     long lines[4];

@@ -137,6 +137,8 @@ TARGET static void NAME(im2col_row)(const pth2swt_conv_shape *g, const float *x,
     }
 }
 
+_Static_assert(UK_NP <= 4, "a prefetch plan holds one run per panel of a group (uk_prefetch, common.h)");
+
 TARGET static void NAME(conv_nhwc)(const pth2swt_conv_shape *g, const float *x, const float *packed_w,
                                    const float *bias, const float *residual, int relu, float *y, long row_begin,
                                    long row_end, int panel_begin, int panel_end, float *scratch) {
