@@ -65,6 +65,29 @@ typedef struct {
     int runs;
 } uk_prefetch;
 
+/// One segment's reduction steps p = 0 ..< seglen of a micro-kernel: the variadic argument is one step's
+/// arithmetic at p, and b (B's row pointer) advances BSTEP floats a step. With a plan (pf not null, first
+/// segment only), its runs' lines go two per step over the first steps, in a loop of their own, so the
+/// loop after it, which every call without a plan runs alone, keeps every pointer in a register.
+#define UK_SEGMENT_STEPS(pf, first, seglen, b, BSTEP, ...)                                                      \
+    do {                                                                                                      \
+        long p = 0;                                                                                           \
+        if ((pf) && (first))                                                                                  \
+            for (int r_ = 0; r_ < (pf)->runs; r_++) {                                                         \
+                const float *pfb_ = (pf)->base[r_];                                                           \
+                long end_ = p + ((pf)->lines[r_] + 1) / 2;                                                    \
+                if (end_ > (seglen)) end_ = (seglen);                                                         \
+                for (; p < end_; p++, b += (BSTEP), pfb_ += 32) {                                             \
+                    __VA_ARGS__                                                                               \
+                    __builtin_prefetch(pfb_, 0, 2);                                                           \
+                    __builtin_prefetch(pfb_ + 16, 0, 2);                                                      \
+                }                                                                                             \
+            }                                                                                                 \
+        for (; p < (seglen); p++, b += (BSTEP)) {                                                             \
+            __VA_ARGS__                                                                                       \
+        }                                                                                                     \
+    } while (0)
+
 static inline int is_pointwise(const pth2swt_conv_shape *g) {
     return g->kernel_h == 1 && g->kernel_w == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_h == 0 &&
            g->pad_w == 0;

@@ -11,7 +11,7 @@
     X(pth2swt_gemm_rows, gemm_rows,                                                                               \
       (long m, int n, long k, const float *a, long lda, const float *packed_b, float *c, long ldc,                \
        const float *next_b),                                                                                      \
-      (m, n, k, a, lda, packed_b, c, ldc, next_b))                                                                        \
+      (m, n, k, a, lda, packed_b, c, ldc, next_b))                                                                \
     X(pth2swt_gemm_tn, gemm_tn,                                                                                   \
       (long m, int n, long k, const float *a, long lda, const float *b, long ldb, float *c, long ldc, int acc,    \
        float *scratch),                                                                                           \

@@ -57,8 +57,6 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_block)(
     const uk_prefetch *pf) {
     UK512_DECLARE_ROW(0) UK512_DECLARE_ROW(1) UK512_DECLARE_ROW(2)
     UK512_DECLARE_ROW(3) UK512_DECLARE_ROW(4) UK512_DECLARE_ROW(5)
-    // The prefetch plan's lines go two per step over the first segment's first steps, in a loop of their
-    // own, so the loop without them keeps every pointer in a register.
     for (int s = 0; s < nseg; s++) {
         const float *const *seg = segments + s * UK_MR;
         a0 = seg[0];
@@ -67,27 +65,13 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_block)(
         if (MR > 3) a3 = seg[3];
         if (MR > 4) a4 = seg[4];
         if (MR > 5) a5 = seg[5];
-        long p = 0;
 #define UK512_STEP                                                                                               \
     __m512 b0 = _mm512_loadu_ps(b), b1 = b0, b2 = b0, b3 = b0;                                                   \
     if (NP > 1) b1 = _mm512_loadu_ps(b + pstride);                                                               \
     if (NP > 2) b2 = _mm512_loadu_ps(b + 2 * pstride);                                                           \
     if (NP > 3) b3 = _mm512_loadu_ps(b + 3 * pstride);                                                           \
     UK512_FMA_ROW(0) UK512_FMA_ROW(1) UK512_FMA_ROW(2) UK512_FMA_ROW(3) UK512_FMA_ROW(4) UK512_FMA_ROW(5)
-        if (pf && s == 0)
-            for (int r = 0; r < pf->runs; r++) {
-                const float *pfb = pf->base[r];
-                long end = p + (pf->lines[r] + 1) / 2;
-                if (end > seglen) end = seglen;
-                for (; p < end; p++, b += NR, pfb += 32) {
-                    UK512_STEP
-                    __builtin_prefetch(pfb, 0, 2);
-                    __builtin_prefetch(pfb + 16, 0, 2);
-                }
-            }
-        for (; p < seglen; p++, b += NR) {
-            UK512_STEP
-        }
+        UK_SEGMENT_STEPS(pf, s == 0, seglen, b, NR, UK512_STEP);
 #undef UK512_STEP
     }
     const __mmask16 m0 = NAME(ukernel_mask)(n), m1 = NAME(ukernel_mask)(n - NR), m2 = NAME(ukernel_mask)(n - 2 * NR),

@@ -20,12 +20,9 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_rows)(
     // MR is a constant at each call site below, so the row loops unroll and acc stays in registers.
     v8 acc0[6], acc1[6];
     for (int t = 0; t < MR; t++) acc0[t] = acc1[t] = splat8(0);
-    // The prefetch plan's lines go two per step over the first segment's first steps (a loop of their
-    // own, as in ukernel_avx512.h).
     for (int s = 0; s < nseg; s++) {
         const float *a[UK_MR];
         for (int t = 0; t < MR; t++) a[t] = segments[s * UK_MR + t];
-        long p = 0;
 #define UKV8_STEP                                                                                                \
     v8 b0 = ld8(b), b1 = ld8(b + 8);                                                                             \
     for (int t = 0; t < MR; t++) {                                                                               \
@@ -33,20 +30,7 @@ TARGET static inline __attribute__((always_inline)) void NAME(ukernel_rows)(
         acc0[t] += x * b0;                                                                                       \
         acc1[t] += x * b1;                                                                                       \
     }
-        if (pf && s == 0)
-            for (int r = 0; r < pf->runs; r++) {
-                const float *pfb = pf->base[r];
-                long end = p + (pf->lines[r] + 1) / 2;
-                if (end > seglen) end = seglen;
-                for (; p < end; p++, b += 16, pfb += 32) {
-                    UKV8_STEP
-                    __builtin_prefetch(pfb, 0, 2);
-                    __builtin_prefetch(pfb + 16, 0, 2);
-                }
-            }
-        for (; p < seglen; p++, b += 16) {
-            UKV8_STEP
-        }
+        UK_SEGMENT_STEPS(pf, s == 0, seglen, b, 16, UKV8_STEP);
 #undef UKV8_STEP
     }
     if (nr == 16) {

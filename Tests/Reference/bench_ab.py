@@ -5,9 +5,9 @@
 Runs `A ARGS --json` and `B ARGS --json` in turn, --rounds times (A first in odd rounds, B first in even
 ones, so neither side always runs on a warmer machine), and prints each side's best median_ms, the
 ratio B / A, and the CPU model (lscpu). With `bench infer --layers` it also prints each step's B / A,
-paired within rounds (median and range over the rounds). Used to show that a change does not move a speed: build the old
-commit into another directory (git worktree add /tmp/old COMMIT; swift build -c release there) and pass
-both binaries.
+paired within rounds (median and range over the rounds). Used to show that a change does not move a
+speed: build the old commit into another directory (git worktree add /tmp/old COMMIT; swift build -c
+release there) and pass both binaries.
 """
 import argparse
 import json
