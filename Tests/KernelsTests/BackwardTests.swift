@@ -10,7 +10,8 @@ import TestSupport
 
 
     /// Winograd's weight gradient against the direct reference: partial edge tiles (sizes not multiples of
-    /// four), several blocks of tiles (the last one short), and 1 to 3 threads.
+    /// four), several blocks of tiles (the last one short), 1 to 3 threads (more threads than blocks
+    /// included), and both schedules (shared blocks, and per-thread blocks and dU).
     @Test(arguments: ISA.supported) func winogradWeightGradientMatchesReference(tier: ISA) throws {
         try ISA.with(tier) {
             var rng = Rng(s: 43)
@@ -22,16 +23,20 @@ import TestSupport
                 let xl = Layout.nhwc(x, batch: n, channels: c, plane: h * w)
                 let dyl = Layout.nhwc(dy, batch: n, channels: k, plane: g.outHeight * g.outWidth)
                 for threads in [1, 2, 3] {
-                    var scratch = [Float](repeating: .nan, count: WinogradBackward.scratchCount(g, tilesPerBlock: block, threads: threads))
-                    var dw = [Float](repeating: .nan, count: g.weightCount)
-                    scratch.withUnsafeMutableBufferPointer { s in
-                        dw.withUnsafeMutableBufferPointer {
-                            WinogradBackward.weight(g, input: xl, outputGradient: dyl, weightGradient: $0.baseAddress!,
-                                                    scratch: s.baseAddress!, threads: threads, tilesPerBlock: block)
+                    for own in [false, true] {
+                        var scratch = [Float](repeating: .nan, count: WinogradBackward.scratchCount(
+                            g, tilesPerBlock: block, threads: threads, perThread: own))
+                        var dw = [Float](repeating: .nan, count: g.weightCount)
+                        scratch.withUnsafeMutableBufferPointer { s in
+                            dw.withUnsafeMutableBufferPointer {
+                                WinogradBackward.weight(g, input: xl, outputGradient: dyl, weightGradient: $0.baseAddress!,
+                                                        scratch: s.baseAddress!, threads: threads, tilesPerBlock: block,
+                                                        perThread: own)
+                            }
                         }
+                        let err = relativeError(dw, want)
+                        #expect(err < 2e-5, "dw: \(g), block \(block.map(String.init) ?? "default"), \(threads) threads, \(own ? "per-thread" : "shared") blocks: \(err)")
                     }
-                    let err = relativeError(dw, want)
-                    #expect(err < 2e-5, "dw: \(g), block \(block.map(String.init) ?? "default"), \(threads) threads: \(err)")
                 }
             }
         }
