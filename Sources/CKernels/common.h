@@ -55,10 +55,10 @@ enum { TN_KC = TIER_TN_KC };
 /// Lines of packed B the micro-kernel prefetches into L2 while it runs, for the product that comes next:
 /// up to four runs (a convolution's slice of a depth chunk is one run per panel; gemm_rows' next group is
 /// one run), run r being lines[r] consecutive 64-byte lines from base[r]. The micro-kernel takes them in
-/// order, two per step from the start of its reduction (a call of k steps covers up to 2k lines;
-/// prefetches never fault, so an odd run's extra line is harmless). At batch 1 the weights come from
-/// memory (other tenants' traffic evicts them from the shared last-level cache between two passes), and a
-/// product that waits for its slice of B stalls on every slice's first row block.
+/// order from the start of its reduction, one per step, or two per step when there are more lines than
+/// steps (prefetches never fault, so an odd run's extra line is harmless). At batch 1 the weights come
+/// from memory (other tenants' traffic evicts them from the shared last-level cache between two passes),
+/// and a product that waits for its slice of B stalls on every slice's first row block.
 typedef struct {
     const float *base[4];
     long lines[4];
@@ -67,22 +67,37 @@ typedef struct {
 
 /// One segment's reduction steps p = 0 ..< seglen of a micro-kernel: the variadic argument is one step's
 /// arithmetic at p, and b (B's row pointer) advances BSTEP floats a step. With a plan (pf not null, first
-/// segment only), its runs' lines go two per step over the first steps, in a loop of their own, so the
-/// loop after it, which every call without a plan runs alone, keeps every pointer in a register.
+/// segment only), its runs' lines go one per step over the first steps (two per step if the plan has more
+/// lines than the segment has steps), in loops of their own, so the loop after them, which every call
+/// without a plan runs alone, keeps every pointer in a register. One line a step rather than two spreads
+/// the misses over twice the steps: ResNet's 7×7×512 3×3 convolution with its weights from memory went
+/// from 10–25 % behind a plain C kernel of the same blocking (one line a step) to −1 to +10 % on one
+/// thread, and at batch 1 on two threads every convolution of ResNet-18 gained (0.85–0.97 per layer,
+/// bench_ab.py --layers).
 #define UK_SEGMENT_STEPS(pf, first, seglen, b, BSTEP, ...)                                                      \
     do {                                                                                                      \
         long p = 0;                                                                                           \
-        if ((pf) && (first))                                                                                  \
+        if ((pf) && (first)) {                                                                                \
+            long all_ = 0;                                                                                    \
+            for (int r_ = 0; r_ < (pf)->runs; r_++) all_ += (pf)->lines[r_];                                  \
+            const int two_ = all_ > (seglen);                                                                 \
             for (int r_ = 0; r_ < (pf)->runs; r_++) {                                                         \
                 const float *pfb_ = (pf)->base[r_];                                                           \
-                long end_ = p + ((pf)->lines[r_] + 1) / 2;                                                    \
+                long end_ = p + (two_ ? ((pf)->lines[r_] + 1) / 2 : (pf)->lines[r_]);                         \
                 if (end_ > (seglen)) end_ = (seglen);                                                         \
-                for (; p < end_; p++, b += (BSTEP), pfb_ += 32) {                                             \
-                    __VA_ARGS__                                                                               \
-                    __builtin_prefetch(pfb_, 0, 2);                                                           \
-                    __builtin_prefetch(pfb_ + 16, 0, 2);                                                      \
-                }                                                                                             \
+                if (two_)                                                                                     \
+                    for (; p < end_; p++, b += (BSTEP), pfb_ += 32) {                                         \
+                        __VA_ARGS__                                                                           \
+                        __builtin_prefetch(pfb_, 0, 2);                                                       \
+                        __builtin_prefetch(pfb_ + 16, 0, 2);                                                  \
+                    }                                                                                         \
+                else                                                                                          \
+                    for (; p < end_; p++, b += (BSTEP), pfb_ += 16) {                                         \
+                        __VA_ARGS__                                                                           \
+                        __builtin_prefetch(pfb_, 0, 2);                                                       \
+                    }                                                                                         \
             }                                                                                                 \
+        }                                                                                                     \
         for (; p < (seglen); p++, b += (BSTEP)) {                                                             \
             __VA_ARGS__                                                                                       \
         }                                                                                                     \

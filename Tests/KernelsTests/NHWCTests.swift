@@ -72,6 +72,39 @@ import TestSupport
         }
     }
 
+    /// Depth chunks that lie inside one tap are read from the input in place (zeros outside the image):
+    /// 512 input channels are a multiple of every tier's chunk (128 in AVX-512, 512 in the others), with
+    /// windows past every edge, strides 1 and 2, and rows split (batch 2, 9×9) or channels split (few rows).
+    @Test(arguments: ISA.supported) func convChunksInsideATapMatchReference(tier: ISA) throws {
+        try ISA.with(tier) {
+            var rng = Rng(s: 29)
+            let shapes: [(n: Int, h: Int, w: Int, k: Int, kh: Int, kw: Int, s: Int, p: Int)] = [
+                (1, 7, 7, 40, 3, 3, 1, 1), (2, 9, 9, 20, 3, 3, 2, 1), (1, 5, 3, 70, 2, 3, 1, 2), (1, 1, 1, 16, 3, 3, 1, 1),
+            ]
+            for c in shapes {
+                let g = Conv2dGeometry(batch: c.n, inChannels: 512, height: c.h, width: c.w, outChannels: c.k,
+                                       kernel: (c.kh, c.kw), stride: (c.s, c.s), padding: (c.p, c.p))
+                try #require(ConvNHWC.applies(to: g))
+                let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
+                let want = expected(g, x: x, w: w, bias: bias, residual: nil, relu: true)
+                let packed = PackedConvWeight(w, outChannels: g.outChannels, inChannels: 512, kernelH: c.kh, kernelW: c.kw)
+                for threads in [1, 2, 3] {
+                    var got = [Float](repeating: .nan, count: g.outputCount)
+                    var scratch = [Float](repeating: .nan, count: ConvNHWC.scratchCount(threads: threads))
+                    got.withUnsafeMutableBufferPointer { o in
+                        scratch.withUnsafeMutableBufferPointer { s in
+                            bias.withUnsafeBufferPointer { b in
+                                ConvNHWC.forward(g, input: x, weight: packed, bias: b.baseAddress, residual: nil, relu: true,
+                                                 output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                            }
+                        }
+                    }
+                    #expect(relativeError(got, want) < 1e-5, "\(g), \(threads) threads")
+                }
+            }
+        }
+    }
+
     /// The transform threaded by panels equals one thread's, and the flipped transform (the input
     /// gradient's filters, read in place) equals transforming the filters flipped and swapped first.
     @Test(arguments: ISA.supported) func winogradWeightTransformFlipsInPlace(tier: ISA) throws {
