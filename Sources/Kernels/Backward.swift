@@ -116,7 +116,8 @@ public enum ConvBackward {
 /// twin in tests.
 ///
 /// Two schedules, as in the forward pass:
-/// - **Per thread**, where dU is small (ResNet's 56×56 and 28×28 stages: 0.6 and 2.4 MB): each thread
+/// - **Per thread**, where dU is small (ResNet's 56×56 and 28×28 stages: 0.6 and 2.4 MB) and there are
+///   at least four blocks a thread (at batch 32 on 224×224 images, 224 and 112 blocks there): each thread
 ///   takes every `threads`-th block of `threadBlockFloats`-sized V and dM into its own scratch and its own
 ///   dU, so all three stay in that core's cache, and the threads' dU are added in thread order at the end.
 ///   Against the shared schedule, batch 32 on two threads: 0.68× at 56×56·64, 0.78× at 28×28·128 (a C
@@ -134,8 +135,14 @@ public enum WinogradBackward {
     /// dU (36·C·K floats) up to this size is kept per thread (2.4 MB).
     static let threadMaxU = 600_000
 
-    /// Whether `weight` gives each thread its own blocks and dU for `g` (unless told otherwise).
-    public static func perThread(_ g: Conv2dGeometry) -> Bool { 36 * g.inChannels * g.outChannels <= threadMaxU }
+    /// Whether `weight` gives each thread its own blocks and dU for `g` with `threads` threads (unless told
+    /// otherwise): dU small, and at least four blocks a thread, as in the forward pass's rule, so that no
+    /// thread waits long for another at the end (with fewer tiles V and dM fit the caches anyway).
+    public static func perThread(_ g: Conv2dGeometry, threads: Int) -> Bool {
+        let total = g.batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4)
+        return 36 * g.inChannels * g.outChannels <= threadMaxU
+            && total >= 4 * blockTiles(g, perThread: true) * max(1, threads)
+    }
 
     /// Tiles per block for `g` in the chosen schedule.
     static func blockTiles(_ g: Conv2dGeometry, perThread: Bool) -> Int {
@@ -149,7 +156,7 @@ public enum WinogradBackward {
     /// packing.
     public static func scratchCount(_ g: Conv2dGeometry, tilesPerBlock: Int? = nil, threads: Int = 1,
                                     perThread: Bool? = nil) -> Int {
-        let own = perThread ?? self.perThread(g)
+        let own = perThread ?? self.perThread(g, threads: threads)
         let tiles = tilesPerBlock ?? blockTiles(g, perThread: own)
         let u = 36 * g.inChannels * g.outChannels, block = 36 * tiles * (g.inChannels + g.outChannels)
         let pack = pth2swt_gemm_tn_scratch_count(Int32(g.outChannels))
@@ -167,7 +174,7 @@ public enum WinogradBackward {
         let th = (g.outHeight + 3) / 4, tw = (g.outWidth + 3) / 4
         let total = g.batch * th * tw
         let C = g.inChannels, K = g.outChannels
-        let own = perThread ?? self.perThread(g)
+        let own = perThread ?? self.perThread(g, threads: threads)
         let tiles = tilesPerBlock ?? blockTiles(g, perThread: own)
         let uCount = 36 * C * K, packEach = pth2swt_gemm_tn_scratch_count(Int32(K))
         func transforms(_ start: Int, _ p: Int, _ lo: Int, _ hi: Int, _ v: UnsafeMutablePointer<Float>,
