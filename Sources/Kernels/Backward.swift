@@ -130,8 +130,8 @@ public enum ConvBackward {
 public enum WinogradBackward {
     /// Shared blocks: V and dM of one block together about this many floats (8 MB).
     static let blockFloats = 2_000_000
-    /// Per-thread blocks: V and dM together about this many floats (512 KB of a core's L2).
-    static let threadBlockFloats = 131_072
+    /// Per-thread blocks: V and dM together about this many floats (the forward pass's 512 KB of a core's L2).
+    static let threadBlockFloats = WinogradNHWC.threadBlockFloats
     /// dU (36·C·K floats) up to this size is kept per thread (2.4 MB).
     static let threadMaxU = 600_000
 
@@ -188,7 +188,7 @@ public enum WinogradBackward {
                                                   Int32(tw), start, Int32(p), Int32(lo), Int32(hi), m)
             }
         }
-        let du: UnsafeMutablePointer<Float>
+        let du = scratch  // dU: the shared one, or part 0's, into which the others are added
         if own {
             // Thread part's scratch: dU, then V and dM of one block, then its packing.
             let each = uCount + 36 * tiles * (C + K) + packEach
@@ -208,16 +208,9 @@ public enum WinogradBackward {
                     b += parts
                 }
             }
-            du = scratch
             // Thread order, whatever finished first.
-            for part in 1..<parts {
-                nonisolated(unsafe) let src = UnsafePointer(scratch + part * each)
-                Parallel.ranges(uCount, threads: threads, grain: 65536) { r in
-                    pth2swt_add_inplace(du, src, r.lowerBound, r.upperBound)
-                }
-            }
+            for part in 1..<parts { Elementwise.add(du, scratch + part * each, count: uCount, threads: threads) }
         } else {
-            du = scratch
             let v = scratch + uCount, m = v + 36 * tiles * C, packing = m + 36 * tiles * K
             var start = 0
             while start < total {
