@@ -404,8 +404,10 @@ struct BenchConv: ParsableCommand {
                 winograd = best {
                     y.withUnsafeMutableBufferPointer { o in
                         scratch.withUnsafeMutableBufferPointer { s in
-                            WinogradNHWC.forward(g, input: x, transformedWeight: u, bias: bias, residual: nil, relu: true,
-                                                 output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                            u.withUnsafeBufferPointer { u in
+                                WinogradNHWC.forward(g, input: x, transformedWeight: u.baseAddress!, bias: bias, residual: nil,
+                                                     relu: true, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                            }
                         }
                     }
                 }

@@ -6,7 +6,7 @@ import CKernels
 public enum ConvBackward {
     /// The weight as the B operand of dCols = dY · Wᵀ: the K×(kh·kw·C) matrix whose row k is output
     /// channel k's filter in (ky, kx, c) order, packed in panels of 16 columns.
-    public static func packTransposed(_ weight: [Float], outChannels k: Int, inChannels c: Int, kernelH kh: Int, kernelW kw: Int) -> [Float] {
+    public static func packTransposed(_ weight: [Float], outChannels k: Int, inChannels c: Int, kernelH kh: Int, kernelW kw: Int) -> AlignedFloats {
         precondition(weight.count == k * c * kh * kw, "weight is not [\(k), \(c), \(kh), \(kw)]")
         return PackedConvWeight.pack(weight, outChannels: k, inChannels: c, taps: kh * kw, transposed: true)
     }

@@ -187,9 +187,9 @@ public enum InvertedResidualNHWC {
                                kernel_h: 1, kernel_w: 1, stride_h: 1, stride_w: 1, pad_h: 0, pad_w: 0,
                                out_height: Int32(rows), out_width: 1)
         }
-        withBaseAddress(eWeight) { ew in
-            pWeight.withUnsafeBufferPointer { pw in
-                nonisolated(unsafe) let ew = ew, pw = pw.baseAddress!
+        withExtendedLifetime((eWeight, pWeight)) {
+            do {
+                nonisolated(unsafe) let ew = eWeight.map { UnsafePointer($0.baseAddress) }, pw = UnsafePointer(pWeight.baseAddress)
                 Parallel.dynamic(items, threads) { item, worker in
                     let n = item / slices, slice = item % slices
                     let first = oH * slice / slices, end = oH * (slice + 1) / slices

@@ -67,7 +67,7 @@ public enum Layout {
 /// channel, in panels of 16 output channels.
 public struct PackedConvWeight: Sendable {
     public let outChannels: Int, inChannels: Int, kernelH: Int, kernelW: Int
-    public let packed: [Float]
+    public let packed: AlignedFloats
 
     /// From a torch weight [K, C, kh, kw].
     public init(_ weight: [Float], outChannels k: Int, inChannels c: Int, kernelH kh: Int, kernelW kw: Int) {
@@ -82,18 +82,16 @@ public struct PackedConvWeight: Sendable {
     /// Filters [K, C, taps] as a packed B operand of the micro-kernel: the depth×K matrix whose column k
     /// is filter k in (ky, kx, c) order (the forward GEMM), or `transposed`, the K×depth matrix (the
     /// input gradient's dY · Wᵀ).
-    static func pack(_ weight: [Float], outChannels k: Int, inChannels c: Int, taps: Int, transposed: Bool) -> [Float] {
+    static func pack(_ weight: [Float], outChannels k: Int, inChannels c: Int, taps: Int, transposed: Bool) -> AlignedFloats {
         let depth = taps * c
         let (rows, columns) = transposed ? (k, depth) : (depth, k)
         var b = [Float](repeating: 0, count: depth * k)
         pth2swt_rearrange_filters(weight, Int32(k), Int32(c), Int32(taps), transposed ? 1 : 0, &b)
-        var p = [Float](repeating: 0, count: pth2swt_packed_b_count(Int32(rows), Int32(columns)))
-        b.withUnsafeBufferPointer { src in
-            p.withUnsafeMutableBufferPointer {
-                pth2swt_pack_b(Int32(rows), Int32(columns), src.baseAddress!, Int32(columns), $0.baseAddress!)
+        return AlignedFloats(count: pth2swt_packed_b_count(Int32(rows), Int32(columns))) { p in
+            b.withUnsafeBufferPointer { src in
+                pth2swt_pack_b(Int32(rows), Int32(columns), src.baseAddress!, Int32(columns), p.baseAddress!)
             }
         }
-        return p
     }
 }
 
@@ -188,10 +186,10 @@ public enum WinogradNHWC {
     }
 
     /// U[ξ] (C×K) for each of the 36 points, packed for the GEMM: [36][K/16 panels][C][16].
-    public static func transformWeights(_ w: [Float], outChannels k: Int, inChannels c: Int) -> [Float] {
-        var packed = [Float](repeating: 0, count: transformedCount(outChannels: k, inChannels: c))
-        transformWeights(w, outChannels: k, inChannels: c, into: &packed)
-        return packed
+    public static func transformWeights(_ w: [Float], outChannels k: Int, inChannels c: Int) -> AlignedFloats {
+        AlignedFloats(count: transformedCount(outChannels: k, inChannels: c)) {
+            transformWeights(w, outChannels: k, inChannels: c, into: $0)
+        }
     }
 
     /// Floats of `transformWeights`' result.
@@ -205,16 +203,22 @@ public enum WinogradNHWC {
     /// w[i][o] turned 180°, the channels swapped), without writing them out first.
     public static func transformWeights(_ w: [Float], outChannels k: Int, inChannels c: Int, flipped: Bool = false,
                                         into packed: inout [Float], threads: Int = 1) {
+        packed.withUnsafeMutableBufferPointer {
+            transformWeights(w, outChannels: k, inChannels: c, flipped: flipped, into: $0, threads: threads)
+        }
+    }
+
+    /// The same into any buffer of at least `transformedCount` floats.
+    public static func transformWeights(_ w: [Float], outChannels k: Int, inChannels c: Int, flipped: Bool = false,
+                                        into packed: UnsafeMutableBufferPointer<Float>, threads: Int = 1) {
         precondition(w.count == k * c * 9, "weight has \(w.count) values, not \(k)·\(c)·9")
         precondition(packed.count >= transformedCount(outChannels: k, inChannels: c))
         let nr = Int(PTH2SWT_GEMM_NR), panels = (k + nr - 1) / nr
         w.withUnsafeBufferPointer { w in
-            packed.withUnsafeMutableBufferPointer { p in
-                nonisolated(unsafe) let w = w, p = p
-                Parallel.ranges(panels, threads: threads, grain: 2) { r in
-                    pth2swt_winograd_weights_packed(w.baseAddress!, Int32(k), Int32(c), flipped ? 1 : 0, Int32(r.lowerBound),
-                                                    Int32(r.upperBound), p.baseAddress!)
-                }
+            nonisolated(unsafe) let w = w, p = packed
+            Parallel.ranges(panels, threads: threads, grain: 2) { r in
+                pth2swt_winograd_weights_packed(w.baseAddress!, Int32(k), Int32(c), flipped ? 1 : 0, Int32(r.lowerBound),
+                                                Int32(r.upperBound), p.baseAddress!)
             }
         }
     }

@@ -25,7 +25,9 @@ public final class NetworkStep {
     let l2sp: L2SP?
     let trainable: [(name: String, parameter: Parameter)]
     let buffers = BufferPool()
-    var scratch: [Float] = []
+    var scratch = AlignedFloats(zeros: 0)
+    /// The Winograd-transformed weights of the convolution running now (transformed again every step).
+    var transformed = AlignedFloats(zeros: 0)
     /// Seconds spent per phase since `profile` was set to `[:]`; nil records nothing.
     public var profile: [String: Double]?
 
@@ -219,7 +221,7 @@ public final class NetworkStep {
     }
 
     func ensureScratch(_ count: Int) {
-        if scratch.count < count { scratch = [Float](repeating: 0, count: count) }
+        if scratch.count < count { scratch = AlignedFloats(uninitializedCount: count) }
     }
 
     // MARK: forward
@@ -376,10 +378,14 @@ public final class NetworkStep {
                     y.withUnsafeMutableBufferPointer { o in
                         switch kind {
                         case .dense where WinogradNHWC.preferred(g):
-                            var u = buffers.take(WinogradNHWC.transformedCount(outChannels: g.outChannels, inChannels: g.inChannels))
+                            let count = WinogradNHWC.transformedCount(outChannels: g.outChannels, inChannels: g.inChannels)
+                            if transformed.count < count { transformed = AlignedFloats(uninitializedCount: count) }
+                            let u = transformed
                             timed("conv weight transform") {
-                                WinogradNHWC.transformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels,
-                                                              flipped: flipped, into: &u, threads: threads)
+                                u.withUnsafeMutableBufferPointer {
+                                    WinogradNHWC.transformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels,
+                                                                  flipped: flipped, into: $0, threads: threads)
+                                }
                             }
                             ensureScratch(WinogradNHWC.scratchCount(g, threads: threads))
                             u.withUnsafeBufferPointer { up in
@@ -389,7 +395,6 @@ public final class NetworkStep {
                                                          scratch: s.baseAddress!, threads: threads)
                                 }
                             }
-                            buffers.give(u)
                         case .dense:
                             let packed = timed("conv weight transform") {
                                 PackedConvWeight(weight, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH,
@@ -590,9 +595,11 @@ public final class NetworkStep {
                     let wt = ConvBackward.packTransposed(u.conv.weight.data, outChannels: k, inChannels: g.inChannels,
                                                          kernelH: g.kernelH, kernelW: g.kernelW)
                     var out = buffers.take(g.inputCount)
-                    out.withUnsafeMutableBufferPointer {
-                        ConvBackward.data(g, outputGradient: dc, packedTransposedWeight: wt, inputGradient: $0.baseAddress!,
-                                          scratch: s.baseAddress!, threads: threads)
+                    out.withUnsafeMutableBufferPointer { o in
+                        wt.withUnsafeBufferPointer {
+                            ConvBackward.data(g, outputGradient: dc, packedTransposedWeight: $0.baseAddress!, inputGradient: o.baseAddress!,
+                                              scratch: s.baseAddress!, threads: threads)
+                        }
                     }
                     dx = out
                 } }
@@ -708,7 +715,7 @@ enum GroupedBackward {
         sub.groups = 1
         var dx: [Float]? = inputGradient ? [Float](repeating: 0, count: x.count) : nil
         var xg = [Float](repeating: 0, count: positions * cg), dyg = [Float](repeating: 0, count: outPositions * kg)
-        var scratch = [Float](repeating: 0, count: ConvBackward.scratchCount(sub, threads: threads))
+        let scratch = AlignedFloats(uninitializedCount: ConvBackward.scratchCount(sub, threads: threads))
         var dwg = [Float](repeating: 0, count: each), dxg = [Float](repeating: 0, count: positions * cg)
         for grp in 0..<g.groups {
             for p in 0..<positions { for c in 0..<cg { xg[p * cg + c] = x[p * g.inChannels + grp * cg + c] } }
@@ -721,9 +728,11 @@ enum GroupedBackward {
                 if inputGradient {
                     let wt = ConvBackward.packTransposed(Array(weight[(grp * each)..<((grp + 1) * each)]), outChannels: kg,
                                                          inChannels: cg, kernelH: g.kernelH, kernelW: g.kernelW)
-                    dxg.withUnsafeMutableBufferPointer {
-                        ConvBackward.data(sub, outputGradient: dyg, packedTransposedWeight: wt, inputGradient: $0.baseAddress!,
-                                          scratch: s.baseAddress!, threads: threads)
+                    dxg.withUnsafeMutableBufferPointer { o in
+                        wt.withUnsafeBufferPointer {
+                            ConvBackward.data(sub, outputGradient: dyg, packedTransposedWeight: $0.baseAddress!, inputGradient: o.baseAddress!,
+                                              scratch: s.baseAddress!, threads: threads)
+                        }
                     }
                 }
             }

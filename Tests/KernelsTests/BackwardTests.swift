@@ -66,7 +66,7 @@ import TestSupport
                     var dx = [Float](repeating: .nan, count: g.inputCount), dw = [Float](repeating: .nan, count: g.weightCount)
                     scratch.withUnsafeMutableBufferPointer { s in
                         dx.withUnsafeMutableBufferPointer {
-                            ConvBackward.data(g, outputGradient: dyl, packedTransposedWeight: wt, inputGradient: $0.baseAddress!,
+                            ConvBackward.data(g, outputGradient: dyl, packedTransposedWeight: wt.array, inputGradient: $0.baseAddress!,
                                               scratch: s.baseAddress!, threads: threads)
                         }
                         dw.withUnsafeMutableBufferPointer {
@@ -238,7 +238,7 @@ import TestSupport
                 var s = [Float](repeating: 0, count: ConvBackward.scratchCount(g, threads: 2))
                 s.withUnsafeMutableBufferPointer { s in
                     dx.withUnsafeMutableBufferPointer {
-                        ConvBackward.data(g, outputGradient: dy, packedTransposedWeight: wt, inputGradient: $0.baseAddress!, scratch: s.baseAddress!, threads: 2)
+                        ConvBackward.data(g, outputGradient: dy, packedTransposedWeight: wt.array, inputGradient: $0.baseAddress!, scratch: s.baseAddress!, threads: 2)
                     }
                     dw.withUnsafeMutableBufferPointer {
                         ConvBackward.weight(g, input: x, outputGradient: dy, weightGradient: $0.baseAddress!, scratch: s.baseAddress!, threads: 2)

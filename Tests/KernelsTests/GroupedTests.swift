@@ -147,7 +147,7 @@ import TestSupport
             var direct = [Float](repeating: .nan, count: g.outputCount), wino = direct
             var scratch = [Float](repeating: 0, count: max(ConvNHWC.scratchCount(threads: 2), WinogradNHWC.scratchCount(g, threads: 2)))
             let packed = PackedConvWeight(w, outChannels: 24, inChannels: 16, kernelH: 3, kernelW: 3)
-            let u = WinogradNHWC.transformWeights(w, outChannels: 24, inChannels: 16)
+            let u = WinogradNHWC.transformWeights(w, outChannels: 24, inChannels: 16).array
             bias.withUnsafeBufferPointer { b in
                 residual.withUnsafeBufferPointer { r in
                     scratch.withUnsafeMutableBufferPointer { s in

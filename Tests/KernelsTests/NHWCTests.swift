@@ -112,10 +112,10 @@ import TestSupport
             var rng = Rng(s: 29)
             for (k, c) in [(8, 8), (16, 24), (40, 8), (64, 32)] {
                 let w = rng.floats(k * c * 9)
-                let one = WinogradNHWC.transformWeights(w, outChannels: k, inChannels: c)
+                let one = WinogradNHWC.transformWeights(w, outChannels: k, inChannels: c).array
                 var flippedFirst = [Float](repeating: 0, count: w.count)  // [C, K, 3, 3], each filter turned 180°
                 for o in 0..<k { for i in 0..<c { for t in 0..<9 { flippedFirst[(i * k + o) * 9 + 8 - t] = w[(o * c + i) * 9 + t] } } }
-                let want = WinogradNHWC.transformWeights(flippedFirst, outChannels: c, inChannels: k)
+                let want = WinogradNHWC.transformWeights(flippedFirst, outChannels: c, inChannels: k).array
                 for threads in [1, 2, 3] {
                     var u = [Float](repeating: .nan, count: WinogradNHWC.transformedCount(outChannels: k, inChannels: c))
                     WinogradNHWC.transformWeights(w, outChannels: k, inChannels: c, into: &u, threads: threads)
@@ -139,7 +139,7 @@ import TestSupport
                 let residual = trial % 3 == 0 ? rng.floats(g.outputCount) : nil
                 let relu = trial % 2 == 1
                 let want = expected(g, x: x, w: w, bias: bias, residual: residual, relu: relu)
-                let u = WinogradNHWC.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels)
+                let u = WinogradNHWC.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels).array
                 // The default schedule, and both schedules with small blocks so the block loops run many
                 // rounds with ragged ends.
                 let schedules: [(Int, WinogradNHWC.Schedule?)] = [
@@ -261,5 +261,25 @@ import TestSupport
                 #expect(err < 1e-3, "m\(m) n\(n) k\(k) acc\(acc): \(err)")
             }
         }
+    }
+}
+
+@Suite struct AlignedFloatsTests {
+    /// Every allocation starts on a cache line, whatever its size (the point of the type), and holds
+    /// what it was given.
+    @Test func startsOnACacheLine() {
+        for count in [0, 1, 3, 16, 17, 1000, 40_000, 3_000_000] {
+            let values = (0..<count).map { Float($0 % 251) - 125 }
+            let a = AlignedFloats(values)
+            #expect(Int(bitPattern: a.baseAddress) % 64 == 0, "\(count) floats")
+            #expect(a.count == count && a.array == values)
+            let z = AlignedFloats(zeros: count)
+            #expect(Int(bitPattern: z.baseAddress) % 64 == 0 && z.array.allSatisfy { $0 == 0 })
+            let b = UnsafeMutableBufferPointer<Float>.allocateLineAligned(capacity: count)
+            #expect(Int(bitPattern: b.baseAddress!) % 64 == 0 && b.count == count)
+            b.deallocate()
+        }
+        let packed = PackedConvWeight((0..<(24 * 5 * 9)).map(Float.init), outChannels: 24, inChannels: 5, kernelH: 3, kernelW: 3)
+        #expect(Int(bitPattern: packed.packed.baseAddress) % 64 == 0)
     }
 }

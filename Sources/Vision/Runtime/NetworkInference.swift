@@ -81,7 +81,7 @@ public final class Inference {
     public var useWinograd = true
     /// Per convolution step, whether Winograd measured faster (`tune`); absent: the default rule.
     var winogradChoice: [Int: Bool] = [:]
-    var winogradWeights: [Int: [Float]] = [:]
+    var winogradWeights: [Int: AlignedFloats] = [:]
     var packedWeights: [Int: PackedConvWeight] = [:]
     var depthwiseWeights: [Int: [Float]] = [:]
     var groupedWeights: [Int: GroupedConvWeight] = [:]
@@ -452,14 +452,14 @@ public final class Inference {
         if let p = plan, p.batch == batch, p.height == height, p.width == width, p.threads == threads { return p }
         let p = try makePlan(batch: batch, height: height, width: width)
         for b in buffers { b.deallocate() }
-        buffers = p.sizes.map { .allocate(capacity: max(1, $0)) }
+        buffers = p.sizes.map { .allocateLineAligned(capacity: max(1, $0)) }
         if scratch.count < p.scratch {
             scratch.deallocate()
-            scratch = .allocate(capacity: p.scratch)
+            scratch = .allocateLineAligned(capacity: p.scratch)
         }
         if imageBuffer.count < p.image {
             imageBuffer.deallocate()
-            imageBuffer = .allocate(capacity: p.image)
+            imageBuffer = .allocateLineAligned(capacity: p.image)
         }
         plan = p
         return p
