@@ -177,21 +177,19 @@ TARGET static void NAME(conv_nhwc)(const pth2swt_conv_shape *g, const float *x, 
                     rows[i] = x + r * C + p0;
                     continue;
                 }
-                if (in_tap) {
-                    long n = r / plane, rem = r % plane;
-                    int oy = (int)(rem / g->out_width), ox = (int)(rem % g->out_width);
-                    int tap = (int)(p0 / C);
-                    int iy = oy * g->stride_h - g->pad_h + tap / g->kernel_w;
-                    int ix = ox * g->stride_w - g->pad_w + tap % g->kernel_w;
-                    rows[i] = iy >= 0 && iy < H && ix >= 0 && ix < W
-                                  ? x + ((n * H + iy) * W + ix) * C + p0 % C
-                                  : zeros;
-                    continue;
-                }
-                if (segmented) {
+                if (in_tap || segmented) {
+                    // The window of output position r: image n, top-left corner (y0, x0).
                     long n = r / plane, rem = r % plane;
                     int oy = (int)(rem / g->out_width), ox = (int)(rem % g->out_width);
                     int y0 = oy * g->stride_h - g->pad_h, x0 = ox * g->stride_w - g->pad_w;
+                    if (in_tap) {
+                        int tap = (int)(p0 / C);
+                        int iy = y0 + tap / g->kernel_w, ix = x0 + tap % g->kernel_w;
+                        rows[i] = iy >= 0 && iy < H && ix >= 0 && ix < W
+                                      ? x + ((n * H + iy) * W + ix) * C + p0 % C
+                                      : zeros;
+                        continue;
+                    }
                     if (x0 >= 0 && x0 + g->kernel_w <= W) {
                         const float *image = x + n * H * W * C;
                         for (int ky = 0; ky < g->kernel_h; ky++) {
