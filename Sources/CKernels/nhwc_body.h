@@ -138,6 +138,7 @@ TARGET static void NAME(im2col_row)(const pth2swt_conv_shape *g, const float *x,
 }
 
 _Static_assert(CONV_KC <= CONV_KC_WHOLE, "a chunk outside the image reads the zeros array");
+_Static_assert(UK_MR == PTH2SWT_GEMM_MR, "PTH2SWT_GEMM_MR tells Swift every tier's micro-kernel height");
 _Static_assert(UK_NP <= 4, "a prefetch plan holds one run per panel of a group (uk_prefetch, common.h)");
 
 TARGET static void NAME(conv_nhwc)(const pth2swt_conv_shape *g, const float *x, const float *packed_w,

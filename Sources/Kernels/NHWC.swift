@@ -245,13 +245,20 @@ public enum WinogradNHWC {
     public static func schedule(_ g: Conv2dGeometry, threads: Int) -> Schedule {
         let total = g.batch * ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4)
         let perTile = 36 * (g.inChannels + g.outChannels), u = 36 * g.inChannels * g.outChannels
-        let small = max(6, min(96, threadBlockFloats / perTile))
+        // Per-thread blocks are whole passes of the micro-kernel (its rows are tiles): a block of 28 tiles
+        // costs five passes, as one of 30 does, so the work a thread gets is counted in passes.
+        let mr = Int(PTH2SWT_GEMM_MR)
+        let small = max(mr, min(96, threadBlockFloats / perTile) / mr * mr)
         if u <= threadBlockMaxU && total >= 4 * small * max(1, threads) { return .perThread(tiles: small) }
         // Fewer tiles (ResNet's 56×56 stage at batch 1 on two threads: 196): smaller per-thread blocks,
         // at least three per thread, rather than one shared block whose V and M (3.6 MB there) leave the
-        // cores' caches and pass between them.
+        // cores' caches and pass between them. There, blocks of 24 tiles make 8 blocks of four passes and
+        // one of a single pass (17 and 16 passes a thread) where blocks of 28 made 7 of five (20 and 15:
+        // one thread waited for the other 50–80 µs a convolution).
         let fewer = total / (3 * max(1, threads))
-        if u <= threadBlockMaxU && threads > 1 && fewer >= 8 { return .perThread(tiles: min(small, fewer)) }
+        if u <= threadBlockMaxU && threads > 1 && fewer >= 8 {
+            return .perThread(tiles: max(mr, min(small, fewer) / mr * mr))
+        }
         return .shared(tiles: max(1, min(total, max(sharedBlockFloats, u) / perTile)))
     }
 

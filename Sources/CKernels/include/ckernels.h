@@ -9,7 +9,9 @@
 extern "C" {
 #endif
 
-enum { PTH2SWT_GEMM_NR = 16 };
+/// Every tier's micro-kernel: columns per packed panel, and rows per pass (callers that choose how many rows
+/// a GEMM gets make them a multiple of PTH2SWT_GEMM_MR where they can).
+enum { PTH2SWT_GEMM_NR = 16, PTH2SWT_GEMM_MR = 6 };
 
 /// Floats of a packed B for a K×N matrix: ceil(N/16) panels of K×16.
 long pth2swt_packed_b_count(int k, int n);
