@@ -14,6 +14,7 @@
 // mode's median and minimum and the bf16 result's largest difference from the fp32 one.
 #define _GNU_SOURCE
 #include "ckernels.h"
+#include "harness.h"
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
@@ -33,38 +34,7 @@ static float *W32;       // packed [panel][D][16]
 static uint32_t *W16;    // packed [panel][D/2][16] bf16 pairs (k even in the low half)
 static float *Y32, *Y16, *YOURS, *SCRATCH;
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static uint16_t to_bf16(float f) {  // round to nearest even, as vcvtneps2bf16 does for finite values
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7fff + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
-
-#define ROW(i) __m512 r##i##0 = _mm512_setzero_ps(), r##i##1 = r##i##0, r##i##2 = r##i##0, r##i##3 = r##i##0;
-#define STORE(i)                                                                                                \
-    if (mr > i) {                                                                                               \
-        __m512 v[4] = {r##i##0, r##i##1, r##i##2, r##i##3};                                                     \
-        for (int j = 0; j < 4; j++) {                                                                           \
-            __m512 o = acc ? _mm512_add_ps(v[j], _mm512_loadu_ps(c + i * K + j * 16)) : v[j];                   \
-            _mm512_storeu_ps(c + i * K + j * 16, o);                                                            \
-        }                                                                                                       \
-    }
-
 // fp32: rows [0, mr) × 64 columns over KC depth steps.
-#define FMA(i)                                                                                                  \
-    if (mr > i) {                                                                                               \
-        __m512 x = _mm512_set1_ps(a[i * D + p]);                                                                \
-        r##i##0 = _mm512_fmadd_ps(x, b0, r##i##0);                                                              \
-        r##i##1 = _mm512_fmadd_ps(x, b1, r##i##1);                                                              \
-        r##i##2 = _mm512_fmadd_ps(x, b2, r##i##2);                                                              \
-        r##i##3 = _mm512_fmadd_ps(x, b3, r##i##3);                                                              \
-    }
 TGT static inline __attribute__((always_inline)) void block32(const int mr, const float *a, const float *b, long ps,
                                                               float *c, int acc, const char *pf, int lines) {
     ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
@@ -146,11 +116,6 @@ TGT static void run(int mode) {
                 }
             }
     }
-}
-
-static int by_value(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv) {

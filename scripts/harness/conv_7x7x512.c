@@ -12,6 +12,7 @@
 // (376 MB) are cycled so that none is in any cache when it is read.
 #define _GNU_SOURCE
 #include "ckernels.h"
+#include "harness.h"
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
@@ -26,12 +27,6 @@
 enum { M = 49, D = 4608, K = 512, PANELS = 32, KC = 128, COPIES = 40, REPS = 60 };
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl")))
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 static float *A;                         // im2col rows, M × D
 static float *X;                         // the input, 7 × 7 × 512 (NHWC)
 static float *W32[COPIES];               // packed weights: [panel][D][16]
@@ -40,28 +35,10 @@ static float *Y[2], *SCRATCH[2];
 static const pth2swt_conv_shape G = {1, 7, 7, 512, 512, 3, 3, 1, 1, 1, 1, 7, 7};
 
 // Rows [0, mr) × 64 columns over one depth chunk; prefetch `lines` lines from pf, one a step.
-#define ROW(i)                                                                                                  \
-    __m512 r##i##0 = _mm512_setzero_ps(), r##i##1 = r##i##0, r##i##2 = r##i##0, r##i##3 = r##i##0;
-#define FMA(i)                                                                                                  \
-    if (mr > i) {                                                                                               \
-        __m512 x = _mm512_set1_ps(a[i * D + p]);                                                                \
-        r##i##0 = _mm512_fmadd_ps(x, b0, r##i##0);                                                              \
-        r##i##1 = _mm512_fmadd_ps(x, b1, r##i##1);                                                              \
-        r##i##2 = _mm512_fmadd_ps(x, b2, r##i##2);                                                              \
-        r##i##3 = _mm512_fmadd_ps(x, b3, r##i##3);                                                              \
-    }
 #define STEP                                                                                                    \
     __m512 b0 = _mm512_loadu_ps(b + p * 16), b1 = _mm512_loadu_ps(b + ps + p * 16);                             \
     __m512 b2 = _mm512_loadu_ps(b + 2 * ps + p * 16), b3 = _mm512_loadu_ps(b + 3 * ps + p * 16);                \
     FMA(0) FMA(1) FMA(2) FMA(3) FMA(4) FMA(5)
-#define STORE(i)                                                                                                \
-    if (mr > i) {                                                                                               \
-        __m512 v[4] = {r##i##0, r##i##1, r##i##2, r##i##3};                                                     \
-        for (int j = 0; j < 4; j++) {                                                                           \
-            __m512 o = acc ? _mm512_add_ps(v[j], _mm512_loadu_ps(c + i * K + j * 16)) : v[j];                   \
-            _mm512_storeu_ps(c + i * K + j * 16, o);                                                            \
-        }                                                                                                       \
-    }
 TGT static inline __attribute__((always_inline)) void block(const int mr, const float *a, const float *b, long ps,
                                                             float *c, int acc, const char *pf, int lines) {
     ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
@@ -141,18 +118,6 @@ static void *worker(void *arg) {
         conv(MODE, COPY, PANELS / 2, PANELS, 1);
         atomic_fetch_add(&done, 1);
     }
-}
-
-static uint16_t to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7fff + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
-
-static int by_value(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 int main(void) {

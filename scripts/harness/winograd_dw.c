@@ -10,18 +10,13 @@
 // largest difference between the two schedules' dU (their sums are grouped differently).
 #define _GNU_SOURCE
 #include "ckernels.h"
+#include "harness.h"
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 enum { BATCH = 32, SHARED_FLOATS = 2000000, THREAD_FLOATS = 131072 };
 static int H, C, K, T, tiles_h, shared_tiles, thread_tiles;
