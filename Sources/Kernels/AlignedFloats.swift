@@ -1,4 +1,4 @@
-/// Floats that start on a cache line (64 bytes): the kernels' packed weights.
+/// Floats that start on a cache line (64 bytes): packed weights, and the buffers the kernels run over.
 ///
 /// The AVX-512 micro-kernel loads its B operand 64 bytes at a time. A Swift array's elements start 32
 /// bytes into its allocation, and glibc's large allocations start 16 bytes into a page, so a packed

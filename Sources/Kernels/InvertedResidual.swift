@@ -188,46 +188,44 @@ public enum InvertedResidualNHWC {
                                out_height: Int32(rows), out_width: 1)
         }
         withExtendedLifetime((eWeight, pWeight)) {
-            do {
-                nonisolated(unsafe) let ew = eWeight.map { UnsafePointer($0.baseAddress) }, pw = UnsafePointer(pWeight.baseAddress)
-                Parallel.dynamic(items, threads) { item, worker in
-                    let n = item / slices, slice = item % slices
-                    let first = oH * slice / slices, end = oH * (slice + 1) / slices
-                    let work = scratch + worker * each
-                    let expanded = work, dwOut = work + expandRows, convScratch = dwOut + band * oW * E
-                    let x = input + n * inImage, y = output + n * outImage, r = residual.map { $0 + n * outImage }
-                    var window = Bands.Window(buffer: expanded, rowFloats: W * E)  // expanded rows
-                    var sh = expandShape
-                    var oy0 = first
-                    while oy0 < end {
-                        let oy1 = min(end, oy0 + band)
-                        let (needLo, needHi) = bands.needed(oy0, oy1)
-                        var base: UnsafePointer<Float>
-                        if let ew {
-                            window.hold(needLo, needHi) { from, to, origin in
-                                // Output positions [from·W, to·W) of the whole image's expand; the kernel
-                                // writes position r at origin + r·E.
-                                pth2swt_conv_nhwc(&sh, x, ew, eBias, nil, eAct, origin, from * W, to * W, 0, ePanels,
-                                                  convScratch)
-                            }
-                            base = UnsafePointer(expanded)
-                        } else {
-                            base = x + needLo * W * E
+            nonisolated(unsafe) let ew = eWeight.map { UnsafePointer($0.baseAddress) }, pw = UnsafePointer(pWeight.baseAddress)
+            Parallel.dynamic(items, threads) { item, worker in
+                let n = item / slices, slice = item % slices
+                let first = oH * slice / slices, end = oH * (slice + 1) / slices
+                let work = scratch + worker * each
+                let expanded = work, dwOut = work + expandRows, convScratch = dwOut + band * oW * E
+                let x = input + n * inImage, y = output + n * outImage, r = residual.map { $0 + n * outImage }
+                var window = Bands.Window(buffer: expanded, rowFloats: W * E)  // expanded rows
+                var sh = expandShape
+                var oy0 = first
+                while oy0 < end {
+                    let oy1 = min(end, oy0 + band)
+                    let (needLo, needHi) = bands.needed(oy0, oy1)
+                    var base: UnsafePointer<Float>
+                    if let ew {
+                        window.hold(needLo, needHi) { from, to, origin in
+                            // Output positions [from·W, to·W) of the whole image's expand; the kernel
+                            // writes position r at origin + r·E.
+                            pth2swt_conv_nhwc(&sh, x, ew, eBias, nil, eAct, origin, from * W, to * W, 0, ePanels,
+                                              convScratch)
                         }
-                        // The band as an image of needHi − needLo rows whose top padding is what remains of
-                        // the real padding above its first window.
-                        var dsh = pth2swt_conv_shape(
-                            batch: 1, height: Int32(needHi - needLo), width: Int32(W), channels: Int32(E), out_channels: Int32(E),
-                            kernel_h: Int32(k), kernel_w: Int32(k), stride_h: Int32(st), stride_w: Int32(st),
-                            pad_h: Int32(needLo - (oy0 * st - pad)), pad_w: Int32(pad), out_height: Int32(oy1 - oy0),
-                            out_width: Int32(oW))
-                        pth2swt_depthwise_nhwc(&dsh, base, dw, dBias, dAct, dwOut, 0, oy1 - oy0)
-                        let rows = (oy1 - oy0) * oW
-                        var psh = pointwiseShape(rows: rows, channels: E, out: K)
-                        pth2swt_conv_nhwc(&psh, dwOut, pw, pBias, r.map { $0 + oy0 * oW * K }, pAct, y + oy0 * oW * K, 0, rows,
-                                          0, pPanels, convScratch)
-                        oy0 = oy1
+                        base = UnsafePointer(expanded)
+                    } else {
+                        base = x + needLo * W * E
                     }
+                    // The band as an image of needHi − needLo rows whose top padding is what remains of
+                    // the real padding above its first window.
+                    var dsh = pth2swt_conv_shape(
+                        batch: 1, height: Int32(needHi - needLo), width: Int32(W), channels: Int32(E), out_channels: Int32(E),
+                        kernel_h: Int32(k), kernel_w: Int32(k), stride_h: Int32(st), stride_w: Int32(st),
+                        pad_h: Int32(needLo - (oy0 * st - pad)), pad_w: Int32(pad), out_height: Int32(oy1 - oy0),
+                        out_width: Int32(oW))
+                    pth2swt_depthwise_nhwc(&dsh, base, dw, dBias, dAct, dwOut, 0, oy1 - oy0)
+                    let rows = (oy1 - oy0) * oW
+                    var psh = pointwiseShape(rows: rows, channels: E, out: K)
+                    pth2swt_conv_nhwc(&psh, dwOut, pw, pBias, r.map { $0 + oy0 * oW * K }, pAct, y + oy0 * oW * K, 0, rows,
+                                      0, pPanels, convScratch)
+                    oy0 = oy1
                 }
             }
         }
