@@ -29,8 +29,8 @@ public final class AlignedFloats: @unchecked Sendable {
 
     /// A copy of `values`.
     public convenience init(_ values: [Float]) {
-        self.init(zeros: values.count)
-        values.withUnsafeBufferPointer { if let b = $0.baseAddress { baseAddress.update(from: b, count: count) } }
+        self.init(uninitializedCount: values.count)
+        values.withUnsafeBufferPointer { if let b = $0.baseAddress { baseAddress.initialize(from: b, count: count) } }
     }
 
     /// `count` floats that `fill` writes (it gets them zeroed).

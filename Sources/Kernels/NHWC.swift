@@ -197,18 +197,10 @@ public enum WinogradNHWC {
         36 * pth2swt_packed_b_count(Int32(c), Int32(k))
     }
 
-    /// `transformWeights` into a caller-owned buffer of `transformedCount` floats (training transforms
-    /// changing weights every step), threads taking panels of 16 output channels. With `flipped`, `w`
-    /// is [c, k, 3, 3] and the filters transformed are those of its input-gradient convolution (each
-    /// w[i][o] turned 180°, the channels swapped), without writing them out first.
-    public static func transformWeights(_ w: [Float], outChannels k: Int, inChannels c: Int, flipped: Bool = false,
-                                        into packed: inout [Float], threads: Int = 1) {
-        packed.withUnsafeMutableBufferPointer {
-            transformWeights(w, outChannels: k, inChannels: c, flipped: flipped, into: $0, threads: threads)
-        }
-    }
-
-    /// The same into any buffer of at least `transformedCount` floats.
+    /// `transformWeights` into a caller-owned buffer of at least `transformedCount` floats (training
+    /// transforms changing weights every step), threads taking panels of 16 output channels. With
+    /// `flipped`, `w` is [c, k, 3, 3] and the filters transformed are those of its input-gradient
+    /// convolution (each w[i][o] turned 180°, the channels swapped), without writing them out first.
     public static func transformWeights(_ w: [Float], outChannels k: Int, inChannels c: Int, flipped: Bool = false,
                                         into packed: UnsafeMutableBufferPointer<Float>, threads: Int = 1) {
         precondition(w.count == k * c * 9, "weight has \(w.count) values, not \(k)·\(c)·9")

@@ -118,10 +118,14 @@ import TestSupport
                 let want = WinogradNHWC.transformWeights(flippedFirst, outChannels: c, inChannels: k).array
                 for threads in [1, 2, 3] {
                     var u = [Float](repeating: .nan, count: WinogradNHWC.transformedCount(outChannels: k, inChannels: c))
-                    WinogradNHWC.transformWeights(w, outChannels: k, inChannels: c, into: &u, threads: threads)
+                    u.withUnsafeMutableBufferPointer {
+                        WinogradNHWC.transformWeights(w, outChannels: k, inChannels: c, into: $0, threads: threads)
+                    }
                     #expect(u == one, "K \(k), C \(c), \(threads) threads")
                     var f = [Float](repeating: .nan, count: WinogradNHWC.transformedCount(outChannels: c, inChannels: k))
-                    WinogradNHWC.transformWeights(w, outChannels: c, inChannels: k, flipped: true, into: &f, threads: threads)
+                    f.withUnsafeMutableBufferPointer {
+                        WinogradNHWC.transformWeights(w, outChannels: c, inChannels: k, flipped: true, into: $0, threads: threads)
+                    }
                     #expect(f == want, "flipped: K \(k), C \(c), \(threads) threads")
                 }
             }
