@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SHA-256 of one file, four ways, in one run, best of 7 each: CChecksum's SHA-NI kernel, its portable
-# twin, OpenSSL's libcrypto (EVP) and apple/swift-crypto (BoringSSL). Issue 13 chose CChecksum's own
+# twin, OpenSSL's libcrypto (EVP) and apple/swift-crypto (BoringSSL). CChecksum keeps its own
 # implementation: as fast as both libraries, no dependency, no global state to tear down at exit.
 #
 #   bash scripts/bench_sha256.sh [FILE]     (default ../shared/weights/resnet18-zip.pth, 46.8 MB)

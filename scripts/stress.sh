@@ -2,7 +2,7 @@
 # Runs every hostile fixture through `pth2swt inspect` and `pth2swt convert`, N times each, and fails on
 # any exit by signal (a crash), any hang, any conversion that succeeds, or any file left behind (an
 # output or a .partial temporary). The fuzzers call the readers in process; this runs the whole tool,
-# threads and exit path included, which is where issue 13's SIGSEGV lived.
+# threads and exit path included, which is where a SIGSEGV at exit once lived.
 #
 #   bash scripts/stress.sh [--runs N] [--timeout SECONDS] [--release] [--binary PATH]
 #

@@ -39,7 +39,7 @@ import Tensors
     }
 
     @Test func everyKindIsPresent() {
-        // Guards the parameterised tests against an empty folder: one file per kind in the issue.
+        // Guards the parameterised tests against an empty folder: one file per kind of checkpoint read.
         for stem in ["legacy_v03_lists", "legacy_rebuilds", "nest_model_state", "nest_model_state_dict", "nest_net_ema",
                      "nest_deep", "bare_tensor", "bare_parameter", "numpy_values", "numpy_root", "namespace_args",
                      "whole_resnet18", "whole_legacy_sequential", "lightning_like", "ultralytics_like", "omegaconf_hparams",

@@ -7,7 +7,7 @@ import Testing
 /// several points, and a log read through a pipe while the run goes on.
 @Suite(.enabled(if: Tool.available, Tool.skipReason), .serialized)
 struct ExitPathTests {
-    /// Regression (issue 13, item 1): a zip whose first data entry fails its CRC used to exit by SIGSEGV
+    /// Regression: a zip whose first data entry fails its CRC used to exit by SIGSEGV
     /// in about 4 runs in 10 on an AVX-512 Xeon: the error returned while the thread hashing the source
     /// for the .swt header was still inside libcrypto, and exit() tore libcrypto down under it. The hash
     /// now runs in a scope that cancels and joins it on the error path (and needs no library).

@@ -33,7 +33,7 @@ enum Golden {
         return out
     }
 
-    /// The tolerance: max |Δ| ≤ 1e-4 · max |logit|, and the same top-5 per row.
+    /// The tolerance against torch: max |Δ| ≤ 1e-4 · max |logit|, and the same top-5 per row.
     static func check(_ got: [Float], _ want: [Float], classes: Int, _ what: String) {
         #expect(got.count == want.count, "\(what): \(got.count) logits, want \(want.count)")
         let scale = want.map(abs).max()!

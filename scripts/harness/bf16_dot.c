@@ -1,4 +1,4 @@
-// Issue 16's optional bf16 item, the part session 13 left unmeasured: would AVX512_BF16's vdpbf16ps,
+// Whether a bf16 path would pay: would AVX512_BF16's vdpbf16ps,
 // which rounds both operands to bf16 and does two multiply-adds per fp32 lane, make ResNet-18's layer4
 // 3×3 convolution (im2col 49·N × 4608 by 4608 × 512) faster, and by how much does it move the output?
 //

@@ -3,7 +3,7 @@
 // 64 columns of zmm accumulators, depth chunks of 128, panel groups of 4, the next group's slice
 // prefetched one line a step) whose im2col rows were laid out beforehand, the same plain kernel without
 // prefetching, and the same plain kernel reading bf16 weights that it widens into an L1 buffer once per
-// group (half the bytes from memory; the question of issue 16's optional bf16 item). One and two threads
+// group (half the bytes from memory: would bf16 weight storage pay?). One and two threads
 // (the output channels split, as ConvNHWC does for few rows), modes alternating round by round.
 //
 //   swift build -c release && bash scripts/harness/run.sh conv_7x7x512
