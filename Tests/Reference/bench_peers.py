@@ -10,7 +10,7 @@ weights, same machine, one script.
 (torch.manual_seed(0)) saved to a temporary file that every side loads.
 
 PYTHON needs torch + torchvision (Debian python3-torch 1.13, python3-torchvision 0.14) and, for their
-columns, onnxruntime and openvino (pip; see the README for the venv). The model is
+columns, onnxruntime and openvino (pip; see docs/testing.md for the venv). The model is
 torchvision.models.ARCH with the weights loaded, in eval mode, exported to ONNX once (opset 13) for
 ONNX Runtime (graph optimisations on, intra-op threads = the row's thread count) and OpenVINO (CPU,
 INFERENCE_PRECISION_HINT f32 so that CPUs with AVX512_BF16 do not switch to bf16 by themselves,

@@ -5,7 +5,7 @@
 #
 # NAME.c is compiled with clang -O2 (the flags SwiftPM gives the kernels: -fno-omit-frame-pointer) and
 # linked with .build/release/CKernels.build/*.c.o for the sources that exist now. The harnesses time
-# kernels in isolation, the way the README's "C harness" figures were measured; they are benchmarks, so
+# kernels in isolation, the way the "C harness" figures in docs/speed.md were measured; they are benchmarks, so
 # run them on a quiet machine and compare modes within one run, never across runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
