@@ -289,7 +289,7 @@ def main():
                     print(f"FAIL  {ex.label()}  ({why})")
                     shown_got = got[:max(len(want) + 3, 5)]
                     for d in difflib.unified_diff(want, shown_got, "expected", "got", lineterm="", n=len(want) + 3):
-                        print("      " + d)
+                        print("      " + (d if len(d) <= 240 else d[:240] + " …"))
                 if args.show:
                     for l in text.rstrip("\n").split("\n"):
                         print("    | " + l)
