@@ -22,6 +22,10 @@ public struct LoadOptions: Sendable {
     /// The most bytes of a header read into memory: a `.swt` JSON header, a zip's `data.pkl`.
     /// safetensors' own limit, 100 MB (resnet18's `data.pkl` is 11,810 bytes).
     public var maxHeaderBytes = 100_000_000
+    /// The most entries (tensors, plus `__metadata__`) a `.swt` header may hold. Each costs a few hundred
+    /// bytes once parsed, so this bounds the memory a header takes whatever its byte size; real files
+    /// hold thousands.
+    public var maxHeaderEntries = 200_000
     /// The uncompressed bytes a zip's compressed entries declare, all together, may be at most this many
     /// times the file's size, plus 16 MiB. Checked from the central directory before anything is
     /// inflated, so a zip bomb is refused without inflating it. torch writes its entries stored; weights
@@ -42,6 +46,11 @@ public struct LoadOptions: Sendable {
     /// only the name and the arguments the file gave. Off by default, so that a file naming something
     /// unexpected is refused loudly.
     public var stubClasses = false
+    /// For a `.swt` whose header records the SHA-256 of its data (`pth2swt.data_sha256`, in every
+    /// file pth2swt writes): hash the data on load and refuse the file when it differs
+    /// (`CheckpointError.Kind.dataDigestMismatch`). One pass over the file; off by default.
+    /// `Checkpoint.dataDigest` says what was found.
+    public var verifyDataDigest = false
     public init() {}
 }
 
@@ -78,6 +87,18 @@ public final class Checkpoint: Sendable {
     public let isTorchScript: Bool
     /// A TorchScript archive's `constants.pkl` (a tuple; its tensors are not part of `state_dict()`).
     public let scriptConstants: Value?
+    /// Whether the file records a digest of its data, and whether it was checked.
+    public let dataDigest: DataDigest
+
+    /// A `.swt` header's `pth2swt.data_sha256`, and what became of it.
+    public enum DataDigest: Sendable, Equatable {
+        /// The file records none (other formats, and `.swt` files other tools wrote).
+        case absent
+        /// Recorded, not checked (`LoadOptions.verifyDataDigest` was off).
+        case unchecked(String)
+        /// Recorded, and the data hashes to it.
+        case verified(String)
+    }
 
     /// Opens and parses `path`. Throws a `CheckpointError` naming the file, the part and the offset.
     public convenience init(path: String, options: LoadOptions = LoadOptions()) throws {
@@ -116,6 +137,7 @@ public final class Checkpoint: Sendable {
             self.stubbedClasses = loaded.stubbed.map(\.qualifiedName)
             self.isTorchScript = loaded.isTorchScript
             self.scriptConstants = loaded.scriptConstants
+            self.dataDigest = loaded.dataDigest
         } catch let e as CheckpointError {
             throw e.inFile(name)
         }
@@ -202,6 +224,7 @@ struct LoadedCheckpoint {
     var stubbed: [PickleGlobal] = []
     var isTorchScript = false
     var scriptConstants: Value?
+    var dataDigest: Checkpoint.DataDigest = .absent
 }
 
 /// Globals gathered across the several pickles of one file, first use first.
@@ -317,6 +340,7 @@ extension LoadOptions {
         case .maxDepth: limits.maxDepth
         case .maxValues: limits.maxValues
         case .maxHeaderBytes: maxHeaderBytes
+        case .maxHeaderEntries: maxHeaderEntries
         case .maxInflationRatio: maxInflationRatio
         case .maxTensorBytesRatio: maxTensorBytesRatio
         }
@@ -332,6 +356,7 @@ extension LoadOptions {
         case .maxDepth: limits.maxDepth = value
         case .maxValues: limits.maxValues = value
         case .maxHeaderBytes: maxHeaderBytes = value
+        case .maxHeaderEntries: maxHeaderEntries = value
         case .maxInflationRatio: maxInflationRatio = value
         case .maxTensorBytesRatio: maxTensorBytesRatio = value
         }

@@ -43,6 +43,9 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
         case io(String)
         /// Thrown when a `.swt` / `.safetensors` header breaks a rule of the format.
         case swtHeader(SWTHeaderError)
+        /// Thrown, when `LoadOptions.verifyDataDigest` asks, when the SHA-256 of a `.swt` file's data
+        /// is not the one its header records (`pth2swt.data_sha256`): the data was changed after writing.
+        case dataDigestMismatch(recorded: String, computed: String)
     }
 
     public var kind: Kind
@@ -78,13 +81,13 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible {
 /// error that hits one names it.
 public enum CheckpointLimit: String, Sendable, CaseIterable {
     case maxStack, maxMarks, maxMemo, maxIntegerBytes, maxDepth, maxValues
-    case maxHeaderBytes, maxInflationRatio, maxTensorBytesRatio
+    case maxHeaderBytes, maxHeaderEntries, maxInflationRatio, maxTensorBytesRatio
 
     /// Where the cap lives: `PickleLimits.maxMemo`, `LoadOptions.maxHeaderBytes`, …
     public var qualifiedName: String {
         switch self {
         case .maxStack, .maxMarks, .maxMemo, .maxIntegerBytes, .maxDepth, .maxValues: "PickleLimits.\(rawValue)"
-        case .maxHeaderBytes, .maxInflationRatio, .maxTensorBytesRatio: "LoadOptions.\(rawValue)"
+        case .maxHeaderBytes, .maxHeaderEntries, .maxInflationRatio, .maxTensorBytesRatio: "LoadOptions.\(rawValue)"
         }
     }
 }
@@ -115,6 +118,9 @@ extension CheckpointError.Kind {
         case .zip(let s): "zip: \(s)"
         case .io(let s): s
         case .swtHeader(let e): "invalid .swt header: \(e)"
+        case .dataDigestMismatch(let recorded, let computed):
+            "the data's SHA-256 is \(computed), but the header records \(recorded) (pth2swt.data_sha256): "
+                + "the tensor data was changed after the file was written"
         }
     }
 }

@@ -72,3 +72,31 @@ public enum Checksums {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+/// SHA-256 fed piece by piece: a writer hashes what it writes as it goes.
+public final class SHA256Hasher {
+    private var context: OpaquePointer?
+
+    public init() {
+        context = pth2swt_sha256_create()
+        precondition(context != nil, "cannot allocate a SHA-256 context")
+    }
+
+    deinit { if let context { pth2swt_sha256_free(context) } }
+
+    /// Adds `bytes`. Calling it after `finish()` is a programming error.
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        guard let context else { preconditionFailure("SHA256Hasher.update after finish") }
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        pth2swt_sha256_update(context, base, bytes.count)
+    }
+
+    /// The digest of everything added, as 64 lowercase hex digits. Ends the hasher.
+    public func finish() -> String {
+        guard let context else { preconditionFailure("SHA256Hasher.finish twice") }
+        var digest = [UInt8](repeating: 0, count: 32)
+        pth2swt_sha256_finish(context, &digest)
+        self.context = nil
+        return Checksums.hex(digest)
+    }
+}

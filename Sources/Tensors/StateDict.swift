@@ -54,6 +54,8 @@ public struct StateDict: Sendable {
 public enum StateDictError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Thrown when two entries share a name (also after a prefix was stripped).
     case duplicateName(String)
+    /// Thrown when stripping a prefix would leave an entry with an empty name.
+    case emptyName(original: String, prefix: String)
     /// Thrown when the checkpoint holds no dict with tensors under the usual keys.
     case notFound(rootKind: String, keys: [String])
     /// Thrown when the state dict has a key that is not a string.
@@ -66,6 +68,7 @@ public enum StateDictError: Error, Equatable, Sendable, CustomStringConvertible 
     public var description: String {
         switch self {
         case .duplicateName(let n): "the state dict has two entries named '\(n)'"
+        case .emptyName(let n, let p): "removing the prefix '\(p)' from '\(n)' leaves an empty name; choose a shorter prefix"
         case .notFound(let kind, let keys):
             keys.isEmpty
                 ? "no state dict found: the checkpoint's root is a \(kind)"
@@ -141,8 +144,11 @@ extension StateDict {
         }
         guard let value = root.value(at: chosen.path) else { throw StateDictError.noCandidate(key: chosen.dottedPath, candidates) }
         self.init()
-        func strip(_ name: String) -> String {
-            if let p = stripPrefix, !p.isEmpty, name.hasPrefix(p) { return String(name.dropFirst(p.count)) }
+        func strip(_ name: String) throws -> String {
+            if let p = stripPrefix, !p.isEmpty, name.hasPrefix(p) {
+                guard name.count > p.count else { throw StateDictError.emptyName(original: name, prefix: p) }
+                return String(name.dropFirst(p.count))
+            }
             return name
         }
         switch chosen.kind {
@@ -157,7 +163,7 @@ extension StateDict {
                 guard case .string(let rawName) = entry.key else {
                     throw StateDictError.nonStringKey(kind: entry.key.kindName)
                 }
-                let name = strip(rawName)
+                let name = try strip(rawName)
                 if let tensor = entry.value.tensor {
                     try insert(tensor, named: name)
                 } else {

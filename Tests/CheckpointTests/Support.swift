@@ -124,9 +124,15 @@ func sameBits(_ a: [Float], _ b: [Float]) -> Bool {
     a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }
 }
 
-/// Writes `bytes` to a fresh temporary file and returns its path.
+/// This process's folder of temporary test files, removed when the process exits.
+let temporaryFilesDirectory: URL = {
+    atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "pth2swt-tests-\(getpid())") }
+    return URL(fileURLWithPath: NSTemporaryDirectory() + "pth2swt-tests-\(getpid())")
+}()
+
+/// Writes `bytes` to a fresh temporary file and returns its path (in `temporaryFilesDirectory`).
 func temporaryFile(_ bytes: [UInt8], name: String = "case.pth") throws -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pth2swt-tests-\(getpid())")
+    let dir = temporaryFilesDirectory
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let url = dir.appendingPathComponent(UUID().uuidString + "-" + name)
     try Data(bytes).write(to: url)

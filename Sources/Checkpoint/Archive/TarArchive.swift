@@ -15,6 +15,9 @@ public struct TarArchive {
         public let available: Int
         /// Absolute offset of the member's header block.
         public let headerOffset: Int
+        /// The header's type flag when the member is not a regular file ("2" a symbolic link, "1" a hard
+        /// link, "5" a directory, …); nil for a regular file. Such a member has no data to read.
+        public var special: (type: Character, target: String)? = nil
         public var isComplete: Bool { available == size }
     }
 
@@ -78,8 +81,12 @@ public struct TarArchive {
                 guard !members.contains(where: { $0.name == name }) else {
                     throw CheckpointError(.malformedArchive("two tar members are named '\(name)'"), offset: offset)
                 }
-                members.append(Member(name: name, size: size, dataOffset: dataOffset, available: available,
-                                      headerOffset: offset))
+                var member = Member(name: name, size: size, dataOffset: dataOffset, available: available, headerOffset: offset)
+                // Regular files: '0', NUL (pre-POSIX) and '7' (contiguous). Links and the rest carry no data.
+                if type != UInt8(ascii: "0") && type != 0 && type != UInt8(ascii: "7") {
+                    member.special = (Character(Unicode.Scalar(type)), pax["linkpath"] ?? TarArchive.string(header, 157, 100))
+                }
+                members.append(member)
                 pax = [:]
                 longName = nil
             }
@@ -103,8 +110,19 @@ public struct TarArchive {
         return m
     }
 
-    /// The member's bytes, or `.truncated` when the file ends inside them.
+    /// The member's bytes, or `.truncated` when the file ends inside them. Thrown
+    /// (`.malformedArchive`) for a link, directory or device member: links are never followed.
     public func data(of m: Member) throws -> UnsafeRawBufferPointer {
+        if let (type, target) = m.special {
+            let what = switch type {
+            case "2": "a symbolic link to '\(target)'"
+            case "1": "a hard link to '\(target)'"
+            case "5": "a directory"
+            default: "not a regular file (type '\(type)')"
+            }
+            throw CheckpointError(.malformedArchive("tar member '\(m.name)' is \(what); links are not followed and only regular files hold data"),
+                                  part: "tar member '\(m.name)'", offset: m.headerOffset)
+        }
         guard m.isComplete else {
             throw CheckpointError(.truncated(needed: m.size - m.available, available: 0),
                                   part: "tar member '\(m.name)'", offset: m.available)

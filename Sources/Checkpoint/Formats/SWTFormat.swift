@@ -1,3 +1,4 @@
+import Checksums
 import Tensors
 
 /// Reads `.swt` / `.safetensors` files: the header is validated whole (`SWTHeader.parse`), then each
@@ -20,10 +21,15 @@ enum SWTFormat {
         }
         let header: SWTHeader
         do {
-            header = try SWTHeader.parse(bytes, maxHeaderBytes: max(options.maxHeaderBytes, SWT.maxHeaderBytes))
+            header = try SWTHeader.parse(bytes, maxHeaderBytes: max(options.maxHeaderBytes, SWT.maxHeaderBytes),
+                                         maxEntries: options.maxHeaderEntries)
         } catch {
             var offset: Int? = nil
             if case .notJSON(let e) = error { offset = e.offset }
+            if case .tooManyEntries(let limit, let at) = error {
+                throw CheckpointError(.limitExceeded(.maxHeaderEntries, limit: limit,
+                    "the .swt header holds more than \(limit) entries"), offset: at)
+            }
             throw CheckpointError(.swtHeader(error), offset: offset)
         }
         var dict = ValueDict(isOrdered: true)
@@ -50,9 +56,22 @@ enum SWTFormat {
                 dict.metadata = Value(json: try metadataJSON(key, text))
             }
         }
-        return LoadedCheckpoint(
+        var loaded = LoadedCheckpoint(
             root: .dict(dict), pickleProtocol: nil, globals: [], littleEndian: true, storages: storages,
             textMetadata: header.metadata)
+        loaded.dataDigest = try dataDigest(header, bytes: bytes, verify: options.verifyDataDigest)
+        return loaded
+    }
+
+    /// `pth2swt.data_sha256`, checked against the data region when `verify` is set.
+    static func dataDigest(_ header: SWTHeader, bytes: UnsafeRawBufferPointer, verify: Bool) throws -> Checkpoint.DataDigest {
+        guard let recorded = header.metadata.first(where: { $0.key == SWT.MetadataKey.dataSHA256 })?.value else { return .absent }
+        guard verify else { return .unchecked(recorded) }
+        let computed = Checksums.sha256Hex(UnsafeRawBufferPointer(rebasing: bytes[header.dataStart...]))
+        guard computed == recorded else {
+            throw CheckpointError(.dataDigestMismatch(recorded: recorded, computed: computed), offset: header.dataStart)
+        }
+        return .verified(recorded)
     }
 
     private static func metadataJSON(_ key: String, _ text: String) throws -> JSON {

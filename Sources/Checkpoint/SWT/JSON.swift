@@ -121,6 +121,13 @@ extension JSON {
 public struct JSONParseError: Error, Equatable, Sendable, CustomStringConvertible {
     public let offset: Int
     public let reason: String
+    /// True when the text was refused for holding more top-level fields than the caller allowed.
+    public var fieldLimit: Int? = nil
+    public init(offset: Int, reason: String, fieldLimit: Int? = nil) {
+        self.offset = offset
+        self.reason = reason
+        self.fieldLimit = fieldLimit
+    }
     public var description: String { "invalid JSON at byte \(offset): \(reason)" }
 }
 
@@ -128,12 +135,17 @@ extension JSON {
     /// Parses one JSON value that fills `text` (surrounding whitespace allowed).
     ///
     /// Thrown (`JSONParseError`) when the text is not JSON, when an object repeats a key, when nesting
-    /// is deeper than `maxDepth`, or when a string is not valid UTF-8. With `allowDuplicateKeys` a
-    /// repeated key is kept (twice) for the caller to report in its own terms.
+    /// is deeper than `maxDepth`, when a string is not valid UTF-8, or when the top-level object holds
+    /// more than `maxTopLevelFields` fields (`fieldLimit` is then set; checked as they are read, so a
+    /// huge object is refused before it is built). With `duplicateTopLevelKeys` a key repeated in the
+    /// top-level object is kept (twice) for the caller to report in its own terms; a repeated key in
+    /// any nested object is refused either way.
     public static func parse(
-        _ text: UnsafeRawBufferPointer, maxDepth: Int = 64, allowDuplicateKeys: Bool = false
+        _ text: UnsafeRawBufferPointer, maxDepth: Int = 64, duplicateTopLevelKeys: Bool = false,
+        maxTopLevelFields: Int = .max
     ) throws(JSONParseError) -> JSON {
-        var p = JSONParser(bytes: text, maxDepth: maxDepth, allowDuplicateKeys: allowDuplicateKeys)
+        var p = JSONParser(bytes: text, maxDepth: maxDepth, duplicateTopLevelKeys: duplicateTopLevelKeys,
+                           maxTopLevelFields: maxTopLevelFields)
         p.skipSpace()
         let v = try p.value(depth: 0)
         p.skipSpace()
@@ -153,13 +165,15 @@ extension JSON {
 private struct JSONParser {
     let bytes: UnsafeRawBufferPointer
     let maxDepth: Int
-    let allowDuplicateKeys: Bool
+    let duplicateTopLevelKeys: Bool
+    let maxTopLevelFields: Int
     var at = 0
 
-    init(bytes: UnsafeRawBufferPointer, maxDepth: Int, allowDuplicateKeys: Bool) {
+    init(bytes: UnsafeRawBufferPointer, maxDepth: Int, duplicateTopLevelKeys: Bool, maxTopLevelFields: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
-        self.allowDuplicateKeys = allowDuplicateKeys
+        self.duplicateTopLevelKeys = duplicateTopLevelKeys
+        self.maxTopLevelFields = maxTopLevelFields
     }
 
     func fail(_ reason: String, at offset: Int? = nil) -> JSONParseError {
@@ -207,7 +221,13 @@ private struct JSONParser {
             let keyOffset = at
             guard peek == UInt8(ascii: "\"") else { throw fail("expected a string key") }
             let key = try string()
-            guard seen.insert(key).inserted || allowDuplicateKeys else { throw fail("duplicate key \"\(key)\"", at: keyOffset) }
+            guard seen.insert(key).inserted || (depth == 0 && duplicateTopLevelKeys) else {
+                throw fail("duplicate key \"\(key)\"", at: keyOffset)
+            }
+            if depth == 0 && fields.count >= maxTopLevelFields {
+                throw JSONParseError(offset: keyOffset, reason: "more than \(maxTopLevelFields) fields in the top-level object",
+                                     fieldLimit: maxTopLevelFields)
+            }
             skipSpace()
             guard peek == UInt8(ascii: ":") else { throw fail("expected ':'") }
             at += 1

@@ -55,6 +55,9 @@ public enum SWT {
         public static let valuePrefix = "value."
         /// JSON list of the names of values that JSON cannot hold (they hold tensors, bytes, …).
         public static let droppedValues = "pth2swt.values_not_kept"
+        /// SHA-256 of the data region (every byte after the header, in file order), 64 lowercase hex
+        /// digits: `Checkpoint.checkDataDigest()` and `inspect --check` compare it with the bytes.
+        public static let dataSHA256 = "pth2swt.data_sha256"
     }
 }
 
@@ -72,8 +75,11 @@ public struct SWTEntry: Sendable, Equatable {
 public enum SWTHeaderError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Thrown when the 8-byte length is zero, over `SWT.maxHeaderBytes`, or past the end of the file.
     case headerLength(declared: UInt64, fileBytes: Int)
-    /// Thrown when the header is not JSON (the offset counts from the file's start).
+    /// Thrown when the header is not JSON (the offset counts from the file's start). A key repeated
+    /// inside an entry or inside `__metadata__` is refused here.
     case notJSON(JSONParseError)
+    /// Thrown when the header holds more entries than the caller allows (`LoadOptions.maxHeaderEntries`).
+    case tooManyEntries(limit: Int, offset: Int)
     /// Thrown when the header is JSON but not an object.
     case notAnObject(kind: String)
     /// Thrown when two entries have the same name.
@@ -100,6 +106,7 @@ public enum SWTHeaderError: Error, Equatable, Sendable, CustomStringConvertible 
         case .headerLength(let n, let size):
             "header length \(n) does not fit a file of \(size) bytes (it must be 1…\(SWT.maxHeaderBytes) and end inside the file)"
         case .notJSON(let e): e.description
+        case .tooManyEntries(let limit, let offset): "more than \(limit) entries (the one at byte \(offset) is one too many)"
         case .notAnObject(let kind): "the header is a JSON \(kind), not an object"
         case .duplicateName(let n): "two entries are named '\(n)'"
         case .badMetadata(let s): "__metadata__ \(s)"
@@ -132,7 +139,7 @@ public struct SWTHeader: Sendable {
     /// dtype, shape and size, and that the entries tile the data region exactly.
     /// `maxHeaderBytes` above 100 MB (safetensors' limit) reads headers safetensors would refuse.
     public static func parse(
-        _ file: UnsafeRawBufferPointer, maxHeaderBytes: Int = SWT.maxHeaderBytes
+        _ file: UnsafeRawBufferPointer, maxHeaderBytes: Int = SWT.maxHeaderBytes, maxEntries: Int = .max
     ) throws(SWTHeaderError) -> SWTHeader {
         guard file.count >= 8 else { throw .headerLength(declared: 0, fileBytes: file.count) }
         let declared = file.loadUnaligned(as: UInt64.self).littleEndian
@@ -142,8 +149,10 @@ public struct SWTHeader: Sendable {
         let n = Int(declared)
         let json: JSON
         do {
-            json = try JSON.parse(UnsafeRawBufferPointer(rebasing: file[8..<(8 + n)]), maxDepth: 8, allowDuplicateKeys: true)
+            json = try JSON.parse(UnsafeRawBufferPointer(rebasing: file[8..<(8 + n)]), maxDepth: 8, duplicateTopLevelKeys: true,
+                                  maxTopLevelFields: maxEntries)
         } catch {
+            if let limit = error.fieldLimit { throw .tooManyEntries(limit: limit, offset: error.offset + 8) }
             throw .notJSON(JSONParseError(offset: error.offset + 8, reason: error.reason))
         }
         guard case .object(let fields) = json else { throw .notAnObject(kind: json.kindName) }

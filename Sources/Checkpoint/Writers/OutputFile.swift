@@ -20,7 +20,8 @@ final class OutputFile {
     private var committed = false
     private let registration: TemporaryFileRegistration
 
-    /// Creates `.<name>.partial-<pid>` beside `path`. Thrown (`.io`) when it cannot be created.
+    /// Creates `.<name>.partial-<pid>` beside `path`. Thrown (`.io`) when it cannot be created. When
+    /// `path` already exists, the new file gets its permission bits (a replaced output keeps its mode).
     init(path: String) throws {
         self.path = path
         let slash = path.lastIndex(of: "/")
@@ -34,6 +35,10 @@ final class OutputFile {
             throw CheckpointError(.io("cannot create \(temporaryPath): \(String(cString: strerror(errno)))"), file: path)
         }
         buffer.reserveCapacity(bufferLimit)
+        var existing = stat()
+        if stat(path, &existing) == 0, (existing.st_mode & S_IFMT) == S_IFREG {
+            _ = fchmod(fd, existing.st_mode & 0o7777)
+        }
     }
 
     deinit {

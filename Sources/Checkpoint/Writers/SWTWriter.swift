@@ -71,9 +71,13 @@ public enum SWTWriter {
 
     /// The `__metadata__` entries for `values` (non-tensor entries) and the state dict's `_metadata`.
     static func metadata(
-        _ sd: StateDict, values: [(name: String, value: Value)], source: SourceInfo?, converter: String
+        _ sd: StateDict, values: [(name: String, value: Value)], source: SourceInfo?, converter: String,
+        extra: [(key: String, value: String)] = []
     ) -> (entries: [(String, String)], dropped: [String]) {
-        var out: [(String, String)] = [(SWT.MetadataKey.format, "pt"), (SWT.MetadataKey.converter, converter)]
+        // 64 zeros stand in for the data's digest, which is known once the data is written; the same width
+        // keeps the layout.
+        var out: [(String, String)] = [(SWT.MetadataKey.format, "pt"), (SWT.MetadataKey.converter, converter),
+                                       (SWT.MetadataKey.dataSHA256, String(repeating: "0", count: 64))]
         if let s = source {
             out += [
                 (SWT.MetadataKey.sourceFile, s.fileName),
@@ -100,16 +104,20 @@ public enum SWTWriter {
         if !dropped.isEmpty {
             out.append((SWT.MetadataKey.droppedValues, JSON.array(dropped.map(JSON.string)).render(indent: nil)))
         }
+        // The caller's own entries (a model card); a key pth2swt already wrote is not repeated.
+        let taken = Set(out.map(\.0))
+        out += extra.filter { !taken.contains($0.key) }.map { ($0.key, $0.value) }
         return (out, dropped)
     }
 
     /// Writes `sd` to `path` (through a temporary file). Floating tensors are cast to `dtype` when it
-    /// is given. `values` are the non-tensor entries to keep as JSON in `__metadata__`.
+    /// is given. `values` are the non-tensor entries to keep as JSON in `__metadata__`; `metadata` are
+    /// string entries written there as they are (keys pth2swt writes itself win).
     @discardableResult
     public static func write(
         _ sd: StateDict, to path: String, dtype: DType? = nil,
         values: [(name: String, value: Value)] = [], source: SourceInfo? = nil, converter: String,
-        progress: WriteProgress? = nil
+        metadata extra: [(key: String, value: String)] = [], progress: WriteProgress? = nil
     ) throws -> Report {
         let tensors = sd.tensors
         func outType(_ t: Tensor) -> DType { (dtype != nil && t.dtype.isFloatingPoint) ? dtype! : t.dtype }
@@ -126,7 +134,7 @@ public enum SWTWriter {
             SWTEntry(name: tensors[i].name, dtype: outType(tensors[i].tensor), shape: tensors[i].tensor.shape,
                      begin: begins[i], end: begins[i] + sizes[i].bytes)
         }
-        let (meta, dropped) = metadata(sd, values: values, source: source, converter: converter)
+        let (meta, dropped) = metadata(sd, values: values, source: source, converter: converter, extra: extra)
         var fields: [(String, JSON)] = [("__metadata__", .object(meta.map { ($0.0, .string($0.1)) }))]
         for e in entries {
             fields.append((e.name, .object([
@@ -158,6 +166,7 @@ public enum SWTWriter {
             try withUnsafeBytes(of: &length) { try out.write($0) }
             try out.write(header)
             var done = 0
+            let dataHash = SHA256Hasher()
             for i in order {
                 try Interruption.check()
                 let (name, t) = tensors[i]
@@ -165,9 +174,13 @@ public enum SWTWriter {
                     let target = outType(t)
                     if t.isContiguous && target == t.dtype {
                         let raw = try t.storage.bytes()
-                        try out.write(UnsafeRawBufferPointer(rebasing: raw[(t.storageOffset * t.dtype.itemSize)...].prefix(t.byteCount)))
+                        let bytes = UnsafeRawBufferPointer(rebasing: raw[(t.storageOffset * t.dtype.itemSize)...].prefix(t.byteCount))
+                        dataHash.update(bytes)
+                        try out.write(bytes)
                     } else {
-                        try out.write(try t.contiguousBytes(as: target))
+                        let bytes = try t.contiguousBytes(as: target)
+                        bytes.withUnsafeBytes { dataHash.update($0) }
+                        try out.write(bytes)
                     }
                 } catch let e as CheckpointError {
                     throw e.forTensor(name)
@@ -177,15 +190,20 @@ public enum SWTWriter {
                 done += sizes[i].bytes
                 progress?(done, total)
             }
+            /// Writes `hex` over the 64 zeros that stand for `key`'s digest in the header.
+            func patchDigest(_ key: String, _ hex: String) throws {
+                let placeholder = Array(("\"" + key + "\":\"" + String(repeating: "0", count: 64) + "\"").utf8)
+                guard let at = header.firstRange(of: placeholder)?.lowerBound else {
+                    preconditionFailure("the \(key) placeholder is missing from the header")
+                }
+                try out.patch(at: 8 + at + placeholder.count - 65, Array(hex.utf8))
+            }
+            try patchDigest(SWT.MetadataKey.dataSHA256, dataHash.finish())
             var recorded = source?.sha256
             if let digest {
                 let hex = try digest.value()
                 recorded = hex
-                let placeholder = Array(("\"" + SWT.MetadataKey.sourceSHA256 + "\":\"" + String(repeating: "0", count: 64) + "\"").utf8)
-                guard let at = header.firstRange(of: placeholder)?.lowerBound else {
-                    preconditionFailure("the sha256 placeholder is missing from the header")
-                }
-                try out.patch(at: 8 + at + placeholder.count - 65, Array(hex.utf8))
+                try patchDigest(SWT.MetadataKey.sourceSHA256, hex)
             }
             try Interruption.check()
             let fileBytes = out.offset
