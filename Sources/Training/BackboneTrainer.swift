@@ -55,10 +55,10 @@ public final class BackboneTrainer {
         step.threads = config.threads
         let order = Shuffle.permutation(train.count, seed: config.seed, epoch: epoch)
         try PrefetchingLoader.forEach(PrefetchingLoader.batches(order, size: config.batchSize), of: train, epoch: epoch) { b in
-            let r = try step.step(b.inputs, labels: b.labels, height: train.height, width: train.width)
-            let p = tally.add(b.indices.count, r)
+            let p = try tally.add(b.indices.count) { try step.step(b.inputs, labels: b.labels, height: train.height, width: train.width) }
             progress?(p)  // counted whether or not anyone listens
         }
+        try NonFinite.checkWeights(model.trainableParameters, epoch: epoch, step: tally.steps)
         var report = tally.report(cached: false, featureSeconds: 0)
         scheduler?.step()
         completedEpochs = epoch

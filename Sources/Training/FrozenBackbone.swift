@@ -114,12 +114,23 @@ public struct EpochReport: Sendable {
 struct EpochTally {
     let epoch: Int, total: Int
     let start = monotonic()
-    var seen = 0, correct = 0
+    var seen = 0, correct = 0, steps = 0
     var lossSum = 0.0
 
     init(epoch: Int, total: Int) {
         self.epoch = epoch
         self.total = total
+    }
+
+    /// Runs the epoch's next step and counts its batch of `n` images: a `NonFiniteError` from the step
+    /// becomes `TrainingError.nonFinite` naming this epoch and step.
+    mutating func add(_ n: Int, step: () throws -> (loss: Double, correct: Int)) throws -> TrainProgress {
+        steps += 1
+        do {
+            return add(n, try step())
+        } catch let e as NonFiniteError {
+            throw TrainingError.nonFinite(what: e.what, epoch: epoch, step: steps)
+        }
     }
 
     /// Counts a batch of `n` images with its mean loss and right answers; returns the progress so far.
@@ -225,6 +236,7 @@ public final class FrozenBackboneTrainer {
         var gradients = [model.head + ".weight": g.weight, model.head + ".bias": g.bias]
         var loss = Double(ce.loss)
         if let l2sp { loss += l2sp.apply(headParameters, to: &gradients) }
+        try NonFinite.check(loss: loss, gradients: gradients)
         try optimizer.step(gradients)
         return (loss, correct)
     }
@@ -286,7 +298,7 @@ public final class FrozenBackboneTrainer {
                         for (k, i) in b.enumerated() { (d.baseAddress! + k * fc).update(from: c.baseAddress! + i * fc, count: fc) }
                     }
                 }
-                let p = tally.add(b.count, try step(features: f, labels: b.map(train.label)))
+                let p = try tally.add(b.count) { try step(features: f, labels: b.map(train.label)) }
                 progress?(p)  // counted whether or not anyone listens
             }
         } else {
@@ -294,10 +306,11 @@ public final class FrozenBackboneTrainer {
                 let t0 = monotonic()
                 let f = try features(b, height: train.height, width: train.width)
                 featureSeconds += monotonic() - t0
-                let p = tally.add(b.indices.count, try step(features: f, labels: b.labels))
+                let p = try tally.add(b.indices.count) { try step(features: f, labels: b.labels) }
                 progress?(p)  // counted whether or not anyone listens
             }
         }
+        try NonFinite.checkWeights(headParameters, epoch: epoch, step: tally.steps)
         var report = tally.report(cached: cached, featureSeconds: featureSeconds)
         scheduler?.step()
         completedEpochs = epoch

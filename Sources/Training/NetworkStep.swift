@@ -108,7 +108,6 @@ public final class NetworkStep {
                 groups: ((_ trainable: [(name: String, parameter: Parameter)]) -> [ParameterGroup])? = nil,
                 l2sp: (alpha: Double, beta: Double)? = nil, frozenBatchNormTrains: Bool = false, dropoutSeed: UInt64 = 0,
                 threads: Int = 1) throws {
-        KernelThreads.singleThreadedBLAS()
         self.network = network
         self.frozenBatchNormTrains = frozenBatchNormTrains
         self.threads = threads
@@ -680,6 +679,7 @@ public final class NetworkStep {
         var loss = Double(ce.loss)
         try timed("optimizer") {
             if let l2sp { loss += l2sp.apply(trainable, to: &gradients) }
+            try NonFinite.check(loss: loss, gradients: gradients)
             try optimizer.step(gradients)
         }
         return (loss, correct)

@@ -27,18 +27,37 @@ public struct DataSelection: Sendable {
     }
 
     /// The splits with `classes` classes (nil: all there are). Throws `DataError` when the classes do not
-    /// number `classes`, the folders disagree, or an ImageFolder has no `test/` and no validation split.
+    /// number `classes`, the folders disagree, an ImageFolder has no `test/` and no validation split, or
+    /// a split holds no image.
     public func load(classes: Int?, seed: UInt64) throws -> Splits {
-        var train: any ImageDataset, test: any ImageDataset
+        let s = try splits(classes: classes, seed: seed, asked: "--classes", train: true)
+        return Splits(train: s.train!, test: s.test, kind: s.kind)
+    }
+
+    /// Only the test split, as `eval` needs it: IDX files of the train split are not read. `asked` says
+    /// where `classes` came from, for the error when the data has another number of classes.
+    public func loadTest(classes: Int?, seed: UInt64, asked: String) throws -> (test: any ImageDataset, kind: String) {
+        let s = try splits(classes: classes, seed: seed, asked: asked, train: false)
+        return (s.test, s.kind)
+    }
+
+    func splits(classes: Int?, seed: UInt64, asked: String, train needTrain: Bool) throws
+        -> (train: (any ImageDataset)?, test: any ImageDataset, kind: String)
+    {
+        var train: (any ImageDataset)?, test: any ImageDataset
         let kind: String
         if IDXDataset.isIDXDirectory(path) {
-            let tr = try IDXDataset(directory: path, split: .train), te = try IDXDataset(directory: path, split: .test)
-            if let classes, classes < 1 || classes > tr.classNames.count {
-                throw DataError.classCount(expected: classes, found: tr.classNames.count, names: tr.classNames)
+            let names = IDXDataset.fashionMNISTClasses
+            if let classes, classes < 1 || classes > names.count {
+                throw DataError.classCount(expected: classes, found: names.count, names: names, asked: asked)
             }
-            let n = classes ?? tr.classNames.count
-            train = Renamed(base: tr.limited(perClass: perClass, classes: n), classNames: Array(tr.classNames.prefix(n)))
-            test = Renamed(base: te.limited(perClass: perClass, classes: n), classNames: Array(tr.classNames.prefix(n)))
+            let n = classes ?? names.count
+            if needTrain {
+                let tr = try IDXDataset(directory: path, split: .train)
+                train = Renamed(base: tr.limited(perClass: perClass, classes: n), classNames: Array(names.prefix(n)))
+            }
+            let te = try IDXDataset(directory: path, split: .test)
+            test = Renamed(base: te.limited(perClass: perClass, classes: n), classNames: Array(names.prefix(n)))
             kind = "IDX files"
         } else {
             let fm = FileManager.default
@@ -57,11 +76,13 @@ public struct DataSelection: Sendable {
                 throw DataError.noTestSplit(path)
             }
             if let classes, classes != full.classNames.count {
-                throw DataError.classCount(expected: classes, found: full.classNames.count, names: full.classNames)
+                throw DataError.classCount(expected: classes, found: full.classNames.count, names: full.classNames, asked: asked)
             }
-            if let perClass { (train, test) = (train.limited(perClass: perClass), test.limited(perClass: perClass)) }
+            if let perClass { (train, test) = (train?.limited(perClass: perClass), test.limited(perClass: perClass)) }
         }
-        return Splits(train: train, test: test, kind: kind)
+        if let train, train.count == 0 { throw DataError.emptySplit(path, "train") }
+        if test.count == 0 { throw DataError.emptySplit(path, "test") }
+        return (train, test, kind)
     }
 }
 

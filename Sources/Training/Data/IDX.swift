@@ -9,39 +9,57 @@ public struct IDXArray: Sendable {
     public let shape: [Int]
     public let bytes: [UInt8]
 
-    public init(path: String) throws {
-        let raw = try Self.read(path)
-        guard raw.count >= 4, raw[0] == 0, raw[1] == 0 else { throw DataError.idx(path, "not an IDX file (bad magic)") }
-        guard raw[2] == 0x08 else { throw DataError.idx(path, String(format: "IDX type 0x%02x; only unsigned bytes (0x08) are read", raw[2])) }
-        let rank = Int(raw[3])
-        guard rank >= 1, raw.count >= 4 + 4 * rank else { throw DataError.idx(path, "truncated header") }
-        var shape: [Int] = []
-        for d in 0..<rank {
-            let o = 4 + 4 * d
-            shape.append(Int(raw[o]) << 24 | Int(raw[o + 1]) << 16 | Int(raw[o + 2]) << 8 | Int(raw[o + 3]))
-        }
-        let count = shape.reduce(1, *)
-        let start = 4 + 4 * rank
-        guard raw.count - start == count else {
-            throw DataError.idx(path, "shape \(shape) needs \(count) bytes of data, the file has \(raw.count - start)")
-        }
-        self.shape = shape
-        bytes = Array(raw[start...])
-    }
+    /// The most data bytes an IDX file may declare (16 GiB): a bound on what its header can make the
+    /// reader allocate.
+    public static let maxDataBytes = 16 << 30
 
-    /// The whole file, inflated when it is gzip (zlib's gzread reads plain files unchanged).
-    static func read(_ path: String) throws -> [UInt8] {
+    /// Reads the file: the header first, then exactly the data it declares, into one buffer. Thrown
+    /// (`DataError.idx`) for a bad magic or type, a truncated header, a shape whose size overflows or
+    /// passes `maxDataBytes`, or data that is shorter or longer than the shape says.
+    public init(path: String) throws {
         guard let f = gzopen(path, "rb") else { throw DataError.idx(path, "cannot open") }
         defer { gzclose(f) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { gzread(f, $0.baseAddress, UInt32($0.count)) }
-            if n < 0 { throw DataError.idx(path, "corrupt gzip data") }
-            if n == 0 { break }
-            out += chunk[0..<Int(n)]
+        func readExactly(_ count: Int, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+            var done = 0
+            while done < count {
+                let n = gzread(f, buffer.baseAddress! + done, UInt32(min(count - done, 1 << 30)))
+                if n < 0 { throw DataError.idx(path, "corrupt gzip data") }
+                if n == 0 { break }
+                done += Int(n)
+            }
+            return done
         }
-        return out
+        var head = [UInt8](repeating: 0, count: 4)
+        let got = try head.withUnsafeMutableBytes { try readExactly(4, into: $0) }
+        guard got == 4, head[0] == 0, head[1] == 0 else { throw DataError.idx(path, "not an IDX file (bad magic)") }
+        guard head[2] == 0x08 else { throw DataError.idx(path, String(format: "IDX type 0x%02x; only unsigned bytes (0x08) are read", head[2])) }
+        let rank = Int(head[3])
+        var dims = [UInt8](repeating: 0, count: 4 * rank)
+        guard rank >= 1, try dims.withUnsafeMutableBytes({ try readExactly(4 * rank, into: $0) }) == 4 * rank else {
+            throw DataError.idx(path, "truncated header")
+        }
+        var shape: [Int] = []
+        var count = 1
+        for d in 0..<rank {
+            let o = 4 * d
+            let n = Int(dims[o]) << 24 | Int(dims[o + 1]) << 16 | Int(dims[o + 2]) << 8 | Int(dims[o + 3])
+            shape.append(n)
+            let (p, overflow) = count.multipliedReportingOverflow(by: n)
+            guard !overflow, p <= Self.maxDataBytes else {
+                throw DataError.idx(path, "shape \(shape)… declares more than \(Self.maxDataBytes >> 30) GiB of data")
+            }
+            count = p
+        }
+        var bytes = [UInt8](repeating: 0, count: count)
+        let read = try bytes.withUnsafeMutableBytes { count == 0 ? 0 : try readExactly(count, into: $0) }
+        var extra: UInt8 = 0
+        let more = withUnsafeMutableBytes(of: &extra) { gzread(f, $0.baseAddress, 1) }
+        guard read == count, more == 0 else {
+            throw DataError.idx(path, "shape \(shape) needs \(count) bytes of data, the file has "
+                + (read < count ? "\(read)" : "more"))
+        }
+        self.shape = shape
+        self.bytes = bytes
     }
 }
 
@@ -88,6 +106,9 @@ public struct IDXDataset: ImageDataset {
     public init(images: String, labels: String, classNames: [String]) throws {
         let i = try IDXArray(path: images), l = try IDXArray(path: labels)
         guard i.shape.count == 3 else { throw DataError.idx(images, "images are not [N, rows, columns]: \(i.shape)") }
+        guard i.shape[1] >= 1, i.shape[2] >= 1 else {
+            throw DataError.idx(images, "images of \(i.shape[1])×\(i.shape[2]) pixels: an image needs at least one row and one column")
+        }
         guard l.shape.count == 1, l.shape[0] == i.shape[0] else {
             throw DataError.idx(labels, "\(l.shape) labels for \(i.shape[0]) images")
         }

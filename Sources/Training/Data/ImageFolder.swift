@@ -78,7 +78,11 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     case unsupportedImage(String)
     case idx(String, String)
     case classMismatch(train: [String], test: [String])
-    case classCount(expected: Int, found: Int, names: [String])
+    /// The data has `found` classes where `expected` were asked for, by `asked`: "--classes", or the
+    /// model's head.
+    case classCount(expected: Int, found: Int, names: [String], asked: String = "--classes")
+    /// A split (train or test) of the data holds no image.
+    case emptySplit(String, String)
     /// An ImageFolder without `test/` and no validation split asked for.
     case noTestSplit(String)
 
@@ -91,8 +95,11 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
         case .unsupportedImage(let p): "\(p): only JPEG and PNG are read"
         case .idx(let p, let why): "\(p): \(why)"
         case .classMismatch(let a, let b): "train and test have different classes: \(a) vs \(b)"
-        case .classCount(let e, let f, let names):
-            "--classes \(e), but the data has \(f) classes: \(names.prefix(12).joined(separator: ", "))"
+        case .classCount(let e, let f, let names, let asked):
+            "\(asked) \(e)\(asked.hasPrefix("--") ? "" : " classes"), but the data has \(f) classes: "
+                + names.prefix(12).joined(separator: ", ") + (names.count > 12 ? ", …" : "")
+        case .emptySplit(let p, let split):
+            "\(p): the \(split) split holds no image (with --per-class and --classes as given); nothing to \(split == "train" ? "train on" : "evaluate")"
         }
     }
 }
