@@ -32,14 +32,25 @@ public struct LoadReport: Sendable, CustomStringConvertible {
     /// True when any load must refuse (as torch does for size mismatches).
     public var isFailure: Bool { !shapeMismatches.isEmpty || !dtypeMismatches.isEmpty }
 
+    /// The most names each list of `description` shows; the rest are counted.
+    public static let listedNames = 8
+
     public var description: String {
         var lines: [String] = []
-        if !missing.isEmpty { lines.append("missing keys: " + missing.joined(separator: ", ")) }
-        if !unexpected.isEmpty { lines.append("unexpected keys: " + unexpected.joined(separator: ", ")) }
-        for m in shapeMismatches {
+        func listed(_ names: [String]) -> String {
+            let shown = names.prefix(Self.listedNames).joined(separator: ", ")
+            return names.count > Self.listedNames ? "\(names.count): \(shown), … and \(names.count - Self.listedNames) more" : shown
+        }
+        if !missing.isEmpty { lines.append("missing keys: " + listed(missing)) }
+        if !unexpected.isEmpty { lines.append("unexpected keys: " + listed(unexpected)) }
+        for m in shapeMismatches.prefix(Self.listedNames) {
             lines.append("size mismatch for \(m.name): the checkpoint has shape \(m.found), the model \(m.expected)")
         }
-        for m in dtypeMismatches { lines.append("dtype mismatch for \(m.name): cannot copy \(m.dtype.rawValue) into it") }
+        if shapeMismatches.count > Self.listedNames { lines.append("… and \(shapeMismatches.count - Self.listedNames) more size mismatches") }
+        for m in dtypeMismatches.prefix(Self.listedNames) {
+            lines.append("dtype mismatch for \(m.name): cannot copy \(m.dtype.rawValue) into it")
+        }
+        if dtypeMismatches.count > Self.listedNames { lines.append("… and \(dtypeMismatches.count - Self.listedNames) more dtype mismatches") }
         if lines.isEmpty {
             lines.append("loaded \(loaded.count) keys" + (excluded.isEmpty ? "" : ", excluded \(excluded.count)")
                          + (filledNumBatchesTracked.isEmpty ? "" : ", \(filledNumBatchesTracked.count) num_batches_tracked set to 0"))

@@ -26,6 +26,39 @@ public struct Architecture: Sendable {
     /// "resnet18, resnet34, …" for `--help` and errors.
     public static var names: String { all.map(\.name).joined(separator: ", ") }
 
+    /// How well a state dict's names fit one architecture.
+    public struct Fit: Sendable, Equatable {
+        public var name: String
+        /// Names that both the file and the network have, with the same shape.
+        public var matched: Int
+        /// Names of the network's state dict (parameters, buffers).
+        public var networkKeys: Int
+        /// Tensor names of the file.
+        public var fileKeys: Int
+    }
+
+    /// Every registered architecture with how many of `sd`'s tensor names (and shapes) it has, best
+    /// first: for an error that says which network a file holds. Heads are left out on both sides, so a
+    /// fine-tuned model fits its backbone, and so are `num_batches_tracked` buffers. Builds each network in turn (one at a time).
+    public static func fits(_ sd: StateDict) -> [Fit] {
+        var fits: [Fit] = []
+        for a in all {
+            let net = a.build(1000)
+            // BatchNorm's num_batches_tracked is left out too: files saved before torch 0.4.1 lack it.
+            let head = net.head + "."
+            func counted(_ name: String) -> Bool { !name.hasPrefix(head) && !name.hasSuffix("num_batches_tracked") }
+            let shapes = Dictionary(net.stateEntries.filter { counted($0.name) }.map { ($0.name, $0.entry.shape) },
+                                    uniquingKeysWith: { a, _ in a })
+            let file = sd.tensors.filter { counted($0.name) }
+            let matched = file.filter { shapes[$0.name] == $0.tensor.shape }.count
+            fits.append(Fit(name: a.name, matched: matched, networkKeys: shapes.count, fileKeys: file.count))
+        }
+        // Best: most names matched, then fewest left over on either side.
+        return fits.sorted {
+            ($0.matched, -($0.networkKeys + $0.fileKeys)) > ($1.matched, -($1.networkKeys + $1.fileKeys))
+        }
+    }
+
     /// The network for `sd`, its head shaped like the file's:
     /// - a linear head (`fc.weight` [classes, features]) with as many classes as that weight has rows (a
     ///   fine-tuned model);

@@ -1,6 +1,10 @@
 import Kernels
 import NN
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A `Network` prepared for inference, channels-last ([N, H, W, C]).
 ///
 /// Lowering reads the description once:
@@ -79,6 +83,15 @@ public final class Inference {
     public var threads: Int = 1
     /// Use Winograd F(4×4, 3×3) for the 3×3 stride-1 dense convolutions (else im2col + GEMM).
     public var useWinograd = true
+    /// The most bytes of buffers (activations, scratch) a plan may allocate: half the machine's memory
+    /// by default. A batch or input size past it is refused (`InferenceError.tooLarge`) instead of
+    /// failing to allocate.
+    public var maxBufferBytes = Inference.defaultMaxBufferBytes
+    public static let defaultMaxBufferBytes: Int = {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, size > 0 else { return 8 << 30 }
+        return pages.multipliedReportingOverflow(by: size).overflow ? Int.max / 2 : pages * size / 2
+    }()
     /// Per convolution step, whether Winograd measured faster (`tune`); absent: the default rule.
     var winogradChoice: [Int: Bool] = [:]
     var winogradWeights: [Int: AlignedFloats] = [:]
@@ -430,7 +443,7 @@ public final class Inference {
                 slot[i] = slot[root[i]]
                 continue
             }
-            let count = batch * shapes[i].channels * shapes[i].height * shapes[i].width
+            let count = Self.product([batch, shapes[i].channels, shapes[i].height, shapes[i].width])
             // Free the buffers whose values died before this step (its own inputs die after it).
             for b in holder.indices { if let v = holder[b], lastUse[v] < i { holder[b] = nil } }
             if let b = holder.firstIndex(where: { $0 == nil }) {
@@ -443,8 +456,32 @@ public final class Inference {
                 sizes.append(count)
             }
         }
+        var floats = scratch, overflow = false
+        for n in sizes + [image] {
+            (floats, overflow) = floats.addingReportingOverflow(n)
+            if overflow { break }
+        }
+        let bytes = overflow || floats > Int.max / 4 ? Int.max : floats * 4
+        guard bytes <= maxBufferBytes else { throw .tooLarge(bytes: bytes, limit: maxBufferBytes) }
         return Plan(batch: batch, height: height, width: width, threads: threads, shapes: shapes, slot: slot, sizes: sizes, scratch: scratch,
                     image: image)
+    }
+
+    /// The product of `factors`, or `Int.max` when it overflows (the plan's size check then refuses it).
+    static func product(_ factors: [Int]) -> Int {
+        var p = 1
+        for f in factors {
+            let (q, o) = p.multipliedReportingOverflow(by: f)
+            if o { return Int.max }
+            p = q
+        }
+        return p
+    }
+
+    /// Checks that a batch of this size fits: every layer's shape, and the buffers within
+    /// `maxBufferBytes`. Allocates nothing. Thrown: `InferenceError`.
+    public func checkPlan(batch: Int, height: Int, width: Int) throws(InferenceError) {
+        _ = try makePlan(batch: batch, height: height, width: width)
     }
 
     /// The plan for this input size, its buffers allocated.
@@ -731,10 +768,15 @@ public final class Inference {
 public enum InferenceError: Error, CustomStringConvertible, Equatable {
     /// Thrown when the input's size or a layer's input shape does not fit (names the layer).
     case shape(step: String, detail: String)
+    /// Thrown when the batch and input size need more buffer bytes than `Inference.maxBufferBytes`.
+    case tooLarge(bytes: Int, limit: Int)
 
     public var description: String {
         switch self {
         case .shape(let step, let detail): "\(step): \(detail)"
+        case .tooLarge(let bytes, let limit):
+            "this batch and input size need \(bytes == Int.max ? "more than 2^63" : "\(bytes >> 20) MiB of") buffers; "
+                + "the limit is \(limit >> 20) MiB (half the machine's memory)"
         }
     }
 }
