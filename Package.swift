@@ -88,7 +88,7 @@ let package = Package(
         .executableTarget(
             name: "pth2swt",
             dependencies: [
-                "Lifetime", "Tensors", "Checkpoint", "Hub", "Kernels", "NN", "Vision", "Training", "COpenBLAS",
+                "Lifetime", "Tensors", "Checksums", "Checkpoint", "Hub", "Kernels", "NN", "Vision", "Training", "COpenBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Converter"

@@ -147,6 +147,11 @@ struct BenchConvert: ParsableCommand {
 
     func run() throws {
         guard let target = OutputKind(path: output) else { throw ValidationError("OUT must end in \(OutputKind.extensions)") }
+        do {
+            try OutputGuard.refuseOverwrite(.init("OUT", output), inputs: [.init("IN", input)])
+        } catch {
+            throw fail(error, json: false)
+        }
         var times: [Double] = []
         var format = "?"
         do {
@@ -257,7 +262,9 @@ struct BenchInfer: ParsableCommand {
 
     func validate() throws {
         guard Architecture.named(arch) != nil else { throw ValidationError("unknown --arch '\(arch)'; one of \(Architecture.names)") }
-        guard batch >= 1, threads >= 1, size >= 1 else { throw ValidationError("--batch, --threads and --size must be at least 1") }
+        try Bounds.check("--batch", batch, Bounds.batch)
+        try Bounds.check("--threads", threads, Bounds.threads)
+        try Bounds.check("--size", size, Bounds.imageSize)
     }
 
     @OptionGroup var tier: TierOption
@@ -279,6 +286,11 @@ struct BenchInfer: ParsableCommand {
             net = Inference(model, fuseBlocks: !unfused)
             net.threads = threads
             net.useWinograd = !direct
+            do {
+                try net.checkPlan(batch: batch, height: size, width: size)
+            } catch {
+                throw CommandError("--batch \(batch) --size \(size): \(error)")
+            }
             if tune {
                 try net.tune(batch: batch, height: size, width: size)
                 if !json { for line in net.tuningLog { print(line) } }
@@ -350,6 +362,8 @@ struct BenchConv: ParsableCommand {
 
     func validate() throws {
         guard Architecture.named(arch) != nil else { throw ValidationError("unknown --arch \(arch) (one of \(Architecture.names))") }
+        try Bounds.check("--batch", batch, Bounds.batch)
+        try Bounds.check("--threads", threads, Bounds.threads)
     }
 
     func run() throws {
@@ -470,6 +484,11 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     @OptionGroup var tier: TierOption
+
+    func validate() throws {
+        try Bounds.check("--batch", batch, Bounds.batch)
+        try Bounds.check("--threads", threads, Bounds.threads)
+    }
 
     func run() throws {
         let isa = try tier.apply()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import Tensors
+import Vision
 
 /// `--cap NAME=VALUE`: the resource caps of `LoadOptions`, for a file that is large but trusted.
 struct CapOptions: ParsableArguments {
@@ -52,4 +53,50 @@ func placeNote(_ sd: StateDict) -> String? {
     let kind = sd.kind == .module ? ", a module's state_dict()" : sd.kind == .tensor ? ", a bare tensor named '\(bareTensorName)'" : ""
     let of = sd.candidates.count > 1 ? " (picked of \(sd.candidates.count) candidates; --key chooses another)" : ""
     return "state dict \(place)\(kind)\(of)"
+}
+
+/// The bounds of the command line's sizes: a value past one is refused with the flag's name, before
+/// anything is allocated for it.
+enum Bounds {
+    static let threads = 1...256
+    static let batch = 1...4096
+    static let classes = 1...ModelCard.maxClasses
+    static let imageSize = 1...8192
+
+    /// Thrown (`ValidationError`) when `value` is outside `range`.
+    static func check(_ flag: String, _ value: Int, _ range: ClosedRange<Int>) throws {
+        guard range.contains(value) else {
+            throw ValidationError("\(flag) \(value): must be between \(range.lowerBound) and \(range.upperBound)")
+        }
+    }
+
+    /// Thrown when a given number is NaN or infinite.
+    static func finite(_ flag: String, _ value: Double?) throws {
+        if let value, !value.isFinite { throw ValidationError("\(flag) \(value): must be a finite number") }
+    }
+}
+
+extension Array where Element == String {
+    /// The command line with every `--flag -N` written `--flag=-N`, so that a negative number after an
+    /// option is read as its value (ArgumentParser takes any word starting with '-' for an option).
+    /// A word is joined when the whole of it reads as a negative number (`-1`, `-0.5`, `-1e-3`, `-inf`).
+    func joiningNegativeValues() -> [String] {
+        var out: [String] = []
+        var i = 0
+        while i < count {
+            let word = self[i]
+            if word == "--" {
+                out += self[i...]
+                break
+            }
+            if word.hasPrefix("--"), !word.contains("="), i + 1 < count, self[i + 1].hasPrefix("-"), Double(self[i + 1]) != nil {
+                out.append(word + "=" + self[i + 1])
+                i += 2
+                continue
+            }
+            out.append(word)
+            i += 1
+        }
+        return out
+    }
 }

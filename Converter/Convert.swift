@@ -85,6 +85,7 @@ struct Convert: ParsableCommand, Cooperative {
     func run() throws {
         let start = now()
         do {
+            try OutputGuard.refuseOverwrite(.init("OUT", output), inputs: [.init("IN", input)])
             let options = source.loadOptions(try caps.loadOptions())
             let ckpt = try Checkpoint(path: input, options: options)
             let full = allTensors ? try ckpt.allTensors() : try ckpt.stateDict(key: source.key, stripPrefix: stripPrefix)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import Checksums
 import Foundation
 import Kernels
 import NN
@@ -29,6 +30,11 @@ struct DataOptions: ParsableArguments {
     func load(classes: Int?, seed: UInt64) throws -> (train: any ImageDataset, test: any ImageDataset, kind: String) {
         let s = try DataSelection(path: data, perClass: perClass, validationSplit: valSplit).load(classes: classes, seed: seed)
         return (s.train, s.test, s.kind)
+    }
+
+    /// Only the test split (the train split's IDX files are not read); `asked` says where `classes` came from.
+    func loadTest(classes: Int?, seed: UInt64, asked: String) throws -> (test: any ImageDataset, kind: String) {
+        try DataSelection(path: data, perClass: perClass, validationSplit: valSplit).loadTest(classes: classes, seed: seed, asked: asked)
     }
 }
 
@@ -193,12 +199,12 @@ struct FineTune: ParsableCommand, Cooperative {
         case "constant" where parts.count == 1:
             after = nil
         case "step" where parts.count == 2 || parts.count == 3:
-            guard let n = Int(parts[1]), n >= 1, let gamma = parts.count == 3 ? Double(parts[2]) : 0.1, gamma > 0 else {
+            guard let n = Int(parts[1]), n >= 1, let gamma = parts.count == 3 ? Double(parts[2]) : 0.1, gamma > 0, gamma.isFinite else {
                 throw ValidationError("--schedule \(text): step:N[:GAMMA] needs N ≥ 1 epochs and GAMMA > 0")
             }
             after = .step(size: n, gamma: gamma)
         case "cosine" where parts.count <= 2:
-            guard let minLR = parts.count == 2 ? Double(parts[1]) : 0, minLR >= 0 else {
+            guard let minLR = parts.count == 2 ? Double(parts[1]) : 0, minLR >= 0, minLR.isFinite else {
                 throw ValidationError("--schedule \(text): cosine[:MIN_LR] needs MIN_LR ≥ 0")
             }
             guard epochs - warmup >= 1 else { throw ValidationError("--schedule cosine needs more --epochs than --warmup") }
@@ -244,9 +250,15 @@ struct FineTune: ParsableCommand, Cooperative {
         // Stages are checked against the network in run(); the backbone spelling is known here.
         let frozenAll = freeze == "backbone"
         guard bn == "eval" || bn == "train" else { throw ValidationError("--bn \(bn): eval or train") }
-        guard classes >= 1, epochs >= 1, batchSize >= 1, threads >= 1 else {
-            throw ValidationError("--classes, --epochs, --batch-size and --threads must be at least 1")
+        for (flag, value) in [("--lr", lr), ("--backbone-lr", backboneLR), ("--head-lr-mult", headLRMult), ("--momentum", momentum),
+                              ("--dampening", dampening), ("--eps", eps), ("--weight-decay", weightDecay),
+                              ("--l2sp-alpha", l2spAlpha), ("--l2sp-beta", l2spBeta), ("--val-split", dataOptions.valSplit)] {
+            try Bounds.finite(flag, value)
         }
+        try Bounds.check("--classes", classes, Bounds.classes)
+        try Bounds.check("--batch-size", batchSize, Bounds.batch)
+        try Bounds.check("--threads", threads, Bounds.threads)
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
         if let stopAfter, !(1...epochs).contains(stopAfter) { throw ValidationError("--stop-after must be between 1 and --epochs") }
         guard warmup >= 0, warmup < epochs || warmup == 0 else { throw ValidationError("--warmup must be ≥ 0 and less than --epochs") }
         if frozenAll && (backboneLR != nil || headLRMult != nil || l2spAlpha != 0) {
@@ -255,6 +267,7 @@ struct FineTune: ParsableCommand, Cooperative {
         guard let kind = HeadKind(parsing: head) else {
             throw ValidationError("--head \(head): linear, or mlp:HIDDEN[:DROPOUT] with HIDDEN ≥ 1 and DROPOUT in [0, 1)")
         }
+        if case .mlp(let hidden, _) = kind { try Bounds.check("--head mlp's HIDDEN", hidden, 1...65_536) }
         if kind != .linear && (l2spAlpha != 0 || l2spBeta != 0) {
             throw ValidationError("--l2sp-alpha and --l2sp-beta are for a linear head so far; drop them or use --head linear")
         }
@@ -267,12 +280,20 @@ struct FineTune: ParsableCommand, Cooperative {
                 throw ValidationError("--momentum, --dampening and --nesterov are SGD's; AdamW takes --betas, --eps and --amsgrad")
             }
             let b = try adamBetas()
-            guard (0..<1).contains(b.0), (0..<1).contains(b.1) else { throw ValidationError("--betas: each in [0, 1)") }
+            guard (0..<1).contains(b.0), (0..<1).contains(b.1) else { throw ValidationError("--betas \(betas ?? ""): each in [0, 1)") }
             guard (eps ?? 1e-8) >= 0 else { throw ValidationError("--eps must be ≥ 0") }
         }
         let momentum = self.momentum ?? 0.9
-        guard rates.head >= 0, rates.backbone >= 0, momentum >= 0, weightDecay >= 0, dampening >= 0, l2spAlpha >= 0, l2spBeta >= 0 else {
-            throw ValidationError("learning rates, --momentum, --dampening, --weight-decay and the L2-SP coefficients must be ≥ 0")
+        guard rates.head.isFinite, rates.backbone.isFinite else {
+            throw ValidationError("the learning rates (head \(rates.head), backbone \(rates.backbone)) must be finite")
+        }
+        for (flag, value) in [("--lr", lr), ("--backbone-lr", backboneLR), ("--head-lr-mult", headLRMult), ("--momentum", momentum),
+                              ("--dampening", dampening), ("--weight-decay", weightDecay), ("--l2sp-alpha", l2spAlpha),
+                              ("--l2sp-beta", l2spBeta)] {
+            if let value, value < 0 { throw ValidationError("\(flag) \(value): must be ≥ 0") }
+        }
+        guard rates.head >= 0, rates.backbone >= 0 else {
+            throw ValidationError("the learning rates (head \(rates.head), backbone \(rates.backbone)) must be ≥ 0")
         }
         if nesterov && (momentum <= 0 || dampening != 0) { throw ValidationError("--nesterov needs a --momentum above 0 and no --dampening") }
         _ = try Self.lrSchedule(schedule, warmup: warmup, epochs: epochs)
@@ -296,8 +317,38 @@ struct FineTune: ParsableCommand, Cooperative {
         }
     }
 
+    /// The resume file's record of the weights the run started from (`startDigest`).
+    static let startWeightsValue = "start_weights_sha256"
+
+    /// SHA-256 over the names and values of every parameter and buffer outside the head: which weights a
+    /// run started from, so that a resume with other `--weights` is refused.
+    static func startDigest(_ model: Network) -> String {
+        let hasher = SHA256Hasher()
+        for (name, entry) in model.stateEntries where !name.hasPrefix(model.head + ".") {
+            Array(name.utf8 + [0]).withUnsafeBytes { hasher.update($0) }
+            switch entry {
+            case .parameter(let p), .buffer(let p): p.data.withUnsafeBytes { hasher.update($0) }
+            case .int64(let b): withUnsafeBytes(of: b.value.littleEndian) { hasher.update($0) }
+            }
+        }
+        return hasher.finish()
+    }
+
+    /// Before any work: no file this run writes may replace one it reads, and the output's directory
+    /// must take new files (found now, not after the first epoch).
+    func checkOutputs() throws {
+        guard let out else { return }
+        var inputs: [OutputGuard.Named] = []
+        if let weights { inputs.append(.init("--weights", weights)) }
+        try OutputGuard.refuseOverwrite(.init("--out", out), inputs: inputs + (resume.map { [.init("--resume", $0)] } ?? []))
+        // The resume file beside --out replaces --resume when they are the same file: that is how a run continues.
+        try OutputGuard.refuseOverwrite(.init("the resume file of --out", Self.resumePath(out)), inputs: inputs)
+        try OutputGuard.checkWritable(.init("--out", out))
+    }
+
     func train() throws {
         let started = now()
+        try checkOutputs()
         let data = try dataOptions.load(classes: classes, seed: seed)
         let model = Architecture.named(arch)!.build(1000)
         let headName = model.head, features = model.headInputFeatures
@@ -316,6 +367,7 @@ struct FineTune: ParsableCommand, Cooperative {
             seedBackbone(model, seed: seed)
             say("weights: none given: the backbone is a seeded random \(arch) (not pretrained), \(headName) is \(newHead)")
         }
+        let startDigest = Self.startDigest(model)
         model.replaceHead(classes: classes, kind: kind, seed: seed)
         let stages = StageList(model)
         guard let frozen = Freeze(parsing: freeze, stages: stages) else {
@@ -351,10 +403,35 @@ struct FineTune: ParsableCommand, Cooperative {
             ? try FrozenBackboneTrainer(model: model, config: config)
             : try BackboneTrainer(model: model, config: config)
         if let resume {
-            let sd = try Checkpoint(path: resume).stateDict()
+            // The checkpoint is the truth for every value it holds; it must have been written whole (its
+            // data digest) by a run that started from these --weights (its start digest).
+            var options = LoadOptions()
+            options.verifyDataDigest = true
+            let ckpt = try Checkpoint(path: resume, options: options)
+            let sd = try ckpt.stateDict()
+            if case .absent = ckpt.dataDigest {
+                say("note: \(resume) records no digest of its data (written before pth2swt 0.3); its bytes are not checked")
+            }
+            if let recorded = sd.values.first(where: { $0.name == Self.startWeightsValue })?.value.string {
+                guard recorded == startDigest else {
+                    throw CommandError("\(resume) continues a run that started from other weights than "
+                        + (weights.map { "--weights \($0)" } ?? "a seeded random backbone (no --weights)")
+                        + "; give the --weights that run was started with")
+                }
+            } else {
+                say("note: \(resume) does not record the weights its run started from (written before pth2swt 0.3); not checked")
+            }
             try model.load(sd, excluding: [TrainingState.optimizerPrefix])
             try trainer.restore(sd)
+            guard trainer.completedEpochs < (stopAfter ?? epochs) else {
+                throw CommandError("\(resume) already holds epoch \(trainer.completedEpochs); "
+                    + "\(stopAfter != nil ? "--stop-after \(stopAfter!)" : "--epochs \(epochs)") must be above it for anything to train")
+            }
             say("resumed: \(resume) after epoch \(trainer.completedEpochs)")
+        }
+        let card = ModelCard(arch: arch, head: kind.description, classNames: data.train.classNames)
+        if let out, OutputKind(path: out) == .pth {
+            say("note: a .pth has no place for the model card (architecture, classes); predict and eval will need --arch \(arch)")
         }
         let train = TransformedImages(data.train, augment: augment, seed: seed)
         let test = TransformedImages(data.test, augment: false)
@@ -394,13 +471,14 @@ struct FineTune: ParsableCommand, Cooperative {
             if let e = r.eval { line += " | test loss \(String(format: "%.4f", e.loss)) acc \(percent(e.accuracy)) (\(e.count) images)" }
             say(line)
             if let out {
-                try writeModel(model, to: out)
-                let ckpt = trainer.checkpoint()
+                try OutputKind.write(modelStateDict(model), to: out, converter: "pth2swt \(Version.string) finetune", metadata: card.metadata)
+                var ckpt = trainer.checkpoint()
+                ckpt.values.append((Self.startWeightsValue, .string(startDigest)))
                 try SWTWriter.write(ckpt, to: Self.resumePath(out), values: ckpt.values, converter: "pth2swt \(Version.string) finetune")
                 saved = trainer.completedEpochs
             }
         }
-        if let out { say("wrote \(out) and \(Self.resumePath(out))") }
+        if let out { say("wrote \(out) and \(Self.resumePath(out)) (epoch \(saved))") }
         if json {
             let last = reports.last
             var fields: [(String, JSON)] = [
@@ -450,10 +528,6 @@ struct FineTune: ParsableCommand, Cooperative {
         return s + ", batch \(batchSize), \(threads) thread\(threads == 1 ? "" : "s")"
     }
 
-    func writeModel(_ model: Network, to path: String) throws {
-        try OutputKind.write(modelStateDict(model), to: path, converter: "pth2swt \(Version.string) finetune")
-    }
-
     /// A seeded random backbone: conv weights uniform with torchvision's kaiming_normal_(fan_out, relu)
     /// standard deviation √(2 / fan_out) (bound √(6 / fan_out)), BatchNorm as constructed (γ 1, β 0,
     /// mean 0, var 1). Not torchvision's draws; a from-scratch baseline.
@@ -487,7 +561,7 @@ struct Eval: ParsableCommand, Cooperative {
     )
 
     @Option(help: "The model (tar, legacy, zip, .swt).") var weights: String
-    @Option(help: "\(Architecture.names).") var arch = "resnet18"
+    @Option(help: "\(Architecture.names) (default: the architecture the file records, else resnet18).") var arch: String?
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var source: SourceOptions
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize = 32
@@ -496,21 +570,28 @@ struct Eval: ParsableCommand, Cooperative {
     @Flag(help: "Print one JSON object: accuracy (0–1), loss, count, classes, confusion.") var json = false
 
     func validate() throws {
-        guard Architecture.named(arch) != nil else {
+        if let arch, Architecture.named(arch) == nil {
             throw ValidationError("unknown --arch '\(arch)'; one of \(Architecture.names)")
         }
-        guard batchSize >= 1, threads >= 1 else { throw ValidationError("--batch-size and --threads must be at least 1") }
+        try Bounds.check("--batch-size", batchSize, Bounds.batch)
+        try Bounds.check("--threads", threads, Bounds.threads)
+        try Bounds.finite("--val-split", dataOptions.valSplit)
     }
 
     func run() throws {
         do {
             let started = now()
-            let options = source.loadOptions()
-            let sd = try Checkpoint(path: weights, options: options).stateDict(key: source.key)
-            let model = Architecture.named(arch)!.sizedFor(sd)
-            try model.load(sd)
+            let loaded = try LoadedModel(weights: weights, arch: arch, options: source.loadOptions(), key: source.key)
+            let model = loaded.network
             let classes = model.classes
-            let data = try dataOptions.load(classes: classes, seed: seed)
+            let data = try dataOptions.loadTest(classes: classes, seed: seed,
+                                                asked: "the head of \(weights) has")
+            if let card = loaded.card, card.classNames != data.test.classNames {
+                var err = StandardError()
+                print("note: \(weights) was trained on classes \(card.classNames.prefix(6).joined(separator: ", "))"
+                      + "\(card.classNames.count > 6 ? ", …" : ""); the data's are \(data.test.classNames.prefix(6).joined(separator: ", "))"
+                      + "\(data.test.classNames.count > 6 ? ", …" : "") (compared by index)", to: &err)
+            }
             let test = TransformedImages(data.test, augment: false)
             let net = Inference(model)
             net.threads = threads

@@ -40,6 +40,11 @@ struct Inspect: ParsableCommand {
     @Flag(name: .customLong("all-tensors"), help: "List every tensor and numpy array in the file, named by its dotted path.")
     var allTensors = false
 
+    @Flag(help: ArgumentHelp(
+        "Read every tensor's data and check what the file records of it: a .swt's SHA-256 (pth2swt.data_sha256), a zip's CRC-32s.",
+        discussion: "Exits 1 when the data does not match; says so when the file records no checksum."))
+    var check = false
+
     @OptionGroup var caps: CapOptions
     @OptionGroup var source: SourceOptions
 
@@ -49,17 +54,47 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         do {
-            let options = source.loadOptions(try caps.loadOptions())
+            var options = source.loadOptions(try caps.loadOptions())
+            options.verifyDataDigest = check
             let ckpt = try Checkpoint(path: file, options: options)
             let sd = allTensors ? try ckpt.allTensors() : try ckpt.stateDict(key: source.key, stripPrefix: stripPrefix)
+            // Reading each storage checks a stored zip entry's CRC-32 (LoadOptions.verifyCRC) and every size.
+            if check { for s in ckpt.storages { _ = try s.bytes() } }
             if json {
-                print(report(ckpt, sd).render())
+                var fields = report(ckpt, sd)
+                if check, case .object(var f) = fields {
+                    f.append(("check", checkReport(ckpt).json))
+                    fields = .object(f)
+                }
+                print(fields.render())
             } else {
                 printTable(ckpt, sd)
+                if check {
+                    print("")
+                    print("check: \(checkReport(ckpt).text)")
+                }
             }
         } catch {
             throw fail(error, json: json)
         }
+    }
+
+    /// What `--check` verified, once every storage was read without error.
+    func checkReport(_ ckpt: Checkpoint) -> (text: String, json: JSON) {
+        let n = ckpt.storages.count
+        let what: String
+        var digest: JSON = .null
+        switch ckpt.dataDigest {
+        case .verified(let d):
+            what = "the data's SHA-256 is the one the header records (\(d)); \(n) tensors read"
+            digest = .string(d)
+        case .unchecked, .absent:
+            what = ckpt.format == .zip
+                ? "\(n) storages read; every stored entry's CRC-32 matched"
+                : "\(n) storages read; the file records no checksum of its data (\(ckpt.format.rawValue)), so nothing more was checked"
+        }
+        return (what, .object([("ok", .bool(true)), ("storages_read", .int(n)), ("data_sha256", digest),
+                               ("crc32_checked", .bool(ckpt.format == .zip)), ("message", .string(what))]))
     }
 
     func report(_ ckpt: Checkpoint, _ sd: StateDict) -> JSON {

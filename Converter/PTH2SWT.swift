@@ -36,8 +36,10 @@ struct PTH2SWT: ParsableCommand {
             print("pth2swt: warning: \(warning)", to: &err)
         }
         let outcome: (any Error)?
+        var commandType: any ParsableCommand.Type = PTH2SWT.self
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(Array(CommandLine.arguments.dropFirst()).joiningNegativeValues())
+            commandType = type(of: command)
             if command is Cooperative {
                 try Interruption.cooperating { try command.run() }
             } else {
@@ -50,8 +52,16 @@ struct PTH2SWT: ParsableCommand {
         Parallel.shutdown()
         guard let error = outcome else { Glibc.exit(0) }
         // `Interrupted` thrown past a command's own error handling: the same message and status as there.
-        exit(withError: (error as? Interrupted).map { fail($0, json: false) } ?? error)
+        // A ValidationError thrown while running prints the usage of the command that threw it.
+        commandType.exit(withError: (error as? Interrupted).map { fail($0, json: false) } ?? error)
     }
+}
+
+/// An error found while a command runs (not in its flags): printed as `error: …` with status 1, or as
+/// JSON with `--json`, never with the usage text.
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// A command whose long loops call `Interruption.check()`, so a first Ctrl-C unwinds it cleanly.

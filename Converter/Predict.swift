@@ -1,11 +1,12 @@
 import ArgumentParser
 import Checkpoint
 import Kernels
+import Lifetime
 import NN
 import Tensors
 import Vision
 
-struct Predict: ParsableCommand {
+struct Predict: ParsableCommand, Cooperative {
     static let configuration = CommandConfiguration(
         abstract: "Classify images with a torchvision network and its weights.",
         discussion: """
@@ -25,86 +26,206 @@ struct Predict: ParsableCommand {
     )
 
     @Option(help: "The weights (tar, legacy, zip, .swt).") var weights: String
-    @Option(help: "\(Architecture.names).") var arch = "resnet18"
+    @Option(help: "\(Architecture.names) (default: the architecture the file records, else resnet18).") var arch: String?
     @Option(help: "Threads for the kernels.") var threads = 1
     @Option(help: "How many classes to show per input.") var top = 5
+    @Option(name: .customLong("batch-size"), help: "Images per forward pass (memory does not grow with the number of images).")
+    var batchSize = 8
     @Option(name: .customLong("strip-prefix"), help: "Remove this prefix from the weights' names (e.g. 'module.').")
     var stripPrefix: String?
     @Option(help: "A float32 .npy of shape [N, 3, H, W], already normalised, instead of images.") var input: String?
-    @Flag(help: "Print a JSON array: one {source, top, logits} per input.") var json = false
+    @Flag(help: "Print a JSON array: one {source, top, logits} per input (or {source, error}).") var json = false
     @Flag(help: "No Winograd: the direct GEMM for every convolution (slower; for comparing accuracy).") var direct = false
     @Argument(help: "JPEG or PNG files.") var images: [String] = []
     @OptionGroup var caps: CapOptions
     @OptionGroup var source: SourceOptions
 
     func validate() throws {
-        guard Architecture.named(arch) != nil else {
+        if let arch, Architecture.named(arch) == nil {
             throw ValidationError("unknown --arch '\(arch)'; one of \(Architecture.names)")
         }
         guard (input == nil) != images.isEmpty else { throw ValidationError("give image files or --input X.npy (one of the two)") }
-        guard threads >= 1, top >= 1 else { throw ValidationError("--threads and --top must be at least 1") }
+        try Bounds.check("--threads", threads, Bounds.threads)
+        try Bounds.check("--batch-size", batchSize, Bounds.batch)
+        guard top >= 1 else { throw ValidationError("--top must be at least 1") }
     }
 
     func run() throws {
+        let failures: Int
+        let output = PredictionPrinter(json: json)
         do {
-            let options = source.loadOptions(try caps.loadOptions())
-            let sd = try Checkpoint(path: weights, options: options).stateDict(key: source.key, stripPrefix: stripPrefix)
-            if let note = placeNote(sd) {
-                var err = StandardError()
-                print("weights: \(weights): \(note)", to: &err)
-            }
-            let model = Architecture.named(arch)!.sizedFor(sd)
-            try model.load(sd)
-            let net = Inference(model)
-            net.threads = threads
-            net.useWinograd = !direct
-
-            var sources: [String] = []
-            var batch: [Float] = []
-            var n = 0, h = 224, w = 224
-            if let input {
-                let array = try NPYArray(path: input)
-                guard array.shape.count == 4, array.shape[1] == 3 else {
-                    throw ValidationError("\(input): shape \(array.shape) is not [N, 3, H, W]")
-                }
-                (n, h, w) = (array.shape[0], array.shape[2], array.shape[3])
-                batch = try array.float32()
-                sources = (0..<n).map { "\(input)[\($0)]" }
-            } else {
-                for path in images {
-                    batch += try ImageNetEval().tensor(from: path)
-                    sources.append(path)
-                }
-                n = images.count
-            }
-            let logits = try net.logits(batch, batch: n, height: h, width: w)
-            let classes = net.classes
-            let probabilities = Elementwise.softmax(logits, rows: n, columns: classes)
-            func label(_ i: Int) -> String { classes == ImageNet.labels.count ? ImageNet.labels[i] : "class \(i)" }
-            var results: [JSON] = []
-            for r in 0..<n {
-                let row = Array(probabilities[(r * classes)..<((r + 1) * classes)])
-                let best = row.enumerated().sorted { $0.element > $1.element }.prefix(min(top, classes))
-                if json {
-                    results.append(.object([
-                        ("source", .string(sources[r])),
-                        ("top", .array(best.map { .object([("index", .int($0.offset)), ("label", .string(label($0.offset))),
-                                                            ("probability", .double(Double($0.element)))]) })),
-                        ("logits", .array(logits[(r * classes)..<((r + 1) * classes)].map { .double(Double($0)) })),
-                    ]))
-                } else {
-                    print("\(sources[r]):")
-                    for (rank, (i, p)) in best.enumerated() {
-                        let percent = (Double(p) * 10000).rounded() / 100
-                        print("  \(rank + 1). \(label(i)) (\(i)): \(percent)%")
-                    }
-                }
-            }
-            if json { print(JSON.array(results).render()) }
-        } catch let e as ValidationError {
-            throw e
+            failures = try classify(output)
+            output.finish()
         } catch {
+            // Results already printed stay valid: the array closes, the error its last element.
+            if output.started {
+                output.failure(nil, (error as? CheckpointError)?.description ?? "\(error)")
+                output.finish()
+                if !json {
+                    var err = StandardError()
+                    print("error: \(error)", to: &err)
+                }
+                if let i = error as? Interrupted { throw ExitCode(i.exitCode) }
+                throw ExitCode(1)
+            }
+            if let e = error as? ValidationError { throw e }
             throw fail(error, json: json)
         }
+        if failures > 0 {
+            var err = StandardError()
+            let total = input == nil ? images.count : failures
+            print("error: \(failures) of \(total) input\(total == 1 ? "" : "s") could not be classified (listed above)", to: &err)
+            throw ExitCode(1)
+        }
+    }
+
+    /// Classifies every input, a batch at a time, printing each result as it comes; returns how many
+    /// inputs failed (each reported where its result would be).
+    func classify(_ output: PredictionPrinter) throws -> Int {
+        // The input array is checked before the weights are read: a bad one fails fast.
+        let array = try input.map { path in
+            let array = try NPYArray(path: path)
+            guard array.shape.count == 4, array.shape[1] == 3 else {
+                throw CommandError("\(path): shape \(array.shape) is not [N, 3, H, W]")
+            }
+            guard array.shape.allSatisfy({ $0 >= 1 }) else {
+                throw CommandError("\(path): shape \(array.shape) holds no image (N, H and W must be at least 1)")
+            }
+            return array
+        }
+        let options = source.loadOptions(try caps.loadOptions())
+        let model = try LoadedModel(weights: weights, arch: arch, options: options, key: source.key, stripPrefix: stripPrefix)
+        if let note = placeNote(model.stateDict) {
+            var err = StandardError()
+            print("weights: \(weights): \(note)", to: &err)
+        }
+        let net = Inference(model.network)
+        net.threads = threads
+        net.useWinograd = !direct
+        let classes = net.classes
+        var failures = 0
+
+        /// Runs one batch and prints its rows, in input order with the inputs that failed before it
+        /// (`failed`: index in the batch's order → message); a row whose logits are not finite is a failure.
+        func emit(_ batch: [Float], sources: [String], failed: [(before: Int, source: String, message: String)] = [],
+                  height: Int, width: Int) throws {
+            let result = Result { () throws(InferenceError) -> [Float] in
+                try net.logits(batch, batch: sources.count, height: height, width: width)
+            }
+            guard case .success(let logits) = result else {
+                if case .failure(let e) = result, case .tooLarge = e {
+                    throw CommandError("--batch-size \(batchSize) at \(height)×\(width): \(e)")
+                }
+                if case .failure(let e) = result { throw CommandError("\(sources.first ?? "input"): \(e)") }
+                return
+            }
+            let probabilities = Elementwise.softmax(logits, rows: sources.count, columns: classes)
+            var pending = failed[...]
+            func flushFailures(upTo r: Int) {
+                while let f = pending.first, f.before <= r {
+                    output.failure(f.source, f.message)
+                    pending = pending.dropFirst()
+                }
+            }
+            defer { flushFailures(upTo: Int.max) }
+            for (r, name) in sources.enumerated() {
+                flushFailures(upTo: r)
+                let row = logits[(r * classes)..<((r + 1) * classes)]
+                guard row.allSatisfy({ $0.isFinite }) else {
+                    failures += 1
+                    output.failure(name, "the network's output is NaN or infinite (do the weights hold NaN or infinite values?)")
+                    continue
+                }
+                let p = Array(probabilities[(r * classes)..<((r + 1) * classes)])
+                let best = p.enumerated().sorted { $0.element > $1.element }.prefix(min(top, classes))
+                output.result(name, best.map { (index: $0.offset, label: model.label($0.offset), probability: $0.element) }, logits: Array(row))
+            }
+        }
+
+        if let input, let array {
+            let (n, h, w) = (array.shape[0], array.shape[2], array.shape[3])
+            let values = try array.float32()
+            let per = 3 * h * w
+            for start in stride(from: 0, to: n, by: batchSize) {
+                try Interruption.check()
+                let end = min(n, start + batchSize)
+                try emit(Array(values[(start * per)..<(end * per)]), sources: (start..<end).map { "\(input)[\($0)]" }, height: h, width: w)
+            }
+        } else {
+            let transform = model.preprocessing
+            var batch: [Float] = [], sources: [String] = [], failed: [(before: Int, source: String, message: String)] = []
+            for (k, path) in images.enumerated() {
+                try Interruption.check()
+                do {
+                    batch += try transform.tensor(from: path)
+                    sources.append(path)
+                } catch {
+                    failures += 1
+                    failed.append((sources.count, path, "\(error)"))
+                }
+                if sources.count == batchSize || k == images.count - 1 {
+                    if sources.isEmpty {
+                        for f in failed { output.failure(f.source, f.message) }
+                    } else {
+                        try emit(batch, sources: sources, failed: failed, height: transform.cropSize, width: transform.cropSize)
+                    }
+                    batch.removeAll(keepingCapacity: true)
+                    sources.removeAll(keepingCapacity: true)
+                    failed.removeAll()
+                }
+            }
+        }
+        return failures
+    }
+}
+
+/// Prints predictions as they come: text, or one JSON array streamed element by element (so a run over
+/// many images holds none of the earlier results).
+final class PredictionPrinter {
+    let json: Bool
+    private var count = 0
+
+    init(json: Bool) { self.json = json }
+
+    func result(_ source: String, _ best: [(index: Int, label: String, probability: Float)], logits: [Float]) {
+        if json {
+            element(.object([
+                ("source", .string(source)),
+                ("top", .array(best.map { .object([("index", .int($0.index)), ("label", .string($0.label)),
+                                                   ("probability", .double(Double($0.probability)))]) })),
+                ("logits", .array(logits.map { .double(Double($0)) })),
+            ]))
+        } else {
+            print("\(source):")
+            for (rank, b) in best.enumerated() {
+                let percent = (Double(b.probability) * 10000).rounded() / 100
+                print("  \(rank + 1). \(b.label) (\(b.index)): \(percent)%")
+            }
+        }
+    }
+
+    /// Whether anything was printed.
+    var started: Bool { count > 0 }
+
+    /// An input that could not be classified (or, with no source, the error that ended the run).
+    func failure(_ source: String?, _ message: String) {
+        if json {
+            element(.object((source.map { [("source", JSON.string($0))] } ?? []) + [("error", .string(message))]))
+        } else if let source {
+            var err = StandardError()
+            print("error: \(message.hasPrefix(source) ? message : "\(source): \(message)")", to: &err)
+        }
+    }
+
+    private func element(_ value: JSON) {
+        print((count == 0 ? "[" : ",") + value.render(indent: nil))
+        count += 1
+    }
+
+    /// Closes the JSON array (an empty one when nothing was printed).
+    func finish() {
+        guard json else { return }
+        print(count == 0 ? "[]" : "]")
+        count = 0
     }
 }

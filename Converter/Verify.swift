@@ -22,6 +22,13 @@ struct Verify: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @OptionGroup var caps: CapOptions
 
+    func validate() throws {
+        for (flag, value) in [("--rtol", rtol), ("--atol", atol)] {
+            guard value.isFinite, value >= 0 else { throw ValidationError("\(flag) \(value): must be a finite number ≥ 0") }
+        }
+        guard limit >= 0 else { throw ValidationError("--limit \(limit): must be ≥ 0") }
+    }
+
     func run() throws {
         let sdA: StateDict, sdB: StateDict, formatA: String, formatB: String
         do {
