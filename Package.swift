@@ -50,13 +50,15 @@ let package = Package(
         .target(name: "Tensors", path: "Sources/Tensors"),
         // Byte reader, tar/legacy/zip archives, the pickle machine and torch's rebuild rules.
         .target(name: "Checkpoint", dependencies: ["Tensors", "CZip", "Checksums", "Lifetime"], path: "Sources/Checkpoint"),
-        // OpenBLAS's cblas (Debian libopenblas-dev): only ConvKernel.forward, the NCHW comparison column of
-        // `pth2swt bench conv`. Inference and training run on CKernels.
+        // OpenBLAS's cblas (Debian libopenblas-dev), for BLASComparison alone.
         .systemLibrary(
             name: "COpenBLAS",
             path: "Sources/COpenBLAS",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // The NCHW convolution on OpenBLAS's sgemm: the comparison column of `pth2swt bench conv`. No
+        // library product depends on it; inference and training run on CKernels.
+        .target(name: "BLASComparison", dependencies: ["Kernels", "COpenBLAS"], path: "Sources/BLASComparison"),
         // libjpeg-turbo and libpng (Debian libjpeg62-turbo-dev, libpng-dev).
         .systemLibrary(
             name: "CImageCodecs",
@@ -70,7 +72,7 @@ let package = Package(
         // The kernels in C, built once per ISA tier (AVX-512, AVX2+FMA, portable) and dispatched at run
         // time from CPUID and XCR0 (isa.c), with the naive GEMM twin.
         .target(name: "CKernels", path: "Sources/CKernels"),
-        .target(name: "Kernels", dependencies: ["Tensors", "COpenBLAS", "CKernels"], path: "Sources/Kernels"),
+        .target(name: "Kernels", dependencies: ["Tensors", "CKernels"], path: "Sources/Kernels"),
         // Modules under torchvision's dotted names, load(stateDict, strict:) with a report.
         .target(name: "NN", dependencies: ["Tensors", "Kernels"], path: "Sources/NN"),
         // ResNet configurations, torchvision-exact preprocessing, ImageNet labels.
@@ -88,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "pth2swt",
             dependencies: [
-                "Lifetime", "Tensors", "Checksums", "Checkpoint", "Hub", "Kernels", "NN", "Vision", "Training", "COpenBLAS",
+                "Lifetime", "Tensors", "Checksums", "Checkpoint", "Hub", "Kernels", "NN", "Vision", "Training", "BLASComparison",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Converter"
@@ -96,7 +98,7 @@ let package = Package(
         // What the test targets share (a seeded generator, float comparisons); no product includes it.
         .target(name: "TestSupport", dependencies: ["NN"], path: "Tests/TestSupport"),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Checksums", "CChecksum", "TestSupport"], path: "Tests/HubTests"),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "CKernels", "TestSupport"], path: "Tests/KernelsTests"),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "BLASComparison", "Tensors", "CKernels", "TestSupport"], path: "Tests/KernelsTests"),
         .testTarget(
             name: "VisionTests",
             dependencies: ["Vision", "NN", "Kernels", "Tensors", "Checkpoint", "Checksums", "TestSupport"],

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Checkpoint
-import COpenBLAS
+import BLASComparison
 import Kernels
 import NN
 import Training
@@ -389,7 +389,7 @@ struct BenchConv: ParsableCommand {
             print("\(grouped.count) grouped or depthwise convolution\(grouped.count == 1 ? "" : "s") not timed here (`bench infer --arch \(arch) --layers` times them)")
         }
         var rows: [JSON] = []
-        let blasCore = String(cString: openblas_get_corename())
+        let blasCore = KernelThreads.coreName
         if !json {
             print("\(ISA.cpuModel ?? "unknown CPU"), kernels \(isa); OpenBLAS (the comparison column only) runs its \(blasCore) kernels")
         }

@@ -418,7 +418,7 @@ public func withBaseAddress<T, R>(_ array: [T]?, _ body: (UnsafePointer<T>?) -> 
 }
 
 /// The naive twins of the gradients, NCHW, one sum at a time from the definitions.
-public enum GradReference {
+enum GradReference {
     /// Max pooling with −inf padding and torch's argmax rule (the first maximum in window order, or the
     /// last NaN): (y, indices), indices flat into x [N, C, H, W].
     public static func maxPool(_ x: [Float], batch: Int, channels: Int, height: Int, width: Int, kernel: Int, stride: Int,

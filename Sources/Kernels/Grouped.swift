@@ -191,7 +191,7 @@ extension PoolBackward {
 
 extension Pool {
     /// The reference: NCHW, each output cell's mean from the definition.
-    public static func adaptiveAverageReference(
+    static func adaptiveAverageReference(
         _ x: [Float], batch: Int, channels: Int, height: Int, width: Int, outHeight: Int, outWidth: Int
     ) -> [Float] {
         var out = [Float](repeating: 0, count: batch * channels * outHeight * outWidth)

@@ -22,7 +22,7 @@ public enum BatchNorm {
     }
 
     /// The reference: torch's formula, element by element, in the order it is written.
-    public static func reference(
+    static func reference(
         _ x: [Float], batch: Int, channels: Int, plane: Int,
         weight: [Float], bias: [Float], mean: [Float], variance: [Float], eps: Float
     ) -> [Float] {
@@ -68,7 +68,7 @@ public enum Pool {
 
     /// The reference: every window position, padding included as -inf; a NaN in the window wins, as in
     /// torch.
-    public static func max2dReference(
+    static func max2dReference(
         _ x: [Float], batch: Int, channels: Int, height: Int, width: Int, kernel: Int, stride: Int, padding: Int
     ) -> [Float] {
         let oH = (height + 2 * padding - kernel) / stride + 1
@@ -110,7 +110,7 @@ public enum LinearKernel {
         }
     }
 
-    public static func reference(_ x: [Float], weight: [Float], bias: [Float]?, batch: Int, inFeatures: Int, outFeatures: Int) -> [Float] {
+    static func reference(_ x: [Float], weight: [Float], bias: [Float]?, batch: Int, inFeatures: Int, outFeatures: Int) -> [Float] {
         var y = [Float](repeating: 0, count: batch * outFeatures)
         for n in 0..<batch {
             for o in 0..<outFeatures {

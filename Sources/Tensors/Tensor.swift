@@ -144,7 +144,7 @@ extension Tensor {
 
     /// The element-by-element reference for `float32()`: one index computation per element, no runs.
     /// Tests compare the two.
-    public func float32Reference() throws -> [Float] {
+    func float32Reference() throws -> [Float] {
         let raw = try storage.bytes()
         var out = [Float]()
         out.reserveCapacity(count)

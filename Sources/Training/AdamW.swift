@@ -119,7 +119,7 @@ public final class AdamW: Optimizer {
 
 /// AdamW's update of one parameter in Double, written from torch's algorithm independently of `AdamW`:
 /// the naive twin the tests hold AdamW to.
-public struct AdamWReference {
+struct AdamWReference {
     public var options: OptimizerOptions
     public var m: [Double]?
     public var v: [Double]?

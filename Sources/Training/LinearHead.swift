@@ -52,7 +52,7 @@ public enum LinearHead {
     }
 
     /// The naive twin of `backward`, accumulating in Double.
-    public static func backwardReference(
+    static func backwardReference(
         dy: [Float], x: [Float], weight: [Float], batch: Int, inFeatures: Int, outFeatures: Int
     ) -> (weight: [Double], bias: [Double], input: [Double]) {
         var dW = [Double](repeating: 0, count: outFeatures * inFeatures)

@@ -39,7 +39,7 @@ public enum CrossEntropy {
     }
 
     /// The naive twin: every step in Double, straight from the definition.
-    public static func reference(_ logits: [Float], labels: [Int], classes: Int) -> (loss: Double, gradient: [Double]) {
+    static func reference(_ logits: [Float], labels: [Int], classes: Int) -> (loss: Double, gradient: [Double]) {
         let batch = labels.count
         var loss = 0.0
         var gradient = [Double](repeating: 0, count: logits.count)

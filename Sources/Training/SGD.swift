@@ -86,7 +86,7 @@ public final class SGD: Optimizer {
 
 /// The update of one parameter in Double, written from torch's algorithm independently of `SGD`: the
 /// naive twin the tests hold SGD to.
-public struct SGDReference {
+struct SGDReference {
     public var options: SGDOptions
     public var buffer: [Double]?
     public init(_ options: SGDOptions) { self.options = options }

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 @testable import Checkpoint
-import Tensors
+@testable import Tensors
 
 /// Every committed fixture read to exactly what torch 1.13's torch.load returned.
 /// Expected values: Tests/Reference/make_fixtures.py (Debian python3-torch 1.13), see each JSON's

@@ -1,5 +1,6 @@
 import Testing
 import TestSupport
+import BLASComparison
 @testable import Kernels
 
 /// Every fast kernel against its naive twin, on seeded random shapes, strides, paddings and groups.

@@ -1,6 +1,6 @@
 import Foundation
 import NN
-import Kernels
+@testable import Kernels
 import Testing
 @testable import Training
 

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import Vision
+@testable import Vision
 
 /// Resize(256), CenterCrop(224), ToTensor + Normalize against torchvision 0.14 on Pillow 9.4, stage by
 /// stage, and the resampler against its reference twin.

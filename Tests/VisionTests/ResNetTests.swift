@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import Checkpoint
-import Kernels
+@testable import Kernels
 import NN
 import Tensors
 @testable import Vision

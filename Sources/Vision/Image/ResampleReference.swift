@@ -3,7 +3,7 @@ extension Resample {
     /// one output sample at a time, with the taps recomputed for every pixel and the 8-bit
     /// intermediate of the horizontal pass recomputed for every tap of the vertical one. Slow; tests
     /// compare the fast path against it on random sizes.
-    public static func bilinearReference(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+    static func bilinearReference(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
         precondition(width > 0 && height > 0, "resize to \(width)×\(height)")
         func sample(_ x: Int, _ y: Int, _ c: Int) -> Int { Int(image.pixels[(y * image.width + x) * 3 + c]) }
         var out = [UInt8](repeating: 0, count: width * height * 3)
