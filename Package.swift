@@ -82,7 +82,7 @@ let package = Package(
         // groups, L2-SP, LR schedules, ImageFolder and IDX data, augmentation, a prefetching loader and
         // the frozen-backbone trainer. Nothing of ours imports it but the tool. zlib (through CZip's
         // shim) reads the .gz IDX files.
-        .target(name: "Training", dependencies: ["Tensors", "Kernels", "CKernels", "NN", "Vision", "CZip", "Lifetime"],
+        .target(name: "Training", dependencies: ["Tensors", "Checksums", "Kernels", "CKernels", "NN", "Vision", "CZip", "Lifetime"],
                 path: "Sources/Training"),
         // torchvision's weight URLs, resumable downloads (http, https, file) and torch.hub's hash check.
         .target(name: "Hub", dependencies: ["Checksums"], path: "Sources/Hub"),
@@ -90,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "pth2swt",
             dependencies: [
-                "Lifetime", "Tensors", "Checksums", "Checkpoint", "Hub", "Kernels", "NN", "Vision", "Training", "BLASComparison",
+                "Lifetime", "Tensors", "Checkpoint", "Hub", "Kernels", "NN", "Vision", "Training", "BLASComparison",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Converter"

@@ -276,9 +276,7 @@ struct BenchInfer: ParsableCommand {
         do {
             let model: Network
             if let weights {
-                let sd = try Checkpoint(path: weights).stateDict()
-                model = architecture.sizedFor(sd)
-                try model.load(sd)
+                model = try LoadedModel(weights: weights, arch: arch, options: LoadOptions(), key: nil).network
             } else {
                 model = architecture.build(1000)
                 model.fillSeeded()

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Checkpoint
-import Checksums
 import Foundation
 import Kernels
 import NN
@@ -317,23 +316,6 @@ struct FineTune: ParsableCommand, Cooperative {
         }
     }
 
-    /// The resume file's record of the weights the run started from (`startDigest`).
-    static let startWeightsValue = "start_weights_sha256"
-
-    /// SHA-256 over the names and values of every parameter and buffer outside the head: which weights a
-    /// run started from, so that a resume with other `--weights` is refused.
-    static func startDigest(_ model: Network) -> String {
-        let hasher = SHA256Hasher()
-        for (name, entry) in model.stateEntries where !name.hasPrefix(model.head + ".") {
-            Array(name.utf8 + [0]).withUnsafeBytes { hasher.update($0) }
-            switch entry {
-            case .parameter(let p), .buffer(let p): p.data.withUnsafeBytes { hasher.update($0) }
-            case .int64(let b): withUnsafeBytes(of: b.value.littleEndian) { hasher.update($0) }
-            }
-        }
-        return hasher.finish()
-    }
-
     /// Before any work: no file this run writes may replace one it reads, and the output's directory
     /// must take new files (found now, not after the first epoch).
     func checkOutputs() throws {
@@ -350,30 +332,7 @@ struct FineTune: ParsableCommand, Cooperative {
         let started = now()
         try checkOutputs()
         let data = try dataOptions.load(classes: classes, seed: seed)
-        let model = Architecture.named(arch)!.build(1000)
-        let headName = model.head, features = model.headInputFeatures
         let kind = HeadKind(parsing: self.head)!
-        let newHead = switch kind {
-        case .linear: "Linear(\(features), \(classes))"
-        case .mlp(let h, let p): "Linear(\(features), \(h)), ReLU, Dropout(\(p)), Linear(\(h), \(classes))"
-        }
-        if let weights {
-            let options = source.loadOptions()
-            let sd = try Checkpoint(path: weights, options: options).stateDict(key: source.key)
-            let report = try model.load(sd, excluding: [headName + "."])
-            say("weights: \(weights): \(report.loaded.count) tensors into \(arch), \(headName) replaced by \(newHead)"
-                + (placeNote(sd).map { "; \($0)" } ?? ""))
-        } else {
-            seedBackbone(model, seed: seed)
-            say("weights: none given: the backbone is a seeded random \(arch) (not pretrained), \(headName) is \(newHead)")
-        }
-        let startDigest = Self.startDigest(model)
-        model.replaceHead(classes: classes, kind: kind, seed: seed)
-        let stages = StageList(model)
-        guard let frozen = Freeze(parsing: freeze, stages: stages) else {
-            throw ValidationError("--freeze \(freeze): one of \(stages.choices) (a stage freezes it and every stage before it)")
-        }
-        let through = frozen.frozenCount(in: stages), all = stages.names.count
         let rates = try learningRates()
         var config = FineTuneConfig()
         config.epochs = epochs
@@ -392,44 +351,54 @@ struct FineTune: ParsableCommand, Cooperative {
         var backbone = config.head
         backbone.lr = rates.backbone
         config.backbone = backbone
-        config.freeze = frozen
         config.frozenBatchNormTrains = bn == "train"
         config.noDecayForBiasAndNorm = noDecayBNBias
         config.l2spAlpha = l2spAlpha
         config.l2spBeta = l2spBeta
         config.schedule = try Self.lrSchedule(schedule, warmup: warmup, epochs: epochs)
-        // The trainer records L2-SP's w⁰ before a resumed checkpoint's weights are loaded.
-        let trainer: any FineTuner = through == all && bn == "eval"
-            ? try FrozenBackboneTrainer(model: model, config: config)
-            : try BackboneTrainer(model: model, config: config)
+        let pretrained = try weights.map { try Checkpoint(path: $0, options: source.loadOptions()).stateDict(key: source.key) }
+        let run: FineTuning
+        do {
+            run = try FineTuning(arch: arch, classes: classes, head: kind, weights: pretrained, freeze: freeze, config: config)
+        } catch let e as FineTuningError {
+            throw ValidationError(e.description)
+        }
+        let trainer = run.trainer, stages = run.stages
+        let headName = run.network.head, features = run.network.headInputFeatures
+        let newHead = switch kind {
+        case .linear: "Linear(\(features), \(classes))"
+        case .mlp(let h, let p): "Linear(\(features), \(h)), ReLU, Dropout(\(p)), Linear(\(h), \(classes))"
+        }
+        if let weights, let pretrained, let report = run.loadReport {
+            say("weights: \(weights): \(report.loaded.count) tensors into \(arch), \(headName) replaced by \(newHead)"
+                + (placeNote(pretrained).map { "; \($0)" } ?? ""))
+        } else {
+            say("weights: none given: the backbone is a seeded random \(arch) (not pretrained), \(headName) is \(newHead)")
+        }
+        let through = run.freeze.frozenCount(in: stages), all = stages.names.count
         if let resume {
             // The checkpoint is the truth for every value it holds; it must have been written whole (its
             // data digest) by a run that started from these --weights (its start digest).
             var options = LoadOptions()
             options.verifyDataDigest = true
             let ckpt = try Checkpoint(path: resume, options: options)
-            let sd = try ckpt.stateDict()
             if case .absent = ckpt.dataDigest {
                 say("note: \(resume) records no digest of its data (written before pth2swt 0.3); its bytes are not checked")
             }
-            if let recorded = sd.values.first(where: { $0.name == Self.startWeightsValue })?.value.string {
-                guard recorded == startDigest else {
-                    throw CommandError("\(resume) continues a run that started from other weights than "
-                        + (weights.map { "--weights \($0)" } ?? "a seeded random backbone (no --weights)")
-                        + "; give the --weights that run was started with")
-                }
-            } else {
-                say("note: \(resume) does not record the weights its run started from (written before pth2swt 0.3); not checked")
+            do {
+                for note in try run.resume(from: try ckpt.stateDict()) { say("note: \(resume): \(note)") }
+            } catch FineTuningError.otherStartingWeights {
+                throw CommandError("\(resume) continues a run that started from other weights than "
+                    + (weights.map { "--weights \($0)" } ?? "a seeded random backbone (no --weights)")
+                    + "; give the --weights that run was started with")
             }
-            try model.load(sd, excluding: [TrainingState.optimizerPrefix])
-            try trainer.restore(sd)
             guard trainer.completedEpochs < (stopAfter ?? epochs) else {
                 throw CommandError("\(resume) already holds epoch \(trainer.completedEpochs); "
                     + "\(stopAfter != nil ? "--stop-after \(stopAfter!)" : "--epochs \(epochs)") must be above it for anything to train")
             }
             say("resumed: \(resume) after epoch \(trainer.completedEpochs)")
         }
-        let card = ModelCard(arch: arch, head: kind.description, classNames: data.train.classNames)
+        let card = run.card(classNames: data.train.classNames)
         if let out, OutputKind(path: out) == .pth {
             say("note: a .pth has no place for the model card (architecture, classes); predict and eval will need --arch \(arch)")
         }
@@ -471,9 +440,8 @@ struct FineTune: ParsableCommand, Cooperative {
             if let e = r.eval { line += " | test loss \(String(format: "%.4f", e.loss)) acc \(percent(e.accuracy)) (\(e.count) images)" }
             say(line)
             if let out {
-                try OutputKind.write(modelStateDict(model), to: out, converter: "pth2swt \(Version.string) finetune", metadata: card.metadata)
-                var ckpt = trainer.checkpoint()
-                ckpt.values.append((Self.startWeightsValue, .string(startDigest)))
+                try OutputKind.write(run.modelStateDict(), to: out, converter: "pth2swt \(Version.string) finetune", metadata: card.metadata)
+                let ckpt = run.checkpoint()
                 try SWTWriter.write(ckpt, to: Self.resumePath(out), values: ckpt.values, converter: "pth2swt \(Version.string) finetune")
                 saved = trainer.completedEpochs
             }
@@ -527,22 +495,6 @@ struct FineTune: ParsableCommand, Cooperative {
         if schedule != "constant" || warmup > 0 { s += ", schedule \(schedule)\(warmup > 0 ? " after \(warmup) warmup epoch\(warmup == 1 ? "" : "s")" : "")" }
         return s + ", batch \(batchSize), \(threads) thread\(threads == 1 ? "" : "s")"
     }
-
-    /// A seeded random backbone: conv weights uniform with torchvision's kaiming_normal_(fan_out, relu)
-    /// standard deviation √(2 / fan_out) (bound √(6 / fan_out)), BatchNorm as constructed (γ 1, β 0,
-    /// mean 0, var 1). Not torchvision's draws; a from-scratch baseline.
-    func seedBackbone(_ model: Network, seed: UInt64) {
-        var rng = SplitMix64(seed: seed ^ 0xB4C_B0E5)
-        for (name, p) in model.namedParameters where p.shape.count == 4 && !name.hasPrefix(model.head + ".") {
-            let bound = (6 / Float(p.shape[0] * p.shape[2] * p.shape[3])).squareRoot()
-            for i in 0..<p.count { p.data[i] = (rng.nextUnitFloat() * 2 - 1) * bound }
-        }
-        // VGG's and AlexNet's hidden linear layers: torchvision's normal(0, 0.01) standard deviation
-        // (bound 0.01·√3). ResNets have none, so their draws above are unchanged.
-        for (name, p) in model.namedParameters where p.shape.count == 2 && !name.hasPrefix(model.head + ".") {
-            for i in 0..<p.count { p.data[i] = (rng.nextUnitFloat() * 2 - 1) * 0.01 * Float(3).squareRoot() }
-        }
-    }
 }
 
 struct Eval: ParsableCommand, Cooperative {
@@ -593,16 +545,8 @@ struct Eval: ParsableCommand, Cooperative {
                       + "\(data.test.classNames.count > 6 ? ", …" : "") (compared by index)", to: &err)
             }
             let test = TransformedImages(data.test, augment: false)
-            let net = Inference(model)
-            net.threads = threads
-            var report = EvalReport(classes: classes)
             let status = StatusLine(enabled: !json)
-            try PrefetchingLoader.forEach(PrefetchingLoader.batches(Array(0..<test.count), size: batchSize), of: test, epoch: 0) { b in
-                let logits = try net.logits(b.inputs, batch: b.indices.count, height: test.height, width: test.width)
-                report.add(logits: logits, labels: b.labels, classes: classes)
-                status.show(TrainProgress(phase: .eval, epoch: 0, done: report.count, total: test.count,
-                                          imagesPerSecond: Double(report.count) / (now() - started), loss: 0, accuracy: 0))
-            }
+            let report = try EvalReport.measure(model, on: test, batchSize: batchSize, threads: threads, progress: status.show)
             status.clear()
             let names = data.test.classNames
             if json {

@@ -68,19 +68,8 @@ public final class BackboneTrainer {
 
     /// Accuracy, loss and confusion matrix of the current model in eval mode on `test`.
     public func evaluate(_ test: any TrainingInputs, progress: ((TrainProgress) -> Void)? = nil) throws -> EvalReport {
-        let net = Inference(model)
-        net.threads = config.threads
-        let classes = model.classes
-        var report = EvalReport(classes: classes)
-        let start = monotonic()
-        try PrefetchingLoader.forEach(PrefetchingLoader.batches(Array(0..<test.count), size: config.batchSize),
-                                      of: test, epoch: completedEpochs) { b in
-            let logits = try net.logits(b.inputs, batch: b.indices.count, height: test.height, width: test.width)
-            report.add(logits: logits, labels: b.labels, classes: classes)
-            progress?(TrainProgress(phase: .eval, epoch: completedEpochs, done: report.count, total: test.count,
-                                    imagesPerSecond: Double(report.count) / max(monotonic() - start, 1e-9), loss: 0, accuracy: 0))
-        }
-        return report
+        try EvalReport.measure(model, on: test, batchSize: config.batchSize, threads: config.threads, epoch: completedEpochs,
+                               progress: progress)
     }
 
     /// The model's state dict plus the optimizer's state: `TrainingState.checkpoint`.

@@ -1,0 +1,199 @@
+import Checksums
+import NN
+import Tensors
+import Vision
+
+/// A fine-tuning run of a torchvision network: what `pth2swt finetune` does, as a type a Swift program
+/// drives.
+///
+/// ```swift
+/// let weights = try Checkpoint(path: "mobilenet_v2-b0353104.pth").stateDict()
+/// let data = try DataSelection(path: "/usr/share/datasets/fashion-mnist", perClass: 20).load(classes: 4, seed: 0)
+/// var config = FineTuneConfig()
+/// config.epochs = 2
+/// let run = try FineTuning(arch: "mobilenet_v2", classes: 4, weights: weights, config: config)
+/// let train = TransformedImages(data.train, augment: false), test = TransformedImages(data.test, augment: false)
+/// while run.completedEpochs < config.epochs { print(try run.trainEpoch(train, test: test).loss) }
+/// try OutputKind.write(run.modelStateDict(), to: "ft.swt", converter: "my app",
+///                      metadata: run.card(classNames: data.train.classNames).metadata)
+/// ```
+///
+/// What it does, in order: builds `arch` with torchvision's 1000-class head; loads `weights` into
+/// everything but the head (or, without weights, fills the backbone with seeded values); records the
+/// digest of those starting values; replaces the head with `head` for `classes` classes (Xavier-uniform
+/// from the seed, zero bias); freezes `freeze`; and picks the trainer: `FrozenBackboneTrainer` when
+/// only the head trains with BatchNorm in eval mode (features cached when the inputs are not random),
+/// otherwise `BackboneTrainer`.
+///
+/// Files are the caller's: `modelStateDict()` and `card(classNames:)` make the model file,
+/// `checkpoint()` the resume file, and `resume(from:)` continues from one read back. The checkpoint is
+/// the truth for every value it holds; `resume` refuses one whose run started from other weights.
+public final class FineTuning {
+    /// torchvision's builder name (`resnet18`, `mobilenet_v2`, …).
+    public let arch: String
+    public let network: Network
+    public let stages: StageList
+    public let freeze: Freeze
+    public let head: HeadKind
+    public let config: FineTuneConfig
+    public let trainer: any FineTuner
+    /// What loading `weights` did (nil without weights).
+    public let loadReport: LoadReport?
+    /// SHA-256 of the starting values outside the head (`startDigest(_:)`); the checkpoint records it.
+    public let startDigest: String
+
+    /// The name of the checkpoint value that holds `startDigest`.
+    public static let startDigestValue = "start_weights_sha256"
+
+    /// Thrown (`FineTuningError`) for an unknown architecture or stage, and by the trainers for settings
+    /// torch would refuse; `LoadError` when `weights` does not fit the backbone.
+    public init(arch: String, classes: Int, head: HeadKind = .linear, weights: StateDict?, freeze: String = "backbone",
+                config: FineTuneConfig) throws {
+        guard let architecture = Architecture.named(arch) else { throw FineTuningError.unknownArchitecture(arch) }
+        let model = architecture.build(1000)
+        if let weights {
+            loadReport = try model.load(weights, excluding: [model.head + "."])
+        } else {
+            Self.seedBackbone(model, seed: config.seed)
+            loadReport = nil
+        }
+        startDigest = Self.startDigest(model)
+        model.replaceHead(classes: classes, kind: head, seed: config.seed)
+        let stages = StageList(model)
+        guard let frozen = Freeze(parsing: freeze, stages: stages) else {
+            throw FineTuningError.unknownStage(freeze, choices: stages.choices)
+        }
+        var config = config
+        config.freeze = frozen
+        self.arch = arch
+        network = model
+        self.stages = stages
+        self.freeze = frozen
+        self.head = head
+        self.config = config
+        // The trainer records L2-SP's w⁰ now, before a resumed checkpoint's values are loaded.
+        trainer = Self.onlyHeadTrains(frozen, stages: stages, config: config)
+            ? try FrozenBackboneTrainer(model: model, config: config)
+            : try BackboneTrainer(model: model, config: config)
+    }
+
+    static func onlyHeadTrains(_ freeze: Freeze, stages: StageList, config: FineTuneConfig) -> Bool {
+        freeze.frozenCount(in: stages) == stages.names.count && !config.frozenBatchNormTrains
+    }
+
+    /// True when only the head trains and the backbone runs folded in eval mode (`FrozenBackboneTrainer`).
+    public var onlyHeadTrains: Bool { Self.onlyHeadTrains(freeze, stages: stages, config: config) }
+
+    public var completedEpochs: Int { trainer.completedEpochs }
+
+    /// Continues from a checkpoint that `checkpoint()` made (read back from its file): every parameter,
+    /// buffer and optimizer state, the epoch count and the schedule's position. Thrown:
+    /// `FineTuningError.otherStartingWeights` when the checkpoint's run started from other values than
+    /// this one's, and `ResumeError` when it was trained with other settings (seed, batch size, freeze,
+    /// BatchNorm mode, optimizer). Returns notes on what could not be checked (checkpoints of older
+    /// versions record no start digest).
+    @discardableResult
+    public func resume(from sd: StateDict) throws -> [String] {
+        var notes: [String] = []
+        if let recorded = sd.values.first(where: { $0.name == Self.startDigestValue })?.value.string {
+            guard recorded == startDigest else { throw FineTuningError.otherStartingWeights }
+        } else {
+            notes.append("the checkpoint does not record the weights its run started from (written before pth2swt 0.3); not checked")
+        }
+        try network.load(sd, excluding: [TrainingState.optimizerPrefix])
+        try trainer.restore(sd)
+        return notes
+    }
+
+    /// Trains the next epoch on `train`, then evaluates on `test` when given.
+    public func trainEpoch(_ train: any TrainingInputs, test: (any TrainingInputs)? = nil,
+                           progress: ((TrainProgress) -> Void)? = nil) throws -> EpochReport {
+        try trainer.trainEpoch(train, test: test, progress: progress)
+    }
+
+    /// Whether training on `train` runs the head on cached features.
+    public func caches(_ train: any TrainingInputs) -> Bool { trainer.caches(train) }
+
+    /// The model's state dict (torch's names and order), for the model file.
+    public func modelStateDict() -> StateDict { Training.modelStateDict(network) }
+
+    /// The resume checkpoint: the model, the optimizer's state, the run's settings and `startDigest`.
+    public func checkpoint() -> StateDict {
+        var sd = trainer.checkpoint()
+        sd.values.append((Self.startDigestValue, .string(startDigest)))
+        return sd
+    }
+
+    /// What the model file records of itself (`ModelCard`): the architecture, the head, the class names
+    /// and the eval preprocessing.
+    public func card(classNames: [String]) -> ModelCard {
+        ModelCard(arch: arch, head: head.description, classNames: classNames)
+    }
+
+    /// SHA-256 over the names and values of every parameter and buffer outside the head: which weights a
+    /// run started from. The same values in another file format give the same digest.
+    public static func startDigest(_ model: Network) -> String {
+        let hasher = SHA256Hasher()
+        for (name, entry) in model.stateEntries where !name.hasPrefix(model.head + ".") {
+            Array(name.utf8 + [0]).withUnsafeBytes { hasher.update($0) }
+            switch entry {
+            case .parameter(let p), .buffer(let p): p.data.withUnsafeBytes { hasher.update($0) }
+            case .int64(let b): withUnsafeBytes(of: b.value.littleEndian) { hasher.update($0) }
+            }
+        }
+        return hasher.finish()
+    }
+
+    /// A seeded random backbone: conv weights uniform with torchvision's kaiming_normal_(fan_out, relu)
+    /// standard deviation √(2 / fan_out) (bound √(6 / fan_out)), BatchNorm as constructed (γ 1, β 0,
+    /// mean 0, var 1); hidden linear layers (VGG's, AlexNet's) uniform with normal(0, 0.01)'s standard
+    /// deviation. Not torchvision's draws; a from-scratch baseline.
+    public static func seedBackbone(_ model: Network, seed: UInt64) {
+        var rng = SplitMix64(seed: seed ^ 0xB4C_B0E5)
+        for (name, p) in model.namedParameters where p.shape.count == 4 && !name.hasPrefix(model.head + ".") {
+            let bound = (6 / Float(p.shape[0] * p.shape[2] * p.shape[3])).squareRoot()
+            for i in 0..<p.count { p.data[i] = (rng.nextUnitFloat() * 2 - 1) * bound }
+        }
+        // ResNets have no hidden linear layer, so their draws above are unchanged.
+        for (name, p) in model.namedParameters where p.shape.count == 2 && !name.hasPrefix(model.head + ".") {
+            for i in 0..<p.count { p.data[i] = (rng.nextUnitFloat() * 2 - 1) * 0.01 * Float(3).squareRoot() }
+        }
+    }
+}
+
+/// Why a fine-tuning run cannot start or continue.
+public enum FineTuningError: Error, Equatable, CustomStringConvertible {
+    case unknownArchitecture(String)
+    /// A freeze that names no stage of the network; `choices` lists them.
+    case unknownStage(String, choices: String)
+    /// A checkpoint whose run started from other weights than this one (`FineTuning.startDigest`).
+    case otherStartingWeights
+
+    public var description: String {
+        switch self {
+        case .unknownArchitecture(let a): "unknown architecture '\(a)'; one of \(Architecture.names)"
+        case .unknownStage(let s, let choices): "--freeze \(s): one of \(choices) (a stage freezes it and every stage before it)"
+        case .otherStartingWeights: "the checkpoint continues a run that started from other weights"
+        }
+    }
+}
+
+extension EvalReport {
+    /// Accuracy, loss and confusion matrix of `network` (eval mode: BatchNorm folded, dropout off) on
+    /// `test`, in batches of `batchSize`, images loaded ahead on another thread.
+    public static func measure(_ network: Network, on test: any TrainingInputs, batchSize: Int, threads: Int, epoch: Int = 0,
+                               progress: ((TrainProgress) -> Void)? = nil) throws -> EvalReport {
+        let net = Inference(network)
+        net.threads = threads
+        let classes = network.classes
+        var report = EvalReport(classes: classes)
+        let start = monotonic()
+        try PrefetchingLoader.forEach(PrefetchingLoader.batches(Array(0..<test.count), size: batchSize), of: test, epoch: epoch) { b in
+            let logits = try net.logits(b.inputs, batch: b.indices.count, height: test.height, width: test.width)
+            report.add(logits: logits, labels: b.labels, classes: classes)
+            progress?(TrainProgress(phase: .eval, epoch: epoch, done: report.count, total: test.count,
+                                    imagesPerSecond: Double(report.count) / max(monotonic() - start, 1e-9), loss: 0, accuracy: 0))
+        }
+        return report
+    }
+}

@@ -1,0 +1,76 @@
+import Checkpoint
+import Foundation
+import NN
+import Tensors
+import Testing
+@testable import Training
+import Vision
+
+/// The library's fine-tuning run: the start digest that ties a checkpoint to its starting weights, the
+/// resume rule, and the model card the model file carries.
+@Suite struct FineTuningTests {
+    static func config(epochs: Int = 2, seed: UInt64 = 0) -> FineTuneConfig {
+        var c = FineTuneConfig()
+        c.epochs = epochs
+        c.batchSize = 4
+        c.seed = seed
+        return c
+    }
+
+    @Test func startDigestNamesTheValuesNotTheFile() throws {
+        let a = try FineTuning(arch: "resnet18", classes: 2, weights: nil, config: Self.config())
+        let b = try FineTuning(arch: "resnet18", classes: 5, head: .mlp(hidden: 8, dropout: 0.5), weights: nil, config: Self.config())
+        #expect(a.startDigest == b.startDigest, "the head is not part of it")
+        // The same values through a .swt file: the same digest.
+        let path = NSTemporaryDirectory() + "finetuning-\(getpid()).swt"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try SWTWriter.write(a.modelStateDict(), to: path, converter: "test")
+        let c = try FineTuning(arch: "resnet18", classes: 2, weights: try Checkpoint(path: path).stateDict(), config: Self.config())
+        #expect(c.startDigest == a.startDigest)
+        let other = try FineTuning(arch: "resnet18", classes: 2, weights: nil, config: Self.config(seed: 1))
+        #expect(other.startDigest != a.startDigest)
+    }
+
+    @Test func resumeRefusesACheckpointOfOtherStartingWeights() throws {
+        let data = seededInputs(count: 4, size: 32, classes: 2)
+        let run = try FineTuning(arch: "resnet18", classes: 2, weights: nil, config: Self.config())
+        _ = try run.trainEpoch(data)
+        let checkpoint = try throughFile(run.checkpoint(), name: "finetuning-resume")
+        #expect(checkpoint.values.contains { $0.name == FineTuning.startDigestValue })
+        // Another run from the same start continues it.
+        let same = try FineTuning(arch: "resnet18", classes: 2, weights: nil, config: Self.config())
+        #expect(try same.resume(from: checkpoint).isEmpty)
+        #expect(same.completedEpochs == 1)
+        #expect(same.modelStateDict().tensors.map(\.name) == run.modelStateDict().tensors.map(\.name))
+        // Other starting values: refused before anything is loaded.
+        let pretrained = try FineTuning(arch: "resnet18", classes: 2, weights: nil, config: Self.config())
+        pretrained.network.namedParameters[0].parameter.data[0] += 1
+        let seeded = pretrained.modelStateDict()
+        let other = try FineTuning(arch: "resnet18", classes: 2, weights: seeded, config: Self.config())
+        #expect(throws: FineTuningError.otherStartingWeights) { try other.resume(from: checkpoint) }
+        #expect(other.completedEpochs == 0)
+    }
+
+    @Test func unknownStagesAndArchitecturesAreNamed() {
+        #expect(throws: FineTuningError.unknownArchitecture("resnet19")) {
+            try FineTuning(arch: "resnet19", classes: 2, weights: nil, config: Self.config())
+        }
+        let e = #expect(throws: FineTuningError.self) {
+            try FineTuning(arch: "resnet18", classes: 2, weights: nil, freeze: "layer9", config: Self.config())
+        }
+        #expect(e?.description.contains("layer1") == true)
+    }
+
+    @Test func modelCardRoundTripsThroughMetadata() throws {
+        let run = try FineTuning(arch: "resnet18", classes: 3, weights: nil, config: Self.config())
+        let card = run.card(classNames: ["cat", "dog", "emu"])
+        #expect(try ModelCard(metadata: card.metadata) == card)
+        #expect(card.arch == "resnet18" && card.head == "linear")
+        #expect(try ModelCard(metadata: []) == nil, "no card: nil, not an error")
+        var broken = card.metadata
+        broken.removeAll { $0.key == ModelCard.prefix + "class.1" }
+        #expect(throws: ModelCardError("no pth2swt.model.class.1")) { try ModelCard(metadata: broken) }
+        let huge = card.metadata.map { $0.key == ModelCard.prefix + "classes" ? ($0.key, "100000000") : $0 }
+        #expect(throws: ModelCardError.self) { try ModelCard(metadata: huge) }
+    }
+}
