@@ -68,7 +68,7 @@ struct CommandError: Error, CustomStringConvertible {
 protocol Cooperative {}
 
 enum Version {
-    static let string = "0.2.0"
+    static let string = "0.3.0"
 }
 
 /// Prints an error the way every subcommand does (plain, or JSON on stdout with `--json`) and exits 1,

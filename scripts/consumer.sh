@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
 # The consumer check: pth2swt used as another package uses it, by URL and version.
 #
-# 1. The README's "In Swift" block and Tests/Consumer/Sources/Example/main.swift must be the same text.
+# 1. The README's "In Swift" block and Tests/Consumer/Sources/Example/main.swift must be the same text,
+#    and so must its "Fine-tuning in Swift" block and Tests/Consumer/Sources/FineTune/main.swift.
 # 2. This repository's HEAD is cloned to a temporary folder and tagged with the tool's version
 #    (Converter/PTH2SWT.swift's Version.string); Tests/Consumer depends on that clone through
-#    `.package(url: "file://…", from: "0.2.0")`, so SwiftPM treats it as a versioned remote dependency
+#    `.package(url: "file://…", from: "0.3.0")`, so SwiftPM treats it as a versioned remote dependency
 #    (which refuses unsafeFlags in any product's target).
 # 3. The example builds with -c release and runs on Tests/Consumer/Fixtures/resnet18-patterned.pth and
 #    a fixture image; its printed class must be torch's top-1 for the same file and image
 #    (resnet18-patterned.expected.json, from Tests/Reference/make_consumer_fixture.py).
+# 4. The fine-tuning example runs two epochs on Fashion-MNIST (Debian's dataset-fashion-mnist) from the
+#    same weights; its model file must then classify with `pth2swt predict` and no --arch (its model
+#    card). Without the data set this step is skipped, and says so.
 #
 #   bash scripts/consumer.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-readme_block=$(awk '/^## In Swift/{s=1} s&&/^```swift/{b=1;next} b&&/^```/{exit} b{print}' README.md)
-if ! diff -u <(printf '%s\n' "$readme_block") Tests/Consumer/Sources/Example/main.swift; then
-  echo "consumer: the README's \"In Swift\" example and Tests/Consumer/Sources/Example/main.swift differ" >&2
-  exit 1
-fi
+# The ```swift block after the README heading $1 against the file $2.
+same_as_readme() {
+  local block
+  block=$(awk -v h="^## $1\$" '$0~h{s=1;next} s&&/^## /{exit} s&&/^```swift/{b=1;next} b&&/^```/{exit} b{print}' README.md)
+  if ! diff -u <(printf '%s\n' "$block") "$2"; then
+    echo "consumer: the README's \"$1\" example and $2 differ" >&2
+    exit 1
+  fi
+}
+same_as_readme "In Swift" Tests/Consumer/Sources/Example/main.swift
+same_as_readme "Fine-tuning in Swift" Tests/Consumer/Sources/FineTune/main.swift
 
 version=$(sed -n 's/.*static let string = "\(.*\)".*/\1/p' Converter/PTH2SWT.swift)
 [[ -n "$version" ]] || { echo "consumer: no Version.string in Converter/PTH2SWT.swift" >&2; exit 1; }
@@ -49,3 +59,22 @@ if [[ "$got" != "$expected" ]]; then
   exit 1
 fi
 echo "consumer: ok: built by version, ran the README's example, top-1 class $got as torch 1.13 gives"
+
+fashion=/usr/share/datasets/fashion-mnist
+if [[ ! -f "$fashion/t10k-labels-idx1-ubyte.gz" ]]; then
+  echo "consumer: skipped the fine-tuning example: no Fashion-MNIST at $fashion (bash scripts/bootstrap.sh installs it)"
+  exit 0
+fi
+tuned=$("$(swift build -c release --show-bin-path)/FineTune" \
+  "$root/Tests/Consumer/Fixtures/resnet18-patterned.pth" "$fashion" "$work/ft.swt")
+printf '%s\n' "$tuned" | sed 's/^/consumer: fine-tune example: /'
+[[ "$(printf '%s\n' "$tuned" | grep -c '^epoch [12]: train loss ')" == 2 ]] \
+  || { echo "consumer: the fine-tuning example did not report two epochs" >&2; exit 1; }
+cd "$root"
+swift build -c release --product pth2swt >/dev/null
+predicted=$("$(swift build -c release --show-bin-path)/pth2swt" predict --weights "$work/ft.swt" --top 1 \
+  Tests/Fixtures/images/geom_300x200.jpg)
+printf '%s\n' "$predicted" | sed 's/^/consumer: predict on its model: /'
+printf '%s\n' "$predicted" | grep -Eq '1\. (T-shirt/top|Trouser) \([01]\)' \
+  || { echo "consumer: predict did not read the example's model card (class names T-shirt/top, Trouser)" >&2; exit 1; }
+echo "consumer: ok: the fine-tuning example trained two epochs by version, and predict read its model card"

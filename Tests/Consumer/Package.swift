@@ -1,7 +1,8 @@
 // swift-tools-version: 6.0
 //
 // A package that uses pth2swt the way any other package would: by URL and version. It builds the
-// README's "In Swift" example (Sources/Example/main.swift, the same text as the README's block).
+// README's two Swift examples: "In Swift" (Sources/Example/main.swift) and "Fine-tuning in Swift"
+// (Sources/FineTune/main.swift), each the same text as the README's block.
 // scripts/consumer.sh clones this repository, tags the clone with the version, points PTH2SWT_URL at
 // it (file://…) and runs the example on Tests/Consumer/Fixtures.
 import PackageDescription
@@ -11,7 +12,7 @@ let url = Context.environment["PTH2SWT_URL"] ?? "file:///tmp/pth2swt-consumer/pt
 let package = Package(
     name: "Consumer",
     dependencies: [
-        .package(url: url, from: "0.2.0"),
+        .package(url: url, from: "0.3.0"),
     ],
     targets: [
         .executableTarget(
@@ -22,6 +23,14 @@ let package = Package(
                 .product(name: "Vision", package: "pth2swt"),
             ],
             path: "Sources/Example"
+        ),
+        .executableTarget(
+            name: "FineTune",
+            dependencies: [
+                .product(name: "Checkpoint", package: "pth2swt"),
+                .product(name: "Training", package: "pth2swt"),
+            ],
+            path: "Sources/FineTune"
         ),
     ]
 )
