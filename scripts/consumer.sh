@@ -47,6 +47,14 @@ cd "$work/consumer"
 export PTH2SWT_URL="file://$work/pth2swt"
 echo "consumer: building Tests/Consumer against $PTH2SWT_URL at tag $version (release)"
 swift build -c release 2>&1 | tail -n 3
+# No library product links OpenBLAS: a program built on them needs neither its headers nor its library.
+for program in Example FineTune; do
+  if ldd "$(swift build -c release --show-bin-path)/$program" | grep -qi openblas; then
+    echo "consumer: $program links OpenBLAS, which only the pth2swt tool may" >&2
+    exit 1
+  fi
+done
+echo "consumer: Example and FineTune link no OpenBLAS"
 output=$("$(swift build -c release --show-bin-path)/Example" \
   "$root/Tests/Consumer/Fixtures/resnet18-patterned.pth" "$root/Tests/Fixtures/images/geom_300x200.jpg")
 printf '%s\n' "$output" | sed 's/^/consumer: example: /'

@@ -1,3 +1,5 @@
+import Lifetime
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -48,6 +50,9 @@ public enum OutputGuard {
         let dir = slash.map { String(output.path[...$0]) } ?? ""
         let base = slash.map { String(output.path[output.path.index(after: $0)...]) } ?? output.path
         let probe = "\(dir).\(base).probe-\(getpid())"
+        // A signal between open and unlink removes the probe too.
+        let registration = TemporaryFileRegistration(path: probe)
+        defer { registration.end() }
         let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
