@@ -7,7 +7,6 @@
 //   Tensors  ←  Checkpoint (+ CZip)  ←  pth2swt (Converter/)
 import PackageDescription
 
-
 let package = Package(
     name: "pth2swt",
     products: [
@@ -22,7 +21,7 @@ let package = Package(
         .executable(name: "pth2swt", targets: ["pth2swt"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         // libzip through pkg-config (Debian: libzip-dev).
@@ -49,7 +48,8 @@ let package = Package(
         // DType, Storage, Tensor, Value, StateDict. Imports nothing of ours.
         .target(name: "Tensors", path: "Sources/Tensors"),
         // Byte reader, tar/legacy/zip archives, the pickle machine and torch's rebuild rules.
-        .target(name: "Checkpoint", dependencies: ["Tensors", "CZip", "Checksums", "Lifetime"], path: "Sources/Checkpoint"),
+        .target(
+            name: "Checkpoint", dependencies: ["Tensors", "CZip", "Checksums", "Lifetime"], path: "Sources/Checkpoint"),
         // OpenBLAS's cblas (Debian libopenblas-dev), for BLASComparison alone.
         .systemLibrary(
             name: "COpenBLAS",
@@ -76,14 +76,17 @@ let package = Package(
         // Modules under torchvision's dotted names, load(stateDict, strict:) with a report.
         .target(name: "NN", dependencies: ["Tensors", "Kernels"], path: "Sources/NN"),
         // ResNet configurations, torchvision-exact preprocessing, ImageNet labels.
-        .target(name: "Vision", dependencies: ["Tensors", "Kernels", "NN", "CImageCodecs", "CImageSupport"],
-                path: "Sources/Vision"),
+        .target(
+            name: "Vision", dependencies: ["Tensors", "Kernels", "NN", "CImageCodecs", "CImageSupport"],
+            path: "Sources/Vision"),
         // Fine-tuning: cross-entropy, the linear head's backward pass, torch-exact SGD with parameter
         // groups, L2-SP, LR schedules, ImageFolder and IDX data, augmentation, a prefetching loader and
         // the frozen-backbone trainer. Nothing of ours imports it but the tool. zlib (through CZip's
         // shim) reads the .gz IDX files.
-        .target(name: "Training", dependencies: ["Tensors", "Checksums", "Kernels", "CKernels", "NN", "Vision", "CZip", "Lifetime"],
-                path: "Sources/Training"),
+        .target(
+            name: "Training",
+            dependencies: ["Tensors", "Checksums", "Kernels", "CKernels", "NN", "Vision", "CZip", "Lifetime"],
+            path: "Sources/Training"),
         // torchvision's weight URLs, resumable downloads (http, https, file) and torch.hub's hash check.
         .target(name: "Hub", dependencies: ["Checksums"], path: "Sources/Hub"),
         // The command-line tool.
@@ -97,8 +100,11 @@ let package = Package(
         ),
         // What the test targets share (a seeded generator, float comparisons); no product includes it.
         .target(name: "TestSupport", dependencies: ["NN"], path: "Tests/TestSupport"),
-        .testTarget(name: "HubTests", dependencies: ["Hub", "Checksums", "CChecksum", "TestSupport"], path: "Tests/HubTests"),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "BLASComparison", "Tensors", "CKernels", "TestSupport"], path: "Tests/KernelsTests"),
+        .testTarget(
+            name: "HubTests", dependencies: ["Hub", "Checksums", "CChecksum", "TestSupport"], path: "Tests/HubTests"),
+        .testTarget(
+            name: "KernelsTests", dependencies: ["Kernels", "BLASComparison", "Tensors", "CKernels", "TestSupport"],
+            path: "Tests/KernelsTests"),
         .testTarget(
             name: "VisionTests",
             dependencies: ["Vision", "NN", "Kernels", "Tensors", "Checkpoint", "Checksums", "TestSupport"],
@@ -112,7 +118,9 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], path: "Tests/TensorsTests"),
         .testTarget(name: "LifetimeTests", dependencies: ["Lifetime"], path: "Tests/LifetimeTests"),
         // Runs the built pth2swt as a user does: exit paths, signals, pipes.
-        .testTarget(name: "ToolTests", dependencies: ["Checkpoint", "Checksums", "Tensors", "Lifetime"], path: "Tests/ToolTests"),
+        .testTarget(
+            name: "ToolTests", dependencies: ["Checkpoint", "Checksums", "Tensors", "Lifetime"], path: "Tests/ToolTests"
+        ),
         .testTarget(
             name: "CheckpointTests",
             dependencies: ["Checkpoint", "Tensors", "Checksums", "CChecksum", "Lifetime", "TestSupport"],
@@ -127,12 +135,13 @@ if Context.environment["PTH2SWT_FUZZ"] == "1" {
     package.targets.append(
         .target(name: "FuzzSupport", dependencies: ["Checkpoint", "Tensors"], path: "Tests/Fuzz/Support"))
     for harness in ["tar", "legacy", "zip", "pickle", "swt", "zip-stub", "pickle-stub"] {
-        package.targets.append(.executableTarget(
-            name: "fuzz-\(harness)",
-            dependencies: ["FuzzSupport", "Checkpoint"],
-            path: "Tests/Fuzz/\(harness)",
-            // No main: libFuzzer's main calls LLVMFuzzerTestOneInput.
-            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
-        ))
+        package.targets.append(
+            .executableTarget(
+                name: "fuzz-\(harness)",
+                dependencies: ["FuzzSupport", "Checkpoint"],
+                path: "Tests/Fuzz/\(harness)",
+                // No main: libFuzzer's main calls LLVMFuzzerTestOneInput.
+                swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+            ))
     }
 }

@@ -1,21 +1,23 @@
 import ArgumentParser
-import Checkpoint
 import BLASComparison
+import Checkpoint
 import Kernels
 import NN
+import Tensors
 import Training
 import Vision
-import Tensors
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks. Tests/Reference/bench_*.py run these beside torch and print ratios.",
-        subcommands: [BenchRead.self, BenchConvert.self, BenchOpen.self, BenchInfer.self, BenchConv.self, BenchTrain.self,
-                      BenchTiers.self]
+        subcommands: [
+            BenchRead.self, BenchConvert.self, BenchOpen.self, BenchInfer.self, BenchConv.self, BenchTrain.self,
+            BenchTiers.self,
+        ]
     )
 }
 
@@ -67,14 +69,17 @@ struct BenchRead: ParsableCommand {
             }
             let (median, minimum) = summary(times)
             if json {
-                print(JSON.object([
-                    ("file", .string(file)), ("format", .string(format)), ("mode", .string(mode.rawValue)),
-                    ("threads", .int(threads)), ("verify_crc", .bool(!noVerifyCRC)),
-                    ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("runs", .int(times.count)),
-                    ("checksum", .double(Double(checksum))),
-                ]).render(indent: nil))
+                print(
+                    JSON.object([
+                        ("file", .string(file)), ("format", .string(format)), ("mode", .string(mode.rawValue)),
+                        ("threads", .int(threads)), ("verify_crc", .bool(!noVerifyCRC)),
+                        ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("runs", .int(times.count)),
+                        ("checksum", .double(Double(checksum))),
+                    ]).render(indent: nil))
             } else {
-                print("\(file) [\(format), \(mode.rawValue), \(threads) thread\(threads == 1 ? "" : "s")\(noVerifyCRC ? ", no CRC" : "")]: median \(fmt(median)) ms, min \(fmt(minimum)) ms over \(times.count) runs")
+                print(
+                    "\(file) [\(format), \(mode.rawValue), \(threads) thread\(threads == 1 ? "" : "s")\(noVerifyCRC ? ", no CRC" : "")]: median \(fmt(median)) ms, min \(fmt(minimum)) ms over \(times.count) runs"
+                )
             }
         }
     }
@@ -97,7 +102,10 @@ struct BenchRead: ParsableCommand {
                 acc += try t.withFloat32 { buf in
                     var s: Float = 0
                     var i = 0
-                    while i < buf.count { s += buf[i]; i += 1024 }  // one read per 4 KiB page
+                    while i < buf.count {
+                        s += buf[i]
+                        i += 1024
+                    }  // one read per 4 KiB page
                     return s
                 }
             }
@@ -146,7 +154,9 @@ struct BenchConvert: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
-        guard let target = OutputKind(path: output) else { throw ValidationError("OUT must end in \(OutputKind.extensions)") }
+        guard let target = OutputKind(path: output) else {
+            throw ValidationError("OUT must end in \(OutputKind.extensions)")
+        }
         do {
             try OutputGuard.refuseOverwrite(.init("OUT", output), inputs: [.init("IN", input)])
         } catch {
@@ -162,7 +172,8 @@ struct BenchConvert: ParsableCommand {
                 switch target {
                 case .swt:
                     let source = hash ? SourceInfo(path: input, bytes: ckpt.fileSize, format: ckpt.format) : nil
-                    try SWTWriter.write(sd, to: output, values: otherValues(ckpt, sd), source: source, converter: "bench")
+                    try SWTWriter.write(
+                        sd, to: output, values: otherValues(ckpt, sd), source: source, converter: "bench")
                 case .pth:
                     try PTHWriter.write(sd, to: output)
                 }
@@ -172,12 +183,16 @@ struct BenchConvert: ParsableCommand {
         }
         let (median, minimum) = summary(times)
         if json {
-            print(JSON.object([
-                ("file", .string(input)), ("format", .string(format)), ("output", .string(target.rawValue)),
-                ("hash", .bool(hash)), ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("runs", .int(times.count)),
-            ]).render(indent: nil))
+            print(
+                JSON.object([
+                    ("file", .string(input)), ("format", .string(format)), ("output", .string(target.rawValue)),
+                    ("hash", .bool(hash)), ("median_ms", .double(median)), ("min_ms", .double(minimum)),
+                    ("runs", .int(times.count)),
+                ]).render(indent: nil))
         } else {
-            print("\(input) [\(format)] → \(target.rawValue)\(hash ? " (with sha256)" : ""): median \(fmt(median)) ms, min \(fmt(minimum)) ms over \(times.count) runs")
+            print(
+                "\(input) [\(format)] → \(target.rawValue)\(hash ? " (with sha256)" : ""): median \(fmt(median)) ms, min \(fmt(minimum)) ms over \(times.count) runs"
+            )
         }
     }
 }
@@ -210,7 +225,10 @@ struct BenchOpen: ParsableCommand {
                 for (_, t) in sd.tensors where t.count > 0 {
                     let raw = try t.storage.bytes()
                     acc += try t.withFloat32 { buf in
-                        if buf.baseAddress.map({ UnsafeRawPointer($0) < raw.baseAddress! || UnsafeRawPointer($0) >= raw.baseAddress! + raw.count }) ?? true {
+                        if buf.baseAddress.map({
+                            UnsafeRawPointer($0) < raw.baseAddress!
+                                || UnsafeRawPointer($0) >= raw.baseAddress! + raw.count
+                        }) ?? true {
                             copies += 1
                         }
                         return buf[0]
@@ -223,13 +241,16 @@ struct BenchOpen: ParsableCommand {
         }
         let (median, minimum) = summary(times)
         if json {
-            print(JSON.object([
-                ("file", .string(file)), ("tensors", .int(count)), ("copied", .int(copies)),
-                ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("runs", .int(times.count)),
-                ("checksum", .double(Double(acc))),
-            ]).render(indent: nil))
+            print(
+                JSON.object([
+                    ("file", .string(file)), ("tensors", .int(count)), ("copied", .int(copies)),
+                    ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("runs", .int(times.count)),
+                    ("checksum", .double(Double(acc))),
+                ]).render(indent: nil))
         } else {
-            print("\(file): \(count) tensors (\(copies) copied), median \(fmt(median)) ms, min \(fmt(minimum)) ms over \(times.count) runs")
+            print(
+                "\(file): \(count) tensors (\(copies) copied), median \(fmt(median)) ms, min \(fmt(minimum)) ms over \(times.count) runs"
+            )
         }
     }
 }
@@ -253,7 +274,10 @@ struct BenchInfer: ParsableCommand {
     @Option(help: "Threads.") var threads = 1
     @Flag(help: "The direct GEMM for every convolution (no Winograd).") var direct = false
     @Flag(help: "Time both algorithms per convolution first and keep the faster.") var tune = false
-    @Flag(help: "Run each inverted residual's convolutions one after another over whole tensors instead of by row bands (MobileNetV2, depthwise bottlenecks; same results).")
+    @Flag(
+        help:
+            "Run each inverted residual's convolutions one after another over whole tensors instead of by row bands (MobileNetV2, depthwise bottlenecks; same results)."
+    )
     var unfused = false
     @Flag(help: "Also time each step (convolution, pooling) and print the median of each.") var layers = false
     @Option(name: .customLong("repeat"), help: "Timed runs.") var runs = 20
@@ -261,7 +285,9 @@ struct BenchInfer: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
-        guard Architecture.named(arch) != nil else { throw ValidationError("unknown --arch '\(arch)'; one of \(Architecture.names)") }
+        guard Architecture.named(arch) != nil else {
+            throw ValidationError("unknown --arch '\(arch)'; one of \(Architecture.names)")
+        }
         try Bounds.check("--batch", batch, Bounds.batch)
         try Bounds.check("--threads", threads, Bounds.threads)
         try Bounds.check("--size", size, Bounds.imageSize)
@@ -315,22 +341,29 @@ struct BenchInfer: ParsableCommand {
             steps = net.stepTimes.enumerated().map { i, s in (s.step, summary(per.map { $0[i] }).median) }
         }
         if json {
-            print(JSON.object([
-                ("arch", .string(arch)), ("batch", .int(batch)), ("size", .int(size)), ("threads", .int(threads)),
-                ("isa", .string(isa.name)), ("cpu", ISA.cpuModel.map { .string($0) } ?? .null),
-                ("steps", .array(steps.map { .object([("step", .string($0.0)), ("median_ms", .double($0.1))]) })),
-                ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("images_per_s", .double(rate)),
-                ("runs", .int(times.count)), ("checksum", .double(Double(check))),
-                ("peak_rss_bytes", .int(peakResidentBytes() ?? 0)),
-            ]).render(indent: nil))
+            print(
+                JSON.object([
+                    ("arch", .string(arch)), ("batch", .int(batch)), ("size", .int(size)), ("threads", .int(threads)),
+                    ("isa", .string(isa.name)), ("cpu", ISA.cpuModel.map { .string($0) } ?? .null),
+                    ("steps", .array(steps.map { .object([("step", .string($0.0)), ("median_ms", .double($0.1))]) })),
+                    ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("images_per_s", .double(rate)),
+                    ("runs", .int(times.count)), ("checksum", .double(Double(check))),
+                    ("peak_rss_bytes", .int(peakResidentBytes() ?? 0)),
+                ]).render(indent: nil))
         } else {
-            print("\(arch) batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), \(isa): median \(fmt(median)) ms, min \(fmt(minimum)) ms, \(fmt(rate)) images/s over \(times.count) runs (\(ISA.cpuModel ?? "unknown CPU"))")
+            print(
+                "\(arch) batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), \(isa): median \(fmt(median)) ms, min \(fmt(minimum)) ms, \(fmt(rate)) images/s over \(times.count) runs (\(ISA.cpuModel ?? "unknown CPU"))"
+            )
             if !steps.isEmpty {
                 let total = steps.reduce(0) { $0 + $1.1 }
                 for (name, ms) in steps {
-                    print("  \(name.padding(toLength: 44, withPad: " ", startingAt: 0))\(fmt(ms).leftPadded(8)) ms\(fmt(100 * ms / total).leftPadded(7)) %")
+                    print(
+                        "  \(name.padding(toLength: 44, withPad: " ", startingAt: 0))\(fmt(ms).leftPadded(8)) ms\(fmt(100 * ms / total).leftPadded(7)) %"
+                    )
                 }
-                print("  \("sum of step medians".padding(toLength: 44, withPad: " ", startingAt: 0))\(fmt(total).leftPadded(8)) ms")
+                print(
+                    "  \("sum of step medians".padding(toLength: 44, withPad: " ", startingAt: 0))\(fmt(total).leftPadded(8)) ms"
+                )
             }
         }
     }
@@ -349,7 +382,8 @@ struct BenchConv: ParsableCommand {
             """
     )
 
-    @Option(help: "Any network of `pth2swt finetune --help`'s list (resnet18, mobilenet_v2, vgg16, …).") var arch = "resnet18"
+    @Option(help: "Any network of `pth2swt finetune --help`'s list (resnet18, mobilenet_v2, vgg16, …).") var arch =
+        "resnet18"
     @Option(help: "Images per batch.") var batch = 1
     @Option(help: "Threads.") var threads = 1
     @Option(name: .customLong("repeat"), help: "Timed runs per convolution and algorithm.") var runs = 10
@@ -359,7 +393,9 @@ struct BenchConv: ParsableCommand {
     @OptionGroup var tier: TierOption
 
     func validate() throws {
-        guard Architecture.named(arch) != nil else { throw ValidationError("unknown --arch \(arch) (one of \(Architecture.names))") }
+        guard Architecture.named(arch) != nil else {
+            throw ValidationError("unknown --arch \(arch) (one of \(Architecture.names))")
+        }
         try Bounds.check("--batch", batch, Bounds.batch)
         try Bounds.check("--threads", threads, Bounds.threads)
     }
@@ -370,43 +406,59 @@ struct BenchConv: ParsableCommand {
         KernelThreads.singleThreadedBLAS()
         // Every distinct convolution of the description, with the input size it meets at 224×224.
         let network = architecture.build(1000)
-        guard let sizes = network.shapes(height: 224, width: 224) else { throw ValidationError("\(arch) does not fit 224×224") }
+        guard let sizes = network.shapes(height: 224, width: 224) else {
+            throw ValidationError("\(arch) does not fit 224×224")
+        }
         var shapes: [Conv2dGeometry] = []
         for node in network.nodes {
             guard case .conv(let c) = node.layer else { continue }
             let x = sizes[node.inputs[0]]
-            let g = Conv2dGeometry(batch: batch, inChannels: c.inChannels, height: x.height, width: x.width, outChannels: c.outChannels,
-                                   kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride), padding: (c.padding, c.padding),
-                                   groups: c.groups)
+            let g = Conv2dGeometry(
+                batch: batch, inChannels: c.inChannels, height: x.height, width: x.width, outChannels: c.outChannels,
+                kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride), padding: (c.padding, c.padding),
+                groups: c.groups)
             if !shapes.contains(g) && only.map({ g.description.contains($0) }) ?? true { shapes.append(g) }
         }
         // Grouped and depthwise convolutions have their own kernels and no OpenBLAS counterpart here.
         let grouped = shapes.filter { !ConvNHWC.applies(to: $0) }
         shapes = shapes.filter { ConvNHWC.applies(to: $0) }
         if !grouped.isEmpty && !json {
-            print("\(grouped.count) grouped or depthwise convolution\(grouped.count == 1 ? "" : "s") not timed here (`bench infer --arch \(arch) --layers` times them)")
+            print(
+                "\(grouped.count) grouped or depthwise convolution\(grouped.count == 1 ? "" : "s") not timed here (`bench infer --arch \(arch) --layers` times them)"
+            )
         }
         var rows: [JSON] = []
         let blasCore = KernelThreads.coreName
         if !json {
-            print("\(ISA.cpuModel ?? "unknown CPU"), kernels \(isa); OpenBLAS (the comparison column only) runs its \(blasCore) kernels")
+            print(
+                "\(ISA.cpuModel ?? "unknown CPU"), kernels \(isa); OpenBLAS (the comparison column only) runs its \(blasCore) kernels"
+            )
         }
-        if !json { print("convolution (batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"))                     direct GFLOP/s  winograd GFLOP/s  OpenBLAS GFLOP/s  OpenBLAS ÷ best") }
+        if !json {
+            print(
+                "convolution (batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"))                     direct GFLOP/s  winograd GFLOP/s  OpenBLAS GFLOP/s  OpenBLAS ÷ best"
+            )
+        }
         for g in shapes {
             let x = (0..<g.inputCount).map { Float($0 % 13) / 13 - 0.5 }
             let weight = (0..<g.weightCount).map { Float($0 % 7) / 70 - 0.05 }
             let bias = [Float](repeating: 0.1, count: g.outChannels)
             var y = [Float](repeating: 0, count: g.outputCount)
-            let packed = PackedConvWeight(weight, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+            let packed = PackedConvWeight(
+                weight, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
             let gflop = Double(g.flops) / 1e9
             func best(_ body: () -> Void) -> Double { summary(timed(warmup: 1, runs: runs, body)).min }
-            var scratch = [Float](repeating: 0, count: max(ConvNHWC.scratchCount(threads: threads), ConvKernel.scratchCount(g),
-                                                           WinogradNHWC.applies(to: g) ? WinogradNHWC.scratchCount(g, threads: threads) : 0))
+            var scratch = [Float](
+                repeating: 0,
+                count: max(
+                    ConvNHWC.scratchCount(threads: threads), ConvKernel.scratchCount(g),
+                    WinogradNHWC.applies(to: g) ? WinogradNHWC.scratchCount(g, threads: threads) : 0))
             let direct = best {
                 y.withUnsafeMutableBufferPointer { o in
                     scratch.withUnsafeMutableBufferPointer { s in
-                        ConvNHWC.forward(g, input: x, weight: packed, bias: bias, residual: nil, relu: true,
-                                         output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                        ConvNHWC.forward(
+                            g, input: x, weight: packed, bias: bias, residual: nil, relu: true,
+                            output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
                     }
                 }
             }
@@ -417,8 +469,9 @@ struct BenchConv: ParsableCommand {
                     y.withUnsafeMutableBufferPointer { o in
                         scratch.withUnsafeMutableBufferPointer { s in
                             u.withUnsafeBufferPointer { u in
-                                WinogradNHWC.forward(g, input: x, transformedWeight: u.baseAddress!, bias: bias, residual: nil,
-                                                     relu: true, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                                WinogradNHWC.forward(
+                                    g, input: x, transformedWeight: u.baseAddress!, bias: bias, residual: nil,
+                                    relu: true, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
                             }
                         }
                     }
@@ -428,18 +481,22 @@ struct BenchConv: ParsableCommand {
                 bias.withUnsafeBufferPointer { b in
                     y.withUnsafeMutableBufferPointer { o in
                         scratch.withUnsafeMutableBufferPointer { s in
-                            ConvKernel.forward(g, input: x, weight: weight, output: o.baseAddress!,
-                                               epilogue: Epilogue(bias: b.baseAddress!, relu: true), scratch: s.baseAddress, threads: threads)
+                            ConvKernel.forward(
+                                g, input: x, weight: weight, output: o.baseAddress!,
+                                epilogue: Epilogue(bias: b.baseAddress!, relu: true), scratch: s.baseAddress,
+                                threads: threads)
                         }
                     }
                 }
             }
             let ours = min(direct, winograd ?? .infinity)
             if json {
-                rows.append(.object([
-                    ("convolution", .string(g.description)), ("gflop", .double(gflop)), ("direct_ms", .double(direct)),
-                    ("winograd_ms", winograd.map { .double($0) } ?? .null), ("openblas_ms", .double(blas)),
-                ]))
+                rows.append(
+                    .object([
+                        ("convolution", .string(g.description)), ("gflop", .double(gflop)),
+                        ("direct_ms", .double(direct)),
+                        ("winograd_ms", winograd.map { .double($0) } ?? .null), ("openblas_ms", .double(blas)),
+                    ]))
             } else {
                 let name = g.description.padding(toLength: 62, withPad: " ", startingAt: 0)
                 func rate(_ t: Double?) -> String { (t.map { fmt(gflop / ($0 / 1000)) } ?? "–").leftPadded(16) }
@@ -447,15 +504,20 @@ struct BenchConv: ParsableCommand {
             }
         }
         if json {
-            print(JSON.object([("arch", .string(arch)), ("batch", .int(batch)), ("threads", .int(threads)),
-                               ("isa", .string(isa.name)), ("cpu", ISA.cpuModel.map { .string($0) } ?? .null),
-                               ("openblas_core", .string(blasCore)), ("convolutions", .array(rows))]).render(indent: nil))
+            print(
+                JSON.object([
+                    ("arch", .string(arch)), ("batch", .int(batch)), ("threads", .int(threads)),
+                    ("isa", .string(isa.name)), ("cpu", ISA.cpuModel.map { .string($0) } ?? .null),
+                    ("openblas_core", .string(blasCore)), ("convolutions", .array(rows)),
+                ]).render(indent: nil))
         }
     }
 }
 
 extension String {
-    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
 }
 
 struct BenchTrain: ParsableCommand {
@@ -477,7 +539,10 @@ struct BenchTrain: ParsableCommand {
     var frozenThrough = 0
     @Option(name: .customLong("repeat"), help: "Timed steps.") var runs = 3
     @Option(help: "Untimed steps first.") var warmup = 1
-    @Flag(help: "Also print where a step's time goes, per phase (mean over the timed steps; nested phases inside the '(all)' totals).")
+    @Flag(
+        help:
+            "Also print where a step's time goes, per phase (mean over the timed steps; nested phases inside the '(all)' totals)."
+    )
     var profile = false
     @Flag(help: "Print one JSON object.") var json = false
 
@@ -500,13 +565,19 @@ struct BenchTrain: ParsableCommand {
         model.replaceHead(classes: 2)
         let o = SGDOptions(lr: 5e-5, momentum: 0.9, weightDecay: 1e-3, nesterov: true)
         let stages = StageList(model.network)
-        let step = try NetworkStep(network: model.network, frozen: stages.frozenPrefixes(Freeze(frozenCount: frozenThrough, in: stages)),
-                                   options: o, groups: { trainable in
-            var head = o
-            head.lr = 5e-4
-            return [ParameterGroup(name: "backbone", parameters: trainable.filter { !$0.name.hasPrefix("fc.") }, options: o),
-                    ParameterGroup(name: "head", parameters: trainable.filter { $0.name.hasPrefix("fc.") }, options: head)]
-        }, threads: threads)
+        let step = try NetworkStep(
+            network: model.network, frozen: stages.frozenPrefixes(Freeze(frozenCount: frozenThrough, in: stages)),
+            options: o,
+            groups: { trainable in
+                var head = o
+                head.lr = 5e-4
+                return [
+                    ParameterGroup(
+                        name: "backbone", parameters: trainable.filter { !$0.name.hasPrefix("fc.") }, options: o),
+                    ParameterGroup(
+                        name: "head", parameters: trainable.filter { $0.name.hasPrefix("fc.") }, options: head),
+                ]
+            }, threads: threads)
         let input = (0..<(batch * 3 * 224 * 224)).map { Float($0 % 255) / 127.5 - 1 }
         let labels = (0..<batch).map { $0 % 2 }
         var loss = 0.0
@@ -521,25 +592,33 @@ struct BenchTrain: ParsableCommand {
         let (median, minimum) = summary(times)
         let rate = Double(batch) * 1000 / median
         if json {
-            print(JSON.object([
-                ("batch", .int(batch)), ("threads", .int(threads)), ("frozen_through", .int(frozenThrough)),
-                ("isa", .string(isa.name)), ("cpu", ISA.cpuModel.map { .string($0) } ?? .null),
-                ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("images_per_s", .double(rate)),
-                ("runs", .int(times.count)), ("last_loss", .double(loss)), ("peak_rss_bytes", .int(peakResidentBytes() ?? 0)),
-                ("phases_ms", .object(phases.map { ($0.name, .double($0.ms)) })),
-            ]).render(indent: nil))
+            print(
+                JSON.object([
+                    ("batch", .int(batch)), ("threads", .int(threads)), ("frozen_through", .int(frozenThrough)),
+                    ("isa", .string(isa.name)), ("cpu", ISA.cpuModel.map { .string($0) } ?? .null),
+                    ("median_ms", .double(median)), ("min_ms", .double(minimum)), ("images_per_s", .double(rate)),
+                    ("runs", .int(times.count)), ("last_loss", .double(loss)),
+                    ("peak_rss_bytes", .int(peakResidentBytes() ?? 0)),
+                    ("phases_ms", .object(phases.map { ($0.name, .double($0.ms)) })),
+                ]).render(indent: nil))
         } else {
-            print("resnet18 training step, batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), frozen through \(frozenThrough), \(isa) (\(ISA.cpuModel ?? "unknown CPU")): median \(fmt(median)) ms, min \(fmt(minimum)) ms, \(fmt(rate)) images/s over \(times.count) steps")
-            for p in phases { print("  \(p.name.padding(toLength: 32, withPad: " ", startingAt: 0)) \(fmt(p.ms).leftPadded(9)) ms") }
+            print(
+                "resnet18 training step, batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), frozen through \(frozenThrough), \(isa) (\(ISA.cpuModel ?? "unknown CPU")): median \(fmt(median)) ms, min \(fmt(minimum)) ms, \(fmt(rate)) images/s over \(times.count) steps"
+            )
+            for p in phases {
+                print("  \(p.name.padding(toLength: 32, withPad: " ", startingAt: 0)) \(fmt(p.ms).leftPadded(9)) ms")
+            }
         }
     }
 }
 
 /// `--isa NAME` for the compute benchmarks: the kernels' instruction-set tier for this run.
 struct TierOption: ParsableArguments {
-    @Option(name: .customLong("isa"), help: ArgumentHelp(
-        "The kernels' instruction-set tier: \(ISA.names) (default: PTH2SWT_ISA, else the best this CPU runs).",
-        valueName: "tier"))
+    @Option(
+        name: .customLong("isa"),
+        help: ArgumentHelp(
+            "The kernels' instruction-set tier: \(ISA.names) (default: PTH2SWT_ISA, else the best this CPU runs).",
+            valueName: "tier"))
     var name: String?
 
     func validate() throws {
@@ -572,16 +651,23 @@ struct BenchTiers: ParsableCommand {
     func run() throws {
         let running = ISA.process
         if json {
-            print(JSON.object([
-                ("cpu", ISA.cpuModel.map { .string($0) } ?? .null), ("running", .string(running.name)),
-                ("tiers", .array(ISA.all.map { .object([("name", .string($0.name)), ("supported", .bool($0.isSupported))]) })),
-                ("environment", ISA.environmentWarning.map { .string($0) } ?? .null),
-            ]).render(indent: nil))
+            print(
+                JSON.object([
+                    ("cpu", ISA.cpuModel.map { .string($0) } ?? .null), ("running", .string(running.name)),
+                    (
+                        "tiers",
+                        .array(
+                            ISA.all.map { .object([("name", .string($0.name)), ("supported", .bool($0.isSupported))]) })
+                    ),
+                    ("environment", ISA.environmentWarning.map { .string($0) } ?? .null),
+                ]).render(indent: nil))
         } else {
             print("CPU: \(ISA.cpuModel ?? "unknown")")
             for tier in ISA.all {
                 let mark = tier == running ? "*" : " "
-                print("\(mark) \(tier.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(tier.isSupported ? "supported" : "not supported by this CPU")")
+                print(
+                    "\(mark) \(tier.name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(tier.isSupported ? "supported" : "not supported by this CPU")"
+                )
             }
             print("* runs" + (ISA.environment == .honoured ? " (PTH2SWT_ISA)" : ""))
             if let warning = ISA.environmentWarning { print("(\(warning))") }

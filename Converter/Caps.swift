@@ -5,9 +5,11 @@ import Vision
 
 /// `--cap NAME=VALUE`: the resource caps of `LoadOptions`, for a file that is large but trusted.
 struct CapOptions: ParsableArguments {
-    @Option(name: .customLong("cap"), help: ArgumentHelp(
-        "Change a resource cap, NAME=VALUE (repeatable): \(CheckpointLimit.allCases.map(\.rawValue).joined(separator: ", ")).",
-        valueName: "name=value"))
+    @Option(
+        name: .customLong("cap"),
+        help: ArgumentHelp(
+            "Change a resource cap, NAME=VALUE (repeatable): \(CheckpointLimit.allCases.map(\.rawValue).joined(separator: ", ")).",
+            valueName: "name=value"))
     var caps: [String] = []
 
     func loadOptions() throws -> LoadOptions {
@@ -15,7 +17,9 @@ struct CapOptions: ParsableArguments {
         for spec in caps {
             let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, let cap = CheckpointLimit(rawValue: parts[0]) else {
-                throw ValidationError("--cap \(spec): the name must be one of \(CheckpointLimit.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError(
+                    "--cap \(spec): the name must be one of \(CheckpointLimit.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             guard let value = Int(parts[1].replacingOccurrences(of: "_", with: "")), value >= 0 else {
                 throw ValidationError("--cap \(spec): the value must be a non-negative integer")
@@ -28,14 +32,18 @@ struct CapOptions: ParsableArguments {
 
 /// Which state dict to read and whether to read unknown classes as records: `--key`, `--stub-classes`.
 struct SourceOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "Read the state dict at this dotted path (dict keys, list indices, attributes), as `inspect` lists them; '' is the root.",
-        valueName: "a.b.c"))
+    @Option(
+        help: ArgumentHelp(
+            "Read the state dict at this dotted path (dict keys, list indices, attributes), as `inspect` lists them; '' is the root.",
+            valueName: "a.b.c"))
     var key: String?
 
-    @Flag(name: .customLong("stub-classes"), help: ArgumentHelp(
-        "Read classes outside the allowlist (whole pickled models, Lightning, omegaconf, argparse) as inert records.",
-        discussion: "Nothing is imported or run either way: a record is the class's name and the arguments the file gave."))
+    @Flag(
+        name: .customLong("stub-classes"),
+        help: ArgumentHelp(
+            "Read classes outside the allowlist (whole pickled models, Lightning, omegaconf, argparse) as inert records.",
+            discussion:
+                "Nothing is imported or run either way: a record is the class's name and the arguments the file gave."))
     var stubClasses = false
 
     /// `base` with these choices applied.
@@ -50,7 +58,9 @@ struct SourceOptions: ParsableArguments {
 func placeNote(_ sd: StateDict) -> String? {
     guard !sd.path.isEmpty || sd.candidates.count > 1 || sd.kind != .dict else { return nil }
     let place = sd.path.isEmpty ? "at the root" : "under " + sd.path.map { "'\($0)'" }.joined(separator: " → ")
-    let kind = sd.kind == .module ? ", a module's state_dict()" : sd.kind == .tensor ? ", a bare tensor named '\(bareTensorName)'" : ""
+    let kind =
+        sd.kind == .module
+        ? ", a module's state_dict()" : sd.kind == .tensor ? ", a bare tensor named '\(bareTensorName)'" : ""
     let of = sd.candidates.count > 1 ? " (picked of \(sd.candidates.count) candidates; --key chooses another)" : ""
     return "state dict \(place)\(kind)\(of)"
 }
@@ -89,7 +99,9 @@ extension Array where Element == String {
                 out += self[i...]
                 break
             }
-            if word.hasPrefix("--"), !word.contains("="), i + 1 < count, self[i + 1].hasPrefix("-"), Double(self[i + 1]) != nil {
+            if word.hasPrefix("--"), !word.contains("="), i + 1 < count, self[i + 1].hasPrefix("-"),
+                Double(self[i + 1]) != nil
+            {
                 out.append(word + "=" + self[i + 1])
                 i += 2
                 continue

@@ -4,7 +4,7 @@ import Kernels
 import Tensors
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Convert: ParsableCommand, Cooperative {
@@ -64,7 +64,9 @@ struct Convert: ParsableCommand, Cooperative {
     @Flag(name: .shortAndLong, help: "No progress bar.")
     var quiet = false
 
-    @Flag(name: .customLong("all-tensors"), help: "Write every tensor and numpy array in the file, named by its dotted path from the root.")
+    @Flag(
+        name: .customLong("all-tensors"),
+        help: "Write every tensor and numpy array in the file, named by its dotted path from the root.")
     var allTensors = false
 
     @OptionGroup var caps: CapOptions
@@ -88,7 +90,8 @@ struct Convert: ParsableCommand, Cooperative {
             try OutputGuard.refuseOverwrite(.init("OUT", output), inputs: [.init("IN", input)])
             let options = source.loadOptions(try caps.loadOptions())
             let ckpt = try Checkpoint(path: input, options: options)
-            let full = allTensors ? try ckpt.allTensors() : try ckpt.stateDict(key: source.key, stripPrefix: stripPrefix)
+            let full =
+                allTensors ? try ckpt.allTensors() : try ckpt.stateDict(key: source.key, stripPrefix: stripPrefix)
             let sd = full.filtered(select: select.map(NamePattern.init), exclude: exclude.map(NamePattern.init))
             guard !sd.isEmpty else {
                 throw ValidationError("no tensor is left after --select/--exclude (the file has \(full.count))")
@@ -108,7 +111,9 @@ struct Convert: ParsableCommand, Cooperative {
             if !allTensors, let note = placeNote(full) { notes.append(note) }
             if allTensors { notes.append("every tensor in the file, named by its path from the root") }
             if !ckpt.stubbedClasses.isEmpty {
-                notes.append("read \(ckpt.stubbedClasses.count) classes as inert records (--stub-classes): \(ckpt.stubbedClasses.prefix(6).joined(separator: ", "))\(ckpt.stubbedClasses.count > 6 ? ", …" : "")")
+                notes.append(
+                    "read \(ckpt.stubbedClasses.count) classes as inert records (--stub-classes): \(ckpt.stubbedClasses.prefix(6).joined(separator: ", "))\(ckpt.stubbedClasses.count > 6 ? ", …" : "")"
+                )
             }
             let values = allTensors ? [] : otherValues(ckpt, sd)
             switch target {
@@ -118,20 +123,31 @@ struct Convert: ParsableCommand, Cooperative {
                     sd, to: output, dtype: dtype?.dtype, values: values, source: source,
                     converter: "pth2swt \(Version.string)", progress: bar.update)
                 bar.finish()
-                fields += [("bytes", .int(report.fileBytes)), ("source_sha256", .string(report.sourceSHA256 ?? "")),
-                           ("values_kept", .array(values.map(\.name).filter { !report.droppedValues.contains($0) }.map(JSON.string))),
-                           ("values_not_kept", .array(report.droppedValues.map(JSON.string)))]
+                fields += [
+                    ("bytes", .int(report.fileBytes)), ("source_sha256", .string(report.sourceSHA256 ?? "")),
+                    (
+                        "values_kept",
+                        .array(values.map(\.name).filter { !report.droppedValues.contains($0) }.map(JSON.string))
+                    ),
+                    ("values_not_kept", .array(report.droppedValues.map(JSON.string))),
+                ]
                 if !report.droppedValues.isEmpty {
-                    notes.append("not kept (JSON cannot hold them; listed in the header): \(report.droppedValues.joined(separator: ", "))")
+                    notes.append(
+                        "not kept (JSON cannot hold them; listed in the header): \(report.droppedValues.joined(separator: ", "))"
+                    )
                 }
             case .pth:
                 let report = try PTHWriter.write(sd, to: output, dtype: dtype?.dtype, progress: bar.update)
                 bar.finish()
                 let dropped = values.map(\.name)
-                fields += [("bytes", .int(report.fileBytes)), ("storages", .int(report.storages)),
-                           ("values_not_kept", .array(dropped.map(JSON.string)))]
+                fields += [
+                    ("bytes", .int(report.fileBytes)), ("storages", .int(report.storages)),
+                    ("values_not_kept", .array(dropped.map(JSON.string))),
+                ]
                 if !dropped.isEmpty {
-                    notes.append("not written (a .pth from pth2swt holds the state dict's tensors only): \(dropped.joined(separator: ", "))")
+                    notes.append(
+                        "not written (a .pth from pth2swt holds the state dict's tensors only): \(dropped.joined(separator: ", "))"
+                    )
                 }
             }
             let seconds = now() - start
@@ -142,7 +158,9 @@ struct Convert: ParsableCommand, Cooperative {
             } else {
                 let bytesOut = fields.first { $0.0 == "bytes" }?.1.intValue ?? 0
                 let cast = dtype.map { ", cast to \($0.rawValue)" } ?? ""
-                print("\(output): \(target.rawValue), \(sd.count) tensors\(cast), \(bytes(bytesOut)), from \(ckpt.format.rawValue) \(input) in \(String(format3: seconds)) s")
+                print(
+                    "\(output): \(target.rawValue), \(sd.count) tensors\(cast), \(bytes(bytesOut)), from \(ckpt.format.rawValue) \(input) in \(String(format3: seconds)) s"
+                )
                 for n in notes { print("note: \(n)") }
             }
         } catch let e as ValidationError {

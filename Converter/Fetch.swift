@@ -4,7 +4,7 @@ import Foundation
 import Hub
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Fetch: ParsableCommand {
@@ -137,12 +137,16 @@ struct Fetch: ParsableCommand {
                     ("note", .string(f.note)),
                 ])
             }
-            print(JSON.object([("base_url", .string(Registry.baseURL.absoluteString)), ("files", .array(files))]).render())
+            print(
+                JSON.object([("base_url", .string(Registry.baseURL.absoluteString)), ("files", .array(files))]).render()
+            )
             return
         }
-        let rows = [["model", "file", "", "note"]] + Registry.files.map { f in
-            [f.model, f.fileName, f.isDefault ? "*" : "", f.note]
-        }
+        let rows =
+            [["model", "file", "", "note"]]
+            + Registry.files.map { f in
+                [f.model, f.fileName, f.isDefault ? "*" : "", f.note]
+            }
         let widths = (0..<3).map { c in rows.map { $0[c].count }.max() ?? 0 }
         for row in rows {
             let padded = (0..<3).map { row[$0] + String(repeating: " ", count: widths[$0] - row[$0].count) }
@@ -225,8 +229,12 @@ struct Fetch: ParsableCommand {
             let fraction = min(1, Double(p.bytes) / Double(total))
             let width = 30
             let filled = Int(fraction * Double(width))
-            let bar = terminal ? "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "]  " : ""
-            return "\(label)  \(bar)\(Int(fraction * 100))%  \(done)/\(String(format: "%.1f", Double(total) / 1e6)) MB\(rate)"
+            let bar =
+                terminal
+                ? "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "]  "
+                : ""
+            return
+                "\(label)  \(bar)\(Int(fraction * 100))%  \(done)/\(String(format: "%.1f", Double(total) / 1e6)) MB\(rate)"
         }
 
         private static func write(_ text: String) {

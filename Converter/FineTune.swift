@@ -8,32 +8,41 @@ import Training
 import Vision
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Options that `finetune` and `eval` share: where the data is and how much of it.
 struct DataOptions: ParsableArguments {
-    @Option(help: "ImageFolder root (DIR/train/<class>/*, DIR/test/<class>/*) or a directory of IDX files (Fashion-MNIST).")
+    @Option(
+        help: "ImageFolder root (DIR/train/<class>/*, DIR/test/<class>/*) or a directory of IDX files (Fashion-MNIST).")
     var data: String
-    @Option(name: .customLong("per-class"), help: "Use only the first N images of each class in each split (a quick subset).")
+    @Option(
+        name: .customLong("per-class"),
+        help: "Use only the first N images of each class in each split (a quick subset).")
     var perClass: Int?
-    @Option(name: .customLong("val-split"), help: "Hold out this fraction of DIR/train as the test set (seeded by --seed) when there is no DIR/test.")
+    @Option(
+        name: .customLong("val-split"),
+        help: "Hold out this fraction of DIR/train as the test set (seeded by --seed) when there is no DIR/test.")
     var valSplit: Double?
 
     func validate() throws {
         if let perClass, perClass < 1 { throw ValidationError("--per-class must be at least 1") }
-        if let valSplit, !(valSplit > 0 && valSplit < 1) { throw ValidationError("--val-split must be between 0 and 1") }
+        if let valSplit, !(valSplit > 0 && valSplit < 1) {
+            throw ValidationError("--val-split must be between 0 and 1")
+        }
     }
 
     /// (train, test) with `classes` classes: see `DataSelection`.
     func load(classes: Int?, seed: UInt64) throws -> (train: any ImageDataset, test: any ImageDataset, kind: String) {
-        let s = try DataSelection(path: data, perClass: perClass, validationSplit: valSplit).load(classes: classes, seed: seed)
+        let s = try DataSelection(path: data, perClass: perClass, validationSplit: valSplit).load(
+            classes: classes, seed: seed)
         return (s.train, s.test, s.kind)
     }
 
     /// Only the test split (the train split's IDX files are not read); `asked` says where `classes` came from.
     func loadTest(classes: Int?, seed: UInt64, asked: String) throws -> (test: any ImageDataset, kind: String) {
-        try DataSelection(path: data, perClass: perClass, validationSplit: valSplit).loadTest(classes: classes, seed: seed, asked: asked)
+        try DataSelection(path: data, perClass: perClass, validationSplit: valSplit).loadTest(
+            classes: classes, seed: seed, asked: asked)
     }
 }
 
@@ -61,7 +70,9 @@ final class StatusLine {
         }
         last = t
         var s = "epoch \(p.epoch) \(p.phase.rawValue) \(p.done)/\(p.total)  \(fmt(p.imagesPerSecond)) img/s"
-        if p.phase == .train { s += "  loss \(String(format: "%.4f", p.loss))  acc \(String(format: "%.1f", p.accuracy * 100))%" }
+        if p.phase == .train {
+            s += "  loss \(String(format: "%.4f", p.loss))  acc \(String(format: "%.1f", p.accuracy * 100))%"
+        }
         var err = StandardError()
         if terminal {
             print("\r\u{1B}[K " + s, terminator: "", to: &err)
@@ -84,7 +95,8 @@ func percent(_ x: Double) -> String { String(format: "%.2f%%", x * 100) }
 struct FineTune: ParsableCommand, Cooperative {
     static let configuration = CommandConfiguration(
         commandName: "finetune",
-        abstract: "Fine-tune a torchvision network with a new head: frozen backbone, part of it, or all of it on a low LR.",
+        abstract:
+            "Fine-tune a torchvision network with a new head: frozen backbone, part of it, or all of it on a low LR.",
         discussion: """
             Loads --weights into --arch, replaces the head (ResNet's fc, VGG's and AlexNet's classifier.6, \
             MobileNetV2's classifier.1) with Linear(features, --classes) (Xavier-uniform from --seed, zero \
@@ -146,21 +158,33 @@ struct FineTune: ParsableCommand, Cooperative {
             """
     )
 
-    @Option(help: "Pretrained weights (tar, legacy, zip, .swt). Without it the backbone is seeded random values (said in the output).")
+    @Option(
+        help:
+            "Pretrained weights (tar, legacy, zip, .swt). Without it the backbone is seeded random values (said in the output)."
+    )
     var weights: String?
     @Option(help: "\(Architecture.names).") var arch = "resnet18"
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var source: SourceOptions
     @Option(help: "Classes of the new head.") var classes: Int
-    @Option(help: ArgumentHelp("The new head: linear, or mlp:HIDDEN[:DROPOUT] (Linear, ReLU, Dropout (0.5), Linear, as HEAD.0 … HEAD.3).",
-                               valueName: "kind")) var head = "linear"
-    @Option(help: "What to freeze: none, a stage (it and every stage before it; see the list above), or backbone.") var freeze = "backbone"
-    @Option(help: "BatchNorm of frozen stages: eval (running statistics, never updated) or train (batch statistics, running statistics drift).")
+    @Option(
+        help: ArgumentHelp(
+            "The new head: linear, or mlp:HIDDEN[:DROPOUT] (Linear, ReLU, Dropout (0.5), Linear, as HEAD.0 … HEAD.3).",
+            valueName: "kind")) var head = "linear"
+    @Option(help: "What to freeze: none, a stage (it and every stage before it; see the list above), or backbone.")
+    var freeze = "backbone"
+    @Option(
+        help:
+            "BatchNorm of frozen stages: eval (running statistics, never updated) or train (batch statistics, running statistics drift)."
+    )
     var bn = "eval"
     @Option(help: "The head's learning rate (default 0.01, or --backbone-lr × --head-lr-mult).") var lr: Double?
-    @Option(name: .customLong("backbone-lr"), help: "The backbone's learning rate (default: --lr, or --lr / --head-lr-mult).")
+    @Option(
+        name: .customLong("backbone-lr"),
+        help: "The backbone's learning rate (default: --lr, or --lr / --head-lr-mult).")
     var backboneLR: Double?
-    @Option(name: .customLong("head-lr-mult"), help: "The head's learning rate as a multiple of the backbone's.") var headLRMult: Double?
+    @Option(name: .customLong("head-lr-mult"), help: "The head's learning rate as a multiple of the backbone's.")
+    var headLRMult: Double?
     @Option(help: "sgd (torch.optim.SGD) or adamw (torch.optim.AdamW).") var optimizer: OptimizerKind = .sgd
     @Option(help: "SGD momentum (default 0.9).") var momentum: Double?
     @Option(help: "SGD dampening.") var dampening = 0.0
@@ -168,27 +192,41 @@ struct FineTune: ParsableCommand, Cooperative {
     @Option(help: ArgumentHelp("AdamW: β1,β2 (default 0.9,0.999).", valueName: "b1,b2")) var betas: String?
     @Option(help: "AdamW: eps (default 1e-8).") var eps: Double?
     @Flag(help: "AdamW: the AMSGrad variant.") var amsgrad = false
-    @Option(name: .customLong("weight-decay"), help: "Weight decay: SGD adds wd·w to the gradient, AdamW multiplies w by 1 − lr·wd (both as torch).")
+    @Option(
+        name: .customLong("weight-decay"),
+        help: "Weight decay: SGD adds wd·w to the gradient, AdamW multiplies w by 1 − lr·wd (both as torch).")
     var weightDecay = 1e-3
-    @Flag(name: .customLong("no-decay-bn-bias"), help: "No weight decay on 1-D parameters (BatchNorm γ and β, fc's bias).")
+    @Flag(
+        name: .customLong("no-decay-bn-bias"), help: "No weight decay on 1-D parameters (BatchNorm γ and β, fc's bias)."
+    )
     var noDecayBNBias = false
-    @Option(name: .customLong("l2sp-alpha"), help: "L2-SP: α/2·‖w − w⁰‖² on the trainable backbone (w⁰: the pretrained weights).")
+    @Option(
+        name: .customLong("l2sp-alpha"),
+        help: "L2-SP: α/2·‖w − w⁰‖² on the trainable backbone (w⁰: the pretrained weights).")
     var l2spAlpha = 0.0
     @Option(name: .customLong("l2sp-beta"), help: "L2-SP: β/2·‖w‖² on the head.") var l2spBeta = 0.0
-    @Option(help: "LR schedule, stepped per epoch: constant, step:N[:GAMMA] (×GAMMA every N epochs, GAMMA 0.1), cosine[:MIN_LR].")
+    @Option(
+        help:
+            "LR schedule, stepped per epoch: constant, step:N[:GAMMA] (×GAMMA every N epochs, GAMMA 0.1), cosine[:MIN_LR]."
+    )
     var schedule = "constant"
-    @Option(help: "Warmup epochs: the LR rises linearly from 0.1× to 1× (LinearLR), then --schedule runs.") var warmup = 0
+    @Option(help: "Warmup epochs: the LR rises linearly from 0.1× to 1× (LinearLR), then --schedule runs.") var warmup =
+        0
     @Option(help: "Epochs to train (in all, counting the ones a resumed checkpoint already did).") var epochs = 5
-    @Option(name: .customLong("stop-after"), help: "Stop after this epoch (the schedule still spans --epochs); --resume continues the run.")
+    @Option(
+        name: .customLong("stop-after"),
+        help: "Stop after this epoch (the schedule still spans --epochs); --resume continues the run.")
     var stopAfter: Int?
     @Option(name: .customLong("batch-size"), help: "Images per SGD step.") var batchSize = 32
-    @Option(help: "Threads for the kernels (the default is every core).") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Threads for the kernels (the default is every core).") var threads = ProcessInfo.processInfo
+        .activeProcessorCount
     @Option(help: "Seed of the head's init, the shuffles, the augmentation and --val-split.") var seed: UInt64 = 0
-    @Flag(inversion: .prefixedNo, help: "RandomResizedCrop(224) + horizontal flip for training images.") var augment = true
-    @Option(help: "Write the fine-tuned model here after each epoch (.swt or .pth), and OUT's .resume.swt beside it.") var out: String?
+    @Flag(inversion: .prefixedNo, help: "RandomResizedCrop(224) + horizontal flip for training images.") var augment =
+        true
+    @Option(help: "Write the fine-tuned model here after each epoch (.swt or .pth), and OUT's .resume.swt beside it.")
+    var out: String?
     @Option(help: "Continue from a .resume.swt checkpoint.") var resume: String?
     @Flag(help: "Print one JSON object with the final metrics (and no progress).") var json = false
-
 
     /// --schedule and --warmup as an LRSchedule (nil: constant).
     static func lrSchedule(_ text: String, warmup: Int, epochs: Int) throws -> LRSchedule? {
@@ -198,7 +236,9 @@ struct FineTune: ParsableCommand, Cooperative {
         case "constant" where parts.count == 1:
             after = nil
         case "step" where parts.count == 2 || parts.count == 3:
-            guard let n = Int(parts[1]), n >= 1, let gamma = parts.count == 3 ? Double(parts[2]) : 0.1, gamma > 0, gamma.isFinite else {
+            guard let n = Int(parts[1]), n >= 1, let gamma = parts.count == 3 ? Double(parts[2]) : 0.1, gamma > 0,
+                gamma.isFinite
+            else {
                 throw ValidationError("--schedule \(text): step:N[:GAMMA] needs N ≥ 1 epochs and GAMMA > 0")
             }
             after = .step(size: n, gamma: gamma)
@@ -206,7 +246,9 @@ struct FineTune: ParsableCommand, Cooperative {
             guard let minLR = parts.count == 2 ? Double(parts[1]) : 0, minLR >= 0, minLR.isFinite else {
                 throw ValidationError("--schedule \(text): cosine[:MIN_LR] needs MIN_LR ≥ 0")
             }
-            guard epochs - warmup >= 1 else { throw ValidationError("--schedule cosine needs more --epochs than --warmup") }
+            guard epochs - warmup >= 1 else {
+                throw ValidationError("--schedule cosine needs more --epochs than --warmup")
+            }
             after = .cosine(tMax: epochs - warmup, etaMin: minLR)
         default:
             throw ValidationError("--schedule \(text): one of constant, step:N[:GAMMA], cosine[:MIN_LR]")
@@ -222,7 +264,8 @@ struct FineTune: ParsableCommand, Cooperative {
         switch (lr, backboneLR, headLRMult) {
         case (let l?, let b?, let m?):
             guard abs(l - b * m) <= 1e-12 * max(abs(l), 1e-300) else {
-                throw ValidationError("--lr \(l) is not --backbone-lr \(b) × --head-lr-mult \(m); give two of the three")
+                throw ValidationError(
+                    "--lr \(l) is not --backbone-lr \(b) × --head-lr-mult \(m); give two of the three")
             }
             return (l, b)
         case (let l?, let b?, nil): return (l, b)
@@ -249,52 +292,71 @@ struct FineTune: ParsableCommand, Cooperative {
         // Stages are checked against the network in run(); the backbone spelling is known here.
         let frozenAll = freeze == "backbone"
         guard bn == "eval" || bn == "train" else { throw ValidationError("--bn \(bn): eval or train") }
-        for (flag, value) in [("--lr", lr), ("--backbone-lr", backboneLR), ("--head-lr-mult", headLRMult), ("--momentum", momentum),
-                              ("--dampening", dampening), ("--eps", eps), ("--weight-decay", weightDecay),
-                              ("--l2sp-alpha", l2spAlpha), ("--l2sp-beta", l2spBeta), ("--val-split", dataOptions.valSplit)] {
+        for (flag, value) in [
+            ("--lr", lr), ("--backbone-lr", backboneLR), ("--head-lr-mult", headLRMult), ("--momentum", momentum),
+            ("--dampening", dampening), ("--eps", eps), ("--weight-decay", weightDecay),
+            ("--l2sp-alpha", l2spAlpha), ("--l2sp-beta", l2spBeta), ("--val-split", dataOptions.valSplit),
+        ] {
             try Bounds.finite(flag, value)
         }
         try Bounds.check("--classes", classes, Bounds.classes)
         try Bounds.check("--batch-size", batchSize, Bounds.batch)
         try Bounds.check("--threads", threads, Bounds.threads)
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
-        if let stopAfter, !(1...epochs).contains(stopAfter) { throw ValidationError("--stop-after must be between 1 and --epochs") }
-        guard warmup >= 0, warmup < epochs || warmup == 0 else { throw ValidationError("--warmup must be ≥ 0 and less than --epochs") }
+        if let stopAfter, !(1...epochs).contains(stopAfter) {
+            throw ValidationError("--stop-after must be between 1 and --epochs")
+        }
+        guard warmup >= 0, warmup < epochs || warmup == 0 else {
+            throw ValidationError("--warmup must be ≥ 0 and less than --epochs")
+        }
         if frozenAll && (backboneLR != nil || headLRMult != nil || l2spAlpha != 0) {
-            throw ValidationError("--backbone-lr, --head-lr-mult and --l2sp-alpha need a trainable backbone (--freeze none or through:STAGE)")
+            throw ValidationError(
+                "--backbone-lr, --head-lr-mult and --l2sp-alpha need a trainable backbone (--freeze none or through:STAGE)"
+            )
         }
         guard let kind = HeadKind(parsing: head) else {
-            throw ValidationError("--head \(head): linear, or mlp:HIDDEN[:DROPOUT] with HIDDEN ≥ 1 and DROPOUT in [0, 1)")
+            throw ValidationError(
+                "--head \(head): linear, or mlp:HIDDEN[:DROPOUT] with HIDDEN ≥ 1 and DROPOUT in [0, 1)")
         }
         if case .mlp(let hidden, _) = kind { try Bounds.check("--head mlp's HIDDEN", hidden, 1...65_536) }
         if kind != .linear && (l2spAlpha != 0 || l2spBeta != 0) {
-            throw ValidationError("--l2sp-alpha and --l2sp-beta are for a linear head so far; drop them or use --head linear")
+            throw ValidationError(
+                "--l2sp-alpha and --l2sp-beta are for a linear head so far; drop them or use --head linear")
         }
         let rates = try learningRates()
         switch optimizer {
         case .sgd:
-            if betas != nil || eps != nil || amsgrad { throw ValidationError("--betas, --eps and --amsgrad are AdamW's; add --optimizer adamw") }
+            if betas != nil || eps != nil || amsgrad {
+                throw ValidationError("--betas, --eps and --amsgrad are AdamW's; add --optimizer adamw")
+            }
         case .adamw:
             if momentum != nil || nesterov || dampening != 0 {
-                throw ValidationError("--momentum, --dampening and --nesterov are SGD's; AdamW takes --betas, --eps and --amsgrad")
+                throw ValidationError(
+                    "--momentum, --dampening and --nesterov are SGD's; AdamW takes --betas, --eps and --amsgrad")
             }
             let b = try adamBetas()
-            guard (0..<1).contains(b.0), (0..<1).contains(b.1) else { throw ValidationError("--betas \(betas ?? ""): each in [0, 1)") }
+            guard (0..<1).contains(b.0), (0..<1).contains(b.1) else {
+                throw ValidationError("--betas \(betas ?? ""): each in [0, 1)")
+            }
             guard (eps ?? 1e-8) >= 0 else { throw ValidationError("--eps must be ≥ 0") }
         }
         let momentum = self.momentum ?? 0.9
         guard rates.head.isFinite, rates.backbone.isFinite else {
             throw ValidationError("the learning rates (head \(rates.head), backbone \(rates.backbone)) must be finite")
         }
-        for (flag, value) in [("--lr", lr), ("--backbone-lr", backboneLR), ("--head-lr-mult", headLRMult), ("--momentum", momentum),
-                              ("--dampening", dampening), ("--weight-decay", weightDecay), ("--l2sp-alpha", l2spAlpha),
-                              ("--l2sp-beta", l2spBeta)] {
+        for (flag, value) in [
+            ("--lr", lr), ("--backbone-lr", backboneLR), ("--head-lr-mult", headLRMult), ("--momentum", momentum),
+            ("--dampening", dampening), ("--weight-decay", weightDecay), ("--l2sp-alpha", l2spAlpha),
+            ("--l2sp-beta", l2spBeta),
+        ] {
             if let value, value < 0 { throw ValidationError("\(flag) \(value): must be ≥ 0") }
         }
         guard rates.head >= 0, rates.backbone >= 0 else {
             throw ValidationError("the learning rates (head \(rates.head), backbone \(rates.backbone)) must be ≥ 0")
         }
-        if nesterov && (momentum <= 0 || dampening != 0) { throw ValidationError("--nesterov needs a --momentum above 0 and no --dampening") }
+        if nesterov && (momentum <= 0 || dampening != 0) {
+            throw ValidationError("--nesterov needs a --momentum above 0 and no --dampening")
+        }
         _ = try Self.lrSchedule(schedule, warmup: warmup, epochs: epochs)
         if let out, OutputKind(path: out) == nil { throw ValidationError("--out must end in \(OutputKind.extensions)") }
     }
@@ -322,7 +384,8 @@ struct FineTune: ParsableCommand, Cooperative {
         guard let out else { return }
         var inputs: [OutputGuard.Named] = []
         if let weights { inputs.append(.init("--weights", weights)) }
-        try OutputGuard.refuseOverwrite(.init("--out", out), inputs: inputs + (resume.map { [.init("--resume", $0)] } ?? []))
+        try OutputGuard.refuseOverwrite(
+            .init("--out", out), inputs: inputs + (resume.map { [.init("--resume", $0)] } ?? []))
         // The resume file beside --out replaces --resume when they are the same file: that is how a run continues.
         try OutputGuard.refuseOverwrite(.init("the resume file of --out", Self.resumePath(out)), inputs: inputs)
         try OutputGuard.checkWritable(.init("--out", out))
@@ -342,11 +405,13 @@ struct FineTune: ParsableCommand, Cooperative {
         config.optimizer = optimizer
         switch optimizer {
         case .sgd:
-            config.head = OptimizerOptions(lr: rates.head, momentum: momentum ?? 0.9, dampening: dampening, weightDecay: weightDecay,
-                                           nesterov: nesterov)
+            config.head = OptimizerOptions(
+                lr: rates.head, momentum: momentum ?? 0.9, dampening: dampening, weightDecay: weightDecay,
+                nesterov: nesterov)
         case .adamw:
-            config.head = OptimizerOptions(lr: rates.head, weightDecay: weightDecay, betas: try adamBetas(), eps: eps ?? 1e-8,
-                                           amsgrad: amsgrad)
+            config.head = OptimizerOptions(
+                lr: rates.head, weightDecay: weightDecay, betas: try adamBetas(), eps: eps ?? 1e-8,
+                amsgrad: amsgrad)
         }
         var backbone = config.head
         backbone.lr = rates.backbone
@@ -356,24 +421,31 @@ struct FineTune: ParsableCommand, Cooperative {
         config.l2spAlpha = l2spAlpha
         config.l2spBeta = l2spBeta
         config.schedule = try Self.lrSchedule(schedule, warmup: warmup, epochs: epochs)
-        let pretrained = try weights.map { try Checkpoint(path: $0, options: source.loadOptions()).stateDict(key: source.key) }
+        let pretrained = try weights.map {
+            try Checkpoint(path: $0, options: source.loadOptions()).stateDict(key: source.key)
+        }
         let run: FineTuning
         do {
-            run = try FineTuning(arch: arch, classes: classes, head: kind, weights: pretrained, freeze: freeze, config: config)
+            run = try FineTuning(
+                arch: arch, classes: classes, head: kind, weights: pretrained, freeze: freeze, config: config)
         } catch let e as FineTuningError {
             throw ValidationError(e.description)
         }
         let trainer = run.trainer, stages = run.stages
         let headName = run.network.head, features = run.network.headInputFeatures
-        let newHead = switch kind {
-        case .linear: "Linear(\(features), \(classes))"
-        case .mlp(let h, let p): "Linear(\(features), \(h)), ReLU, Dropout(\(p)), Linear(\(h), \(classes))"
-        }
+        let newHead =
+            switch kind {
+            case .linear: "Linear(\(features), \(classes))"
+            case .mlp(let h, let p): "Linear(\(features), \(h)), ReLU, Dropout(\(p)), Linear(\(h), \(classes))"
+            }
         if let weights, let pretrained, let report = run.loadReport {
-            say("weights: \(weights): \(report.loaded.count) tensors into \(arch), \(headName) replaced by \(newHead)"
-                + (placeNote(pretrained).map { "; \($0)" } ?? ""))
+            say(
+                "weights: \(weights): \(report.loaded.count) tensors into \(arch), \(headName) replaced by \(newHead)"
+                    + (placeNote(pretrained).map { "; \($0)" } ?? ""))
         } else {
-            say("weights: none given: the backbone is a seeded random \(arch) (not pretrained), \(headName) is \(newHead)")
+            say(
+                "weights: none given: the backbone is a seeded random \(arch) (not pretrained), \(headName) is \(newHead)"
+            )
         }
         let through = run.freeze.frozenCount(in: stages), all = stages.names.count
         if let resume {
@@ -383,34 +455,43 @@ struct FineTune: ParsableCommand, Cooperative {
             options.verifyDataDigest = true
             let ckpt = try Checkpoint(path: resume, options: options)
             if case .absent = ckpt.dataDigest {
-                say("note: \(resume) records no digest of its data (written before pth2swt 0.3); its bytes are not checked")
+                say(
+                    "note: \(resume) records no digest of its data (written before pth2swt 0.3); its bytes are not checked"
+                )
             }
             do {
                 for note in try run.resume(from: try ckpt.stateDict()) { say("note: \(resume): \(note)") }
             } catch FineTuningError.otherStartingWeights {
-                throw CommandError("\(resume) continues a run that started from other weights than "
-                    + (weights.map { "--weights \($0)" } ?? "a seeded random backbone (no --weights)")
-                    + "; give the --weights that run was started with")
+                throw CommandError(
+                    "\(resume) continues a run that started from other weights than "
+                        + (weights.map { "--weights \($0)" } ?? "a seeded random backbone (no --weights)")
+                        + "; give the --weights that run was started with")
             }
             guard trainer.completedEpochs < (stopAfter ?? epochs) else {
-                throw CommandError("\(resume) already holds epoch \(trainer.completedEpochs); "
-                    + "\(stopAfter != nil ? "--stop-after \(stopAfter!)" : "--epochs \(epochs)") must be above it for anything to train")
+                throw CommandError(
+                    "\(resume) already holds epoch \(trainer.completedEpochs); "
+                        + "\(stopAfter != nil ? "--stop-after \(stopAfter!)" : "--epochs \(epochs)") must be above it for anything to train"
+                )
             }
             say("resumed: \(resume) after epoch \(trainer.completedEpochs)")
         }
         let card = run.card(classNames: data.train.classNames)
         if let out, OutputKind(path: out) == .pth {
-            say("note: a .pth has no place for the model card (architecture, classes); predict and eval will need --arch \(arch)")
+            say(
+                "note: a .pth has no place for the model card (architecture, classes); predict and eval will need --arch \(arch)"
+            )
         }
         let train = TransformedImages(data.train, augment: augment, seed: seed)
         let test = TransformedImages(data.test, augment: false)
-        say("data: \(dataOptions.data) (\(data.kind)): \(classes) classes (\(data.train.classNames.joined(separator: ", "))), "
-            + "\(train.count) train / \(test.count) test images")
+        say(
+            "data: \(dataOptions.data) (\(data.kind)): \(classes) classes (\(data.train.classNames.joined(separator: ", "))), "
+                + "\(train.count) train / \(test.count) test images")
         say(describeTraining(through: through, stages: stages, rates: rates))
         if through == all && bn == "eval" {
-            say(trainer.caches(train)
-                ? "features cached: no random augmentation, so the backbone runs once per image and the head trains on the cache"
-                : "augmentation on: the backbone runs on every batch of every epoch (--no-augment caches features)")
+            say(
+                trainer.caches(train)
+                    ? "features cached: no random augmentation, so the backbone runs once per image and the head trains on the cache"
+                    : "augmentation on: the backbone runs on every batch of every epoch (--no-augment caches features)")
         }
         let status = StatusLine(enabled: !json)
         var reports: [EpochReport] = []
@@ -421,28 +502,41 @@ struct FineTune: ParsableCommand, Cooperative {
             if trainer.completedEpochs < (stopAfter ?? epochs), let out, saved > 0, !json {
                 status.clear()
                 var err = StandardError()
-                print("\(out) and \(Self.resumePath(out)) hold epoch \(saved); --resume \(Self.resumePath(out)) continues", to: &err)
+                print(
+                    "\(out) and \(Self.resumePath(out)) hold epoch \(saved); --resume \(Self.resumePath(out)) continues",
+                    to: &err)
             }
         }
         while trainer.completedEpochs < (stopAfter ?? epochs) {
             let r = try trainer.trainEpoch(train, test: test, progress: status.show)
             status.clear()
             reports.append(r)
-            var line = "epoch \(r.epoch)/\(epochs): train loss \(String(format: "%.4f", r.loss)) acc \(percent(r.accuracy)), "
+            var line =
+                "epoch \(r.epoch)/\(epochs): train loss \(String(format: "%.4f", r.loss)) acc \(percent(r.accuracy)), "
             if r.seconds < 0.001 {
                 // A head step on cached features: a rate over a sub-millisecond clock reading means nothing.
                 line += "under 1 ms ("
             } else {
                 line += "\(fmt(r.imagesPerSecond)) img/s (\(String(format3: r.seconds)) s"
             }
-            if r.cached { line += r.featureSeconds > 0 ? ", features computed and cached" : (r.seconds < 0.001 ? "features cached" : ", features cached") }
+            if r.cached {
+                line +=
+                    r.featureSeconds > 0
+                    ? ", features computed and cached" : (r.seconds < 0.001 ? "features cached" : ", features cached")
+            }
             line += ")"
-            if let e = r.eval { line += " | test loss \(String(format: "%.4f", e.loss)) acc \(percent(e.accuracy)) (\(e.count) images)" }
+            if let e = r.eval {
+                line += " | test loss \(String(format: "%.4f", e.loss)) acc \(percent(e.accuracy)) (\(e.count) images)"
+            }
             say(line)
             if let out {
-                try OutputKind.write(run.modelStateDict(), to: out, converter: "pth2swt \(Version.string) finetune", metadata: card.metadata)
+                try OutputKind.write(
+                    run.modelStateDict(), to: out, converter: "pth2swt \(Version.string) finetune",
+                    metadata: card.metadata)
                 let ckpt = run.checkpoint()
-                try SWTWriter.write(ckpt, to: Self.resumePath(out), values: ckpt.values, converter: "pth2swt \(Version.string) finetune")
+                try SWTWriter.write(
+                    ckpt, to: Self.resumePath(out), values: ckpt.values, converter: "pth2swt \(Version.string) finetune"
+                )
                 saved = trainer.completedEpochs
             }
         }
@@ -450,21 +544,33 @@ struct FineTune: ParsableCommand, Cooperative {
         if json {
             let last = reports.last
             var fields: [(String, JSON)] = [
-                ("arch", .string(arch)), ("weights", weights.map(JSON.string) ?? .null), ("classes", .int(classes)), ("head", .string(kind.description)),
+                ("arch", .string(arch)), ("weights", weights.map(JSON.string) ?? .null), ("classes", .int(classes)),
+                ("head", .string(kind.description)),
                 ("class_names", .array(data.train.classNames.map(JSON.string))),
                 ("freeze", .string(freeze)), ("bn", .string(bn)), ("lr_head", .double(rates.head)),
                 ("lr_backbone", through == all ? .null : .double(rates.backbone)),
-                ("train_images", .int(train.count)), ("test_images", .int(test.count)), ("features_cached", .bool(trainer.caches(train))),
-                ("epochs", .array(reports.map { r in
-                    .object([("epoch", .int(r.epoch)), ("train_loss", .double(r.loss)), ("train_accuracy", .double(r.accuracy)),
-                             ("images_per_second", .double(r.imagesPerSecond)), ("seconds", .double(r.seconds)),
-                             ("test_loss", .double(r.eval?.loss ?? .nan)), ("test_accuracy", .double(r.eval?.accuracy ?? .nan))])
-                })),
+                ("train_images", .int(train.count)), ("test_images", .int(test.count)),
+                ("features_cached", .bool(trainer.caches(train))),
+                (
+                    "epochs",
+                    .array(
+                        reports.map { r in
+                            .object([
+                                ("epoch", .int(r.epoch)), ("train_loss", .double(r.loss)),
+                                ("train_accuracy", .double(r.accuracy)),
+                                ("images_per_second", .double(r.imagesPerSecond)), ("seconds", .double(r.seconds)),
+                                ("test_loss", .double(r.eval?.loss ?? .nan)),
+                                ("test_accuracy", .double(r.eval?.accuracy ?? .nan)),
+                            ])
+                        })
+                ),
                 ("seconds", .double(now() - started)),
             ]
             if let e = last?.eval {
-                fields += [("accuracy", .double(e.accuracy)), ("loss", .double(e.loss)),
-                           ("confusion", .array(e.confusion.map { .array($0.map(JSON.int)) }))]
+                fields += [
+                    ("accuracy", .double(e.accuracy)), ("loss", .double(e.loss)),
+                    ("confusion", .array(e.confusion.map { .array($0.map(JSON.int)) })),
+                ]
             }
             if let out { fields += [("out", .string(out)), ("checkpoint", .string(Self.resumePath(out)))] }
             print(JSON.object(fields).render())
@@ -476,23 +582,32 @@ struct FineTune: ParsableCommand, Cooperative {
         let stages = list.names, head = String(list.head.dropLast())
         var s: String
         switch through {
-        case stages.count: s = "backbone frozen (BatchNorm in \(bn == "eval" ? "eval mode" : "training mode: running statistics drift")); \(optimizer == .sgd ? "SGD" : "AdamW") on \(head): lr \(rates.head)"
-        case 0: s = "everything trains (BatchNorm in training mode); \(optimizer == .sgd ? "SGD" : "AdamW"): backbone lr \(rates.backbone), \(head) lr \(rates.head)"
+        case stages.count:
+            s =
+                "backbone frozen (BatchNorm in \(bn == "eval" ? "eval mode" : "training mode: running statistics drift")); \(optimizer == .sgd ? "SGD" : "AdamW") on \(head): lr \(rates.head)"
+        case 0:
+            s =
+                "everything trains (BatchNorm in training mode); \(optimizer == .sgd ? "SGD" : "AdamW"): backbone lr \(rates.backbone), \(head) lr \(rates.head)"
         default:
-            s = "\(stages[0])..\(stages[through - 1]) frozen (BatchNorm \(bn == "eval" ? "in eval mode" : "in training mode: running statistics drift")), "
+            s =
+                "\(stages[0])..\(stages[through - 1]) frozen (BatchNorm \(bn == "eval" ? "in eval mode" : "in training mode: running statistics drift")), "
                 + "\(stages[through]).. trains; \(optimizer == .sgd ? "SGD" : "AdamW"): backbone lr \(rates.backbone), \(head) lr \(rates.head)"
         }
         switch optimizer {
         case .sgd:
-            s += ", momentum \(momentum ?? 0.9)\(nesterov ? " (nesterov)" : "")\(dampening != 0 ? ", dampening \(dampening)" : ""), "
+            s +=
+                ", momentum \(momentum ?? 0.9)\(nesterov ? " (nesterov)" : "")\(dampening != 0 ? ", dampening \(dampening)" : ""), "
                 + "weight decay \(weightDecay)\(noDecayBNBias ? " (not on BatchNorm or biases)" : "")"
         case .adamw:
             let b = (try? adamBetas()) ?? (0.9, 0.999)
-            s += ", betas (\(b.0), \(b.1)), eps \(eps ?? 1e-8)\(amsgrad ? ", amsgrad" : ""), "
+            s +=
+                ", betas (\(b.0), \(b.1)), eps \(eps ?? 1e-8)\(amsgrad ? ", amsgrad" : ""), "
                 + "decoupled weight decay \(weightDecay)\(noDecayBNBias ? " (not on BatchNorm or biases)" : "")"
         }
         if l2spAlpha != 0 || l2spBeta != 0 { s += ", L2-SP α \(l2spAlpha) β \(l2spBeta)" }
-        if schedule != "constant" || warmup > 0 { s += ", schedule \(schedule)\(warmup > 0 ? " after \(warmup) warmup epoch\(warmup == 1 ? "" : "s")" : "")" }
+        if schedule != "constant" || warmup > 0 {
+            s += ", schedule \(schedule)\(warmup > 0 ? " after \(warmup) warmup epoch\(warmup == 1 ? "" : "s")" : "")"
+        }
         return s + ", batch \(batchSize), \(threads) thread\(threads == 1 ? "" : "s")"
     }
 }
@@ -500,7 +615,8 @@ struct FineTune: ParsableCommand, Cooperative {
 struct Eval: ParsableCommand, Cooperative {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Top-1 accuracy, loss and confusion matrix of a torchvision network (--arch) on a data set's test images.",
+        abstract:
+            "Top-1 accuracy, loss and confusion matrix of a torchvision network (--arch) on a data set's test images.",
         discussion: """
             The head is sized from the file's head weights (fc, classifier.6, classifier.1; linear or mlp). Images: DIR/test/<class>/* (or --val-split of \
             DIR/train, or the IDX test split, first N labels for an N-class head) through Resize(256), \
@@ -513,11 +629,13 @@ struct Eval: ParsableCommand, Cooperative {
     )
 
     @Option(help: "The model (tar, legacy, zip, .swt).") var weights: String
-    @Option(help: "\(Architecture.names) (default: the architecture the file records, else resnet18).") var arch: String?
+    @Option(help: "\(Architecture.names) (default: the architecture the file records, else resnet18).") var arch:
+        String?
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var source: SourceOptions
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize = 32
-    @Option(help: "Threads for the kernels (the default is every core).") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Threads for the kernels (the default is every core).") var threads = ProcessInfo.processInfo
+        .activeProcessorCount
     @Option(help: "Seed of --val-split (use the fine-tuning run's).") var seed: UInt64 = 0
     @Flag(help: "Print one JSON object: accuracy (0–1), loss, count, classes, confusion.") var json = false
 
@@ -536,30 +654,39 @@ struct Eval: ParsableCommand, Cooperative {
             let loaded = try LoadedModel(weights: weights, arch: arch, options: source.loadOptions(), key: source.key)
             let model = loaded.network
             let classes = model.classes
-            let data = try dataOptions.loadTest(classes: classes, seed: seed,
-                                                asked: "the head of \(weights) has")
+            let data = try dataOptions.loadTest(
+                classes: classes, seed: seed,
+                asked: "the head of \(weights) has")
             if let card = loaded.card, card.classNames != data.test.classNames {
                 var err = StandardError()
-                print("note: \(weights) was trained on classes \(card.classNames.prefix(6).joined(separator: ", "))"
-                      + "\(card.classNames.count > 6 ? ", …" : ""); the data's are \(data.test.classNames.prefix(6).joined(separator: ", "))"
-                      + "\(data.test.classNames.count > 6 ? ", …" : "") (compared by index)", to: &err)
+                print(
+                    "note: \(weights) was trained on classes \(card.classNames.prefix(6).joined(separator: ", "))"
+                        + "\(card.classNames.count > 6 ? ", …" : ""); the data's are \(data.test.classNames.prefix(6).joined(separator: ", "))"
+                        + "\(data.test.classNames.count > 6 ? ", …" : "") (compared by index)", to: &err)
             }
             let test = TransformedImages(data.test, augment: false)
             let status = StatusLine(enabled: !json)
-            let report = try EvalReport.measure(model, on: test, batchSize: batchSize, threads: threads, progress: status.show)
+            let report = try EvalReport.measure(
+                model, on: test, batchSize: batchSize, threads: threads, progress: status.show)
             status.clear()
             let names = data.test.classNames
             if json {
-                print(JSON.object([
-                    ("weights", .string(weights)), ("data", .string(dataOptions.data)), ("count", .int(report.count)),
-                    ("accuracy", .double(report.accuracy)), ("loss", .double(report.loss)),
-                    ("classes", .array(names.map(JSON.string))),
-                    ("confusion", .array(report.confusion.map { .array($0.map(JSON.int)) })),
-                    ("seconds", .double(now() - started)),
-                ]).render())
+                print(
+                    JSON.object([
+                        ("weights", .string(weights)), ("data", .string(dataOptions.data)),
+                        ("count", .int(report.count)),
+                        ("accuracy", .double(report.accuracy)), ("loss", .double(report.loss)),
+                        ("classes", .array(names.map(JSON.string))),
+                        ("confusion", .array(report.confusion.map { .array($0.map(JSON.int)) })),
+                        ("seconds", .double(now() - started)),
+                    ]).render())
             } else {
-                print("\(weights) on \(dataOptions.data) (\(data.kind)): \(report.count) test images, \(names.count) classes")
-                print("top-1 accuracy \(percent(report.accuracy)) (\(report.correct)/\(report.count)), loss \(String(format: "%.4f", report.loss))")
+                print(
+                    "\(weights) on \(dataOptions.data) (\(data.kind)): \(report.count) test images, \(names.count) classes"
+                )
+                print(
+                    "top-1 accuracy \(percent(report.accuracy)) (\(report.correct)/\(report.count)), loss \(String(format: "%.4f", report.loss))"
+                )
                 print("confusion (rows: true class, columns: predicted):")
                 let width = max(6, report.confusion.flatMap { $0 }.map { String($0).count }.max()! + 1)
                 let label = min(names.map(\.count).max()! + 4, 24)
@@ -567,7 +694,9 @@ struct Eval: ParsableCommand, Cooperative {
                 print(pad("", label) + (0..<names.count).map { pad("[\($0)]", width) }.joined())
                 for (i, row) in report.confusion.enumerated() {
                     let name = String(("[\(i)] " + names[i]).prefix(label))
-                    print(name + String(repeating: " ", count: label - name.count) + row.map { pad(String($0), width) }.joined())
+                    print(
+                        name + String(repeating: " ", count: label - name.count)
+                            + row.map { pad(String($0), width) }.joined())
                 }
             }
         } catch let e as ValidationError {

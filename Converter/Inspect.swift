@@ -37,12 +37,15 @@ struct Inspect: ParsableCommand {
     @Option(name: .customLong("strip-prefix"), help: "Remove this prefix from tensor names (e.g. 'module.').")
     var stripPrefix: String?
 
-    @Flag(name: .customLong("all-tensors"), help: "List every tensor and numpy array in the file, named by its dotted path.")
+    @Flag(
+        name: .customLong("all-tensors"),
+        help: "List every tensor and numpy array in the file, named by its dotted path.")
     var allTensors = false
 
-    @Flag(help: ArgumentHelp(
-        "Read every tensor's data and check what the file records of it: a .swt's SHA-256 (pth2swt.data_sha256), a zip's CRC-32s.",
-        discussion: "Exits 1 when the data does not match; says so when the file records no checksum."))
+    @Flag(
+        help: ArgumentHelp(
+            "Read every tensor's data and check what the file records of it: a .swt's SHA-256 (pth2swt.data_sha256), a zip's CRC-32s.",
+            discussion: "Exits 1 when the data does not match; says so when the file records no checksum."))
     var check = false
 
     @OptionGroup var caps: CapOptions
@@ -89,12 +92,18 @@ struct Inspect: ParsableCommand {
             what = "the data's SHA-256 is the one the header records (\(d)); \(n) tensors read"
             digest = .string(d)
         case .unchecked, .absent:
-            what = ckpt.format == .zip
+            what =
+                ckpt.format == .zip
                 ? "\(n) storages read; every stored entry's CRC-32 matched"
                 : "\(n) storages read; the file records no checksum of its data (\(ckpt.format.rawValue)), so nothing more was checked"
         }
-        return (what, .object([("ok", .bool(true)), ("storages_read", .int(n)), ("data_sha256", digest),
-                               ("crc32_checked", .bool(ckpt.format == .zip)), ("message", .string(what))]))
+        return (
+            what,
+            .object([
+                ("ok", .bool(true)), ("storages_read", .int(n)), ("data_sha256", digest),
+                ("crc32_checked", .bool(ckpt.format == .zip)), ("message", .string(what)),
+            ])
+        )
     }
 
     func report(_ ckpt: Checkpoint, _ sd: StateDict) -> JSON {
@@ -122,10 +131,16 @@ struct Inspect: ParsableCommand {
             ("globals", .array(ckpt.globals.map { .string($0) })),
             ("stubbed_classes", .array(ckpt.stubbedClasses.map { .string($0) })),
             ("storage_locations", .array(locations(ckpt).map { .string($0) })),
-            ("candidates", .array(sd.candidates.map { c in
-                .object([("path", .string(c.dottedPath)), ("kind", .string(c.kind.rawValue)),
-                         ("tensors", .int(c.tensorCount)), ("picked", .bool(!allTensors && c.path == sd.path))])
-            })),
+            (
+                "candidates",
+                .array(
+                    sd.candidates.map { c in
+                        .object([
+                            ("path", .string(c.dottedPath)), ("kind", .string(c.kind.rawValue)),
+                            ("tensors", .int(c.tensorCount)), ("picked", .bool(!allTensors && c.path == sd.path)),
+                        ])
+                    })
+            ),
             ("all_tensors", .bool(allTensors)),
             ("state_dict_path", .array(sd.path.map { .string($0) })),
             ("state_dict_kind", .string(sd.kind.rawValue)),
@@ -133,51 +148,80 @@ struct Inspect: ParsableCommand {
             ("values", .object(values)),
             ("has_metadata", .bool(sd.metadata != nil)),
             ("header_metadata", .object(ckpt.textMetadata.map { ($0.key, .string($0.value)) })),
-            ("totals", .object([
-                ("tensors", .int(sd.count)),
-                ("elements", .int(sd.tensors.reduce(0) { $0 + $1.tensor.count })),
-                ("tensor_bytes", .int(sd.tensorBytes)),
-                ("storage_bytes", .int(sd.storageBytes)),
-                ("storages", .int(ckpt.storages.count)),
-            ])),
+            (
+                "totals",
+                .object([
+                    ("tensors", .int(sd.count)),
+                    ("elements", .int(sd.tensors.reduce(0) { $0 + $1.tensor.count })),
+                    ("tensor_bytes", .int(sd.tensorBytes)),
+                    ("storage_bytes", .int(sd.storageBytes)),
+                    ("storages", .int(ckpt.storages.count)),
+                ])
+            ),
         ])
     }
 
     func printTable(_ ckpt: Checkpoint, _ sd: StateDict) {
         let elements = sd.tensors.reduce(0) { $0 + $1.tensor.count }
         let pickle = ckpt.pickleProtocol.map { "pickle protocol \($0)" } ?? "no pickle"
-        print("\(ckpt.path): \(ckpt.format.rawValue) format, \(bytes(ckpt.fileSize)), \(pickle), \(ckpt.littleEndian ? "little" : "big")-endian")
+        print(
+            "\(ckpt.path): \(ckpt.format.rawValue) format, \(bytes(ckpt.fileSize)), \(pickle), \(ckpt.littleEndian ? "little" : "big")-endian"
+        )
         if ckpt.format == .swt {
-            print("header metadata (\(ckpt.textMetadata.count)): " + ckpt.textMetadata.map { "\($0.key)=\($0.value.count > 40 ? String($0.value.prefix(37)) + "..." : $0.value)" }.joined(separator: ", "))
+            print(
+                "header metadata (\(ckpt.textMetadata.count)): "
+                    + ckpt.textMetadata.map {
+                        "\($0.key)=\($0.value.count > 40 ? String($0.value.prefix(37)) + "..." : $0.value)"
+                    }.joined(separator: ", "))
         } else {
             print("globals (\(ckpt.globals.count)): \(ckpt.globals.joined(separator: ", "))")
         }
         if ckpt.isTorchScript {
-            print("TorchScript archive: its __torch__ classes are read as records (module, name, attributes); code/ is read as text for __parameters__ and __buffers__, never compiled or run")
+            print(
+                "TorchScript archive: its __torch__ classes are read as records (module, name, attributes); code/ is read as text for __parameters__ and __buffers__, never compiled or run"
+            )
         }
         if !ckpt.stubbedClasses.isEmpty {
             let label = ckpt.isTorchScript && !source.stubClasses ? "TorchScript classes" : "stubbed classes"
-            print("\(label) (\(ckpt.stubbedClasses.count)), read as inert records, never imported or run: \(ckpt.stubbedClasses.joined(separator: ", "))")
+            print(
+                "\(label) (\(ckpt.stubbedClasses.count)), read as inert records, never imported or run: \(ckpt.stubbedClasses.joined(separator: ", "))"
+            )
         }
         let where_ = locations(ckpt)
         if where_ != ["cpu"], !where_.isEmpty {
-            print("storage locations: \(where_.joined(separator: ", ")) (recorded; every storage is read into memory, as torch.load(map_location='cpu'))")
+            print(
+                "storage locations: \(where_.joined(separator: ", ")) (recorded; every storage is read into memory, as torch.load(map_location='cpu'))"
+            )
         }
         let candidates = sd.candidates
         if candidates.count > 1 || allTensors {
             print("state dicts (\(candidates.count)):")
             for c in candidates {
                 let mark = !allTensors && c.path == sd.path ? "  <- read" : ""
-                print("  \(c.dottedPath.isEmpty ? "(root)" : c.dottedPath)  \(c.kind.rawValue), \(c.tensorCount) tensors\(mark)")
+                print(
+                    "  \(c.dottedPath.isEmpty ? "(root)" : c.dottedPath)  \(c.kind.rawValue), \(c.tensorCount) tensors\(mark)"
+                )
             }
         }
-        let place = allTensors ? "every tensor in the file, by its path" : sd.path.isEmpty ? "at the root" : "under " + sd.path.map { "'\($0)'" }.joined(separator: " → ")
-        let kind = allTensors ? "" : sd.kind == .module ? " (a module, named as its state_dict() names them)" : sd.kind == .tensor ? " (a bare tensor, named '\(bareTensorName)')" : ""
-        print("state dict \(place)\(kind): \(sd.count) tensors, \(group(elements)) elements, \(bytes(sd.tensorBytes)) in \(Set(sd.tensors.map { ObjectIdentifier($0.tensor.storage.base) }).count) storages\(sd.metadata != nil ? ", with _metadata" : "")")
+        let place =
+            allTensors
+            ? "every tensor in the file, by its path"
+            : sd.path.isEmpty ? "at the root" : "under " + sd.path.map { "'\($0)'" }.joined(separator: " → ")
+        let kind =
+            allTensors
+            ? ""
+            : sd.kind == .module
+                ? " (a module, named as its state_dict() names them)"
+                : sd.kind == .tensor ? " (a bare tensor, named '\(bareTensorName)')" : ""
+        print(
+            "state dict \(place)\(kind): \(sd.count) tensors, \(group(elements)) elements, \(bytes(sd.tensorBytes)) in \(Set(sd.tensors.map { ObjectIdentifier($0.tensor.storage.base) }).count) storages\(sd.metadata != nil ? ", with _metadata" : "")"
+        )
         print("")
         let rows = sd.tensors.map { name, t in
-            [name, t.dtype.rawValue, "[\(t.shape.map(String.init).joined(separator: ", "))]",
-             "[\(t.strides.map(String.init).joined(separator: ", "))]", String(t.storageOffset)]
+            [
+                name, t.dtype.rawValue, "[\(t.shape.map(String.init).joined(separator: ", "))]",
+                "[\(t.strides.map(String.init).joined(separator: ", "))]", String(t.storageOffset),
+            ]
         }
         let header = ["name", "dtype", "shape", "strides", "offset"]
         let widths = (0..<header.count).map { c in ([header] + rows).map { $0[c].count }.max() ?? 0 }
@@ -235,4 +279,3 @@ extension String {
         return String(s)
     }
 }
-

@@ -38,13 +38,16 @@ struct LoadedModel {
         let name: String
         switch (arch, card?.arch) {
         case (let a?, let c?) where a != c:
-            throw CommandError("--arch \(a), but \(weights) records that it is a \(c) (fine-tuned by pth2swt); drop --arch")
+            throw CommandError(
+                "--arch \(a), but \(weights) records that it is a \(c) (fine-tuned by pth2swt); drop --arch")
         case (let a?, _): name = a
         case (nil, let c?): name = c
         case (nil, nil): name = "resnet18"
         }
         guard let architecture = Architecture.named(name) else {
-            throw CommandError("\(weights) records the architecture '\(name)', which this version does not know (\(Architecture.names))")
+            throw CommandError(
+                "\(weights) records the architecture '\(name)', which this version does not know (\(Architecture.names))"
+            )
         }
         if let card, let why = card.unsupportedPreprocessing {
             throw CommandError("\(weights) asks for preprocessing this version does not do: \(why)")
@@ -53,10 +56,12 @@ struct LoadedModel {
         do {
             try network.load(sd)
         } catch let e as LoadError {
-            throw ModelMismatch(file: weights, arch: name, archGiven: arch != nil, report: e.report, fits: Architecture.fits(sd))
+            throw ModelMismatch(
+                file: weights, arch: name, archGiven: arch != nil, report: e.report, fits: Architecture.fits(sd))
         }
         if let card, card.classNames.count != network.classes {
-            throw CommandError("\(weights): its card names \(card.classNames.count) classes, its head has \(network.classes)")
+            throw CommandError(
+                "\(weights): its card names \(card.classNames.count) classes, its head has \(network.classes)")
         }
         self.network = network
         self.arch = name
@@ -76,7 +81,10 @@ struct ModelMismatch: Error, CustomStringConvertible {
     let fits: [Architecture.Fit]
 
     var description: String {
-        var lines = ["\(file) does not fit \(arch)\(archGiven ? "" : " (the default; --arch chooses another)"):", report.description]
+        var lines = [
+            "\(file) does not fit \(arch)\(archGiven ? "" : " (the default; --arch chooses another)"):",
+            report.description,
+        ]
         let best = fits.prefix(3).filter { $0.matched > 0 }
         if let top = best.first {
             let list = best.map { "\($0.name) (\($0.matched) of \($0.fileKeys))" }.joined(separator: ", ")

@@ -5,7 +5,7 @@ import Lifetime
 import Tensors
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @main
@@ -19,7 +19,9 @@ struct PTH2SWT: ParsableCommand {
             untrusted input: only the globals torch's weights_only unpickler allows are accepted.
             """,
         version: Version.string,
-        subcommands: [Inspect.self, Convert.self, Verify.self, Predict.self, FineTune.self, Eval.self, Fetch.self, Bench.self]
+        subcommands: [
+            Inspect.self, Convert.self, Verify.self, Predict.self, FineTune.self, Eval.self, Fetch.self, Bench.self,
+        ]
     )
 
     /// ArgumentParser's main, inside the process's lifetime rules:

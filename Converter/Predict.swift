@@ -26,16 +26,20 @@ struct Predict: ParsableCommand, Cooperative {
     )
 
     @Option(help: "The weights (tar, legacy, zip, .swt).") var weights: String
-    @Option(help: "\(Architecture.names) (default: the architecture the file records, else resnet18).") var arch: String?
+    @Option(help: "\(Architecture.names) (default: the architecture the file records, else resnet18).") var arch:
+        String?
     @Option(help: "Threads for the kernels.") var threads = 1
     @Option(help: "How many classes to show per input.") var top = 5
-    @Option(name: .customLong("batch-size"), help: "Images per forward pass (memory does not grow with the number of images).")
+    @Option(
+        name: .customLong("batch-size"),
+        help: "Images per forward pass (memory does not grow with the number of images).")
     var batchSize = 8
     @Option(name: .customLong("strip-prefix"), help: "Remove this prefix from the weights' names (e.g. 'module.').")
     var stripPrefix: String?
     @Option(help: "A float32 .npy of shape [N, 3, H, W], already normalised, instead of images.") var input: String?
     @Flag(help: "Print a JSON array: one {source, top, logits} per input (or {source, error}).") var json = false
-    @Flag(help: "No Winograd: the direct GEMM for every convolution (slower; for comparing accuracy).") var direct = false
+    @Flag(help: "No Winograd: the direct GEMM for every convolution (slower; for comparing accuracy).") var direct =
+        false
     @Argument(help: "JPEG or PNG files.") var images: [String] = []
     @OptionGroup var caps: CapOptions
     @OptionGroup var source: SourceOptions
@@ -44,7 +48,9 @@ struct Predict: ParsableCommand, Cooperative {
         if let arch, Architecture.named(arch) == nil {
             throw ValidationError("unknown --arch '\(arch)'; one of \(Architecture.names)")
         }
-        guard (input == nil) != images.isEmpty else { throw ValidationError("give image files or --input X.npy (one of the two)") }
+        guard (input == nil) != images.isEmpty else {
+            throw ValidationError("give image files or --input X.npy (one of the two)")
+        }
         try Bounds.check("--threads", threads, Bounds.threads)
         try Bounds.check("--batch-size", batchSize, Bounds.batch)
         guard top >= 1 else { throw ValidationError("--top must be at least 1") }
@@ -74,7 +80,9 @@ struct Predict: ParsableCommand, Cooperative {
         if failures > 0 {
             var err = StandardError()
             let total = input == nil ? images.count : failures
-            print("error: \(failures) of \(total) input\(total == 1 ? "" : "s") could not be classified (listed above)", to: &err)
+            print(
+                "error: \(failures) of \(total) input\(total == 1 ? "" : "s") could not be classified (listed above)",
+                to: &err)
             throw ExitCode(1)
         }
     }
@@ -94,7 +102,8 @@ struct Predict: ParsableCommand, Cooperative {
             return array
         }
         let options = source.loadOptions(try caps.loadOptions())
-        let model = try LoadedModel(weights: weights, arch: arch, options: options, key: source.key, stripPrefix: stripPrefix)
+        let model = try LoadedModel(
+            weights: weights, arch: arch, options: options, key: source.key, stripPrefix: stripPrefix)
         if let note = placeNote(model.stateDict) {
             var err = StandardError()
             print("weights: \(weights): \(note)", to: &err)
@@ -107,8 +116,10 @@ struct Predict: ParsableCommand, Cooperative {
 
         /// Runs one batch and prints its rows, in input order with the inputs that failed before it
         /// (`failed`: index in the batch's order → message); a row whose logits are not finite is a failure.
-        func emit(_ batch: [Float], sources: [String], failed: [(before: Int, source: String, message: String)] = [],
-                  height: Int, width: Int) throws {
+        func emit(
+            _ batch: [Float], sources: [String], failed: [(before: Int, source: String, message: String)] = [],
+            height: Int, width: Int
+        ) throws {
             let result = Result { () throws(InferenceError) -> [Float] in
                 try net.logits(batch, batch: sources.count, height: height, width: width)
             }
@@ -133,12 +144,15 @@ struct Predict: ParsableCommand, Cooperative {
                 let row = logits[(r * classes)..<((r + 1) * classes)]
                 guard row.allSatisfy({ $0.isFinite }) else {
                     failures += 1
-                    output.failure(name, "the network's output is NaN or infinite (do the weights hold NaN or infinite values?)")
+                    output.failure(
+                        name, "the network's output is NaN or infinite (do the weights hold NaN or infinite values?)")
                     continue
                 }
                 let p = Array(probabilities[(r * classes)..<((r + 1) * classes)])
                 let best = p.enumerated().sorted { $0.element > $1.element }.prefix(min(top, classes))
-                output.result(name, best.map { (index: $0.offset, label: model.label($0.offset), probability: $0.element) }, logits: Array(row))
+                output.result(
+                    name, best.map { (index: $0.offset, label: model.label($0.offset), probability: $0.element) },
+                    logits: Array(row))
             }
         }
 
@@ -149,11 +163,14 @@ struct Predict: ParsableCommand, Cooperative {
             for start in stride(from: 0, to: n, by: batchSize) {
                 try Interruption.check()
                 let end = min(n, start + batchSize)
-                try emit(Array(values[(start * per)..<(end * per)]), sources: (start..<end).map { "\(input)[\($0)]" }, height: h, width: w)
+                try emit(
+                    Array(values[(start * per)..<(end * per)]), sources: (start..<end).map { "\(input)[\($0)]" },
+                    height: h, width: w)
             }
         } else {
             let transform = model.preprocessing
-            var batch: [Float] = [], sources: [String] = [], failed: [(before: Int, source: String, message: String)] = []
+            var batch: [Float] = [], sources: [String] = [],
+                failed: [(before: Int, source: String, message: String)] = []
             for (k, path) in images.enumerated() {
                 try Interruption.check()
                 do {
@@ -167,7 +184,9 @@ struct Predict: ParsableCommand, Cooperative {
                     if sources.isEmpty {
                         for f in failed { output.failure(f.source, f.message) }
                     } else {
-                        try emit(batch, sources: sources, failed: failed, height: transform.cropSize, width: transform.cropSize)
+                        try emit(
+                            batch, sources: sources, failed: failed, height: transform.cropSize,
+                            width: transform.cropSize)
                     }
                     batch.removeAll(keepingCapacity: true)
                     sources.removeAll(keepingCapacity: true)
@@ -189,12 +208,21 @@ final class PredictionPrinter {
 
     func result(_ source: String, _ best: [(index: Int, label: String, probability: Float)], logits: [Float]) {
         if json {
-            element(.object([
-                ("source", .string(source)),
-                ("top", .array(best.map { .object([("index", .int($0.index)), ("label", .string($0.label)),
-                                                   ("probability", .double(Double($0.probability)))]) })),
-                ("logits", .array(logits.map { .double(Double($0)) })),
-            ]))
+            element(
+                .object([
+                    ("source", .string(source)),
+                    (
+                        "top",
+                        .array(
+                            best.map {
+                                .object([
+                                    ("index", .int($0.index)), ("label", .string($0.label)),
+                                    ("probability", .double(Double($0.probability))),
+                                ])
+                            })
+                    ),
+                    ("logits", .array(logits.map { .double(Double($0)) })),
+                ]))
         } else {
             print("\(source):")
             for (rank, b) in best.enumerated() {

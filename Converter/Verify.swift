@@ -17,14 +17,17 @@ struct Verify: ParsableCommand {
     @Argument(help: "The second checkpoint (the reference for --rtol).") var b: String
     @Option(help: "Relative tolerance.") var rtol: Double = 0
     @Option(help: "Absolute tolerance.") var atol: Double = 0
-    @Option(name: .customLong("strip-prefix"), help: "Remove this prefix from names in both files.") var stripPrefix: String?
+    @Option(name: .customLong("strip-prefix"), help: "Remove this prefix from names in both files.") var stripPrefix:
+        String?
     @Option(help: "Report at most this many differences.") var limit: Int = 10
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @OptionGroup var caps: CapOptions
 
     func validate() throws {
         for (flag, value) in [("--rtol", rtol), ("--atol", atol)] {
-            guard value.isFinite, value >= 0 else { throw ValidationError("\(flag) \(value): must be a finite number ≥ 0") }
+            guard value.isFinite, value >= 0 else {
+                throw ValidationError("\(flag) \(value): must be a finite number ≥ 0")
+            }
         }
         guard limit >= 0 else { throw ValidationError("--limit \(limit): must be ≥ 0") }
     }
@@ -52,25 +55,38 @@ struct Verify: ParsableCommand {
         let maxAbs = result.maxAbsDifference
         let match = diffs.isEmpty
         if json {
-            print(JSON.object([
-                ("a", .string(a)), ("a_format", .string(formatA)),
-                ("b", .string(b)), ("b_format", .string(formatB)),
-                ("match", .bool(match)), ("tensors_compared", .int(compared)), ("elements", .int(elements)),
-                ("max_abs_diff", .double(maxAbs)), ("rtol", .double(rtol)), ("atol", .double(atol)),
-                ("differences", .array(diffs.prefix(limit).map {
-                    .object([("tensor", $0.tensor.map(JSON.string) ?? .null), ("problem", .string($0.message))])
-                })),
-                ("difference_count", .int(diffs.count)),
-            ]).render())
+            print(
+                JSON.object([
+                    ("a", .string(a)), ("a_format", .string(formatA)),
+                    ("b", .string(b)), ("b_format", .string(formatB)),
+                    ("match", .bool(match)), ("tensors_compared", .int(compared)), ("elements", .int(elements)),
+                    ("max_abs_diff", .double(maxAbs)), ("rtol", .double(rtol)), ("atol", .double(atol)),
+                    (
+                        "differences",
+                        .array(
+                            diffs.prefix(limit).map {
+                                .object([
+                                    ("tensor", $0.tensor.map(JSON.string) ?? .null), ("problem", .string($0.message)),
+                                ])
+                            })
+                    ),
+                    ("difference_count", .int(diffs.count)),
+                ]).render())
         } else if match {
-            let how = rtol == 0 && atol == 0 ? "bit-identical" : "within rtol \(rtol), atol \(atol) (max |a-b| \(maxAbs))"
-            print("match: \(compared) tensors, \(group(elements)) elements, \(how) (\(formatA) \(a) vs \(formatB) \(b))")
+            let how =
+                rtol == 0 && atol == 0 ? "bit-identical" : "within rtol \(rtol), atol \(atol) (max |a-b| \(maxAbs))"
+            print(
+                "match: \(compared) tensors, \(group(elements)) elements, \(how) (\(formatA) \(a) vs \(formatB) \(b))")
         } else {
-            print("MISMATCH: \(diffs.count) difference\(diffs.count == 1 ? "" : "s") between \(formatA) \(a) and \(formatB) \(b)")
+            print(
+                "MISMATCH: \(diffs.count) difference\(diffs.count == 1 ? "" : "s") between \(formatA) \(a) and \(formatB) \(b)"
+            )
             for d in diffs.prefix(limit) { print("  \(d.tensor ?? "-"): \(d.message)") }
             if diffs.count > limit { print("  … and \(diffs.count - limit) more (--limit)") }
             if rtol == 0 && atol == 0 && diffs.contains(where: { $0.message.hasPrefix("dtype ") }) {
-                print("  (bit-identical comparison needs equal dtypes; give --rtol/--atol to compare values across dtypes)")
+                print(
+                    "  (bit-identical comparison needs equal dtypes; give --rtol/--atol to compare values across dtypes)"
+                )
             }
         }
         if !match { throw ExitCode(1) }

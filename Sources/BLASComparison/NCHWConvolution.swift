@@ -37,8 +37,9 @@ extension ConvKernel {
                 Parallel.run(parts, parts) { part in
                     let lo = og * part / parts, hi = og * (part + 1) / parts
                     guard hi > lo else { return }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(hi - lo), Int32(oHW), Int32(k),
-                                1, w + lo * k, Int32(k), b, Int32(oHW), 0, y + lo * oHW, Int32(oHW))
+                    cblas_sgemm(
+                        CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(hi - lo), Int32(oHW), Int32(k),
+                        1, w + lo * k, Int32(k), b, Int32(oHW), 0, y + lo * oHW, Int32(oHW))
                     apply(epilogue, y + lo * oHW, channels: hi - lo, firstChannel: grp * og + lo, plane: oHW)
                 }
             }
@@ -46,7 +47,9 @@ extension ConvKernel {
     }
 
     /// Rows (c, ky, kx), columns (oy, ox); zero where the window falls in the padding.
-    static func im2col(_ g: Conv2dGeometry, _ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, threads: Int = 1) {
+    static func im2col(
+        _ g: Conv2dGeometry, _ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, threads: Int = 1
+    ) {
         let cg = g.inChannels / g.groups
         let oH = g.outHeight, oW = g.outWidth
         Parallel.run(cg, threads) { c in

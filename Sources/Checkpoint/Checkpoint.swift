@@ -108,23 +108,30 @@ public final class Checkpoint: Sendable {
     /// Parses a checkpoint whose bytes are `source` (a mapped file, or bytes in memory: `OwnedBytes`).
     /// `name` stands for the path in errors and in `path`. With `format` nil the format is recognised
     /// from the first bytes; otherwise the bytes are read as that format and nothing else.
-    public init(source: any ByteSource, name: String, format: CheckpointFormat? = nil,
-                options: LoadOptions = LoadOptions()) throws {
+    public init(
+        source: any ByteSource, name: String, format: CheckpointFormat? = nil,
+        options: LoadOptions = LoadOptions()
+    ) throws {
         do {
             let bytes = try source.bytes()
             guard let format = format ?? Checkpoint.recognise(bytes) else {
                 let head = bytes.prefix(8).map { String($0, radix: 16) }.joined(separator: " ")
-                throw CheckpointError(.unknownFormat(
-                    bytes.isEmpty ? "the file is empty" : "starts with bytes [\(head)], which is neither zip, tar, a pickle nor a .swt header"),
+                throw CheckpointError(
+                    .unknownFormat(
+                        bytes.isEmpty
+                            ? "the file is empty"
+                            : "starts with bytes [\(head)], which is neither zip, tar, a pickle nor a .swt header"),
                     offset: 0)
             }
-            let loaded: LoadedCheckpoint = switch format {
-            case .swt: try SWTFormat.load(source, options: options)
-            case .zip: try ZipFormat.load(source, name: name, options: options)
-            case .tar: try TarFormat.load(source, options: options)
-            case .legacy: try LegacyFormat.load(source, options: options)
-            }
-            try Checkpoint.checkTensorBytes(.tuple([loaded.root, loaded.scriptConstants ?? .none]), fileBytes: bytes.count, options: options)
+            let loaded: LoadedCheckpoint =
+                switch format {
+                case .swt: try SWTFormat.load(source, options: options)
+                case .zip: try ZipFormat.load(source, name: name, options: options)
+                case .tar: try TarFormat.load(source, options: options)
+                case .legacy: try LegacyFormat.load(source, options: options)
+                }
+            try Checkpoint.checkTensorBytes(
+                .tuple([loaded.root, loaded.scriptConstants ?? .none]), fileBytes: bytes.count, options: options)
             self.path = name
             self.format = format
             self.fileSize = bytes.count
@@ -166,8 +173,11 @@ public final class Checkpoint: Sendable {
             case .tensor(let t):
                 let (sum, o) = total.addingReportingOverflow(t.byteCount)
                 guard !o, sum <= cap else {
-                    throw CheckpointError(.limitExceeded(.maxTensorBytesRatio, limit: ratio,
-                        "the tensors would span more than \(cap) bytes when read (\(ratio) × the file's \(fileBytes) bytes + 64 MiB)"),
+                    throw CheckpointError(
+                        .limitExceeded(
+                            .maxTensorBytesRatio, limit: ratio,
+                            "the tensors would span more than \(cap) bytes when read (\(ratio) × the file's \(fileBytes) bytes + 64 MiB)"
+                        ),
                         tensor: name ?? "?")
                 }
                 total = sum
@@ -203,7 +213,9 @@ public final class Checkpoint: Sendable {
         do {
             var sd = try root.allTensors()
             if let constants = scriptConstants {
-                for (name, t) in try constants.allTensors(prefix: ["constants"]).tensors { try sd.insert(t, named: name) }
+                for (name, t) in try constants.allTensors(prefix: ["constants"]).tensors {
+                    try sd.insert(t, named: name)
+                }
             }
             sd.candidates = candidates
             return sd
@@ -262,8 +274,9 @@ func runPickle(
 ) throws -> (result: Value, proto: Int) {
     let size = reader.remaining
     return try runPickle(&reader, host: host, options: options, log: &log) {
-        try TorchHost.value($0, maxDepth: options.limits.maxDepth, maxValues: max(options.limits.maxValues, 2 * size),
-                            stubClasses: host.stubClasses, scriptClasses: host.scriptClasses)
+        try TorchHost.value(
+            $0, maxDepth: options.limits.maxDepth, maxValues: max(options.limits.maxValues, 2 * size),
+            stubClasses: host.stubClasses, scriptClasses: host.scriptClasses)
     }
 }
 

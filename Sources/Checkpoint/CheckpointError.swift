@@ -108,7 +108,8 @@ extension CheckpointError.Kind {
         case .refusedCall(let s): "refused: \(s)"
         case .malformedPickle(let s): "malformed pickle: \(s)"
         case .limitExceeded(let cap, let limit, let s): "limit exceeded: \(cap.qualifiedName) = \(limit): \(s)"
-        case .unsafeEntryName(let n): "unsafe entry name '\(n)': absolute, climbing out with '..', or holding a backslash"
+        case .unsafeEntryName(let n):
+            "unsafe entry name '\(n)': absolute, climbing out with '..', or holding a backslash"
         case .malformedArchive(let s): "malformed archive: \(s)"
         case .missingRecord(let s): "missing \(s)"
         case .missingStorage(let s): "missing storage \(s)"

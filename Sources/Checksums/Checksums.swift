@@ -1,7 +1,7 @@
 import CChecksum
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Thrown when a file cannot be opened or read for hashing: the path and the system's reason.
@@ -23,7 +23,9 @@ public enum Checksums {
     /// SHA-256 of a buffer, as 64 lowercase hex digits.
     public static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
         var digest = [UInt8](repeating: 0, count: 32)
-        let ok = digest.withUnsafeMutableBufferPointer { pth2swt_sha256(bytes.baseAddress, bytes.count, $0.baseAddress) }
+        let ok = digest.withUnsafeMutableBufferPointer {
+            pth2swt_sha256(bytes.baseAddress, bytes.count, $0.baseAddress)
+        }
         precondition(ok == 1, "cannot allocate a SHA-256 context")
         return hex(digest)
     }

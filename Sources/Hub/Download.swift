@@ -1,7 +1,8 @@
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Foundation
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// What to download, what to call it on disk, and which SHA-256 prefix it must have.
 public struct FetchTarget: Sendable, Hashable {
@@ -120,7 +121,8 @@ public struct Downloader: Sendable {
         let resumed: Bool
         switch target.url.scheme?.lowercased() {
         case "http", "https":
-            resumed = try HTTPTransfer.download(target.url, to: partial, timeout: timeout, userAgent: userAgent, progress: progress)
+            resumed = try HTTPTransfer.download(
+                target.url, to: partial, timeout: timeout, userAgent: userAgent, progress: progress)
         case "file":
             resumed = try copyFile(target.url.path, to: partial, progress: progress)
         default:
@@ -130,17 +132,21 @@ public struct Downloader: Sendable {
         let digest = try sha256Hex(ofFile: partial)
         guard target.accepts(sha256: digest) else {
             try removeFile(partial)
-            throw HubError.hashMismatch(file: target.fileName, expected: target.hashPrefix ?? "",
-                                        actual: digest, deletedPartial: partial)
+            throw HubError.hashMismatch(
+                file: target.fileName, expected: target.hashPrefix ?? "",
+                actual: digest, deletedPartial: partial)
         }
         guard rename(partial, path) == 0 else { throw HubError.io(path: path, message: systemError()) }
-        return FetchResult(target: target, path: path, bytes: fileSize(path) ?? 0, sha256: digest,
-                           status: resumed ? .resumed : .downloaded)
+        return FetchResult(
+            target: target, path: path, bytes: fileSize(path) ?? 0, sha256: digest,
+            status: resumed ? .resumed : .downloaded)
     }
 
     /// Copies a local file into the partial file, continuing from the partial file's size when it is
     /// not larger than the source. Returns whether it resumed.
-    private func copyFile(_ source: String, to partial: String, progress: (@Sendable (FetchProgress) -> Void)?) throws -> Bool {
+    private func copyFile(_ source: String, to partial: String, progress: (@Sendable (FetchProgress) -> Void)?) throws
+        -> Bool
+    {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw HubError.io(path: source, message: systemError()) }
         defer { close(input) }

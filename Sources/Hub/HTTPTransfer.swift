@@ -1,7 +1,8 @@
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Foundation
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// Streams one HTTP(S) response into a partial file, resuming from the partial file's size.
 ///
@@ -87,8 +88,9 @@ final class HTTPTransfer: NSObject, URLSessionDataDelegate, @unchecked Sendable 
         case .complete: return true
         case .write(let truncate):
             if let total, onDisk != total {
-                throw HubError.network(url: url.absoluteString, message: "the connection closed after \(onDisk) of \(total) bytes",
-                                       partial: partial, partialBytes: onDisk)
+                throw HubError.network(
+                    url: url.absoluteString, message: "the connection closed after \(onDisk) of \(total) bytes",
+                    partial: partial, partialBytes: onDisk)
             }
             return !truncate && offset > 0
         case nil:
@@ -139,7 +141,8 @@ final class HTTPTransfer: NSObject, URLSessionDataDelegate, @unchecked Sendable 
                 break  // we cancelled the body on purpose
             case .write, nil:
                 let kept = onDisk > 0 ? partial : nil
-                failure = .network(url: url.absoluteString, message: describe(error), partial: kept, partialBytes: onDisk)
+                failure = .network(
+                    url: url.absoluteString, message: describe(error), partial: kept, partialBytes: onDisk)
             }
         }
         lock.unlock()
@@ -235,7 +238,7 @@ private func describe(_ error: any Error) -> String {
     case .timedOut: return "timed out"
     case .networkConnectionLost: return "the connection was lost"
     case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate,
-         .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot:
+        .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot:
         return "TLS failed"
     default: return (error as NSError).localizedDescription
     }

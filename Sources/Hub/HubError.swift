@@ -1,7 +1,8 @@
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Foundation
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// Everything that can go wrong while resolving a name or fetching a file. The description is a
 /// complete sentence for the user: it names the URL, status, path or hashes involved.
@@ -35,7 +36,8 @@ public enum HubError: Error, CustomStringConvertible, Sendable, Equatable {
             let kept = partial.map { "; kept \(partialBytes) bytes in \($0), the next fetch resumes from there" } ?? ""
             return "download of \(url) failed: \(message)\(kept)"
         case .hashMismatch(let file, let expected, let actual, let deletedPartial):
-            return "hash mismatch for \(file): expected a sha256 starting with \(expected), got \(actual); deleted the partial file \(deletedPartial)"
+            return
+                "hash mismatch for \(file): expected a sha256 starting with \(expected), got \(actual); deleted the partial file \(deletedPartial)"
         case .io(let path, let message):
             return "\(path): \(message)"
         case .unsupportedURL(let url):

@@ -44,13 +44,15 @@ public enum Registry {
     public static let baseURL = URL(string: "https://download.pytorch.org/models/")!
 
     private static let legacy = "torchvision ≤0.9 model_urls; legacy (pre-zip) format"
-    private static let resaved = "torchvision 0.10–0.12 model_urls, ≥0.13 IMAGENET1K_V1; zip format (2021 re-save, same weights)"
+    private static let resaved =
+        "torchvision 0.10–0.12 model_urls, ≥0.13 IMAGENET1K_V1; zip format (2021 re-save, same weights)"
     private static let unchanged = "torchvision model_urls (≤0.12) and ≥0.13 IMAGENET1K_V1; the same file throughout"
 
     /// Every known file, grouped by model, the older file first.
     public static let files: [WeightFile] = [
-        WeightFile(model: "resnet18", fileName: "resnet18-5c106cde.pth",
-                   note: "torchvision ≤0.9 model_urls; tar format (PyTorch 0.1)", isDefault: true),
+        WeightFile(
+            model: "resnet18", fileName: "resnet18-5c106cde.pth",
+            note: "torchvision ≤0.9 model_urls; tar format (PyTorch 0.1)", isDefault: true),
         WeightFile(model: "resnet18", fileName: "resnet18-f37072fd.pth", note: resaved, isDefault: false),
         WeightFile(model: "resnet34", fileName: "resnet34-333f7ec4.pth", note: legacy, isDefault: false),
         WeightFile(model: "resnet34", fileName: "resnet34-b627a593.pth", note: resaved, isDefault: true),
@@ -60,12 +62,17 @@ public enum Registry {
         WeightFile(model: "resnet101", fileName: "resnet101-63fe2227.pth", note: resaved, isDefault: true),
         WeightFile(model: "resnet152", fileName: "resnet152-b121ed2d.pth", note: legacy, isDefault: false),
         WeightFile(model: "resnet152", fileName: "resnet152-394f9c45.pth", note: resaved, isDefault: true),
-        WeightFile(model: "resnext50_32x4d", fileName: "resnext50_32x4d-7cdf4587.pth", note: unchanged, isDefault: true),
-        WeightFile(model: "resnext101_32x8d", fileName: "resnext101_32x8d-8ba56ff5.pth", note: unchanged, isDefault: true),
-        WeightFile(model: "wide_resnet50_2", fileName: "wide_resnet50_2-95faca4d.pth", note: unchanged, isDefault: true),
-        WeightFile(model: "resnext101_64x4d", fileName: "resnext101_64x4d-173b62eb.pth",
-                   note: "torchvision ≥0.13 IMAGENET1K_V1", isDefault: true),
-        WeightFile(model: "wide_resnet101_2", fileName: "wide_resnet101_2-32ee1156.pth", note: unchanged, isDefault: true),
+        WeightFile(
+            model: "resnext50_32x4d", fileName: "resnext50_32x4d-7cdf4587.pth", note: unchanged, isDefault: true),
+        WeightFile(
+            model: "resnext101_32x8d", fileName: "resnext101_32x8d-8ba56ff5.pth", note: unchanged, isDefault: true),
+        WeightFile(
+            model: "wide_resnet50_2", fileName: "wide_resnet50_2-95faca4d.pth", note: unchanged, isDefault: true),
+        WeightFile(
+            model: "resnext101_64x4d", fileName: "resnext101_64x4d-173b62eb.pth",
+            note: "torchvision ≥0.13 IMAGENET1K_V1", isDefault: true),
+        WeightFile(
+            model: "wide_resnet101_2", fileName: "wide_resnet101_2-32ee1156.pth", note: unchanged, isDefault: true),
         WeightFile(model: "alexnet", fileName: "alexnet-owt-7be5be79.pth", note: unchanged, isDefault: true),
         WeightFile(model: "vgg11", fileName: "vgg11-8a719046.pth", note: unchanged, isDefault: true),
         WeightFile(model: "vgg11_bn", fileName: "vgg11_bn-6002323d.pth", note: unchanged, isDefault: true),

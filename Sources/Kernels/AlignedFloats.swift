@@ -39,11 +39,14 @@ public final class AlignedFloats: @unchecked Sendable {
         fill(UnsafeMutableBufferPointer(start: baseAddress, count: count))
     }
 
-    public func withUnsafeBufferPointer<R, E: Error>(_ body: (UnsafeBufferPointer<Float>) throws(E) -> R) throws(E) -> R {
+    public func withUnsafeBufferPointer<R, E: Error>(_ body: (UnsafeBufferPointer<Float>) throws(E) -> R) throws(E) -> R
+    {
         try body(UnsafeBufferPointer(start: baseAddress, count: count))
     }
 
-    public func withUnsafeMutableBufferPointer<R, E: Error>(_ body: (UnsafeMutableBufferPointer<Float>) throws(E) -> R) throws(E) -> R {
+    public func withUnsafeMutableBufferPointer<R, E: Error>(_ body: (UnsafeMutableBufferPointer<Float>) throws(E) -> R)
+        throws(E) -> R
+    {
         try body(UnsafeMutableBufferPointer(start: baseAddress, count: count))
     }
 

@@ -6,7 +6,9 @@ import CKernels
 public enum ConvBackward {
     /// The weight as the B operand of dCols = dY · Wᵀ: the K×(kh·kw·C) matrix whose row k is output
     /// channel k's filter in (ky, kx, c) order, packed in panels of 16 columns.
-    public static func packTransposed(_ weight: [Float], outChannels k: Int, inChannels c: Int, kernelH kh: Int, kernelW kw: Int) -> AlignedFloats {
+    public static func packTransposed(
+        _ weight: [Float], outChannels k: Int, inChannels c: Int, kernelH kh: Int, kernelW kw: Int
+    ) -> AlignedFloats {
         precondition(weight.count == k * c * kh * kw, "weight is not [\(k), \(c), \(kh), \(kw)]")
         return PackedConvWeight.pack(weight, outChannels: k, inChannels: c, taps: kh * kw, transposed: true)
     }
@@ -70,7 +72,8 @@ public enum ConvBackward {
         let C = g.inChannels, K = g.outChannels, taps = g.kernelH * g.kernelW, depth = taps * C
         let total = g.batch * g.outHeight * g.outWidth
         let each = perThread(g)
-        let pointwise = g.kernelH == 1 && g.kernelW == 1 && g.strideH == 1 && g.strideW == 1 && g.padH == 0 && g.padW == 0
+        let pointwise =
+            g.kernelH == 1 && g.kernelW == 1 && g.strideH == 1 && g.strideW == 1 && g.padH == 0 && g.padW == 0
         let parts = max(1, min(threads, (total + blockRows - 1) / blockRows))
         withUnsafePointer(to: &s) { shape in
             nonisolated(unsafe) let shape = shape
@@ -154,8 +157,10 @@ public enum WinogradBackward {
     /// Scratch floats for `weight` with up to `threads` threads: in the shared schedule dU (36·C·K), one
     /// block's V and dM, and each thread's pth2swt_gemm_tn packing; per thread, each thread's dU, V, dM and
     /// packing.
-    public static func scratchCount(_ g: Conv2dGeometry, tilesPerBlock: Int? = nil, threads: Int = 1,
-                                    perThread: Bool? = nil) -> Int {
+    public static func scratchCount(
+        _ g: Conv2dGeometry, tilesPerBlock: Int? = nil, threads: Int = 1,
+        perThread: Bool? = nil
+    ) -> Int {
         let own = perThread ?? self.perThread(g, threads: threads)
         let tiles = tilesPerBlock ?? blockTiles(g, perThread: own)
         let u = 36 * g.inChannels * g.outChannels, block = 36 * tiles * (g.inChannels + g.outChannels)
@@ -177,15 +182,19 @@ public enum WinogradBackward {
         let own = perThread ?? self.perThread(g, threads: threads)
         let tiles = tilesPerBlock ?? blockTiles(g, perThread: own)
         let uCount = 36 * C * K, packEach = pth2swt_gemm_tn_scratch_count(Int32(K))
-        func transforms(_ start: Int, _ p: Int, _ lo: Int, _ hi: Int, _ v: UnsafeMutablePointer<Float>,
-                        _ m: UnsafeMutablePointer<Float>, input: Bool, gradient: Bool) {
+        func transforms(
+            _ start: Int, _ p: Int, _ lo: Int, _ hi: Int, _ v: UnsafeMutablePointer<Float>,
+            _ m: UnsafeMutablePointer<Float>, input: Bool, gradient: Bool
+        ) {
             if input {
-                pth2swt_winograd_input_nhwc(x, Int32(g.height), Int32(g.width), Int32(C), Int32(th), Int32(tw), start,
-                                            Int32(p), Int32(lo), Int32(hi), v)
+                pth2swt_winograd_input_nhwc(
+                    x, Int32(g.height), Int32(g.width), Int32(C), Int32(th), Int32(tw), start,
+                    Int32(p), Int32(lo), Int32(hi), v)
             }
             if gradient {
-                pth2swt_winograd_grad_output_nhwc(dy, Int32(g.outHeight), Int32(g.outWidth), Int32(K), Int32(th),
-                                                  Int32(tw), start, Int32(p), Int32(lo), Int32(hi), m)
+                pth2swt_winograd_grad_output_nhwc(
+                    dy, Int32(g.outHeight), Int32(g.outWidth), Int32(K), Int32(th),
+                    Int32(tw), start, Int32(p), Int32(lo), Int32(hi), m)
             }
         }
         let du = scratch  // dU: the shared one, or part 0's, into which the others are added
@@ -201,8 +210,9 @@ public enum WinogradBackward {
                     let start = b * tiles, p = min(tiles, total - start)
                     transforms(start, p, 0, p, v, m, input: true, gradient: true)
                     for xi in 0..<36 {
-                        pth2swt_gemm_tn(C, Int32(K), p, v + xi * p * C, C, m + xi * p * K, K, u + xi * C * K, K,
-                                        first ? 0 : 1, pack)
+                        pth2swt_gemm_tn(
+                            C, Int32(K), p, v + xi * p * C, C, m + xi * p * K, K, u + xi * C * K, K,
+                            first ? 0 : 1, pack)
                     }
                     first = false
                     b += parts
@@ -221,8 +231,9 @@ public enum WinogradBackward {
                     transforms(s, p, lo, hi, v, m, input: i < pieces, gradient: i >= pieces)
                 }
                 Parallel.dynamic(36, threads) { xi, worker in
-                    pth2swt_gemm_tn(C, Int32(K), p, v + xi * p * C, C, m + xi * p * K, K, du + xi * C * K, K, first ? 0 : 1,
-                                    packing + worker * packEach)
+                    pth2swt_gemm_tn(
+                        C, Int32(K), p, v + xi * p * C, C, m + xi * p * K, K, du + xi * C * K, K, first ? 0 : 1,
+                        packing + worker * packEach)
                 }
                 start += p
             }
@@ -242,7 +253,9 @@ public enum BatchNormTrain {
     static let blockRows = 2048
 
     /// Σ over rows of x (or of (x − mean)² when `mean` is given), per channel, in double.
-    static func channelSums(_ x: UnsafePointer<Float>, rows: Int, channels c: Int, mean: [Double]?, threads: Int) -> [Double] {
+    static func channelSums(_ x: UnsafePointer<Float>, rows: Int, channels c: Int, mean: [Double]?, threads: Int)
+        -> [Double]
+    {
         let blocks = (rows + blockRows - 1) / blockRows
         var partial = [Double](repeating: 0, count: blocks * c)
         partial.withUnsafeMutableBufferPointer { p in
@@ -302,19 +315,24 @@ public enum BatchNormTrain {
     /// .relu6: 0 < output < 6): on return dy holds the
     /// gradient at the norm's output (and at the block's residual, which the same addition fed).
     public static func backward(
-        _ x: UnsafePointer<Float>, outputGradient dy: UnsafeMutablePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>,
+        _ x: UnsafePointer<Float>, outputGradient dy: UnsafeMutablePointer<Float>,
+        inputGradient dx: UnsafeMutablePointer<Float>,
         rows: Int, channels c: Int, gamma: UnsafePointer<Float>, savedMean: UnsafePointer<Float>,
-        savedInvStd: UnsafePointer<Float>, gammaGradient: UnsafeMutablePointer<Float>, betaGradient: UnsafeMutablePointer<Float>,
+        savedInvStd: UnsafePointer<Float>, gammaGradient: UnsafeMutablePointer<Float>,
+        betaGradient: UnsafeMutablePointer<Float>,
         reluOutput: UnsafePointer<Float>? = nil, activation: Activation = .relu, threads: Int = 1
     ) {
         let blocks = (rows + blockRows - 1) / blockRows
         let act = activation.code
         var partial = [Double](repeating: 0, count: 2 * blocks * c)
         partial.withUnsafeMutableBufferPointer { p in
-            nonisolated(unsafe) let (p, x, dy, reluOutput, savedMean, savedInvStd) = (p.baseAddress!, x, dy, reluOutput, savedMean, savedInvStd)
+            nonisolated(unsafe) let (p, x, dy, reluOutput, savedMean, savedInvStd) = (
+                p.baseAddress!, x, dy, reluOutput, savedMean, savedInvStd
+            )
             Parallel.dynamic(blocks, threads) { b, _ in
-                pth2swt_bn_backward_sums(x, dy, reluOutput, act, b * blockRows, min(rows, (b + 1) * blockRows), Int32(c), savedMean,
-                                         savedInvStd, p + 2 * b * c, p + (2 * b + 1) * c)
+                pth2swt_bn_backward_sums(
+                    x, dy, reluOutput, act, b * blockRows, min(rows, (b + 1) * blockRows), Int32(c), savedMean,
+                    savedInvStd, p + 2 * b * c, p + (2 * b + 1) * c)
             }
         }
         var db = [Double](repeating: 0, count: c), dg = [Double](repeating: 0, count: c)
@@ -334,9 +352,12 @@ public enum BatchNormTrain {
             coefficients[2 * c + k] = Float(dg[k] / n)
         }
         coefficients.withUnsafeBufferPointer { cp in
-            nonisolated(unsafe) let (a, x, dy, dx, savedMean, savedInvStd) = (cp.baseAddress!, x, UnsafePointer(dy), dx, savedMean, savedInvStd)
+            nonisolated(unsafe) let (a, x, dy, dx, savedMean, savedInvStd) = (
+                cp.baseAddress!, x, UnsafePointer(dy), dx, savedMean, savedInvStd
+            )
             Parallel.ranges(rows, threads: threads, grain: 1024) { r in
-                pth2swt_bn_backward_apply(x, dy, r.lowerBound, r.upperBound, Int32(c), savedMean, savedInvStd, a, a + c, a + 2 * c, dx)
+                pth2swt_bn_backward_apply(
+                    x, dy, r.lowerBound, r.upperBound, Int32(c), savedMean, savedInvStd, a, a + c, a + 2 * c, dx)
             }
         }
     }
@@ -354,21 +375,26 @@ public enum PoolBackward {
         precondition(batch * height * width * c <= Int(Int32.max), "max pooling indices exceed Int32")
         nonisolated(unsafe) let (x, y, indices) = (x, y, indices)
         Parallel.ranges(batch * oH, threads: threads, grain: 1) { r in
-            pth2swt_max_pool_indices_nhwc(x, Int32(height), Int32(width), Int32(c), Int32(kernel), Int32(stride), Int32(padding),
-                                          Int32(oH), Int32(oW), r.lowerBound, r.upperBound, y, indices)
+            pth2swt_max_pool_indices_nhwc(
+                x, Int32(height), Int32(width), Int32(c), Int32(kernel), Int32(stride), Int32(padding),
+                Int32(oH), Int32(oW), r.lowerBound, r.upperBound, y, indices)
         }
     }
 
     /// dx = 0, then dx[indices[i]] += dy[i].
-    public static func max2d(outputGradient dy: UnsafePointer<Float>, indices: UnsafePointer<Int32>, count: Int,
-                             inputGradient dx: UnsafeMutablePointer<Float>, inputCount: Int) {
+    public static func max2d(
+        outputGradient dy: UnsafePointer<Float>, indices: UnsafePointer<Int32>, count: Int,
+        inputGradient dx: UnsafeMutablePointer<Float>, inputCount: Int
+    ) {
         dx.update(repeating: 0, count: inputCount)
         for i in 0..<count where indices[i] >= 0 { dx[Int(indices[i])] += dy[i] }
     }
 
     /// The global average pool's gradient: each position gets dy[n, c] / plane.
-    public static func globalAverage(outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>,
-                                     batch: Int, channels c: Int, plane: Int) {
+    public static func globalAverage(
+        outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>,
+        batch: Int, channels c: Int, plane: Int
+    ) {
         for n in 0..<batch {
             for i in 0..<plane {
                 let row = dx + (n * plane + i) * c
@@ -388,26 +414,34 @@ extension Elementwise {
     /// multiply-adds): d = grad (negated if maximize) + weightDecay·w; with `buffer`, buffer = d on the
     /// first step, else buffer·momentum + keep·d, and d = d + momentum·buffer (nesterov) or buffer;
     /// then w += negLR·d.
-    public static func sgdUpdate(_ w: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>, buffer: UnsafeMutablePointer<Float>?,
-                                 count: Int, weightDecay: Float, momentum: Float, keep: Float, negLR: Float, nesterov: Bool,
-                                 first: Bool, maximize: Bool) {
-        pth2swt_sgd_update(w, gradient, buffer, count, weightDecay, momentum, keep, negLR, nesterov ? 1 : 0, first ? 1 : 0,
-                           maximize ? 1 : 0)
+    public static func sgdUpdate(
+        _ w: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>, buffer: UnsafeMutablePointer<Float>?,
+        count: Int, weightDecay: Float, momentum: Float, keep: Float, negLR: Float, nesterov: Bool,
+        first: Bool, maximize: Bool
+    ) {
+        pth2swt_sgd_update(
+            w, gradient, buffer, count, weightDecay, momentum, keep, negLR, nesterov ? 1 : 0, first ? 1 : 0,
+            maximize ? 1 : 0)
     }
 
     /// One AdamW update (torch's `_single_tensor_adamw` order, no fused multiply-adds); `vmax` with amsgrad.
-    public static func adamwUpdate(_ w: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
-                                   v: UnsafeMutablePointer<Float>, vmax: UnsafeMutablePointer<Float>?, count: Int, decay: Float,
-                                   beta1: Float, oneMinusBeta1: Float, beta2: Float, oneMinusBeta2: Float,
-                                   biasCorrection2Sqrt: Float, eps: Float, negStepSize: Float, maximize: Bool) {
-        pth2swt_adamw_update(w, gradient, m, v, vmax, count, decay, beta1, oneMinusBeta1, beta2, oneMinusBeta2,
-                             biasCorrection2Sqrt, eps, negStepSize, maximize ? 1 : 0)
+    public static func adamwUpdate(
+        _ w: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+        v: UnsafeMutablePointer<Float>, vmax: UnsafeMutablePointer<Float>?, count: Int, decay: Float,
+        beta1: Float, oneMinusBeta1: Float, beta2: Float, oneMinusBeta2: Float,
+        biasCorrection2Sqrt: Float, eps: Float, negStepSize: Float, maximize: Bool
+    ) {
+        pth2swt_adamw_update(
+            w, gradient, m, v, vmax, count, decay, beta1, oneMinusBeta1, beta2, oneMinusBeta2,
+            biasCorrection2Sqrt, eps, negStepSize, maximize ? 1 : 0)
     }
 
     /// a[i] += b[i], split across threads.
-    public static func add(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count n: Int, threads: Int = 1) {
+    public static func add(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, count n: Int, threads: Int = 1)
+    {
         nonisolated(unsafe) let (a, b) = (a, b)
-        Parallel.ranges(n, threads: threads, grain: 65536) { r in pth2swt_add_inplace(a, b, r.lowerBound, r.upperBound) }
+        Parallel.ranges(n, threads: threads, grain: 65536) { r in pth2swt_add_inplace(a, b, r.lowerBound, r.upperBound)
+        }
     }
 }
 
@@ -421,21 +455,31 @@ public func withBaseAddress<T, R>(_ array: [T]?, _ body: (UnsafePointer<T>?) -> 
 enum GradReference {
     /// Max pooling with −inf padding and torch's argmax rule (the first maximum in window order, or the
     /// last NaN): (y, indices), indices flat into x [N, C, H, W].
-    public static func maxPool(_ x: [Float], batch: Int, channels: Int, height: Int, width: Int, kernel: Int, stride: Int,
-                               padding: Int) -> (y: [Float], indices: [Int]) {
+    public static func maxPool(
+        _ x: [Float], batch: Int, channels: Int, height: Int, width: Int, kernel: Int, stride: Int,
+        padding: Int
+    ) -> (y: [Float], indices: [Int]) {
         let oH = (height + 2 * padding - kernel) / stride + 1, oW = (width + 2 * padding - kernel) / stride + 1
         var y: [Float] = [], indices: [Int] = []
-        for n in 0..<batch { for c in 0..<channels { for oy in 0..<oH { for ox in 0..<oW {
-            var best = -Float.infinity, at = -1
-            for ky in 0..<kernel { for kx in 0..<kernel {
-                let iy = oy * stride - padding + ky, ix = ox * stride - padding + kx
-                guard iy >= 0 && iy < height && ix >= 0 && ix < width else { continue }
-                let i = ((n * channels + c) * height + iy) * width + ix
-                if at < 0 || x[i] > best || x[i].isNaN { (best, at) = (x[i], i) }
-            } }
-            y.append(best)
-            indices.append(at)
-        } } } }
+        for n in 0..<batch {
+            for c in 0..<channels {
+                for oy in 0..<oH {
+                    for ox in 0..<oW {
+                        var best = -Float.infinity, at = -1
+                        for ky in 0..<kernel {
+                            for kx in 0..<kernel {
+                                let iy = oy * stride - padding + ky, ix = ox * stride - padding + kx
+                                guard iy >= 0 && iy < height && ix >= 0 && ix < width else { continue }
+                                let i = ((n * channels + c) * height + iy) * width + ix
+                                if at < 0 || x[i] > best || x[i].isNaN { (best, at) = (x[i], i) }
+                            }
+                        }
+                        y.append(best)
+                        indices.append(at)
+                    }
+                }
+            }
+        }
         return (y, indices)
     }
 
@@ -444,15 +488,26 @@ enum GradReference {
     public static func convInput(_ g: Conv2dGeometry, outputGradient dy: [Float], weight w: [Float]) -> [Float] {
         var dx = [Float](repeating: 0, count: g.inputCount)
         let C = g.inChannels, cg = C / g.groups, og = g.outChannels / g.groups
-        for n in 0..<g.batch { for k in 0..<g.outChannels { for oy in 0..<g.outHeight { for ox in 0..<g.outWidth {
-            let d = dy[((n * g.outChannels + k) * g.outHeight + oy) * g.outWidth + ox]
-            let first = k / og * cg
-            for c in 0..<cg { for ky in 0..<g.kernelH { for kx in 0..<g.kernelW {
-                let iy = oy * g.strideH - g.padH + ky, ix = ox * g.strideW - g.padW + kx
-                guard iy >= 0 && iy < g.height && ix >= 0 && ix < g.width else { continue }
-                dx[((n * C + first + c) * g.height + iy) * g.width + ix] += d * w[((k * cg + c) * g.kernelH + ky) * g.kernelW + kx]
-            } } }
-        } } } }
+        for n in 0..<g.batch {
+            for k in 0..<g.outChannels {
+                for oy in 0..<g.outHeight {
+                    for ox in 0..<g.outWidth {
+                        let d = dy[((n * g.outChannels + k) * g.outHeight + oy) * g.outWidth + ox]
+                        let first = k / og * cg
+                        for c in 0..<cg {
+                            for ky in 0..<g.kernelH {
+                                for kx in 0..<g.kernelW {
+                                    let iy = oy * g.strideH - g.padH + ky, ix = ox * g.strideW - g.padW + kx
+                                    guard iy >= 0 && iy < g.height && ix >= 0 && ix < g.width else { continue }
+                                    dx[((n * C + first + c) * g.height + iy) * g.width + ix] +=
+                                        d * w[((k * cg + c) * g.kernelH + ky) * g.kernelW + kx]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         return dx
     }
 
@@ -461,25 +516,38 @@ enum GradReference {
     public static func convWeight(_ g: Conv2dGeometry, input x: [Float], outputGradient dy: [Float]) -> [Float] {
         var dw = [Float](repeating: 0, count: g.weightCount)
         let C = g.inChannels, cg = C / g.groups, og = g.outChannels / g.groups
-        for k in 0..<g.outChannels { for c in 0..<cg { for ky in 0..<g.kernelH { for kx in 0..<g.kernelW {
-            var s: Float = 0
-            let ch = k / og * cg + c
-            for n in 0..<g.batch { for oy in 0..<g.outHeight { for ox in 0..<g.outWidth {
-                let iy = oy * g.strideH - g.padH + ky, ix = ox * g.strideW - g.padW + kx
-                guard iy >= 0 && iy < g.height && ix >= 0 && ix < g.width else { continue }
-                s += dy[((n * g.outChannels + k) * g.outHeight + oy) * g.outWidth + ox]
-                    * x[((n * C + ch) * g.height + iy) * g.width + ix]
-            } } }
-            dw[((k * cg + c) * g.kernelH + ky) * g.kernelW + kx] = s
-        } } } }
+        for k in 0..<g.outChannels {
+            for c in 0..<cg {
+                for ky in 0..<g.kernelH {
+                    for kx in 0..<g.kernelW {
+                        var s: Float = 0
+                        let ch = k / og * cg + c
+                        for n in 0..<g.batch {
+                            for oy in 0..<g.outHeight {
+                                for ox in 0..<g.outWidth {
+                                    let iy = oy * g.strideH - g.padH + ky, ix = ox * g.strideW - g.padW + kx
+                                    guard iy >= 0 && iy < g.height && ix >= 0 && ix < g.width else { continue }
+                                    s +=
+                                        dy[((n * g.outChannels + k) * g.outHeight + oy) * g.outWidth + ox]
+                                        * x[((n * C + ch) * g.height + iy) * g.width + ix]
+                                }
+                            }
+                        }
+                        dw[((k * cg + c) * g.kernelH + ky) * g.kernelW + kx] = s
+                    }
+                }
+            }
+        }
         return dw
     }
 
     /// BatchNorm2d's training forward and backward, NCHW, per channel: (y, dx, dγ, dβ, mean, biased var).
     public static func batchNorm(
-        _ x: [Float], outputGradient dy: [Float], batch: Int, channels: Int, plane: Int, gamma: [Float], beta: [Float], eps: Float
+        _ x: [Float], outputGradient dy: [Float], batch: Int, channels: Int, plane: Int, gamma: [Float], beta: [Float],
+        eps: Float
     ) -> (y: [Float], dx: [Float], dGamma: [Float], dBeta: [Float], mean: [Float], variance: [Float]) {
-        var y = x, dx = x, dGamma = [Float](repeating: 0, count: channels), dBeta = dGamma, means = dGamma, vars = dGamma
+        var y = x, dx = x, dGamma = [Float](repeating: 0, count: channels), dBeta = dGamma, means = dGamma,
+            vars = dGamma
         let m = Double(batch * plane)
         for c in 0..<channels {
             var idx: [Int] = []

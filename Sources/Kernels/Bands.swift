@@ -42,8 +42,10 @@ struct Bands {
         /// Makes the window hold rows [needLo, needHi): rows it already holds are moved to the front,
         /// and `produce(from, to, origin)` writes the rest, row r at `origin + r·rowFloats`. Bands move
         /// down, so needLo and needHi never decrease.
-        mutating func hold(_ needLo: Int, _ needHi: Int,
-                           produce: (_ from: Int, _ to: Int, _ origin: UnsafeMutablePointer<Float>) -> Void) {
+        mutating func hold(
+            _ needLo: Int, _ needHi: Int,
+            produce: (_ from: Int, _ to: Int, _ origin: UnsafeMutablePointer<Float>) -> Void
+        ) {
             if needLo >= lo && needLo < hi {
                 buffer.update(from: buffer + (needLo - lo) * rowFloats, count: (hi - needLo) * rowFloats)
                 lo = needLo

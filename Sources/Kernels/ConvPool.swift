@@ -18,8 +18,10 @@ public enum ConvPoolNHWC {
 
     /// The pool's rows over the convolution's.
     static func bands(_ g: Conv2dGeometry, _ p: Pool) -> Bands {
-        Bands(kernel: p.kernel, stride: p.stride, padding: p.padding, rows: g.outHeight,
-              outRows: max(1, Kernels.Pool.outputSize(g.outHeight, kernel: p.kernel, stride: p.stride, padding: p.padding)))
+        Bands(
+            kernel: p.kernel, stride: p.stride, padding: p.padding, rows: g.outHeight,
+            outRows: max(
+                1, Kernels.Pool.outputSize(g.outHeight, kernel: p.kernel, stride: p.stride, padding: p.padding)))
     }
 
     /// Pooled rows per band: the convolution rows a band needs fill about `bandBytes`.
@@ -40,8 +42,9 @@ public enum ConvPoolNHWC {
         activation: Activation, pool p: Pool, output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
         threads: Int = 1, bandBytes: Int = 384 * 1024
     ) {
-        precondition(ConvNHWC.applies(to: g) && weight.outChannels == g.outChannels && weight.inChannels == g.inChannels
-                     && weight.kernelH == g.kernelH && weight.kernelW == g.kernelW, "weight does not fit \(g)")
+        precondition(
+            ConvNHWC.applies(to: g) && weight.outChannels == g.outChannels && weight.inChannels == g.inChannels
+                && weight.kernelH == g.kernelH && weight.kernelW == g.kernelW, "weight does not fit \(g)")
         let H = g.outHeight, W = g.outWidth, K = g.outChannels
         let pH = Kernels.Pool.outputSize(H, kernel: p.kernel, stride: p.stride, padding: p.padding)
         let pW = Kernels.Pool.outputSize(W, kernel: p.kernel, stride: p.stride, padding: p.padding)
@@ -78,8 +81,9 @@ public enum ConvPoolNHWC {
                         pth2swt_conv_nhwc(&sh, x, w, bias, nil, act, origin, from * W, to * W, 0, panels, convScratch)
                     }
                     // The pool reads only rows inside [need.lo, need.hi) for pooled rows [py0, py1).
-                    pth2swt_max_pool_nhwc(window.origin, Int32(H), Int32(W), Int32(K), Int32(k), Int32(st),
-                                          Int32(pad), Int32(pH), Int32(pW), py0, py1, y)
+                    pth2swt_max_pool_nhwc(
+                        window.origin, Int32(H), Int32(W), Int32(K), Int32(k), Int32(st),
+                        Int32(pad), Int32(pH), Int32(pW), py0, py1, y)
                     py0 = py1
                 }
             }

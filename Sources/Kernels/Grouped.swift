@@ -51,7 +51,8 @@ public enum DepthwiseNHWC {
 
     /// y [N, oH, oW, C] = activation(x ⊛ w + bias). `packedWeight` is `pack`'s result.
     public static func forward(
-        _ g: Conv2dGeometry, input: UnsafePointer<Float>, packedWeight w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        _ g: Conv2dGeometry, input: UnsafePointer<Float>, packedWeight w: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>?,
         activation: Activation, output: UnsafeMutablePointer<Float>, threads: Int = 1
     ) {
         precondition(applies(to: g), "not a depthwise convolution: \(g)")
@@ -62,7 +63,8 @@ public enum DepthwiseNHWC {
         withUnsafePointer(to: &shape) { shape in
             nonisolated(unsafe) let shape = shape
             Parallel.run(parts, parts) { part in
-                pth2swt_depthwise_nhwc(shape, input, w, bias, act, output, rows * part / parts, rows * (part + 1) / parts)
+                pth2swt_depthwise_nhwc(
+                    shape, input, w, bias, act, output, rows * part / parts, rows * (part + 1) / parts)
             }
         }
     }
@@ -78,14 +80,16 @@ public struct GroupedConvWeight: Sendable {
     public let perGroup: [PackedConvWeight]
 
     /// From torch's weight [K, C/groups, kh, kw].
-    public init(_ weight: [Float], outChannels k: Int, inChannels c: Int, groups: Int, kernelH kh: Int, kernelW kw: Int) {
+    public init(_ weight: [Float], outChannels k: Int, inChannels c: Int, groups: Int, kernelH kh: Int, kernelW kw: Int)
+    {
         precondition(groups > 0 && k % groups == 0 && c % groups == 0, "\(groups) groups do not divide \(c) → \(k)")
         let kg = k / groups, cg = c / groups, each = kg * cg * kh * kw
         precondition(weight.count == groups * each, "weight is not [\(k), \(cg), \(kh), \(kw)]")
         self.groups = groups
         perGroup = (0..<groups).map { g in
-            PackedConvWeight(Array(weight[(g * each)..<((g + 1) * each)]), outChannels: kg, inChannels: cg, kernelH: kh,
-                             kernelW: kw)
+            PackedConvWeight(
+                Array(weight[(g * each)..<((g + 1) * each)]), outChannels: kg, inChannels: cg, kernelH: kh,
+                kernelW: kw)
         }
     }
 }
@@ -93,7 +97,8 @@ public struct GroupedConvWeight: Sendable {
 public enum GroupedNHWC {
     /// Scratch floats `forward` needs for `g`: one group's input and output, and the convolution's.
     public static func scratchCount(_ g: Conv2dGeometry, threads: Int) -> Int {
-        g.batch * g.height * g.width * (g.inChannels / g.groups) + g.batch * g.outHeight * g.outWidth * (g.outChannels / g.groups)
+        g.batch * g.height * g.width * (g.inChannels / g.groups) + g.batch * g.outHeight * g.outWidth
+            * (g.outChannels / g.groups)
             + ConvNHWC.scratchCount(threads: threads)
     }
 
@@ -102,7 +107,8 @@ public enum GroupedNHWC {
         residual: UnsafePointer<Float>?, activation: Activation, output: UnsafeMutablePointer<Float>,
         scratch: UnsafeMutablePointer<Float>, threads: Int = 1
     ) {
-        precondition(g.isValid && g.groups == weight.groups && g.dilationH == 1 && g.dilationW == 1, "weight does not fit \(g)")
+        precondition(
+            g.isValid && g.groups == weight.groups && g.dilationH == 1 && g.dilationW == 1, "weight does not fit \(g)")
         let cg = g.inChannels / g.groups, kg = g.outChannels / g.groups
         let positions = g.batch * g.height * g.width, outPositions = g.batch * g.outHeight * g.outWidth
         let xg = scratch, yg = scratch + positions * cg, work = yg + outPositions * kg
@@ -115,8 +121,9 @@ public enum GroupedNHWC {
             for p in 0..<positions { (xg + p * cg).update(from: input + p * C + grp * cg, count: cg) }
             let b = bias.map { $0 + grp * kg }
             // The activation waits for the residual when there is one.
-            ConvNHWC.forward(sub, input: xg, weight: weight.perGroup[grp], bias: b, residual: nil,
-                             activation: residual == nil ? activation : .none, output: yg, scratch: work, threads: threads)
+            ConvNHWC.forward(
+                sub, input: xg, weight: weight.perGroup[grp], bias: b, residual: nil,
+                activation: residual == nil ? activation : .none, output: yg, scratch: work, threads: threads)
             for p in 0..<outPositions { (output + p * K + grp * kg).update(from: yg + p * kg, count: kg) }
         }
         if let residual {
@@ -165,7 +172,8 @@ extension PoolBackward {
     /// `PoolNHWC.adaptiveAverage`'s gradient: each output cell's dy divided equally among the cells of
     /// its window, summed where windows overlap.
     public static func adaptiveAverage(
-        outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>, batch: Int, channels: Int,
+        outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>, batch: Int,
+        channels: Int,
         height: Int, width: Int, outHeight: Int, outWidth: Int
     ) {
         dx.update(repeating: 0, count: batch * height * width * channels)
@@ -217,13 +225,19 @@ extension Pool {
 public enum DepthwiseBackward {
     typealias V8 = SIMD8<Float>
 
-    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V8 { UnsafeRawPointer(p).loadUnaligned(as: V8.self) }
-    @inline(__always) static func store(_ v: V8, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self) }
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V8 {
+        UnsafeRawPointer(p).loadUnaligned(as: V8.self)
+    }
+    @inline(__always) static func store(_ v: V8, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self)
+    }
 
     /// `body(tap, iy, ix)` for each tap of output (oy, ox)'s window that lies inside the image (tap =
     /// ky·kw + kx).
     @inline(__always)
-    static func forEachTap(_ g: Conv2dGeometry, _ oy: Int, _ ox: Int, _ body: (_ tap: Int, _ iy: Int, _ ix: Int) -> Void) {
+    static func forEachTap(
+        _ g: Conv2dGeometry, _ oy: Int, _ ox: Int, _ body: (_ tap: Int, _ iy: Int, _ ix: Int) -> Void
+    ) {
         for ky in 0..<g.kernelH {
             let iy = oy * g.strideH - g.padH + ky
             guard iy >= 0 && iy < g.height else { continue }
@@ -237,7 +251,9 @@ public enum DepthwiseBackward {
 
     /// d[c] += a[c] · b[c] for c in `range`, eight at a time.
     @inline(__always)
-    static func multiplyAdd(_ d: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ range: Range<Int>) {
+    static func multiplyAdd(
+        _ d: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ range: Range<Int>
+    ) {
         var c = range.lowerBound
         while c + 8 <= range.upperBound {
             store(load(d + c) + load(a + c) * load(b + c), d + c)
@@ -251,8 +267,10 @@ public enum DepthwiseBackward {
 
     /// dX [N, H, W, C] = Σ over the windows that read each input of dY · w. `packedWeight` is
     /// `DepthwiseNHWC.pack`'s [kh·kw][C]. Threads take whole images.
-    public static func data(_ g: Conv2dGeometry, outputGradient dy: UnsafePointer<Float>, packedWeight w: UnsafePointer<Float>,
-                            inputGradient dx: UnsafeMutablePointer<Float>, threads: Int = 1) {
+    public static func data(
+        _ g: Conv2dGeometry, outputGradient dy: UnsafePointer<Float>, packedWeight w: UnsafePointer<Float>,
+        inputGradient dx: UnsafeMutablePointer<Float>, threads: Int = 1
+    ) {
         precondition(DepthwiseNHWC.applies(to: g), "not a depthwise convolution: \(g)")
         let C = g.inChannels, H = g.height, W = g.width, oH = g.outHeight, oW = g.outWidth
         nonisolated(unsafe) let (dy, w, dx) = (dy, w, dx)
@@ -262,7 +280,8 @@ public enum DepthwiseBackward {
             for oy in 0..<oH {
                 for ox in 0..<oW {
                     let src = dy + ((n * oH + oy) * oW + ox) * C
-                    forEachTap(g, oy, ox) { tap, iy, ix in multiplyAdd(out + (iy * W + ix) * C, src, w + tap * C, 0..<C) }
+                    forEachTap(g, oy, ox) { tap, iy, ix in multiplyAdd(out + (iy * W + ix) * C, src, w + tap * C, 0..<C)
+                    }
                 }
             }
         }
@@ -271,8 +290,10 @@ public enum DepthwiseBackward {
     /// dW as torch lays it out, [C, 1, kh, kw]: Σ over every output position of dY · the input it read.
     /// Threads split the channels in eights, so each channel's sum runs in the same order whatever the
     /// thread count.
-    public static func weight(_ g: Conv2dGeometry, input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
-                              weightGradient dw: UnsafeMutablePointer<Float>, threads: Int = 1) {
+    public static func weight(
+        _ g: Conv2dGeometry, input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+        weightGradient dw: UnsafeMutablePointer<Float>, threads: Int = 1
+    ) {
         precondition(DepthwiseNHWC.applies(to: g), "not a depthwise convolution: \(g)")
         let C = g.inChannels, H = g.height, W = g.width, oH = g.outHeight, oW = g.outWidth
         let taps = g.kernelH * g.kernelW

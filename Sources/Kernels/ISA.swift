@@ -1,7 +1,7 @@
 import CKernels
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The instruction-set tier the kernels run in: AVX-512, AVX2+FMA or portable on x86-64 (best first),

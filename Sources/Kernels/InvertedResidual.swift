@@ -31,8 +31,10 @@ public enum InvertedResidualNHWC {
         public let bias: UnsafePointer<Float>?
         public let activation: Activation
         public let kernel: Int, stride: Int, padding: Int
-        public init(weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, activation: Activation, kernel: Int,
-                    stride: Int, padding: Int) {
+        public init(
+            weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, activation: Activation, kernel: Int,
+            stride: Int, padding: Int
+        ) {
             self.weight = weight
             self.bias = bias
             self.activation = activation
@@ -57,34 +59,43 @@ public enum InvertedResidualNHWC {
         public var bandBytes = 384 * 1024
         /// The expand convolution (meaningful when `hasExpand`).
         public var expand: Conv2dGeometry {
-            Conv2dGeometry(batch: batch, inChannels: inChannels, height: height, width: width, outChannels: expanded,
-                           kernel: (expandKernel, expandKernel), stride: (expandStride, expandStride),
-                           padding: (expandPadding, expandPadding))
+            Conv2dGeometry(
+                batch: batch, inChannels: inChannels, height: height, width: width, outChannels: expanded,
+                kernel: (expandKernel, expandKernel), stride: (expandStride, expandStride),
+                padding: (expandPadding, expandPadding))
         }
         /// The expanded tensor's height and width (the depthwise convolution's input).
         public var midHeight: Int { hasExpand ? expand.outHeight : height }
         public var midWidth: Int { hasExpand ? expand.outWidth : width }
         public var depthwise: Conv2dGeometry {
-            Conv2dGeometry(batch: batch, inChannels: expanded, height: midHeight, width: midWidth, outChannels: expanded,
-                           kernel: (kernel, kernel), stride: (stride, stride), padding: (padding, padding), groups: expanded)
+            Conv2dGeometry(
+                batch: batch, inChannels: expanded, height: midHeight, width: midWidth, outChannels: expanded,
+                kernel: (kernel, kernel), stride: (stride, stride), padding: (padding, padding), groups: expanded)
         }
         public var outHeight: Int { depthwise.outHeight }
         public var outWidth: Int { depthwise.outWidth }
 
-        public init(batch: Int, height: Int, width: Int, inChannels: Int, expanded: Int, outChannels: Int, kernel: Int,
-                    stride: Int, padding: Int, hasExpand: Bool, expandKernel: Int = 1, expandStride: Int = 1,
-                    expandPadding: Int = 0) {
+        public init(
+            batch: Int, height: Int, width: Int, inChannels: Int, expanded: Int, outChannels: Int, kernel: Int,
+            stride: Int, padding: Int, hasExpand: Bool, expandKernel: Int = 1, expandStride: Int = 1,
+            expandPadding: Int = 0
+        ) {
             (self.batch, self.height, self.width, self.inChannels) = (batch, height, width, inChannels)
-            (self.expanded, self.outChannels, self.kernel, self.stride, self.padding) = (expanded, outChannels, kernel, stride, padding)
+            (self.expanded, self.outChannels, self.kernel, self.stride, self.padding) = (
+                expanded, outChannels, kernel, stride, padding
+            )
             self.hasExpand = hasExpand
-            (self.expandKernel, self.expandStride, self.expandPadding) = hasExpand ? (expandKernel, expandStride, expandPadding) : (1, 1, 0)
+            (self.expandKernel, self.expandStride, self.expandPadding) =
+                hasExpand ? (expandKernel, expandStride, expandPadding) : (1, 1, 0)
         }
 
         /// Whether the geometry holds together: a valid expand (when there is one) and depthwise.
         public var isValid: Bool { (!hasExpand || expand.isValid) && depthwise.isValid }
 
         /// The depthwise convolution's rows over the expanded tensor's.
-        var bands: Bands { Bands(kernel: kernel, stride: stride, padding: padding, rows: midHeight, outRows: outHeight) }
+        var bands: Bands {
+            Bands(kernel: kernel, stride: stride, padding: padding, rows: midHeight, outRows: outHeight)
+        }
 
         /// Output rows per band: the expanded rows a band needs fill about `bandBytes`.
         func bandRows() -> Int { bands.bandRows(rowBytes: midWidth * expanded * 4, bandBytes: bandBytes) }
@@ -121,22 +132,27 @@ public enum InvertedResidualNHWC {
     /// Layer by layer over whole tensors, each convolution split across the threads.
     static func layerByLayer(
         _ s: Shape, input: UnsafePointer<Float>, expand: Pointwise?, depthwise d: Depthwise, project p: Pointwise,
-        residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int
+        residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+        threads: Int
     ) {
         let expandedCount = s.hasExpand ? s.batch * s.midHeight * s.midWidth * s.expanded : 0
         let mid = scratch + expandedCount, convScratch = mid + s.batch * s.outHeight * s.outWidth * s.expanded
         var dwInput = input
         if let e = expand {
-            ConvNHWC.forward(s.expand, input: input, weight: e.weight, bias: e.bias, residual: nil, activation: e.activation,
-                             output: scratch, scratch: convScratch, threads: threads)
+            ConvNHWC.forward(
+                s.expand, input: input, weight: e.weight, bias: e.bias, residual: nil, activation: e.activation,
+                output: scratch, scratch: convScratch, threads: threads)
             dwInput = UnsafePointer(scratch)
         }
-        DepthwiseNHWC.forward(s.depthwise, input: dwInput, packedWeight: d.weight, bias: d.bias, activation: d.activation,
-                              output: mid, threads: threads)
-        let gp = Conv2dGeometry(batch: s.batch, inChannels: s.expanded, height: s.outHeight, width: s.outWidth,
-                                outChannels: s.outChannels, kernel: (1, 1), stride: (1, 1), padding: (0, 0))
-        ConvNHWC.forward(gp, input: mid, weight: p.weight, bias: p.bias, residual: residual, activation: p.activation,
-                         output: output, scratch: convScratch, threads: threads)
+        DepthwiseNHWC.forward(
+            s.depthwise, input: dwInput, packedWeight: d.weight, bias: d.bias, activation: d.activation,
+            output: mid, threads: threads)
+        let gp = Conv2dGeometry(
+            batch: s.batch, inChannels: s.expanded, height: s.outHeight, width: s.outWidth,
+            outChannels: s.outChannels, kernel: (1, 1), stride: (1, 1), padding: (0, 0))
+        ConvNHWC.forward(
+            gp, input: mid, weight: p.weight, bias: p.bias, residual: residual, activation: p.activation,
+            output: output, scratch: convScratch, threads: threads)
     }
 
     /// y [N, oH, oW, outChannels] = project(depthwise(expand(x))) (+ residual, which has y's layout).
@@ -146,19 +162,24 @@ public enum InvertedResidualNHWC {
         threads: Int = 1
     ) {
         precondition(s.hasExpand == (expand != nil), "expand stage does not match the shape")
-        precondition(s.isValid && depthwise.kernel == s.kernel && depthwise.stride == s.stride
-                     && depthwise.padding == s.padding, "depthwise stage does not fit \(s)")
+        precondition(
+            s.isValid && depthwise.kernel == s.kernel && depthwise.stride == s.stride
+                && depthwise.padding == s.padding, "depthwise stage does not fit \(s)")
         if let e = expand {
-            precondition(e.weight.kernelH == s.expandKernel && e.weight.kernelW == s.expandKernel && e.weight.inChannels == s.inChannels
-                         && e.weight.outChannels == s.expanded, "expand weight does not fit \(s)")
+            precondition(
+                e.weight.kernelH == s.expandKernel && e.weight.kernelW == s.expandKernel
+                    && e.weight.inChannels == s.inChannels
+                    && e.weight.outChannels == s.expanded, "expand weight does not fit \(s)")
         } else {
             precondition(s.inChannels == s.expanded, "without an expand stage the input has the expanded channels")
         }
-        precondition(project.weight.kernelH == 1 && project.weight.kernelW == 1 && project.weight.inChannels == s.expanded
-                     && project.weight.outChannels == s.outChannels, "project weight does not fit \(s)")
+        precondition(
+            project.weight.kernelH == 1 && project.weight.kernelW == 1 && project.weight.inChannels == s.expanded
+                && project.weight.outChannels == s.outChannels, "project weight does not fit \(s)")
         guard runsByBands(s, threads: threads) else {
-            layerByLayer(s, input: input, expand: expand, depthwise: depthwise, project: project, residual: residual,
-                         output: output, scratch: scratch, threads: threads)
+            layerByLayer(
+                s, input: input, expand: expand, depthwise: depthwise, project: project, residual: residual,
+                output: output, scratch: scratch, threads: threads)
             return
         }
         let oH = s.outHeight, oW = s.outWidth, W = s.midWidth
@@ -183,12 +204,14 @@ public enum InvertedResidualNHWC {
         nonisolated(unsafe) let input = input, output = output, scratch = scratch, residual = residual
         nonisolated(unsafe) let dw = depthwise.weight, dBias = depthwise.bias, pBias = project.bias
         func pointwiseShape(rows: Int, channels: Int, out: Int) -> pth2swt_conv_shape {
-            pth2swt_conv_shape(batch: 1, height: Int32(rows), width: 1, channels: Int32(channels), out_channels: Int32(out),
-                               kernel_h: 1, kernel_w: 1, stride_h: 1, stride_w: 1, pad_h: 0, pad_w: 0,
-                               out_height: Int32(rows), out_width: 1)
+            pth2swt_conv_shape(
+                batch: 1, height: Int32(rows), width: 1, channels: Int32(channels), out_channels: Int32(out),
+                kernel_h: 1, kernel_w: 1, stride_h: 1, stride_w: 1, pad_h: 0, pad_w: 0,
+                out_height: Int32(rows), out_width: 1)
         }
         withExtendedLifetime((eWeight, pWeight)) {
-            nonisolated(unsafe) let ew = eWeight.map { UnsafePointer($0.baseAddress) }, pw = UnsafePointer(pWeight.baseAddress)
+            nonisolated(unsafe) let ew = eWeight.map { UnsafePointer($0.baseAddress) },
+                pw = UnsafePointer(pWeight.baseAddress)
             Parallel.dynamic(items, threads) { item, worker in
                 let n = item / slices, slice = item % slices
                 let first = oH * slice / slices, end = oH * (slice + 1) / slices
@@ -206,8 +229,9 @@ public enum InvertedResidualNHWC {
                         window.hold(needLo, needHi) { from, to, origin in
                             // Output positions [from·W, to·W) of the whole image's expand; the kernel
                             // writes position r at origin + r·E.
-                            pth2swt_conv_nhwc(&sh, x, ew, eBias, nil, eAct, origin, from * W, to * W, 0, ePanels,
-                                              convScratch)
+                            pth2swt_conv_nhwc(
+                                &sh, x, ew, eBias, nil, eAct, origin, from * W, to * W, 0, ePanels,
+                                convScratch)
                         }
                         base = UnsafePointer(expanded)
                     } else {
@@ -216,15 +240,17 @@ public enum InvertedResidualNHWC {
                     // The band as an image of needHi − needLo rows whose top padding is what remains of
                     // the real padding above its first window.
                     var dsh = pth2swt_conv_shape(
-                        batch: 1, height: Int32(needHi - needLo), width: Int32(W), channels: Int32(E), out_channels: Int32(E),
+                        batch: 1, height: Int32(needHi - needLo), width: Int32(W), channels: Int32(E),
+                        out_channels: Int32(E),
                         kernel_h: Int32(k), kernel_w: Int32(k), stride_h: Int32(st), stride_w: Int32(st),
                         pad_h: Int32(needLo - (oy0 * st - pad)), pad_w: Int32(pad), out_height: Int32(oy1 - oy0),
                         out_width: Int32(oW))
                     pth2swt_depthwise_nhwc(&dsh, base, dw, dBias, dAct, dwOut, 0, oy1 - oy0)
                     let rows = (oy1 - oy0) * oW
                     var psh = pointwiseShape(rows: rows, channels: E, out: K)
-                    pth2swt_conv_nhwc(&psh, dwOut, pw, pBias, r.map { $0 + oy0 * oW * K }, pAct, y + oy0 * oW * K, 0, rows,
-                                      0, pPanels, convScratch)
+                    pth2swt_conv_nhwc(
+                        &psh, dwOut, pw, pBias, r.map { $0 + oy0 * oW * K }, pAct, y + oy0 * oW * K, 0, rows,
+                        0, pPanels, convScratch)
                     oy0 = oy1
                 }
             }

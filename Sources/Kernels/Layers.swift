@@ -1,7 +1,7 @@
 import CKernels
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Batch norm at inference, and folding it into the convolution before it.
@@ -81,7 +81,9 @@ public enum Pool {
                     for ky in 0..<kernel {
                         for kx in 0..<kernel {
                             let iy = oy * stride - padding + ky, ix = ox * stride - padding + kx
-                            let v = (iy >= 0 && iy < height && ix >= 0 && ix < width) ? x[(nc * height + iy) * width + ix] : -Float.infinity
+                            let v =
+                                (iy >= 0 && iy < height && ix >= 0 && ix < width)
+                                ? x[(nc * height + iy) * width + ix] : -Float.infinity
                             if v > m || v.isNaN { m = v }
                         }
                     }
@@ -100,17 +102,21 @@ public enum LinearKernel {
         _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         _ y: UnsafeMutablePointer<Float>, batch: Int, inFeatures: Int, outFeatures: Int
     ) {
-        let w = PackedConvWeight(Array(UnsafeBufferPointer(start: weight, count: outFeatures * inFeatures)),
-                                 outChannels: outFeatures, inChannels: inFeatures, kernelH: 1, kernelW: 1)
+        let w = PackedConvWeight(
+            Array(UnsafeBufferPointer(start: weight, count: outFeatures * inFeatures)),
+            outChannels: outFeatures, inChannels: inFeatures, kernelH: 1, kernelW: 1)
         w.packed.withUnsafeBufferPointer {
-            pth2swt_gemm_rows(batch, Int32(outFeatures), inFeatures, x, inFeatures, $0.baseAddress!, y, outFeatures, nil)
+            pth2swt_gemm_rows(
+                batch, Int32(outFeatures), inFeatures, x, inFeatures, $0.baseAddress!, y, outFeatures, nil)
         }
         if let bias {
             for n in 0..<batch { for o in 0..<outFeatures { y[n * outFeatures + o] += bias[o] } }
         }
     }
 
-    static func reference(_ x: [Float], weight: [Float], bias: [Float]?, batch: Int, inFeatures: Int, outFeatures: Int) -> [Float] {
+    static func reference(_ x: [Float], weight: [Float], bias: [Float]?, batch: Int, inFeatures: Int, outFeatures: Int)
+        -> [Float]
+    {
         var y = [Float](repeating: 0, count: batch * outFeatures)
         for n in 0..<batch {
             for o in 0..<outFeatures {

@@ -8,7 +8,8 @@ import CKernels
 public enum Layout {
     /// [N, C, H, W] → [N, H, W, C], the positions split across threads.
     public static func nhwc(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, plane: Int, threads: Int = 1
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, plane: Int,
+        threads: Int = 1
     ) {
         let total = batch * plane
         let parts = total >= 1 << 14 ? max(1, threads) : 1
@@ -39,7 +40,9 @@ public enum Layout {
     }
 
     /// [N, H, W, C] → [N, C, H, W].
-    public static func nchw(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, plane: Int) {
+    public static func nchw(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, plane: Int
+    ) {
         for n in 0..<batch {
             let src = x + n * channels * plane, dst = y + n * channels * plane
             for i in 0..<plane {
@@ -50,14 +53,18 @@ public enum Layout {
 
     public static func nhwc(_ x: [Float], batch: Int, channels: Int, plane: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: x.count) { y, n in
-            x.withUnsafeBufferPointer { nhwc($0.baseAddress!, y.baseAddress!, batch: batch, channels: channels, plane: plane) }
+            x.withUnsafeBufferPointer {
+                nhwc($0.baseAddress!, y.baseAddress!, batch: batch, channels: channels, plane: plane)
+            }
             n = x.count
         }
     }
 
     public static func nchw(_ x: [Float], batch: Int, channels: Int, plane: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: x.count) { y, n in
-            x.withUnsafeBufferPointer { nchw($0.baseAddress!, y.baseAddress!, batch: batch, channels: channels, plane: plane) }
+            x.withUnsafeBufferPointer {
+                nchw($0.baseAddress!, y.baseAddress!, batch: batch, channels: channels, plane: plane)
+            }
             n = x.count
         }
     }
@@ -82,7 +89,9 @@ public struct PackedConvWeight: Sendable {
     /// Filters [K, C, taps] as a packed B operand of the micro-kernel: the depth×K matrix whose column k
     /// is filter k in (ky, kx, c) order (the forward GEMM), or `transposed`, the K×depth matrix (the
     /// input gradient's dY · Wᵀ).
-    static func pack(_ weight: [Float], outChannels k: Int, inChannels c: Int, taps: Int, transposed: Bool) -> AlignedFloats {
+    static func pack(_ weight: [Float], outChannels k: Int, inChannels c: Int, taps: Int, transposed: Bool)
+        -> AlignedFloats
+    {
         let depth = taps * c
         let (rows, columns) = transposed ? (k, depth) : (depth, k)
         var b = [Float](repeating: 0, count: depth * k)
@@ -123,8 +132,9 @@ public enum ConvNHWC {
         residual: UnsafePointer<Float>?, relu: Bool, output: UnsafeMutablePointer<Float>,
         scratch: UnsafeMutablePointer<Float>, threads: Int = 1
     ) {
-        forward(g, input: input, weight: weight, bias: bias, residual: residual, activation: relu ? .relu : .none,
-                output: output, scratch: scratch, threads: threads)
+        forward(
+            g, input: input, weight: weight, bias: bias, residual: residual, activation: relu ? .relu : .none,
+            output: output, scratch: scratch, threads: threads)
     }
 
     /// The same with any `Activation` in the epilogue (ReLU6 for MobileNetV2).
@@ -134,8 +144,9 @@ public enum ConvNHWC {
         scratch: UnsafeMutablePointer<Float>, threads: Int = 1
     ) {
         let relu = activation.code
-        precondition(applies(to: g) && weight.outChannels == g.outChannels && weight.inChannels == g.inChannels
-                     && weight.kernelH == g.kernelH && weight.kernelW == g.kernelW, "weight does not fit \(g)")
+        precondition(
+            applies(to: g) && weight.outChannels == g.outChannels && weight.inChannels == g.inChannels
+                && weight.kernelH == g.kernelH && weight.kernelW == g.kernelW, "weight does not fit \(g)")
         var shape = g.cShape
         let rows = g.batch * g.outHeight * g.outWidth
         let panels = (g.outChannels + 15) / 16
@@ -151,8 +162,9 @@ public enum ConvNHWC {
                     // About four pieces per thread, whole micro-blocks, taken as threads come free.
                     let piece = max(96, (rows / (4 * parts) + 5) / 6 * 6)
                     Parallel.dynamic((rows + piece - 1) / piece, parts) { i, worker in
-                        pth2swt_conv_nhwc(shape, input, w, bias, residual, relu, output, i * piece,
-                                          min(rows, (i + 1) * piece), 0, Int32(panels), scratch + worker * each)
+                        pth2swt_conv_nhwc(
+                            shape, input, w, bias, residual, relu, output, i * piece,
+                            min(rows, (i + 1) * piece), 0, Int32(panels), scratch + worker * each)
                     }
                     return
                 }
@@ -161,8 +173,9 @@ public enum ConvNHWC {
                 Parallel.run(parts, parts) { part in
                     let lo = panels * part / parts, hi = panels * (part + 1) / parts
                     guard hi > lo else { return }
-                    pth2swt_conv_nhwc(shape, input, w, bias, residual, relu, output, 0, rows, Int32(lo), Int32(hi),
-                                      scratch + part * each)
+                    pth2swt_conv_nhwc(
+                        shape, input, w, bias, residual, relu, output, 0, rows, Int32(lo), Int32(hi),
+                        scratch + part * each)
                 }
             }
         }
@@ -201,16 +214,19 @@ public enum WinogradNHWC {
     /// transforms changing weights every step), threads taking panels of 16 output channels. With
     /// `flipped`, `w` is [c, k, 3, 3] and the filters transformed are those of its input-gradient
     /// convolution (each w[i][o] turned 180°, the channels swapped), without writing them out first.
-    public static func transformWeights(_ w: [Float], outChannels k: Int, inChannels c: Int, flipped: Bool = false,
-                                        into packed: UnsafeMutableBufferPointer<Float>, threads: Int = 1) {
+    public static func transformWeights(
+        _ w: [Float], outChannels k: Int, inChannels c: Int, flipped: Bool = false,
+        into packed: UnsafeMutableBufferPointer<Float>, threads: Int = 1
+    ) {
         precondition(w.count == k * c * 9, "weight has \(w.count) values, not \(k)·\(c)·9")
         precondition(packed.count >= transformedCount(outChannels: k, inChannels: c))
         let nr = Int(PTH2SWT_GEMM_NR), panels = (k + nr - 1) / nr
         w.withUnsafeBufferPointer { w in
             nonisolated(unsafe) let w = w, p = packed
             Parallel.ranges(panels, threads: threads, grain: 2) { r in
-                pth2swt_winograd_weights_packed(w.baseAddress!, Int32(k), Int32(c), flipped ? 1 : 0, Int32(r.lowerBound),
-                                                Int32(r.upperBound), p.baseAddress!)
+                pth2swt_winograd_weights_packed(
+                    w.baseAddress!, Int32(k), Int32(c), flipped ? 1 : 0, Int32(r.lowerBound),
+                    Int32(r.upperBound), p.baseAddress!)
             }
         }
     }
@@ -267,8 +283,9 @@ public enum WinogradNHWC {
         output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, threads: Int = 1,
         schedule: Schedule? = nil
     ) {
-        forward(g, input: input, transformedWeight: u, bias: bias, residual: residual, activation: relu ? .relu : .none,
-                output: output, scratch: scratch, threads: threads, schedule: schedule)
+        forward(
+            g, input: input, transformedWeight: u, bias: bias, residual: residual, activation: relu ? .relu : .none,
+            output: output, scratch: scratch, threads: threads, schedule: schedule)
     }
 
     /// The same with any `Activation` in the output transform.
@@ -285,17 +302,20 @@ public enum WinogradNHWC {
         let uEach = pth2swt_packed_b_count(Int32(C), Int32(K))
         let relu = activation.code
         func transformIn(_ start: Int, _ p: Int, _ lo: Int, _ hi: Int, _ v: UnsafeMutablePointer<Float>) {
-            pth2swt_winograd_input_nhwc(input, Int32(g.height), Int32(g.width), Int32(C), Int32(th), Int32(tw), start,
-                                        Int32(p), Int32(lo), Int32(hi), v)
+            pth2swt_winograd_input_nhwc(
+                input, Int32(g.height), Int32(g.width), Int32(C), Int32(th), Int32(tw), start,
+                Int32(p), Int32(lo), Int32(hi), v)
         }
         // Product ξ, prefetching the start of U[next] (the product this thread runs after it) as it ends.
         func gemm(_ p: Int, _ xi: Int, next: Int, _ v: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>) {
-            pth2swt_gemm_rows(p, Int32(K), C, v + xi * p * C, C, u + xi * uEach, m + xi * p * K, K,
-                              next < 36 ? u + next * uEach : nil)
+            pth2swt_gemm_rows(
+                p, Int32(K), C, v + xi * p * C, C, u + xi * uEach, m + xi * p * K, K,
+                next < 36 ? u + next * uEach : nil)
         }
         func transformOut(_ start: Int, _ p: Int, _ lo: Int, _ hi: Int, _ m: UnsafeMutablePointer<Float>) {
-            pth2swt_winograd_output_nhwc(m, Int32(p), Int32(K), Int32(g.outHeight), Int32(g.outWidth), Int32(th), Int32(tw),
-                                         start, Int32(lo), Int32(hi), bias, residual, relu, output)
+            pth2swt_winograd_output_nhwc(
+                m, Int32(p), Int32(K), Int32(g.outHeight), Int32(g.outWidth), Int32(th), Int32(tw),
+                start, Int32(lo), Int32(hi), bias, residual, relu, output)
         }
         switch schedule ?? self.schedule(g, threads: threads) {
         case .perThread(let tiles):
@@ -336,13 +356,16 @@ public enum PoolNHWC {
         let rows = batch * oH
         let parts = max(1, min(threads, rows))
         Parallel.run(parts, parts) { part in
-            pth2swt_max_pool_nhwc(x, Int32(height), Int32(width), Int32(channels), Int32(kernel), Int32(stride),
-                                  Int32(padding), Int32(oH), Int32(oW), rows * part / parts, rows * (part + 1) / parts, y)
+            pth2swt_max_pool_nhwc(
+                x, Int32(height), Int32(width), Int32(channels), Int32(kernel), Int32(stride),
+                Int32(padding), Int32(oH), Int32(oW), rows * part / parts, rows * (part + 1) / parts, y)
         }
     }
 
     /// The mean over H and W of each image and channel: [N, H, W, C] → [N, C].
-    public static func globalAverage(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, plane: Int) {
+    public static func globalAverage(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, channels: Int, plane: Int
+    ) {
         for n in 0..<batch {
             let out = y + n * channels
             out.update(repeating: 0, count: channels)

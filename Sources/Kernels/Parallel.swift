@@ -3,7 +3,7 @@ import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Splitting a loop across threads: the kernels' only threading.
@@ -163,12 +163,14 @@ final class SpinPool: @unchecked Sendable {
             let box = Unmanaged.passRetained(WorkerStart(worker: w, pool: self)).toOpaque()
             var tid = pthread_t()
             live.add(1, ordering: .relaxed)
-            let rc = pthread_create(&tid, nil, { arg in
-                let start = Unmanaged<WorkerStart>.fromOpaque(arg!).takeRetainedValue()
-                start.worker.loop()
-                start.pool.live.subtract(1, ordering: .releasing)
-                return nil
-            }, box)
+            let rc = pthread_create(
+                &tid, nil,
+                { arg in
+                    let start = Unmanaged<WorkerStart>.fromOpaque(arg!).takeRetainedValue()
+                    start.worker.loop()
+                    start.pool.live.subtract(1, ordering: .releasing)
+                    return nil
+                }, box)
             precondition(rc == 0, "cannot start a kernel thread")
             threads.append(tid)
         }
@@ -193,7 +195,7 @@ final class SpinPool: @unchecked Sendable {
     /// by another thread or has too few workers.
     func run(chunks: Int, _ body: @escaping @Sendable (Int) -> Void) -> Bool {
         guard chunks - 1 <= workers.count,
-              busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+            busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
         else { return false }
         let helpers = workers.prefix(chunks - 1)
         let targets = helpers.map { $0.done.load(ordering: .relaxed) + 1 }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What the runtime and the tool measure time and memory with: one monotonic clock, the median and
@@ -30,7 +30,9 @@ public enum Timing {
         while fgets(&line, Int32(line.count), f) != nil {
             let s = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             if s.hasPrefix("VmHWM:") {
-                let kb = s.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) }
+                let kb = s.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap {
+                    Int($0)
+                }
                 return kb.map { $0 * 1024 }
             }
         }

@@ -1,7 +1,7 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A flag a background job polls to stop early. Setting it is a request; the job decides where it
@@ -38,7 +38,9 @@ public final class BackgroundScope {
     }
 
     /// Starts `work` on a new thread, owned by this scope.
-    public func start<T: Sendable>(_ work: @escaping @Sendable (CancellationFlag) throws -> T) throws -> BackgroundJob<T> {
+    public func start<T: Sendable>(_ work: @escaping @Sendable (CancellationFlag) throws -> T) throws -> BackgroundJob<
+        T
+    > {
         jobs.removeAll { $0.isJoined }
         let job = BackgroundJob(work)
         try job.start()
@@ -121,10 +123,12 @@ private final class ThreadBody {
 private func startThread(_ body: @escaping () -> Void) throws -> pthread_t {
     let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     var tid = pthread_t()
-    let rc = pthread_create(&tid, nil, { arg in
-        Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue().run()
-        return nil
-    }, box)
+    let rc = pthread_create(
+        &tid, nil,
+        { arg in
+            Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue().run()
+            return nil
+        }, box)
     guard rc == 0 else {
         Unmanaged<ThreadBody>.fromOpaque(box).release()
         throw BackgroundError(code: rc)

@@ -1,7 +1,7 @@
 import CLifetime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Thrown by `Interruption.check()` once SIGINT or SIGTERM has arrived (or `request` was called): the

@@ -39,21 +39,28 @@ public struct LoadReport: Sendable, CustomStringConvertible {
         var lines: [String] = []
         func listed(_ names: [String]) -> String {
             let shown = names.prefix(Self.listedNames).joined(separator: ", ")
-            return names.count > Self.listedNames ? "\(names.count): \(shown), … and \(names.count - Self.listedNames) more" : shown
+            return names.count > Self.listedNames
+                ? "\(names.count): \(shown), … and \(names.count - Self.listedNames) more" : shown
         }
         if !missing.isEmpty { lines.append("missing keys: " + listed(missing)) }
         if !unexpected.isEmpty { lines.append("unexpected keys: " + listed(unexpected)) }
         for m in shapeMismatches.prefix(Self.listedNames) {
             lines.append("size mismatch for \(m.name): the checkpoint has shape \(m.found), the model \(m.expected)")
         }
-        if shapeMismatches.count > Self.listedNames { lines.append("… and \(shapeMismatches.count - Self.listedNames) more size mismatches") }
+        if shapeMismatches.count > Self.listedNames {
+            lines.append("… and \(shapeMismatches.count - Self.listedNames) more size mismatches")
+        }
         for m in dtypeMismatches.prefix(Self.listedNames) {
             lines.append("dtype mismatch for \(m.name): cannot copy \(m.dtype.rawValue) into it")
         }
-        if dtypeMismatches.count > Self.listedNames { lines.append("… and \(dtypeMismatches.count - Self.listedNames) more dtype mismatches") }
+        if dtypeMismatches.count > Self.listedNames {
+            lines.append("… and \(dtypeMismatches.count - Self.listedNames) more dtype mismatches")
+        }
         if lines.isEmpty {
-            lines.append("loaded \(loaded.count) keys" + (excluded.isEmpty ? "" : ", excluded \(excluded.count)")
-                         + (filledNumBatchesTracked.isEmpty ? "" : ", \(filledNumBatchesTracked.count) num_batches_tracked set to 0"))
+            lines.append(
+                "loaded \(loaded.count) keys" + (excluded.isEmpty ? "" : ", excluded \(excluded.count)")
+                    + (filledNumBatchesTracked.isEmpty
+                        ? "" : ", \(filledNumBatchesTracked.count) num_batches_tracked set to 0"))
         }
         return lines.joined(separator: "\n")
     }

@@ -78,8 +78,10 @@ public final class Conv2d: Module {
     public let weight: Parameter
     public let bias: Parameter?
 
-    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, groups: Int = 1,
-                bias: Bool = false) {
+    public init(
+        _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, groups: Int = 1,
+        bias: Bool = false
+    ) {
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernel = kernel
@@ -115,9 +117,11 @@ public final class BatchNorm2d: Module {
     }
 
     public func state(prefix: String) -> [(name: String, entry: StateEntry)] {
-        [(prefix + "weight", .parameter(weight)), (prefix + "bias", .parameter(bias)),
-         (prefix + "running_mean", .buffer(runningMean)), (prefix + "running_var", .buffer(runningVar)),
-         (prefix + "num_batches_tracked", .int64(numBatchesTracked))]
+        [
+            (prefix + "weight", .parameter(weight)), (prefix + "bias", .parameter(bias)),
+            (prefix + "running_mean", .buffer(runningMean)), (prefix + "running_var", .buffer(runningVar)),
+            (prefix + "num_batches_tracked", .int64(numBatchesTracked)),
+        ]
     }
 }
 

@@ -26,7 +26,8 @@ public enum Layer {
         switch self {
         case .input(let c): "input \(c)"
         case .conv(let c):
-            "conv \(c.kernel)×\(c.kernel)" + (c.stride > 1 ? "/\(c.stride)" : "") + (c.groups > 1 ? " g\(c.groups)" : "")
+            "conv \(c.kernel)×\(c.kernel)" + (c.stride > 1 ? "/\(c.stride)" : "")
+                + (c.groups > 1 ? " g\(c.groups)" : "")
                 + " \(c.inChannels)→\(c.outChannels)" + (c.bias != nil ? " +bias" : "")
         case .batchNorm(let b): "bn \(b.channels)"
         case .relu: "relu"
@@ -140,13 +141,17 @@ public final class Network: Module {
 
     /// The convolution named `name` (a precondition: the family defines it).
     public func conv(_ name: String) -> Conv2d {
-        guard let i = node(named: name), case .conv(let c) = nodes[i].layer else { preconditionFailure("no convolution \(name)") }
+        guard let i = node(named: name), case .conv(let c) = nodes[i].layer else {
+            preconditionFailure("no convolution \(name)")
+        }
         return c
     }
 
     /// The BatchNorm named `name` (a precondition: the family defines it).
     public func batchNorm(_ name: String) -> BatchNorm2d {
-        guard let i = node(named: name), case .batchNorm(let b) = nodes[i].layer else { preconditionFailure("no BatchNorm \(name)") }
+        guard let i = node(named: name), case .batchNorm(let b) = nodes[i].layer else {
+            preconditionFailure("no BatchNorm \(name)")
+        }
         return b
     }
 
@@ -256,7 +261,8 @@ public final class Network: Module {
     /// A readable listing: one line per node, "name: summary ← inputs".
     public var listing: String {
         nodes.enumerated().map { i, n in
-            "\(i) \(n.name): \(n.layer.summary)" + (n.inputs.isEmpty ? "" : " ← " + n.inputs.map(String.init).joined(separator: ", "))
+            "\(i) \(n.name): \(n.layer.summary)"
+                + (n.inputs.isEmpty ? "" : " ← " + n.inputs.map(String.init).joined(separator: ", "))
         }.joined(separator: "\n")
     }
 }
@@ -270,7 +276,10 @@ public enum HeadKind: Sendable, Equatable, CustomStringConvertible {
 
     /// Reads `linear` or `mlp:HIDDEN[:DROPOUT]` (dropout 0.5 when omitted).
     public init?(parsing text: String) {
-        if text == "linear" { self = .linear; return }
+        if text == "linear" {
+            self = .linear
+            return
+        }
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count >= 2, parts.count <= 3, parts[0] == "mlp", let h = Int(parts[1]), h > 0 else { return nil }
         var p: Float = 0.5
@@ -317,9 +326,15 @@ public struct NetworkBuilder {
         return c
     }
 
-    public mutating func conv(_ name: String, _ x: Int, _ out: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                              groups: Int = 1, bias: Bool = false) -> Int {
-        add(name, .conv(Conv2d(channelsOf(x), out, kernel: kernel, stride: stride, padding: padding, groups: groups, bias: bias)),
+    public mutating func conv(
+        _ name: String, _ x: Int, _ out: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+        groups: Int = 1, bias: Bool = false
+    ) -> Int {
+        add(
+            name,
+            .conv(
+                Conv2d(channelsOf(x), out, kernel: kernel, stride: stride, padding: padding, groups: groups, bias: bias)
+            ),
             [x], channels: out)
     }
 
@@ -347,7 +362,9 @@ public struct NetworkBuilder {
         add(name, .linear(Linear(channelsOf(x), out)), [x], channels: out)
     }
 
-    public mutating func dropout(_ name: String, _ x: Int, p: Float) -> Int { add(name, .dropout(p: p), [x], channels: channels[x]) }
+    public mutating func dropout(_ name: String, _ x: Int, p: Float) -> Int {
+        add(name, .dropout(p: p), [x], channels: channels[x])
+    }
 
     public mutating func sum(_ name: String, _ a: Int, _ b: Int) -> Int {
         precondition(channels[a] == channels[b], "adding \(nodes[a].name) and \(nodes[b].name) of different widths")
@@ -355,8 +372,10 @@ public struct NetworkBuilder {
     }
 
     /// conv → BN (→ activation): torchvision's Conv2dNormActivation and ResNet's conv/bn pairs.
-    public mutating func convBN(_ conv: String, _ bn: String, _ x: Int, _ out: Int, kernel: Int, stride: Int = 1,
-                                padding: Int = 0, groups: Int = 1) -> Int {
+    public mutating func convBN(
+        _ conv: String, _ bn: String, _ x: Int, _ out: Int, kernel: Int, stride: Int = 1,
+        padding: Int = 0, groups: Int = 1
+    ) -> Int {
         batchNorm(bn, self.conv(conv, x, out, kernel: kernel, stride: stride, padding: padding, groups: groups))
     }
 
@@ -391,13 +410,15 @@ extension Network {
             case .input(let c): s = NodeShape(channels: c, height: height, width: width)
             case .conv(let c):
                 guard let x, x.channels == c.inChannels else { return nil }
-                s = NodeShape(channels: c.outChannels,
-                              height: Pool.outputSize(x.height, kernel: c.kernel, stride: c.stride, padding: c.padding),
-                              width: Pool.outputSize(x.width, kernel: c.kernel, stride: c.stride, padding: c.padding))
+                s = NodeShape(
+                    channels: c.outChannels,
+                    height: Pool.outputSize(x.height, kernel: c.kernel, stride: c.stride, padding: c.padding),
+                    width: Pool.outputSize(x.width, kernel: c.kernel, stride: c.stride, padding: c.padding))
             case .maxPool(let k, let st, let p):
                 guard let x else { return nil }
-                s = NodeShape(channels: x.channels, height: Pool.outputSize(x.height, kernel: k, stride: st, padding: p),
-                              width: Pool.outputSize(x.width, kernel: k, stride: st, padding: p))
+                s = NodeShape(
+                    channels: x.channels, height: Pool.outputSize(x.height, kernel: k, stride: st, padding: p),
+                    width: Pool.outputSize(x.width, kernel: k, stride: st, padding: p))
             case .adaptiveAvgPool(let h, let w):
                 guard let x else { return nil }
                 s = NodeShape(channels: x.channels, height: h, width: w)

@@ -24,7 +24,8 @@ public enum Cast {
             return
         }
         for i in 0..<count {
-            let f: Float = from == .float64
+            let f: Float =
+                from == .float64
                 ? Float(Double(bitPattern: UInt64(littleEndian: (src + i * 8).loadUnaligned(as: UInt64.self))))
                 : load(from, src, i)
             switch to {
@@ -42,7 +43,8 @@ public enum Cast {
         switch dtype {
         case .float32: Float(bitPattern: UInt32(littleEndian: (p + i * 4).loadUnaligned(as: UInt32.self)))
         case .float16: Float(Float16(bitPattern: UInt16(littleEndian: (p + i * 2).loadUnaligned(as: UInt16.self))))
-        case .bfloat16: Float(bitPattern: UInt32(UInt16(littleEndian: (p + i * 2).loadUnaligned(as: UInt16.self))) << 16)
+        case .bfloat16:
+            Float(bitPattern: UInt32(UInt16(littleEndian: (p + i * 2).loadUnaligned(as: UInt16.self))) << 16)
         default: preconditionFailure("not a float32/16 dtype: \(dtype)")
         }
     }
@@ -82,7 +84,11 @@ extension Tensor {
         guard dtype != self.dtype else { return raw }
         return [UInt8](unsafeUninitializedCapacity: count * dtype.itemSize) { out, n in
             raw.withUnsafeBytes { src in
-                if count > 0 { Cast.floats(self.dtype, src.baseAddress!, to: dtype, UnsafeMutableRawPointer(out.baseAddress!), count: count) }
+                if count > 0 {
+                    Cast.floats(
+                        self.dtype, src.baseAddress!, to: dtype, UnsafeMutableRawPointer(out.baseAddress!), count: count
+                    )
+                }
             }
             n = count * dtype.itemSize
         }

@@ -35,8 +35,12 @@ public struct StateDictComparison: Sendable {
     /// Names only in `a`, then only in `b`, then each common tensor in `a`'s order.
     public func compare(_ a: StateDict, _ b: StateDict) throws -> Result {
         var r = Result()
-        for name in a.names where b[name] == nil { r.differences.append(Difference(tensor: name, message: "only in A")) }
-        for name in b.names where a[name] == nil { r.differences.append(Difference(tensor: name, message: "only in B")) }
+        for name in a.names where b[name] == nil {
+            r.differences.append(Difference(tensor: name, message: "only in A"))
+        }
+        for name in b.names where a[name] == nil {
+            r.differences.append(Difference(tensor: name, message: "only in B"))
+        }
         for name in a.names {
             guard let ta = a[name], let tb = b[name] else { continue }
             r.tensorsCompared += 1
@@ -45,7 +49,8 @@ public struct StateDictComparison: Sendable {
                 continue
             }
             if ta.dtype != tb.dtype && isExact {
-                r.differences.append(Difference(tensor: name, message: "dtype \(ta.dtype.rawValue) vs \(tb.dtype.rawValue)"))
+                r.differences.append(
+                    Difference(tensor: name, message: "dtype \(ta.dtype.rawValue) vs \(tb.dtype.rawValue)"))
                 continue
             }
             r.elements += ta.count
@@ -96,7 +101,9 @@ public struct StateDictComparison: Sendable {
         if t.dtype.isFloatingPoint {
             let raw = try t.contiguousBytes(as: .float64)
             return raw.withUnsafeBytes { r in
-                (0..<t.count).map { Double(bitPattern: UInt64(littleEndian: r.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) }
+                (0..<t.count).map {
+                    Double(bitPattern: UInt64(littleEndian: r.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)))
+                }
             }
         }
         let raw = try t.contiguousBytes()

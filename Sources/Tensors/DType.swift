@@ -54,9 +54,11 @@ public enum DType: String, CaseIterable, Sendable, Codable {
 
     /// Looks up a dtype by the legacy class name of its storage (`FloatStorage`) or tensor (`FloatTensor`).
     public init?(legacyClassName name: String) {
-        guard let match = DType.allCases.first(where: {
-            $0.storageClassName == name || $0.tensorClassName == name
-        }) else { return nil }
+        guard
+            let match = DType.allCases.first(where: {
+                $0.storageClassName == name || $0.tensorClassName == name
+            })
+        else { return nil }
         self = match
     }
 

@@ -42,12 +42,15 @@ extension Value {
             case .dict(let d):
                 let n = d.entries.reduce(0) { $0 + ($1.key.string != nil && $1.value.tensor != nil ? 1 : 0) }
                 if n > 0 { out.append(StateDictCandidate(path: paths.path(at), kind: .dict, tensorCount: n)) }
-                for e in d.entries { if let k = e.key.pathComponent { children.append((e.value, paths.add(k, under: at))) } }
+                for e in d.entries {
+                    if let k = e.key.pathComponent { children.append((e.value, paths.add(k, under: at))) }
+                }
             case .list(let items), .tuple(let items):
                 for (i, x) in items.enumerated() { children.append((x, paths.add(String(i), under: at))) }
             case .object(let o):
                 if o.isModule {
-                    out.append(StateDictCandidate(path: paths.path(at), kind: .module, tensorCount: o.moduleTensorCount))
+                    out.append(
+                        StateDictCandidate(path: paths.path(at), kind: .module, tensorCount: o.moduleTensorCount))
                     break
                 }
                 let n = o.dictItems.reduce(0) { $0 + ($1.key.string != nil && $1.value.tensor != nil ? 1 : 0) }
@@ -103,7 +106,9 @@ extension Value {
             case .tensor(let t):
                 try sd.insert(t, named: paths.path(at).joined(separator: "."))
             case .dict(let d):
-                for e in d.entries { if let k = e.key.pathComponent { children.append((e.value, paths.add(k, under: at))) } }
+                for e in d.entries {
+                    if let k = e.key.pathComponent { children.append((e.value, paths.add(k, under: at))) }
+                }
             case .list(let items), .tuple(let items), .set(let items):
                 for (i, x) in items.enumerated() { children.append((x, paths.add(String(i), under: at))) }
             case .object(let o):
@@ -186,22 +191,44 @@ extension ObjectRecord {
             if let params = m.scriptParameters {
                 let buffers = m.scriptBuffers ?? []
                 let attrs = m.attributes
-                for e in attrs { if let k = e.key.string, params.contains(k), let t = e.value.tensor { try sd.insert(t, named: prefix + k) } }
-                for e in attrs { if let k = e.key.string, buffers.contains(k), let t = e.value.tensor { try sd.insert(t, named: prefix + k) } }
-                for e in attrs { if let k = e.key.string, let sub = e.value.object, sub.isModule { children.append((sub, prefix + k + ".")) } }
+                for e in attrs {
+                    if let k = e.key.string, params.contains(k), let t = e.value.tensor {
+                        try sd.insert(t, named: prefix + k)
+                    }
+                }
+                for e in attrs {
+                    if let k = e.key.string, buffers.contains(k), let t = e.value.tensor {
+                        try sd.insert(t, named: prefix + k)
+                    }
+                }
+                for e in attrs {
+                    if let k = e.key.string, let sub = e.value.object, sub.isModule {
+                        children.append((sub, prefix + k + "."))
+                    }
+                }
             } else {
                 if let p = m.attribute("_parameters")?.dict {
-                    for e in p.entries { if let k = e.key.string, let t = e.value.tensor { try sd.insert(t, named: prefix + k) } }
+                    for e in p.entries {
+                        if let k = e.key.string, let t = e.value.tensor { try sd.insert(t, named: prefix + k) }
+                    }
                 }
                 var nonPersistent = Set<String>()
-                if case .set(let s)? = m.attribute("_non_persistent_buffers_set") { for x in s { if let k = x.string { nonPersistent.insert(k) } } }
+                if case .set(let s)? = m.attribute("_non_persistent_buffers_set") {
+                    for x in s { if let k = x.string { nonPersistent.insert(k) } }
+                }
                 if let b = m.attribute("_buffers")?.dict {
                     for e in b.entries {
-                        if let k = e.key.string, !nonPersistent.contains(k), let t = e.value.tensor { try sd.insert(t, named: prefix + k) }
+                        if let k = e.key.string, !nonPersistent.contains(k), let t = e.value.tensor {
+                            try sd.insert(t, named: prefix + k)
+                        }
                     }
                 }
                 if let mods = m.attribute("_modules")?.dict {
-                    for e in mods.entries { if let k = e.key.string, let sub = e.value.object, sub.isModule { children.append((sub, prefix + k + ".")) } }
+                    for e in mods.entries {
+                        if let k = e.key.string, let sub = e.value.object, sub.isModule {
+                            children.append((sub, prefix + k + "."))
+                        }
+                    }
                 }
             }
             pending.append(contentsOf: children.reversed())

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Dispatch
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Every tensor of a state dict as contiguous Float32, in one allocation.
 ///
@@ -12,7 +13,7 @@ import Synchronization
 public final class Float32Arena: @unchecked Sendable {
     public let names: [String]
     private let index: [String: Int]
-    private let offsets: [Int]   // in floats
+    private let offsets: [Int]  // in floats
     private let counts: [Int]
     private let base: UnsafeMutableRawPointer
     private let mappedBytes: Int
@@ -31,7 +32,8 @@ public final class Float32Arena: @unchecked Sendable {
         let huge = 2 << 20
         let bytes = max(total * 4, 1)
         let length = (bytes + huge - 1) / huge * huge
-        guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+        guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED
+        else {
             throw TensorError.elementCountOverflow([total])
         }
         _ = madvise(p, length, MADV_HUGEPAGE)
@@ -87,7 +89,8 @@ extension Tensor {
         let raw = try storage.bytes()
         var written = 0
         forEachRun { start, length, step in
-            Conversion.toFloat32(dtype, from: raw.baseAddress!, start: start, step: step, count: length, into: dst + written)
+            Conversion.toFloat32(
+                dtype, from: raw.baseAddress!, start: start, step: step, count: length, into: dst + written)
             written += length
         }
     }

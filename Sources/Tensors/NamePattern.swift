@@ -44,7 +44,10 @@ public struct NamePattern: Sendable, Equatable, CustomStringConvertible {
         case "[":
             var q = p + 1
             var negate = false
-            if q < chars.count, chars[q] == "!" { negate = true; q += 1 }
+            if q < chars.count, chars[q] == "!" {
+                negate = true
+                q += 1
+            }
             var matched = false
             var first = true
             while q < chars.count, chars[q] != "]" || first {
@@ -77,7 +80,8 @@ extension StateDict {
         out.kind = kind
         out.candidates = candidates
         for (name, tensor) in tensors
-        where (select.isEmpty || select.contains { $0.matches(name) }) && !exclude.contains(where: { $0.matches(name) }) {
+        where (select.isEmpty || select.contains { $0.matches(name) }) && !exclude.contains(where: { $0.matches(name) })
+        {
             // Names are unique already.
             try! out.insert(tensor, named: name)
         }

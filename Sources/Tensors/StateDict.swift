@@ -68,14 +68,16 @@ public enum StateDictError: Error, Equatable, Sendable, CustomStringConvertible 
     public var description: String {
         switch self {
         case .duplicateName(let n): "the state dict has two entries named '\(n)'"
-        case .emptyName(let n, let p): "removing the prefix '\(p)' from '\(n)' leaves an empty name; choose a shorter prefix"
+        case .emptyName(let n, let p):
+            "removing the prefix '\(p)' from '\(n)' leaves an empty name; choose a shorter prefix"
         case .notFound(let kind, let keys):
             keys.isEmpty
                 ? "no state dict found: the checkpoint's root is a \(kind)"
                 : "no state dict found: the root \(kind) has keys \(keys.prefix(12).joined(separator: ", ")) and none holds tensors"
         case .nonStringKey(let kind): "the state dict has a key of type \(kind); names must be strings"
         case .ambiguous(let cs):
-            "\(cs.count) state dicts and none is the obvious one; name one with --key (Swift: key:): " + StateDictError.list(cs)
+            "\(cs.count) state dicts and none is the obvious one; name one with --key (Swift: key:): "
+                + StateDictError.list(cs)
         case .noCandidate(let key, let cs):
             cs.isEmpty
                 ? "no state dict at '\(key)': the checkpoint holds no tensors in a dict or module"
@@ -84,7 +86,8 @@ public enum StateDictError: Error, Equatable, Sendable, CustomStringConvertible 
     }
 
     static func list(_ cs: [StateDictCandidate]) -> String {
-        cs.prefix(12).map { "'\($0.dottedPath)' (\($0.kind.rawValue), \($0.tensorCount) tensors)" }.joined(separator: ", ")
+        cs.prefix(12).map { "'\($0.dottedPath)' (\($0.kind.rawValue), \($0.tensorCount) tensors)" }.joined(
+            separator: ", ")
             + (cs.count > 12 ? ", and \(cs.count - 12) more" : "")
     }
 }
@@ -142,7 +145,9 @@ extension StateDict {
         } else {
             chosen = try StateDict.pick(candidates, root: root)
         }
-        guard let value = root.value(at: chosen.path) else { throw StateDictError.noCandidate(key: chosen.dottedPath, candidates) }
+        guard let value = root.value(at: chosen.path) else {
+            throw StateDictError.noCandidate(key: chosen.dottedPath, candidates)
+        }
         self.init()
         func strip(_ name: String) throws -> String {
             if let p = stripPrefix, !p.isEmpty, name.hasPrefix(p) {
@@ -190,7 +195,9 @@ extension StateDict {
         var out = meta
         let bare = String(prefix.filter { $0 != "." })
         for entry in meta.entries {
-            guard case .string(let key) = entry.key, !key.isEmpty, key == bare || key.hasPrefix(prefix) else { continue }
+            guard case .string(let key) = entry.key, !key.isEmpty, key == bare || key.hasPrefix(prefix) else {
+                continue
+            }
             let newKey = String(key.dropFirst(min(prefix.count, key.count)))
             out.entries.removeAll { $0.key.string == key }
             if let i = out.entries.firstIndex(where: { $0.key.string == newKey }) {
@@ -202,4 +209,3 @@ extension StateDict {
         return out
     }
 }
-

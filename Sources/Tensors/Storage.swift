@@ -1,7 +1,7 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A run of bytes that a storage reads from: a window of a memory-mapped file, an entry that an archive
@@ -94,7 +94,10 @@ public final class ByteSwappedSource: ByteSource {
                 for k in 0..<n { dst[i + k] = input[i + n - 1 - k] }
                 i += n
             }
-            while i < input.count { dst[i] = input[i]; i += 1 }  // a ragged tail cannot be a whole element
+            while i < input.count {
+                dst[i] = input[i]
+                i += 1
+            }  // a ragged tail cannot be a whole element
             cached = out
             return try out.bytes()
         }

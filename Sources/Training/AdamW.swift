@@ -1,9 +1,10 @@
 import Kernels
 import NN
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// torch.optim.AdamW as PyTorch 1.13 runs it (`_single_tensor_adamw`, the default `foreach=False`), per
@@ -42,9 +43,15 @@ public final class AdamW: Optimizer {
         for g in groups {
             let o = g.options
             guard o.eps >= 0 else { throw OptimizerError.invalid("Invalid epsilon value: \(o.eps)") }
-            guard (0..<1).contains(o.beta1) else { throw OptimizerError.invalid("Invalid beta parameter at index 0: \(o.beta1)") }
-            guard (0..<1).contains(o.beta2) else { throw OptimizerError.invalid("Invalid beta parameter at index 1: \(o.beta2)") }
-            guard o.weightDecay >= 0 else { throw OptimizerError.invalid("Invalid weight_decay value: \(o.weightDecay)") }
+            guard (0..<1).contains(o.beta1) else {
+                throw OptimizerError.invalid("Invalid beta parameter at index 0: \(o.beta1)")
+            }
+            guard (0..<1).contains(o.beta2) else {
+                throw OptimizerError.invalid("Invalid beta parameter at index 1: \(o.beta2)")
+            }
+            guard o.weightDecay >= 0 else {
+                throw OptimizerError.invalid("Invalid weight_decay value: \(o.weightDecay)")
+            }
         }
     }
 
@@ -57,9 +64,11 @@ public final class AdamW: Optimizer {
 
     private func update(_ p: Parameter, name: String, grad: [Float], _ o: OptimizerOptions) {
         let n = p.count
-        var s = moments.removeValue(forKey: name)  // uniquely referenced below, updated in place
-            ?? Moments(m: [Float](repeating: 0, count: n), v: [Float](repeating: 0, count: n),
-                       vmax: o.amsgrad ? [Float](repeating: 0, count: n) : nil)
+        var s =
+            moments.removeValue(forKey: name)  // uniquely referenced below, updated in place
+            ?? Moments(
+                m: [Float](repeating: 0, count: n), v: [Float](repeating: 0, count: n),
+                vmax: o.amsgrad ? [Float](repeating: 0, count: n) : nil)
         if o.amsgrad && s.vmax == nil { s.vmax = [Float](repeating: 0, count: n) }
         s.step += 1
         let step = Double(s.step)
@@ -71,12 +80,13 @@ public final class AdamW: Optimizer {
                 s.m.withUnsafeMutableBufferPointer { m in
                     s.v.withUnsafeMutableBufferPointer { v in
                         func run(_ vmax: UnsafeMutablePointer<Float>?) {
-                            Elementwise.adamwUpdate(w.baseAddress!, gradient: g.baseAddress!, m: m.baseAddress!, v: v.baseAddress!,
-                                                    vmax: vmax, count: n, decay: Float(1 - o.lr * o.weightDecay),
-                                                    beta1: Float(o.beta1), oneMinusBeta1: Float(1 - o.beta1),
-                                                    beta2: Float(o.beta2), oneMinusBeta2: Float(1 - o.beta2),
-                                                    biasCorrection2Sqrt: Float(bc2.squareRoot()), eps: Float(o.eps),
-                                                    negStepSize: Float(-stepSize), maximize: o.maximize)
+                            Elementwise.adamwUpdate(
+                                w.baseAddress!, gradient: g.baseAddress!, m: m.baseAddress!, v: v.baseAddress!,
+                                vmax: vmax, count: n, decay: Float(1 - o.lr * o.weightDecay),
+                                beta1: Float(o.beta1), oneMinusBeta1: Float(1 - o.beta1),
+                                beta2: Float(o.beta2), oneMinusBeta2: Float(1 - o.beta2),
+                                biasCorrection2Sqrt: Float(bc2.squareRoot()), eps: Float(o.eps),
+                                negStepSize: Float(-stepSize), maximize: o.maximize)
                         }
                         if o.amsgrad {
                             s.vmax!.withUnsafeMutableBufferPointer { run($0.baseAddress!) }

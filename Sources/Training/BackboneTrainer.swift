@@ -25,17 +25,23 @@ public final class BackboneTrainer {
         self.config = config
         let backbone = config.backbone ?? config.head
         let headPrefix = model.head + "."
-        let step = try NetworkStep(network: model, frozen: StageList(model).frozenPrefixes(config.freeze), options: config.head,
-                                   optimizer: config.optimizer, groups: { trainable in
-            let body = trainable.filter { !$0.name.hasPrefix(headPrefix) }, head = trainable.filter { $0.name.hasPrefix(headPrefix) }
-            func groups(_ name: String, _ p: [(name: String, parameter: Parameter)], _ o: SGDOptions) -> [ParameterGroup] {
-                if p.isEmpty { return [] }
-                return config.noDecayForBiasAndNorm ? ParameterGroup.splittingDecay(name: name, parameters: p, options: o)
-                                                    : [ParameterGroup(name: name, parameters: p, options: o)]
-            }
-            return groups("backbone", body, backbone) + groups("head", head, config.head)
-        }, l2sp: config.l2spAlpha != 0 || config.l2spBeta != 0 ? (config.l2spAlpha, config.l2spBeta) : nil,
-           frozenBatchNormTrains: config.frozenBatchNormTrains, dropoutSeed: config.seed, threads: config.threads)
+        let step = try NetworkStep(
+            network: model, frozen: StageList(model).frozenPrefixes(config.freeze), options: config.head,
+            optimizer: config.optimizer,
+            groups: { trainable in
+                let body = trainable.filter { !$0.name.hasPrefix(headPrefix) },
+                    head = trainable.filter { $0.name.hasPrefix(headPrefix) }
+                func groups(_ name: String, _ p: [(name: String, parameter: Parameter)], _ o: SGDOptions)
+                    -> [ParameterGroup]
+                {
+                    if p.isEmpty { return [] }
+                    return config.noDecayForBiasAndNorm
+                        ? ParameterGroup.splittingDecay(name: name, parameters: p, options: o)
+                        : [ParameterGroup(name: name, parameters: p, options: o)]
+                }
+                return groups("backbone", body, backbone) + groups("head", head, config.head)
+            }, l2sp: config.l2spAlpha != 0 || config.l2spBeta != 0 ? (config.l2spAlpha, config.l2spBeta) : nil,
+            frozenBatchNormTrains: config.frozenBatchNormTrains, dropoutSeed: config.seed, threads: config.threads)
         self.step = step
         scheduler = config.schedule.map { LRScheduler($0, optimizer: step.optimizer) }
         mode = Self.describe(config)
@@ -48,14 +54,19 @@ public final class BackboneTrainer {
 
     /// Trains the next epoch on `train` (shuffled by seed and epoch, loaded ahead on another thread),
     /// steps the LR schedule, then evaluates on `test` when given.
-    public func trainEpoch(_ train: any TrainingInputs, test: (any TrainingInputs)? = nil,
-                           progress: ((TrainProgress) -> Void)? = nil) throws -> EpochReport {
+    public func trainEpoch(
+        _ train: any TrainingInputs, test: (any TrainingInputs)? = nil,
+        progress: ((TrainProgress) -> Void)? = nil
+    ) throws -> EpochReport {
         let epoch = completedEpochs + 1
         var tally = EpochTally(epoch: epoch, total: train.count)
         step.threads = config.threads
         let order = Shuffle.permutation(train.count, seed: config.seed, epoch: epoch)
-        try PrefetchingLoader.forEach(PrefetchingLoader.batches(order, size: config.batchSize), of: train, epoch: epoch) { b in
-            let p = try tally.add(b.indices.count) { try step.step(b.inputs, labels: b.labels, height: train.height, width: train.width) }
+        try PrefetchingLoader.forEach(PrefetchingLoader.batches(order, size: config.batchSize), of: train, epoch: epoch)
+        { b in
+            let p = try tally.add(b.indices.count) {
+                try step.step(b.inputs, labels: b.labels, height: train.height, width: train.width)
+            }
             progress?(p)  // counted whether or not anyone listens
         }
         try NonFinite.checkWeights(model.trainableParameters, epoch: epoch, step: tally.steps)
@@ -68,8 +79,9 @@ public final class BackboneTrainer {
 
     /// Accuracy, loss and confusion matrix of the current model in eval mode on `test`.
     public func evaluate(_ test: any TrainingInputs, progress: ((TrainProgress) -> Void)? = nil) throws -> EvalReport {
-        try EvalReport.measure(model, on: test, batchSize: config.batchSize, threads: config.threads, epoch: completedEpochs,
-                               progress: progress)
+        try EvalReport.measure(
+            model, on: test, batchSize: config.batchSize, threads: config.threads, epoch: completedEpochs,
+            progress: progress)
     }
 
     /// The model's state dict plus the optimizer's state: `TrainingState.checkpoint`.

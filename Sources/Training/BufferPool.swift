@@ -34,5 +34,7 @@ final class BufferPool {
         free[buffer.count, default: []].append(buffer)
     }
 
-    static func address(_ b: [Float]) -> UnsafeRawPointer { b.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress!) } }
+    static func address(_ b: [Float]) -> UnsafeRawPointer {
+        b.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress!) }
+    }
 }

@@ -47,8 +47,10 @@ public final class FineTuning {
 
     /// Thrown (`FineTuningError`) for an unknown architecture or stage, and by the trainers for settings
     /// torch would refuse; `LoadError` when `weights` does not fit the backbone.
-    public init(arch: String, classes: Int, head: HeadKind = .linear, weights: StateDict?, freeze: String = "backbone",
-                config: FineTuneConfig) throws {
+    public init(
+        arch: String, classes: Int, head: HeadKind = .linear, weights: StateDict?, freeze: String = "backbone",
+        config: FineTuneConfig
+    ) throws {
         guard let architecture = Architecture.named(arch) else { throw FineTuningError.unknownArchitecture(arch) }
         let model = architecture.build(1000)
         if let weights {
@@ -72,7 +74,8 @@ public final class FineTuning {
         self.head = head
         self.config = config
         // The trainer records L2-SP's w⁰ now, before a resumed checkpoint's values are loaded.
-        trainer = Self.onlyHeadTrains(frozen, stages: stages, config: config)
+        trainer =
+            Self.onlyHeadTrains(frozen, stages: stages, config: config)
             ? try FrozenBackboneTrainer(model: model, config: config)
             : try BackboneTrainer(model: model, config: config)
     }
@@ -98,7 +101,9 @@ public final class FineTuning {
         if let recorded = sd.values.first(where: { $0.name == Self.startDigestValue })?.value.string {
             guard recorded == startDigest else { throw FineTuningError.otherStartingWeights }
         } else {
-            notes.append("the checkpoint does not record the weights its run started from (written before pth2swt 0.3); not checked")
+            notes.append(
+                "the checkpoint does not record the weights its run started from (written before pth2swt 0.3); not checked"
+            )
         }
         try network.load(sd, excluding: [TrainingState.optimizerPrefix])
         try trainer.restore(sd)
@@ -106,8 +111,10 @@ public final class FineTuning {
     }
 
     /// Trains the next epoch on `train`, then evaluates on `test` when given.
-    public func trainEpoch(_ train: any TrainingInputs, test: (any TrainingInputs)? = nil,
-                           progress: ((TrainProgress) -> Void)? = nil) throws -> EpochReport {
+    public func trainEpoch(
+        _ train: any TrainingInputs, test: (any TrainingInputs)? = nil,
+        progress: ((TrainProgress) -> Void)? = nil
+    ) throws -> EpochReport {
         try trainer.trainEpoch(train, test: test, progress: progress)
     }
 
@@ -172,7 +179,8 @@ public enum FineTuningError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .unknownArchitecture(let a): "unknown architecture '\(a)'; one of \(Architecture.names)"
-        case .unknownStage(let s, let choices): "--freeze \(s): one of \(choices) (a stage freezes it and every stage before it)"
+        case .unknownStage(let s, let choices):
+            "--freeze \(s): one of \(choices) (a stage freezes it and every stage before it)"
         case .otherStartingWeights: "the checkpoint continues a run that started from other weights"
         }
     }
@@ -181,18 +189,24 @@ public enum FineTuningError: Error, Equatable, CustomStringConvertible {
 extension EvalReport {
     /// Accuracy, loss and confusion matrix of `network` (eval mode: BatchNorm folded, dropout off) on
     /// `test`, in batches of `batchSize`, images loaded ahead on another thread.
-    public static func measure(_ network: Network, on test: any TrainingInputs, batchSize: Int, threads: Int, epoch: Int = 0,
-                               progress: ((TrainProgress) -> Void)? = nil) throws -> EvalReport {
+    public static func measure(
+        _ network: Network, on test: any TrainingInputs, batchSize: Int, threads: Int, epoch: Int = 0,
+        progress: ((TrainProgress) -> Void)? = nil
+    ) throws -> EvalReport {
         let net = Inference(network)
         net.threads = threads
         let classes = network.classes
         var report = EvalReport(classes: classes)
         let start = monotonic()
-        try PrefetchingLoader.forEach(PrefetchingLoader.batches(Array(0..<test.count), size: batchSize), of: test, epoch: epoch) { b in
+        try PrefetchingLoader.forEach(
+            PrefetchingLoader.batches(Array(0..<test.count), size: batchSize), of: test, epoch: epoch
+        ) { b in
             let logits = try net.logits(b.inputs, batch: b.indices.count, height: test.height, width: test.width)
             report.add(logits: logits, labels: b.labels, classes: classes)
-            progress?(TrainProgress(phase: .eval, epoch: epoch, done: report.count, total: test.count,
-                                    imagesPerSecond: Double(report.count) / max(monotonic() - start, 1e-9), loss: 0, accuracy: 0))
+            progress?(
+                TrainProgress(
+                    phase: .eval, epoch: epoch, done: report.count, total: test.count,
+                    imagesPerSecond: Double(report.count) / max(monotonic() - start, 1e-9), loss: 0, accuracy: 0))
         }
         return report
     }

@@ -52,7 +52,13 @@ public enum Freeze: Sendable, Equatable, Hashable {
 
     /// The freeze that leaves the first `count` stages frozen.
     public init(frozenCount count: Int, in stages: StageList) {
-        if count <= 0 { self = .none } else if count >= stages.names.count { self = .backbone } else { self = .through(stages.names[count - 1]) }
+        if count <= 0 {
+            self = .none
+        } else if count >= stages.names.count {
+            self = .backbone
+        } else {
+            self = .through(stages.names[count - 1])
+        }
     }
 }
 

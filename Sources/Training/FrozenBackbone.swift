@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Kernels
 import Lifetime
 import NN
 import Tensors
 import Vision
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// How to fine-tune with a frozen backbone.
 public struct FineTuneConfig: Sendable {
@@ -45,7 +46,11 @@ public struct FineTuneConfig: Sendable {
 
 /// A progress report, after each batch.
 public struct TrainProgress: Sendable {
-    public enum Phase: String, Sendable { case features = "computing features", train = "training", eval = "evaluating" }
+    public enum Phase: String, Sendable {
+        case features = "computing features"
+        case train = "training"
+        case eval = "evaluating"
+    }
     public var phase: Phase
     public var epoch: Int
     public var done: Int, total: Int
@@ -53,7 +58,9 @@ public struct TrainProgress: Sendable {
     /// Running means over the epoch so far (train phase).
     public var loss: Double, accuracy: Double
 
-    public init(phase: Phase, epoch: Int, done: Int, total: Int, imagesPerSecond: Double, loss: Double, accuracy: Double) {
+    public init(
+        phase: Phase, epoch: Int, done: Int, total: Int, imagesPerSecond: Double, loss: Double, accuracy: Double
+    ) {
         self.phase = phase
         self.epoch = epoch
         self.done = done
@@ -138,15 +145,18 @@ struct EpochTally {
         seen += n
         correct += r.correct
         lossSum += r.loss * Double(n)
-        return TrainProgress(phase: .train, epoch: epoch, done: seen, total: total,
-                             imagesPerSecond: Double(seen) / max(monotonic() - start, 1e-9),
-                             loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen))
+        return TrainProgress(
+            phase: .train, epoch: epoch, done: seen, total: total,
+            imagesPerSecond: Double(seen) / max(monotonic() - start, 1e-9),
+            loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen))
     }
 
     /// The epoch's report, its time measured now.
     func report(cached: Bool, featureSeconds: Double) -> EpochReport {
-        EpochReport(epoch: epoch, images: seen, loss: lossSum / Double(max(seen, 1)), accuracy: Double(correct) / Double(max(seen, 1)),
-                    seconds: monotonic() - start, cached: cached, featureSeconds: featureSeconds, eval: nil)
+        EpochReport(
+            epoch: epoch, images: seen, loss: lossSum / Double(max(seen, 1)),
+            accuracy: Double(correct) / Double(max(seen, 1)),
+            seconds: monotonic() - start, cached: cached, featureSeconds: featureSeconds, eval: nil)
     }
 }
 
@@ -189,7 +199,8 @@ public final class FrozenBackboneTrainer {
         let prefix = model.head + "."
         model.freeze(model.namedParameters.map(\.name).filter { !$0.hasPrefix(prefix) })
         headParameters = model.trainableParameters
-        precondition(headParameters.allSatisfy { $0.name.hasPrefix(prefix) }, "only the head trains with a frozen backbone")
+        precondition(
+            headParameters.allSatisfy { $0.name.hasPrefix(prefix) }, "only the head trains with a frozen backbone")
         let groups: (_ parameters: [(name: String, parameter: Parameter)]) -> [ParameterGroup] = { p in
             config.noDecayForBiasAndNorm
                 ? ParameterGroup.splittingDecay(name: "head", parameters: p, options: config.head)
@@ -202,14 +213,17 @@ public final class FrozenBackboneTrainer {
             optimizer = try config.optimizer.make(groups(headParameters))
         } else {
             head = nil
-            let step = try NetworkStep(network: model.headNetwork(), frozen: [], options: config.head, optimizer: config.optimizer,
-                                       groups: groups, dropoutSeed: config.seed, threads: config.threads)
+            let step = try NetworkStep(
+                network: model.headNetwork(), frozen: [], options: config.head, optimizer: config.optimizer,
+                groups: groups, dropoutSeed: config.seed, threads: config.threads)
             headStep = step
             optimizer = step.optimizer
         }
         self.optimizer = optimizer
         scheduler = config.schedule.map { LRScheduler($0, optimizer: optimizer) }
-        l2sp = config.l2spBeta != 0 ? L2SP(alpha: 0, beta: config.l2spBeta, parameters: headParameters, headPrefixes: [prefix]) : nil
+        l2sp =
+            config.l2spBeta != 0
+            ? L2SP(alpha: 0, beta: config.l2spBeta, parameters: headParameters, headPrefixes: [prefix]) : nil
         net = Inference(model)
         net.threads = config.threads
         classes = model.classes
@@ -231,8 +245,9 @@ public final class FrozenBackboneTrainer {
         let logits = LinearHead.forward(features, fc, batch: n)
         let ce = CrossEntropy.forward(logits, labels: labels, classes: classes)
         let correct = zip(CrossEntropy.argmax(logits, classes: classes), labels).filter { $0 == $1 }.count
-        let g = LinearHead.backward(dy: ce.gradient, x: features, weight: fc.weight.data, batch: n,
-                                    inFeatures: fc.inFeatures, outFeatures: fc.outFeatures)
+        let g = LinearHead.backward(
+            dy: ce.gradient, x: features, weight: fc.weight.data, batch: n,
+            inFeatures: fc.inFeatures, outFeatures: fc.outFeatures)
         var gradients = [model.head + ".weight": g.weight, model.head + ".bias": g.bias]
         var loss = Double(ce.loss)
         if let l2sp { loss += l2sp.apply(headParameters, to: &gradients) }
@@ -255,27 +270,35 @@ public final class FrozenBackboneTrainer {
     }
 
     /// Features of every input, in order, computed in batches of `batchSize`.
-    func allFeatures(_ inputs: any TrainingInputs, epoch: Int, phase: TrainProgress.Phase,
-                     progress: ((TrainProgress) -> Void)?) throws -> [Float] {
+    func allFeatures(
+        _ inputs: any TrainingInputs, epoch: Int, phase: TrainProgress.Phase,
+        progress: ((TrainProgress) -> Void)?
+    ) throws -> [Float] {
         try prepare(height: inputs.height, width: inputs.width)
         var out = [Float](repeating: 0, count: inputs.count * net.featureCount)
         let start = monotonic()
         var done = 0
-        try PrefetchingLoader.forEach(PrefetchingLoader.batches(Array(0..<inputs.count), size: config.batchSize),
-                                      of: inputs, epoch: epoch) { b in
+        try PrefetchingLoader.forEach(
+            PrefetchingLoader.batches(Array(0..<inputs.count), size: config.batchSize),
+            of: inputs, epoch: epoch
+        ) { b in
             let f = try features(b, height: inputs.height, width: inputs.width)
             out.replaceSubrange((done * net.featureCount)..<((done + b.indices.count) * net.featureCount), with: f)
             done += b.indices.count
-            progress?(TrainProgress(phase: phase, epoch: epoch, done: done, total: inputs.count,
-                                    imagesPerSecond: Double(done) / max(monotonic() - start, 1e-9), loss: 0, accuracy: 0))
+            progress?(
+                TrainProgress(
+                    phase: phase, epoch: epoch, done: done, total: inputs.count,
+                    imagesPerSecond: Double(done) / max(monotonic() - start, 1e-9), loss: 0, accuracy: 0))
         }
         return out
     }
 
     /// Trains one epoch (the next one, `completedEpochs + 1`) on `train`, then evaluates on `test` when
     /// given.
-    public func trainEpoch(_ train: any TrainingInputs, test: (any TrainingInputs)? = nil,
-                           progress: ((TrainProgress) -> Void)? = nil) throws -> EpochReport {
+    public func trainEpoch(
+        _ train: any TrainingInputs, test: (any TrainingInputs)? = nil,
+        progress: ((TrainProgress) -> Void)? = nil
+    ) throws -> EpochReport {
         let epoch = completedEpochs + 1
         var tally = EpochTally(epoch: epoch, total: train.count)
         var featureSeconds = 0.0
@@ -295,7 +318,9 @@ public final class FrozenBackboneTrainer {
                 var f = [Float](repeating: 0, count: b.count * fc)
                 cache.withUnsafeBufferPointer { c in
                     f.withUnsafeMutableBufferPointer { d in
-                        for (k, i) in b.enumerated() { (d.baseAddress! + k * fc).update(from: c.baseAddress! + i * fc, count: fc) }
+                        for (k, i) in b.enumerated() {
+                            (d.baseAddress! + k * fc).update(from: c.baseAddress! + i * fc, count: fc)
+                        }
                     }
                 }
                 let p = try tally.add(b.count) { try step(features: f, labels: b.map(train.label)) }
@@ -335,7 +360,8 @@ public final class FrozenBackboneTrainer {
         for lo in stride(from: 0, to: test.count, by: config.batchSize) {
             let hi = min(lo + config.batchSize, test.count)
             let x = Array(f[(lo * fcCount)..<(hi * fcCount)])
-            let logits = try head.map { LinearHead.forward(x, $0, batch: hi - lo) }
+            let logits =
+                try head.map { LinearHead.forward(x, $0, batch: hi - lo) }
                 ?? headInference!.logits(x, batch: hi - lo, height: 1, width: 1)
             report.add(logits: logits, labels: (lo..<hi).map(test.label), classes: classes)
         }
@@ -349,7 +375,8 @@ public final class FrozenBackboneTrainer {
 
     /// The model's state dict plus the optimizer's state: `TrainingState.checkpoint`.
     public func checkpoint() -> StateDict {
-        TrainingState.checkpoint(model: model, optimizer: optimizer, epoch: completedEpochs, config: config, mode: Self.mode)
+        TrainingState.checkpoint(
+            model: model, optimizer: optimizer, epoch: completedEpochs, config: config, mode: Self.mode)
     }
 
     /// Restores the optimizer state and epoch count: `TrainingState.restore`.
@@ -389,8 +416,9 @@ public func modelStateDict(_ model: any Module) -> StateDict {
 public func floatTensor(_ data: [Float], shape: [Int]) -> Tensor {
     let bytes = data.withUnsafeBytes { OwnedBytes(copying: $0) }
     let storage = try! Storage(key: "0", dtype: .float32, count: data.count, source: bytes)
-    return try! Tensor(storage: storage, shape: shape, strides: Tensor.contiguousStrides(shape), storageOffset: 0,
-                       requiresGrad: false, isParameter: false)
+    return try! Tensor(
+        storage: storage, shape: shape, strides: Tensor.contiguousStrides(shape), storageOffset: 0,
+        requiresGrad: false, isParameter: false)
 }
 
 @inline(__always) func monotonic() -> Double { Timing.now() }

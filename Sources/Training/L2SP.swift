@@ -18,13 +18,18 @@ public struct L2SP: Sendable {
     public var start: [String: [Float]]
 
     /// Records w⁰ from `parameters` (those not under `headPrefixes`).
-    public init(alpha: Double, beta: Double, parameters: [(name: String, parameter: Parameter)], headPrefixes: [String] = ["fc."]) {
+    public init(
+        alpha: Double, beta: Double, parameters: [(name: String, parameter: Parameter)],
+        headPrefixes: [String] = ["fc."]
+    ) {
         self.alpha = alpha
         self.beta = beta
         self.headPrefixes = headPrefixes
         var start: [String: [Float]] = [:]
         if alpha != 0 {
-            for (name, p) in parameters where !headPrefixes.contains(where: { name.hasPrefix($0) }) { start[name] = p.data }
+            for (name, p) in parameters where !headPrefixes.contains(where: { name.hasPrefix($0) }) {
+                start[name] = p.data
+            }
         }
         self.start = start
     }
@@ -33,7 +38,9 @@ public struct L2SP: Sendable {
 
     /// The penalty over `parameters` that have an entry in `gradients`, in Double, and the gradients
     /// with its derivative added (in Float32: grad + coefficient·(w − w⁰)).
-    public func apply(_ parameters: [(name: String, parameter: Parameter)], to gradients: inout [String: [Float]]) -> Double {
+    public func apply(_ parameters: [(name: String, parameter: Parameter)], to gradients: inout [String: [Float]])
+        -> Double
+    {
         var penalty = 0.0
         for (name, p) in parameters {
             guard var g = gradients[name] else { continue }

@@ -12,8 +12,9 @@ public enum LinearHead {
             layer.weight.data.withUnsafeBufferPointer { w in
                 layer.bias.data.withUnsafeBufferPointer { b in
                     y.withUnsafeMutableBufferPointer { yp in
-                        LinearKernel.forward(xp.baseAddress!, weight: w.baseAddress!, bias: b.baseAddress!, yp.baseAddress!,
-                                             batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures)
+                        LinearKernel.forward(
+                            xp.baseAddress!, weight: w.baseAddress!, bias: b.baseAddress!, yp.baseAddress!,
+                            batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures)
                     }
                 }
             }
@@ -28,24 +29,29 @@ public enum LinearHead {
     ///
     /// dx only when `inputGradient` (a frozen backbone does not need it).
     public static func backward(
-        dy: [Float], x: [Float], weight: [Float], batch: Int, inFeatures: Int, outFeatures: Int, inputGradient: Bool = false
+        dy: [Float], x: [Float], weight: [Float], batch: Int, inFeatures: Int, outFeatures: Int,
+        inputGradient: Bool = false
     ) -> (weight: [Float], bias: [Float], input: [Float]?) {
-        precondition(dy.count == batch * outFeatures && x.count == batch * inFeatures && weight.count == outFeatures * inFeatures)
+        precondition(
+            dy.count == batch * outFeatures && x.count == batch * inFeatures && weight.count == outFeatures * inFeatures
+        )
         var dW = [Float](repeating: 0, count: outFeatures * inFeatures)
         var db = [Float](repeating: 0, count: outFeatures)
         var dx: [Float]? = inputGradient ? [Float](repeating: 0, count: batch * inFeatures) : nil
         // dW = dyᵀ · x and dx = dy · W = (dyᵀ)ᵀ · W on the micro-kernel (pth2swt_gemm_tn).
         var pack = [Float](repeating: 0, count: pth2swt_gemm_tn_scratch_count(Int32(inFeatures)))
         dy.withUnsafeBufferPointer { g in
-            pth2swt_gemm_tn(outFeatures, Int32(inFeatures), batch, g.baseAddress!, outFeatures, x, inFeatures, &dW, inFeatures,
-                            0, &pack)
+            pth2swt_gemm_tn(
+                outFeatures, Int32(inFeatures), batch, g.baseAddress!, outFeatures, x, inFeatures, &dW, inFeatures,
+                0, &pack)
             db.withUnsafeMutableBufferPointer { b in
                 for r in 0..<batch { for c in 0..<outFeatures { b[c] += g[r * outFeatures + c] } }
             }
             if dx != nil {
                 var dyT = [Float](repeating: 0, count: outFeatures * batch)  // [out, batch]
                 for r in 0..<batch { for c in 0..<outFeatures { dyT[c * batch + r] = g[r * outFeatures + c] } }
-                pth2swt_gemm_tn(batch, Int32(inFeatures), outFeatures, dyT, batch, weight, inFeatures, &dx!, inFeatures, 0, &pack)
+                pth2swt_gemm_tn(
+                    batch, Int32(inFeatures), outFeatures, dyT, batch, weight, inFeatures, &dx!, inFeatures, 0, &pack)
             }
         }
         return (dW, db, dx)

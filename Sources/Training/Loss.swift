@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// torch.nn.CrossEntropyLoss() with its defaults (no weights, no label smoothing, reduction "mean"):

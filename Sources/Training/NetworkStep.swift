@@ -46,20 +46,26 @@ public final class NetworkStep {
         /// Frozen with its BatchNorm in eval mode: one convolution with the folded weight and a bias.
         let folds: Bool
         lazy var folded: (weight: [Float], bias: [Float]) = {
-            guard let bn else { return (conv.weight.data, conv.bias?.data ?? [Float](repeating: 0, count: conv.outChannels)) }
-            return BatchNorm.fold(convWeight: conv.weight.data, convBias: conv.bias?.data, outChannels: conv.outChannels,
-                                  weight: bn.weight.data, bias: bn.bias.data, mean: bn.runningMean.data,
-                                  variance: bn.runningVar.data, eps: bn.eps)
+            guard let bn else {
+                return (conv.weight.data, conv.bias?.data ?? [Float](repeating: 0, count: conv.outChannels))
+            }
+            return BatchNorm.fold(
+                convWeight: conv.weight.data, convBias: conv.bias?.data, outChannels: conv.outChannels,
+                weight: bn.weight.data, bias: bn.bias.data, mean: bn.runningMean.data,
+                variance: bn.runningVar.data, eps: bn.eps)
         }()
-        lazy var foldedPacked = PackedConvWeight(folded.weight, outChannels: conv.outChannels, inChannels: conv.inChannels,
-                                                 kernelH: conv.kernel, kernelW: conv.kernel)
+        lazy var foldedPacked = PackedConvWeight(
+            folded.weight, outChannels: conv.outChannels, inChannels: conv.inChannels,
+            kernelH: conv.kernel, kernelW: conv.kernel)
         // Saved by the forward pass.
         var geometry = Conv2dGeometry(batch: 1, inChannels: 1, height: 1, width: 1, outChannels: 1, kernel: (1, 1))
         var input: [Float] = [], preNorm: [Float] = []
         var mean: [Float] = [], invStd: [Float] = []
 
-        init(_ conv: Conv2d, bn: BatchNorm2d?, name: String, bnName: String?, activation: Activation, residual: Int?,
-             frozen: Bool, folds: Bool) {
+        init(
+            _ conv: Conv2d, bn: BatchNorm2d?, name: String, bnName: String?, activation: Activation, residual: Int?,
+            frozen: Bool, folds: Bool
+        ) {
             self.conv = conv
             self.bn = bn
             self.name = name
@@ -104,10 +110,12 @@ public final class NetworkStep {
 
     /// `groups` gives the optimizer's parameter groups for the trainable parameters (after `frozen`
     /// prefixes are frozen); the default is one group with `options`.
-    public init(network: Network, frozen prefixes: [String], options: OptimizerOptions, optimizer kind: OptimizerKind = .sgd,
-                groups: ((_ trainable: [(name: String, parameter: Parameter)]) -> [ParameterGroup])? = nil,
-                l2sp: (alpha: Double, beta: Double)? = nil, frozenBatchNormTrains: Bool = false, dropoutSeed: UInt64 = 0,
-                threads: Int = 1) throws {
+    public init(
+        network: Network, frozen prefixes: [String], options: OptimizerOptions, optimizer kind: OptimizerKind = .sgd,
+        groups: ((_ trainable: [(name: String, parameter: Parameter)]) -> [ParameterGroup])? = nil,
+        l2sp: (alpha: Double, beta: Double)? = nil, frozenBatchNormTrains: Bool = false, dropoutSeed: UInt64 = 0,
+        threads: Int = 1
+    ) throws {
         self.network = network
         self.frozenBatchNormTrains = frozenBatchNormTrains
         self.threads = threads
@@ -115,8 +123,12 @@ public final class NetworkStep {
         for (_, p) in network.namedParameters { p.requiresGrad = true }
         if !prefixes.isEmpty { network.freeze(prefixes) }
         trainable = network.trainableParameters
-        optimizer = try kind.make(groups?(trainable) ?? [ParameterGroup(name: "all", parameters: trainable, options: options)])
-        self.l2sp = l2sp.map { L2SP(alpha: $0.alpha, beta: $0.beta, parameters: network.namedParameters, headPrefixes: [network.head + "."]) }
+        optimizer = try kind.make(
+            groups?(trainable) ?? [ParameterGroup(name: "all", parameters: trainable, options: options)])
+        self.l2sp = l2sp.map {
+            L2SP(
+                alpha: $0.alpha, beta: $0.beta, parameters: network.namedParameters, headPrefixes: [network.head + "."])
+        }
         (steps, needsGradient) = Self.lower(network, frozenBatchNormTrains: frozenBatchNormTrains)
     }
 
@@ -135,20 +147,26 @@ public final class NetworkStep {
         }
         func frozen(_ m: (any Module)?) -> Bool {
             guard let m else { return true }
-            return m.state(prefix: "").allSatisfy { if case .parameter(let p) = $0.entry { !p.requiresGrad } else { true } }
+            return m.state(prefix: "").allSatisfy {
+                if case .parameter(let p) = $0.entry { !p.requiresGrad } else { true }
+            }
         }
         for (i, node) in nodes.enumerated() {
             if let p = pending[i] {
                 let input = valueOf[nodes[p.chain.start].inputs[0]]
                 if let u = p.unit {
-                    let unit = ConvUnit(u.conv, bn: u.bn, name: u.name, bnName: u.bnName, activation: u.activation,
-                                        residual: p.chain.residual.map { valueOf[$0] }, frozen: u.frozen, folds: u.folds)
+                    let unit = ConvUnit(
+                        u.conv, bn: u.bn, name: u.name, bnName: u.bnName, activation: u.activation,
+                        residual: p.chain.residual.map { valueOf[$0] }, frozen: u.frozen, folds: u.folds)
                     valueOf[i] = emit(unit.name, .conv(unit), [input], trains: !unit.frozen)
                 } else {
                     let l = p.linear!
-                    let at = emit(nodes[p.chain.start].name, .linear(l, name: nodes[p.chain.start].name, frozen: frozen(l)), [input],
-                                  trains: !frozen(l))
-                    valueOf[i] = emit(nodes[i].name, .activation(nodes[p.chain.activation!].layer.activation!), [at], trains: false)
+                    let at = emit(
+                        nodes[p.chain.start].name, .linear(l, name: nodes[p.chain.start].name, frozen: frozen(l)),
+                        [input],
+                        trains: !frozen(l))
+                    valueOf[i] = emit(
+                        nodes[i].name, .activation(nodes[p.chain.activation!].layer.activation!), [at], trains: false)
                 }
                 continue
             }
@@ -164,8 +182,9 @@ public final class NetworkStep {
                 if let b = chain.batchNorm, case .batchNorm(let m) = nodes[b].layer { bn = m }
                 let isFrozen = frozen(c) && frozen(bn)
                 let act = chain.activation.flatMap { nodes[$0].layer.activation } ?? .none
-                let unit = ConvUnit(c, bn: bn, name: node.name, bnName: chain.batchNorm.map { nodes[$0].name }, activation: act,
-                                    residual: nil, frozen: isFrozen, folds: isFrozen && (bn == nil || !frozenBatchNormTrains))
+                let unit = ConvUnit(
+                    c, bn: bn, name: node.name, bnName: chain.batchNorm.map { nodes[$0].name }, activation: act,
+                    residual: nil, frozen: isFrozen, folds: isFrozen && (bn == nil || !frozenBatchNormTrains))
                 if chain.end == i {
                     valueOf[i] = emit(node.name, .conv(unit), inputs, trains: !isFrozen)
                 } else {
@@ -175,7 +194,8 @@ public final class NetworkStep {
                 let chain = network.chain(from: i, takesResidual: false, taken: absorbed)
                 absorbed.formUnion(chain.absorbed)
                 if chain.end == i {
-                    valueOf[i] = emit(node.name, .linear(l, name: node.name, frozen: frozen(l)), inputs, trains: !frozen(l))
+                    valueOf[i] = emit(
+                        node.name, .linear(l, name: node.name, frozen: frozen(l)), inputs, trains: !frozen(l))
                 } else {
                     pending[chain.end] = (nil, l, chain)
                 }
@@ -183,12 +203,16 @@ public final class NetworkStep {
                 preconditionFailure("\(node.name): a BatchNorm that follows no convolution does not train yet")
             case .relu: valueOf[i] = emit(node.name, .activation(.relu), inputs, trains: false)
             case .relu6: valueOf[i] = emit(node.name, .activation(.relu6), inputs, trains: false)
-            case .maxPool(let k, let s, let p): valueOf[i] = emit(node.name, .maxPool(kernel: k, stride: s, padding: p), inputs, trains: false)
-            case .adaptiveAvgPool(let h, let w): valueOf[i] = emit(node.name, .adaptiveAvgPool(height: h, width: w), inputs, trains: false)
+            case .maxPool(let k, let s, let p):
+                valueOf[i] = emit(node.name, .maxPool(kernel: k, stride: s, padding: p), inputs, trains: false)
+            case .adaptiveAvgPool(let h, let w):
+                valueOf[i] = emit(node.name, .adaptiveAvgPool(height: h, width: w), inputs, trains: false)
             case .flatten: valueOf[i] = emit(node.name, .flatten, inputs, trains: false)
             case .dropout(let p): valueOf[i] = emit(node.name, .dropout(p: p, name: node.name), inputs, trains: false)
             case .add:
-                if let r = network.consumers[i].first, network.consumers[i].count == 1, let a = nodes[r].layer.activation {
+                if let r = network.consumers[i].first, network.consumers[i].count == 1,
+                    let a = nodes[r].layer.activation
+                {
                     absorbed.insert(r)
                     valueOf[i] = emit(node.name, .add(a), inputs, trains: false)
                     valueOf[r] = valueOf[i]
@@ -205,7 +229,8 @@ public final class NetworkStep {
             precondition(reads.allSatisfy { $0 >= 0 && $0 < i }, "step \(i) \(s.name) reads \(reads)")
             needs[i] = trains[i] || reads.contains { needs[$0] }
             if case .conv(let u) = s.op, u.frozen, needs[i] {
-                preconditionFailure("\(s.name) is frozen but a trainable layer precedes it: freeze a prefix of the network")
+                preconditionFailure(
+                    "\(s.name) is frozen but a trainable layer precedes it: freeze a prefix of the network")
             }
         }
         return (steps, needs)
@@ -240,15 +265,18 @@ public final class NetworkStep {
                 y = buffers.take(input.count)
                 input.withUnsafeBufferPointer { src in
                     y.withUnsafeMutableBufferPointer {
-                        Layout.nhwc(src.baseAddress!, $0.baseAddress!, batch: batch, channels: c, plane: height * width, threads: threads)
+                        Layout.nhwc(
+                            src.baseAddress!, $0.baseAddress!, batch: batch, channels: c, plane: height * width,
+                            threads: threads)
                     }
                 }
                 ys = Shape(channels: c, height: height, width: width)
             case .conv(let u):
-                let g = Conv2dGeometry(batch: batch, inChannels: u.conv.inChannels, height: xs.height, width: xs.width,
-                                       outChannels: u.conv.outChannels, kernel: (u.conv.kernel, u.conv.kernel),
-                                       stride: (u.conv.stride, u.conv.stride), padding: (u.conv.padding, u.conv.padding),
-                                       groups: u.conv.groups)
+                let g = Conv2dGeometry(
+                    batch: batch, inChannels: u.conv.inChannels, height: xs.height, width: xs.width,
+                    outChannels: u.conv.outChannels, kernel: (u.conv.kernel, u.conv.kernel),
+                    stride: (u.conv.stride, u.conv.stride), padding: (u.conv.padding, u.conv.padding),
+                    groups: u.conv.groups)
                 y = forward(u, x, g, residual: u.residual.map { values[$0] })
                 ys = Shape(channels: g.outChannels, height: g.outHeight, width: g.outWidth)
             case .linear(let l, _, _):
@@ -262,8 +290,9 @@ public final class NetworkStep {
                 var indices = poolIndices.removeValue(forKey: i) ?? []
                 if indices.count != y.count { indices = [Int32](repeating: 0, count: y.count) }
                 timed("forward pool") {
-                    PoolBackward.max2d(x, &y, indices: &indices, batch: batch, channels: xs.channels, height: xs.height,
-                                       width: xs.width, kernel: k, stride: st, padding: p, threads: threads)
+                    PoolBackward.max2d(
+                        x, &y, indices: &indices, batch: batch, channels: xs.channels, height: xs.height,
+                        width: xs.width, kernel: k, stride: st, padding: p, threads: threads)
                 }
                 poolIndices[i] = indices
             case .adaptiveAvgPool(let h, let w):
@@ -273,18 +302,22 @@ public final class NetworkStep {
                 y.withUnsafeMutableBufferPointer { o in
                     x.withUnsafeBufferPointer { src in
                         if h == 1 && w == 1 {
-                            PoolNHWC.globalAverage(src.baseAddress!, o.baseAddress!, batch: batch, channels: xs.channels,
-                                                   plane: xs.height * xs.width)
+                            PoolNHWC.globalAverage(
+                                src.baseAddress!, o.baseAddress!, batch: batch, channels: xs.channels,
+                                plane: xs.height * xs.width)
                         } else {
-                            PoolNHWC.adaptiveAverage(src.baseAddress!, o.baseAddress!, batch: batch, channels: xs.channels,
-                                                     height: xs.height, width: xs.width, outHeight: h, outWidth: w)
+                            PoolNHWC.adaptiveAverage(
+                                src.baseAddress!, o.baseAddress!, batch: batch, channels: xs.channels,
+                                height: xs.height, width: xs.width, outHeight: h, outWidth: w)
                         }
                     }
                 }
             case .flatten:
                 // torch's (c, h, w) order, which the next linear layer's weight columns follow.
                 ys = Shape(channels: xs.channels * xs.height * xs.width, height: 1, width: 1)
-                y = xs.height * xs.width == 1 ? x : Layout.nchw(x, batch: batch, channels: xs.channels, plane: xs.height * xs.width)
+                y =
+                    xs.height * xs.width == 1
+                    ? x : Layout.nchw(x, batch: batch, channels: xs.channels, plane: xs.height * xs.width)
             case .activation(let a):
                 y = x.map(a.apply)
             case .dropout(let p, let name):
@@ -317,16 +350,19 @@ public final class NetworkStep {
                             y.withUnsafeMutableBufferPointer { o in
                                 scratch.withUnsafeMutableBufferPointer { s in
                                     withBaseAddress(residual) { r in
-                                        ConvNHWC.forward(g, input: xp.baseAddress!, weight: packed, bias: b.baseAddress, residual: r,
-                                                         activation: u.activation, output: o.baseAddress!, scratch: s.baseAddress!,
-                                                         threads: threads)
+                                        ConvNHWC.forward(
+                                            g, input: xp.baseAddress!, weight: packed, bias: b.baseAddress, residual: r,
+                                            activation: u.activation, output: o.baseAddress!, scratch: s.baseAddress!,
+                                            threads: threads)
                                     }
                                 }
                             }
                         }
                     }
                 } else {
-                    convolve(u.kind, g, x, weight: f.weight, bias: f.bias, residual: residual, activation: u.activation, into: &y)
+                    convolve(
+                        u.kind, g, x, weight: f.weight, bias: f.bias, residual: residual, activation: u.activation,
+                        into: &y)
                 }
             }
             return y
@@ -334,25 +370,29 @@ public final class NetworkStep {
         guard let bn = u.bn else {
             // No BatchNorm: the bias, residual and activation in the convolution's epilogue.
             timed("forward conv") {
-                convolve(u.kind, g, x, weight: u.conv.weight.data, bias: u.conv.bias?.data, residual: residual,
-                         activation: u.activation, into: &y)
+                convolve(
+                    u.kind, g, x, weight: u.conv.weight.data, bias: u.conv.bias?.data, residual: residual,
+                    activation: u.activation, into: &y)
             }
             if !u.frozen { u.input = x }
             return y
         }
         var c = buffers.take(g.outputCount)
         timed("forward conv") {
-            convolve(u.kind, g, x, weight: u.conv.weight.data, bias: u.conv.bias?.data, residual: nil, activation: .none, into: &c)
+            convolve(
+                u.kind, g, x, weight: u.conv.weight.data, bias: u.conv.bias?.data, residual: nil, activation: .none,
+                into: &c)
         }
         let k = g.outChannels, rows = g.batch * g.outHeight * g.outWidth
         u.mean = [Float](repeating: 0, count: k)
         u.invStd = [Float](repeating: 0, count: k)
         timed("forward bn+add+act") {
             withBaseAddress(residual) { r in
-                BatchNormTrain.forward(c, &y, rows: rows, channels: k, gamma: bn.weight.data, beta: bn.bias.data,
-                                       runningMean: &bn.runningMean.data, runningVar: &bn.runningVar.data, momentum: 0.1,
-                                       eps: bn.eps, savedMean: &u.mean, savedInvStd: &u.invStd, residual: r,
-                                       activation: u.activation, threads: threads)
+                BatchNormTrain.forward(
+                    c, &y, rows: rows, channels: k, gamma: bn.weight.data, beta: bn.bias.data,
+                    runningMean: &bn.runningMean.data, runningVar: &bn.runningVar.data, momentum: 0.1,
+                    eps: bn.eps, savedMean: &u.mean, savedInvStd: &u.invStd, residual: r,
+                    activation: u.activation, threads: threads)
             }
         }
         bn.numBatchesTracked.value += 1
@@ -369,55 +409,67 @@ public final class NetworkStep {
     /// where the inference rule picks it (`WinogradNHWC.preferred`), else the packed GEMM; depthwise;
     /// grouped. The weights change every step, so they are packed or transformed here each time.
     /// `flipped` (dense Winograd only): the filters are those of `weight` [C, K, 3, 3]'s input gradient.
-    func convolve(_ kind: ConvKind, _ g: Conv2dGeometry, _ x: [Float], weight: [Float], bias: [Float]?, residual: [Float]?,
-                  activation: Activation, flipped: Bool = false, into y: inout [Float]) {
+    func convolve(
+        _ kind: ConvKind, _ g: Conv2dGeometry, _ x: [Float], weight: [Float], bias: [Float]?, residual: [Float]?,
+        activation: Activation, flipped: Bool = false, into y: inout [Float]
+    ) {
         withBaseAddress(bias) { b in
             withBaseAddress(residual) { r in
                 x.withUnsafeBufferPointer { xp in
                     y.withUnsafeMutableBufferPointer { o in
                         switch kind {
                         case .dense where WinogradNHWC.preferred(g):
-                            let count = WinogradNHWC.transformedCount(outChannels: g.outChannels, inChannels: g.inChannels)
+                            let count = WinogradNHWC.transformedCount(
+                                outChannels: g.outChannels, inChannels: g.inChannels)
                             if transformed.count < count { transformed = AlignedFloats(uninitializedCount: count) }
                             let u = transformed
                             timed("conv weight transform") {
                                 u.withUnsafeMutableBufferPointer {
-                                    WinogradNHWC.transformWeights(weight, outChannels: g.outChannels, inChannels: g.inChannels,
-                                                                  flipped: flipped, into: $0, threads: threads)
+                                    WinogradNHWC.transformWeights(
+                                        weight, outChannels: g.outChannels, inChannels: g.inChannels,
+                                        flipped: flipped, into: $0, threads: threads)
                                 }
                             }
                             ensureScratch(WinogradNHWC.scratchCount(g, threads: threads))
                             u.withUnsafeBufferPointer { up in
                                 scratch.withUnsafeMutableBufferPointer { s in
-                                    WinogradNHWC.forward(g, input: xp.baseAddress!, transformedWeight: up.baseAddress!, bias: b,
-                                                         residual: r, activation: activation, output: o.baseAddress!,
-                                                         scratch: s.baseAddress!, threads: threads)
+                                    WinogradNHWC.forward(
+                                        g, input: xp.baseAddress!, transformedWeight: up.baseAddress!, bias: b,
+                                        residual: r, activation: activation, output: o.baseAddress!,
+                                        scratch: s.baseAddress!, threads: threads)
                                 }
                             }
                         case .dense:
                             let packed = timed("conv weight transform") {
-                                PackedConvWeight(weight, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH,
-                                                 kernelW: g.kernelW)
+                                PackedConvWeight(
+                                    weight, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH,
+                                    kernelW: g.kernelW)
                             }
                             ensureScratch(ConvNHWC.scratchCount(threads: threads))
                             scratch.withUnsafeMutableBufferPointer { s in
-                                ConvNHWC.forward(g, input: xp.baseAddress!, weight: packed, bias: b, residual: r, activation: activation,
-                                                 output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                                ConvNHWC.forward(
+                                    g, input: xp.baseAddress!, weight: packed, bias: b, residual: r,
+                                    activation: activation,
+                                    output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
                             }
                         case .depthwise:
                             precondition(residual == nil, "a depthwise convolution carries no residual")
-                            let packed = DepthwiseNHWC.pack(weight, channels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+                            let packed = DepthwiseNHWC.pack(
+                                weight, channels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
                             packed.withUnsafeBufferPointer { w in
-                                DepthwiseNHWC.forward(g, input: xp.baseAddress!, packedWeight: w.baseAddress!, bias: b,
-                                                      activation: activation, output: o.baseAddress!, threads: threads)
+                                DepthwiseNHWC.forward(
+                                    g, input: xp.baseAddress!, packedWeight: w.baseAddress!, bias: b,
+                                    activation: activation, output: o.baseAddress!, threads: threads)
                             }
                         case .grouped:
-                            let w = GroupedConvWeight(weight, outChannels: g.outChannels, inChannels: g.inChannels, groups: g.groups,
-                                                      kernelH: g.kernelH, kernelW: g.kernelW)
+                            let w = GroupedConvWeight(
+                                weight, outChannels: g.outChannels, inChannels: g.inChannels, groups: g.groups,
+                                kernelH: g.kernelH, kernelW: g.kernelW)
                             ensureScratch(GroupedNHWC.scratchCount(g, threads: threads))
                             scratch.withUnsafeMutableBufferPointer { s in
-                                GroupedNHWC.forward(g, input: xp.baseAddress!, weight: w, bias: b, residual: r, activation: activation,
-                                                    output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                                GroupedNHWC.forward(
+                                    g, input: xp.baseAddress!, weight: w, bias: b, residual: r, activation: activation,
+                                    output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
                             }
                         }
                     }
@@ -436,7 +488,9 @@ public final class NetworkStep {
         if let existing = grads[i] {
             grads[i] = nil
             sum.withUnsafeMutableBufferPointer { a in
-                existing.withUnsafeBufferPointer { b in Elementwise.add(a.baseAddress!, b.baseAddress!, count: b.count, threads: threads) }
+                existing.withUnsafeBufferPointer { b in
+                    Elementwise.add(a.baseAddress!, b.baseAddress!, count: b.count, threads: threads)
+                }
             }
             buffers.give(existing)
         }
@@ -460,8 +514,9 @@ public final class NetworkStep {
                 break
             case .conv(let u):
                 let wantsResidual = u.residual.map { needsGradient[$0] } ?? false
-                let (dx, residualGradient) = backward(u, &dy, inputGradient: wantsInput, gradients: &gradients,
-                                                      residualGradient: wantsResidual)
+                let (dx, residualGradient) = backward(
+                    u, &dy, inputGradient: wantsInput, gradients: &gradients,
+                    residualGradient: wantsResidual)
                 if let r = u.residual, let rg = residualGradient {
                     accumulate(rg, into: &grads, r)
                 } else {
@@ -471,8 +526,9 @@ public final class NetworkStep {
             case .linear(let l, let name, let frozen):
                 let x = values[input!]
                 let g = timed("backward linear") {
-                    LinearHead.backward(dy: dy, x: x, weight: l.weight.data, batch: batch, inFeatures: l.inFeatures,
-                                        outFeatures: l.outFeatures, inputGradient: wantsInput)
+                    LinearHead.backward(
+                        dy: dy, x: x, weight: l.weight.data, batch: batch, inFeatures: l.inFeatures,
+                        outFeatures: l.outFeatures, inputGradient: wantsInput)
                 }
                 if !frozen {
                     gradients[name + ".weight"] = g.weight
@@ -485,7 +541,8 @@ public final class NetworkStep {
                 var dx = buffers.take(batch * xs.channels * xs.height * xs.width)
                 let indices = poolIndices[i]!
                 timed("backward pool") {
-                    PoolBackward.max2d(outputGradient: dy, indices: indices, count: dy.count, inputGradient: &dx, inputCount: dx.count)
+                    PoolBackward.max2d(
+                        outputGradient: dy, indices: indices, count: dy.count, inputGradient: &dx, inputCount: dx.count)
                 }
                 accumulate(dx, into: &grads, input!)
                 buffers.give(dy)
@@ -495,12 +552,14 @@ public final class NetworkStep {
                 dx.withUnsafeMutableBufferPointer { d in
                     dy.withUnsafeBufferPointer { g in
                         if h == 1 && w == 1 {
-                            PoolBackward.globalAverage(outputGradient: g.baseAddress!, inputGradient: d.baseAddress!, batch: batch,
-                                                       channels: xs.channels, plane: xs.height * xs.width)
+                            PoolBackward.globalAverage(
+                                outputGradient: g.baseAddress!, inputGradient: d.baseAddress!, batch: batch,
+                                channels: xs.channels, plane: xs.height * xs.width)
                         } else {
-                            PoolBackward.adaptiveAverage(outputGradient: g.baseAddress!, inputGradient: d.baseAddress!, batch: batch,
-                                                         channels: xs.channels, height: xs.height, width: xs.width, outHeight: h,
-                                                         outWidth: w)
+                            PoolBackward.adaptiveAverage(
+                                outputGradient: g.baseAddress!, inputGradient: d.baseAddress!, batch: batch,
+                                channels: xs.channels, height: xs.height, width: xs.width, outHeight: h,
+                                outWidth: w)
                         }
                     }
                 }
@@ -509,7 +568,9 @@ public final class NetworkStep {
             case .flatten:
                 guard wantsInput else { break }
                 let plane = xs.height * xs.width
-                accumulate(plane == 1 ? dy : Layout.nhwc(dy, batch: batch, channels: xs.channels, plane: plane), into: &grads, input!)
+                accumulate(
+                    plane == 1 ? dy : Layout.nhwc(dy, batch: batch, channels: xs.channels, plane: plane), into: &grads,
+                    input!)
             case .activation(let a):
                 guard wantsInput else { break }
                 Self.mask(&dy, output: values[i], a)
@@ -541,8 +602,10 @@ public final class NetworkStep {
     /// Given dL/d(unit output) in `dy` (masked in place by the activation), records the unit's parameter
     /// gradients and returns dL/d(unit input) when `inputGradient`. `residualGradient` receives the
     /// masked dy, which is also the residual's gradient.
-    func backward(_ u: ConvUnit, _ dy: inout [Float], inputGradient: Bool, gradients: inout [String: [Float]],
-                  residualGradient wantsResidual: Bool) -> (input: [Float]?, residual: [Float]?) {
+    func backward(
+        _ u: ConvUnit, _ dy: inout [Float], inputGradient: Bool, gradients: inout [String: [Float]],
+        residualGradient wantsResidual: Bool
+    ) -> (input: [Float]?, residual: [Float]?) {
         precondition(!u.frozen, "\(u.name): no gradient flows through a frozen layer")
         let g = u.geometry, k = g.outChannels, rows = g.batch * g.outHeight * g.outWidth
         var dc: [Float]
@@ -552,10 +615,11 @@ public final class NetworkStep {
             let output = values[stepIndex(of: u)]
             timed("backward act+bn") {
                 withBaseAddress(u.activation == .none ? nil : output) { mask in
-                    BatchNormTrain.backward(u.preNorm, outputGradient: &dy, inputGradient: &dc, rows: rows, channels: k,
-                                            gamma: bn.weight.data, savedMean: u.mean, savedInvStd: u.invStd,
-                                            gammaGradient: &dGamma, betaGradient: &dBeta, reluOutput: mask,
-                                            activation: u.activation == .none ? .relu : u.activation, threads: threads)
+                    BatchNormTrain.backward(
+                        u.preNorm, outputGradient: &dy, inputGradient: &dc, rows: rows, channels: k,
+                        gamma: bn.weight.data, savedMean: u.mean, savedInvStd: u.invStd,
+                        gammaGradient: &dGamma, betaGradient: &dBeta, reluOutput: mask,
+                        activation: u.activation == .none ? .relu : u.activation, threads: threads)
                 }
             }
             gradients[bnName + ".weight"] = dGamma
@@ -575,59 +639,77 @@ public final class NetworkStep {
         switch u.kind {
         case .dense:
             let winograd = WinogradNHWC.preferred(g)
-            ensureScratch(winograd ? WinogradBackward.scratchCount(g, threads: threads) : ConvBackward.scratchCount(g, threads: threads))
+            ensureScratch(
+                winograd
+                    ? WinogradBackward.scratchCount(g, threads: threads)
+                    : ConvBackward.scratchCount(g, threads: threads))
             scratch.withUnsafeMutableBufferPointer { s in
                 dw.withUnsafeMutableBufferPointer { w in
                     if winograd {
                         timed("backward conv weight (winograd)") {
-                            WinogradBackward.weight(g, input: u.input, outputGradient: dc, weightGradient: w.baseAddress!,
-                                                    scratch: s.baseAddress!, threads: threads)
+                            WinogradBackward.weight(
+                                g, input: u.input, outputGradient: dc, weightGradient: w.baseAddress!,
+                                scratch: s.baseAddress!, threads: threads)
                         }
                     } else {
                         timed("backward conv weight") {
-                            ConvBackward.weight(g, input: u.input, outputGradient: dc, weightGradient: w.baseAddress!,
-                                                scratch: s.baseAddress!, threads: threads)
+                            ConvBackward.weight(
+                                g, input: u.input, outputGradient: dc, weightGradient: w.baseAddress!,
+                                scratch: s.baseAddress!, threads: threads)
                         }
                     }
                 }
-                if inputGradient && !winograd { timed("backward conv data") {
-                    let wt = ConvBackward.packTransposed(u.conv.weight.data, outChannels: k, inChannels: g.inChannels,
-                                                         kernelH: g.kernelH, kernelW: g.kernelW)
-                    var out = buffers.take(g.inputCount)
-                    out.withUnsafeMutableBufferPointer { o in
-                        wt.withUnsafeBufferPointer {
-                            ConvBackward.data(g, outputGradient: dc, packedTransposedWeight: $0.baseAddress!, inputGradient: o.baseAddress!,
-                                              scratch: s.baseAddress!, threads: threads)
+                if inputGradient && !winograd {
+                    timed("backward conv data") {
+                        let wt = ConvBackward.packTransposed(
+                            u.conv.weight.data, outChannels: k, inChannels: g.inChannels,
+                            kernelH: g.kernelH, kernelW: g.kernelW)
+                        var out = buffers.take(g.inputCount)
+                        out.withUnsafeMutableBufferPointer { o in
+                            wt.withUnsafeBufferPointer {
+                                ConvBackward.data(
+                                    g, outputGradient: dc, packedTransposedWeight: $0.baseAddress!,
+                                    inputGradient: o.baseAddress!,
+                                    scratch: s.baseAddress!, threads: threads)
+                            }
                         }
+                        dx = out
                     }
-                    dx = out
-                } }
+                }
             }
-            if inputGradient && winograd { timed("backward conv data (winograd)") {
-                // A 3×3, stride-1, padding-1 convolution's input gradient is the same kind of convolution of
-                // dY with the filters flipped and their channels swapped: Winograd again.
-                let back = Conv2dGeometry(batch: g.batch, inChannels: k, height: g.outHeight, width: g.outWidth,
-                                          outChannels: g.inChannels, kernel: (3, 3), padding: (1, 1))
-                var out = buffers.take(g.inputCount)
-                convolve(.dense, back, dc, weight: u.conv.weight.data, bias: nil, residual: nil, activation: .none, flipped: true,
-                         into: &out)
-                dx = out
-            } }
+            if inputGradient && winograd {
+                timed("backward conv data (winograd)") {
+                    // A 3×3, stride-1, padding-1 convolution's input gradient is the same kind of convolution of
+                    // dY with the filters flipped and their channels swapped: Winograd again.
+                    let back = Conv2dGeometry(
+                        batch: g.batch, inChannels: k, height: g.outHeight, width: g.outWidth,
+                        outChannels: g.inChannels, kernel: (3, 3), padding: (1, 1))
+                    var out = buffers.take(g.inputCount)
+                    convolve(
+                        .dense, back, dc, weight: u.conv.weight.data, bias: nil, residual: nil, activation: .none,
+                        flipped: true,
+                        into: &out)
+                    dx = out
+                }
+            }
         case .depthwise:
-            let packed = DepthwiseNHWC.pack(u.conv.weight.data, channels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+            let packed = DepthwiseNHWC.pack(
+                u.conv.weight.data, channels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
             timed("backward depthwise") {
                 u.input.withUnsafeBufferPointer { x in
                     dc.withUnsafeBufferPointer { d in
                         dw.withUnsafeMutableBufferPointer { w in
-                            DepthwiseBackward.weight(g, input: x.baseAddress!, outputGradient: d.baseAddress!,
-                                                     weightGradient: w.baseAddress!, threads: threads)
+                            DepthwiseBackward.weight(
+                                g, input: x.baseAddress!, outputGradient: d.baseAddress!,
+                                weightGradient: w.baseAddress!, threads: threads)
                         }
                         if inputGradient {
                             var out = buffers.take(g.inputCount)
                             packed.withUnsafeBufferPointer { p in
                                 out.withUnsafeMutableBufferPointer {
-                                    DepthwiseBackward.data(g, outputGradient: d.baseAddress!, packedWeight: p.baseAddress!,
-                                                           inputGradient: $0.baseAddress!, threads: threads)
+                                    DepthwiseBackward.data(
+                                        g, outputGradient: d.baseAddress!, packedWeight: p.baseAddress!,
+                                        inputGradient: $0.baseAddress!, threads: threads)
                                 }
                             }
                             dx = out
@@ -637,8 +719,9 @@ public final class NetworkStep {
             }
         case .grouped:
             timed("backward grouped") {
-                dx = GroupedBackward.run(g, input: u.input, outputGradient: dc, weight: u.conv.weight.data, weightGradient: &dw,
-                                         inputGradient: inputGradient, threads: threads)
+                dx = GroupedBackward.run(
+                    g, input: u.input, outputGradient: dc, weight: u.conv.weight.data, weightGradient: &dw,
+                    inputGradient: inputGradient, threads: threads)
             }
         }
         gradients[u.name + ".weight"] = dw
@@ -670,7 +753,9 @@ public final class NetworkStep {
     @discardableResult
     public func step(_ input: [Float], labels: [Int], height: Int, width: Int) throws -> (loss: Double, correct: Int) {
         let batch = labels.count
-        let logits = timed("forward (all)") { forward(input, batch: batch, height: height, width: width, step: optimizer.steps) }
+        let logits = timed("forward (all)") {
+            forward(input, batch: batch, height: height, width: width, step: optimizer.steps)
+        }
         let classes = network.classes
         let ce = CrossEntropy.forward(logits, labels: labels, classes: classes)
         let correct = zip(CrossEntropy.argmax(logits, classes: classes), labels).filter { $0 == $1 }.count
@@ -705,8 +790,10 @@ public enum DropoutMask {
 /// Grouped convolutions' gradients: each group's input and output gradient gathered into contiguous
 /// buffers, then the dense kernels (`ConvBackward`), the results scattered back.
 enum GroupedBackward {
-    static func run(_ g: Conv2dGeometry, input x: [Float], outputGradient dy: [Float], weight: [Float],
-                    weightGradient dw: inout [Float], inputGradient: Bool, threads: Int) -> [Float]? {
+    static func run(
+        _ g: Conv2dGeometry, input x: [Float], outputGradient dy: [Float], weight: [Float],
+        weightGradient dw: inout [Float], inputGradient: Bool, threads: Int
+    ) -> [Float]? {
         let cg = g.inChannels / g.groups, kg = g.outChannels / g.groups, each = kg * cg * g.kernelH * g.kernelW
         let positions = g.batch * g.height * g.width, outPositions = g.batch * g.outHeight * g.outWidth
         var sub = g
@@ -722,16 +809,20 @@ enum GroupedBackward {
             for p in 0..<outPositions { for c in 0..<kg { dyg[p * kg + c] = dy[p * g.outChannels + grp * kg + c] } }
             scratch.withUnsafeMutableBufferPointer { s in
                 dwg.withUnsafeMutableBufferPointer { w in
-                    ConvBackward.weight(sub, input: xg, outputGradient: dyg, weightGradient: w.baseAddress!, scratch: s.baseAddress!,
-                                        threads: threads)
+                    ConvBackward.weight(
+                        sub, input: xg, outputGradient: dyg, weightGradient: w.baseAddress!, scratch: s.baseAddress!,
+                        threads: threads)
                 }
                 if inputGradient {
-                    let wt = ConvBackward.packTransposed(Array(weight[(grp * each)..<((grp + 1) * each)]), outChannels: kg,
-                                                         inChannels: cg, kernelH: g.kernelH, kernelW: g.kernelW)
+                    let wt = ConvBackward.packTransposed(
+                        Array(weight[(grp * each)..<((grp + 1) * each)]), outChannels: kg,
+                        inChannels: cg, kernelH: g.kernelH, kernelW: g.kernelW)
                     dxg.withUnsafeMutableBufferPointer { o in
                         wt.withUnsafeBufferPointer {
-                            ConvBackward.data(sub, outputGradient: dyg, packedTransposedWeight: $0.baseAddress!, inputGradient: o.baseAddress!,
-                                              scratch: s.baseAddress!, threads: threads)
+                            ConvBackward.data(
+                                sub, outputGradient: dyg, packedTransposedWeight: $0.baseAddress!,
+                                inputGradient: o.baseAddress!,
+                                scratch: s.baseAddress!, threads: threads)
                         }
                     }
                 }

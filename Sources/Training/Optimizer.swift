@@ -44,12 +44,16 @@ extension Optimizer {
     /// Calls `body` for each held parameter that has an entry in `gradients`, in group order, with its
     /// group's options; a parameter with no entry is skipped, as torch skips `p.grad is None`, and a
     /// gradient of another size is refused before anything is updated by it.
-    func forEachGradient(_ gradients: [String: [Float]],
-                         _ body: (Parameter, String, [Float], OptimizerOptions) throws -> Void) throws {
+    func forEachGradient(
+        _ gradients: [String: [Float]],
+        _ body: (Parameter, String, [Float], OptimizerOptions) throws -> Void
+    ) throws {
         for g in groups {
             for (name, p) in g.parameters {
                 guard let grad = gradients[name] else { continue }
-                guard grad.count == p.count else { throw OptimizerError.gradientShape(name: name, expected: p.count, got: grad.count) }
+                guard grad.count == p.count else {
+                    throw OptimizerError.gradientShape(name: name, expected: p.count, got: grad.count)
+                }
                 try body(p, name, grad, g.options)
             }
         }
@@ -57,12 +61,15 @@ extension Optimizer {
 
     /// Every state entry names a held parameter and has its size.
     func checkState(_ state: [String: [String: [Float]]]) throws {
-        let sizes = Dictionary(uniqueKeysWithValues: groups.flatMap { $0.parameters.map { ($0.name, $0.parameter.count) } })
+        let sizes = Dictionary(
+            uniqueKeysWithValues: groups.flatMap { $0.parameters.map { ($0.name, $0.parameter.count) } })
         for (name, entries) in state {
             guard let size = sizes[name] else { throw OptimizerError.unknownState(name) }
             for (key, values) in entries {
                 guard Self.stateNames.contains(key) else { throw OptimizerError.unknownState("\(name).\(key)") }
-                guard values.count == size else { throw OptimizerError.gradientShape(name: "\(name).\(key)", expected: size, got: values.count) }
+                guard values.count == size else {
+                    throw OptimizerError.gradientShape(name: "\(name).\(key)", expected: size, got: values.count)
+                }
             }
         }
     }
@@ -105,8 +112,10 @@ public struct OptimizerOptions: Sendable, Equatable {
     public var eps: Double = 1e-8
     public var amsgrad: Bool = false
 
-    public init(lr: Double, momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0, nesterov: Bool = false,
-                maximize: Bool = false, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8, amsgrad: Bool = false) {
+    public init(
+        lr: Double, momentum: Double = 0, dampening: Double = 0, weightDecay: Double = 0, nesterov: Bool = false,
+        maximize: Bool = false, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8, amsgrad: Bool = false
+    ) {
         self.lr = lr
         self.momentum = momentum
         self.dampening = dampening
@@ -139,14 +148,18 @@ public struct ParameterGroup {
     /// `<name>` keeps `options`; `<name>.no_decay` has weight decay 0 and holds every parameter of rank
     /// ≤ 1 (BatchNorm weights and biases, and every bias: in a ResNet these are exactly the 1-D
     /// parameters). An empty group is left out.
-    public static func splittingDecay(name: String, parameters: [(name: String, parameter: Parameter)],
-                                      options: SGDOptions) -> [ParameterGroup] {
+    public static func splittingDecay(
+        name: String, parameters: [(name: String, parameter: Parameter)],
+        options: SGDOptions
+    ) -> [ParameterGroup] {
         let noDecay = parameters.filter { $0.parameter.shape.count <= 1 }
         let decay = parameters.filter { $0.parameter.shape.count > 1 }
         var free = options
         free.weightDecay = 0
-        return [ParameterGroup(name: name, parameters: decay, options: options),
-                ParameterGroup(name: name + ".no_decay", parameters: noDecay, options: free)].filter { !$0.parameters.isEmpty }
+        return [
+            ParameterGroup(name: name, parameters: decay, options: options),
+            ParameterGroup(name: name + ".no_decay", parameters: noDecay, options: free),
+        ].filter { !$0.parameters.isEmpty }
     }
 }
 
@@ -162,10 +175,10 @@ public enum OptimizerError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .invalid(let s): s
         case .duplicateParameter(let n): "some parameters appear in more than one parameter group: \(n)"
-        case .frozenParameter(let n): "\(n) is frozen (requiresGrad false); an optimizer does not hold frozen parameters"
+        case .frozenParameter(let n):
+            "\(n) is frozen (requiresGrad false); an optimizer does not hold frozen parameters"
         case .gradientShape(let n, let e, let g): "the gradient of \(n) has \(g) elements, the parameter \(e)"
         case .unknownState(let n): "optimizer state for \(n), which no group holds"
         }
     }
 }
-

@@ -28,7 +28,9 @@ public final class SGD: Optimizer {
         for g in groups {
             let o = g.options
             guard o.momentum >= 0 else { throw OptimizerError.invalid("Invalid momentum value: \(o.momentum)") }
-            guard o.weightDecay >= 0 else { throw OptimizerError.invalid("Invalid weight_decay value: \(o.weightDecay)") }
+            guard o.weightDecay >= 0 else {
+                throw OptimizerError.invalid("Invalid weight_decay value: \(o.weightDecay)")
+            }
             if o.nesterov && (o.momentum <= 0 || o.dampening != 0) {
                 throw OptimizerError.invalid("Nesterov momentum requires a momentum and zero dampening")
             }
@@ -55,10 +57,11 @@ public final class SGD: Optimizer {
         grad.withUnsafeBufferPointer { g in
             p.data.withUnsafeMutableBufferPointer { w in
                 func run(_ b: UnsafeMutablePointer<Float>?) {
-                    Elementwise.sgdUpdate(w.baseAddress!, gradient: g.baseAddress!, buffer: b, count: n,
-                                          weightDecay: Float(o.weightDecay), momentum: Float(o.momentum),
-                                          keep: Float(1 - o.dampening), negLR: Float(-o.lr), nesterov: o.nesterov,
-                                          first: first, maximize: o.maximize)
+                    Elementwise.sgdUpdate(
+                        w.baseAddress!, gradient: g.baseAddress!, buffer: b, count: n,
+                        weightDecay: Float(o.weightDecay), momentum: Float(o.momentum),
+                        keep: Float(1 - o.dampening), negLR: Float(-o.lr), nesterov: o.nesterov,
+                        first: first, maximize: o.maximize)
                 }
                 if o.momentum != 0 {
                     buffer!.withUnsafeMutableBufferPointer { run($0.baseAddress!) }

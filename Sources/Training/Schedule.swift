@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A learning-rate schedule, one of torch.optim.lr_scheduler's, stepped once per epoch (or per step,
@@ -16,9 +16,14 @@ public indirect enum LRSchedule: Sendable, Equatable {
 
     /// Linear warmup from `startFactor`·lr over `warmup` steps, then cosine annealing to `etaMin` over
     /// the remaining `total − warmup`: SequentialLR(LinearLR, CosineAnnealingLR, milestones=[warmup]).
-    public static func warmupCosine(warmup: Int, total: Int, startFactor: Double = 0.1, etaMin: Double = 0) -> LRSchedule {
-        .sequential([.linear(startFactor: startFactor, endFactor: 1, iterations: warmup),
-                     .cosine(tMax: total - warmup, etaMin: etaMin)], milestones: [warmup])
+    public static func warmupCosine(warmup: Int, total: Int, startFactor: Double = 0.1, etaMin: Double = 0)
+        -> LRSchedule
+    {
+        .sequential(
+            [
+                .linear(startFactor: startFactor, endFactor: 1, iterations: warmup),
+                .cosine(tMax: total - warmup, etaMin: etaMin),
+            ], milestones: [warmup])
     }
 }
 

@@ -11,9 +11,12 @@ public enum TrainingState {
     /// names: `momentum_buffer` for SGD, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq` for AdamW), and values
     /// `epoch`, `optimizer` (its kind), `optimizer.steps`, `seed`, `batch_size` and `mode` (the freezing
     /// and BatchNorm mode).
-    public static func checkpoint(model: any Module, optimizer: any Optimizer, epoch: Int, config: FineTuneConfig, mode: TrainingMode) -> StateDict {
+    public static func checkpoint(
+        model: any Module, optimizer: any Optimizer, epoch: Int, config: FineTuneConfig, mode: TrainingMode
+    ) -> StateDict {
         var sd = modelStateDict(model)
-        let shapes = Dictionary(uniqueKeysWithValues: optimizer.groups.flatMap { $0.parameters.map { ($0.name, $0.parameter.shape) } })
+        let shapes = Dictionary(
+            uniqueKeysWithValues: optimizer.groups.flatMap { $0.parameters.map { ($0.name, $0.parameter.shape) } })
         let state = optimizer.state
         for name in optimizer.parameterNames {
             guard let entries = state[name] else { continue }
@@ -23,10 +26,12 @@ public enum TrainingState {
                 }
             }
         }
-        sd.values = [("epoch", .int(Int64(epoch))), ("optimizer", .string(optimizer.kind.rawValue)),
-                     ("optimizer.steps", .int(Int64(optimizer.steps))),
-                     ("seed", .int(Int64(bitPattern: config.seed))), ("batch_size", .int(Int64(config.batchSize))),
-                     ("freeze", .string(mode.freeze.spelling)), ("bn", .string(mode.batchNormTrains ? "train" : "eval"))]
+        sd.values = [
+            ("epoch", .int(Int64(epoch))), ("optimizer", .string(optimizer.kind.rawValue)),
+            ("optimizer.steps", .int(Int64(optimizer.steps))),
+            ("seed", .int(Int64(bitPattern: config.seed))), ("batch_size", .int(Int64(config.batchSize))),
+            ("freeze", .string(mode.freeze.spelling)), ("bn", .string(mode.batchNormTrains ? "train" : "eval")),
+        ]
         return sd
     }
 
@@ -34,7 +39,9 @@ public enum TrainingState {
     /// from a file, and returns the epochs completed. The model itself must already have been loaded
     /// from it (`model.load(sd, excluding: ["optimizer."])`). The seed, batch size and mode must be the
     /// run's: a resumed run with other settings would not be the same run.
-    public static func restore(_ sd: StateDict, optimizer: any Optimizer, config: FineTuneConfig, mode: TrainingMode) throws -> Int {
+    public static func restore(_ sd: StateDict, optimizer: any Optimizer, config: FineTuneConfig, mode: TrainingMode)
+        throws -> Int
+    {
         func value(_ name: String) -> Value? { sd.values.first { $0.name == name }?.value }
         guard case .int(let epoch)? = value("epoch"), case .int(let steps)? = value("optimizer.steps") else {
             throw ResumeError("the checkpoint has no epoch / optimizer.steps values (not written by pth2swt finetune)")
@@ -47,7 +54,8 @@ public enum TrainingState {
         }
         let saved: TrainingMode
         if case .string(let f)? = value("freeze"), case .string(let b)? = value("bn"),
-           let freeze = Freeze(parsing: f, stages: .resnet), b == "train" || b == "eval" {
+            let freeze = Freeze(parsing: f, stages: .resnet), b == "train" || b == "eval"
+        {
             saved = TrainingMode(freeze: freeze, batchNormTrains: b == "train")
         } else if case .string(let m)? = value("mode"), let old = TrainingMode(legacy: m) {
             saved = old  // written before the freeze was a type: "freeze through:layer2, bn eval"
@@ -91,7 +99,8 @@ public struct TrainingMode: Sendable, Equatable, CustomStringConvertible {
     init?(legacy: String) {
         let parts = legacy.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard parts.count == 2, parts[0].hasPrefix("freeze "), parts[1] == "bn eval" || parts[1] == "bn train",
-              let f = Freeze(parsing: String(parts[0].dropFirst("freeze ".count)), stages: .resnet) else { return nil }
+            let f = Freeze(parsing: String(parts[0].dropFirst("freeze ".count)), stages: .resnet)
+        else { return nil }
         self.init(freeze: f, batchNormTrains: parts[1] == "bn train")
     }
 
@@ -105,7 +114,8 @@ public protocol FineTuner: AnyObject {
     var optimizer: any Optimizer { get }
     /// Whether training on `inputs` runs the head on cached backbone features.
     func caches(_ inputs: any TrainingInputs) -> Bool
-    func trainEpoch(_ train: any TrainingInputs, test: (any TrainingInputs)?, progress: ((TrainProgress) -> Void)?) throws -> EpochReport
+    func trainEpoch(_ train: any TrainingInputs, test: (any TrainingInputs)?, progress: ((TrainProgress) -> Void)?)
+        throws -> EpochReport
     func checkpoint() -> StateDict
     func restore(_ sd: StateDict) throws
 }

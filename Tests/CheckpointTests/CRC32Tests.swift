@@ -1,8 +1,8 @@
 import CChecksum
-import Checksums
 import CZip
-import Testing
+import Checksums
 import TestSupport
+import Testing
 
 @testable import Checkpoint
 
@@ -33,7 +33,8 @@ import TestSupport
                     let slow = pth2swt_crc32_reference(0, p, length)
                     let zlib = UInt32(CZip.crc32(0, p.assumingMemoryBound(to: Bytef.self), uInt(length)))
                     if fast != slow || slow != zlib {
-                        mismatches.append("offset \(offset) length \(length): fast \(fast) reference \(slow) zlib \(zlib)")
+                        mismatches.append(
+                            "offset \(offset) length \(length): fast \(fast) reference \(slow) zlib \(zlib)")
                     }
                 }
             }
@@ -57,7 +58,7 @@ import TestSupport
     @Test func kernelIsInUseOnThisMachine() throws {
         // On x86-64 the fast path must be the folding kernel, or the comparisons above test zlib twice.
         #if arch(x86_64)
-        #expect(pth2swt_crc32_accelerated() == 1, "x86-64 without PCLMULQDQ: the kernel went untested")
+            #expect(pth2swt_crc32_accelerated() == 1, "x86-64 without PCLMULQDQ: the kernel went untested")
         #endif
     }
 }

@@ -1,8 +1,9 @@
 import Checksums
 import Foundation
-import Testing
-@testable import Checkpoint
 import Tensors
+import Testing
+
+@testable import Checkpoint
 
 /// A fresh temporary directory, removed by the caller.
 func temporaryDirectory() throws -> URL {
@@ -16,13 +17,17 @@ func expectSameTensors(_ a: StateDict, _ b: StateDict, _ what: String) throws {
     #expect(a.names == b.names, "\(what): names differ")
     for (name, ta) in a.tensors {
         guard let tb = b[name] else { continue }
-        #expect(ta.dtype == tb.dtype && ta.shape == tb.shape, "\(what): \(name) is \(tb.dtype) \(tb.shape), want \(ta.dtype) \(ta.shape)")
+        #expect(
+            ta.dtype == tb.dtype && ta.shape == tb.shape,
+            "\(what): \(name) is \(tb.dtype) \(tb.shape), want \(ta.dtype) \(ta.shape)")
         #expect(try ta.contiguousBytes() == tb.contiguousBytes(), "\(what): \(name) bytes differ")
     }
 }
 
 @Suite struct ConvertTests {
-    static let sources = Paths.expectedFiles(hostile: false).map { String($0.dropLast(".expected.json".count)) + ".pth" }
+    static let sources = Paths.expectedFiles(hostile: false).map {
+        String($0.dropLast(".expected.json".count)) + ".pth"
+    }
 
     /// source → .swt → .pth → .swt, exact at every step (Tests/Fixtures, written by make_fixtures.py).
     @Test(arguments: sources)
@@ -96,7 +101,9 @@ func expectSameTensors(_ a: StateDict, _ b: StateDict, _ what: String) throws {
 
     @Test func dataOrderKeepsElementAlignment() {
         // Odd sizes of every width, in an order that would misalign naive packing.
-        let sizes: [(bytes: Int, itemSize: Int)] = [(3, 1), (4000, 4), (8, 8), (6, 2), (256, 4), (12, 4), (24, 8), (1, 1), (10, 2)]
+        let sizes: [(bytes: Int, itemSize: Int)] = [
+            (3, 1), (4000, 4), (8, 8), (6, 2), (256, 4), (12, 4), (24, 8), (1, 1), (10, 2),
+        ]
         let order = SWTWriter.dataOrder(sizes)
         #expect(order.sorted() == Array(sizes.indices))
         var offset = 0
@@ -105,7 +112,7 @@ func expectSameTensors(_ a: StateDict, _ b: StateDict, _ what: String) throws {
             offset += sizes[i].bytes
         }
         #expect(order.first == 4)  // the 256-byte tensor leads, aligned
-        #expect(order[1] == 1)     // then the largest of the rest, still at a 64-byte boundary
+        #expect(order[1] == 1)  // then the largest of the rest, still at a 64-byte boundary
     }
 
     @Test func metadataRecordsSourceAndValues() throws {
@@ -113,8 +120,12 @@ func expectSameTensors(_ a: StateDict, _ b: StateDict, _ what: String) throws {
         defer { try? FileManager.default.removeItem(at: dir) }
         let ckpt = try Checkpoint(path: Paths.fixture("zip_nested.pth"))
         let sd = try ckpt.stateDict()
-        let values: [(name: String, value: Value)] = [("epoch", .int(3)), ("lr", .float(0.1)), ("blob", .bytes([1, 2]))]
-        let source = SourceInfo(fileName: "zip_nested.pth", bytes: ckpt.fileSize, sha256: try Checksums.sha256Hex(file: ckpt.path), format: .zip)
+        let values: [(name: String, value: Value)] = [
+            ("epoch", .int(3)), ("lr", .float(0.1)), ("blob", .bytes([1, 2])),
+        ]
+        let source = SourceInfo(
+            fileName: "zip_nested.pth", bytes: ckpt.fileSize, sha256: try Checksums.sha256Hex(file: ckpt.path),
+            format: .zip)
         let path = dir.appendingPathComponent("m.swt").path
         let report = try SWTWriter.write(sd, to: path, values: values, source: source, converter: "pth2swt test")
         #expect(report.droppedValues == ["blob"])
@@ -159,7 +170,8 @@ func expectSameTensors(_ a: StateDict, _ b: StateDict, _ what: String) throws {
             let input = bits(source, "input")
             var raw = [UInt8]()
             for v in input { for b in 0..<size { raw.append(UInt8(truncatingIfNeeded: v >> (8 * b))) } }
-            let targets: [(String, DType)] = source == "float32"
+            let targets: [(String, DType)] =
+                source == "float32"
                 ? [("float16", .float16), ("bfloat16", .bfloat16)]
                 : [("float16", .float16), ("bfloat16", .bfloat16), ("float32", .float32)]
             for (field, dtype) in targets {
@@ -167,14 +179,19 @@ func expectSameTensors(_ a: StateDict, _ b: StateDict, _ what: String) throws {
                 var out = [UInt8](repeating: 0, count: input.count * dtype.itemSize)
                 raw.withUnsafeBytes { s in
                     out.withUnsafeMutableBytes { d in
-                        Cast.floats(DType(rawValue: source)!, s.baseAddress!, to: dtype, d.baseAddress!, count: input.count)
+                        Cast.floats(
+                            DType(rawValue: source)!, s.baseAddress!, to: dtype, d.baseAddress!, count: input.count)
                     }
                 }
                 var wrong: [String] = []
                 for i in 0..<input.count {
                     var got: UInt64 = 0
                     for b in 0..<dtype.itemSize { got |= UInt64(out[i * dtype.itemSize + b]) << (8 * b) }
-                    if got != want[i] { wrong.append("\(String(input[i], radix: 16)) → \(String(got, radix: 16)), torch \(String(want[i], radix: 16))") }
+                    if got != want[i] {
+                        wrong.append(
+                            "\(String(input[i], radix: 16)) → \(String(got, radix: 16)), torch \(String(want[i], radix: 16))"
+                        )
+                    }
                 }
                 #expect(wrong.isEmpty, "\(source) → \(field): \(wrong.prefix(5))")
             }
@@ -239,7 +256,11 @@ func expectSameTensors(_ a: StateDict, _ b: StateDict, _ what: String) throws {
         for out in ["o.swt", "o.pth"] {
             let path = dir.appendingPathComponent(out).path
             #expect(throws: CheckpointError.self) {
-                if out.hasSuffix("swt") { try SWTWriter.write(sd, to: path, converter: "test") } else { try PTHWriter.write(sd, to: path) }
+                if out.hasSuffix("swt") {
+                    try SWTWriter.write(sd, to: path, converter: "test")
+                } else {
+                    try PTHWriter.write(sd, to: path)
+                }
             }
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["bad.pth"])

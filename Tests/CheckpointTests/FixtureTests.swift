@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Checkpoint
 @testable import Tensors
 
@@ -45,7 +46,8 @@ import Testing
             switch v {
             case .tensor(let t):
                 let fast = try t.float32(), slow = try t.float32Reference()
-                #expect(sameBits(fast, slow), "float32() and float32Reference() differ for a \(t.dtype) \(t.shape) tensor")
+                #expect(
+                    sameBits(fast, slow), "float32() and float32Reference() differ for a \(t.dtype) \(t.shape) tensor")
                 #expect(fast.count == t.count)
                 checked += 1
             case .dict(let d): for e in d.entries { try visit(e.value) }
@@ -100,9 +102,10 @@ import Testing
         var inner = ValueDict(isOrdered: true)
         for (n, t) in sd.tensors { inner.entries.append(.init(key: .string(n), value: .tensor(t))) }
         for key in StateDict.wrapperKeys {
-            let root = Value.dict(ValueDict(entries: [
-                .init(key: .string("epoch"), value: .int(1)), .init(key: .string(key), value: .dict(inner)),
-            ]))
+            let root = Value.dict(
+                ValueDict(entries: [
+                    .init(key: .string("epoch"), value: .int(1)), .init(key: .string(key), value: .dict(inner)),
+                ]))
             let found = try StateDict(from: root)
             #expect(found.path == [key])
             #expect(found.names == sd.names)

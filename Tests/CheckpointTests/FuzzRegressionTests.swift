@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import Checkpoint
 import Tensors
+import Testing
+
+@testable import Checkpoint
 
 /// What the fuzzers found (Tests/Fixtures/fuzz/HARNESS/, as scripts/fuzz.sh saved them), replayed the way
 /// the harness ran them: each must end quickly in a CheckpointError or a result, never a crash or a hang.
@@ -12,7 +13,9 @@ import Tensors
         let fm = FileManager.default
         let harnesses = (try? fm.contentsOfDirectory(atPath: directory.path)) ?? []
         return harnesses.sorted().flatMap { h in
-            ((try? fm.contentsOfDirectory(atPath: directory.appendingPathComponent(h).path)) ?? []).sorted().map { "\(h)/\($0)" }
+            ((try? fm.contentsOfDirectory(atPath: directory.appendingPathComponent(h).path)) ?? []).sorted().map {
+                "\(h)/\($0)"
+            }
         }
     }
 
@@ -47,7 +50,7 @@ import Tensors
     static func replayPickle(_ bytes: [UInt8]) throws {
         let host = TorchHost { pid in
             guard case .tuple(let t) = pid, t.items.count >= 5, let key = asciiString(t.items[2]),
-                  case .int(let numel) = t.items[4], (0...4096).contains(numel)
+                case .int(let numel) = t.items[4], (0...4096).contains(numel)
             else { throw CheckpointError(.badPersistentID("test: ('storage', type, key, location, numel ≤ 4096)")) }
             let dtype = try storageDType(t.items[1], "storage \(key)")
             let source = OwnedBytes([UInt8](repeating: 0, count: Int(numel) * dtype.itemSize))

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import Checkpoint
 import Tensors
+import Testing
+
+@testable import Checkpoint
 
 /// The hostile corpus, Tests/Fixtures/hostile/ (written by Tests/Reference/make_hostile.py): every file
 /// is opened and every tensor read, and the first error must be exactly the one manifest.json names.
@@ -10,7 +11,7 @@ import Tensors
 
     nonisolated(unsafe) static let manifest: [[String: Any]] = {
         guard let data = try? Data(contentsOf: directory.appendingPathComponent("manifest.json")),
-              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         else { return [] }
         return json["files"] as? [[String: Any]] ?? []
     }()
@@ -26,7 +27,9 @@ import Tensors
         #expect(listed.count >= 30)
         #expect(Set(listed).count == listed.count, "a file is listed twice")
         #expect(onDisk.subtracting(listed).isEmpty, "not in manifest.json: \(onDisk.subtracting(listed).sorted())")
-        #expect(Set(listed).subtracting(onDisk).isEmpty, "missing from the directory: \(Set(listed).subtracting(onDisk).sorted())")
+        #expect(
+            Set(listed).subtracting(onDisk).isEmpty,
+            "missing from the directory: \(Set(listed).subtracting(onDisk).sorted())")
         for entry in Self.manifest {
             let name = entry["file"] as? String ?? "?"
             #expect((entry["hostile"] as? String)?.isEmpty == false, "\(name): no reason given")
@@ -128,10 +131,12 @@ import Tensors
     static func canonical(_ kind: CheckpointError.Kind) -> [String: Any] {
         func caseName(_ x: Any) -> String { Mirror(reflecting: x).children.first?.label ?? "\(x)" }
         switch kind {
-        case .truncated(let needed, let available): return ["kind": "truncated", "needed": needed, "available": available]
+        case .truncated(let needed, let available):
+            return ["kind": "truncated", "needed": needed, "available": available]
         case .unknownOpcode(let op): return ["kind": "unknownOpcode", "opcode": Int(op)]
         case .refusedGlobal(let module, let name): return ["kind": "refusedGlobal", "module": module, "name": name]
-        case .limitExceeded(let cap, let limit, _): return ["kind": "limitExceeded", "cap": cap.rawValue, "limit": limit]
+        case .limitExceeded(let cap, let limit, _):
+            return ["kind": "limitExceeded", "cap": cap.rawValue, "limit": limit]
         case .unsafeEntryName(let name): return ["kind": "unsafeEntryName", "name": name]
         case .invalidTensor(let e): return ["kind": "invalidTensor", "tensor_error": caseName(e)]
         case .swtHeader(let e): return ["kind": "swtHeader", "swt_error": caseName(e)]

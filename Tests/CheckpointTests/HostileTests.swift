@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import Checkpoint
 import Tensors
+import Testing
+
+@testable import Checkpoint
 
 /// Files that must be refused with a typed error naming what and where — never a crash, never a result.
 @Suite struct HostileTests {
@@ -24,7 +25,9 @@ import Tensors
         #expect(error.part == want["entry"] as? String, "\(error)")
         switch want["kind"] as! String {
         case "refusedGlobal":
-            #expect(error.kind == .refusedGlobal(module: want["module"] as! String, name: want["name"] as! String), "\(error)")
+            #expect(
+                error.kind == .refusedGlobal(module: want["module"] as! String, name: want["name"] as! String),
+                "\(error)")
         case "unknownOpcode":
             #expect(error.kind == .unknownOpcode(UInt8(want["opcode"] as! Int)), "\(error)")
         default:
@@ -105,7 +108,10 @@ import Tensors
     @Test func unknownFormatIsNamed() throws {
         let path = try temporaryFile(Array("hello world, not a checkpoint".utf8))
         let error = #expect(throws: CheckpointError.self) { try Checkpoint(path: path) }
-        if case .unknownFormat? = error?.kind {} else { Issue.record("expected unknownFormat, got \(String(describing: error))") }
+        if case .unknownFormat? = error?.kind {
+        } else {
+            Issue.record("expected unknownFormat, got \(String(describing: error))")
+        }
         let empty = try temporaryFile([])
         #expect(throws: CheckpointError.self) { try Checkpoint(path: empty) }
         #expect(throws: CheckpointError.self) { try Checkpoint(path: "/nonexistent/file.pth") }
@@ -139,11 +145,17 @@ import Tensors
     @Test func tensorOutsideItsStorageIsRefused() throws {
         let s = try Storage(key: "0", dtype: .float32, count: 6, source: OwnedBytes(uninitializedCount: 24))
         #expect(throws: TensorError.self) { try Tensor(storage: s, shape: [2, 3], strides: [3, 1], storageOffset: 1) }
-        #expect(throws: TensorError.self) { try Tensor(storage: s, shape: [Int.max, 2], strides: [1, 1], storageOffset: 0) }
+        #expect(throws: TensorError.self) {
+            try Tensor(storage: s, shape: [Int.max, 2], strides: [1, 1], storageOffset: 0)
+        }
         #expect(throws: TensorError.self) { try Tensor(storage: s, shape: [2], strides: [-1], storageOffset: 1) }
-        #expect(throws: TensorError.self) { try Tensor(storage: s, shape: [2, 2], strides: [Int.max / 2, 1], storageOffset: 0) }
+        #expect(throws: TensorError.self) {
+            try Tensor(storage: s, shape: [2, 2], strides: [Int.max / 2, 1], storageOffset: 0)
+        }
         #expect(throws: TensorError.self) { try Tensor.elementCount([1 << 32, 1 << 32]) }
-        #expect(throws: TensorError.self) { try Storage(key: "1", dtype: .float64, count: Int.max / 4, source: OwnedBytes(uninitializedCount: 8)) }
+        #expect(throws: TensorError.self) {
+            try Storage(key: "1", dtype: .float64, count: Int.max / 4, source: OwnedBytes(uninitializedCount: 8))
+        }
         _ = try Tensor(storage: s, shape: [3, 2], strides: [1, 3], storageOffset: 0)
         _ = try Tensor(storage: s, shape: [0, 5], strides: [5, 1], storageOffset: 6)
     }

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import Checkpoint
 import Tensors
+import Testing
+
+@testable import Checkpoint
 
 /// What keeps damage from passing silently: repeated JSON keys at any depth of a `.swt` header, the
 /// cap on its entries, the SHA-256 of the data that pth2swt records and checks, the refusal to write
@@ -12,13 +13,20 @@ import Tensors
     @Test func repeatedKeysInsideEntriesAndMetadataAreRefused() {
         // Python's json keeps the last value, our parser used to keep the first: refused, whichever.
         let twice = #""a":{"dtype":"F32","dtype":"I32","shape":[2],"data_offsets":[0,8]}"#
-        guard case .notJSON(let e)? = SWTHeaderTests.error("{\(twice)}", data: 8) else { Issue.record("accepted"); return }
+        guard case .notJSON(let e)? = SWTHeaderTests.error("{\(twice)}", data: 8) else {
+            Issue.record("accepted")
+            return
+        }
         #expect(e.reason == "duplicate key \"dtype\"")
-        guard case .notJSON(let m)? = SWTHeaderTests.error("{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"},\(a)}", data: 8) else {
-            Issue.record("accepted"); return
+        guard case .notJSON(let m)? = SWTHeaderTests.error("{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"},\(a)}", data: 8)
+        else {
+            Issue.record("accepted")
+            return
         }
         #expect(m.reason == "duplicate key \"k\"")
-        #expect(SWTHeaderTests.error("{\"__metadata__\":{},\"__metadata__\":{},\(a)}", data: 8) == .duplicateName("__metadata__"))
+        #expect(
+            SWTHeaderTests.error("{\"__metadata__\":{},\"__metadata__\":{},\(a)}", data: 8)
+                == .duplicateName("__metadata__"))
     }
 
     @Test func headerEntriesAreCapped() throws {
@@ -29,7 +37,10 @@ import Tensors
         var options = LoadOptions()
         options.maxHeaderEntries = n - 1
         let e = #expect(throws: CheckpointError.self) { try Checkpoint(path: path, options: options) }
-        guard case .limitExceeded(.maxHeaderEntries, let limit, _)? = e?.kind else { Issue.record("\(String(describing: e))"); return }
+        guard case .limitExceeded(.maxHeaderEntries, let limit, _)? = e?.kind else {
+            Issue.record("\(String(describing: e))")
+            return
+        }
         #expect(limit == n - 1)
         options.maxHeaderEntries = n
         #expect(try Checkpoint(path: path, options: options).stateDict().count == n)
@@ -59,7 +70,8 @@ import Tensors
         var bad = bytes
         bad[start + 3] ^= 0x40
         let badPath = try temporaryFile(bad, name: "flipped.swt")
-        #expect(try Checkpoint(path: badPath).dataDigest == .unchecked(digest), "without the option nothing is read twice")
+        #expect(
+            try Checkpoint(path: badPath).dataDigest == .unchecked(digest), "without the option nothing is read twice")
         let e = #expect(throws: CheckpointError.self) { try Checkpoint(path: badPath, options: options) }
         #expect(e?.kind == .dataDigestMismatch(recorded: digest, computed: SHA256.hex(Array(bad[start...]))))
         #expect(e?.offset == start)
@@ -72,22 +84,29 @@ import Tensors
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = dir.appendingPathComponent("in.pth").path
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: input))
-        try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("sym.pth").path, withDestinationPath: input)
+        try FileManager.default.createSymbolicLink(
+            atPath: dir.appendingPathComponent("sym.pth").path, withDestinationPath: input)
         try FileManager.default.linkItem(atPath: input, toPath: dir.appendingPathComponent("hard.pth").path)
-        for (out, how) in [(input, "the same path"), (dir.appendingPathComponent("sym.pth").path, "a symbolic link"),
-                           (dir.path + "/./in.pth", "by another path"), (dir.appendingPathComponent("hard.pth").path, "a hard link")] {
+        for (out, how) in [
+            (input, "the same path"), (dir.appendingPathComponent("sym.pth").path, "a symbolic link"),
+            (dir.path + "/./in.pth", "by another path"), (dir.appendingPathComponent("hard.pth").path, "a hard link"),
+        ] {
             let e = #expect(throws: CheckpointError.self) {
                 try OutputGuard.refuseOverwrite(.init("OUT", out), inputs: [.init("IN", "x"), .init("IN", input)])
             }
             #expect(e?.description.contains(how) == true, "\(String(describing: e))")
         }
         #expect(throws: Never.self) {
-            try OutputGuard.refuseOverwrite(.init("OUT", dir.appendingPathComponent("new.pth").path), inputs: [.init("IN", input)])
+            try OutputGuard.refuseOverwrite(
+                .init("OUT", dir.appendingPathComponent("new.pth").path), inputs: [.init("IN", input)])
         }
         #expect(throws: CheckpointError.self) { try OutputGuard.refuseOverwrite(.init("OUT", dir.path), inputs: []) }
-        #expect(throws: CheckpointError.self) { try OutputGuard.checkWritable(.init("OUT", dir.path + "/missing/x.swt")) }
+        #expect(throws: CheckpointError.self) {
+            try OutputGuard.checkWritable(.init("OUT", dir.path + "/missing/x.swt"))
+        }
         #expect(throws: Never.self) { try OutputGuard.checkWritable(.init("OUT", dir.path + "/x.swt")) }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["hard.pth", "in.pth", "sym.pth"])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["hard.pth", "in.pth", "sym.pth"])
     }
 
     /// A one-member ustar archive whose member is a symbolic link.
@@ -95,11 +114,15 @@ import Tensors
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ s: String, _ at: Int) { for (i, b) in s.utf8.enumerated() { h[at + i] = b } }
         put(name, 0)
-        put("0000644", 100); put("0000000", 108); put("0000000", 116)
-        put("00000000000", 124); put("00000000000", 136)
+        put("0000644", 100)
+        put("0000000", 108)
+        put("0000000", 116)
+        put("00000000000", 124)
+        put("00000000000", 136)
         h[156] = UInt8(ascii: "2")
         put(target, 157)
-        put("ustar", 257); put("00", 263)
+        put("ustar", 257)
+        put("00", 263)
         for i in 148..<156 { h[i] = 0x20 }
         let sum = h.reduce(0) { $0 + Int($1) }
         put(String(sum, radix: 8).leftPadded(6) + "\0 ", 148)
@@ -118,10 +141,13 @@ import Tensors
     }
 
     @Test func strippingAPrefixToNothingIsRefused() throws {
-        let t = try Tensor(storage: Storage(key: "0", dtype: .float32, count: 1, source: OwnedBytes([0, 0, 0, 0])), shape: [1],
-                           strides: [1], storageOffset: 0)
+        let t = try Tensor(
+            storage: Storage(key: "0", dtype: .float32, count: 1, source: OwnedBytes([0, 0, 0, 0])), shape: [1],
+            strides: [1], storageOffset: 0)
         var d = ValueDict(isOrdered: true)
-        d.entries = [.init(key: .string("module."), value: .tensor(t)), .init(key: .string("module.w"), value: .tensor(t))]
+        d.entries = [
+            .init(key: .string("module."), value: .tensor(t)), .init(key: .string("module.w"), value: .tensor(t)),
+        ]
         #expect(throws: StateDictError.emptyName(original: "module.", prefix: "module.")) {
             try StateDict(from: .dict(d), stripPrefix: "module.")
         }

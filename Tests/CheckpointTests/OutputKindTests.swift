@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import Checkpoint
 import Tensors
+import Testing
+
+@testable import Checkpoint
 
 /// The output format by extension, the rule convert, finetune --out and bench share.
 @Suite struct OutputKindTests {
@@ -16,7 +17,8 @@ import Tensors
     }
 
     @Test func writesEachKindReadBackEqual() throws {
-        let storage = try Storage(key: "0", dtype: .float32, count: 3, source: OwnedBytes([0, 0, 128, 63, 0, 0, 0, 64, 0, 0, 64, 64]))
+        let storage = try Storage(
+            key: "0", dtype: .float32, count: 3, source: OwnedBytes([0, 0, 128, 63, 0, 0, 0, 64, 0, 0, 64, 64]))
         var sd = StateDict()
         try sd.insert(try Tensor(storage: storage, shape: [3], strides: [1], storageOffset: 0), named: "w")
         let dir = NSTemporaryDirectory() + "pth2swt-outputkind-\(getpid())"
@@ -29,7 +31,9 @@ import Tensors
             #expect(back.format == (OutputKind(path: name) == .swt ? .swt : .zip), "\(name)")
             #expect(try back.stateDict()["w"]!.float32() == [1, 2, 3], "\(name)")
         }
-        #expect { try OutputKind.write(sd, to: dir + "/m.bin", converter: "test") } throws: { "\($0)".contains("no format pth2swt writes") }
+        #expect { try OutputKind.write(sd, to: dir + "/m.bin", converter: "test") } throws: {
+            "\($0)".contains("no format pth2swt writes")
+        }
         #expect(!FileManager.default.fileExists(atPath: dir + "/m.bin"))
     }
 }

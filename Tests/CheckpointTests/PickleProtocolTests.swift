@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import Checkpoint
 import Tensors
+import Testing
+
+@testable import Checkpoint
 
 /// One object pickled by CPython at protocols 0–5 (Tests/Reference/make_pickles.py, Python 3.11):
 /// every protocol must decode to the encoding CPython's own unpickler gave.

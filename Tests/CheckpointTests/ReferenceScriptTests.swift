@@ -10,7 +10,8 @@ struct ReferenceScriptTests {
         let exe = ReferenceScript.productsDirectory.appendingPathComponent("pth2swt").path
         #expect(FileManager.default.isExecutableFile(atPath: exe), "build the pth2swt executable first: \(exe)")
         let (status, output) = try ReferenceScript.run(
-            ReferenceScript.python!, [Paths.root.appendingPathComponent("Tests/Reference/check_outputs.py").path, "--pth2swt", exe])
+            ReferenceScript.python!,
+            [Paths.root.appendingPathComponent("Tests/Reference/check_outputs.py").path, "--pth2swt", exe])
         #expect(status == 0, "check_outputs.py failed:\n\(output)")
         #expect(output.contains("files ok"), "\(output)")
     }

@@ -1,13 +1,16 @@
 import Foundation
-import Testing
-@testable import Checkpoint
 import Tensors
+import Testing
+
+@testable import Checkpoint
 
 /// Each cap of `LoadOptions` / `PickleLimits`: lowered, it refuses a valid file with an error naming it;
 /// at its default, real checkpoints pass (the fixtures here, the full-size files in SharedWeightsTests).
 @Suite struct ResourceLimitTests {
     /// Opens `file` with `change` applied to the default options; the cap and limit of the error.
-    static func refusal(_ file: String, _ change: (inout LoadOptions) -> Void) -> (CheckpointLimit, Int, CheckpointError)? {
+    static func refusal(_ file: String, _ change: (inout LoadOptions) -> Void) -> (
+        CheckpointLimit, Int, CheckpointError
+    )? {
         var options = LoadOptions()
         change(&options)
         do {
@@ -65,10 +68,17 @@ import Tensors
                 return try runPickle(&r, host: TorchHost(), options: options, log: &log).result
             }
         }
-        guard case .list(let top) = try load(PickleLimits().maxValues) else { Issue.record("not a list"); return }
+        guard case .list(let top) = try load(PickleLimits().maxValues) else {
+            Issue.record("not a list")
+            return
+        }
         #expect(top.count == 10)
         let error = #expect(throws: CheckpointError.self) { try load(1000) }
-        #expect(error?.kind == .limitExceeded(.maxValues, limit: 1000, "the pickle's result holds more values (containers referenced many times through the memo)"))
+        #expect(
+            error?.kind
+                == .limitExceeded(
+                    .maxValues, limit: 1000,
+                    "the pickle's result holds more values (containers referenced many times through the memo)"))
         // The same budget bounds hashing: a dict key of 30 nested (t, t) pairs is 2^30 tuples.
         var k: [UInt8] = [0x80, 0x02, 0x7D, 0x4E, 0x85, 0x71, 0x00, 0x30]
         for level in 1...30 { k += [0x68, UInt8(level - 1), 0x68, UInt8(level - 1), 0x86, 0x71, UInt8(level), 0x30] }
@@ -83,7 +93,8 @@ import Tensors
             }
         }
         guard case .limitExceeded(.maxValues, limit: 1000, _)? = keyError?.kind else {
-            Issue.record("got \(String(describing: keyError))"); return
+            Issue.record("got \(String(describing: keyError))")
+            return
         }
         #expect(keyError?.offset == k.count - 2)  // the SETITEM
         #expect(error?.part == "laughs.pkl")
@@ -104,7 +115,8 @@ import Tensors
             try Checkpoint.checkTensorBytes(try tree(cap / 4 + 1), fileBytes: fileBytes, options: LoadOptions())
         }
         guard case .limitExceeded(.maxTensorBytesRatio, limit: 16, _)? = error?.kind else {
-            Issue.record("got \(String(describing: error))"); return
+            Issue.record("got \(String(describing: error))")
+            return
         }
         #expect(error?.tensor == "a")
         var lax = LoadOptions()
@@ -117,7 +129,8 @@ import Tensors
         let path = Paths.fixture("hostile/zip_bomb.pth")
         let error = #expect(throws: CheckpointError.self) { try Checkpoint(path: path) }
         guard case .limitExceeded(.maxInflationRatio, limit: 32, _)? = error?.kind else {
-            Issue.record("got \(String(describing: error))"); return
+            Issue.record("got \(String(describing: error))")
+            return
         }
         var lax = LoadOptions()
         lax.maxInflationRatio = 2000
@@ -135,7 +148,10 @@ import Tensors
         let file = Paths.fixture("hostile/memo_flood.pth")
         let (status, output) = try ReferenceScript.run(Self.tool, ["inspect", file])
         #expect(status == 1)
-        #expect(output == "error: \(file): archive/data.pkl: byte 1048579: limit exceeded: PickleLimits.maxMemo = 1048576: the pickle memo would hold more entries\n", "\(output)")
+        #expect(
+            output
+                == "error: \(file): archive/data.pkl: byte 1048579: limit exceeded: PickleLimits.maxMemo = 1048576: the pickle memo would hold more entries\n",
+            "\(output)")
         let (jsonStatus, json) = try ReferenceScript.run(Self.tool, ["inspect", "--json", file])
         #expect(jsonStatus == 1)
         let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
@@ -144,8 +160,11 @@ import Tensors
         #expect(object?["part"] as? String == "archive/data.pkl")
         // --cap raises a cap: the zip bomb, inflated, is 40 MiB of zeros.
         let bomb = Paths.fixture("hostile/zip_bomb.pth")
-        let (raised, table) = try ReferenceScript.run(Self.tool, [
-            "inspect", "--cap", "maxInflationRatio=2000", "--cap", "maxTensorBytesRatio=2000", bomb])
+        let (raised, table) = try ReferenceScript.run(
+            Self.tool,
+            [
+                "inspect", "--cap", "maxInflationRatio=2000", "--cap", "maxTensorBytesRatio=2000", bomb,
+            ])
         #expect(raised == 0, "\(table)")
         #expect(table.contains("1 tensors, 10,485,760 elements"), "\(table)")
         let (bad, usage) = try ReferenceScript.run(Self.tool, ["inspect", "--cap", "maxFoo=1", bomb])

@@ -34,10 +34,14 @@ import Testing
         let cases: [([UInt8], String)] = [
             (Array("abc".utf8), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
             ([], "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-            (Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8),
-             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
-            ([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000),
-             "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"),
+            (
+                Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8),
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+            ),
+            (
+                [UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000),
+                "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+            ),
         ]
         defer { pth2swt_sha256_force_portable(0) }
         for tier in Self.tiers {
@@ -69,7 +73,7 @@ import Testing
     }
 
     @Test func bufferAndFileAgree() throws {
-        let data = CRC32Tests.bytes(5 << 20)   // more than the file reader's 4 MiB piece
+        let data = CRC32Tests.bytes(5 << 20)  // more than the file reader's 4 MiB piece
         let path = "/tmp/pth2swt-sha256-\(getpid()).bin"
         defer { unlink(path) }
         let f = fopen(path, "wb")!
@@ -84,5 +88,5 @@ import Testing
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

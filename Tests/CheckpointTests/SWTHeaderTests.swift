@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import Checkpoint
 import Tensors
+import Testing
+
+@testable import Checkpoint
 
 /// Hand-built `.swt` files: one valid, then one per rule the header can break, each refused with its
 /// own error (ZIPFoundation-style: the bytes are written here, the exact error is asserted).
@@ -49,14 +50,20 @@ import Tensors
         bytes.replaceSubrange(0..<8, with: [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0])
         #expect((try? Self.parse(bytes)) == nil)
         do { _ = try Self.parse(bytes) } catch {
-            guard case .headerLength(let n, _) = error else { Issue.record("got \(error)"); return }
+            guard case .headerLength(let n, _) = error else {
+                Issue.record("got \(error)")
+                return
+            }
             #expect(n == 0xFFFF_FFFF)
         }
         #expect(Self.error("", data: 0) == .headerLength(declared: 0, fileBytes: 8))
     }
 
     @Test func notJSON() {
-        guard case .notJSON(let e)? = Self.error("{\"a\":", data: 0) else { Issue.record("not refused as JSON"); return }
+        guard case .notJSON(let e)? = Self.error("{\"a\":", data: 0) else {
+            Issue.record("not refused as JSON")
+            return
+        }
         #expect(e.offset == 13)  // the end of the text, counted from the file's start
         #expect(Self.error("[1, 2]", data: 0) == .notAnObject(kind: "array"))
     }
@@ -66,47 +73,63 @@ import Tensors
     }
 
     @Test func badMetadata() {
-        guard case .badMetadata? = Self.error("{\"__metadata__\":{\"k\":3},\(a)}", data: 8) else { Issue.record("accepted"); return }
-        guard case .badMetadata? = Self.error("{\"__metadata__\":[],\(a)}", data: 8) else { Issue.record("accepted"); return }
+        guard case .badMetadata? = Self.error("{\"__metadata__\":{\"k\":3},\(a)}", data: 8) else {
+            Issue.record("accepted")
+            return
+        }
+        guard case .badMetadata? = Self.error("{\"__metadata__\":[],\(a)}", data: 8) else {
+            Issue.record("accepted")
+            return
+        }
     }
 
     @Test func badEntries() {
         guard case .badEntry(let n, _)? = Self.error(#"{"a":{"shape":[2],"data_offsets":[0,8]}}"#, data: 8) else {
-            Issue.record("missing dtype accepted"); return
+            Issue.record("missing dtype accepted")
+            return
         }
         #expect(n == "a")
-        guard case .badEntry? = Self.error(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"x":1}}"#, data: 8) else {
-            Issue.record("extra field accepted"); return
+        guard case .badEntry? = Self.error(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"x":1}}"#, data: 8)
+        else {
+            Issue.record("extra field accepted")
+            return
         }
         guard case .badEntry? = Self.error(#"{"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#, data: 8) else {
-            Issue.record("fractional dimension accepted"); return
+            Issue.record("fractional dimension accepted")
+            return
         }
         guard case .badEntry? = Self.error(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}}"#, data: 8) else {
-            Issue.record("one offset accepted"); return
+            Issue.record("one offset accepted")
+            return
         }
     }
 
     @Test func unknownDType() {
-        #expect(Self.error(#"{"a":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}}"#, data: 2)
-            == .unknownDType(name: "a", dtype: "F8_E4M3"))
+        #expect(
+            Self.error(#"{"a":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}}"#, data: 2)
+                == .unknownDType(name: "a", dtype: "F8_E4M3"))
     }
 
     @Test func badShape() {
-        #expect(Self.error(#"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,0]}}"#, data: 0)
-            == .badShape(name: "a", shape: [-2]))
-        #expect(Self.error(#"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}}"#, data: 0)
-            == .badShape(name: "a", shape: [4_294_967_296, 4_294_967_296]))
+        #expect(
+            Self.error(#"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,0]}}"#, data: 0)
+                == .badShape(name: "a", shape: [-2]))
+        #expect(
+            Self.error(#"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}}"#, data: 0)
+                == .badShape(name: "a", shape: [4_294_967_296, 4_294_967_296]))
     }
 
     @Test func shapeAndOffsetsDisagree() {
-        #expect(Self.error(#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: 8)
-            == .sizeMismatch(name: "a", expectedBytes: 12, begin: 0, end: 8))
+        #expect(
+            Self.error(#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: 8)
+                == .sizeMismatch(name: "a", expectedBytes: 12, begin: 0, end: 8))
     }
 
     @Test func offsetsOutOfRange() {
         #expect(Self.error("{\(a)}", data: 4) == .offsetOutOfRange(name: "a", begin: 0, end: 8, dataBytes: 4))
-        #expect(Self.error(#"{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}"#, data: 8)
-            == .offsetOutOfRange(name: "a", begin: 8, end: 0, dataBytes: 8))
+        #expect(
+            Self.error(#"{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}"#, data: 8)
+                == .offsetOutOfRange(name: "a", begin: 8, end: 0, dataBytes: 8))
     }
 
     @Test func overlap() {
@@ -152,16 +175,21 @@ import Tensors
 @Suite struct JSONParserTests {
     @Test func values() throws {
         let j = try JSON.parse(#" {"a": [1, -2.5e3, true, null, "x\"\u00e9\ud83d\ude00"], "b": {}} "#)
-        #expect(j == .object([
-            ("a", .array([.int(1), .double(-2500), .bool(true), .null, .string("x\"é😀")])),
-            ("b", .object([])),
-        ]))
+        #expect(
+            j
+                == .object([
+                    ("a", .array([.int(1), .double(-2500), .bool(true), .null, .string("x\"é😀")])),
+                    ("b", .object([])),
+                ]))
         #expect(try JSON.parse("9223372036854775807") == .int(Int.max))
         #expect(try JSON.parse("9223372036854775808") == .double(9_223_372_036_854_775_808))
     }
 
     @Test func refusals() {
-        for bad in ["", "{", "[1,]", "{\"a\":1,}", "01", "1.", "\"\\x\"", "\"\\ud800\"", "\"a\u{01}\"", "tru", "{} x", "{\"a\":1,\"a\":2}"] {
+        for bad in [
+            "", "{", "[1,]", "{\"a\":1,}", "01", "1.", "\"\\x\"", "\"\\ud800\"", "\"a\u{01}\"", "tru", "{} x",
+            "{\"a\":1,\"a\":2}",
+        ] {
             #expect(throws: JSONParseError.self, "\(bad)") { try JSON.parse(bad) }
         }
         let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)

@@ -1,8 +1,9 @@
 import Foundation
-import Testing
-import TestSupport
-@testable import Checkpoint
 import Tensors
+import TestSupport
+import Testing
+
+@testable import Checkpoint
 
 /// The full-size ResNet-18 checkpoints in ../shared/weights, against per-tensor checksums that
 /// Tests/Reference/shared_checksums.py computed with torch 1.13's torch.load.
@@ -85,11 +86,17 @@ struct SharedWeightsTests {
         let head = exp["head"] as! [String: Any]
         let path = Paths.sharedFile(head["file"] as! String)
         let error = #expect(throws: CheckpointError.self) { try Checkpoint(path: path) }
-        if case .truncated? = error?.kind {} else { Issue.record("expected a truncation error, got \(String(describing: error))") }
+        if case .truncated? = error?.kind {
+        } else {
+            Issue.record("expected a truncation error, got \(String(describing: error))")
+        }
         #expect(error?.part == "tar member 'storages'")
 
         let (root, whole, cut) = try TarFormat.salvage(path: path)
-        if case .truncated? = cut?.kind {} else { Issue.record("salvage should report the cut, got \(String(describing: cut))") }
+        if case .truncated? = cut?.kind {
+        } else {
+            Issue.record("salvage should report the cut, got \(String(describing: cut))")
+        }
         let sd = try StateDict(from: root)
         let want = exp["tensors"] as! [[String: Any]]
         #expect(sd.names == want.map { $0["name"] as! String })
@@ -103,14 +110,19 @@ struct SharedWeightsTests {
             #expect(rec.key == String(w["key"] as! Int))
             #expect(rec.count == w["numel"] as? Int)
             #expect(rec.dataOffset == w["data_offset"] as? Int)
-            let bytes = [UInt8](UnsafeRawBufferPointer(rebasing: try file.bytes()[rec.dataOffset..<(rec.dataOffset + rec.count * 4)]))
+            let bytes = [UInt8](
+                UnsafeRawBufferPointer(rebasing: try file.bytes()[rec.dataOffset..<(rec.dataOffset + rec.count * 4)]))
             #expect(SHA256.hex(bytes) == w["sha256"] as? String, "storage \(rec.key)")
             // Tensors on a whole storage materialise to those bytes; conv1.weight among them.
             for name in w["tensors"] as! [String] {
                 #expect(try sd[name]!.contiguousBytes() == bytes, "\(name)")
             }
         }
-        #expect(whole.contains { rec in (records.first { String($0["key"] as! Int) == rec.key }?["tensors"] as? [String])?.contains("conv1.weight") == true })
+        #expect(
+            whole.contains { rec in
+                (records.first { String($0["key"] as! Int) == rec.key }?["tensors"] as? [String])?.contains(
+                    "conv1.weight") == true
+            })
         // A tensor past the cut says so when read.
         let last = sd.tensors.last!.tensor
         #expect(throws: CheckpointError.self) { try last.float32() }

@@ -1,7 +1,8 @@
-import Foundation
-import Tensors
 import Checkpoint
 import Checksums
+import Foundation
+import Tensors
+import Testing
 
 /// Where the committed fixtures and the shared reference weights live.
 enum Paths {
@@ -38,8 +39,6 @@ enum Paths {
         return try JSONSerialization.jsonObject(with: data) as! [String: Any]
     }
 }
-
-import Testing
 
 func hex(_ bytes: [UInt8]) -> String { Checksums.hex(bytes) }
 

@@ -1,8 +1,9 @@
-import Foundation
-import Testing
-@testable import Checkpoint
 import Checksums
+import Foundation
 import Tensors
+import Testing
+
+@testable import Checkpoint
 
 /// Checkpoints of the kinds found in the wild (Tests/Fixtures/wild), read to what torch 1.13 says is in
 /// them. Expected values: Tests/Reference/make_wild.py (Debian python3-torch 1.13, torchvision 0.14):
@@ -40,10 +41,12 @@ import Tensors
 
     @Test func everyKindIsPresent() {
         // Guards the parameterised tests against an empty folder: one file per kind of checkpoint read.
-        for stem in ["legacy_v03_lists", "legacy_rebuilds", "nest_model_state", "nest_model_state_dict", "nest_net_ema",
-                     "nest_deep", "bare_tensor", "bare_parameter", "numpy_values", "numpy_root", "namespace_args",
-                     "whole_resnet18", "whole_legacy_sequential", "lightning_like", "ultralytics_like", "omegaconf_hparams",
-                     "torchscript_small_resnet", "torchscript_traced"] {
+        for stem in [
+            "legacy_v03_lists", "legacy_rebuilds", "nest_model_state", "nest_model_state_dict", "nest_net_ema",
+            "nest_deep", "bare_tensor", "bare_parameter", "numpy_values", "numpy_root", "namespace_args",
+            "whole_resnet18", "whole_legacy_sequential", "lightning_like", "ultralytics_like", "omegaconf_hparams",
+            "torchscript_small_resnet", "torchscript_traced",
+        ] {
             #expect(WildTests.expected.contains("\(stem).expected.json"), "missing \(stem)")
         }
     }
@@ -108,7 +111,11 @@ import Tensors
             default: Issue.record("\(key): expected \(typed), read \(String(describing: v))")
             }
         }
-        if case .dtype(let dt)? = config["dtype"] { #expect(dt == .float32) } else { Issue.record("dtype: \(String(describing: config["dtype"]))") }
+        if case .dtype(let dt)? = config["dtype"] {
+            #expect(dt == .float32)
+        } else {
+            Issue.record("dtype: \(String(describing: config["dtype"]))")
+        }
     }
 
     @Test func candidatesAreListedAndPicked() throws {
@@ -128,7 +135,8 @@ import Tensors
     @Test func ambiguousFilesAskForKey() throws {
         // Two unranked state dicts of equal standing: nothing is obvious, so nothing is guessed.
         let a = Value.dict(ValueDict(entries: [.init(key: .string("w"), value: .tensor(try tiny()))]))
-        let root = Value.dict(ValueDict(entries: [.init(key: .string("generator"), value: a), .init(key: .string("critic"), value: a)]))
+        let root = Value.dict(
+            ValueDict(entries: [.init(key: .string("generator"), value: a), .init(key: .string("critic"), value: a)]))
         #expect { try StateDict(from: root) } throws: { e in
             "\(e)".contains("none is the obvious one") && "\(e)".contains("'generator'") && "\(e)".contains("'critic'")
         }
@@ -191,7 +199,9 @@ import Tensors
             // Read as data: the refused global is now a record, and nothing else changed kind.
             if want["kind"] as? String == "refusedGlobal" {
                 let name = "\(want["module"]!).\(want["name"]!)"
-                #expect(ckpt.stubbedClasses.contains(name == "__builtin__.eval" ? "__builtin__.eval" : name), "\(file): \(ckpt.stubbedClasses)")
+                #expect(
+                    ckpt.stubbedClasses.contains(name == "__builtin__.eval" ? "__builtin__.eval" : name),
+                    "\(file): \(ckpt.stubbedClasses)")
             }
             _ = ckpt.candidates
             _ = try? ckpt.allTensors()

@@ -12,7 +12,7 @@ let url = Context.environment["PTH2SWT_URL"] ?? "file:///tmp/pth2swt-consumer/pt
 let package = Package(
     name: "Consumer",
     dependencies: [
-        .package(url: url, from: "0.3.0"),
+        .package(url: url, from: "0.3.0")
     ],
     targets: [
         .executableTarget(

@@ -1,6 +1,7 @@
 import Foundation
-@testable import Hub
 import Testing
+
+@testable import Hub
 
 @Suite("file:// downloads")
 struct FileDownloadTests {
@@ -10,11 +11,15 @@ struct FileDownloadTests {
     func copy() throws {
         let source = TemporaryDirectory()
         let dir = TemporaryDirectory()
-        defer { source.remove(); dir.remove() }
+        defer {
+            source.remove()
+            dir.remove()
+        }
         let name = "local-\(sha256(body).prefix(10)).pth"
         try write(body, to: source.file(name))
 
-        let result = try Downloader().fetch(FetchTarget(url: URL(fileURLWithPath: source.file(name))), into: dir.path + "/nested/weights")
+        let result = try Downloader().fetch(
+            FetchTarget(url: URL(fileURLWithPath: source.file(name))), into: dir.path + "/nested/weights")
         #expect(result.status == .downloaded)
         #expect(result.path == dir.path + "/nested/weights/" + name)
         #expect(result.target.hashPrefix == String(sha256(body).prefix(10)))
@@ -25,13 +30,17 @@ struct FileDownloadTests {
     func resume() throws {
         let source = TemporaryDirectory()
         let dir = TemporaryDirectory()
-        defer { source.remove(); dir.remove() }
+        defer {
+            source.remove()
+            dir.remove()
+        }
         let name = "local-\(sha256(body).prefix(8)).pth"
         try write(body, to: source.file(name))
         try write(Array(body.prefix(20_000)), to: dir.file(name + ".partial"))
         let log = ProgressLog()
 
-        let result = try Downloader().fetch(FetchTarget(url: URL(fileURLWithPath: source.file(name))), into: dir.path) { p in
+        let result = try Downloader().fetch(FetchTarget(url: URL(fileURLWithPath: source.file(name))), into: dir.path) {
+            p in
             log.record(bytes: p.bytes, total: p.total, resumedFrom: p.resumedFrom)
         }
         #expect(result.status == .resumed)

@@ -1,6 +1,7 @@
 import Foundation
-@testable import Hub
 import Testing
+
+@testable import Hub
 
 /// Downloads from the loopback server: no internet needed.
 @Suite("HTTP downloads over loopback", .serialized)
@@ -81,7 +82,9 @@ struct HTTPDownloadTests {
         defer { dir.remove() }
         let partial = dir.file(name + ".partial")
 
-        let error = #expect(throws: HubError.self) { try Downloader().fetch(FetchTarget(url: server.url), into: dir.path) }
+        let error = #expect(throws: HubError.self) {
+            try Downloader().fetch(FetchTarget(url: server.url), into: dir.path)
+        }
         #expect(error == .hashMismatch(file: name, expected: wrong, actual: digest, deletedPartial: partial))
         let message = error.map(String.init(describing:)) ?? ""
         #expect(message.contains(wrong))
@@ -227,8 +230,11 @@ struct HTTPDownloadTests {
 
         // These bytes are not resnet18, so the check fails under the registry's name.
         let error = #expect(throws: HubError.self) { try Downloader().fetch(target, into: dir.path) }
-        #expect(error == .hashMismatch(file: "resnet18-5c106cde.pth", expected: "5c106cde", actual: digest,
-                                       deletedPartial: dir.file("resnet18-5c106cde.pth.partial")))
+        #expect(
+            error
+                == .hashMismatch(
+                    file: "resnet18-5c106cde.pth", expected: "5c106cde", actual: digest,
+                    deletedPartial: dir.file("resnet18-5c106cde.pth.partial")))
         #expect(server.requests.map(\.path) == ["/elsewhere.bin"])
     }
 }

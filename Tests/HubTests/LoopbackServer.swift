@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A minimal HTTP/1.1 server on 127.0.0.1 for the download tests: it serves one file from memory,
@@ -41,7 +42,9 @@ final class LoopbackServer: @unchecked Sendable {
         address.sin_port = 0
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0, listen(fd, 8) == 0 else {
             close(fd)
@@ -133,14 +136,17 @@ final class LoopbackServer: @unchecked Sendable {
             return
         }
         if let range, !ignoring, range.hasPrefix("bytes="), range.hasSuffix("-"),
-           let start = Int(range.dropFirst(6).dropLast()) {
+            let start = Int(range.dropFirst(6).dropLast())
+        {
             if start >= body.count {
-                respond(client, status: "416 Range Not Satisfiable", headers: ["Content-Range: bytes */\(body.count)"],
-                        body: [][...], drop: nil)
+                respond(
+                    client, status: "416 Range Not Satisfiable", headers: ["Content-Range: bytes */\(body.count)"],
+                    body: [][...], drop: nil)
             } else {
-                respond(client, status: "206 Partial Content",
-                        headers: ["Content-Range: bytes \(start)-\(body.count - 1)/\(body.count)"],
-                        body: body[start...], drop: drop)
+                respond(
+                    client, status: "206 Partial Content",
+                    headers: ["Content-Range: bytes \(start)-\(body.count - 1)/\(body.count)"],
+                    body: body[start...], drop: drop)
             }
             return
         }
@@ -163,8 +169,11 @@ final class LoopbackServer: @unchecked Sendable {
     }
 
     private func respond(_ client: Int32, status: String, headers: [String], body: ArraySlice<UInt8>, drop: Int?) {
-        let head = (["HTTP/1.1 \(status)", "Content-Type: application/octet-stream", "Content-Length: \(body.count)",
-                     "Accept-Ranges: bytes", "Connection: close"] + headers).joined(separator: "\r\n") + "\r\n\r\n"
+        let head =
+            ([
+                "HTTP/1.1 \(status)", "Content-Type: application/octet-stream", "Content-Length: \(body.count)",
+                "Accept-Ranges: bytes", "Connection: close",
+            ] + headers).joined(separator: "\r\n") + "\r\n\r\n"
         guard send(client, Array(head.utf8)) else { return }
         _ = send(client, Array(body.prefix(drop ?? body.count)))
     }
@@ -172,7 +181,9 @@ final class LoopbackServer: @unchecked Sendable {
     private func send(_ client: Int32, _ bytes: [UInt8]) -> Bool {
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(client, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes {
+                Glibc.send(client, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
+            }
             if n < 0, errno == EINTR { continue }
             if n <= 0 { return false }
             done += n

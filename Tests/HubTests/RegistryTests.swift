@@ -1,6 +1,7 @@
 import Foundation
-@testable import Hub
 import Testing
+
+@testable import Hub
 
 @Suite("Registry")
 struct RegistryTests {
@@ -58,26 +59,30 @@ struct RegistryTests {
 
 @Suite("torch.hub hash prefix")
 struct HashPrefixTests {
-    @Test("mirrors HASH_REGEX = r'-([a-f0-9]*)\\.' with re.search", arguments: [
-        ("resnet18-5c106cde.pth", "5c106cde"),
-        ("wide_resnet50_2-95faca4d.pth", "95faca4d"),
-        ("resnext50_32x4d-7cdf4587.pth", "7cdf4587"),
-        // Several dashes: '-model' is not followed by hex and '.', so the next '-' matches.
-        ("my-model-1a2b3c4d.pth", "1a2b3c4d"),
-        ("resnet18-extra-5c106cde.pth", "5c106cde"),
-        // The first match wins, as with re.search, even when later parts look more like a hash.
-        ("a-b1.c-d2.pth", "b1"),
-        ("model-1234.tar.gz", "1234"),
-        // An empty group matches too; torch then compares digest[:0] == '', which always passes.
-        ("x-.pth", ""),
-    ])
+    @Test(
+        "mirrors HASH_REGEX = r'-([a-f0-9]*)\\.' with re.search",
+        arguments: [
+            ("resnet18-5c106cde.pth", "5c106cde"),
+            ("wide_resnet50_2-95faca4d.pth", "95faca4d"),
+            ("resnext50_32x4d-7cdf4587.pth", "7cdf4587"),
+            // Several dashes: '-model' is not followed by hex and '.', so the next '-' matches.
+            ("my-model-1a2b3c4d.pth", "1a2b3c4d"),
+            ("resnet18-extra-5c106cde.pth", "5c106cde"),
+            // The first match wins, as with re.search, even when later parts look more like a hash.
+            ("a-b1.c-d2.pth", "b1"),
+            ("model-1234.tar.gz", "1234"),
+            // An empty group matches too; torch then compares digest[:0] == '', which always passes.
+            ("x-.pth", ""),
+        ])
     func prefixes(name: String, prefix: String) {
         #expect(torchHubHashPrefix(name) == prefix)
     }
 
-    @Test("no match: no dash, uppercase hex, no dot after the digits", arguments: [
-        "resnet18.pth", "Model-ABCDEF12.pth", "resnet18-5c106cde", "resnet18-5c106cdz.pth",
-    ])
+    @Test(
+        "no match: no dash, uppercase hex, no dot after the digits",
+        arguments: [
+            "resnet18.pth", "Model-ABCDEF12.pth", "resnet18-5c106cde", "resnet18-5c106cdz.pth",
+        ])
     func noPrefix(name: String) {
         #expect(torchHubHashPrefix(name) == nil)
     }
@@ -99,15 +104,19 @@ struct HashPrefixTests {
         try write(bytes, to: dir.file("big"))
         #expect(try sha256Hex(ofFile: dir.file("big")) == sha256(bytes))
         try write(Array("abc".utf8), to: dir.file("abc"))
-        #expect(try sha256Hex(ofFile: dir.file("abc")) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            try sha256Hex(ofFile: dir.file("abc")) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        )
         #expect(throws: HubError.self) { try sha256Hex(ofFile: dir.file("absent")) }
     }
 
-    @Test("Content-Range parsing", arguments: [
-        ("bytes 100-999/1000", 100, 1000),
-        ("bytes */1000", nil, 1000),
-        ("bytes 0-9/*", 0, nil),
-    ] as [(String, Int64?, Int64?)])
+    @Test(
+        "Content-Range parsing",
+        arguments: [
+            ("bytes 100-999/1000", 100, 1000),
+            ("bytes */1000", nil, 1000),
+            ("bytes 0-9/*", 0, nil),
+        ] as [(String, Int64?, Int64?)])
     func contentRange(header: String, start: Int64?, total: Int64?) throws {
         let range = try #require(ContentRange(header))
         #expect(range.start == start)

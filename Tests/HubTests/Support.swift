@@ -1,8 +1,9 @@
 import Checksums
 import Foundation
 import TestSupport
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Deterministic pseudo-random bytes.

@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
+
 @testable import Kernels
 
 /// The training kernels against their NCHW twins (`GradReference`) on random geometries, and a whole
@@ -8,34 +9,42 @@ import TestSupport
 @Suite struct BackwardTests {
     typealias Rng = KernelTests.Rng
 
-
     /// Winograd's weight gradient against the direct reference: partial edge tiles (sizes not multiples of
     /// four), several blocks of tiles (the last one short), 1 to 3 threads (more threads than blocks
     /// included), and both schedules (shared blocks, and per-thread blocks and dU).
     @Test(arguments: ISA.supported) func winogradWeightGradientMatchesReference(tier: ISA) throws {
         try ISA.with(tier) {
             var rng = Rng(s: 43)
-            for (n, c, k, h, w, block) in [(1, 8, 8, 4, 4, nil), (2, 8, 16, 7, 7, nil), (3, 16, 8, 5, 9, 5), (2, 24, 32, 14, 14, 7),
-                                           (1, 8, 8, 1, 1, nil), (2, 16, 16, 13, 6, 3)] as [(Int, Int, Int, Int, Int, Int?)] {
-                let g = Conv2dGeometry(batch: n, inChannels: c, height: h, width: w, outChannels: k, kernel: (3, 3), padding: (1, 1))
+            for (n, c, k, h, w, block) in [
+                (1, 8, 8, 4, 4, nil), (2, 8, 16, 7, 7, nil), (3, 16, 8, 5, 9, 5), (2, 24, 32, 14, 14, 7),
+                (1, 8, 8, 1, 1, nil), (2, 16, 16, 13, 6, 3),
+            ] as [(Int, Int, Int, Int, Int, Int?)] {
+                let g = Conv2dGeometry(
+                    batch: n, inChannels: c, height: h, width: w, outChannels: k, kernel: (3, 3), padding: (1, 1))
                 let x = rng.floats(g.inputCount), dy = rng.floats(g.outputCount)
                 let want = GradReference.convWeight(g, input: x, outputGradient: dy)
                 let xl = Layout.nhwc(x, batch: n, channels: c, plane: h * w)
                 let dyl = Layout.nhwc(dy, batch: n, channels: k, plane: g.outHeight * g.outWidth)
                 for threads in [1, 2, 3] {
                     for own in [false, true] {
-                        var scratch = [Float](repeating: .nan, count: WinogradBackward.scratchCount(
-                            g, tilesPerBlock: block, threads: threads, perThread: own))
+                        var scratch = [Float](
+                            repeating: .nan,
+                            count: WinogradBackward.scratchCount(
+                                g, tilesPerBlock: block, threads: threads, perThread: own))
                         var dw = [Float](repeating: .nan, count: g.weightCount)
                         scratch.withUnsafeMutableBufferPointer { s in
                             dw.withUnsafeMutableBufferPointer {
-                                WinogradBackward.weight(g, input: xl, outputGradient: dyl, weightGradient: $0.baseAddress!,
-                                                        scratch: s.baseAddress!, threads: threads, tilesPerBlock: block,
-                                                        perThread: own)
+                                WinogradBackward.weight(
+                                    g, input: xl, outputGradient: dyl, weightGradient: $0.baseAddress!,
+                                    scratch: s.baseAddress!, threads: threads, tilesPerBlock: block,
+                                    perThread: own)
                             }
                         }
                         let err = relativeError(dw, want)
-                        #expect(err < 2e-5, "dw: \(g), block \(block.map(String.init) ?? "default"), \(threads) threads, \(own ? "per-thread" : "shared") blocks: \(err)")
+                        #expect(
+                            err < 2e-5,
+                            "dw: \(g), block \(block.map(String.init) ?? "default"), \(threads) threads, \(own ? "per-thread" : "shared") blocks: \(err)"
+                        )
                     }
                 }
             }
@@ -51,8 +60,12 @@ import TestSupport
                     batch: rng.int(1...3), inChannels: rng.int(1...20), height: rng.int(1...13), width: rng.int(1...13),
                     outChannels: rng.int(1...40), kernel: (rng.int(1...5), rng.int(1...5)),
                     stride: (rng.int(1...3), rng.int(1...3)), padding: (rng.int(0...2), rng.int(0...2)))
-                if checked % 8 == 0 { (g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW) = (1, 1, 1, 1, 0, 0) }
-                if checked % 8 == 1 { (g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW) = (24, 24, 3, 3, 1, 1) }
+                if checked % 8 == 0 {
+                    (g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW) = (1, 1, 1, 1, 0, 0)
+                }
+                if checked % 8 == 1 {
+                    (g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW) = (24, 24, 3, 3, 1, 1)
+                }
                 guard ConvNHWC.applies(to: g) else { continue }
                 checked += 1
                 let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), dy = rng.floats(g.outputCount)
@@ -60,18 +73,23 @@ import TestSupport
                 let wantDw = GradReference.convWeight(g, input: x, outputGradient: dy)
                 let xl = Layout.nhwc(x, batch: g.batch, channels: g.inChannels, plane: g.height * g.width)
                 let dyl = Layout.nhwc(dy, batch: g.batch, channels: g.outChannels, plane: g.outHeight * g.outWidth)
-                let wt = ConvBackward.packTransposed(w, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+                let wt = ConvBackward.packTransposed(
+                    w, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
                 for threads in [1, 2, 3] {
                     var scratch = [Float](repeating: .nan, count: ConvBackward.scratchCount(g, threads: threads))
-                    var dx = [Float](repeating: .nan, count: g.inputCount), dw = [Float](repeating: .nan, count: g.weightCount)
+                    var dx = [Float](repeating: .nan, count: g.inputCount),
+                        dw = [Float](repeating: .nan, count: g.weightCount)
                     scratch.withUnsafeMutableBufferPointer { s in
                         dx.withUnsafeMutableBufferPointer {
-                            ConvBackward.data(g, outputGradient: dyl, packedTransposedWeight: wt.array, inputGradient: $0.baseAddress!,
-                                              scratch: s.baseAddress!, threads: threads)
+                            ConvBackward.data(
+                                g, outputGradient: dyl, packedTransposedWeight: wt.array,
+                                inputGradient: $0.baseAddress!,
+                                scratch: s.baseAddress!, threads: threads)
                         }
                         dw.withUnsafeMutableBufferPointer {
-                            ConvBackward.weight(g, input: xl, outputGradient: dyl, weightGradient: $0.baseAddress!,
-                                                scratch: s.baseAddress!, threads: threads)
+                            ConvBackward.weight(
+                                g, input: xl, outputGradient: dyl, weightGradient: $0.baseAddress!,
+                                scratch: s.baseAddress!, threads: threads)
                         }
                     }
                     let gotDx = Layout.nchw(dx, batch: g.batch, channels: g.inChannels, plane: g.height * g.width)
@@ -89,42 +107,54 @@ import TestSupport
         try ISA.with(tier) {
             var rng = Rng(s: 43)
             for trial in 0..<12 {
-                let n = rng.int(1...3), c = rng.int(1...20), plane = trial % 3 == 0 ? rng.int(700...1500) : rng.int(2...30)
+                let n = rng.int(1...3), c = rng.int(1...20),
+                    plane = trial % 3 == 0 ? rng.int(700...1500) : rng.int(2...30)
                 let x = rng.floats(n * c * plane).map { $0 * 3 + 0.5 }, dy = rng.floats(n * c * plane)
                 let residual = rng.floats(n * c * plane), fused = trial % 2 == 1
                 let gamma = rng.floats(c).map { $0 + 1.5 }, beta = rng.floats(c)
-                let want = GradReference.batchNorm(x, outputGradient: dy, batch: n, channels: c, plane: plane, gamma: gamma, beta: beta, eps: 1e-5)
-                let xl = Layout.nhwc(x, batch: n, channels: c, plane: plane), dyl = Layout.nhwc(dy, batch: n, channels: c, plane: plane)
+                let want = GradReference.batchNorm(
+                    x, outputGradient: dy, batch: n, channels: c, plane: plane, gamma: gamma, beta: beta, eps: 1e-5)
+                let xl = Layout.nhwc(x, batch: n, channels: c, plane: plane),
+                    dyl = Layout.nhwc(dy, batch: n, channels: c, plane: plane)
                 let rl = Layout.nhwc(residual, batch: n, channels: c, plane: plane)
                 // The reference's output after + residual and ReLU (channels-last), and dy masked by it.
-                let wantY = zip(Layout.nhwc(want.y, batch: n, channels: c, plane: plane), rl).map { fused ? max(0, $0 + $1) : $0 }
+                let wantY = zip(Layout.nhwc(want.y, batch: n, channels: c, plane: plane), rl).map {
+                    fused ? max(0, $0 + $1) : $0
+                }
                 var results: [[Float]] = []
                 for threads in [1, 2] {
                     var y = [Float](repeating: .nan, count: x.count), dx = y
                     var rm = [Float](repeating: 0.25, count: c), rv = [Float](repeating: 2, count: c)
                     var mean = [Float](repeating: .nan, count: c), inv = mean, dg = mean, db = mean
                     withBaseAddress(fused ? rl : nil) { r in
-                        BatchNormTrain.forward(xl, &y, rows: n * plane, channels: c, gamma: gamma, beta: beta, runningMean: &rm,
-                                               runningVar: &rv, momentum: 0.1, eps: 1e-5, savedMean: &mean, savedInvStd: &inv,
-                                               residual: r, relu: fused, threads: threads)
+                        BatchNormTrain.forward(
+                            xl, &y, rows: n * plane, channels: c, gamma: gamma, beta: beta, runningMean: &rm,
+                            runningVar: &rv, momentum: 0.1, eps: 1e-5, savedMean: &mean, savedInvStd: &inv,
+                            residual: r, relu: fused, threads: threads)
                     }
                     var g = dyl
                     withBaseAddress(fused ? y : nil) { mask in
-                        BatchNormTrain.backward(xl, outputGradient: &g, inputGradient: &dx, rows: n * plane, channels: c, gamma: gamma,
-                                                savedMean: mean, savedInvStd: inv, gammaGradient: &dg, betaGradient: &db,
-                                                reluOutput: mask, threads: threads)
+                        BatchNormTrain.backward(
+                            xl, outputGradient: &g, inputGradient: &dx, rows: n * plane, channels: c, gamma: gamma,
+                            savedMean: mean, savedInvStd: inv, gammaGradient: &dg, betaGradient: &db,
+                            reluOutput: mask, threads: threads)
                     }
                     #expect(relativeError(y, wantY) < 1e-6, "y, trial \(trial)")
                     if fused {
                         // dy masked in place, then the reference's backward of the masked gradient.
                         let masked = zip(dyl, y).map { $1 > 0 ? $0 : 0 }
                         #expect(g == masked, "the mask, trial \(trial)")
-                        let m = GradReference.batchNorm(x, outputGradient: Layout.nchw(masked, batch: n, channels: c, plane: plane), batch: n,
-                                                         channels: c, plane: plane, gamma: gamma, beta: beta, eps: 1e-5)
-                        #expect(relativeError(Layout.nchw(dx, batch: n, channels: c, plane: plane), m.dx) < 1e-5, "dx, trial \(trial)")
+                        let m = GradReference.batchNorm(
+                            x, outputGradient: Layout.nchw(masked, batch: n, channels: c, plane: plane), batch: n,
+                            channels: c, plane: plane, gamma: gamma, beta: beta, eps: 1e-5)
+                        #expect(
+                            relativeError(Layout.nchw(dx, batch: n, channels: c, plane: plane), m.dx) < 1e-5,
+                            "dx, trial \(trial)")
                         #expect(relativeError(dg, m.dGamma) < 1e-5 && relativeError(db, m.dBeta) < 1e-5)
                     } else {
-                        #expect(relativeError(Layout.nchw(dx, batch: n, channels: c, plane: plane), want.dx) < 1e-5, "dx, trial \(trial)")
+                        #expect(
+                            relativeError(Layout.nchw(dx, batch: n, channels: c, plane: plane), want.dx) < 1e-5,
+                            "dx, trial \(trial)")
                         #expect(relativeError(dg, want.dGamma) < 1e-5 && relativeError(db, want.dBeta) < 1e-5)
                     }
                     let count = Float(n * plane)
@@ -144,10 +174,12 @@ import TestSupport
             // Ties keep the first maximum; a NaN wins, the last of several.
             let x: [Float] = [1, 3, 3, 2, .nan, 0, .nan, 5, 4]  // 1 image, 3×3, 1 channel
             var y = [Float](repeating: 0, count: 1), idx = [Int32](repeating: 0, count: 1)
-            PoolBackward.max2d(x, &y, indices: &idx, batch: 1, channels: 1, height: 3, width: 3, kernel: 3, stride: 1, padding: 0)
+            PoolBackward.max2d(
+                x, &y, indices: &idx, batch: 1, channels: 1, height: 3, width: 3, kernel: 3, stride: 1, padding: 0)
             #expect(y[0].isNaN && idx[0] == 6)
             let t: [Float] = [1, 3, 3, 2]
-            PoolBackward.max2d(t, &y, indices: &idx, batch: 1, channels: 1, height: 2, width: 2, kernel: 2, stride: 1, padding: 0)
+            PoolBackward.max2d(
+                t, &y, indices: &idx, batch: 1, channels: 1, height: 2, width: 2, kernel: 2, stride: 1, padding: 0)
             #expect(y[0] == 3 && idx[0] == 1)
         }
     }
@@ -162,21 +194,26 @@ import TestSupport
                 let (k, stride, pad) = [(3, 2, 1), (2, 2, 0), (3, 1, 1), (3, 2, 0)][trial % 4]
                 var x = rng.floats(n * c * h * w).map { ($0 * 4).rounded() }
                 for i in x.indices where rng.int(0...40) == 0 { x[i] = .nan }
-                let want = GradReference.maxPool(x, batch: n, channels: c, height: h, width: w, kernel: k, stride: stride, padding: pad)
+                let want = GradReference.maxPool(
+                    x, batch: n, channels: c, height: h, width: w, kernel: k, stride: stride, padding: pad)
                 let oH = (h + 2 * pad - k) / stride + 1, oW = (w + 2 * pad - k) / stride + 1
                 let xl = Layout.nhwc(x, batch: n, channels: c, plane: h * w)
                 for threads in [1, 2] {
                     var y = [Float](repeating: 0, count: n * oH * oW * c), idx = [Int32](repeating: -7, count: y.count)
-                    PoolBackward.max2d(xl, &y, indices: &idx, batch: n, channels: c, height: h, width: w, kernel: k, stride: stride,
-                                       padding: pad, threads: threads)
+                    PoolBackward.max2d(
+                        xl, &y, indices: &idx, batch: n, channels: c, height: h, width: w, kernel: k, stride: stride,
+                        padding: pad, threads: threads)
                     // Our index is into NHWC; map it to the NCHW flat index the reference gives.
-                    let got = Layout.nchw(idx.map { i -> Float in
-                        let i = Int(i), ch = i % c, pos = i / c, img = pos / (h * w)
-                        return Float((img * c + ch) * h * w + pos % (h * w))
-                    }, batch: n, channels: c, plane: oH * oW).map { Int($0) }
+                    let got = Layout.nchw(
+                        idx.map { i -> Float in
+                            let i = Int(i), ch = i % c, pos = i / c, img = pos / (h * w)
+                            return Float((img * c + ch) * h * w + pos % (h * w))
+                        }, batch: n, channels: c, plane: oH * oW
+                    ).map { Int($0) }
                     let gotY = Layout.nchw(y, batch: n, channels: c, plane: oH * oW)
                     #expect(got == want.indices, "indices, trial \(trial), \(threads) threads")
-                    #expect(zip(gotY, want.y).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "values, trial \(trial)")
+                    #expect(
+                        zip(gotY, want.y).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "values, trial \(trial)")
                 }
             }
         }
@@ -193,22 +230,28 @@ import TestSupport
             func bn(_ name: String) -> [String: [Float]] { (inputs[name] as! [String: Any]).mapValues(floats) }
             let eps: Float = 1e-5, momentum: Float = 0.1
             let (n, h, w) = (2, 11, 9)
-            let g1 = Conv2dGeometry(batch: n, inChannels: 6, height: h, width: w, outChannels: 8, kernel: (3, 3), stride: (2, 2), padding: (1, 1))
+            let g1 = Conv2dGeometry(
+                batch: n, inChannels: 6, height: h, width: w, outChannels: 8, kernel: (3, 3), stride: (2, 2),
+                padding: (1, 1))
             let (ph, pw) = ((g1.outHeight + 2 - 3) / 2 + 1, (g1.outWidth + 2 - 3) / 2 + 1)
-            let g2 = Conv2dGeometry(batch: n, inChannels: 8, height: ph, width: pw, outChannels: 16, kernel: (3, 3), padding: (1, 1))
+            let g2 = Conv2dGeometry(
+                batch: n, inChannels: 8, height: ph, width: pw, outChannels: 16, kernel: (3, 3), padding: (1, 1))
             let g3 = Conv2dGeometry(batch: n, inChannels: 8, height: ph, width: pw, outChannels: 16, kernel: (1, 1))
             let x = Layout.nhwc(floats(inputs["x"]), batch: n, channels: 6, plane: h * w)
-            let w1 = floats(inputs["conv1"]), w2 = floats(inputs["conv2"]), w3 = floats(inputs["conv3"]), r = floats(inputs["r"])
+            let w1 = floats(inputs["conv1"]), w2 = floats(inputs["conv2"]), w3 = floats(inputs["conv3"]),
+                r = floats(inputs["r"])
             var bn1 = bn("bn1"), bn2 = bn("bn2"), bn3 = bn("bn3")
             var scratch = [Float](repeating: 0, count: 1 << 16)
 
             func conv(_ g: Conv2dGeometry, _ x: [Float], _ w: [Float]) -> [Float] {
-                let packed = PackedConvWeight(w, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+                let packed = PackedConvWeight(
+                    w, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
                 var y = [Float](repeating: 0, count: g.outputCount)
                 y.withUnsafeMutableBufferPointer { o in
                     scratch.withUnsafeMutableBufferPointer {
-                        ConvNHWC.forward(g, input: x, weight: packed, bias: nil, residual: nil, relu: false, output: o.baseAddress!,
-                                         scratch: $0.baseAddress!, threads: 2)
+                        ConvNHWC.forward(
+                            g, input: x, weight: packed, bias: nil, residual: nil, relu: false, output: o.baseAddress!,
+                            scratch: $0.baseAddress!, threads: 2)
                     }
                 }
                 return y
@@ -216,32 +259,44 @@ import TestSupport
             struct Saved { var mean: [Float], inv: [Float] }
             func bnForward(_ x: [Float], _ p: inout [String: [Float]], rows: Int) -> ([Float], Saved) {
                 let c = p["weight"]!.count
-                var y = [Float](repeating: 0, count: x.count), s = Saved(mean: .init(repeating: 0, count: c), inv: .init(repeating: 0, count: c))
+                var y = [Float](repeating: 0, count: x.count),
+                    s = Saved(mean: .init(repeating: 0, count: c), inv: .init(repeating: 0, count: c))
                 var rm = p["running_mean"]!, rv = p["running_var"]!
-                BatchNormTrain.forward(x, &y, rows: rows, channels: c, gamma: p["weight"]!, beta: p["bias"]!, runningMean: &rm,
-                                       runningVar: &rv, momentum: momentum, eps: eps, savedMean: &s.mean, savedInvStd: &s.inv)
+                BatchNormTrain.forward(
+                    x, &y, rows: rows, channels: c, gamma: p["weight"]!, beta: p["bias"]!, runningMean: &rm,
+                    runningVar: &rv, momentum: momentum, eps: eps, savedMean: &s.mean, savedInvStd: &s.inv)
                 p["running_mean"] = rm
                 p["running_var"] = rv
                 return (y, s)
             }
-            func bnBackward(_ x: [Float], _ dy: [Float], _ p: [String: [Float]], _ s: Saved, rows: Int) -> ([Float], [Float], [Float]) {
+            func bnBackward(_ x: [Float], _ dy: [Float], _ p: [String: [Float]], _ s: Saved, rows: Int) -> (
+                [Float], [Float], [Float]
+            ) {
                 let c = p["weight"]!.count
                 var dy = dy
                 var dx = [Float](repeating: 0, count: x.count), dg = [Float](repeating: 0, count: c), db = dg
-                BatchNormTrain.backward(x, outputGradient: &dy, inputGradient: &dx, rows: rows, channels: c, gamma: p["weight"]!,
-                                        savedMean: s.mean, savedInvStd: s.inv, gammaGradient: &dg, betaGradient: &db)
+                BatchNormTrain.backward(
+                    x, outputGradient: &dy, inputGradient: &dx, rows: rows, channels: c, gamma: p["weight"]!,
+                    savedMean: s.mean, savedInvStd: s.inv, gammaGradient: &dg, betaGradient: &db)
                 return (dx, dg, db)
             }
-            func convBackward(_ g: Conv2dGeometry, _ x: [Float], _ w: [Float], _ dy: [Float]) -> (dx: [Float], dw: [Float]) {
-                let wt = ConvBackward.packTransposed(w, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+            func convBackward(_ g: Conv2dGeometry, _ x: [Float], _ w: [Float], _ dy: [Float]) -> (
+                dx: [Float], dw: [Float]
+            ) {
+                let wt = ConvBackward.packTransposed(
+                    w, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
                 var dx = [Float](repeating: 0, count: g.inputCount), dw = [Float](repeating: 0, count: g.weightCount)
                 var s = [Float](repeating: 0, count: ConvBackward.scratchCount(g, threads: 2))
                 s.withUnsafeMutableBufferPointer { s in
                     dx.withUnsafeMutableBufferPointer {
-                        ConvBackward.data(g, outputGradient: dy, packedTransposedWeight: wt.array, inputGradient: $0.baseAddress!, scratch: s.baseAddress!, threads: 2)
+                        ConvBackward.data(
+                            g, outputGradient: dy, packedTransposedWeight: wt.array, inputGradient: $0.baseAddress!,
+                            scratch: s.baseAddress!, threads: 2)
                     }
                     dw.withUnsafeMutableBufferPointer {
-                        ConvBackward.weight(g, input: x, outputGradient: dy, weightGradient: $0.baseAddress!, scratch: s.baseAddress!, threads: 2)
+                        ConvBackward.weight(
+                            g, input: x, outputGradient: dy, weightGradient: $0.baseAddress!, scratch: s.baseAddress!,
+                            threads: 2)
                     }
                 }
                 return (dx, dw)
@@ -253,7 +308,9 @@ import TestSupport
             var (y1, s1) = bnForward(c1, &bn1, rows: rows1)
             y1 = y1.map { $0 > 0 ? $0 : 0 }
             var p = [Float](repeating: 0, count: rowsP * 8), idx = [Int32](repeating: 0, count: rowsP * 8)
-            PoolBackward.max2d(y1, &p, indices: &idx, batch: n, channels: 8, height: g1.outHeight, width: g1.outWidth, kernel: 3, stride: 2, padding: 1)
+            PoolBackward.max2d(
+                y1, &p, indices: &idx, batch: n, channels: 8, height: g1.outHeight, width: g1.outWidth, kernel: 3,
+                stride: 2, padding: 1)
             let c2 = conv(g2, p, w2), c3 = conv(g3, p, w3)
             let (b2, s2) = bnForward(c2, &bn2, rows: rowsP)
             let (b3, s3) = bnForward(c3, &bn3, rows: rowsP)
@@ -272,7 +329,8 @@ import TestSupport
             let (dp2, dw2) = convBackward(g2, p, w2, dc2), (dp3, dw3) = convBackward(g3, p, w3, dc3)
             let dp = zip(dp2, dp3).map(+)
             var dy1 = [Float](repeating: 0, count: y1.count)
-            PoolBackward.max2d(outputGradient: dp, indices: idx, count: dp.count, inputGradient: &dy1, inputCount: y1.count)
+            PoolBackward.max2d(
+                outputGradient: dp, indices: idx, count: dp.count, inputGradient: &dy1, inputCount: y1.count)
             PoolBackward.relu(output: y1, gradient: &dy1, count: y1.count)
             let (dc1, dg1, db1) = bnBackward(c1, dy1, bn1, s1, rows: rows1)
             let (dx, dw1) = convBackward(g1, x, w1, dc1)
@@ -292,8 +350,12 @@ import TestSupport
             }
             let after = meta["running_after"] as! [String: [String: [Double]]]
             for (name, p) in [("bn1", bn1), ("bn2", bn2), ("bn3", bn3)] {
-                #expect(relativeError(p["running_mean"]!, after[name]!["running_mean"]!.map(Float.init)) < 1e-5, "\(name).running_mean")
-                #expect(relativeError(p["running_var"]!, after[name]!["running_var"]!.map(Float.init)) < 1e-5, "\(name).running_var")
+                #expect(
+                    relativeError(p["running_mean"]!, after[name]!["running_mean"]!.map(Float.init)) < 1e-5,
+                    "\(name).running_mean")
+                #expect(
+                    relativeError(p["running_var"]!, after[name]!["running_var"]!.map(Float.init)) < 1e-5,
+                    "\(name).running_var")
             }
         }
     }

@@ -1,7 +1,8 @@
 import CKernels
 import Foundation
-import Testing
 import TestSupport
+import Testing
+
 @testable import Kernels
 
 /// The tier registry and its selection: detection agrees with the kernel's own view of the CPU
@@ -11,7 +12,7 @@ import TestSupport
     /// The flags line of /proc/cpuinfo, or nil off Linux.
     static var cpuFlags: Set<String>? {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
         else { return nil }
         return Set(line.split(separator: ":", maxSplits: 1).last!.split(separator: " ").map(String.init))
     }
@@ -21,7 +22,7 @@ import TestSupport
         #expect(ISA.portable.isSupported)
         #expect(ISA.supported.first == ISA.best)
         #if arch(x86_64)
-        #expect(ISA.all.map(\.name) == ["avx512", "avx2", "portable"])
+            #expect(ISA.all.map(\.name) == ["avx512", "avx2", "portable"])
         #endif
         for tier in ISA.all { #expect(ISA(named: tier.name.uppercased()) == tier) }
         #expect(ISA(named: "sse9") == nil)
@@ -29,12 +30,14 @@ import TestSupport
 
     @Test func detectionAgreesWithTheKernel() throws {
         #if arch(x86_64) && os(Linux)
-        let flags = try #require(Self.cpuFlags)
-        let avx2 = flags.isSuperset(of: ["avx2", "fma"])
-        let avx512 = avx2 && flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl"])
-        #expect(ISA(named: "avx2")!.isSupported == avx2)
-        #expect(ISA(named: "avx512")!.isSupported == avx512)
-        print("ISA tiers on this host: \(ISA.supported.map(\.name).joined(separator: ", ")); kernels run in \(ISA.process)")
+            let flags = try #require(Self.cpuFlags)
+            let avx2 = flags.isSuperset(of: ["avx2", "fma"])
+            let avx512 = avx2 && flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl"])
+            #expect(ISA(named: "avx2")!.isSupported == avx2)
+            #expect(ISA(named: "avx512")!.isSupported == avx512)
+            print(
+                "ISA tiers on this host: \(ISA.supported.map(\.name).joined(separator: ", ")); kernels run in \(ISA.process)"
+            )
         #endif
     }
 

@@ -1,6 +1,7 @@
-import Testing
-import TestSupport
 import BLASComparison
+import TestSupport
+import Testing
+
 @testable import Kernels
 
 /// Every fast kernel against its naive twin, on seeded random shapes, strides, paddings and groups.
@@ -13,11 +14,19 @@ import BLASComparison
         while checked < 60 {
             let groups = [1, 1, 1, 2, 4][rng.int(0...4)]
             var g = Conv2dGeometry(
-                batch: rng.int(1...2), inChannels: groups * rng.int(1...5), height: rng.int(1...13), width: rng.int(1...13),
+                batch: rng.int(1...2), inChannels: groups * rng.int(1...5), height: rng.int(1...13),
+                width: rng.int(1...13),
                 outChannels: groups * rng.int(1...5), kernel: (rng.int(1...5), rng.int(1...5)),
                 stride: (rng.int(1...3), rng.int(1...3)), padding: (rng.int(0...3), rng.int(0...3)),
                 dilation: (rng.int(1...2), rng.int(1...2)), groups: groups)
-            if checked % 10 == 0 { g.kernelH = 1; g.kernelW = 1; g.strideH = 1; g.strideW = 1; g.padH = 0; g.padW = 0 }
+            if checked % 10 == 0 {
+                g.kernelH = 1
+                g.kernelW = 1
+                g.strideH = 1
+                g.strideW = 1
+                g.padH = 0
+                g.padW = 0
+            }
             guard g.isValid else { continue }
             checked += 1
             let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
@@ -28,8 +37,9 @@ import BLASComparison
             bias.withUnsafeBufferPointer { b in
                 got.withUnsafeMutableBufferPointer { o in
                     scratch.withUnsafeMutableBufferPointer { s in
-                        ConvKernel.forward(g, input: x, weight: w, output: o.baseAddress!,
-                                           epilogue: Epilogue(bias: b.baseAddress!, relu: relu), scratch: s.baseAddress)
+                        ConvKernel.forward(
+                            g, input: x, weight: w, output: o.baseAddress!,
+                            epilogue: Epilogue(bias: b.baseAddress!, relu: relu), scratch: s.baseAddress)
                     }
                 }
             }
@@ -39,22 +49,26 @@ import BLASComparison
 
     @Test func batchNormFoldEqualsConvThenBN() {
         var rng = Rng(s: 11)
-        let g = Conv2dGeometry(batch: 2, inChannels: 3, height: 9, width: 7, outChannels: 4, kernel: (3, 3), padding: (1, 1))
+        let g = Conv2dGeometry(
+            batch: 2, inChannels: 3, height: 9, width: 7, outChannels: 4, kernel: (3, 3), padding: (1, 1))
         let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount)
         let gamma = (0..<4).map { _ in rng.float() + 1.5 }, beta = rng.floats(4)
         let mean = rng.floats(4), variance = (0..<4).map { _ in rng.float() + 1.2 }
         let conv = ConvKernel.reference(g, input: x, weight: w)
-        let bn = BatchNorm.reference(conv, batch: 2, channels: 4, plane: g.outHeight * g.outWidth,
-                                     weight: gamma, bias: beta, mean: mean, variance: variance, eps: 1e-5)
-        let folded = BatchNorm.fold(convWeight: w, convBias: nil, outChannels: 4, weight: gamma, bias: beta,
-                                    mean: mean, variance: variance, eps: 1e-5)
+        let bn = BatchNorm.reference(
+            conv, batch: 2, channels: 4, plane: g.outHeight * g.outWidth,
+            weight: gamma, bias: beta, mean: mean, variance: variance, eps: 1e-5)
+        let folded = BatchNorm.fold(
+            convWeight: w, convBias: nil, outChannels: 4, weight: gamma, bias: beta,
+            mean: mean, variance: variance, eps: 1e-5)
         let fused = ConvKernel.reference(g, input: x, weight: folded.weight, bias: folded.bias)
         #expect(relativeError(fused, bn) < 1e-5)
         var fast = [Float](repeating: 0, count: conv.count)
         conv.withUnsafeBufferPointer { src in
             fast.withUnsafeMutableBufferPointer { dst in
-                BatchNorm.inference(src.baseAddress!, dst.baseAddress!, batch: 2, channels: 4, plane: g.outHeight * g.outWidth,
-                                    weight: gamma, bias: beta, mean: mean, variance: variance, eps: 1e-5)
+                BatchNorm.inference(
+                    src.baseAddress!, dst.baseAddress!, batch: 2, channels: 4, plane: g.outHeight * g.outWidth,
+                    weight: gamma, bias: beta, mean: mean, variance: variance, eps: 1e-5)
             }
         }
         #expect(relativeError(fast, bn) < 1e-6)
@@ -141,6 +155,6 @@ import BLASComparison
         pool.shutdown()
         #expect(pool.live.load(ordering: .acquiring) == 0, "a worker outlived shutdown")
         #expect(!pool.run(chunks: 2) { _ in })
-        pool.shutdown()   // idempotent
+        pool.shutdown()  // idempotent
     }
 }

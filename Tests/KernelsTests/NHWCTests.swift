@@ -1,6 +1,7 @@
 import CKernels
-import Testing
 import TestSupport
+import Testing
+
 @testable import Kernels
 
 /// The channels-last kernels against the NCHW references (`ConvKernel.reference`, `Pool.max2dReference`),
@@ -8,9 +9,9 @@ import TestSupport
 @Suite struct NHWCTests {
     typealias Rng = KernelTests.Rng
 
-
     /// The reference for conv + bias + residual + ReLU, in NHWC.
-    func expected(_ g: Conv2dGeometry, x: [Float], w: [Float], bias: [Float], residual: [Float]?, relu: Bool) -> [Float] {
+    func expected(_ g: Conv2dGeometry, x: [Float], w: [Float], bias: [Float], residual: [Float]?, relu: Bool) -> [Float]
+    {
         let xc = Layout.nchw(x, batch: g.batch, channels: g.inChannels, plane: g.height * g.width)
         var y = ConvKernel.reference(g, input: xc, weight: w, bias: bias)
         y = Layout.nhwc(y, batch: g.batch, channels: g.outChannels, plane: g.outHeight * g.outWidth)
@@ -33,7 +34,8 @@ import TestSupport
                 case 0: (g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW) = (1, 1, 1, 1, 0, 0)
                 case 1: (g.inChannels, g.kernelH, g.kernelW) = (80, 3, 3)  // depth 720: chunks split a tap
                 case 2: (g.height, g.width, g.strideH, g.strideW) = (30, 30, 1, 1)  // several row blocks
-                case 3: (g.outChannels, g.kernelH, g.kernelW) = (rng.int(65...150), rng.int(1...3), rng.int(1...3))  // several 64-column groups
+                // Several 64-column groups.
+                case 3: (g.outChannels, g.kernelH, g.kernelW) = (rng.int(65...150), rng.int(1...3), rng.int(1...3))
                 default: break
                 }
                 guard ConvNHWC.applies(to: g) else { continue }
@@ -45,9 +47,11 @@ import TestSupport
                 let residual = checked % 3 == 0 ? rng.floats(g.outputCount) : nil
                 let relu = checked % 2 == 0
                 let want = expected(g, x: x, w: w, bias: bias, residual: residual, relu: relu)
-                let packed = PackedConvWeight(w, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
+                let packed = PackedConvWeight(
+                    w, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
                 for threads in [1, 2, 3] {
-                    sawPanelSplit = sawPanelSplit || (threads > 1 && rows < threads * 48 && (g.outChannels + 15) / 16 >= threads)
+                    sawPanelSplit =
+                        sawPanelSplit || (threads > 1 && rows < threads * 48 && (g.outChannels + 15) / 16 >= threads)
                     var got = [Float](repeating: .nan, count: g.outputCount)
                     var scratch = [Float](repeating: .nan, count: ConvNHWC.scratchCount(threads: threads))
                     got.withUnsafeMutableBufferPointer { o in
@@ -55,12 +59,15 @@ import TestSupport
                             bias.withUnsafeBufferPointer { b in
                                 if let residual {
                                     residual.withUnsafeBufferPointer { r in
-                                        ConvNHWC.forward(g, input: x, weight: packed, bias: b.baseAddress, residual: r.baseAddress,
-                                                         relu: relu, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                                        ConvNHWC.forward(
+                                            g, input: x, weight: packed, bias: b.baseAddress, residual: r.baseAddress,
+                                            relu: relu, output: o.baseAddress!, scratch: s.baseAddress!,
+                                            threads: threads)
                                     }
                                 } else {
-                                    ConvNHWC.forward(g, input: x, weight: packed, bias: b.baseAddress, residual: nil,
-                                                     relu: relu, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                                    ConvNHWC.forward(
+                                        g, input: x, weight: packed, bias: b.baseAddress, residual: nil,
+                                        relu: relu, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
                                 }
                             }
                         }
@@ -79,23 +86,27 @@ import TestSupport
         try ISA.with(tier) {
             var rng = Rng(s: 29)
             let shapes: [(n: Int, h: Int, w: Int, k: Int, kh: Int, kw: Int, s: Int, p: Int)] = [
-                (1, 7, 7, 40, 3, 3, 1, 1), (2, 9, 9, 20, 3, 3, 2, 1), (1, 5, 3, 70, 2, 3, 1, 2), (1, 1, 1, 16, 3, 3, 1, 1),
+                (1, 7, 7, 40, 3, 3, 1, 1), (2, 9, 9, 20, 3, 3, 2, 1), (1, 5, 3, 70, 2, 3, 1, 2),
+                (1, 1, 1, 16, 3, 3, 1, 1),
             ]
             for c in shapes {
-                let g = Conv2dGeometry(batch: c.n, inChannels: 512, height: c.h, width: c.w, outChannels: c.k,
-                                       kernel: (c.kh, c.kw), stride: (c.s, c.s), padding: (c.p, c.p))
+                let g = Conv2dGeometry(
+                    batch: c.n, inChannels: 512, height: c.h, width: c.w, outChannels: c.k,
+                    kernel: (c.kh, c.kw), stride: (c.s, c.s), padding: (c.p, c.p))
                 try #require(ConvNHWC.applies(to: g))
                 let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
                 let want = expected(g, x: x, w: w, bias: bias, residual: nil, relu: true)
-                let packed = PackedConvWeight(w, outChannels: g.outChannels, inChannels: 512, kernelH: c.kh, kernelW: c.kw)
+                let packed = PackedConvWeight(
+                    w, outChannels: g.outChannels, inChannels: 512, kernelH: c.kh, kernelW: c.kw)
                 for threads in [1, 2, 3] {
                     var got = [Float](repeating: .nan, count: g.outputCount)
                     var scratch = [Float](repeating: .nan, count: ConvNHWC.scratchCount(threads: threads))
                     got.withUnsafeMutableBufferPointer { o in
                         scratch.withUnsafeMutableBufferPointer { s in
                             bias.withUnsafeBufferPointer { b in
-                                ConvNHWC.forward(g, input: x, weight: packed, bias: b.baseAddress, residual: nil, relu: true,
-                                                 output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                                ConvNHWC.forward(
+                                    g, input: x, weight: packed, bias: b.baseAddress, residual: nil, relu: true,
+                                    output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
                             }
                         }
                     }
@@ -114,17 +125,22 @@ import TestSupport
                 let w = rng.floats(k * c * 9)
                 let one = WinogradNHWC.transformWeights(w, outChannels: k, inChannels: c).array
                 var flippedFirst = [Float](repeating: 0, count: w.count)  // [C, K, 3, 3], each filter turned 180°
-                for o in 0..<k { for i in 0..<c { for t in 0..<9 { flippedFirst[(i * k + o) * 9 + 8 - t] = w[(o * c + i) * 9 + t] } } }
+                for o in 0..<k {
+                    for i in 0..<c { for t in 0..<9 { flippedFirst[(i * k + o) * 9 + 8 - t] = w[(o * c + i) * 9 + t] } }
+                }
                 let want = WinogradNHWC.transformWeights(flippedFirst, outChannels: c, inChannels: k).array
                 for threads in [1, 2, 3] {
-                    var u = [Float](repeating: .nan, count: WinogradNHWC.transformedCount(outChannels: k, inChannels: c))
+                    var u = [Float](
+                        repeating: .nan, count: WinogradNHWC.transformedCount(outChannels: k, inChannels: c))
                     u.withUnsafeMutableBufferPointer {
                         WinogradNHWC.transformWeights(w, outChannels: k, inChannels: c, into: $0, threads: threads)
                     }
                     #expect(u == one, "K \(k), C \(c), \(threads) threads")
-                    var f = [Float](repeating: .nan, count: WinogradNHWC.transformedCount(outChannels: c, inChannels: k))
+                    var f = [Float](
+                        repeating: .nan, count: WinogradNHWC.transformedCount(outChannels: c, inChannels: k))
                     f.withUnsafeMutableBufferPointer {
-                        WinogradNHWC.transformWeights(w, outChannels: c, inChannels: k, flipped: true, into: $0, threads: threads)
+                        WinogradNHWC.transformWeights(
+                            w, outChannels: c, inChannels: k, flipped: true, into: $0, threads: threads)
                     }
                     #expect(f == want, "flipped: K \(k), C \(c), \(threads) threads")
                 }
@@ -136,8 +152,9 @@ import TestSupport
         try ISA.with(tier) {
             var rng = Rng(s: 23)
             for trial in 0..<30 {
-                let g = Conv2dGeometry(batch: rng.int(1...3), inChannels: 8 * rng.int(1...4), height: rng.int(1...19),
-                                       width: rng.int(1...19), outChannels: 8 * rng.int(1...5), kernel: (3, 3), padding: (1, 1))
+                let g = Conv2dGeometry(
+                    batch: rng.int(1...3), inChannels: 8 * rng.int(1...4), height: rng.int(1...19),
+                    width: rng.int(1...19), outChannels: 8 * rng.int(1...5), kernel: (3, 3), padding: (1, 1))
                 #expect(WinogradNHWC.applies(to: g))
                 let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
                 let residual = trial % 3 == 0 ? rng.floats(g.outputCount) : nil
@@ -147,20 +164,24 @@ import TestSupport
                 // The default schedule, and both schedules with small blocks so the block loops run many
                 // rounds with ragged ends.
                 let schedules: [(Int, WinogradNHWC.Schedule?)] = [
-                    (1, nil), (2, nil), (2, .shared(tiles: 5)), (3, .shared(tiles: 1)), (2, .perThread(tiles: 3)), (3, .perThread(tiles: 7)),
+                    (1, nil), (2, nil), (2, .shared(tiles: 5)), (3, .shared(tiles: 1)), (2, .perThread(tiles: 3)),
+                    (3, .perThread(tiles: 7)),
                 ]
                 for (threads, schedule) in schedules {
                     var got = [Float](repeating: .nan, count: g.outputCount)
-                    var scratch = [Float](repeating: .nan, count: WinogradNHWC.scratchCount(g, threads: threads, schedule: schedule))
+                    var scratch = [Float](
+                        repeating: .nan, count: WinogradNHWC.scratchCount(g, threads: threads, schedule: schedule))
                     got.withUnsafeMutableBufferPointer { o in
                         scratch.withUnsafeMutableBufferPointer { s in
                             bias.withUnsafeBufferPointer { b in
                                 let r = residual.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
                                 defer { r?.deallocate() }
                                 if let r, let residual { _ = r.initialize(from: residual) }
-                                WinogradNHWC.forward(g, input: x, transformedWeight: u, bias: b.baseAddress,
-                                                     residual: r.map { UnsafePointer($0.baseAddress!) }, relu: relu,
-                                                     output: o.baseAddress!, scratch: s.baseAddress!, threads: threads, schedule: schedule)
+                                WinogradNHWC.forward(
+                                    g, input: x, transformedWeight: u, bias: b.baseAddress,
+                                    residual: r.map { UnsafePointer($0.baseAddress!) }, relu: relu,
+                                    output: o.baseAddress!, scratch: s.baseAddress!, threads: threads,
+                                    schedule: schedule)
                             }
                         }
                     }
@@ -180,16 +201,21 @@ import TestSupport
                 guard h + 2 * p >= k, w + 2 * p >= k else { continue }
                 var x = rng.floats(n * c * h * w)
                 x[rng.int(0...(x.count - 1))] = .nan
-                let want = Layout.nhwc(Pool.max2dReference(x, batch: n, channels: c, height: h, width: w, kernel: k, stride: s, padding: p),
-                                       batch: n, channels: c, plane: ((h + 2 * p - k) / s + 1) * ((w + 2 * p - k) / s + 1))
+                let want = Layout.nhwc(
+                    Pool.max2dReference(
+                        x, batch: n, channels: c, height: h, width: w, kernel: k, stride: s, padding: p),
+                    batch: n, channels: c, plane: ((h + 2 * p - k) / s + 1) * ((w + 2 * p - k) / s + 1))
                 let xl = Layout.nhwc(x, batch: n, channels: c, plane: h * w)
                 for threads in [1, 2] {
                     var got = [Float](repeating: -7, count: want.count)
                     got.withUnsafeMutableBufferPointer {
-                        PoolNHWC.max2d(xl, $0.baseAddress!, batch: n, channels: c, height: h, width: w, kernel: k, stride: s,
-                                       padding: p, threads: threads)
+                        PoolNHWC.max2d(
+                            xl, $0.baseAddress!, batch: n, channels: c, height: h, width: w, kernel: k, stride: s,
+                            padding: p, threads: threads)
                     }
-                    #expect(got.elementsEqual(want) { $0 == $1 || ($0.isNaN && $1.isNaN) }, "n\(n) c\(c) \(h)x\(w) k\(k) s\(s) p\(p)")
+                    #expect(
+                        got.elementsEqual(want) { $0 == $1 || ($0.isNaN && $1.isNaN) },
+                        "n\(n) c\(c) \(h)x\(w) k\(k) s\(s) p\(p)")
                 }
             }
         }
@@ -199,17 +225,22 @@ import TestSupport
         var rng = Rng(s: 31)
         let n = 2, c = 5, plane = 7
         let x = rng.floats(n * c * plane)
-        #expect(Layout.nchw(Layout.nhwc(x, batch: n, channels: c, plane: plane), batch: n, channels: c, plane: plane) == x)
+        #expect(
+            Layout.nchw(Layout.nhwc(x, batch: n, channels: c, plane: plane), batch: n, channels: c, plane: plane) == x)
         // Large enough to split across threads, with a split inside an image.
         let big = rng.floats(2 * 3 * 9001), want = Layout.nhwc(big, batch: 2, channels: 3, plane: 9001)
         for threads in [2, 3] {
             var got = [Float](repeating: .nan, count: big.count)
-            got.withUnsafeMutableBufferPointer { Layout.nhwc(big, $0.baseAddress!, batch: 2, channels: 3, plane: 9001, threads: threads) }
+            got.withUnsafeMutableBufferPointer {
+                Layout.nhwc(big, $0.baseAddress!, batch: 2, channels: 3, plane: 9001, threads: threads)
+            }
             #expect(got == want, "\(threads) threads")
         }
         var got = [Float](repeating: 0, count: n * c)
         got.withUnsafeMutableBufferPointer {
-            PoolNHWC.globalAverage(Layout.nhwc(x, batch: n, channels: c, plane: plane), $0.baseAddress!, batch: n, channels: c, plane: plane)
+            PoolNHWC.globalAverage(
+                Layout.nhwc(x, batch: n, channels: c, plane: plane), $0.baseAddress!, batch: n, channels: c,
+                plane: plane)
         }
         for i in 0..<(n * c) {
             let mean = x[(i * plane)..<((i + 1) * plane)].reduce(0, +) / Float(plane)
@@ -255,7 +286,8 @@ import TestSupport
                 var at = [Float](repeating: 0, count: m * max(1, k))  // Aᵀ, m × k
                 for r in 0..<k { for i in 0..<m { at[i * k + r] = a[r * lda + i] } }
                 var want = [Float](repeating: 0, count: m * ldc)
-                pth2swt_sgemm_reference(Int32(m), Int32(n), Int32(k), at, Int32(max(1, k)), b, Int32(ldb), &want, Int32(ldc))
+                pth2swt_sgemm_reference(
+                    Int32(m), Int32(n), Int32(k), at, Int32(max(1, k)), b, Int32(ldb), &want, Int32(ldc))
                 for i in 0..<m { for j in n..<ldc { want[i * ldc + j] = start[i * ldc + j] } }  // outside C: untouched
                 if acc == 1 { for i in 0..<m { for j in 0..<n { want[i * ldc + j] += start[i * ldc + j] } } }
                 var c = start
@@ -283,7 +315,8 @@ import TestSupport
             #expect(Int(bitPattern: b.baseAddress!) % 64 == 0 && b.count == count)
             b.deallocate()
         }
-        let packed = PackedConvWeight((0..<(24 * 5 * 9)).map(Float.init), outChannels: 24, inChannels: 5, kernelH: 3, kernelW: 3)
+        let packed = PackedConvWeight(
+            (0..<(24 * 5 * 9)).map(Float.init), outChannels: 24, inChannels: 5, kernelH: 3, kernelW: 3)
         #expect(Int(bitPattern: packed.packed.baseAddress) % 64 == 0)
     }
 }

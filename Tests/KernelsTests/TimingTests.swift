@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Kernels
 
 /// The clock, the benchmark summary and the memory figure every timing in the project goes through.

@@ -11,7 +11,10 @@ import Testing
         let before = BackgroundScope.liveStartedHere
         let v = try BackgroundScope.with { scope in
             let a = try scope.start { _ in (0..<1000).reduce(0, +) }
-            let b = try scope.start { _ -> Int in usleep(20_000); return 7 }
+            let b = try scope.start { _ -> Int in
+                usleep(20_000)
+                return 7
+            }
             return try a.value() + b.value()
         }
         #expect(v == 499_500 + 7)
@@ -29,7 +32,10 @@ import Testing
                 _ = try scope.start { cancellation -> Int in
                     // Would run 10 s if never cancelled.
                     for _ in 0..<1000 {
-                        if cancellation.isCancelled { sawCancel.set(); return 0 }
+                        if cancellation.isCancelled {
+                            sawCancel.set()
+                            return 0
+                        }
                         usleep(10_000)
                     }
                     return 1
@@ -75,7 +81,7 @@ import Testing
             let rb = TemporaryFileRegistration(path: b)
             #expect(TemporaryFileRegistration.isRegistered(a) && TemporaryFileRegistration.isRegistered(b))
             ra.end()
-            ra.end()   // idempotent
+            ra.end()  // idempotent
             #expect(!TemporaryFileRegistration.isRegistered(a) && TemporaryFileRegistration.isRegistered(b))
             _ = rb
         }
@@ -85,7 +91,15 @@ import Testing
     final class Flag: @unchecked Sendable {
         private let lock = NSLock()
         private var v = false
-        func set() { lock.lock(); v = true; lock.unlock() }
-        var value: Bool { lock.lock(); defer { lock.unlock() }; return v }
+        func set() {
+            lock.lock()
+            v = true
+            lock.unlock()
+        }
+        var value: Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return v
+        }
     }
 }

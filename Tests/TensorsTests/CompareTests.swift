@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Tensors
 
 /// `StateDictComparison`, the rule `pth2swt verify` applies: bit for bit, or torch.allclose's.
@@ -32,10 +33,12 @@ import Testing
         let a = try sd([("w", f32([1, 2, 3, 4], shape: [2, 2])), ("only_a", f32([0])), ("n", i64([7]))])
         let b = try sd([("w", f32([1, 2, 3, 4], shape: [4])), ("only_b", f32([0])), ("n", f32([7]))])
         let r = try StateDictComparison().compare(a, b)
-        #expect(r.differences == [
-            .init(tensor: "only_a", message: "only in A"), .init(tensor: "only_b", message: "only in B"),
-            .init(tensor: "w", message: "shape [2, 2] vs [4]"), .init(tensor: "n", message: "dtype int64 vs float32"),
-        ])
+        #expect(
+            r.differences == [
+                .init(tensor: "only_a", message: "only in A"), .init(tensor: "only_b", message: "only in B"),
+                .init(tensor: "w", message: "shape [2, 2] vs [4]"),
+                .init(tensor: "n", message: "dtype int64 vs float32"),
+            ])
         // With a tolerance, dtypes may differ: int64 7 and float32 7.0 agree.
         let loose = try StateDictComparison(rtol: 1e-6).compare(try sd([("n", i64([7]))]), try sd([("n", f32([7]))]))
         #expect(loose.match)
@@ -49,7 +52,8 @@ import Testing
         // -0 and +0 differ bit for bit but not by value.
         let z = try StateDictComparison().compare(try sd([("z", f32([0]))]), try sd([("z", f32([-0.0]))]))
         #expect(!z.match)
-        #expect(try StateDictComparison(atol: 1e-30).compare(try sd([("z", f32([0]))]), try sd([("z", f32([-0.0]))])).match)
+        #expect(
+            try StateDictComparison(atol: 1e-30).compare(try sd([("z", f32([0]))]), try sd([("z", f32([-0.0]))])).match)
     }
 
     @Test func allcloseIsTorchs() throws {
@@ -60,7 +64,8 @@ import Testing
         let tight = try StateDictComparison(rtol: 1e-4, atol: 0).compare(a, b)
         #expect(tight.differences.map(\.message).first?.hasPrefix("2 of 4 elements differ beyond tolerance") == true)
         #expect(abs(tight.maxAbsDifference - 0.05) < 1e-5)
-        let inf = try StateDictComparison(rtol: 1).compare(try sd([("x", f32([.infinity]))]), try sd([("x", f32([-.infinity]))]))
+        let inf = try StateDictComparison(rtol: 1).compare(
+            try sd([("x", f32([.infinity]))]), try sd([("x", f32([-.infinity]))]))
         #expect(!inf.match)
     }
 

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Tensors
 
 /// A storage of `count` elements of `dtype` with the given little-endian bytes.
@@ -18,7 +19,7 @@ func le<T: FixedWidthInteger>(_ values: [T]) -> [UInt8] {
             (.bfloat16, le([UInt16(0x3F80), 0xC040, 0x0001]), [1, -3, Float(bitPattern: 0x0001_0000)]),
             (.float64, le([Double(0.1).bitPattern, Double(-1e300).bitPattern]), [0.1, -.infinity]),
             (.int64, le([Int64.max, -7]), [9.223372e18, -7]),
-            (.int32, le([Int32.min, 5]), [-2147483648, 5]),
+            (.int32, le([Int32.min, 5]), [-2_147_483_648, 5]),
             (.int16, le([Int16(-32768), 300]), [-32768, 300]),
             (.int8, [0x80, 0x7F], [-128, 127]),
             (.uint8, [0xFF, 0x00], [255, 0]),
@@ -50,8 +51,9 @@ func le<T: FixedWidthInteger>(_ values: [T]) -> [UInt8] {
             let bytes = (0..<(count * dtype.itemSize)).map { _ in UInt8.random(in: 0...255, using: &rng) }
             let s = try storage(dtype, bytes)
             let t = try Tensor(storage: s, shape: shape, strides: strides, storageOffset: offset)
-            #expect(try t.float32().map(\.bitPattern) == t.float32Reference().map(\.bitPattern),
-                    "\(dtype) \(shape) \(strides) +\(offset)")
+            #expect(
+                try t.float32().map(\.bitPattern) == t.float32Reference().map(\.bitPattern),
+                "\(dtype) \(shape) \(strides) +\(offset)")
             // contiguousBytes: element i of the C-order walk equals the reference's bytes.
             let cb = try t.contiguousBytes()
             #expect(cb.count == t.count * dtype.itemSize)

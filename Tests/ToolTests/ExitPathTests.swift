@@ -55,7 +55,9 @@ struct ExitPathTests {
                 let status = p.terminationStatus
                 let signalled = p.terminationReason == .uncaughtSignal
                 let what = "delay \(delay) \(target): \(signalled ? "signal" : "exit") \(status)"
-                #expect((signalled && status == signal) || (!signalled && (status == 0 || status == 128 + signal)), "\(what)")
+                #expect(
+                    (signalled && status == signal) || (!signalled && (status == 0 || status == 128 + signal)),
+                    "\(what)")
                 #expect(dir.contents.allSatisfy { !$0.contains("partial") }, "\(what): \(dir.contents)")
                 if FileManager.default.fileExists(atPath: out) {
                     let written = try Checkpoint(path: out).stateDict()
@@ -71,7 +73,9 @@ struct ExitPathTests {
             }
         }
         // Not vacuous: some signals landed while the file was being written.
-        #expect(interruptedMidway[SIGINT, default: 0] > 0 && interruptedMidway[SIGTERM, default: 0] > 0, "\(interruptedMidway)")
+        #expect(
+            interruptedMidway[SIGINT, default: 0] > 0 && interruptedMidway[SIGTERM, default: 0] > 0,
+            "\(interruptedMidway)")
     }
 
     static let fashion = "/usr/share/datasets/fashion-mnist"
@@ -81,16 +85,20 @@ struct ExitPathTests {
     static func finetune(out: String, epochs: Int, threads: Int) -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Tool.path)
-        p.arguments = ["finetune", "--data", fashion, "--classes", "2", "--per-class", "8",
-                       "--freeze", "through:layer3", "--epochs", String(epochs), "--batch-size", "4",
-                       "--threads", String(threads), "--no-augment", "--out", out]
+        p.arguments = [
+            "finetune", "--data", fashion, "--classes", "2", "--per-class", "8",
+            "--freeze", "through:layer3", "--epochs", String(epochs), "--batch-size", "4",
+            "--threads", String(threads), "--no-augment", "--out", out,
+        ]
         return p
     }
 
     /// finetune's epoch lines reach a pipe while the run goes on (stdout is line-buffered), and SIGINT
     /// after epoch 1's checkpoint ends the run with 130, leaving that checkpoint whole and nothing partial.
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: fashion + "/train-images-idx3-ubyte.gz"),
-                   "Fashion-MNIST is not installed (bash scripts/bootstrap.sh installs dataset-fashion-mnist)"))
+    @Test(
+        .enabled(
+            if: FileManager.default.fileExists(atPath: fashion + "/train-images-idx3-ubyte.gz"),
+            "Fashion-MNIST is not installed (bash scripts/bootstrap.sh installs dataset-fashion-mnist)"))
     func finetuneLogStreamsAndSIGINTKeepsTheLastCheckpoint() throws {
         let dir = try Scratch("finetune")
         let out = dir.file("ft.swt"), resume = dir.file("ft.resume.swt")
@@ -99,7 +107,12 @@ struct ExitPathTests {
         p.standardOutput = stdout
         p.standardError = stderr
         try p.run()
-        defer { if p.isRunning { p.terminate(); p.waitUntilExit() } }
+        defer {
+            if p.isRunning {
+                p.terminate()
+                p.waitUntilExit()
+            }
+        }
 
         // Read the pipe as it fills, until epoch 1's line is there.
         var text = ""
@@ -107,7 +120,7 @@ struct ExitPathTests {
         let deadline = Date().addingTimeInterval(180)
         while !text.contains("epoch 1/6:") && Date() < deadline {
             let chunk = reader.availableData
-            if chunk.isEmpty { break }   // end of file: the process is gone
+            if chunk.isEmpty { break }  // end of file: the process is gone
             text += String(decoding: chunk, as: UTF8.self)
         }
         #expect(text.contains("epoch 1/6:"), "no epoch line while running:\n\(text)")
@@ -121,7 +134,9 @@ struct ExitPathTests {
         let errText = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         text += String(decoding: rest, as: UTF8.self)
-        #expect(p.terminationReason == .exit && p.terminationStatus == 130, "status \(p.terminationStatus)\n\(text)\n\(errText)")
+        #expect(
+            p.terminationReason == .exit && p.terminationStatus == 130,
+            "status \(p.terminationStatus)\n\(text)\n\(errText)")
         #expect(errText.contains("interrupted by SIGINT"), "\(errText)")
         #expect(dir.contents.allSatisfy { !$0.contains("partial") }, "\(dir.contents)")
 
@@ -135,7 +150,9 @@ struct ExitPathTests {
         }
         // The saved epoch is the last whose line was printed, or the one before if the signal landed
         // while that epoch's files were being written; stderr names it.
-        #expect(recorded >= 1 && (Int(recorded) == epochs || Int(recorded) == epochs - 1), "epoch \(recorded), \(epochs) lines")
+        #expect(
+            recorded >= 1 && (Int(recorded) == epochs || Int(recorded) == epochs - 1),
+            "epoch \(recorded), \(epochs) lines")
         #expect(errText.contains("hold epoch \(recorded); --resume \(resume) continues"), "\(errText)")
         #expect(try Checkpoint(path: out).stateDict().count > 0)
     }
@@ -143,8 +160,10 @@ struct ExitPathTests {
     /// SIGINT early in a finetune run (while the data loads or epoch 1 trains) and SIGTERM during epoch
     /// 2: exit 130 / 143, never a temporary file, and checkpoint files only for the epochs whose lines
     /// were printed, each readable.
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: fashion + "/train-images-idx3-ubyte.gz"),
-                   "Fashion-MNIST is not installed (bash scripts/bootstrap.sh installs dataset-fashion-mnist)"))
+    @Test(
+        .enabled(
+            if: FileManager.default.fileExists(atPath: fashion + "/train-images-idx3-ubyte.gz"),
+            "Fashion-MNIST is not installed (bash scripts/bootstrap.sh installs dataset-fashion-mnist)"))
     func finetuneInterruptedAtOtherPoints() throws {
         for (delay, signal) in [(0.3, SIGINT), (1.5, SIGINT), (0.0, SIGTERM)] {
             let dir = try Scratch("finetune-points")
@@ -164,7 +183,9 @@ struct ExitPathTests {
             let text = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             p.waitUntilExit()
             let what = "signal \(signal) after \(delay) s"
-            #expect(p.terminationReason == .exit && p.terminationStatus == 128 + signal, "\(what): status \(p.terminationStatus)\n\(text)")
+            #expect(
+                p.terminationReason == .exit && p.terminationStatus == 128 + signal,
+                "\(what): status \(p.terminationStatus)\n\(text)")
             #expect(dir.contents.allSatisfy { !$0.contains("partial") }, "\(what): \(dir.contents)")
             let finished = text.split(separator: "\n").filter { $0.hasPrefix("epoch ") }.count
             // Whatever was written is whole (the model is written just before its resume file, so a

@@ -10,7 +10,8 @@ import Testing
 struct HostileUseTests {
     static let fashion = "/usr/share/datasets/fashion-mnist"
     static var fashionAvailable: Bool { FileManager.default.fileExists(atPath: fashion + "/t10k-labels-idx1-ubyte.gz") }
-    static let fashionSkip: Comment = "no Fashion-MNIST at /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist; bash scripts/bootstrap.sh)"
+    static let fashionSkip: Comment =
+        "no Fashion-MNIST at /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist; bash scripts/bootstrap.sh)"
 
     /// Flags of a small, quick fine-tuning run on Fashion-MNIST (two classes, four images each).
     static let small = ["--data", fashion, "--classes", "2", "--per-class", "4", "--no-augment", "--batch-size", "8"]
@@ -21,7 +22,8 @@ struct HostileUseTests {
         let dir = NSTemporaryDirectory() + "pth2swt-hostile-\(getpid())"
         atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "pth2swt-hostile-\(getpid())") }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let r = try Tool.run(["finetune"] + small + ["--epochs", "2", "--stop-after", "1", "--out", dir + "/model.swt"], timeout: 600)
+        let r = try Tool.run(
+            ["finetune"] + small + ["--epochs", "2", "--stop-after", "1", "--out", dir + "/model.swt"], timeout: 600)
         guard r.status == 0, !r.signalled else { throw ToolFailure(outcome: r) }
         return dir
     }
@@ -36,9 +38,13 @@ struct HostileUseTests {
     }
 
     /// Expects a clean failure: the exit status, no signal, and the message in stderr or stdout.
-    func expectError(_ r: Tool.Outcome, status: Int32 = 1, _ text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectError(
+        _ r: Tool.Outcome, status: Int32 = 1, _ text: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(!r.signalled && r.status == status, "\(r.description)", sourceLocation: sourceLocation)
-        #expect((r.stderr + r.stdout).contains(text), "wanted '\(text)' in \(r.description)", sourceLocation: sourceLocation)
+        #expect(
+            (r.stderr + r.stdout).contains(text), "wanted '\(text)' in \(r.description)", sourceLocation: sourceLocation
+        )
     }
 
     // MARK: - Outputs that are inputs
@@ -58,7 +64,8 @@ struct HostileUseTests {
             expectError(r, "refusing to write --out \(out): it is --weights \(weights)")
             #expect(!r.stdout.contains("epoch 1"), "trained before refusing: \(r.stdout)")
         }
-        let r = try Tool.run(["finetune", "--weights", weights, "--resume", resume] + Self.small + ["--epochs", "2", "--out", resume])
+        let r = try Tool.run(
+            ["finetune", "--weights", weights, "--resume", resume] + Self.small + ["--epochs", "2", "--out", resume])
         expectError(r, "it is --resume \(resume)")
         #expect((try Self.sha(weights), try Self.sha(resume)) == before, "an input was changed")
     }
@@ -72,7 +79,8 @@ struct HostileUseTests {
         for out in [input, dir.file("link.swt")] {
             expectError(try Tool.run(["convert", input, out]), "refusing to write OUT \(out): it is IN \(input)")
         }
-        expectError(try Tool.run(["bench", "convert", input, input, "--repeat", "1", "--warmup", "0"]), "refusing to write OUT")
+        expectError(
+            try Tool.run(["bench", "convert", input, input, "--repeat", "1", "--warmup", "0"]), "refusing to write OUT")
         #expect(try Self.sha(input) == before)
     }
 
@@ -97,12 +105,15 @@ struct HostileUseTests {
         let headerLength = bytes.withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self).littleEndian) }
         for i in 0..<4 { bytes[8 + headerLength + 4096 + i] = [0xFF, 0xFF, 0xFF, 0x7F][i] }  // a NaN inside a tensor
         try Data(bytes).write(to: URL(fileURLWithPath: bad))
-        let r = try Tool.run(["finetune", "--resume", bad] + Self.small + ["--epochs", "2", "--out", dir.file("out.swt")])
+        let r = try Tool.run(
+            ["finetune", "--resume", bad] + Self.small + ["--epochs", "2", "--out", dir.file("out.swt")])
         expectError(r, "the tensor data was changed after the file was written")
         #expect(!FileManager.default.fileExists(atPath: dir.file("out.swt")))
         expectError(try Tool.run(["inspect", "--check", bad]), "pth2swt.data_sha256")
         let good = try Tool.run(["inspect", "--check", trained + "/model.resume.swt"])
-        #expect(good.status == 0 && good.stdout.contains("check: the data's SHA-256 is the one the header records"), "\(good.description)")
+        #expect(
+            good.status == 0 && good.stdout.contains("check: the data's SHA-256 is the one the header records"),
+            "\(good.description)")
     }
 
     @Test(.enabled(if: fashionAvailable, fashionSkip))
@@ -112,8 +123,9 @@ struct HostileUseTests {
         // The run started from a seeded backbone; the same backbone rounded to float16 is other weights.
         let other = dir.file("other.swt")
         #expect(try Tool.run(["convert", trained + "/model.swt", other, "--dtype", "float16", "-q"]).status == 0)
-        let r = try Tool.run(["finetune", "--weights", other, "--resume", trained + "/model.resume.swt"] + Self.small
-                             + ["--epochs", "2", "--out", dir.file("out.swt")])
+        let r = try Tool.run(
+            ["finetune", "--weights", other, "--resume", trained + "/model.resume.swt"] + Self.small
+                + ["--epochs", "2", "--out", dir.file("out.swt")])
         expectError(r, "continues a run that started from other weights than --weights")
         #expect(dir.contents == ["other.swt"], "\(dir.contents)")
     }
@@ -122,7 +134,10 @@ struct HostileUseTests {
     func resumeThatWouldTrainNothingSaysSo() throws {
         let trained = try Self.trained.get()
         let dir = try Scratch("nothing-to-do")
-        let r = try Tool.run(["finetune", "--resume", trained + "/model.resume.swt"] + Self.small + ["--epochs", "1", "--out", dir.file("out.swt")])
+        let r = try Tool.run(
+            ["finetune", "--resume", trained + "/model.resume.swt"] + Self.small + [
+                "--epochs", "1", "--out", dir.file("out.swt"),
+            ])
         expectError(r, "already holds epoch 1; --epochs 1 must be above it")
         #expect(!r.stdout.contains("wrote"), "\(r.stdout)")
         #expect(dir.contents.isEmpty, "\(dir.contents)")
@@ -138,9 +153,11 @@ struct HostileUseTests {
     // MARK: - Numbers
 
     @Test func nonFiniteAndNegativeHyperparametersAreRefused() throws {
-        for (flag, value, message) in [("--lr", "inf", "must be a finite number"), ("--lr", "nan", "must be a finite number"),
-                                       ("--lr", "-1", "--lr -1.0: must be ≥ 0"), ("--momentum", "-0.5", "--momentum -0.5: must be ≥ 0"),
-                                       ("--weight-decay", "1e400", "must be a finite number")] {
+        for (flag, value, message) in [
+            ("--lr", "inf", "must be a finite number"), ("--lr", "nan", "must be a finite number"),
+            ("--lr", "-1", "--lr -1.0: must be ≥ 0"), ("--momentum", "-0.5", "--momentum -0.5: must be ≥ 0"),
+            ("--weight-decay", "1e400", "must be a finite number"),
+        ] {
             let r = try Tool.run(["finetune", "--data", "/nonexistent", "--classes", "2", flag, value])
             expectError(r, status: 64, message)
             #expect(!r.stderr.contains("Missing value"), "\(r.description)")
@@ -153,19 +170,25 @@ struct HostileUseTests {
     @Test(.enabled(if: fashionAvailable, fashionSkip))
     func divergingTrainingStopsWithTheEpochAndStepAndWritesNothing() throws {
         let dir = try Scratch("diverge")
-        let r = try Tool.run(["finetune"] + Self.small + ["--epochs", "2", "--lr", "1e308", "--out", dir.file("out.swt")])
+        let r = try Tool.run(
+            ["finetune"] + Self.small + ["--epochs", "2", "--lr", "1e308", "--out", dir.file("out.swt")])
         expectError(r, "became NaN or infinite after the update of epoch 1, step 1")
         #expect(dir.contents.isEmpty, "\(dir.contents)")
     }
 
     @Test func sizeFlagsAreBoundedWithTheirNames() throws {
-        for (args, flag) in [(["bench", "infer", "--size", "100000"], "--size 100000"), (["bench", "infer", "--batch", "100000"], "--batch 100000"),
-                             (["predict", "--weights", "x.pth", "--threads", "100000", "a.jpg"], "--threads 100000"),
-                             (["finetune", "--data", "d", "--classes", "100000000"], "--classes 100000000"),
-                             (["finetune", "--data", "d", "--classes", "2", "--head", "mlp:1000000000"], "HIDDEN 1000000000")] {
+        for (args, flag) in [
+            (["bench", "infer", "--size", "100000"], "--size 100000"),
+            (["bench", "infer", "--batch", "100000"], "--batch 100000"),
+            (["predict", "--weights", "x.pth", "--threads", "100000", "a.jpg"], "--threads 100000"),
+            (["finetune", "--data", "d", "--classes", "100000000"], "--classes 100000000"),
+            (["finetune", "--data", "d", "--classes", "2", "--head", "mlp:1000000000"], "HIDDEN 1000000000"),
+        ] {
             expectError(try Tool.run(args), status: 64, flag)
         }
-        expectError(try Tool.run(["bench", "infer", "--batch", "64", "--size", "8192", "--repeat", "1"]), "buffers; the limit is")
+        expectError(
+            try Tool.run(["bench", "infer", "--batch", "64", "--size", "8192", "--repeat", "1"]),
+            "buffers; the limit is")
     }
 
     // MARK: - Empty and degenerate data
@@ -178,7 +201,8 @@ struct HostileUseTests {
         for split in ["train", "t10k"] {
             try Data(header([count, rows, columns]) + [UInt8](repeating: 7, count: count * rows * columns))
                 .write(to: URL(fileURLWithPath: dir.file("\(split)-images-idx3-ubyte")))
-            try Data(header([count]) + [UInt8](repeating: 0, count: count)).write(to: URL(fileURLWithPath: dir.file("\(split)-labels-idx1-ubyte")))
+            try Data(header([count]) + [UInt8](repeating: 0, count: count)).write(
+                to: URL(fileURLWithPath: dir.file("\(split)-labels-idx1-ubyte")))
         }
         return dir.path
     }
@@ -187,17 +211,21 @@ struct HostileUseTests {
         for (rows, columns) in [(0, 0), (1, 0)] {
             let scratch = try Scratch("idx\(rows)x\(columns)")
             let data = try Self.idx(scratch, count: 2, rows: rows, columns: columns)
-            expectError(try Tool.run(["finetune", "--data", data, "--classes", "2", "--epochs", "1"]),
-                        "images of \(rows)×\(columns) pixels")
+            expectError(
+                try Tool.run(["finetune", "--data", data, "--classes", "2", "--epochs", "1"]),
+                "images of \(rows)×\(columns) pixels")
         }
         let empty = try Scratch("idx-empty")
         let none = try Self.idx(empty, count: 0, rows: 28, columns: 28)
-        expectError(try Tool.run(["finetune", "--data", none, "--classes", "2", "--epochs", "1"]), "split holds no image")
+        expectError(
+            try Tool.run(["finetune", "--data", none, "--classes", "2", "--epochs", "1"]), "split holds no image")
         let dir = try Scratch("npy")
         for shape in [[1, 3, 0, 0], [0, 3, 8, 8]] {
             let path = dir.file("x.npy")
             try NPY.float32(shape: shape, values: []).write(to: URL(fileURLWithPath: path))
-            expectError(try Tool.run(["predict", "--weights", Fixtures.path("swt_small.swt"), "--input", path]), "holds no image")
+            expectError(
+                try Tool.run(["predict", "--weights", Fixtures.path("swt_small.swt"), "--input", path]),
+                "holds no image")
         }
     }
 
@@ -225,7 +253,9 @@ struct HostileUseTests {
             let r = try Tool.run(["predict", "--arch", arch, "--weights", plain, Fixtures.path("images/png_rgb.png")])
             expectError(r, "does not fit \(arch)")
             #expect(r.stderr.utf8.count < 2000, "\(r.stderr.utf8.count) bytes: \(r.stderr)")
-            #expect(r.stderr.contains("its tensor names and shapes are those of resnet18: give --arch resnet18"), "\(r.stderr)")
+            #expect(
+                r.stderr.contains("its tensor names and shapes are those of resnet18: give --arch resnet18"),
+                "\(r.stderr)")
         }
     }
 
@@ -236,7 +266,8 @@ struct HostileUseTests {
         let dir = try Scratch("eval-classes")
         for c in ["a", "b", "c"] {
             try FileManager.default.createDirectory(atPath: dir.file("test/\(c)"), withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: Fixtures.path("images/png_rgb.png"), toPath: dir.file("test/\(c)/x.png"))
+            try FileManager.default.copyItem(
+                atPath: Fixtures.path("images/png_rgb.png"), toPath: dir.file("test/\(c)/x.png"))
         }
         try FileManager.default.createDirectory(atPath: dir.file("train"), withIntermediateDirectories: true)
         for c in ["a", "b", "c"] {
@@ -257,12 +288,14 @@ struct HostileUseTests {
         #expect(inspect.stdout.contains("\"pth2swt.model.class.1\": \"Trouser\""), "\(inspect.stdout)")
         let dir = try Scratch("card")
         let npy = dir.file("x.npy")
-        try NPY.float32(shape: [1, 3, 32, 32], values: [Float](repeating: 0.5, count: 3 * 32 * 32)).write(to: URL(fileURLWithPath: npy))
+        try NPY.float32(shape: [1, 3, 32, 32], values: [Float](repeating: 0.5, count: 3 * 32 * 32)).write(
+            to: URL(fileURLWithPath: npy))
         let r = try Tool.run(["predict", "--weights", trained + "/model.swt", "--input", npy])
         #expect(r.status == 0, "\(r.description)")
         #expect(r.stdout.contains("T-shirt/top (0)") && r.stdout.contains("Trouser (1)"), "\(r.stdout)")
-        expectError(try Tool.run(["predict", "--arch", "resnet34", "--weights", trained + "/model.swt", "--input", npy]),
-                    "records that it is a resnet18")
+        expectError(
+            try Tool.run(["predict", "--arch", "resnet34", "--weights", trained + "/model.swt", "--input", npy]),
+            "records that it is a resnet18")
     }
 
     @Test(.enabled(if: fashionAvailable, fashionSkip))
@@ -273,10 +306,13 @@ struct HostileUseTests {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: trained + "/model.swt")))
         let headerLength = bytes.withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self).littleEndian) }
         // Every float of the data region NaN: whatever tensor comes first, the output is NaN.
-        for i in stride(from: 8 + headerLength, to: bytes.count - 3, by: 4) { bytes.replaceSubrange(i..<(i + 4), with: [0, 0, 0xC0, 0x7F]) }
+        for i in stride(from: 8 + headerLength, to: bytes.count - 3, by: 4) {
+            bytes.replaceSubrange(i..<(i + 4), with: [0, 0, 0xC0, 0x7F])
+        }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         let npy = dir.file("x.npy")
-        try NPY.float32(shape: [2, 3, 32, 32], values: [Float](repeating: 0.5, count: 2 * 3 * 32 * 32)).write(to: URL(fileURLWithPath: npy))
+        try NPY.float32(shape: [2, 3, 32, 32], values: [Float](repeating: 0.5, count: 2 * 3 * 32 * 32)).write(
+            to: URL(fileURLWithPath: npy))
         let r = try Tool.run(["predict", "--weights", path, "--input", npy])
         expectError(r, "NaN or infinite")
         #expect(!r.stdout.contains("nan"), "\(r.stdout)")
@@ -286,7 +322,9 @@ struct HostileUseTests {
     func oneUnreadableImageAmongManyIsReportedAndTheOthersClassified() throws {
         let trained = try Self.trained.get()
         let good = Fixtures.path("images/png_rgb.png")
-        let args = ["predict", "--weights", trained + "/model.swt", "--batch-size", "2", good, "/nonexistent.jpg", good, good]
+        let args = [
+            "predict", "--weights", trained + "/model.swt", "--batch-size", "2", good, "/nonexistent.jpg", good, good,
+        ]
         let r = try Tool.run(args)
         expectError(r, "/nonexistent.jpg")
         #expect(r.stdout.components(separatedBy: "png_rgb.png:").count - 1 == 3, "\(r.stdout)")
@@ -313,7 +351,8 @@ enum NPY {
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(dims)), }"
         while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
         header += "\n"
-        var out = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 255), UInt8(header.utf8.count >> 8)])
+        var out = Data(
+            [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 255), UInt8(header.utf8.count >> 8)])
         out.append(contentsOf: Array(header.utf8))
         values.withUnsafeBytes { out.append(contentsOf: $0) }
         return out

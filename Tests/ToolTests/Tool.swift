@@ -56,8 +56,9 @@ enum Tool {
         }
         p.waitUntilExit()
         group.wait()
-        return Outcome(status: p.terminationStatus, signalled: p.terminationReason == .uncaughtSignal,
-                       stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return Outcome(
+            status: p.terminationStatus, signalled: p.terminationReason == .uncaughtSignal,
+            stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 
     struct ToolTimeout: Error, CustomStringConvertible {
@@ -92,8 +93,10 @@ enum Synthetic {
             let bytes = OwnedBytes(uninitializedCount: count * 4)
             let p = bytes.pointer.bindMemory(to: UInt32.self, capacity: count)
             for k in 0..<count {
-                x ^= x << 13; x ^= x >> 17; x ^= x << 5
-                p[k] = (x & 0x3FFF_FFFF) | 0x3000_0000   // finite floats
+                x ^= x << 13
+                x ^= x >> 17
+                x ^= x << 5
+                p[k] = (x & 0x3FFF_FFFF) | 0x3000_0000  // finite floats
             }
             let storage = try Storage(key: "\(i)", dtype: .float32, count: count, source: bytes)
             try sd.insert(try Tensor(storage: storage, shape: [count], strides: [1], storageOffset: 0), named: "t\(i)")

@@ -40,12 +40,17 @@ struct WildToolTests {
         #expect(candidates.count == 1)
         #expect(candidates.first?["kind"] as? String == "module")
         #expect(candidates.first?["tensors"] as? Int == 122)
-        #expect((j["tensors"] as! [[String: Any]]).map { $0["name"] as! String }
+        #expect(
+            (j["tensors"] as! [[String: Any]]).map { $0["name"] as! String }
                 == (exp["tensors"] as! [[String: Any]]).map { $0["name"] as! String })
 
         let text = try Tool.run(["inspect", Self.fixture("whole_resnet18.pth"), "--stub-classes"])
-        #expect(text.stdout.contains("stubbed classes (9), read as inert records, never imported or run: torchvision.models.resnet.ResNet"))
-        #expect(text.stdout.contains("state dict at the root (a module, named as its state_dict() names them): 122 tensors"))
+        #expect(
+            text.stdout.contains(
+                "stubbed classes (9), read as inert records, never imported or run: torchvision.models.resnet.ResNet"))
+        #expect(
+            text.stdout.contains("state dict at the root (a module, named as its state_dict() names them): 122 tensors")
+        )
     }
 
     @Test func inspectMarksThePickedCandidate() throws {
@@ -58,7 +63,9 @@ struct WildToolTests {
         #expect(try Self.json(keyed.stdout)["state_dict_path"] as? [String] == ["ema"])
         let wrong = try Tool.run(["inspect", Self.fixture("nest_net_ema.pth"), "--key", "nope"])
         #expect(wrong.status == 1)
-        #expect(wrong.stderr.contains("no state dict at 'nope'; the candidates are 'net' (dict, 9 tensors), 'ema' (dict, 9 tensors)"))
+        #expect(
+            wrong.stderr.contains(
+                "no state dict at 'nope'; the candidates are 'net' (dict, 9 tensors), 'ema' (dict, 9 tensors)"))
     }
 
     @Test func convertWholeModelWithStubsMatchesTorch() throws {
@@ -100,7 +107,8 @@ struct WildToolTests {
         let j = try Self.json(r.stdout)
         #expect(j["torchscript"] as? Bool == true)
         let exp = try Self.expected("torchscript_small_resnet")
-        #expect((j["tensors"] as! [[String: Any]]).map { $0["name"] as! String }
+        #expect(
+            (j["tensors"] as! [[String: Any]]).map { $0["name"] as! String }
                 == (exp["tensors"] as! [[String: Any]]).map { $0["name"] as! String })
     }
 }
@@ -119,7 +127,8 @@ enum SHA256Hex {
 struct WildFixtureToolTests {
     static let stems: [String] = {
         let all = (try? FileManager.default.contentsOfDirectory(atPath: WildToolTests.folder)) ?? []
-        return all.filter { $0.hasSuffix(".expected.json") }.map { String($0.dropLast(".expected.json".count)) }.sorted()
+        return all.filter { $0.hasSuffix(".expected.json") }.map { String($0.dropLast(".expected.json".count)) }
+            .sorted()
     }()
 
     @Test func everyFixtureIsHere() { #expect(Self.stems.count >= 18, "\(Self.stems)") }
@@ -140,21 +149,28 @@ struct WildFixtureToolTests {
         #expect(picked.count == 1 && picked.first?["path"] as? String == path, "\(candidates)")
         #expect(picked.first?["kind"] as? String == exp["state_dict_kind"] as? String)
         #expect(j["stubbed_classes"] as? [String] == exp["stubbed"] as? [String])
-        #expect((j["tensors"] as! [[String: Any]]).map { $0["name"] as! String }
+        #expect(
+            (j["tensors"] as! [[String: Any]]).map { $0["name"] as! String }
                 == (exp["tensors"] as! [[String: Any]]).map { $0["name"] as! String })
 
         let dir = try Scratch("wild-\(stem)")
         let out = dir.file("out.swt")
         if stub {
             let refused = try Tool.run(["convert", input, out, "-q"])
-            #expect(refused.status == 1 && refused.stderr.contains("refused global \(exp["refused_global"]!)"), "\(refused.description)")
+            #expect(
+                refused.status == 1 && refused.stderr.contains("refused global \(exp["refused_global"]!)"),
+                "\(refused.description)")
             #expect(dir.contents.isEmpty)
         }
         let c = try Tool.run(["convert", input, out, "-q", "--json"] + flags)
         #expect(c.status == 0, "\(c.description)")
         let written = try Checkpoint(path: out).stateDict()
-        let want = (exp["tensors"] as! [[String: Any]]).map { "\($0["name"]!) \($0["dtype"]!) \($0["shape"]!) \($0["sha256"]!)" }
-        let got = try written.tensors.map { "\($0.name) \($0.tensor.dtype.rawValue) \($0.tensor.shape) \(SHA256Hex.of(try $0.tensor.contiguousBytes()))" }
+        let want = (exp["tensors"] as! [[String: Any]]).map {
+            "\($0["name"]!) \($0["dtype"]!) \($0["shape"]!) \($0["sha256"]!)"
+        }
+        let got = try written.tensors.map {
+            "\($0.name) \($0.tensor.dtype.rawValue) \($0.tensor.shape) \(SHA256Hex.of(try $0.tensor.contiguousBytes()))"
+        }
         #expect(got == want)
     }
 }

@@ -18,9 +18,10 @@ import Testing
         let temporary = dir.file(".out.swt.partial-\(getpid())")
         for _ in 0..<5 {
             #expect(throws: CheckpointError.self) {
-                try SWTWriter.write(sd, to: dir.file("out.swt"),
-                                    source: SourceInfo(path: input, bytes: ckpt.fileSize, format: ckpt.format),
-                                    converter: "test")
+                try SWTWriter.write(
+                    sd, to: dir.file("out.swt"),
+                    source: SourceInfo(path: input, bytes: ckpt.fileSize, format: ckpt.format),
+                    converter: "test")
             }
             // Checked at once, with no waiting: the call itself must have joined its thread.
             #expect(BackgroundScope.liveStartedHere == threads)
@@ -37,8 +38,9 @@ import Testing
         let sd = try ckpt.stateDict()
         Interruption.requested(SIGTERM) {
             #expect(throws: Interrupted(signal: SIGTERM)) {
-                try SWTWriter.write(sd, to: dir.file("out.swt"),
-                                    source: SourceInfo(path: input, bytes: ckpt.fileSize, format: ckpt.format), converter: "test")
+                try SWTWriter.write(
+                    sd, to: dir.file("out.swt"),
+                    source: SourceInfo(path: input, bytes: ckpt.fileSize, format: ckpt.format), converter: "test")
             }
             #expect(throws: Interrupted(signal: SIGTERM)) { try PTHWriter.write(sd, to: dir.file("out.pth")) }
         }

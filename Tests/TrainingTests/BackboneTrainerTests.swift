@@ -4,6 +4,7 @@ import NN
 import Tensors
 import Testing
 import Vision
+
 @testable import Training
 
 /// `BackboneTrainer` (finetune's --freeze through:STAGE|none and --bn train) on a small seeded ResNet.
@@ -23,21 +24,27 @@ struct BackboneTrainerTests {
         return c
     }
 
-    func train(_ config: FineTuneConfig, epochs: Int, from checkpoint: StateDict? = nil) throws -> (ResNet, BackboneTrainer, [EpochReport]) {
+    func train(_ config: FineTuneConfig, epochs: Int, from checkpoint: StateDict? = nil) throws -> (
+        ResNet, BackboneTrainer, [EpochReport]
+    ) {
         let model = smallResNet()
         let trainer = try BackboneTrainer(model: model.network, config: config)
         if let checkpoint {
             try model.load(checkpoint, excluding: [TrainingState.optimizerPrefix])
             try trainer.restore(checkpoint)
         }
-        let data = seededInputs(count: 20, size: 32, classes: 3), test = seededInputs(count: 9, size: 32, classes: 3, seed: 99)
+        let data = seededInputs(count: 20, size: 32, classes: 3),
+            test = seededInputs(count: 9, size: 32, classes: 3, seed: 99)
         var reports: [EpochReport] = []
         while trainer.completedEpochs < epochs { reports.append(try trainer.trainEpoch(data, test: test)) }
         return (model, trainer, reports)
     }
 
     static func state(_ model: ResNet) -> [String: [UInt8]] {
-        Dictionary(uniqueKeysWithValues: modelStateDict(model).tensors.map { ($0.name, Array(try! $0.tensor.contiguousBytes())) })
+        Dictionary(
+            uniqueKeysWithValues: modelStateDict(model).tensors.map {
+                ($0.name, Array(try! $0.tensor.contiguousBytes()))
+            })
     }
 
     /// The optimizer holds exactly the trainable stages and fc, split into decayed and `.no_decay` groups;
@@ -48,14 +55,18 @@ struct BackboneTrainerTests {
         let model = smallResNet()
         let before = Self.state(model)
         let trainer = try BackboneTrainer(model: model.network, config: Self.config(frozenThrough: through))
-        let frozen = ["conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4."].prefix(through == 0 ? 0 : through + 1)
+        let frozen = ["conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4."].prefix(
+            through == 0 ? 0 : through + 1)
         func isFrozen(_ name: String) -> Bool { frozen.contains { name.hasPrefix($0) } }
         let held = Set(trainer.optimizer.parameterNames)
         #expect(held == Set(model.namedParameters.map(\.name).filter { !isFrozen($0) }))
         let groups = trainer.optimizer.groups
-        #expect(groups.map(\.name) == (through == 5 ? [] : ["backbone", "backbone.no_decay"]) + ["head", "head.no_decay"])
+        #expect(
+            groups.map(\.name) == (through == 5 ? [] : ["backbone", "backbone.no_decay"]) + ["head", "head.no_decay"])
         for g in groups {
-            #expect(g.parameters.allSatisfy { ($0.parameter.shape.count == 1) == g.name.hasSuffix(".no_decay") }, "\(g.name)")
+            #expect(
+                g.parameters.allSatisfy { ($0.parameter.shape.count == 1) == g.name.hasSuffix(".no_decay") },
+                "\(g.name)")
             #expect(g.options.weightDecay == (g.name.hasSuffix(".no_decay") ? 0 : 1e-3), "\(g.name)")
         }
         _ = try trainer.trainEpoch(seededInputs(count: 16, size: 32, classes: 3))
@@ -79,7 +90,9 @@ struct BackboneTrainerTests {
         #expect(trainer.optimizer.parameterNames.sorted() == ["fc.bias", "fc.weight"])
         _ = try trainer.trainEpoch(seededInputs(count: 16, size: 32, classes: 3))
         let after = Self.state(model)
-        for name in model.namedParameters.map(\.name) where !name.hasPrefix("fc.") { #expect(after[name] == before[name], "\(name) changed") }
+        for name in model.namedParameters.map(\.name) where !name.hasPrefix("fc.") {
+            #expect(after[name] == before[name], "\(name) changed")
+        }
         for (name, entry) in model.stateEntries {
             switch entry {
             case .buffer: #expect(after[name] != before[name], "\(name) did not move")
@@ -100,14 +113,17 @@ struct BackboneTrainerTests {
         let (resumed, trainer, reports) = try train(config, epochs: 3, from: back)
         #expect(reports.map(\.epoch) == [2, 3])
         #expect(reports.map(\.loss) == Array(fullReports.map(\.loss).suffix(2)))
-        #expect(trainer.optimizer.groups.map(\.options.lr) == fullTrainer.optimizer.groups.map(\.options.lr), "the schedule's position")
+        #expect(
+            trainer.optimizer.groups.map(\.options.lr) == fullTrainer.optimizer.groups.map(\.options.lr),
+            "the schedule's position")
         let (a, b) = (Self.state(resumed), Self.state(full))
         #expect(a.keys.sorted() == b.keys.sorted())
         for (name, bytes) in b { #expect(a[name] == bytes, "\(name) differs after resuming") }
         #expect(fullReports[0].loss != fullReports[2].loss)
         // Another freezing mode is refused rather than silently continued.
         #expect(throws: ResumeError.self) {
-            try BackboneTrainer(model: smallResNet().network, config: Self.config(frozenThrough: through + 1)).restore(back)
+            try BackboneTrainer(model: smallResNet().network, config: Self.config(frozenThrough: through + 1)).restore(
+                back)
         }
     }
 
@@ -142,8 +158,9 @@ struct BackboneTrainerTests {
         net.threads = 1
         var direct = EvalReport(classes: 3)
         for range in [0..<8, 8..<9] {  // the trainer's batches of 8
-            direct.add(logits: try net.logits(test.inputs[range].flatMap { $0 }, batch: range.count, height: 32, width: 32),
-                       labels: Array(test.labels[range]), classes: 3)
+            direct.add(
+                logits: try net.logits(test.inputs[range].flatMap { $0 }, batch: range.count, height: 32, width: 32),
+                labels: Array(test.labels[range]), classes: 3)
         }
         #expect(report.loss == direct.loss && report.confusion == direct.confusion)
     }

@@ -4,11 +4,15 @@ import NN
 import Tensors
 import Testing
 import Vision
+
 @testable import Training
 
 /// Training through the backbone against torch 1.13 (Tests/Reference/make_train_golden.py, backbone.json):
 /// 20 steps from resnet18-zip.pth with a new 2-class head, per mode.
-@Suite(.enabled(if: Fixtures.sharedAvailable, "../shared/weights/resnet18-zip.pth is absent; the backbone-training golden needs it"))
+@Suite(
+    .enabled(
+        if: Fixtures.sharedAvailable,
+        "../shared/weights/resnet18-zip.pth is absent; the backbone-training golden needs it"))
 struct BackboneGoldenTests {
     /// layer3, layer4 and fc train; the frozen stages' BatchNorms in eval mode, or (--bn train) in training mode.
     @Test(arguments: ["through_layer2", "through_layer2_bn_train"])
@@ -36,38 +40,49 @@ struct BackboneGoldenTests {
         model.replaceHead(classes: 2)
         model.fc.weight.data = floats(golden["fc_weight_init"])
         model.fc.bias.data = floats(golden["fc_bias_init"])
-        let before = Dictionary(uniqueKeysWithValues: model.stateEntries.compactMap { e -> (String, [Float])? in
-            switch e.entry {
-            case .parameter(let p), .buffer(let p): (e.name, p.data)
-            case .int64: nil
-            }
-        })
+        let before = Dictionary(
+            uniqueKeysWithValues: model.stateEntries.compactMap { e -> (String, [Float])? in
+                switch e.entry {
+                case .parameter(let p), .buffer(let p): (e.name, p.data)
+                case .int64: nil
+                }
+            })
         let step: NetworkStep
         let throughLayer2 = StageList(model.network).frozenPrefixes(.through("layer2"))
         #expect(throughLayer2 == ["conv1.", "bn1.", "layer1.", "layer2."])
         switch mode {
         case "through_layer2":
-            step = try NetworkStep(network: model.network, frozen: throughLayer2, options: SGDOptions(lr: 5e-4, momentum: 0.9),
-                                   threads: 2)
+            step = try NetworkStep(
+                network: model.network, frozen: throughLayer2, options: SGDOptions(lr: 5e-4, momentum: 0.9),
+                threads: 2)
         case "adamw_through_layer2":
-            step = try NetworkStep(network: model.network, frozen: throughLayer2,
-                                   options: OptimizerOptions(lr: 1e-4, weightDecay: 0.01, eps: 1e-4), optimizer: .adamw, threads: 2)
+            step = try NetworkStep(
+                network: model.network, frozen: throughLayer2,
+                options: OptimizerOptions(lr: 1e-4, weightDecay: 0.01, eps: 1e-4), optimizer: .adamw, threads: 2)
         case "through_layer2_bn_train":
-            step = try NetworkStep(network: model.network, frozen: throughLayer2, options: SGDOptions(lr: 5e-4, momentum: 0.9),
-                                   frozenBatchNormTrains: true, threads: 2)
+            step = try NetworkStep(
+                network: model.network, frozen: throughLayer2, options: SGDOptions(lr: 5e-4, momentum: 0.9),
+                frozenBatchNormTrains: true, threads: 2)
         default:
             // Backbone lr 5e-5, head 5e-4, nesterov, decay 1e-3; l2sp adds L2-SP. Leaving conv1.weight out
             // of every group is torch's requires_grad False for it: no update.
             let l2sp = mode == "l2sp"
             let o = SGDOptions(lr: 5e-5, momentum: 0.9, weightDecay: 1e-3, nesterov: true)
             let fixConv1 = mode != "low_lr"
-            step = try NetworkStep(network: model.network, frozen: [], options: o, groups: { trainable in
-                var head = o
-                head.lr = 5e-4
-                let body = trainable.filter { !$0.name.hasPrefix("fc.") && !(fixConv1 && $0.name == "conv1.weight") }
-                return [ParameterGroup(name: "backbone", parameters: body, options: o),
-                        ParameterGroup(name: "head", parameters: trainable.filter { $0.name.hasPrefix("fc.") }, options: head)]
-            }, l2sp: l2sp ? (alpha: 0.01, beta: 0.01) : nil, threads: 2)
+            step = try NetworkStep(
+                network: model.network, frozen: [], options: o,
+                groups: { trainable in
+                    var head = o
+                    head.lr = 5e-4
+                    let body = trainable.filter {
+                        !$0.name.hasPrefix("fc.") && !(fixConv1 && $0.name == "conv1.weight")
+                    }
+                    return [
+                        ParameterGroup(name: "backbone", parameters: body, options: o),
+                        ParameterGroup(
+                            name: "head", parameters: trainable.filter { $0.name.hasPrefix("fc.") }, options: head),
+                    ]
+                }, l2sp: l2sp ? (alpha: 0.01, beta: 0.01) : nil, threads: 2)
         }
         let images = FrozenGoldenTests.patternImages()
         // With conv1.weight training the run is chaotic: resnet18's dead conv1 filters, scaled up by
@@ -88,7 +103,8 @@ struct BackboneGoldenTests {
         var losses: [Double] = []
         for k in 0..<20 {
             let idx = (0..<4).map { (5 * k + 3 * $0) % 8 }
-            losses.append(try step.step(idx.flatMap { images[$0] }, labels: idx.map { $0 % 2 }, height: 64, width: 64).loss)
+            losses.append(
+                try step.step(idx.flatMap { images[$0] }, labels: idx.map { $0 % 2 }, height: 64, width: 64).loss)
             if k == 0 {
                 // The first step's update of every trainable tensor (a ReLU mask bit in layer4.0 differs
                 // from torch's by rounding at this step, which moves some updates by up to 0.6 %).
@@ -97,10 +113,13 @@ struct BackboneGoldenTests {
                     let delta = zip(p.data, before[name]!).map { $0 - $1 }
                     let idx = s["indices"] as! [Int]
                     let rtol = perturbation?.step1(name, atLeast: 2e-2) ?? 2e-2
-                    expectClose(idx.map { delta[$0] }, doubles(s["samples"]), rtol: rtol, "\(mode) \(name) first update")
+                    expectClose(
+                        idx.map { delta[$0] }, doubles(s["samples"]), rtol: rtol, "\(mode) \(name) first update")
                     let norm = delta.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
                     let wantNorm = (s["norm"] as! NSNumber).doubleValue
-                    #expect(abs(norm - wantNorm) <= rtol * wantNorm, "\(mode) \(name) first update norm \(norm), torch \(wantNorm)")
+                    #expect(
+                        abs(norm - wantNorm) <= rtol * wantNorm,
+                        "\(mode) \(name) first update norm \(norm), torch \(wantNorm)")
                 }
             }
         }
@@ -131,14 +150,19 @@ struct BackboneGoldenTests {
             }
         }
         for (name, n) in m["num_batches_tracked"] as! [String: Int] {
-            guard case .int64(let v)? = state[name] else { Issue.record("\(name) missing"); continue }
+            guard case .int64(let v)? = state[name] else {
+                Issue.record("\(name) missing")
+                continue
+            }
             #expect(v.value == Int64(n), "\(mode) \(name): \(v.value), torch \(n)")
         }
         if !chaotic {
-            check(model.fc.weight.data, m["fc_weight"] as! [String: Any], "\(mode) fc.weight",
-                  rtol: perturbation!.state(atLeast: tight))
-            expectClose(model.fc.bias.data, doubles(m["fc_bias"]), rtol: perturbation!.state(atLeast: tight),
-                        "\(mode) fc.bias")
+            check(
+                model.fc.weight.data, m["fc_weight"] as! [String: Any], "\(mode) fc.weight",
+                rtol: perturbation!.state(atLeast: tight))
+            expectClose(
+                model.fc.bias.data, doubles(m["fc_bias"]), rtol: perturbation!.state(atLeast: tight),
+                "\(mode) fc.bias")
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import NN
 import Testing
 import Vision
+
 @testable import Training
 
 @Suite struct DataTests {
@@ -18,17 +19,25 @@ import Vision
         let jpg = Fixtures.path("images/geom_50x40.jpg"), png = Fixtures.path("images/png_rgb.png")
         let fm = FileManager.default
         // Classes "B", "a", "b_2" sort by code point: B < a < b_2. Files walk recursively, sorted.
-        for (dir, files) in [("b_2", ["z.png", "sub/a.jpg"]), ("a", ["y.JPG", "x.jpeg", "notes.txt"]), ("B", ["k.png"])] {
+        for (dir, files) in [
+            ("b_2", ["z.png", "sub/a.jpg"]), ("a", ["y.JPG", "x.jpeg", "notes.txt"]), ("B", ["k.png"]),
+        ] {
             for f in files {
                 let path = root.appendingPathComponent(dir).appendingPathComponent(f)
                 try fm.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
-                if f.hasSuffix(".txt") { try Data("x".utf8).write(to: path) }
-                else { try fm.copyItem(atPath: f.lowercased().hasSuffix("png") ? png : jpg, toPath: path.path) }
+                if f.hasSuffix(".txt") {
+                    try Data("x".utf8).write(to: path)
+                } else {
+                    try fm.copyItem(atPath: f.lowercased().hasSuffix("png") ? png : jpg, toPath: path.path)
+                }
             }
         }
         let ds = try ImageFolder(root: root.path)
         #expect(ds.classNames == ["B", "a", "b_2"])
-        #expect(ds.paths.map { String($0.dropFirst(root.path.count + 1)) } == ["B/k.png", "a/x.jpeg", "a/y.JPG", "b_2/z.png", "b_2/sub/a.jpg"])
+        #expect(
+            ds.paths.map { String($0.dropFirst(root.path.count + 1)) } == [
+                "B/k.png", "a/x.jpeg", "a/y.JPG", "b_2/z.png", "b_2/sub/a.jpg",
+            ])
         #expect((0..<ds.count).map(ds.label) == [0, 1, 1, 2, 2])
         #expect(try ds.image(1).width == 50)
         try Data().write(to: root.appendingPathComponent("a/bad.bmp"))
@@ -48,7 +57,9 @@ import Vision
         }
         for c in ["cat", "dog"] { for i in 0..<4 { try put("train/\(c)/\(i).png") } }
         // No test/: a validation split is needed, and is seeded.
-        #expect(throws: DataError.noTestSplit(root.path)) { try DataSelection(path: root.path).load(classes: nil, seed: 0) }
+        #expect(throws: DataError.noTestSplit(root.path)) {
+            try DataSelection(path: root.path).load(classes: nil, seed: 0)
+        }
         let held = try DataSelection(path: root.path, validationSplit: 0.25).load(classes: 2, seed: 7)
         #expect(held.train.count + held.test.count == 8 && held.test.count == 2)
         #expect(held.kind == "ImageFolder, 25% of train/ held out")
@@ -87,7 +98,10 @@ import Vision
         #expect(subset.indices == [1, 2])
     }
 
-    @Test(.enabled(if: Fixtures.fashionMNISTAvailable, "/usr/share/datasets/fashion-mnist is absent (Debian dataset-fashion-mnist)"))
+    @Test(
+        .enabled(
+            if: Fixtures.fashionMNISTAvailable,
+            "/usr/share/datasets/fashion-mnist is absent (Debian dataset-fashion-mnist)"))
     func fashionMNISTFromDebian() throws {
         let train = try IDXDataset(directory: IDXDataset.debianDirectory, split: .train)
         let test = try IDXDataset(directory: IDXDataset.debianDirectory, split: .test)
@@ -101,7 +115,9 @@ import Vision
         #expect(a.sorted() == Array(0..<100))
         #expect(a == Shuffle.permutation(100, seed: 5, epoch: 1))
         #expect(a != Shuffle.permutation(100, seed: 5, epoch: 2) && a != Shuffle.permutation(100, seed: 6, epoch: 1))
-        let ds = MemoryImages(images: Array(repeating: RGBImage(width: 1, height: 1, pixels: [0, 0, 0]), count: 10), labels: Array(repeating: 0, count: 10))
+        let ds = MemoryImages(
+            images: Array(repeating: RGBImage(width: 1, height: 1, pixels: [0, 0, 0]), count: 10),
+            labels: Array(repeating: 0, count: 10))
         let (train, val) = Shuffle.split(ds, validation: 0.2, seed: 3)
         #expect(val.count == 2 && train.count == 8 && Set(train.indices + val.indices).count == 10)
         #expect(Shuffle.split(ds, validation: 0.2, seed: 3).validation.indices == val.indices)
@@ -121,7 +137,10 @@ import Vision
         let p = crop.parameters(width: 200, height: 1, rng: &rng)
         #expect(p.top == 0 && p.left == 99 && p.height == 1 && p.width == 1)
         let image = RGBImage(width: 3, height: 2, pixels: Array(0..<18))
-        #expect(RandomResizedCrop.flipHorizontally(image).pixels == [6, 7, 8, 3, 4, 5, 0, 1, 2, 15, 16, 17, 12, 13, 14, 9, 10, 11])
+        #expect(
+            RandomResizedCrop.flipHorizontally(image).pixels == [
+                6, 7, 8, 3, 4, 5, 0, 1, 2, 15, 16, 17, 12, 13, 14, 9, 10, 11,
+            ])
         #expect(RandomResizedCrop.crop(image, top: 1, left: 1, height: 1, width: 2).pixels == [12, 13, 14, 15, 16, 17])
         var r1 = SplitMix64(seed: 9), r2 = SplitMix64(seed: 9)
         let big = RGBImage(width: 40, height: 30, pixels: (0..<3600).map { UInt8($0 % 256) })
@@ -140,6 +159,8 @@ import Vision
             #expect(b.indices == indices && b.inputs == want.inputs && b.labels == want.labels)
         }
         struct Failing: Error {}
-        #expect(throws: Failing.self) { try PrefetchingLoader.forEach(batches, of: inputs, epoch: 1) { _ in throw Failing() } }
+        #expect(throws: Failing.self) {
+            try PrefetchingLoader.forEach(batches, of: inputs, epoch: 1) { _ in throw Failing() }
+        }
     }
 }

@@ -5,6 +5,7 @@ import NN
 import Tensors
 import Testing
 import Vision
+
 @testable import Training
 
 /// 20 training steps of MobileNetV2 and VGG11-BN-shaped networks against torch 1.13
@@ -16,7 +17,8 @@ import Vision
         switch c {
         case "mobilenet_v2_small": MobileNetV2Config(classes: 10, widthMult: 0.25).network()
         case "vgg_bn_small":
-            VGGConfig(layers: [8, 0, 16, 0, 24, 24, 0, 32, 32, 0, 32, 32, 0], batchNorm: true, classes: 10, hidden: 64).network()
+            VGGConfig(layers: [8, 0, 16, 0, 24, 24, 0, 32, 32, 0, 32, 32, 0], batchNorm: true, classes: 10, hidden: 64)
+                .network()
         default: fatalError("no case \(c)")
         }
     }
@@ -34,23 +36,30 @@ import Vision
         head.bias.data = floats(m["head_bias_init"])
         // The frozen stages, as `--freeze` names them (`features` is VGG's last features stage).
         let stages = StageList(net)
-        let spelling = ["mobilenet_v2_through_features13": "features.13", "mobilenet_v2_through_features17": "features.17",
-                        "vgg_bn_features_frozen": "features"][mode]!
+        let spelling = [
+            "mobilenet_v2_through_features13": "features.13", "mobilenet_v2_through_features17": "features.17",
+            "vgg_bn_features_frozen": "features",
+        ][mode]!
         let freeze = try #require(Freeze(parsing: spelling, stages: stages))
         let prefixes = stages.frozenPrefixes(freeze)
         for p in m["frozen"] as! [String] {
-            #expect(net.namedParameters.filter { $0.name.hasPrefix(p + ".") }.allSatisfy { n in prefixes.contains { n.name.hasPrefix($0) } },
-                    "\(p) is frozen in torch")
+            #expect(
+                net.namedParameters.filter { $0.name.hasPrefix(p + ".") }.allSatisfy { n in
+                    prefixes.contains { n.name.hasPrefix($0) }
+                },
+                "\(p) is frozen in torch")
         }
-        let before = Dictionary(uniqueKeysWithValues: net.stateEntries.compactMap { e -> (String, [Float])? in
-            switch e.entry {
-            case .parameter(let p), .buffer(let p): (e.name, p.data)
-            case .int64: nil
-            }
-        })
+        let before = Dictionary(
+            uniqueKeysWithValues: net.stateEntries.compactMap { e -> (String, [Float])? in
+                switch e.entry {
+                case .parameter(let p), .buffer(let p): (e.name, p.data)
+                case .int64: nil
+                }
+            })
         let o = m["options"] as! [String: Double]
-        let step = try NetworkStep(network: net, frozen: prefixes, options: SGDOptions(lr: o["lr"]!, momentum: o["momentum"]!),
-                                   dropoutSeed: UInt64(golden["dropout_seed"] as! Int), threads: 2)
+        let step = try NetworkStep(
+            network: net, frozen: prefixes, options: SGDOptions(lr: o["lr"]!, momentum: o["momentum"]!),
+            dropoutSeed: UInt64(golden["dropout_seed"] as! Int), threads: 2)
         let images = FrozenGoldenTests.patternImages()
         // Torch's own run under a one-rounding change of its starting weights (Perturbation).
         let perturbation = try Perturbation(mode: mode)
@@ -60,7 +69,8 @@ import Vision
         var losses: [Double] = []
         for k in 0..<20 {
             let idx = (0..<4).map { (5 * k + 3 * $0) % 8 }
-            losses.append(try step.step(idx.flatMap { images[$0] }, labels: idx.map { $0 % 2 }, height: 64, width: 64).loss)
+            losses.append(
+                try step.step(idx.flatMap { images[$0] }, labels: idx.map { $0 % 2 }, height: 64, width: 64).loss)
             if k == 0 {
                 // Every trained tensor's first update: the backward pass of every layer kind, before any
                 // chaos sets in.
@@ -71,7 +81,9 @@ import Vision
                 // regime (BatchNorm in training mode over 2×2 maps after a frozen stack with randomised
                 // statistics) amplifies our rounding about ten times more than torch's. Held to 1e-1 in
                 // the portable tier until that is found; the other modes are held alike in every tier.
-                if firstBound > 2e-2 { print("\(mode): portable tier, first updates held to \(firstBound) (see FamilyTrainingTests)") }
+                if firstBound > 2e-2 {
+                    print("\(mode): portable tier, first updates held to \(firstBound) (see FamilyTrainingTests)")
+                }
                 let largest = firsts.values.map { ($0["norm"] as! NSNumber).doubleValue }.max()!
                 for (name, s) in firsts {
                     let p = net.namedParameters.first { $0.name == name }!.parameter
@@ -83,14 +95,19 @@ import Vision
                     // zero but for rounding (torch's first updates are 1e-8 of the largest), so both sides
                     // are only held to being that small.
                     if wantNorm < 1e-6 * largest {
-                        #expect(norm < 1e-5 * largest, "\(mode) \(name): first update \(norm), torch's is rounding noise")
+                        #expect(
+                            norm < 1e-5 * largest, "\(mode) \(name): first update \(norm), torch's is rounding noise")
                         continue
                     }
                     let rtol = perturbation.step1(name, atLeast: firstBound)
-                    #expect(abs(norm - wantNorm) <= rtol * wantNorm, "\(mode) \(name) first update norm \(norm), torch \(wantNorm)")
+                    #expect(
+                        abs(norm - wantNorm) <= rtol * wantNorm,
+                        "\(mode) \(name) first update norm \(norm), torch \(wantNorm)")
                     let rms = wantNorm / Double(delta.count).squareRoot()
                     for (i, w) in zip(s["indices"] as! [Int], doubles(s["samples"])) {
-                        #expect(abs(Double(delta[i]) - w) <= rtol * max(abs(w), rms), "\(mode) \(name) first update [\(i)] (bound \(rtol))")
+                        #expect(
+                            abs(Double(delta[i]) - w) <= rtol * max(abs(w), rms),
+                            "\(mode) \(name) first update [\(i)] (bound \(rtol))")
                     }
                 }
             }
@@ -103,14 +120,19 @@ import Vision
         for (k, (g, w)) in zip(losses, doubles(m["losses"])).enumerated() {
             let fixed = chaotic && k > 0 ? max(5e-2, 3 * spread[...k].max()!) : max(1e-4, 3 * spread[k])
             // A chaotic mode takes the largest perturbation spread so far, as it takes the largest float64 one.
-            let rtol = chaotic && k > 0 ? max(fixed, 3 * perturbation.loss[...k].max()!) : perturbation.loss(k, atLeast: fixed)
+            let rtol =
+                chaotic && k > 0 ? max(fixed, 3 * perturbation.loss[...k].max()!) : perturbation.loss(k, atLeast: fixed)
             if chaotic && k > 0 && firstBound > 2e-2 {
                 // The portable tier's trajectory in the chaotic mode leaves torch's by 13 % at step 2 (see
                 // firstBound above): reported, not held.
-                print("\(mode) step \(k + 1) (portable, not held): loss \(g), torch \(w), |Δ|/|torch| \(abs(g - w) / abs(w))")
+                print(
+                    "\(mode) step \(k + 1) (portable, not held): loss \(g), torch \(w), |Δ|/|torch| \(abs(g - w) / abs(w))"
+                )
                 continue
             }
-            #expect(abs(g - w) <= rtol * abs(w), "\(mode) step \(k + 1): loss \(g), torch \(w) (torch's spread \(spread[k]))")
+            #expect(
+                abs(g - w) <= rtol * abs(w),
+                "\(mode) step \(k + 1): loss \(g), torch \(w) (torch's spread \(spread[k]))")
         }
         let state = Dictionary(uniqueKeysWithValues: net.stateEntries.map { ($0.name, $0.entry) })
         let changed = m["changed"] as! [String: [String: Any]]
@@ -134,12 +156,17 @@ import Vision
             }
         }
         if !chaotic {
-            check(head.weight.data, m["head_weight"] as! [String: Any], "\(mode) head weight",
-                  rtol: perturbation.state(atLeast: 1e-4))
+            check(
+                head.weight.data, m["head_weight"] as! [String: Any], "\(mode) head weight",
+                rtol: perturbation.state(atLeast: 1e-4))
             // Two classes: the biases are ± each other and near zero, so they are compared at the weight's scale.
-            let scale = ((m["head_weight"] as! [String: Any])["norm"] as! NSNumber).doubleValue / Double(head.weight.count).squareRoot()
+            let scale =
+                ((m["head_weight"] as! [String: Any])["norm"] as! NSNumber).doubleValue
+                / Double(head.weight.count).squareRoot()
             for (g, w) in zip(head.bias.data, doubles(m["head_bias"])) {
-                #expect(abs(Double(g) - w) <= perturbation.state(atLeast: 1e-4) * scale, "\(mode) head bias \(g), torch \(w)")
+                #expect(
+                    abs(Double(g) - w) <= perturbation.state(atLeast: 1e-4) * scale,
+                    "\(mode) head bias \(g), torch \(w)")
             }
         }
     }

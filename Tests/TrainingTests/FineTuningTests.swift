@@ -3,8 +3,9 @@ import Foundation
 import NN
 import Tensors
 import Testing
-@testable import Training
 import Vision
+
+@testable import Training
 
 /// The library's fine-tuning run: the start digest that ties a checkpoint to its starting weights, the
 /// resume rule, and the model card the model file carries.
@@ -19,13 +20,15 @@ import Vision
 
     @Test func startDigestNamesTheValuesNotTheFile() throws {
         let a = try FineTuning(arch: "resnet18", classes: 2, weights: nil, config: Self.config())
-        let b = try FineTuning(arch: "resnet18", classes: 5, head: .mlp(hidden: 8, dropout: 0.5), weights: nil, config: Self.config())
+        let b = try FineTuning(
+            arch: "resnet18", classes: 5, head: .mlp(hidden: 8, dropout: 0.5), weights: nil, config: Self.config())
         #expect(a.startDigest == b.startDigest, "the head is not part of it")
         // The same values through a .swt file: the same digest.
         let path = NSTemporaryDirectory() + "finetuning-\(getpid()).swt"
         defer { try? FileManager.default.removeItem(atPath: path) }
         try SWTWriter.write(a.modelStateDict(), to: path, converter: "test")
-        let c = try FineTuning(arch: "resnet18", classes: 2, weights: try Checkpoint(path: path).stateDict(), config: Self.config())
+        let c = try FineTuning(
+            arch: "resnet18", classes: 2, weights: try Checkpoint(path: path).stateDict(), config: Self.config())
         #expect(c.startDigest == a.startDigest)
         let other = try FineTuning(arch: "resnet18", classes: 2, weights: nil, config: Self.config(seed: 1))
         #expect(other.startDigest != a.startDigest)

@@ -4,6 +4,7 @@ import NN
 import Tensors
 import Testing
 import Vision
+
 @testable import Training
 
 /// Tests/Fixtures/train/frozen.json: make_train_golden.py (torch 1.13, torchvision 0.14), resnet18 with
@@ -14,15 +15,23 @@ import Vision
         (0..<8).map { n in
             var x = [Float](repeating: 0, count: 3 * 64 * 64)
             var i = 0
-            for c in 0..<3 { for h in 0..<64 { for w in 0..<64 {
-                x[i] = Float((h * 131 + w * 71 + c * 37 + n * n * 53 + (h * w * (n + 1)) % 97) % 255) / 127.5 - 1
-                i += 1
-            } } }
+            for c in 0..<3 {
+                for h in 0..<64 {
+                    for w in 0..<64 {
+                        x[i] =
+                            Float((h * 131 + w * 71 + c * 37 + n * n * 53 + (h * w * (n + 1)) % 97) % 255) / 127.5 - 1
+                        i += 1
+                    }
+                }
+            }
             return x
         }
     }
 
-    @Test(.enabled(if: Fixtures.sharedAvailable, "../shared/weights/resnet18-zip.pth is absent; the frozen-mode golden needs it"))
+    @Test(
+        .enabled(
+            if: Fixtures.sharedAvailable,
+            "../shared/weights/resnet18-zip.pth is absent; the frozen-mode golden needs it"))
     func frozenHeadTrainingMatchesTorch() throws {
         let golden = try Fixtures.json("train/frozen.json")
         #expect(golden["generator"] as? String == "Tests/Reference/make_train_golden.py")
@@ -41,7 +50,9 @@ import Vision
             config.head = UnitGoldenTests.options(options)
             config.noDecayForBiasAndNorm = v["no_decay_bias"] as? Bool ?? false
             config.l2spBeta = (v["beta"] as? NSNumber)?.doubleValue ?? 0
-            let before = modelStateDict(model).tensors.filter { !$0.name.hasPrefix("fc.") }.map { try! $0.tensor.contiguousBytes() }
+            let before = modelStateDict(model).tensors.filter { !$0.name.hasPrefix("fc.") }.map {
+                try! $0.tensor.contiguousBytes()
+            }
             let trainer = try FrozenBackboneTrainer(model: model.network, config: config)
             let features = try trainer.net.features(images.flatMap { $0 }, batch: 8, height: 64, width: 64)
             let fc = trainer.net.featureCount
@@ -57,7 +68,9 @@ import Vision
             }
             expectClose(model.fc.weight.data, doubles(v["fc_weight"]), rtol: 1e-4, "\(name) fc.weight after 20 steps")
             expectClose(model.fc.bias.data, doubles(v["fc_bias"]), rtol: 1e-4, "\(name) fc.bias after 20 steps")
-            let after = modelStateDict(model).tensors.filter { !$0.name.hasPrefix("fc.") }.map { try! $0.tensor.contiguousBytes() }
+            let after = modelStateDict(model).tensors.filter { !$0.name.hasPrefix("fc.") }.map {
+                try! $0.tensor.contiguousBytes()
+            }
             #expect(before == after, "\(name): frozen parameters and BN buffers are bit-identical")
         }
     }
@@ -79,8 +92,11 @@ import Vision
                 let one = try net.features(inputs.inputs[i], batch: 1, height: 32, width: 32)
                 #expect(one == Array(all[(i * f)..<((i + 1) * f)]), "image \(i) alone, \(threads) threads")
             }
-            let three = try net.features(inputs.inputs[2] + inputs.inputs[6] + inputs.inputs[1], batch: 3, height: 32, width: 32)
-            #expect(three == Array(all[(2 * f)..<(3 * f)] + all[(6 * f)..<(7 * f)] + all[(1 * f)..<(2 * f)]), "a shuffled batch of 3")
+            let three = try net.features(
+                inputs.inputs[2] + inputs.inputs[6] + inputs.inputs[1], batch: 3, height: 32, width: 32)
+            #expect(
+                three == Array(all[(2 * f)..<(3 * f)] + all[(6 * f)..<(7 * f)] + all[(1 * f)..<(2 * f)]),
+                "a shuffled batch of 3")
         }
     }
 
@@ -94,12 +110,15 @@ import Vision
         return c
     }
 
-    func train(cache: Bool, epochs: Int, from checkpoint: StateDict? = nil) throws -> (ResNet, FrozenBackboneTrainer, [EpochReport]) {
+    func train(cache: Bool, epochs: Int, from checkpoint: StateDict? = nil) throws -> (
+        ResNet, FrozenBackboneTrainer, [EpochReport]
+    ) {
         let model = smallResNet()
         if let checkpoint { try model.load(checkpoint, excluding: [FrozenBackboneTrainer.optimizerPrefix]) }
         let trainer = try FrozenBackboneTrainer(model: model.network, config: Self.config(cache: cache, epochs: epochs))
         if let checkpoint { try trainer.restore(checkpoint) }
-        let data = seededInputs(count: 20, size: 32, classes: 3), test = seededInputs(count: 9, size: 32, classes: 3, seed: 99)
+        let data = seededInputs(count: 20, size: 32, classes: 3),
+            test = seededInputs(count: 9, size: 32, classes: 3, seed: 99)
         var reports: [EpochReport] = []
         while trainer.completedEpochs < epochs { reports.append(try trainer.trainEpoch(data, test: test)) }
         return (model, trainer, reports)
@@ -109,12 +128,18 @@ import Vision
         let (a, ta, ra) = try train(cache: true, epochs: 3)
         let (b, tb, rb) = try train(cache: false, epochs: 3)
         #expect(ra.allSatisfy(\.cached) && !rb.contains(where: \.cached))
-        #expect(ta.caches(seededInputs(count: 1, size: 32, classes: 3)) && !tb.caches(seededInputs(count: 1, size: 32, classes: 3)))
-        #expect(a.fc.weight.data == b.fc.weight.data && a.fc.bias.data == b.fc.bias.data, "cached and uncached heads are bit-identical")
+        #expect(
+            ta.caches(seededInputs(count: 1, size: 32, classes: 3))
+                && !tb.caches(seededInputs(count: 1, size: 32, classes: 3)))
+        #expect(
+            a.fc.weight.data == b.fc.weight.data && a.fc.bias.data == b.fc.bias.data,
+            "cached and uncached heads are bit-identical")
         #expect(ra.map(\.loss) == rb.map(\.loss))
         #expect(ra.map { $0.eval!.loss } == rb.map { $0.eval!.loss })
         #expect(ra[0].loss != ra[2].loss, "the head learned something")
-        #expect(ra[0].featureSeconds > 0 && ra[1].featureSeconds == 0, "features are computed in the first cached epoch only")
+        #expect(
+            ra[0].featureSeconds > 0 && ra[1].featureSeconds == 0,
+            "features are computed in the first cached epoch only")
     }
 
     @Test func frozenPartsStayBitIdenticalAndOutOfTheOptimizer() throws {
@@ -123,7 +148,8 @@ import Vision
         let trainer = try FrozenBackboneTrainer(model: model.network, config: Self.config(cache: true))
         #expect(trainer.optimizer.parameterNames == ["fc.weight", "fc.bias"])
         _ = try trainer.trainEpoch(seededInputs(count: 16, size: 32, classes: 3))
-        let after = Dictionary(uniqueKeysWithValues: modelStateDict(model).tensors.map { ($0.name, try! $0.tensor.contiguousBytes()) })
+        let after = Dictionary(
+            uniqueKeysWithValues: modelStateDict(model).tensors.map { ($0.name, try! $0.tensor.contiguousBytes()) })
         for (name, bytes) in before where !name.hasPrefix("fc.") { #expect(after[name] == bytes, "\(name) changed") }
         #expect(after["fc.weight"] != before.first { $0.0 == "fc.weight" }!.1, "the head trained")
         #expect(Set(trainer.optimizer.state.keys) == ["fc.weight", "fc.bias"])
@@ -143,15 +169,18 @@ import Vision
         // A different seed is refused rather than silently continued.
         var other = Self.config(cache: true)
         other.seed = 1
-        #expect(throws: ResumeError.self) { try FrozenBackboneTrainer(model: smallResNet().network, config: other).restore(back) }
+        #expect(throws: ResumeError.self) {
+            try FrozenBackboneTrainer(model: smallResNet().network, config: other).restore(back)
+        }
     }
 
     @Test func augmentedInputsAreNotCached() throws {
         let model = smallResNet(classes: 2)
         let trainer = try FrozenBackboneTrainer(model: model.network, config: Self.config(cache: true))
         let gray = RGBImage(width: 40, height: 30, pixels: (0..<(40 * 30 * 3)).map { UInt8($0 % 251) })
-        let data = TransformedImages(MemoryImages(images: [gray, gray, gray, gray], labels: [0, 1, 0, 1]), augment: true, seed: 3,
-                                     cropSize: 32, resizeSize: 36)
+        let data = TransformedImages(
+            MemoryImages(images: [gray, gray, gray, gray], labels: [0, 1, 0, 1]), augment: true, seed: 3,
+            cropSize: 32, resizeSize: 36)
         #expect(!trainer.caches(data))
         let r = try trainer.trainEpoch(data)
         #expect(!r.cached && r.images == 4)

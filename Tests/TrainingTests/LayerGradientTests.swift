@@ -1,6 +1,7 @@
 import Foundation
 import NN
 import Testing
+
 @testable import Training
 
 /// The gradients of the layers the families beside ResNet add, through `NetworkStep`, against torch 1.13's
@@ -18,7 +19,8 @@ import Testing
         x = b.relu("r3", b.sum("add", b.convBN("g", "b3", z, 8, kernel: 3, padding: 1, groups: 2), z))
         x = b.flatten("flatten", b.adaptiveAvgPool("pool", x, 7, 7), spatial: 49)
         _ = b.linear("fc", b.dropout("drop", x, p: 0.5), 3)
-        let net = b.build(name: "layers", stages: [Stage("body", prefixes: ["c1.", "b1.", "d.", "b2.", "g.", "b3."])], head: "fc")
+        let net = b.build(
+            name: "layers", stages: [Stage("body", prefixes: ["c1.", "b1.", "d.", "b2.", "g.", "b3."])], head: "fc")
         let state = golden["state"] as! [String: Any]
         for (name, entry) in net.stateEntries {
             switch entry {

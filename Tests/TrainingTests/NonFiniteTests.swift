@@ -1,8 +1,9 @@
 import Foundation
 import NN
 import Testing
-@testable import Training
 import Vision
+
+@testable import Training
 
 /// Training that diverges stops with the epoch and step, and degenerate data is an error, not a crash.
 @Suite struct NonFiniteTests {
@@ -41,8 +42,10 @@ import Vision
         for frozen in [true, false] {
             let model = smallResNet()
             let config = Self.config(lr: 1e308, freeze: frozen ? .backbone : .none)
-            let trainer: any FineTuner = frozen ? try FrozenBackboneTrainer(model: model.network, config: config)
-                                                : try BackboneTrainer(model: model.network, config: config)
+            let trainer: any FineTuner =
+                frozen
+                ? try FrozenBackboneTrainer(model: model.network, config: config)
+                : try BackboneTrainer(model: model.network, config: config)
             let e = #expect(throws: TrainingError.self) { try trainer.trainEpoch(data, test: nil, progress: nil) }
             switch e {
             case .nonFiniteWeights(_, let epoch, let step)?: #expect(epoch == 1 && step == 2, "\(e!)")
@@ -58,11 +61,14 @@ import Vision
         let seeded = seededInputs(count: 4, size: 32, classes: 3)
         var inputs = seeded.inputs
         inputs[2][5] = .nan
-        let data = TensorInputs(inputs: inputs, labels: seeded.labels, classNames: seeded.classNames, height: 32, width: 32)
+        let data = TensorInputs(
+            inputs: inputs, labels: seeded.labels, classNames: seeded.classNames, height: 32, width: 32)
         let model = smallResNet()
         let before = model.network.namedParameters.map { $0.parameter.data }
         let trainer = try BackboneTrainer(model: model.network, config: Self.config(lr: 0.1, freeze: .none))
-        #expect(throws: TrainingError.nonFinite(what: "the loss", epoch: 1, step: 1)) { try trainer.trainEpoch(data, test: nil, progress: nil) }
+        #expect(throws: TrainingError.nonFinite(what: "the loss", epoch: 1, step: 1)) {
+            try trainer.trainEpoch(data, test: nil, progress: nil)
+        }
         #expect(model.network.namedParameters.map { $0.parameter.data } == before, "the step was applied")
     }
 
@@ -72,7 +78,8 @@ import Vision
         defer { try? FileManager.default.removeItem(at: dir) }
         func write(count: UInt8, rows: UInt8, columns: UInt8) throws {
             for split in ["train", "t10k"] {
-                let images: [UInt8] = [0, 0, 8, 3, 0, 0, 0, count, 0, 0, 0, rows, 0, 0, 0, columns]
+                let images: [UInt8] =
+                    [0, 0, 8, 3, 0, 0, 0, count, 0, 0, 0, rows, 0, 0, 0, columns]
                     + [UInt8](repeating: 1, count: Int(count) * Int(rows) * Int(columns))
                 try Data(images).write(to: dir.appendingPathComponent("\(split)-images-idx3-ubyte"))
                 try Data([0, 0, 8, 1, 0, 0, 0, count] + [UInt8](repeating: 0, count: Int(count)))
@@ -80,12 +87,17 @@ import Vision
             }
         }
         try write(count: 2, rows: 0, columns: 0)
-        #expect(throws: DataError.idx(dir.path + "/train-images-idx3-ubyte",
-                                      "images of 0×0 pixels: an image needs at least one row and one column")) {
+        #expect(
+            throws: DataError.idx(
+                dir.path + "/train-images-idx3-ubyte",
+                "images of 0×0 pixels: an image needs at least one row and one column")
+        ) {
             try IDXDataset(directory: dir.path, split: .train)
         }
         try write(count: 0, rows: 28, columns: 28)
-        #expect(throws: DataError.emptySplit(dir.path, "train")) { try DataSelection(path: dir.path).load(classes: 2, seed: 0) }
+        #expect(throws: DataError.emptySplit(dir.path, "train")) {
+            try DataSelection(path: dir.path).load(classes: 2, seed: 0)
+        }
         #expect(throws: DataError.emptySplit(dir.path, "test")) {
             try DataSelection(path: dir.path).loadTest(classes: 2, seed: 0, asked: "the head has")
         }

@@ -1,17 +1,21 @@
 import Checkpoint
-import Tensors
 import Foundation
 import NN
+import Tensors
 import Testing
+import Training
 import Vision
 
 enum Fixtures {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
     static func path(_ name: String) -> String { root.appendingPathComponent("Tests/Fixtures/\(name)").path }
-    static let sharedZip = root.deletingLastPathComponent().appendingPathComponent("shared/weights/resnet18-zip.pth").path
+    static let sharedZip = root.deletingLastPathComponent().appendingPathComponent("shared/weights/resnet18-zip.pth")
+        .path
     static var sharedAvailable: Bool { FileManager.default.fileExists(atPath: sharedZip) }
-    static var fashionMNISTAvailable: Bool { FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist") }
+    static var fashionMNISTAvailable: Bool {
+        FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist")
+    }
 
     /// A JSON file under Tests/Fixtures, as Foundation objects.
     static func json(_ name: String) throws -> [String: Any] {
@@ -31,13 +35,16 @@ func expectClose<G: BinaryFloatingPoint, W: BinaryFloatingPoint>(
     guard got.count == want.count, !want.isEmpty else { return }
     let scale = max(want.map { abs(Double($0)) }.max()!, 1e-30)
     let err = zip(got, want).map { abs(Double($0) - Double($1)) }.max()!
-    #expect(err <= rtol * scale, "\(what): max |Δ| \(err), max |want| \(scale), rtol \(rtol)", sourceLocation: sourceLocation)
+    #expect(
+        err <= rtol * scale, "\(what): max |Δ| \(err), max |want| \(scale), rtol \(rtol)",
+        sourceLocation: sourceLocation)
 }
 
 /// A small seeded ResNet (BasicBlock, widths 8…32) with random BN statistics, so tests of the
 /// training loop run in a debug build in well under a second per epoch.
 func smallResNet(classes: Int = 3, seed: UInt64 = 7) -> ResNet {
-    let model = ResNet(ResNetConfig(block: .basic, layers: [1, 1, 1, 1], classes: classes, stem: 8, widths: [8, 16, 16, 32]))
+    let model = ResNet(
+        ResNetConfig(block: .basic, layers: [1, 1, 1, 1], classes: classes, stem: 8, widths: [8, 16, 16, 32]))
     var rng = SplitMix64(seed: seed)
     for (name, entry) in model.stateEntries {
         switch entry {
@@ -67,11 +74,10 @@ func seededInputs(count: Int, size: Int, classes: Int, seed: UInt64 = 11) -> Ten
     let inputs = (0..<count).map { n in
         (0..<(3 * size * size)).map { _ in rng.nextUnitFloat() * 2 - 1 + Float(n % classes) * 0.3 }
     }
-    return TensorInputs(inputs: inputs, labels: (0..<count).map { $0 % classes },
-                        classNames: (0..<classes).map { "c\($0)" }, height: size, width: size)
+    return TensorInputs(
+        inputs: inputs, labels: (0..<count).map { $0 % classes },
+        classNames: (0..<classes).map { "c\($0)" }, height: size, width: size)
 }
-
-import Training
 
 /// A checkpoint (values included) written as .swt to a temporary file and read back, as `--resume` reads it.
 func throughFile(_ sd: StateDict, name: String) throws -> StateDict {
@@ -82,7 +88,6 @@ func throughFile(_ sd: StateDict, name: String) throws -> StateDict {
     try SWTWriter.write(sd, to: path, values: sd.values, converter: "test")
     return try Checkpoint(path: path).stateDict()
 }
-
 
 /// How far torch's own 20-step run moves when its starting weights move by the rounding of one
 /// convolution's sum (2⁻²⁰ relative), or when it runs in float64 (Tests/Reference/make_train_perturbation.py, torch 1.13 → train/perturbation.json):

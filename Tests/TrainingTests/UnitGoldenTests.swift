@@ -1,7 +1,8 @@
 import Foundation
 import NN
-@testable import Kernels
 import Testing
+
+@testable import Kernels
 @testable import Training
 
 /// Tests/Fixtures/train/units.json, written by Tests/Reference/make_train_golden.py with torch 1.13
@@ -35,7 +36,8 @@ import Testing
         let y = LinearHead.forward(x, layer, batch: 5)
         expectClose(y, doubles(c["logits"]), rtol: 1e-6, "logits")
         let ce = CrossEntropy.forward(y, labels: labels, classes: 3)
-        let g = LinearHead.backward(dy: ce.gradient, x: x, weight: w, batch: 5, inFeatures: 8, outFeatures: 3, inputGradient: true)
+        let g = LinearHead.backward(
+            dy: ce.gradient, x: x, weight: w, batch: 5, inFeatures: 8, outFeatures: 3, inputGradient: true)
         expectClose(g.weight, doubles(c["dweight"]), rtol: 1e-5, "dW")
         expectClose(g.bias, doubles(c["dbias"]), rtol: 1e-5, "db")
         expectClose(g.input!, doubles(c["dx"]), rtol: 1e-5, "dx")
@@ -47,9 +49,10 @@ import Testing
 
     static func options(_ g: [String: Any], default lr: Double = 0) -> SGDOptions {
         func d(_ k: String) -> Double { (g[k] as? NSNumber)?.doubleValue ?? 0 }
-        return SGDOptions(lr: (g["lr"] as? NSNumber)?.doubleValue ?? lr, momentum: d("momentum"), dampening: d("dampening"),
-                          weightDecay: d("weight_decay"), nesterov: g["nesterov"] as? Bool ?? false,
-                          maximize: g["maximize"] as? Bool ?? false)
+        return SGDOptions(
+            lr: (g["lr"] as? NSNumber)?.doubleValue ?? lr, momentum: d("momentum"), dampening: d("dampening"),
+            weightDecay: d("weight_decay"), nesterov: g["nesterov"] as? Bool ?? false,
+            maximize: g["maximize"] as? Bool ?? false)
     }
 
     /// Runs every variant of units.json's `key` case: the optimizer `make` builds from each variant's
@@ -70,8 +73,10 @@ import Testing
             let w = Parameter(shape: [3, 4], data: floats(c["w"])), b = Parameter(shape: [4], data: floats(c["b"]))
             let specs = v["groups"] as! [[String: Any]]
             let groups = specs.map { g in
-                ParameterGroup(name: (g["params"] as! [String]).joined(), parameters: (g["params"] as! [String]).map { ($0, $0 == "w" ? w : b) },
-                               options: options(g))
+                ParameterGroup(
+                    name: (g["params"] as! [String]).joined(),
+                    parameters: (g["params"] as! [String]).map { ($0, $0 == "w" ? w : b) },
+                    options: options(g))
             }
             let optimizer = try make(groups)
             var twins = specs.flatMap { g in (g["params"] as! [String]).map { ($0, twin(options(g))) } }
@@ -82,8 +87,11 @@ import Testing
                 if k != skip { gradients["b"] = g.b }
                 try optimizer.step(gradients)
                 for i in twins.indices {
-                    if twins[i].0 == "w" { twinStep(&twins[i].1, &pw, g.w.map(Double.init)) }
-                    else if k != skip { twinStep(&twins[i].1, &pb, g.b.map(Double.init)) }
+                    if twins[i].0 == "w" {
+                        twinStep(&twins[i].1, &pw, g.w.map(Double.init))
+                    } else if k != skip {
+                        twinStep(&twins[i].1, &pb, g.b.map(Double.init))
+                    }
                 }
                 expectClose(w.data, doubles(step["w"]), rtol: 1e-6, "\(name) step \(k + 1) w")
                 expectClose(b.data, doubles(step["b"]), rtol: 1e-6, "\(name) step \(k + 1) b")
@@ -97,8 +105,10 @@ import Testing
     @Test(arguments: ISA.supported) func sgdMatchesTorchForEveryVariant(tier: ISA) throws {
         try ISA.with(tier) {
             // The two-group case in torch takes momentum 0.9 from the defaults; units.json lists it per group.
-            try matchesTorchForEveryVariant("sgd", variants: 9, options: { Self.options($0) }, make: { try SGD($0) },
-                                            twin: SGDReference.init, step: { $0.step(&$1, grad: $2) }, twinRTol: 1e-6) { name, sgd in
+            try matchesTorchForEveryVariant(
+                "sgd", variants: 9, options: { Self.options($0) }, make: { try SGD($0) },
+                twin: SGDReference.init, step: { $0.step(&$1, grad: $2) }, twinRTol: 1e-6
+            ) { name, sgd in
                 if name == "missing_grad" {
                     #expect((sgd as! SGD).momentumBuffers["b"] != nil, "b got a buffer at its first step (2)")
                 }
@@ -109,15 +119,18 @@ import Testing
     static func adamOptions(_ g: [String: Any]) -> OptimizerOptions {
         func d(_ k: String) -> Double { (g[k] as! NSNumber).doubleValue }
         let betas = (g["betas"] as! [NSNumber]).map(\.doubleValue)
-        return OptimizerOptions(lr: d("lr"), weightDecay: d("weight_decay"), maximize: g["maximize"] as! Bool,
-                                betas: (betas[0], betas[1]), eps: d("eps"), amsgrad: g["amsgrad"] as! Bool)
+        return OptimizerOptions(
+            lr: d("lr"), weightDecay: d("weight_decay"), maximize: g["maximize"] as! Bool,
+            betas: (betas[0], betas[1]), eps: d("eps"), amsgrad: g["amsgrad"] as! Bool)
     }
 
     /// torch.optim.AdamW (units.json "adamw"), and the Double twin, step by step for every variant.
     @Test(arguments: ISA.supported) func adamwMatchesTorchForEveryVariant(tier: ISA) throws {
         try ISA.with(tier) {
-            try matchesTorchForEveryVariant("adamw", variants: 8, options: { Self.adamOptions($0) }, make: { try OptimizerKind.adamw.make($0) },
-                                            twin: AdamWReference.init, step: { $0.step(&$1, grad: $2) }, twinRTol: 1e-5) { name, adamw in
+            try matchesTorchForEveryVariant(
+                "adamw", variants: 8, options: { Self.adamOptions($0) }, make: { try OptimizerKind.adamw.make($0) },
+                twin: AdamWReference.init, step: { $0.step(&$1, grad: $2) }, twinRTol: 1e-5
+            ) { name, adamw in
                 if name == "missing_grad" {
                     // b's first step was the optimizer's second: its bias correction counts its own steps.
                     #expect((adamw as! AdamW).parameterSteps == ["w": 6, "b": 5])
@@ -130,8 +143,13 @@ import Testing
     @Test func adamwStateRoundTrips() throws {
         func make() throws -> (any Optimizer, Parameter) {
             let p = Parameter(shape: [3], data: [1, -2, 3])
-            return (try OptimizerKind.adamw.make([ParameterGroup(name: "g", parameters: [("p", p)],
-                                                                 options: OptimizerOptions(lr: 0.1, amsgrad: true))]), p)
+            return (
+                try OptimizerKind.adamw.make([
+                    ParameterGroup(
+                        name: "g", parameters: [("p", p)],
+                        options: OptimizerOptions(lr: 0.1, amsgrad: true))
+                ]), p
+            )
         }
         let (a, pa) = try make()
         try a.step(["p": [0.5, -1, 2]])
@@ -145,13 +163,17 @@ import Testing
         #expect(Set(a.state["p"]!.keys) == ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"])
         #expect(throws: OptimizerError.unknownState("q")) { try b.restore(["q": ["exp_avg": [0]]], steps: 1) }
         #expect(throws: OptimizerError.invalid("Invalid beta parameter at index 1: 1.0")) {
-            try OptimizerKind.adamw.make([ParameterGroup(name: "g", parameters: [("p", pa)], options: OptimizerOptions(lr: 0.1, betas: (0.9, 1)))])
+            try OptimizerKind.adamw.make([
+                ParameterGroup(name: "g", parameters: [("p", pa)], options: OptimizerOptions(lr: 0.1, betas: (0.9, 1)))
+            ])
         }
     }
 
     @Test func momentumBufferOnlyForParametersWithGradients() throws {
         let w = Parameter(shape: [2], data: [1, 2]), b = Parameter(shape: [2], data: [3, 4])
-        let sgd = try SGD([ParameterGroup(name: "g", parameters: [("w", w), ("b", b)], options: SGDOptions(lr: 0.1, momentum: 0.9))])
+        let sgd = try SGD([
+            ParameterGroup(name: "g", parameters: [("w", w), ("b", b)], options: SGDOptions(lr: 0.1, momentum: 0.9))
+        ])
         try sgd.step(["w": [1, 1]])
         #expect(sgd.momentumBuffers.keys.sorted() == ["w"])
         #expect(b.data == [3, 4], "a parameter without a gradient does not move")
@@ -163,8 +185,10 @@ import Testing
             try SGD([ParameterGroup(name: "g", parameters: [("p", p)], options: SGDOptions(lr: 0.1, nesterov: true))])
         }
         #expect(throws: OptimizerError.duplicateParameter("p")) {
-            try SGD([ParameterGroup(name: "a", parameters: [("p", p)], options: SGDOptions(lr: 0.1)),
-                     ParameterGroup(name: "b", parameters: [("p", p)], options: SGDOptions(lr: 0.1))])
+            try SGD([
+                ParameterGroup(name: "a", parameters: [("p", p)], options: SGDOptions(lr: 0.1)),
+                ParameterGroup(name: "b", parameters: [("p", p)], options: SGDOptions(lr: 0.1)),
+            ])
         }
         let frozen = Parameter(shape: [1], requiresGrad: false)
         #expect(throws: OptimizerError.frozenParameter("f")) {
@@ -177,13 +201,20 @@ import Testing
 
     @Test func splittingDecayPutsBiasesAndNormsInTheNoDecayGroup() {
         let model = smallResNet()
-        let groups = ParameterGroup.splittingDecay(name: "all", parameters: model.namedParameters,
-                                                   options: SGDOptions(lr: 0.1, weightDecay: 1e-3))
+        let groups = ParameterGroup.splittingDecay(
+            name: "all", parameters: model.namedParameters,
+            options: SGDOptions(lr: 0.1, weightDecay: 1e-3))
         #expect(groups.map(\.name) == ["all", "all.no_decay"])
         #expect(groups[1].options.weightDecay == 0 && groups[0].options.weightDecay == 1e-3)
-        #expect(groups[1].parameters.allSatisfy { $0.name.contains("bn") || $0.name.contains("downsample.1") || $0.name == "fc.bias" })
-        #expect(groups[0].parameters.allSatisfy { $0.name.hasSuffix("conv1.weight") || $0.name.hasSuffix("conv2.weight")
-                                                  || $0.name.hasSuffix("downsample.0.weight") || $0.name == "fc.weight" })
+        #expect(
+            groups[1].parameters.allSatisfy {
+                $0.name.contains("bn") || $0.name.contains("downsample.1") || $0.name == "fc.bias"
+            })
+        #expect(
+            groups[0].parameters.allSatisfy {
+                $0.name.hasSuffix("conv1.weight") || $0.name.hasSuffix("conv2.weight")
+                    || $0.name.hasSuffix("downsample.0.weight") || $0.name == "fc.weight"
+            })
         #expect(groups[0].parameters.count + groups[1].parameters.count == model.namedParameters.count)
     }
 
@@ -192,14 +223,18 @@ import Testing
             let name = s["name"] as! String, spec = s["spec"] as! [String: Any]
             func d(_ k: String) -> Double { (spec[k] as! NSNumber).doubleValue }
             func i(_ k: String) -> Int { spec[k] as! Int }
-            let schedule: LRSchedule = switch spec["kind"] as! String {
-            case "step": .step(size: i("size"), gamma: d("gamma"))
-            case "cosine": .cosine(tMax: i("t_max"), etaMin: d("eta_min"))
-            case "linear": .linear(startFactor: d("start"), endFactor: d("end"), iterations: i("iterations"))
-            default: .warmupCosine(warmup: i("warmup"), total: i("total"), startFactor: d("start"), etaMin: d("eta_min"))
-            }
-            let sgd = try SGD([ParameterGroup(name: "a", parameters: [("a", Parameter(shape: [1]))], options: SGDOptions(lr: 0.1)),
-                               ParameterGroup(name: "b", parameters: [("b", Parameter(shape: [1]))], options: SGDOptions(lr: 0.01))])
+            let schedule: LRSchedule =
+                switch spec["kind"] as! String {
+                case "step": .step(size: i("size"), gamma: d("gamma"))
+                case "cosine": .cosine(tMax: i("t_max"), etaMin: d("eta_min"))
+                case "linear": .linear(startFactor: d("start"), endFactor: d("end"), iterations: i("iterations"))
+                default:
+                    .warmupCosine(warmup: i("warmup"), total: i("total"), startFactor: d("start"), etaMin: d("eta_min"))
+                }
+            let sgd = try SGD([
+                ParameterGroup(name: "a", parameters: [("a", Parameter(shape: [1]))], options: SGDOptions(lr: 0.1)),
+                ParameterGroup(name: "b", parameters: [("b", Parameter(shape: [1]))], options: SGDOptions(lr: 0.01)),
+            ])
             let scheduler = LRScheduler(schedule, optimizer: sgd)
             let want = (s["lrs"] as! [[NSNumber]]).map { $0.map(\.doubleValue) }
             for (k, lrs) in want.enumerated() {

@@ -1,10 +1,11 @@
-import Foundation
-import Testing
-import TestSupport
 import Checkpoint
+import Foundation
 import Kernels
 import NN
 import Tensors
+import TestSupport
+import Testing
+
 @testable import Vision
 
 /// Tests/Fixtures/golden/families/, written by Tests/Reference/make_golden_families.py (torch 1.13,
@@ -13,7 +14,8 @@ enum Families {
     static func path(_ name: String) -> String { Golden.path("families/\(name)") }
 
     static func meta() throws -> [String: Any] {
-        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("families.json")))) as! [String: Any]
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("families.json"))))
+            as! [String: Any]
     }
 
     static func cases() throws -> [String: [String: Any]] { try meta()["cases"] as! [String: [String: Any]] }
@@ -25,14 +27,18 @@ enum Families {
         case "mobilenet_v2":
             return MobileNetV2Config(classes: classes, widthMult: c["width_mult"] as! Double).network()
         case "vgg":
-            return VGGConfig(layers: c["layers"] as! [Int], batchNorm: c["batch_norm"] as! Bool, classes: classes,
-                             hidden: c["hidden"] as! Int).network()
+            return VGGConfig(
+                layers: c["layers"] as! [Int], batchNorm: c["batch_norm"] as! Bool, classes: classes,
+                hidden: c["hidden"] as! Int
+            ).network()
         case "alexnet":
             return AlexNetConfig(widths: c["widths"] as! [Int], hidden: c["hidden"] as! Int, classes: classes).network()
         case "resnet":
-            return ResNetConfig(block: .bottleneck, layers: c["layers"] as! [Int], classes: classes, stem: c["stem"] as! Int,
-                                widths: c["widths"] as! [Int], groups: c["groups"] as! Int,
-                                widthPerGroup: c["width_per_group"] as! Int).network()
+            return ResNetConfig(
+                block: .bottleneck, layers: c["layers"] as! [Int], classes: classes, stem: c["stem"] as! Int,
+                widths: c["widths"] as! [Int], groups: c["groups"] as! Int,
+                widthPerGroup: c["width_per_group"] as! Int
+            ).network()
         default:
             fatalError("unknown family in families.json")
         }
@@ -43,8 +49,10 @@ enum Families {
 }
 
 @Suite struct FamilyGoldenTests {
-    static let names = ["mobilenet_v2_small", "vgg_small", "vgg_bn_small", "alexnet_small", "resnext_small",
-                        "wide_resnet_small"]
+    static let names = [
+        "mobilenet_v2_small", "vgg_small", "vgg_bn_small", "alexnet_small", "resnext_small",
+        "wide_resnet_small",
+    ]
 
     @Test func generatorAndCases() throws {
         let meta = try Families.meta()
@@ -89,7 +97,9 @@ enum Families {
         let x = try input.float32(), each = x.count / s[0]
         for n in 0..<s[0] {
             let got = try run.logits(Array(x[(n * each)..<((n + 1) * each)]), batch: 1, height: s[2], width: s[3])
-            Golden.check(got, Array(want[(n * net.classes)..<((n + 1) * net.classes)]), classes: net.classes, "\(name) image \(n)")
+            Golden.check(
+                got, Array(want[(n * net.classes)..<((n + 1) * net.classes)]), classes: net.classes,
+                "\(name) image \(n)")
         }
     }
 
@@ -99,13 +109,25 @@ enum Families {
         let mobileNet = Families.network(cases["mobilenet_v2_small"]!)
         let mobile = Inference(mobileNet).stepListing
         #expect(mobile.contains("features.0.0 [dense relu6]"), "features.0's output is also features.1's residual here")
-        #expect(mobile.contains("features.1.conv.0.0 [depthwise relu6] → features.1.conv.1 [dense +residual] (by row bands)"), "\(mobile)")
+        #expect(
+            mobile.contains(
+                "features.1.conv.0.0 [depthwise relu6] → features.1.conv.1 [dense +residual] (by row bands)"),
+            "\(mobile)")
         // torchvision's full width: features.1 has no residual (32 → 16), so the 3×3 stride-2 stem is its expand.
         let full = Inference(Architecture.named("mobilenet_v2")!.build(1000)).stepListing
-        #expect(full.contains("features.0.0 [dense relu6] → features.1.conv.0.0 [depthwise relu6] → features.1.conv.1 [dense] (by row bands)"),
-                "\(full)")
-        #expect(mobile.contains("features.2.conv.0.0 [dense relu6] → features.2.conv.1.0 [depthwise relu6] → features.2.conv.2 [dense] (by row bands)"))
-        #expect(mobile.contains("features.3.conv.0.0 [dense relu6] → features.3.conv.1.0 [depthwise relu6] → features.3.conv.2 [dense +residual] (by row bands)"))
+        #expect(
+            full.contains(
+                "features.0.0 [dense relu6] → features.1.conv.0.0 [depthwise relu6] → features.1.conv.1 [dense] (by row bands)"
+            ),
+            "\(full)")
+        #expect(
+            mobile.contains(
+                "features.2.conv.0.0 [dense relu6] → features.2.conv.1.0 [depthwise relu6] → features.2.conv.2 [dense] (by row bands)"
+            ))
+        #expect(
+            mobile.contains(
+                "features.3.conv.0.0 [dense relu6] → features.3.conv.1.0 [depthwise relu6] → features.3.conv.2 [dense +residual] (by row bands)"
+            ))
         #expect(!mobile.contains { $0.contains("features.0.1") }, "BatchNorm folded away")
         let unfused = Inference(mobileNet, fuseBlocks: false).stepListing
         #expect(unfused.contains("features.2.conv.1.0 [depthwise relu6]"))
@@ -115,8 +137,11 @@ enum Families {
         #expect(vgg.contains("classifier.0 [linear relu]"))
         let resNeXt = Families.network(cases["resnext_small"]!)
         let resnext = Inference(resNeXt).stepListing
-        #expect(resnext.contains("layer1.0.conv1 [dense relu] → layer1.0.conv2 [depthwise relu] → layer1.0.conv3 [dense +residual relu] (by row bands)"),
-                "4 channels in 4 groups: a depthwise bottleneck, \(resnext)")
+        #expect(
+            resnext.contains(
+                "layer1.0.conv1 [dense relu] → layer1.0.conv2 [depthwise relu] → layer1.0.conv3 [dense +residual relu] (by row bands)"
+            ),
+            "4 channels in 4 groups: a depthwise bottleneck, \(resnext)")
         #expect(resnext.contains("layer2.0.conv2 [grouped relu]"))
         #expect(Inference(resNeXt, fuseBlocks: false).stepListing.contains("layer1.0.conv3 [dense +residual relu]"))
     }
@@ -155,24 +180,33 @@ enum Families {
             for threads in [1, 2] {
                 fused.threads = threads
                 unfused.threads = threads
-                #expect(try fused.logits(x, batch: batch, height: size, width: size)
-                        == unfused.logits(x, batch: batch, height: size, width: size), "batch \(batch), \(threads) threads")
+                #expect(
+                    try fused.logits(x, batch: batch, height: size, width: size)
+                        == unfused.logits(x, batch: batch, height: size, width: size),
+                    "batch \(batch), \(threads) threads")
             }
         }
     }
 
     /// torchvision's ImageNet MobileNetV2 (scripts/fetch_mobilenet_v2.sh) on the committed photos, through
     /// the eval transform: torch's logits within the bound and its top-5.
-    @Test(.enabled(if: Families.realAvailable, "Weights/mobilenet_v2-b0353104.pth is absent (bash scripts/fetch_mobilenet_v2.sh)"))
+    @Test(
+        .enabled(
+            if: Families.realAvailable,
+            "Weights/mobilenet_v2-b0353104.pth is absent (bash scripts/fetch_mobilenet_v2.sh)"))
     func realMobileNetV2OnPhotos() throws {
         let c = try Families.cases()["mobilenet_v2-real"]
-        let real = try #require(c, "families.json has no mobilenet_v2-real case: rerun make_golden_families.py with the weights present")
+        let real = try #require(
+            c, "families.json has no mobilenet_v2-real case: rerun make_golden_families.py with the weights present")
         let net = Architecture.named("mobilenet_v2")!.build(1000)
         let report = try net.load(try Checkpoint(path: Families.realWeights).stateDict())
         #expect(report.loaded.count == 314)
         let photos = real["images"] as! [String]
         var batch: [Float] = []
-        for p in photos { batch += try ImageNetEval().tensor(from: Golden.root.appendingPathComponent("Tests/Fixtures/images/\(p)").path) }
+        for p in photos {
+            batch += try ImageNetEval().tensor(
+                from: Golden.root.appendingPathComponent("Tests/Fixtures/images/\(p)").path)
+        }
         let want = try NPYArray(path: Families.path(real["logits"] as! String)).float32()
         let run = Inference(net)
         run.threads = 2
@@ -194,10 +228,13 @@ enum Families {
             for (i, node) in net.nodes.enumerated() {
                 guard case .conv(let c) = node.layer else { continue }
                 let x = shapes[node.inputs[0]]
-                let g = Conv2dGeometry(batch: 1, inChannels: c.inChannels, height: x.height, width: x.width,
-                                       outChannels: c.outChannels, kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride),
-                                       padding: (c.padding, c.padding), groups: c.groups)
-                #expect(shapes[i] == NodeShape(channels: c.outChannels, height: g.outHeight, width: g.outWidth), "\(arch.name) \(node.name)")
+                let g = Conv2dGeometry(
+                    batch: 1, inChannels: c.inChannels, height: x.height, width: x.width,
+                    outChannels: c.outChannels, kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride),
+                    padding: (c.padding, c.padding), groups: c.groups)
+                #expect(
+                    shapes[i] == NodeShape(channels: c.outChannels, height: g.outHeight, width: g.outWidth),
+                    "\(arch.name) \(node.name)")
             }
         }
         // Inputs torch refuses: AlexNet's 11×11 stem on 1×1 ("kernel size can't be greater than actual input
@@ -228,9 +265,11 @@ enum Families {
     @Test func torchvisionParameterCounts() {
         // torchvision 0.14's sum(p.numel() for p in model.parameters()), printed by
         // `python3 -c "import torchvision; m = torchvision.models.NAME(); print(sum(p.numel() for p in m.parameters()))"`.
-        let want = ["resnet18": 11_689_512, "resnet50": 25_557_032, "resnext50_32x4d": 25_028_904,
-                    "wide_resnet50_2": 68_883_240, "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg16_bn": 138_365_992,
-                    "mobilenet_v2": 3_504_872]
+        let want = [
+            "resnet18": 11_689_512, "resnet50": 25_557_032, "resnext50_32x4d": 25_028_904,
+            "wide_resnet50_2": 68_883_240, "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg16_bn": 138_365_992,
+            "mobilenet_v2": 3_504_872,
+        ]
         for (name, count) in want {
             let net = Architecture.named(name)!.build(1000)
             #expect(net.namedParameters.reduce(0) { $0 + $1.parameter.count } == count, "\(name)")
@@ -250,7 +289,8 @@ enum Families {
         let net = Architecture.named("mobilenet_v2")!.build(1000)
         net.replaceHead(classes: 7, kind: .mlp(hidden: 32, dropout: 0.3), seed: 1)
         let names = net.namedParameters.map(\.name).filter { $0.hasPrefix("classifier") }
-        #expect(names == ["classifier.1.0.weight", "classifier.1.0.bias", "classifier.1.3.weight", "classifier.1.3.bias"])
+        #expect(
+            names == ["classifier.1.0.weight", "classifier.1.0.bias", "classifier.1.3.weight", "classifier.1.3.bias"])
         #expect(net.classes == 7 && net.headInputFeatures == 1280)
     }
 }

@@ -63,11 +63,16 @@ import Vision
                     }
                 }
             case (_, .success(let image)):
-                #expect([image.width, image.height] == c.size && imageSHA256(image.pixels) == c.sha256,
-                        "\(label): decoded differently from Pillow")
+                #expect(
+                    [image.width, image.height] == c.size && imageSHA256(image.pixels) == c.sha256,
+                    "\(label): decoded differently from Pillow")
             case (_, .failure(let error)):
                 #expect(error is ImageError, "\(label): \(error)")
-                if isPNG { stricter += 1 } else { Issue.record("\(label): Pillow decodes it, the decoder threw \(error)") }
+                if isPNG {
+                    stricter += 1
+                } else {
+                    Issue.record("\(label): Pillow decodes it, the decoder threw \(error)")
+                }
             }
         }
         print("corruptions \(name): \(set.cases.count) cases, \(stricter) refused that Pillow decodes")
@@ -108,7 +113,10 @@ import Vision
         do {
             _ = try ImageDecoder.decode(path: missing)
         } catch let e as ImageError {
-            guard case .io(let reason) = e.kind else { Issue.record("\(e)"); return }
+            guard case .io(let reason) = e.kind else {
+                Issue.record("\(e)")
+                return
+            }
             #expect(e.path == missing && reason.contains("No such file"), "\(e)")
             #expect(e.description.hasPrefix(missing + ": cannot read: cannot open"), "\(e)")
         }
@@ -146,7 +154,10 @@ import Vision
             _ = try ImageDecoder.decode(bytes: bytes, name: variant)
             Issue.record("\(variant): decoded")
         } catch let e as ImageError {
-            guard case .unsupported(.jpeg, let detail) = e.kind else { Issue.record("\(variant): \(e)"); return }
+            guard case .unsupported(.jpeg, let detail) = e.kind else {
+                Issue.record("\(variant): \(e)")
+                return
+            }
             print("unsupported JPEG, \(variant): \(detail)")
         }
     }
@@ -159,7 +170,8 @@ import Vision
         let size: [UInt8] = [0, 0, 0x40, 0, 0, 0, 0x40, 0]  // 16384 × 16384
         bytes.replaceSubrange(16..<24, with: size)
         let crc = crc32(Array(bytes[12..<29]))
-        bytes.replaceSubrange(29..<33, with: [UInt8(crc >> 24), UInt8(crc >> 16 & 255), UInt8(crc >> 8 & 255), UInt8(crc & 255)])
+        bytes.replaceSubrange(
+            29..<33, with: [UInt8(crc >> 24), UInt8(crc >> 16 & 255), UInt8(crc >> 8 & 255), UInt8(crc & 255)])
         #expect(throws: ImageError(.tooLarge(width: 16384, height: 16384), path: "huge.png")) {
             try ImageDecoder.decode(bytes: bytes, name: "huge.png")
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Vision
 
 /// Resize(256), CenterCrop(224), ToTensor + Normalize against torchvision 0.14 on Pillow 9.4, stage by
@@ -117,12 +118,15 @@ import Testing
     @Test func centerCropMatchesTorchvision() {
         for c in ImageFixtures.expected.centerCrop {
             let source = RGBImage(width: c.in[0], height: c.in[1], pixels: [UInt8](Data(base64Encoded: c.source)!))
-            let expected = RGBImage(width: c.crop[0], height: c.crop[1], pixels: [UInt8](Data(base64Encoded: c.pixels)!))
+            let expected = RGBImage(
+                width: c.crop[0], height: c.crop[1], pixels: [UInt8](Data(base64Encoded: c.pixels)!))
             let same = Transforms.centerCrop(source, width: c.crop[0], height: c.crop[1]) == expected
             #expect(same, "\(c.in) → \(c.crop)")
         }
         // Margins 1, 3, 5, 33: Python's round(0.5) = 0, round(1.5) = 2, round(2.5) = 2, round(16.5) = 16.
-        let xs = [5, 7, 9, 257].map { Transforms.centerCropOrigin(width: $0, height: 4, cropWidth: $0 == 257 ? 224 : 4, cropHeight: 4).x }
+        let xs = [5, 7, 9, 257].map {
+            Transforms.centerCropOrigin(width: $0, height: 4, cropWidth: $0 == 257 ? 224 : 4, cropHeight: 4).x
+        }
         #expect(xs == [0, 2, 2, 16])
     }
 
@@ -132,13 +136,16 @@ import Testing
         let eval = ImageNetEval(resizeSize: 20, cropSize: 30)
         let full = Transforms.centerCrop(Transforms.resize(image, shorterSide: 20), width: 30, height: 30)
         let cropMatches = eval.resizedCrop(image) == full
-        let tensorMatches = eval.tensor(from: image) == Transforms.normalize(full, mean: ImageNetEval.mean, std: ImageNetEval.std)
+        let tensorMatches =
+            eval.tensor(from: image) == Transforms.normalize(full, mean: ImageNetEval.mean, std: ImageNetEval.std)
         #expect(cropMatches && tensorMatches)
     }
 
     @Test func pipelineErrorsNameThePath() {
         let path = ImageFixtures.path("missing.png")
         #expect(throws: ImageError.self) { try ImageNetEval().tensor(from: path) }
-        #expect(throws: ImageError(.unknownFormat, path: "junk")) { try ImageNetEval().tensor(bytes: [1, 2, 3], name: "junk") }
+        #expect(throws: ImageError(.unknownFormat, path: "junk")) {
+            try ImageNetEval().tensor(bytes: [1, 2, 3], name: "junk")
+        }
     }
 }

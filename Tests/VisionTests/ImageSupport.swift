@@ -1,5 +1,5 @@
-import Foundation
 import Checksums
+import Foundation
 import TestSupport
 import Vision
 
@@ -140,7 +140,9 @@ struct StageComparison: CustomStringConvertible {
 
     var description: String {
         if !sizeMatches { return "size differs" }
-        return shaMatches ? "max|Δ| 0" : "max|Δ| \(maxDifference) on the sample grid (\(differingSamples) samples differ, sha differs)"
+        return shaMatches
+            ? "max|Δ| 0"
+            : "max|Δ| \(maxDifference) on the sample grid (\(differingSamples) samples differ, sha differs)"
     }
 }
 

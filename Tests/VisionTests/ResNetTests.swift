@@ -1,9 +1,10 @@
-import Foundation
-import Testing
 import Checkpoint
-@testable import Kernels
+import Foundation
 import NN
 import Tensors
+import Testing
+
+@testable import Kernels
 @testable import Vision
 
 enum Golden {
@@ -19,17 +20,24 @@ enum Golden {
 
     /// golden.json, written by Tests/Reference/make_golden.py (torch 1.13, torchvision 0.14).
     static func meta() throws -> [String: Any] {
-        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("golden.json")))) as! [String: Any]
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("golden.json"))))
+            as! [String: Any]
     }
 
     /// The pattern input make_golden.py describes: ((h·131 + w·71 + c·37 + n·17) mod 255) / 127.5 − 1.
     static func pattern(_ n: Int, _ h: Int, _ w: Int) -> [Float] {
         var out = [Float](repeating: 0, count: n * 3 * h * w)
         var i = 0
-        for b in 0..<n { for c in 0..<3 { for y in 0..<h { for x in 0..<w {
-            out[i] = Float((y * 131 + x * 71 + c * 37 + b * 17) % 255) / 127.5 - 1
-            i += 1
-        } } } }
+        for b in 0..<n {
+            for c in 0..<3 {
+                for y in 0..<h {
+                    for x in 0..<w {
+                        out[i] = Float((y * 131 + x * 71 + c * 37 + b * 17) % 255) / 127.5 - 1
+                        i += 1
+                    }
+                }
+            }
+        }
         return out
     }
 
@@ -41,7 +49,9 @@ enum Golden {
         #expect(err <= 1e-4 * scale, "\(what): max |Δ| \(err) vs max |logit| \(scale)")
         for r in 0..<(want.count / classes) {
             func top5(_ v: [Float]) -> [Int] {
-                Array(v[(r * classes)..<((r + 1) * classes)].enumerated().sorted { $0.element > $1.element }.prefix(5).map(\.offset))
+                Array(
+                    v[(r * classes)..<((r + 1) * classes)].enumerated().sorted { $0.element > $1.element }.prefix(5)
+                        .map(\.offset))
             }
             #expect(top5(got) == top5(want), "\(what): row \(r) top-5")
         }
@@ -54,9 +64,10 @@ enum Golden {
         let meta = try Golden.meta()
         #expect(meta["generator"] as? String == "Tests/Reference/make_golden.py")
         let c = (meta["cases"] as! [String: [String: Any]])[name]!
-        let config = ResNetConfig(block: c["block"] as! String == "BasicBlock" ? .basic : .bottleneck,
-                                  layers: c["layers"] as! [Int], classes: c["classes"] as! Int, stem: c["stem"] as! Int,
-                                  widths: c["widths"] as! [Int])
+        let config = ResNetConfig(
+            block: c["block"] as! String == "BasicBlock" ? .basic : .bottleneck,
+            layers: c["layers"] as! [Int], classes: c["classes"] as! Int, stem: c["stem"] as! Int,
+            widths: c["widths"] as! [Int])
         let model = ResNet(config)
         let report = try model.load(try Checkpoint(path: Golden.path("\(name).pth")).stateDict())
         #expect(report.loaded.count == model.stateEntries.count)
@@ -71,14 +82,16 @@ enum Golden {
             // features() is what fc takes: the reference linear layer over it gives torch's logits too.
             let f = try net.features(try input.float32(), batch: shape[0], height: shape[2], width: shape[3])
             #expect(f.count == shape[0] * net.featureCount)
-            let viaFC = LinearKernel.reference(f, weight: model.fc.weight.data, bias: model.fc.bias.data, batch: shape[0],
-                                               inFeatures: net.featureCount, outFeatures: config.classes)
+            let viaFC = LinearKernel.reference(
+                f, weight: model.fc.weight.data, bias: model.fc.bias.data, batch: shape[0],
+                inFeatures: net.featureCount, outFeatures: config.classes)
             Golden.check(viaFC, want, classes: config.classes, "\(name), features → fc")
         }
     }
 
-    @Test(.enabled(if: Golden.sharedAvailable, "../shared/weights is absent; resnet18 golden logits need it"),
-          arguments: ["resnet18-tar.pth", "resnet18-legacy.pth", "resnet18-zip.pth"])
+    @Test(
+        .enabled(if: Golden.sharedAvailable, "../shared/weights is absent; resnet18 golden logits need it"),
+        arguments: ["resnet18-tar.pth", "resnet18-legacy.pth", "resnet18-zip.pth"])
     func resnet18MatchesTorch(_ file: String) throws {
         let model = ResNet(.resnet18)
         let report = try model.load(try Checkpoint(path: Golden.shared.appendingPathComponent(file).path).stateDict())
@@ -90,7 +103,8 @@ enum Golden {
         let got = try net.logits(Golden.pattern(2, 224, 224), batch: 2, height: 224, width: 224)
         Golden.check(got, want, classes: 1000, file)
         // The 7×7 stage takes the other algorithm at batch 1: check that route too.
-        let one = try net.logits(Array(Golden.pattern(2, 224, 224).prefix(3 * 224 * 224)), batch: 1, height: 224, width: 224)
+        let one = try net.logits(
+            Array(Golden.pattern(2, 224, 224).prefix(3 * 224 * 224)), batch: 1, height: 224, width: 224)
         Golden.check(one, Array(want.prefix(1000)), classes: 1000, "\(file), batch 1")
     }
 }
@@ -99,12 +113,17 @@ enum Golden {
     static func smallStateDict() throws -> StateDict {
         try Checkpoint(path: Golden.path("small_basic.pth")).stateDict()
     }
-    static let config = ResNetConfig(block: .basic, layers: [2, 1, 1, 1], classes: 10, stem: 8, widths: [8, 16, 24, 32])
+    static let config = ResNetConfig(
+        block: .basic, layers: [2, 1, 1, 1], classes: 10, stem: 8, widths: [8, 16, 24, 32])
 
     @Test func namesAreTorchvisions() {
         let names = ResNet(.resnet18).stateEntries.map(\.name)
         #expect(names.count == 122)  // 102 tensors of resnet18-5c106cde.pth + 20 num_batches_tracked
-        #expect(names.prefix(6) == ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked"])
+        #expect(
+            names.prefix(6) == [
+                "conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var",
+                "bn1.num_batches_tracked",
+            ])
         #expect(names.contains("layer2.0.downsample.0.weight") && names.contains("layer4.1.bn2.running_var"))
         #expect(names.suffix(2) == ["fc.weight", "fc.bias"])
         let r50 = ResNet(.resnet50).stateEntries.map(\.name)
@@ -146,7 +165,11 @@ enum Golden {
     }
 
     @Test func shapeMismatchNamesTheKey() throws {
-        let e = #expect(throws: LoadError.self) { try ResNet(ResNetConfig(block: .basic, layers: [2, 1, 1, 1], classes: 7, stem: 8, widths: [8, 16, 24, 32])).load(try Self.smallStateDict()) }
+        let e = #expect(throws: LoadError.self) {
+            try ResNet(
+                ResNetConfig(block: .basic, layers: [2, 1, 1, 1], classes: 7, stem: 8, widths: [8, 16, 24, 32])
+            ).load(try Self.smallStateDict())
+        }
         #expect(e?.report.shapeMismatches.map(\.name) == ["fc.weight", "fc.bias"])
         #expect(e?.report.shapeMismatches.first?.found == [10, 32])
         #expect(e.map { "\($0)" }?.contains("size mismatch for fc.weight") == true)
@@ -231,8 +254,10 @@ struct EndToEndTests {
 /// 6.5 GB, not committed), so these run where that script has run. With the directory present, a network
 /// it lacks fails rather than passes. PTH2SWT_LARGE_GOLDEN=resnet34,resnet50 (scripts/tiers.sh's lower
 /// tiers) runs only those.
-@Suite(.enabled(if: LargeGolden.available,
-                "Tests/Fixtures/golden-local is absent; run Tests/Reference/make_golden_large.py (torch 1.13) to make it"))
+@Suite(
+    .enabled(
+        if: LargeGolden.available,
+        "Tests/Fixtures/golden-local is absent; run Tests/Reference/make_golden_large.py (torch 1.13) to make it"))
 struct LargeGoldenTests {
     static let archs = Architecture.all.map(\.name).filter { name in
         guard name != "resnet18" else { return false }
@@ -242,13 +267,17 @@ struct LargeGoldenTests {
 
     @Test(arguments: archs)
     func seededTorchvisionInitMatchesTorch(_ arch: String) throws {
-        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: LargeGolden.dir.appendingPathComponent("golden.json"))) as! [String: Any]
+        let meta =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: LargeGolden.dir.appendingPathComponent("golden.json"))) as! [String: Any]
         #expect(meta["generator"] as? String == "Tests/Reference/make_golden_large.py")
         #expect((meta["torch"] as? String)?.hasPrefix("1.13") == true)
-        let c = try #require((meta["cases"] as? [String: [String: Any]])?[arch],
-                             "golden.json has no \(arch): run Tests/Reference/make_golden_large.py \(arch)")
+        let c = try #require(
+            (meta["cases"] as? [String: [String: Any]])?[arch],
+            "golden.json has no \(arch): run Tests/Reference/make_golden_large.py \(arch)")
         let net = try #require(Architecture.named(arch)).build(1000)
-        let report = try net.load(try Checkpoint(path: LargeGolden.dir.appendingPathComponent(c["weights"] as! String).path).stateDict())
+        let report = try net.load(
+            try Checkpoint(path: LargeGolden.dir.appendingPathComponent(c["weights"] as! String).path).stateDict())
         #expect(report.loaded.count == net.stateEntries.count && report.missing.isEmpty && report.unexpected.isEmpty)
         let want = try NPYArray(path: LargeGolden.dir.appendingPathComponent(c["logits"] as! String).path).float32()
         let run = Inference(net)
@@ -262,5 +291,7 @@ struct LargeGoldenTests {
 
 enum LargeGolden {
     static let dir = Golden.root.appendingPathComponent("Tests/Fixtures/golden-local")
-    static var available: Bool { FileManager.default.fileExists(atPath: dir.appendingPathComponent("golden.json").path) }
+    static var available: Bool {
+        FileManager.default.fileExists(atPath: dir.appendingPathComponent("golden.json").path)
+    }
 }

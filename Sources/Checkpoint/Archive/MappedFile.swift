@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Tensors
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A whole file mapped read-only. Storages of tar and legacy checkpoints point into it without copying.
 public final class MappedFile: ByteSource, @unchecked Sendable {
@@ -13,7 +14,9 @@ public final class MappedFile: ByteSource, @unchecked Sendable {
     public init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CheckpointError(.io("cannot open: \(String(cString: strerror(errno)))"), file: path) }
+        guard fd >= 0 else {
+            throw CheckpointError(.io("cannot open: \(String(cString: strerror(errno)))"), file: path)
+        }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else {

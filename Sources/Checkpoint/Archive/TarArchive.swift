@@ -63,15 +63,17 @@ public struct TarArchive {
             switch type {
             case UInt8(ascii: "x"), UInt8(ascii: "g"):
                 guard available == size else {
-                    throw CheckpointError(.truncated(needed: size - available, available: 0),
-                                          part: "tar PAX header", offset: offset)
+                    throw CheckpointError(
+                        .truncated(needed: size - available, available: 0),
+                        part: "tar PAX header", offset: offset)
                 }
                 let records = try TarArchive.paxRecords(data, at: dataOffset)
                 if type == UInt8(ascii: "x") { pax = records } else { globalPax.merge(records) { $1 } }
             case UInt8(ascii: "L"):
                 guard available == size else {
-                    throw CheckpointError(.truncated(needed: size - available, available: 0),
-                                          part: "tar long name", offset: offset)
+                    throw CheckpointError(
+                        .truncated(needed: size - available, available: 0),
+                        part: "tar long name", offset: offset)
                 }
                 longName = String(decoding: data.prefix(while: { $0 != 0 }), as: UTF8.self)
             default:
@@ -81,10 +83,13 @@ public struct TarArchive {
                 guard !members.contains(where: { $0.name == name }) else {
                     throw CheckpointError(.malformedArchive("two tar members are named '\(name)'"), offset: offset)
                 }
-                var member = Member(name: name, size: size, dataOffset: dataOffset, available: available, headerOffset: offset)
+                var member = Member(
+                    name: name, size: size, dataOffset: dataOffset, available: available, headerOffset: offset)
                 // Regular files: '0', NUL (pre-POSIX) and '7' (contiguous). Links and the rest carry no data.
                 if type != UInt8(ascii: "0") && type != 0 && type != UInt8(ascii: "7") {
-                    member.special = (Character(Unicode.Scalar(type)), pax["linkpath"] ?? TarArchive.string(header, 157, 100))
+                    member.special = (
+                        Character(Unicode.Scalar(type)), pax["linkpath"] ?? TarArchive.string(header, 157, 100)
+                    )
                 }
                 members.append(member)
                 pax = [:]
@@ -92,20 +97,26 @@ public struct TarArchive {
             }
             // Data is padded to whole blocks.
             let (padded, o1) = size.addingReportingOverflow(TarArchive.blockSize - 1)
-            guard !o1 else { throw CheckpointError(.malformedArchive("tar member size \(size) overflows"), offset: offset) }
+            guard !o1 else {
+                throw CheckpointError(.malformedArchive("tar member size \(size) overflows"), offset: offset)
+            }
             let (next, o2) = dataOffset.addingReportingOverflow(padded / TarArchive.blockSize * TarArchive.blockSize)
-            guard !o2 else { throw CheckpointError(.malformedArchive("tar member size \(size) overflows"), offset: offset) }
+            guard !o2 else {
+                throw CheckpointError(.malformedArchive("tar member size \(size) overflows"), offset: offset)
+            }
             offset = next
         }
         if offset < file.count, file.count - offset < TarArchive.blockSize {
-            throw CheckpointError(.truncated(needed: TarArchive.blockSize - (file.count - offset), available: 0),
-                                  part: "tar header", offset: offset)
+            throw CheckpointError(
+                .truncated(needed: TarArchive.blockSize - (file.count - offset), available: 0),
+                part: "tar header", offset: offset)
         }
     }
 
     public func member(named name: String) throws -> Member {
         guard let m = members.first(where: { $0.name == name }) else {
-            throw CheckpointError(.missingRecord("tar member '\(name)' (members: \(members.map(\.name).joined(separator: ", ")))"))
+            throw CheckpointError(
+                .missingRecord("tar member '\(name)' (members: \(members.map(\.name).joined(separator: ", ")))"))
         }
         return m
     }
@@ -114,18 +125,22 @@ public struct TarArchive {
     /// (`.malformedArchive`) for a link, directory or device member: links are never followed.
     public func data(of m: Member) throws -> UnsafeRawBufferPointer {
         if let (type, target) = m.special {
-            let what = switch type {
-            case "2": "a symbolic link to '\(target)'"
-            case "1": "a hard link to '\(target)'"
-            case "5": "a directory"
-            default: "not a regular file (type '\(type)')"
-            }
-            throw CheckpointError(.malformedArchive("tar member '\(m.name)' is \(what); links are not followed and only regular files hold data"),
-                                  part: "tar member '\(m.name)'", offset: m.headerOffset)
+            let what =
+                switch type {
+                case "2": "a symbolic link to '\(target)'"
+                case "1": "a hard link to '\(target)'"
+                case "5": "a directory"
+                default: "not a regular file (type '\(type)')"
+                }
+            throw CheckpointError(
+                .malformedArchive(
+                    "tar member '\(m.name)' is \(what); links are not followed and only regular files hold data"),
+                part: "tar member '\(m.name)'", offset: m.headerOffset)
         }
         guard m.isComplete else {
-            throw CheckpointError(.truncated(needed: m.size - m.available, available: 0),
-                                  part: "tar member '\(m.name)'", offset: m.available)
+            throw CheckpointError(
+                .truncated(needed: m.size - m.available, available: 0),
+                part: "tar member '\(m.name)'", offset: m.available)
         }
         return UnsafeRawBufferPointer(rebasing: file[m.dataOffset..<(m.dataOffset + m.size)])
     }
@@ -153,10 +168,14 @@ public struct TarArchive {
     static func number(_ h: UnsafeRawBufferPointer, _ start: Int, _ length: Int, at offset: Int) throws -> Int {
         let field = Array(h[start..<(start + length)])
         if let first = field.first, first & 0x80 != 0 {
-            guard first == 0x80 else { throw CheckpointError(.malformedArchive("negative base-256 tar number"), offset: offset) }
+            guard first == 0x80 else {
+                throw CheckpointError(.malformedArchive("negative base-256 tar number"), offset: offset)
+            }
             var v = 0
             for b in field.dropFirst() {
-                guard v <= (Int.max >> 8) else { throw CheckpointError(.malformedArchive("tar number overflows"), offset: offset) }
+                guard v <= (Int.max >> 8) else {
+                    throw CheckpointError(.malformedArchive("tar number overflows"), offset: offset)
+                }
                 v = v << 8 | Int(b)
             }
             return v
@@ -166,9 +185,12 @@ public struct TarArchive {
         for b in field {
             if b == 0 || b == 0x20 { if seenDigit { break } else { continue } }
             guard (0x30...0x37).contains(b) else {
-                throw CheckpointError(.malformedArchive("tar number field has byte 0x\(String(b, radix: 16))"), offset: offset)
+                throw CheckpointError(
+                    .malformedArchive("tar number field has byte 0x\(String(b, radix: 16))"), offset: offset)
             }
-            guard v <= (Int.max >> 3) else { throw CheckpointError(.malformedArchive("tar number overflows"), offset: offset) }
+            guard v <= (Int.max >> 3) else {
+                throw CheckpointError(.malformedArchive("tar number overflows"), offset: offset)
+            }
             v = v << 3 | Int(b - 0x30)
             seenDigit = true
         }

@@ -1,5 +1,5 @@
-import Checksums
 import CZip
+import Checksums
 import Synchronization
 import Tensors
 
@@ -51,7 +51,8 @@ public final class ZipArchive: @unchecked Sendable {
             zip_source_free(src)
             // libzip's own words for this one ("File already exists") would mislead.
             if zip_error_code_zip(&error) == ZIP_ER_EXISTS {
-                throw CheckpointError(.malformedArchive("two entries have the same name (which one is meant depends on the reader)"))
+                throw CheckpointError(
+                    .malformedArchive("two entries have the same name (which one is meant depends on the reader)"))
             }
             throw CheckpointError(.zip(String(cString: zip_error_strerror(&error))))
         }
@@ -80,8 +81,10 @@ public final class ZipArchive: @unchecked Sendable {
                 throw CheckpointError(.zip("entry '\(name)' is encrypted"))
             }
             index[name] = list.count
-            list.append(Entry(name: name, index: i, size: Int(st.size), compressedSize: Int(st.comp_size),
-                              method: st.comp_method, crc: st.crc))
+            list.append(
+                Entry(
+                    name: name, index: i, size: Int(st.size), compressedSize: Int(st.comp_size),
+                    method: st.comp_method, crc: st.crc))
         }
         do {
             try ZipArchive.locateStoredData(&list, in: bytes)
@@ -120,7 +123,10 @@ public final class ZipArchive: @unchecked Sendable {
         var eocd = -1
         var i = b.count - 22
         while i >= max(0, b.count - 22 - 65_535) {
-            if b.loadUnaligned(fromByteOffset: i, as: UInt32.self) == 0x0605_4B50 { eocd = i; break }
+            if b.loadUnaligned(fromByteOffset: i, as: UInt32.self) == 0x0605_4B50 {
+                eocd = i
+                break
+            }
             i -= 1
         }
         guard eocd >= 0 else { throw bad("end of central directory not found", b.count) }
@@ -130,7 +136,8 @@ public final class ZipArchive: @unchecked Sendable {
         _ = try r.read(UInt32.self)
         var cdOffset = Int(try r.read(UInt32.self))
         if cdOffset == 0xFFFF_FFFF || count == 0xFFFF, eocd >= 20,
-           b.loadUnaligned(fromByteOffset: eocd - 20, as: UInt32.self) == 0x0706_4B50 {
+            b.loadUnaligned(fromByteOffset: eocd - 20, as: UInt32.self) == 0x0706_4B50
+        {
             r.position = eocd - 20 + 8
             let z64 = try r.read(UInt64.self)
             guard b.count >= 56, z64 <= UInt64(b.count - 56) else { throw bad("zip64 record offset \(z64)", eocd - 12) }
@@ -141,7 +148,9 @@ public final class ZipArchive: @unchecked Sendable {
             r.position = Int(z64) + 48
             cdOffset = Int(clamping: try r.read(UInt64.self))
         }
-        guard count == entries.count else { throw bad("directory lists \(count) entries, libzip \(entries.count)", eocd) }
+        guard count == entries.count else {
+            throw bad("directory lists \(count) entries, libzip \(entries.count)", eocd)
+        }
         guard cdOffset <= b.count else { throw bad("central directory offset \(cdOffset)", eocd) }
         r.position = cdOffset
         for k in entries.indices {
@@ -170,23 +179,30 @@ public final class ZipArchive: @unchecked Sendable {
                 if local == 0xFFFF_FFFF { local = try field.read(UInt64.self) }
             }
             let e = entries[k]
-            guard name == e.name, method == e.method, size == UInt64(e.size), compressed == UInt64(e.compressedSize) else {
+            guard name == e.name, method == e.method, size == UInt64(e.size), compressed == UInt64(e.compressedSize)
+            else {
                 throw bad("central directory record for '\(name)' disagrees with libzip", at)
             }
             guard method == UInt16(ZIP_CM_STORE) else { continue }
             guard size == compressed else {
-                throw bad("stored entry '\(name)' declares \(compressed) bytes in the file but \(size) uncompressed", at)
+                throw bad(
+                    "stored entry '\(name)' declares \(compressed) bytes in the file but \(size) uncompressed", at)
             }
-            guard b.count >= 30, local <= UInt64(b.count - 30) else { throw bad("local header offset \(local) of '\(name)'", at) }
+            guard b.count >= 30, local <= UInt64(b.count - 30) else {
+                throw bad("local header offset \(local) of '\(name)'", at)
+            }
             var lh = ByteReader(b)
             lh.position = Int(local)
-            guard try lh.read(UInt32.self) == 0x0403_4B50 else { throw bad("local header signature of '\(name)'", Int(local)) }
+            guard try lh.read(UInt32.self) == 0x0403_4B50 else {
+                throw bad("local header signature of '\(name)'", Int(local))
+            }
             lh.position = Int(local) + 26
             let localName = Int(try lh.read(UInt16.self))
             let localExtra = Int(try lh.read(UInt16.self))
             let start = Int(local) + 30 + localName + localExtra
             guard start <= b.count, e.size <= b.count - start else {
-                throw CheckpointError(.truncated(needed: e.size, available: max(0, b.count - start)), part: name, offset: 0)
+                throw CheckpointError(
+                    .truncated(needed: e.size, available: max(0, b.count - start)), part: name, offset: 0)
             }
             entries[k].dataOffset = start
         }
@@ -203,18 +219,25 @@ public final class ZipArchive: @unchecked Sendable {
             var done = 0
             while done < entry.size {
                 let n = zip_fread(f, out.pointer + done, zip_uint64_t(entry.size - done))
-                if n < 0 { throw CheckpointError(.zip(String(cString: zip_file_strerror(f))), part: entry.name, offset: done) }
+                if n < 0 {
+                    throw CheckpointError(.zip(String(cString: zip_file_strerror(f))), part: entry.name, offset: done)
+                }
                 if n == 0 { break }
                 done += Int(n)
             }
             guard done == entry.size else {
-                throw CheckpointError(.truncated(needed: entry.size - done, available: 0), part: entry.name, offset: done)
+                throw CheckpointError(
+                    .truncated(needed: entry.size - done, available: 0), part: entry.name, offset: done)
             }
             // Reading one byte more makes libzip compare the CRC (it checks at end of data).
             var extra: UInt8 = 0
             let tail = zip_fread(f, &extra, 1)
-            if tail < 0 { throw CheckpointError(.zip(String(cString: zip_file_strerror(f))), part: entry.name, offset: done) }
-            if tail > 0 { throw CheckpointError(.malformedArchive("entry has more data than its declared size"), part: entry.name) }
+            if tail < 0 {
+                throw CheckpointError(.zip(String(cString: zip_file_strerror(f))), part: entry.name, offset: done)
+            }
+            if tail > 0 {
+                throw CheckpointError(.malformedArchive("entry has more data than its declared size"), part: entry.name)
+            }
         }
         return out
     }
@@ -255,8 +278,9 @@ final class ZipEntrySource: ByteSource {
                 if verifyCRC {
                     let crc = Checksums.crc32(data)
                     guard crc == entry.crc else {
-                        throw CheckpointError(.malformedArchive(
-                            "CRC-32 is \(hex(crc)) but the directory says \(hex(entry.crc)): the data is corrupt"),
+                        throw CheckpointError(
+                            .malformedArchive(
+                                "CRC-32 is \(hex(crc)) but the directory says \(hex(entry.crc)): the data is corrupt"),
                             part: entry.name)
                     }
                 }
@@ -274,4 +298,3 @@ private func hex(_ v: UInt32) -> String {
     let h = String(v, radix: 16)
     return "0x" + String(repeating: "0", count: 8 - h.count) + h
 }
-

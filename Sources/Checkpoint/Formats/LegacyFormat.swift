@@ -24,12 +24,14 @@ enum LegacyFormat {
         let magicOffset = r.offset
         let magic = try runPickle(&r, host: host, options: options, log: &log).result
         guard case .bigInt(let m) = magic, m == LegacyFormat.magic else {
-            throw CheckpointError(.badMagic("\(magic); a legacy checkpoint starts with 0x1950a86a20f9469cfc6c"), offset: magicOffset)
+            throw CheckpointError(
+                .badMagic("\(magic); a legacy checkpoint starts with 0x1950a86a20f9469cfc6c"), offset: magicOffset)
         }
         let versionOffset = r.offset
         let version = try runPickle(&r, host: host, options: options, log: &log).result
         guard case .int(let v) = version, v == LegacyFormat.protocolVersion else {
-            throw CheckpointError(.unsupportedVersion("legacy protocol \(version), expected 1001"), offset: versionOffset)
+            throw CheckpointError(
+                .unsupportedVersion("legacy protocol \(version), expected 1001"), offset: versionOffset)
         }
         let info = try runPickle(&r, host: host, options: options, log: &log).result
         let le = littleEndian(fromSysInfo: info)
@@ -52,10 +54,12 @@ enum LegacyFormat {
                 return t.items[1]
             }
             guard kind == "storage" else {
-                throw CheckpointError(.badPersistentID("'\(kind)' (a whole pickled module: --stub-classes reads it as data)"))
+                throw CheckpointError(
+                    .badPersistentID("'\(kind)' (a whole pickled module: --stub-classes reads it as data)"))
             }
             let items = t.items
-            guard items.count == 6, let rootKey = asciiString(items[2]), case .int(let numel) = items[4], numel >= 0 else {
+            guard items.count == 6, let rootKey = asciiString(items[2]), case .int(let numel) = items[4], numel >= 0
+            else {
                 throw CheckpointError(.badPersistentID("a storage id is ('storage', type, key, location, numel, view)"))
             }
             let dtype = try storageDType(items[1], "storage \(rootKey)")
@@ -64,12 +68,15 @@ enum LegacyFormat {
                 root = existing.storage
             } else {
                 let (bytes, overflow) = Int(numel).multipliedReportingOverflow(by: dtype.itemSize)
-                guard !overflow else { throw CheckpointError(.invalidTensor(.elementCountOverflow([Int(numel), dtype.itemSize]))) }
+                guard !overflow else {
+                    throw CheckpointError(.invalidTensor(.elementCountOverflow([Int(numel), dtype.itemSize])))
+                }
                 let deferred = DeferredSource(key: rootKey, count: bytes)
                 do {
-                    root = try Storage(key: rootKey, dtype: dtype, count: Int(numel),
-                                       source: nativeOrder(deferred, dtype: dtype, littleEndian: le),
-                                       location: asciiString(items[3]) ?? "cpu")
+                    root = try Storage(
+                        key: rootKey, dtype: dtype, count: Int(numel),
+                        source: nativeOrder(deferred, dtype: dtype, littleEndian: le),
+                        location: asciiString(items[3]) ?? "cpu")
                 } catch let e as TensorError { throw CheckpointError(.invalidTensor(e)) }
                 roots[rootKey] = (root, deferred)
                 rootOrder.append(rootKey)
@@ -79,7 +86,7 @@ enum LegacyFormat {
                 return .object(StorageObject(root))
             case .tuple(let view):
                 guard view.items.count == 3, let viewKey = asciiString(view.items[0]),
-                      case .int(let offset) = view.items[1], case .int(let size) = view.items[2]
+                    case .int(let offset) = view.items[1], case .int(let size) = view.items[2]
                 else { throw CheckpointError(.badPersistentID("view metadata is (key, offset, size)")) }
                 if let v = views[viewKey] { return .object(StorageObject(v)) }
                 do {
@@ -109,15 +116,17 @@ enum LegacyFormat {
         for key in keys {
             let countOffset = r.offset
             guard let (storage, deferred) = roots[key] else {
-                throw CheckpointError(.missingStorage("\(key): listed for reading but no tensor declared it"), offset: countOffset)
+                throw CheckpointError(
+                    .missingStorage("\(key): listed for reading but no tensor declared it"), offset: countOffset)
             }
             guard !deferred.isBound else {
                 throw CheckpointError(.malformedArchive("storage \(key) is listed twice"), offset: countOffset)
             }
             let numel = try r.read(Int64.self)
             guard numel == Int64(storage.count) else {
-                throw CheckpointError(.malformedArchive(
-                    "storage \(key) holds \(numel) elements here but \(storage.count) where the object declared it"),
+                throw CheckpointError(
+                    .malformedArchive(
+                        "storage \(key) holds \(numel) elements here but \(storage.count) where the object declared it"),
                     offset: countOffset)
             }
             let start = r.offset
@@ -125,15 +134,17 @@ enum LegacyFormat {
             deferred.bind(SliceSource(file, offset: start, count: deferred.count))
         }
         if let unbound = rootOrder.first(where: { !roots[$0]!.source.isBound }) {
-            throw CheckpointError(.missingStorage("\(unbound): the object uses it but the file holds no bytes for it"),
-                                  offset: r.offset)
+            throw CheckpointError(
+                .missingStorage("\(unbound): the object uses it but the file holds no bytes for it"),
+                offset: r.offset)
         }
         if !r.isAtEnd {
             throw CheckpointError(.malformedArchive("\(r.remaining) bytes after the last storage"), offset: r.offset)
         }
         // File order: the order the bytes sit in.
         let storages = keys.map { roots[$0]!.storage }
-        return LoadedCheckpoint(root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: storages,
-                                stubbed: host.stubbed)
+        return LoadedCheckpoint(
+            root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: storages,
+            stubbed: host.stubbed)
     }
 }

@@ -13,7 +13,8 @@ public struct NPYArray: Sendable {
     /// The elements as Float32.
     public func float32() throws -> [Float] {
         let storage = try Storage(key: "npy", dtype: dtype, count: count, source: OwnedBytes(bytes))
-        return try Tensor(storage: storage, shape: shape, strides: Tensor.contiguousStrides(shape), storageOffset: 0).float32()
+        return try Tensor(storage: storage, shape: shape, strides: Tensor.contiguousStrides(shape), storageOffset: 0)
+            .float32()
     }
 
     /// Reads `path`. Thrown (`CheckpointError`) for a file that is not a valid `.npy` of a supported dtype.
@@ -27,7 +28,9 @@ public struct NPYArray: Sendable {
     }
 
     public init(bytes raw: UnsafeRawBufferPointer) throws {
-        func bad(_ why: String, _ at: Int) -> CheckpointError { CheckpointError(.malformedArchive("npy: \(why)"), offset: at) }
+        func bad(_ why: String, _ at: Int) -> CheckpointError {
+            CheckpointError(.malformedArchive("npy: \(why)"), offset: at)
+        }
         let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
         guard raw.count >= 10, Array(raw.prefix(6)) == magic else { throw bad("no \\x93NUMPY magic", 0) }
         let major = raw[6]
@@ -44,7 +47,8 @@ public struct NPYArray: Sendable {
             throw bad("unsupported version \(major)", 6)
         }
         guard headerLength <= raw.count - start else { throw bad("header runs past the end", start) }
-        let header = String(decoding: UnsafeRawBufferPointer(rebasing: raw[start..<(start + headerLength)]), as: UTF8.self)
+        let header = String(
+            decoding: UnsafeRawBufferPointer(rebasing: raw[start..<(start + headerLength)]), as: UTF8.self)
         // {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 64, 48), }
         func field(_ key: String) -> Substring? {
             guard let r = header.firstRange(of: "'\(key)':") else { return nil }
@@ -52,10 +56,16 @@ public struct NPYArray: Sendable {
         }
         guard let descr = field("descr"), descr.hasPrefix("'") else { throw bad("no 'descr'", start) }
         let code = descr.dropFirst().prefix { $0 != "'" }
-        let types: [String: DType] = ["<f4": .float32, "<f8": .float64, "<f2": .float16, "<i8": .int64, "<i4": .int32,
-                                      "<i2": .int16, "|i1": .int8, "|u1": .uint8, "|b1": .bool]
-        guard let dtype = types[String(code)] else { throw bad("unsupported descr '\(code)' (little-endian numbers and bool only)", start) }
-        guard let order = field("fortran_order"), order.hasPrefix("False") else { throw bad("Fortran-order arrays are not supported", start) }
+        let types: [String: DType] = [
+            "<f4": .float32, "<f8": .float64, "<f2": .float16, "<i8": .int64, "<i4": .int32,
+            "<i2": .int16, "|i1": .int8, "|u1": .uint8, "|b1": .bool,
+        ]
+        guard let dtype = types[String(code)] else {
+            throw bad("unsupported descr '\(code)' (little-endian numbers and bool only)", start)
+        }
+        guard let order = field("fortran_order"), order.hasPrefix("False") else {
+            throw bad("Fortran-order arrays are not supported", start)
+        }
         guard let shapeText = field("shape"), shapeText.hasPrefix("("), let close = shapeText.firstIndex(of: ")") else {
             throw bad("no 'shape'", start)
         }
@@ -70,7 +80,9 @@ public struct NPYArray: Sendable {
         let (size, overflow) = count.multipliedReportingOverflow(by: dtype.itemSize)
         let dataStart = start + headerLength
         guard !overflow, size == raw.count - dataStart else {
-            throw bad("shape \(shape) of \(code) needs \(overflow ? "too many" : String(size)) bytes, the file has \(raw.count - dataStart)", dataStart)
+            throw bad(
+                "shape \(shape) of \(code) needs \(overflow ? "too many" : String(size)) bytes, the file has \(raw.count - dataStart)",
+                dataStart)
         }
         self.dtype = dtype
         self.shape = shape

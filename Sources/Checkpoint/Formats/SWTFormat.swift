@@ -15,20 +15,25 @@ enum SWTFormat {
         if bytes.count >= 8 {
             let declared = bytes.loadUnaligned(as: UInt64.self).littleEndian
             if declared <= UInt64(bytes.count - 8), declared > UInt64(max(options.maxHeaderBytes, 0)) {
-                throw CheckpointError(.limitExceeded(.maxHeaderBytes, limit: options.maxHeaderBytes,
-                    "the .swt header declares \(declared) bytes"), offset: 0)
+                throw CheckpointError(
+                    .limitExceeded(
+                        .maxHeaderBytes, limit: options.maxHeaderBytes,
+                        "the .swt header declares \(declared) bytes"), offset: 0)
             }
         }
         let header: SWTHeader
         do {
-            header = try SWTHeader.parse(bytes, maxHeaderBytes: max(options.maxHeaderBytes, SWT.maxHeaderBytes),
-                                         maxEntries: options.maxHeaderEntries)
+            header = try SWTHeader.parse(
+                bytes, maxHeaderBytes: max(options.maxHeaderBytes, SWT.maxHeaderBytes),
+                maxEntries: options.maxHeaderEntries)
         } catch {
             var offset: Int? = nil
             if case .notJSON(let e) = error { offset = e.offset }
             if case .tooManyEntries(let limit, let at) = error {
-                throw CheckpointError(.limitExceeded(.maxHeaderEntries, limit: limit,
-                    "the .swt header holds more than \(limit) entries"), offset: at)
+                throw CheckpointError(
+                    .limitExceeded(
+                        .maxHeaderEntries, limit: limit,
+                        "the .swt header holds more than \(limit) entries"), offset: at)
             }
             throw CheckpointError(.swtHeader(error), offset: offset)
         }
@@ -40,7 +45,8 @@ enum SWTFormat {
             let count = e.shape.reduce(1, *)
             do {
                 let storage = try Storage(key: e.name, dtype: e.dtype, count: count, source: source)
-                let tensor = try Tensor(storage: storage, shape: e.shape, strides: Tensor.contiguousStrides(e.shape), storageOffset: 0)
+                let tensor = try Tensor(
+                    storage: storage, shape: e.shape, strides: Tensor.contiguousStrides(e.shape), storageOffset: 0)
                 storages.append(storage)
                 dict.entries.append(.init(key: .string(e.name), value: .tensor(tensor)))
             } catch let error as TensorError {
@@ -64,8 +70,12 @@ enum SWTFormat {
     }
 
     /// `pth2swt.data_sha256`, checked against the data region when `verify` is set.
-    static func dataDigest(_ header: SWTHeader, bytes: UnsafeRawBufferPointer, verify: Bool) throws -> Checkpoint.DataDigest {
-        guard let recorded = header.metadata.first(where: { $0.key == SWT.MetadataKey.dataSHA256 })?.value else { return .absent }
+    static func dataDigest(_ header: SWTHeader, bytes: UnsafeRawBufferPointer, verify: Bool) throws
+        -> Checkpoint.DataDigest
+    {
+        guard let recorded = header.metadata.first(where: { $0.key == SWT.MetadataKey.dataSHA256 })?.value else {
+            return .absent
+        }
         guard verify else { return .unchecked(recorded) }
         let computed = Checksums.sha256Hex(UnsafeRawBufferPointer(rebasing: bytes[header.dataStart...]))
         guard computed == recorded else {

@@ -72,18 +72,22 @@ public enum TarFormat {
         var fileOrder: [Storage] = []
         for rec in scan.records {
             let source = Tensors.SliceSource(file, offset: rec.dataOffset, count: rec.count * rec.dtype.itemSize)
-            let s = try storage(key: rec.key, dtype: rec.dtype, count: rec.count,
-                                source: nativeOrder(source, dtype: rec.dtype, littleEndian: le), part: "tar member 'storages'", offset: rec.dataOffset)
+            let s = try storage(
+                key: rec.key, dtype: rec.dtype, count: rec.count,
+                source: nativeOrder(source, dtype: rec.dtype, littleEndian: le), part: "tar member 'storages'",
+                offset: rec.dataOffset)
             guard storages[rec.key] == nil else {
-                throw CheckpointError(.malformedArchive("storage key \(rec.key) appears twice"), part: "tar member 'storages'")
+                throw CheckpointError(
+                    .malformedArchive("storage key \(rec.key) appears twice"), part: "tar member 'storages'")
             }
             storages[rec.key] = s
             fileOrder.append(s)
         }
         for view in scan.views {
             guard let root = storages[view.rootKey] else {
-                throw CheckpointError(.missingStorage("\(view.rootKey), the root of storage view \(view.key)"),
-                                      part: "tar member 'storages'")
+                throw CheckpointError(
+                    .missingStorage("\(view.rootKey), the root of storage view \(view.key)"),
+                    part: "tar member 'storages'")
             }
             do {
                 storages[view.key] = try Storage(key: view.key, viewOf: root, offset: view.offset, count: view.count)
@@ -105,12 +109,14 @@ public enum TarFormat {
                     source: Unavailable(count: count * dtype.itemSize, error: cut))
             }
             guard let s = storages[rec.storageKey] else {
-                throw CheckpointError(.missingStorage("\(rec.storageKey), used by tensor record \(rec.key)"),
-                                      part: tensorsPart.part)
+                throw CheckpointError(
+                    .missingStorage("\(rec.storageKey), used by tensor record \(rec.key)"),
+                    part: tensorsPart.part)
             }
             do {
-                tensors[rec.key] = try Tensor(storage: s, shape: rec.shape, strides: rec.strides,
-                                              storageOffset: rec.storageOffset)
+                tensors[rec.key] = try Tensor(
+                    storage: s, shape: rec.shape, strides: rec.strides,
+                    storageOffset: rec.storageOffset)
             } catch let e as TensorError {
                 throw CheckpointError(.invalidTensor(e), part: tensorsPart.part, tensor: "record \(rec.key)")
             }
@@ -120,18 +126,25 @@ public enum TarFormat {
         let object = try member(tar, "pickle")
         host.resolvePersistent = { pid in
             guard case .string(let key) = pid else {
-                throw CheckpointError(.badPersistentID(
-                    "the tar format refers to tensors by string keys; got a \(pid.typeName) (pickled modules are not supported)"))
+                throw CheckpointError(
+                    .badPersistentID(
+                        "the tar format refers to tensors by string keys; got a \(pid.typeName) (pickled modules are not supported)"
+                    ))
             }
-            guard let t = tensors[key] else { throw CheckpointError(.missingStorage("tensor \(key) is not in the tensors member")) }
+            guard let t = tensors[key] else {
+                throw CheckpointError(.missingStorage("tensor \(key) is not in the tensors member"))
+            }
             return .object(TensorObject(t, isParameter: false))
         }
         var pr = ByteReader(object.data, part: object.part)
         host.stubClasses = options.stubClasses
         let (root, proto) = try runPickle(&pr, host: host, options: options, log: &log)
-        return (LoadedCheckpoint(root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: fileOrder,
-                                 stubbed: host.stubbed),
-                scan.records, scan.error)
+        return (
+            LoadedCheckpoint(
+                root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: fileOrder,
+                stubbed: host.stubbed),
+            scan.records, scan.error
+        )
     }
 
     /// The bytes of a storage that lies past the end of a cut-off file.
@@ -155,7 +168,9 @@ public enum TarFormat {
         return MemberData(data: try tar.data(of: m), part: "tar member '\(name)'")
     }
 
-    static func storage(key: String, dtype: DType, count: Int, source: any ByteSource, part: String, offset: Int) throws -> Storage {
+    static func storage(key: String, dtype: DType, count: Int, source: any ByteSource, part: String, offset: Int) throws
+        -> Storage
+    {
         do {
             return try Storage(key: key, dtype: dtype, count: count, source: source)
         } catch let e as TensorError {
@@ -193,22 +208,29 @@ public enum TarFormat {
         var views: [StorageView] = []
         do {
             let first = r.offset
-            let n = try runPickle(&r, host: host, options: options, log: &log) { try int($0, "storage count", part, first) }.result
+            let n = try runPickle(&r, host: host, options: options, log: &log) {
+                try int($0, "storage count", part, first)
+            }.result
             guard n >= 0 else { throw r.error(.malformedArchive("negative storage count \(n)")) }
             for _ in 0..<n {
                 let head = r.offset
                 let (key, dtype) = try runPickle(&r, host: host, options: options, log: &log) { v -> (String, DType) in
                     guard case .tuple(let t) = v, t.items.count == 3, let key = asciiString(t.items[0]) else {
-                        throw CheckpointError(.malformedArchive("a storage record is not (key, location, type)"), part: part, offset: head)
+                        throw CheckpointError(
+                            .malformedArchive("a storage record is not (key, location, type)"), part: part, offset: head
+                        )
                     }
                     return (key, try storageDType(t.items[2], "storage \(key)"))
                 }.result
                 let numel = try r.read(Int64.self)
                 guard numel >= 0, let count = Int(exactly: numel) else {
-                    throw r.error(.malformedArchive("storage \(key) has a negative element count \(numel)"), at: r.offset - 8)
+                    throw r.error(
+                        .malformedArchive("storage \(key) has a negative element count \(numel)"), at: r.offset - 8)
                 }
                 let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.itemSize)
-                guard !overflow else { throw r.error(.invalidTensor(.elementCountOverflow([count, dtype.itemSize])), at: r.offset - 8) }
+                guard !overflow else {
+                    throw r.error(.invalidTensor(.elementCountOverflow([count, dtype.itemSize])), at: r.offset - 8)
+                }
                 let start = r.offset
                 try r.skip(bytes)
                 records.append(StorageRecord(key: key, dtype: dtype, count: count, dataOffset: start))
@@ -216,15 +238,17 @@ public enum TarFormat {
             let viewsOffset = r.offset
             views = try runPickle(&r, host: host, options: options, log: &log) { v -> [StorageView] in
                 guard case .list(let l) = v else {
-                    throw CheckpointError(.malformedArchive("storage_views is not a list"), part: part, offset: viewsOffset)
+                    throw CheckpointError(
+                        .malformedArchive("storage_views is not a list"), part: part, offset: viewsOffset)
                 }
                 return try l.items.map { item in
                     guard case .tuple(let t) = item, t.items.count == 4,
-                          let key = asciiString(t.items[0]), let root = asciiString(t.items[1]),
-                          case .int(let off) = t.items[2], case .int(let n) = t.items[3]
+                        let key = asciiString(t.items[0]), let root = asciiString(t.items[1]),
+                        case .int(let off) = t.items[2], case .int(let n) = t.items[3]
                     else {
-                        throw CheckpointError(.malformedArchive("a storage view is not (key, root, offset, numel)"),
-                                              part: part, offset: viewsOffset)
+                        throw CheckpointError(
+                            .malformedArchive("a storage view is not (key, root, offset, numel)"),
+                            part: part, offset: viewsOffset)
                     }
                     return StorageView(key: key, rootKey: root, offset: Int(off), count: Int(n))
                 }
@@ -242,7 +266,8 @@ public enum TarFormat {
         var r = ByteReader(m.data, part: m.part)
         let host = TorchHost()
         let part = m.part
-        let n = try runPickle(&r, host: host, options: options, log: &log) { try int($0, "tensor count", part, 0) }.result
+        let n = try runPickle(&r, host: host, options: options, log: &log) { try int($0, "tensor count", part, 0) }
+            .result
         guard n >= 0 else { throw r.error(.malformedArchive("negative tensor count \(n)")) }
         var out: [TensorRecord] = []
         for _ in 0..<n {
@@ -250,9 +275,10 @@ public enum TarFormat {
             let (key, storageKey, dtype) = try runPickle(&r, host: host, options: options, log: &log) {
                 v -> (String, String, DType?) in
                 guard case .tuple(let t) = v, t.items.count == 3,
-                      let key = asciiString(t.items[0]), let sk = asciiString(t.items[1])
+                    let key = asciiString(t.items[0]), let sk = asciiString(t.items[1])
                 else {
-                    throw CheckpointError(.malformedArchive("a tensor record is not (key, storage_key, type)"), part: part, offset: head)
+                    throw CheckpointError(
+                        .malformedArchive("a tensor record is not (key, storage_key, type)"), part: part, offset: head)
                 }
                 var dtype: DType?
                 if case .global(let g) = t.items[2], case .legacyTensorClass(let dt)? = TorchGlobal(g) { dtype = dt }
@@ -269,8 +295,10 @@ public enum TarFormat {
             for _ in 0..<rank { shape.append(Int(try r.read(Int64.self))) }
             for _ in 0..<rank { strides.append(Int(try r.read(Int64.self))) }
             let offset = Int(try r.read(Int64.self))
-            out.append(TensorRecord(key: key, storageKey: storageKey, shape: shape, strides: strides,
-                                    storageOffset: offset, dtype: dtype))
+            out.append(
+                TensorRecord(
+                    key: key, storageKey: storageKey, shape: shape, strides: strides,
+                    storageOffset: offset, dtype: dtype))
         }
         if !r.isAtEnd { throw r.error(.malformedArchive("\(r.remaining) unexplained bytes after the tensor records")) }
         return out
@@ -284,9 +312,9 @@ public enum TarFormat {
 
     static func int(_ v: PickleValue, _ what: String, _ part: String, _ offset: Int) throws -> Int {
         guard case .int(let i) = v else {
-            throw CheckpointError(.malformedArchive("\(what) is a \(v.typeName), not an int"), part: part, offset: offset)
+            throw CheckpointError(
+                .malformedArchive("\(what) is a \(v.typeName), not an int"), part: part, offset: offset)
         }
         return Int(i)
     }
 }
-

@@ -26,13 +26,18 @@ enum ZipFormat {
         for e in zip.entries where e.method != 0 {
             let (sum, o) = inflated.addingReportingOverflow(e.size)
             guard !o, sum <= cap else {
-                throw CheckpointError(.limitExceeded(.maxInflationRatio, limit: ratio,
-                    "the compressed entries up to this one declare more than \(cap) bytes uncompressed (\(ratio) × the file's \(fileBytes) bytes + 16 MiB)"),
+                throw CheckpointError(
+                    .limitExceeded(
+                        .maxInflationRatio, limit: ratio,
+                        "the compressed entries up to this one declare more than \(cap) bytes uncompressed (\(ratio) × the file's \(fileBytes) bytes + 16 MiB)"
+                    ),
                     part: e.name)
             }
             inflated = sum
         }
-        guard let first = zip.entries.first else { throw CheckpointError(.missingRecord("data.pkl: the zip archive is empty")) }
+        guard let first = zip.entries.first else {
+            throw CheckpointError(.missingRecord("data.pkl: the zip archive is empty"))
+        }
         guard let slash = first.name.firstIndex(of: "/") else {
             throw CheckpointError(.malformedArchive("entry '\(first.name)' is not inside a top-level folder"))
         }
@@ -44,22 +49,28 @@ enum ZipFormat {
         var le = true
         if let bo = zip.entry(named: "\(folder)/byteorder") {
             guard bo.size <= 16 else {
-                throw CheckpointError(.malformedArchive("byteorder holds \(bo.size) bytes, not 'little' or 'big'"), part: bo.name)
+                throw CheckpointError(
+                    .malformedArchive("byteorder holds \(bo.size) bytes, not 'little' or 'big'"), part: bo.name)
             }
             let raw = try zip.read(bo)
             let text = try withExtendedLifetime(raw) { String(decoding: try raw.bytes(), as: UTF8.self) }
             switch text {
             case "little": le = true
             case "big": le = false
-            default: throw CheckpointError(.malformedArchive("byteorder is '\(text.prefix(20))', not 'little' or 'big'"), part: bo.name)
+            default:
+                throw CheckpointError(
+                    .malformedArchive("byteorder is '\(text.prefix(20))', not 'little' or 'big'"), part: bo.name)
             }
         }
 
         /// A pickle entry read whole, once its declared size is within `maxHeaderBytes`.
         func readPickle(_ entry: ZipArchive.Entry) throws -> OwnedBytes {
             guard entry.size <= options.maxHeaderBytes else {
-                throw CheckpointError(.limitExceeded(.maxHeaderBytes, limit: options.maxHeaderBytes,
-                    "\(entry.name.split(separator: "/").last ?? "") declares \(entry.size) bytes"), part: entry.name)
+                throw CheckpointError(
+                    .limitExceeded(
+                        .maxHeaderBytes, limit: options.maxHeaderBytes,
+                        "\(entry.name.split(separator: "/").last ?? "") declares \(entry.size) bytes"), part: entry.name
+                )
             }
             return try zip.read(entry)
         }
@@ -67,7 +78,8 @@ enum ZipFormat {
         guard let pkl = zip.entry(named: pklName) else { throw CheckpointError(.missingRecord("entry '\(pklName)'")) }
         let pickleBytes = try readPickle(pkl)
 
-        let isTorchScript = zip.entry(named: "\(folder)/constants.pkl") != nil
+        let isTorchScript =
+            zip.entry(named: "\(folder)/constants.pkl") != nil
             || zip.entries.contains { $0.name.hasPrefix("\(folder)/code/") }
         var order: [Storage] = []
         /// Resolves ('storage', type, key, location, numel) to the entry `<folder>/<dir>/<key>`.
@@ -77,24 +89,33 @@ enum ZipFormat {
                 guard case .tuple(let t) = pid, let kind = t.items.first.flatMap(asciiString) else {
                     throw CheckpointError(.badPersistentID("expected a tuple, got a \(pid.typeName)"))
                 }
-                guard kind == "storage" else { throw CheckpointError(.badPersistentID("'\(kind)', expected 'storage'")) }
-                guard t.items.count == 5, let key = asciiString(t.items[2]), case .int(let numel) = t.items[4], numel >= 0 else {
+                guard kind == "storage" else {
+                    throw CheckpointError(.badPersistentID("'\(kind)', expected 'storage'"))
+                }
+                guard t.items.count == 5, let key = asciiString(t.items[2]), case .int(let numel) = t.items[4],
+                    numel >= 0
+                else {
                     throw CheckpointError(.badPersistentID("a storage id is ('storage', type, key, location, numel)"))
                 }
                 let dtype = try storageDType(t.items[1], "storage \(key)")
                 if let s = storages[key] {
                     guard s.dtype == dtype else {
-                        throw CheckpointError(.badPersistentID("storage \(key) is used as both \(s.dtype) and \(dtype)"))
+                        throw CheckpointError(
+                            .badPersistentID("storage \(key) is used as both \(s.dtype) and \(dtype)"))
                     }
                     return .object(StorageObject(s))
                 }
                 let name = "\(folder)/\(dir)/\(key)"
-                guard let entry = zip.entry(named: name) else { throw CheckpointError(.missingStorage("\(key): no entry '\(name)'")) }
+                guard let entry = zip.entry(named: name) else {
+                    throw CheckpointError(.missingStorage("\(key): no entry '\(name)'"))
+                }
                 do {
-                    let s = try Storage(key: dir == "data" ? key : "\(dir)/\(key)", dtype: dtype, count: Int(numel),
-                                        source: nativeOrder(ZipEntrySource(zip, entry, verifyCRC: options.verifyCRC, file: path),
-                                                            dtype: dtype, littleEndian: le),
-                                        location: asciiString(t.items[3]) ?? "cpu")
+                    let s = try Storage(
+                        key: dir == "data" ? key : "\(dir)/\(key)", dtype: dtype, count: Int(numel),
+                        source: nativeOrder(
+                            ZipEntrySource(zip, entry, verifyCRC: options.verifyCRC, file: path),
+                            dtype: dtype, littleEndian: le),
+                        location: asciiString(t.items[3]) ?? "cpu")
                     storages[key] = s
                     order.append(s)
                     return .object(StorageObject(s))
@@ -116,7 +137,8 @@ enum ZipFormat {
                 var r = ByteReader(try bytes.bytes(), part: part)
                 let out = try runPickle(&r, host: host, options: options, log: &log)
                 if !r.isAtEnd {
-                    throw CheckpointError(.malformedPickle("\(r.remaining) bytes after STOP"), part: part, offset: r.offset)
+                    throw CheckpointError(
+                        .malformedPickle("\(r.remaining) bytes after STOP"), part: part, offset: r.offset)
                 }
                 return out
             }
@@ -128,21 +150,26 @@ enum ZipFormat {
             host.resolvePersistent = resolver("constants")
             constants = try run(bytes, part: c.name).result
         }
-        return LoadedCheckpoint(root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: order,
-                                stubbed: host.stubbed, isTorchScript: isTorchScript, scriptConstants: constants)
+        return LoadedCheckpoint(
+            root: root, pickleProtocol: proto, globals: log.list, littleEndian: le, storages: order,
+            stubbed: host.stubbed, isTorchScript: isTorchScript, scriptConstants: constants)
     }
 
     /// The class declarations of a TorchScript archive's `code/*.py`, read as text. The files together
     /// may hold at most `LoadOptions.maxHeaderBytes`.
-    static func scriptDeclarations(_ zip: ZipArchive, folder: String, options: LoadOptions) throws -> [String: ScriptClass] {
+    static func scriptDeclarations(_ zip: ZipArchive, folder: String, options: LoadOptions) throws -> [String:
+        ScriptClass]
+    {
         var out: [String: ScriptClass] = [:]
         var total = 0
         let prefix = "\(folder)/code/"
         for e in zip.entries where e.name.hasPrefix(prefix) && e.name.hasSuffix(".py") {
             total += e.size
             guard total <= options.maxHeaderBytes else {
-                throw CheckpointError(.limitExceeded(.maxHeaderBytes, limit: options.maxHeaderBytes,
-                    "the TorchScript code up to this file declares more bytes"), part: e.name)
+                throw CheckpointError(
+                    .limitExceeded(
+                        .maxHeaderBytes, limit: options.maxHeaderBytes,
+                        "the TorchScript code up to this file declares more bytes"), part: e.name)
             }
             let raw = try zip.read(e)
             let text = try withExtendedLifetime(raw) { String(decoding: try raw.bytes(), as: UTF8.self) }

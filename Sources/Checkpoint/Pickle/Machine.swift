@@ -110,7 +110,9 @@ public final class PickleMachine {
 
     @inline(__always)
     private func push(_ v: PickleValue) throws {
-        guard stack.count < limits.maxStack else { throw fail(.limitExceeded(.maxStack, limit: limits.maxStack, "the pickle stack would hold more items")) }
+        guard stack.count < limits.maxStack else {
+            throw fail(.limitExceeded(.maxStack, limit: limits.maxStack, "the pickle stack would hold more items"))
+        }
         stack.append(v)
     }
 
@@ -199,7 +201,9 @@ public final class PickleMachine {
 
     private func decimal(_ bytes: UnsafeRawBufferPointer, _ op: String) throws -> Int {
         let s = try text(bytes, op)
-        guard let v = Int(s.trimmingSpaces) else { throw fail(.malformedPickle("\(op) operand '\(s.prefix(40))' is not an integer")) }
+        guard let v = Int(s.trimmingSpaces) else {
+            throw fail(.malformedPickle("\(op) operand '\(s.prefix(40))' is not an integer"))
+        }
         return v
     }
 
@@ -218,7 +222,8 @@ public final class PickleMachine {
             throw fail(.malformedPickle("\(op) operand '\(s.prefix(40))' is not an integer"))
         }
         guard s.count <= limits.maxIntegerBytes * 3 else {
-            throw fail(.limitExceeded(.maxIntegerBytes, limit: limits.maxIntegerBytes, "\(op) integer of \(s.count) digits"))
+            throw fail(
+                .limitExceeded(.maxIntegerBytes, limit: limits.maxIntegerBytes, "\(op) integer of \(s.count) digits"))
         }
         let body = digits.drop(while: { $0 == "0" })
         return .bigInt((s.hasPrefix("-") && !body.isEmpty ? "-" : "") + (body.isEmpty ? "0" : String(body)))
@@ -287,27 +292,30 @@ public final class PickleMachine {
         while i < end {
             let c = b[i]
             i += 1
-            guard c == 0x5C else { out.append(c); continue }
+            guard c == 0x5C else {
+                out.append(c)
+                continue
+            }
             guard i < end else { throw fail(.malformedPickle("STRING ends in a backslash")) }
             let e = b[i]
             i += 1
             switch e {
-            case 0x6E: out.append(0x0A)        // \n
-            case 0x74: out.append(0x09)        // \t
-            case 0x72: out.append(0x0D)        // \r
+            case 0x6E: out.append(0x0A)  // \n
+            case 0x74: out.append(0x09)  // \t
+            case 0x72: out.append(0x0D)  // \r
             case 0x5C, 0x27, 0x22: out.append(e)
             case 0x61: out.append(0x07)
             case 0x62: out.append(0x08)
             case 0x66: out.append(0x0C)
             case 0x76: out.append(0x0B)
-            case 0x0A: break                   // line continuation
-            case 0x78:                          // \xHH
+            case 0x0A: break  // line continuation
+            case 0x78:  // \xHH
                 guard i + 2 <= end, let v = UInt8(String(decoding: b[i..<(i + 2)], as: UTF8.self), radix: 16) else {
                     throw fail(.malformedPickle("bad \\x escape in STRING"))
                 }
                 out.append(v)
                 i += 2
-            case 0x30...0x37:                   // octal, up to 3 digits
+            case 0x30...0x37:  // octal, up to 3 digits
                 var v = Int(e - 0x30)
                 var n = 1
                 while n < 3, i < end, (0x30...0x37).contains(b[i]) {
@@ -316,7 +324,9 @@ public final class PickleMachine {
                     n += 1
                 }
                 out.append(UInt8(v & 0xFF))
-            default: out.append(0x5C); out.append(e)
+            default:
+                out.append(0x5C)
+                out.append(e)
             }
         }
         return try out.withUnsafeBytes { try utf8($0, "STRING") }
@@ -331,8 +341,8 @@ public final class PickleMachine {
             if b[i] == 0x5C, i + 1 < b.count, b[i + 1] == 0x75 || b[i + 1] == 0x55 {
                 let n = b[i + 1] == 0x75 ? 4 : 8
                 guard i + 2 + n <= b.count,
-                      let v = UInt32(String(decoding: b[(i + 2)..<(i + 2 + n)], as: UTF8.self), radix: 16),
-                      let scalar = Unicode.Scalar(v)
+                    let v = UInt32(String(decoding: b[(i + 2)..<(i + 2 + n)], as: UTF8.self), radix: 16),
+                    let scalar = Unicode.Scalar(v)
                 else { throw fail(.malformedPickle("bad \\u escape in UNICODE")) }
                 s.append(scalar)
                 i += 2 + n
@@ -411,7 +421,8 @@ public final class PickleMachine {
                 let s = try text(try r.readLine(), "FLOAT").trimmingSpaces
                 guard let d = Double(s) else { throw fail(.malformedPickle("FLOAT operand '\(s.prefix(40))'")) }
                 try push(.float(d))
-            case .binFloat: try push(.float(Double(bitPattern: UInt64(bigEndian: try r.read(UInt64.self).littleEndian))))
+            case .binFloat:
+                try push(.float(Double(bitPattern: UInt64(bigEndian: try r.read(UInt64.self).littleEndian))))
 
             // Strings and bytes
             case .string: try push(try quoted(try r.readLine()))
@@ -452,15 +463,23 @@ public final class PickleMachine {
             case .append:
                 let v = try pop("APPEND")
                 let target = try top("APPEND")
-                if case .list(let l) = target { l.items.append(v) }
-                else if case .object = target { try hosted { try host.appendItems(target, [v]) } }
-                else { throw fail(.malformedPickle("APPEND to a \(target.typeName)")) }
+                if case .list(let l) = target {
+                    l.items.append(v)
+                } else if case .object = target {
+                    try hosted { try host.appendItems(target, [v]) }
+                } else {
+                    throw fail(.malformedPickle("APPEND to a \(target.typeName)"))
+                }
             case .appends:
                 let items = try popMark("APPENDS")
                 let target = try top("APPENDS")
-                if case .list(let l) = target { l.items.append(contentsOf: items) }
-                else if case .object = target { try hosted { try host.appendItems(target, items) } }
-                else { throw fail(.malformedPickle("APPENDS to a \(target.typeName)")) }
+                if case .list(let l) = target {
+                    l.items.append(contentsOf: items)
+                } else if case .object = target {
+                    try hosted { try host.appendItems(target, items) }
+                } else {
+                    throw fail(.malformedPickle("APPENDS to a \(target.typeName)"))
+                }
             case .emptyDict: try push(.dict(register(PickleDict(keyLimits: keyLimits))))
             case .dict:
                 let items = try popMark("DICT")
@@ -470,24 +489,34 @@ public final class PickleMachine {
             case .setItem:
                 let v = try pop("SETITEM"), k = try pop("SETITEM")
                 let target = try top("SETITEM")
-                if case .dict(let d) = target { try hosted { try d.insert(k, v) } }
-                else if case .object = target { try hosted { try host.setItems(target, [(k, v)]) } }
-                else { throw fail(.malformedPickle("SETITEM on a \(target.typeName)")) }
+                if case .dict(let d) = target {
+                    try hosted { try d.insert(k, v) }
+                } else if case .object = target {
+                    try hosted { try host.setItems(target, [(k, v)]) }
+                } else {
+                    throw fail(.malformedPickle("SETITEM on a \(target.typeName)"))
+                }
             case .setItems:
                 let items = try popMark("SETITEMS")
                 let target = try top("SETITEMS")
                 if case .dict(let d) = target {
                     try fill(d, items, "SETITEMS")
                 } else {
-                    guard case .object = target else { throw fail(.malformedPickle("SETITEMS on a \(target.typeName)")) }
-                    guard items.count % 2 == 0 else { throw fail(.malformedPickle("SETITEMS with an odd number of items")) }
+                    guard case .object = target else {
+                        throw fail(.malformedPickle("SETITEMS on a \(target.typeName)"))
+                    }
+                    guard items.count % 2 == 0 else {
+                        throw fail(.malformedPickle("SETITEMS with an odd number of items"))
+                    }
                     let pairs = stride(from: 0, to: items.count, by: 2).map { (items[$0], items[$0 + 1]) }
                     try hosted { try host.setItems(target, pairs) }
                 }
             case .emptySet: try push(.set(register(PickleSet(frozen: false, keyLimits: keyLimits))))
             case .addItems:
                 let items = try popMark("ADDITEMS")
-                guard case .set(let s) = try top("ADDITEMS"), !s.isFrozen else { throw fail(.malformedPickle("ADDITEMS on a \(try top("ADDITEMS").typeName)")) }
+                guard case .set(let s) = try top("ADDITEMS"), !s.isFrozen else {
+                    throw fail(.malformedPickle("ADDITEMS on a \(try top("ADDITEMS").typeName)"))
+                }
                 for i in items { try hosted { try s.insert(i) } }
             case .frozenSet:
                 let items = try popMark("FROZENSET")
@@ -503,7 +532,8 @@ public final class PickleMachine {
             case .stackGlobal:
                 let name = try pop("STACK_GLOBAL"), module = try pop("STACK_GLOBAL")
                 guard case .string(let m) = module, case .string(let n) = name else {
-                    throw fail(.malformedPickle("STACK_GLOBAL needs two strings, got \(module.typeName) and \(name.typeName)"))
+                    throw fail(
+                        .malformedPickle("STACK_GLOBAL needs two strings, got \(module.typeName) and \(name.typeName)"))
                 }
                 try push(try resolve(PickleGlobal(module: m, name: n)))
             case .inst:
@@ -519,11 +549,15 @@ public final class PickleMachine {
                 try push(adopt(try hosted { try host.instantiate(cls, args: items, kwargs: nil) }))
             case .reduce:
                 let args = try pop("REDUCE"), callable = try pop("REDUCE")
-                guard case .tuple(let t) = args else { throw fail(.malformedPickle("REDUCE arguments are a \(args.typeName), not a tuple")) }
+                guard case .tuple(let t) = args else {
+                    throw fail(.malformedPickle("REDUCE arguments are a \(args.typeName), not a tuple"))
+                }
                 try push(adopt(try hosted { try host.call(callable, args: t.items) }))
             case .newObj:
                 let args = try pop("NEWOBJ"), cls = try pop("NEWOBJ")
-                guard case .tuple(let t) = args else { throw fail(.malformedPickle("NEWOBJ arguments are a \(args.typeName), not a tuple")) }
+                guard case .tuple(let t) = args else {
+                    throw fail(.malformedPickle("NEWOBJ arguments are a \(args.typeName), not a tuple"))
+                }
                 try push(adopt(try hosted { try host.instantiate(cls, args: t.items, kwargs: nil) }))
             case .newObjEx:
                 let kwargs = try pop("NEWOBJ_EX"), args = try pop("NEWOBJ_EX"), cls = try pop("NEWOBJ_EX")

@@ -85,7 +85,10 @@ public final class PickleSet: Teardown {
     func insert(_ value: PickleValue) throws {
         if keys.insert(try PickleKey(value, keyLimits)).inserted { items.append(value) }
     }
-    func teardown() { items = []; keys = [] }
+    func teardown() {
+        items = []
+        keys = []
+    }
 }
 
 /// An insertion-ordered dict with Python's key semantics (1, 1.0 and True are one key).
@@ -123,7 +126,12 @@ public final class PickleDict: Teardown {
         index[.string(key)].map { values[$0] }
     }
 
-    func teardown() { keys = []; values = []; index = [:]; attributes = nil }
+    func teardown() {
+        keys = []
+        values = []
+        index = [:]
+        attributes = nil
+    }
 }
 
 /// What hashing dict keys and set members may cost in one pickle: a key is projected to a `PickleKey`
@@ -161,12 +169,15 @@ enum PickleKey: Hashable {
     /// deep would otherwise overflow the stack here and when it is released).
     init(_ value: PickleValue, _ limits: KeyLimits, depth: Int = 0) throws {
         guard depth <= limits.maxDepth else {
-            throw CheckpointError(.limitExceeded(.maxDepth, limit: limits.maxDepth, "a dict key or set member nested deeper"))
+            throw CheckpointError(
+                .limitExceeded(.maxDepth, limit: limits.maxDepth, "a dict key or set member nested deeper"))
         }
         limits.left -= 1
         guard limits.left >= 0 else {
-            throw CheckpointError(.limitExceeded(.maxValues, limit: limits.maxValues,
-                "dict keys and set members hold more values (tuples and frozensets referenced many times)"))
+            throw CheckpointError(
+                .limitExceeded(
+                    .maxValues, limit: limits.maxValues,
+                    "dict keys and set members hold more values (tuples and frozensets referenced many times)"))
         }
         func inner(_ v: PickleValue) throws -> PickleKey { try PickleKey(v, limits, depth: depth + 1) }
         switch value {

@@ -20,7 +20,8 @@ public enum JSON: Sendable, Equatable {
         case (.double(let x), .double(let y)): x == y
         case (.string(let x), .string(let y)): x == y
         case (.array(let x), .array(let y)): x == y
-        case (.object(let x), .object(let y)): x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        case (.object(let x), .object(let y)):
+            x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         default: false
         }
     }
@@ -70,10 +71,18 @@ extension JSON {
         case .double(let d): out += d.isFinite ? "\(d)" : "null"
         case .string(let s): JSON.quote(s, into: &out)
         case .array(let items):
-            if items.isEmpty { out += "[]"; return }
-            let flat = indent == nil || items.allSatisfy {
-                switch $0 { case .array, .object: false; default: true }
+            if items.isEmpty {
+                out += "[]"
+                return
             }
+            let flat =
+                indent == nil
+                || items.allSatisfy {
+                    switch $0 {
+                    case .array, .object: false
+                    default: true
+                    }
+                }
             out += "["
             for (i, v) in items.enumerated() {
                 if i > 0 { out += flat ? (indent == nil ? "," : ", ") : "," }
@@ -83,7 +92,10 @@ extension JSON {
             if !flat { out += nl + pad(level) }
             out += "]"
         case .object(let fields):
-            if fields.isEmpty { out += "{}"; return }
+            if fields.isEmpty {
+                out += "{}"
+                return
+            }
             out += "{"
             for (i, (k, v)) in fields.enumerated() {
                 if i > 0 { out += "," }
@@ -144,8 +156,9 @@ extension JSON {
         _ text: UnsafeRawBufferPointer, maxDepth: Int = 64, duplicateTopLevelKeys: Bool = false,
         maxTopLevelFields: Int = .max
     ) throws(JSONParseError) -> JSON {
-        var p = JSONParser(bytes: text, maxDepth: maxDepth, duplicateTopLevelKeys: duplicateTopLevelKeys,
-                           maxTopLevelFields: maxTopLevelFields)
+        var p = JSONParser(
+            bytes: text, maxDepth: maxDepth, duplicateTopLevelKeys: duplicateTopLevelKeys,
+            maxTopLevelFields: maxTopLevelFields)
         p.skipSpace()
         let v = try p.value(depth: 0)
         p.skipSpace()
@@ -156,7 +169,9 @@ extension JSON {
     public static func parse(_ text: String, maxDepth: Int = 64) throws(JSONParseError) -> JSON {
         let bytes = Array(text.utf8)
         let result: Result<JSON, JSONParseError> = bytes.withUnsafeBytes { raw in
-            do throws(JSONParseError) { return .success(try parse(raw, maxDepth: maxDepth)) } catch { return .failure(error) }
+            do throws(JSONParseError) { return .success(try parse(raw, maxDepth: maxDepth)) } catch {
+                return .failure(error)
+            }
         }
         return try result.get()
     }
@@ -202,9 +217,15 @@ private struct JSONParser {
         case UInt8(ascii: "{"): return try object(depth: depth)
         case UInt8(ascii: "["): return try array(depth: depth)
         case UInt8(ascii: "\""): return .string(try string())
-        case UInt8(ascii: "t"): try expect("true"); return .bool(true)
-        case UInt8(ascii: "f"): try expect("false"); return .bool(false)
-        case UInt8(ascii: "n"): try expect("null"); return .null
+        case UInt8(ascii: "t"):
+            try expect("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expect("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expect("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
         default: throw fail("unexpected byte 0x\(String(c, radix: 16))")
         }
@@ -215,7 +236,10 @@ private struct JSONParser {
         var fields: [(String, JSON)] = []
         var seen = Set<String>()
         skipSpace()
-        if peek == UInt8(ascii: "}") { at += 1; return .object([]) }
+        if peek == UInt8(ascii: "}") {
+            at += 1
+            return .object([])
+        }
         while true {
             skipSpace()
             let keyOffset = at
@@ -225,8 +249,9 @@ private struct JSONParser {
                 throw fail("duplicate key \"\(key)\"", at: keyOffset)
             }
             if depth == 0 && fields.count >= maxTopLevelFields {
-                throw JSONParseError(offset: keyOffset, reason: "more than \(maxTopLevelFields) fields in the top-level object",
-                                     fieldLimit: maxTopLevelFields)
+                throw JSONParseError(
+                    offset: keyOffset, reason: "more than \(maxTopLevelFields) fields in the top-level object",
+                    fieldLimit: maxTopLevelFields)
             }
             skipSpace()
             guard peek == UInt8(ascii: ":") else { throw fail("expected ':'") }
@@ -236,7 +261,9 @@ private struct JSONParser {
             skipSpace()
             switch peek {
             case UInt8(ascii: ","): at += 1
-            case UInt8(ascii: "}"): at += 1; return .object(fields)
+            case UInt8(ascii: "}"):
+                at += 1
+                return .object(fields)
             default: throw fail("expected ',' or '}'")
             }
         }
@@ -246,14 +273,19 @@ private struct JSONParser {
         at += 1
         var items: [JSON] = []
         skipSpace()
-        if peek == UInt8(ascii: "]") { at += 1; return .array([]) }
+        if peek == UInt8(ascii: "]") {
+            at += 1
+            return .array([])
+        }
         while true {
             skipSpace()
             items.append(try value(depth: depth + 1))
             skipSpace()
             switch peek {
             case UInt8(ascii: ","): at += 1
-            case UInt8(ascii: "]"): at += 1; return .array(items)
+            case UInt8(ascii: "]"):
+                at += 1
+                return .array(items)
             default: throw fail("expected ',' or ']'")
             }
         }
@@ -323,7 +355,10 @@ private struct JSONParser {
                 if c == UInt8(ascii: "\"") { break }
                 guard c >= 0x20 else { throw fail("control character in a string") }
                 at += 1
-                if c != UInt8(ascii: "\\") { raw.append(c); continue }
+                if c != UInt8(ascii: "\\") {
+                    raw.append(c)
+                    continue
+                }
                 guard let e = peek else { throw fail("unterminated escape") }
                 at += 1
                 switch e {
@@ -336,7 +371,8 @@ private struct JSONParser {
                 case UInt8(ascii: "u"):
                     var scalar = try hex4()
                     if (0xD800..<0xDC00).contains(scalar) {
-                        guard bytes.count - at >= 2, bytes[at] == UInt8(ascii: "\\"), bytes[at + 1] == UInt8(ascii: "u") else {
+                        guard bytes.count - at >= 2, bytes[at] == UInt8(ascii: "\\"), bytes[at + 1] == UInt8(ascii: "u")
+                        else {
                             throw fail("unpaired surrogate")
                         }
                         at += 2

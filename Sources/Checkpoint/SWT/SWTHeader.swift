@@ -106,12 +106,14 @@ public enum SWTHeaderError: Error, Equatable, Sendable, CustomStringConvertible 
         case .headerLength(let n, let size):
             "header length \(n) does not fit a file of \(size) bytes (it must be 1…\(SWT.maxHeaderBytes) and end inside the file)"
         case .notJSON(let e): e.description
-        case .tooManyEntries(let limit, let offset): "more than \(limit) entries (the one at byte \(offset) is one too many)"
+        case .tooManyEntries(let limit, let offset):
+            "more than \(limit) entries (the one at byte \(offset) is one too many)"
         case .notAnObject(let kind): "the header is a JSON \(kind), not an object"
         case .duplicateName(let n): "two entries are named '\(n)'"
         case .badMetadata(let s): "__metadata__ \(s)"
         case .badEntry(let n, let r): "entry '\(n)': \(r)"
-        case .unknownDType(let n, let d): "entry '\(n)': unknown dtype '\(d)' (known: \(DType.allCases.map(SWT.name(of:)).joined(separator: ", ")))"
+        case .unknownDType(let n, let d):
+            "entry '\(n)': unknown dtype '\(d)' (known: \(DType.allCases.map(SWT.name(of:)).joined(separator: ", ")))"
         case .badShape(let n, let s): "entry '\(n)': shape \(s) has a negative dimension or too many elements"
         case .sizeMismatch(let n, let want, let b, let e):
             "entry '\(n)': data_offsets [\(b), \(e)] hold \(e - b) bytes but dtype and shape need \(want)"
@@ -119,7 +121,8 @@ public enum SWTHeaderError: Error, Equatable, Sendable, CustomStringConvertible 
             "entry '\(n)': data_offsets [\(b), \(e)] are outside the data region of \(size) bytes"
         case .overlap(let n, let o, let at): "entry '\(n)' overlaps '\(o)' at data byte \(at)"
         case .hole(let after, let from, let to):
-            "data bytes [\(from), \(to)) belong to no tensor" + (after.map { " (after '\($0)')" } ?? " (before the first tensor)")
+            "data bytes [\(from), \(to)) belong to no tensor"
+                + (after.map { " (after '\($0)')" } ?? " (before the first tensor)")
         }
     }
 }
@@ -149,8 +152,9 @@ public struct SWTHeader: Sendable {
         let n = Int(declared)
         let json: JSON
         do {
-            json = try JSON.parse(UnsafeRawBufferPointer(rebasing: file[8..<(8 + n)]), maxDepth: 8, duplicateTopLevelKeys: true,
-                                  maxTopLevelFields: maxEntries)
+            json = try JSON.parse(
+                UnsafeRawBufferPointer(rebasing: file[8..<(8 + n)]), maxDepth: 8, duplicateTopLevelKeys: true,
+                maxTopLevelFields: maxEntries)
         } catch {
             if let limit = error.fieldLimit { throw .tooManyEntries(limit: limit, offset: error.offset + 8) }
             throw .notJSON(JSONParseError(offset: error.offset + 8, reason: error.reason))
@@ -162,9 +166,13 @@ public struct SWTHeader: Sendable {
         for (name, value) in fields {
             guard names.insert(name).inserted else { throw .duplicateName(name) }
             if name == "__metadata__" {
-                guard case .object(let meta) = value else { throw .badMetadata("is a \(value.kindName), not an object") }
+                guard case .object(let meta) = value else {
+                    throw .badMetadata("is a \(value.kindName), not an object")
+                }
                 for (k, v) in meta {
-                    guard case .string(let s) = v else { throw .badMetadata("value of '\(k)' is a \(v.kindName), not a string") }
+                    guard case .string(let s) = v else {
+                        throw .badMetadata("value of '\(k)' is a \(v.kindName), not a string")
+                    }
                     header.metadata.append((k, s))
                 }
                 continue
@@ -176,20 +184,26 @@ public struct SWTHeader: Sendable {
     }
 
     static func entry(_ name: String, _ value: JSON, dataBytes: Int) throws(SWTHeaderError) -> SWTEntry {
-        guard case .object(let fields) = value else { throw .badEntry(name: name, reason: "is a \(value.kindName), not an object") }
+        guard case .object(let fields) = value else {
+            throw .badEntry(name: name, reason: "is a \(value.kindName), not an object")
+        }
         for (k, _) in fields where !["dtype", "shape", "data_offsets"].contains(k) {
             throw .badEntry(name: name, reason: "unexpected field '\(k)'")
         }
-        guard let dtypeName = value["dtype"]?.stringValue else { throw .badEntry(name: name, reason: "no string 'dtype'") }
+        guard let dtypeName = value["dtype"]?.stringValue else {
+            throw .badEntry(name: name, reason: "no string 'dtype'")
+        }
         guard let dtype = SWT.dtype(named: dtypeName) else { throw .unknownDType(name: name, dtype: dtypeName) }
         guard let dims = value["shape"]?.arrayValue else { throw .badEntry(name: name, reason: "no array 'shape'") }
         var shape: [Int] = []
         for d in dims {
-            guard let i = d.intValue else { throw .badEntry(name: name, reason: "shape holds a \(d.kindName), not an integer") }
+            guard let i = d.intValue else {
+                throw .badEntry(name: name, reason: "shape holds a \(d.kindName), not an integer")
+            }
             shape.append(i)
         }
         guard let offsets = value["data_offsets"]?.arrayValue, offsets.count == 2,
-              let begin = offsets[0].intValue, let end = offsets[1].intValue
+            let begin = offsets[0].intValue, let end = offsets[1].intValue
         else { throw .badEntry(name: name, reason: "'data_offsets' is not a pair of integers") }
         guard begin >= 0, end >= begin, end <= dataBytes else {
             throw .offsetOutOfRange(name: name, begin: begin, end: end, dataBytes: dataBytes)
@@ -207,7 +221,9 @@ public struct SWTHeader: Sendable {
             bytes = p
             span = q
         }
-        guard end - begin == bytes else { throw .sizeMismatch(name: name, expectedBytes: bytes, begin: begin, end: end) }
+        guard end - begin == bytes else {
+            throw .sizeMismatch(name: name, expectedBytes: bytes, begin: begin, end: end)
+        }
         return SWTEntry(name: name, dtype: dtype, shape: shape, begin: begin, end: end)
     }
 

@@ -21,36 +21,36 @@ import Tensors
 /// Sparse, quantized, nested, meta and wrapper-subclass tensors are named and refused.
 enum TorchGlobal: Equatable {
     case orderedDict
-    case dict                   // builtins.dict(iterable of pairs)
-    case rebuildTensor          // torch._utils._rebuild_tensor(storage, offset, size, stride)
-    case rebuildTensorV2        // … requires_grad, backward_hooks[, metadata]
-    case rebuildTensorV3        // … requires_grad, backward_hooks, dtype[, metadata]
-    case rebuildParameter       // (data, requires_grad, backward_hooks)
+    case dict  // builtins.dict(iterable of pairs)
+    case rebuildTensor  // torch._utils._rebuild_tensor(storage, offset, size, stride)
+    case rebuildTensorV2  // … requires_grad, backward_hooks[, metadata]
+    case rebuildTensorV3  // … requires_grad, backward_hooks, dtype[, metadata]
+    case rebuildParameter  // (data, requires_grad, backward_hooks)
     case rebuildParameterWithState  // (data, requires_grad, backward_hooks, state)
-    case parameter              // torch.nn.parameter.Parameter (NEWOBJ, then BUILD for legacy files)
-    case tensorClass            // torch.Tensor (legacy BUILD with a 4-tuple)
-    case legacyTensorClass(DType)   // torch.FloatTensor …, named in the tar format's `tensors` member
-    case storageClass(DType)    // torch.FloatStorage …, torch.cuda.FloatStorage …, torch.UntypedStorage (uint8)
-    case dtype(DType)           // torch.float32 …
-    case size                   // torch.Size
-    case device                 // torch.device
-    case codecsEncode           // _codecs.encode: how protocol 2 spells a bytes object
+    case parameter  // torch.nn.parameter.Parameter (NEWOBJ, then BUILD for legacy files)
+    case tensorClass  // torch.Tensor (legacy BUILD with a 4-tuple)
+    case legacyTensorClass(DType)  // torch.FloatTensor …, named in the tar format's `tensors` member
+    case storageClass(DType)  // torch.FloatStorage …, torch.cuda.FloatStorage …, torch.UntypedStorage (uint8)
+    case dtype(DType)  // torch.float32 …
+    case size  // torch.Size
+    case device  // torch.device
+    case codecsEncode  // _codecs.encode: how protocol 2 spells a bytes object
     case set, frozenset, bytearray, complex  // builtins torch allows
-    case bytes                  // builtins.bytes(): how protocols 0–2 spell an empty bytes object
-    case variable               // torch.autograd.variable.Variable (0.3)
-    case rebuildFromType        // _rebuild_from_type(func, type, args, dict)
-    case rebuildFromTypeV2      // _rebuild_from_type_v2(func, new_type, args, state)
-    case rebuildFromNumpy       // _rebuild_device_tensor_from_numpy(data, dtype, device, requires_grad)
-    case copyregNewobj          // copyreg.__newobj__(cls, *args): cls.__new__(cls, *args)
-    case copyregReconstructor   // copyreg._reconstructor(cls, base, state): protocols 0 and 1
-    case object                 // builtins.object, the base `_reconstructor` names
-    case numpyReconstruct       // numpy.core.multiarray._reconstruct(ndarray, (0,), b'b'), then BUILD
-    case numpyNDArray           // numpy.ndarray, the class `_reconstruct` is given
-    case numpyDType             // numpy.dtype('f4', False, True), then BUILD (byte order)
-    case numpyScalar            // numpy.core.multiarray.scalar(dtype, bytes)
-    case numpyFromBuffer        // numpy.core.numeric._frombuffer(bytes, dtype, shape, order): protocol 5
-    case jitList                // torch.jit._pickle.build_intlist … : TorchScript archives only
-    case jitTypeTag             // torch.jit._pickle.restore_type_tag(value, type): TorchScript only
+    case bytes  // builtins.bytes(): how protocols 0–2 spell an empty bytes object
+    case variable  // torch.autograd.variable.Variable (0.3)
+    case rebuildFromType  // _rebuild_from_type(func, type, args, dict)
+    case rebuildFromTypeV2  // _rebuild_from_type_v2(func, new_type, args, state)
+    case rebuildFromNumpy  // _rebuild_device_tensor_from_numpy(data, dtype, device, requires_grad)
+    case copyregNewobj  // copyreg.__newobj__(cls, *args): cls.__new__(cls, *args)
+    case copyregReconstructor  // copyreg._reconstructor(cls, base, state): protocols 0 and 1
+    case object  // builtins.object, the base `_reconstructor` names
+    case numpyReconstruct  // numpy.core.multiarray._reconstruct(ndarray, (0,), b'b'), then BUILD
+    case numpyNDArray  // numpy.ndarray, the class `_reconstruct` is given
+    case numpyDType  // numpy.dtype('f4', False, True), then BUILD (byte order)
+    case numpyScalar  // numpy.core.multiarray.scalar(dtype, bytes)
+    case numpyFromBuffer  // numpy.core.numeric._frombuffer(bytes, dtype, shape, order): protocol 5
+    case jitList  // torch.jit._pickle.build_intlist … : TorchScript archives only
+    case jitTypeTag  // torch.jit._pickle.restore_type_tag(value, type): TorchScript only
     /// Allowed by torch but naming a feature we do not read (sparse, quantized, meta tensors).
     case unsupported(String)
 
@@ -62,18 +62,20 @@ enum TorchGlobal: Equatable {
         case ("builtins", "object"): self = .object
         case ("torch.autograd.variable", "Variable"), ("torch.autograd", "Variable"): self = .variable
         case ("torch._tensor", "_rebuild_from_type"), ("torch.tensor", "_rebuild_from_type"): self = .rebuildFromType
-        case ("torch._tensor", "_rebuild_from_type_v2"), ("torch.tensor", "_rebuild_from_type_v2"): self = .rebuildFromTypeV2
+        case ("torch._tensor", "_rebuild_from_type_v2"), ("torch.tensor", "_rebuild_from_type_v2"):
+            self = .rebuildFromTypeV2
         case ("torch._utils", "_rebuild_device_tensor_from_numpy"), ("torch._utils", "_rebuild_xla_tensor"):
             self = .rebuildFromNumpy
         case ("copyreg", "__newobj__"), ("copy_reg", "__newobj__"): self = .copyregNewobj
         case ("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor"): self = .copyregReconstructor
-        case ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"): self = .numpyReconstruct
+        case ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"):
+            self = .numpyReconstruct
         case ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"): self = .numpyScalar
         case ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"): self = .numpyFromBuffer
         case ("numpy", "ndarray"): self = .numpyNDArray
         case ("numpy", "dtype"): self = .numpyDType
         case ("torch.jit._pickle", "build_intlist"), ("torch.jit._pickle", "build_doublelist"),
-             ("torch.jit._pickle", "build_boollist"), ("torch.jit._pickle", "build_tensorlist"):
+            ("torch.jit._pickle", "build_boollist"), ("torch.jit._pickle", "build_tensorlist"):
             self = .jitList
         case ("torch.jit._pickle", "restore_type_tag"): self = .jitTypeTag
         case ("torch._utils", "_rebuild_tensor"): self = .rebuildTensor
@@ -82,9 +84,9 @@ enum TorchGlobal: Equatable {
         case ("torch._utils", "_rebuild_parameter"): self = .rebuildParameter
         case ("torch._utils", "_rebuild_parameter_with_state"): self = .rebuildParameterWithState
         case ("torch._utils", "_rebuild_sparse_tensor"), ("torch._utils", "_rebuild_sparse_csr_tensor"),
-             ("torch._utils", "_rebuild_qtensor"), ("torch._utils", "_rebuild_meta_tensor_no_storage"),
-             ("torch._utils", "_rebuild_wrapper_subclass"), ("torch._utils", "_rebuild_nested_tensor"),
-             ("torch.serialization", "_get_layout"):
+            ("torch._utils", "_rebuild_qtensor"), ("torch._utils", "_rebuild_meta_tensor_no_storage"),
+            ("torch._utils", "_rebuild_wrapper_subclass"), ("torch._utils", "_rebuild_nested_tensor"),
+            ("torch.serialization", "_get_layout"):
             self = .unsupported(g.qualifiedName)
         case ("torch.nn.parameter", "Parameter"): self = .parameter
         case ("torch", "Tensor"), ("torch._tensor", "Tensor"): self = .tensorClass

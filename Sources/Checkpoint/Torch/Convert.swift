@@ -4,10 +4,13 @@ extension TorchHost {
     /// Turns the machine's result into a typed `Value`. Runs while the machine's containers are alive.
     /// Depth is capped so cyclic or absurdly deep structures become an error, not a crash, and so is the
     /// number of values made, since a container referenced twice is converted twice.
-    static func value(_ v: PickleValue, maxDepth: Int, maxValues: Int = PickleLimits().maxValues,
-                      stubClasses: Bool = false, scriptClasses: [String: ScriptClass] = [:]) throws -> Value {
+    static func value(
+        _ v: PickleValue, maxDepth: Int, maxValues: Int = PickleLimits().maxValues,
+        stubClasses: Bool = false, scriptClasses: [String: ScriptClass] = [:]
+    ) throws -> Value {
         var budget = maxValues
-        let context = Context(maxDepth: maxDepth, maxValues: maxValues, stubClasses: stubClasses, scriptClasses: scriptClasses)
+        let context = Context(
+            maxDepth: maxDepth, maxValues: maxValues, stubClasses: stubClasses, scriptClasses: scriptClasses)
         return try value(v, context, budget: &budget, depth: 0)
     }
 
@@ -29,12 +32,15 @@ extension TorchHost {
     private static func value(_ v: PickleValue, _ c: Context, budget: inout Int, depth: Int) throws -> Value {
         let maxDepth = c.maxDepth, maxValues = c.maxValues
         guard depth <= maxDepth else {
-            throw CheckpointError(.limitExceeded(.maxDepth, limit: maxDepth, "values nested deeper (or a container holds itself)"))
+            throw CheckpointError(
+                .limitExceeded(.maxDepth, limit: maxDepth, "values nested deeper (or a container holds itself)"))
         }
         budget -= 1
         guard budget >= 0 else {
-            throw CheckpointError(.limitExceeded(.maxValues, limit: maxValues,
-                "the pickle's result holds more values (containers referenced many times through the memo)"))
+            throw CheckpointError(
+                .limitExceeded(
+                    .maxValues, limit: maxValues,
+                    "the pickle's result holds more values (containers referenced many times through the memo)"))
         }
         func inner(_ x: PickleValue) throws -> Value {
             try value(x, c, budget: &budget, depth: depth + 1)
@@ -79,18 +85,22 @@ extension TorchHost {
     /// (a record's fields would otherwise sit in every level's frame, and 512 levels of nesting under
     /// AddressSanitizer overflowed a test thread's stack).
     @inline(never)
-    private static func objectValue(_ o: any PickleObject, _ c: Context, _ inner: (PickleValue) throws -> Value) throws -> Value {
+    private static func objectValue(_ o: any PickleObject, _ c: Context, _ inner: (PickleValue) throws -> Value) throws
+        -> Value
+    {
         switch o {
         case let t as TensorObject:
             guard let tensor = t.tensor else {
-                throw CheckpointError(.malformedPickle("a \(t.typeName) was created but never given its data (no BUILD)"))
+                throw CheckpointError(
+                    .malformedPickle("a \(t.typeName) was created but never given its data (no BUILD)"))
             }
             return .tensor(tensor)
         case let d as DeviceObject: return .device(d.spelling)
         case let c as ComplexObject: return .complex(real: c.real, imaginary: c.imaginary)
         case let a as NDArrayObject:
             guard let tensor = a.tensor else {
-                throw CheckpointError(.malformedPickle("a numpy.ndarray was created but never given its data (no BUILD)"))
+                throw CheckpointError(
+                    .malformedPickle("a numpy.ndarray was created but never given its data (no BUILD)"))
             }
             return .tensor(tensor)
         case let d as NumpyDTypeObject:
@@ -108,14 +118,20 @@ extension TorchHost {
             var out = ObjectRecord(kind: r.kind, module: r.global.module, name: r.global.name)
             out.args = try r.args.map(inner)
             if let kw = r.kwargs {
-                for (k, x) in zip(kw.keys, kw.values) { out.kwargs.append(.init(key: try inner(k), value: try inner(x))) }
+                for (k, x) in zip(kw.keys, kw.values) {
+                    out.kwargs.append(.init(key: try inner(k), value: try inner(x)))
+                }
             }
             out.states = try r.states.map(inner)
             out.listItems = try r.listItems.map(inner)
-            for (k, x) in zip(r.dictKeys, r.dictValues) { out.dictItems.append(.init(key: try inner(k), value: try inner(x))) }
+            for (k, x) in zip(r.dictKeys, r.dictValues) {
+                out.dictItems.append(.init(key: try inner(k), value: try inner(x)))
+            }
             if r.isScriptClass, r.kind == .instance {
                 guard let decl = c.scriptClasses[r.global.qualifiedName] else {
-                    throw CheckpointError(.malformedArchive("the TorchScript class \(r.global.qualifiedName) has no declaration in code/"))
+                    throw CheckpointError(
+                        .malformedArchive("the TorchScript class \(r.global.qualifiedName) has no declaration in code/")
+                    )
                 }
                 if decl.isModule {
                     out.scriptParameters = decl.parameters

@@ -73,30 +73,39 @@ enum Numpy {
 
     /// dtype BUILD: (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata]).
     static func buildDType(_ d: NumpyDTypeObject, _ state: PickleValue) throws {
-        guard case .tuple(let t) = state, t.items.count >= 8, let order = asciiString(t.items[1]), order.count == 1 else {
+        guard case .tuple(let t) = state, t.items.count >= 8, let order = asciiString(t.items[1]), order.count == 1
+        else {
             throw refuse("BUILD on numpy.dtype with a \(state.typeName); expected numpy's 8- or 9-item state")
         }
         for i in 2...4 {
-            guard case .none = t.items[i] else { throw refuse("numpy.dtype '\(d.code)' with fields or a subarray (a structured dtype)") }
+            guard case .none = t.items[i] else {
+                throw refuse("numpy.dtype '\(d.code)' with fields or a subarray (a structured dtype)")
+            }
         }
         d.byteOrder = order.first!
     }
 
     static func torchDType(_ d: NumpyDTypeObject) throws -> DType {
         guard let dt = d.dtype else {
-            throw refuse(d.code == "O" ? "a numpy object array (its elements are pickles of their own)"
-                                       : "numpy dtype '\(d.code)' has no torch dtype")
+            throw refuse(
+                d.code == "O"
+                    ? "a numpy object array (its elements are pickles of their own)"
+                    : "numpy dtype '\(d.code)' has no torch dtype")
         }
         return dt
     }
 
     /// The elements of `raw` (bytes, or a protocol 2 latin-1 string) as a tensor of `shape`.
-    static func array(_ raw: PickleValue, dtype d: NumpyDTypeObject, shape: PickleValue, fortran: Bool,
-                      keys: NumpyKeys) throws -> Tensor {
+    static func array(
+        _ raw: PickleValue, dtype d: NumpyDTypeObject, shape: PickleValue, fortran: Bool,
+        keys: NumpyKeys
+    ) throws -> Tensor {
         let dt = try torchDType(d)
         guard case .tuple(let st) = shape else { throw refuse("numpy array shape is a \(shape.typeName)") }
         let dims: [Int] = try st.items.map {
-            guard case .int(let n) = $0, n >= 0, n <= Int64(Int32.max) else { throw refuse("numpy array shape holds \($0.typeName)") }
+            guard case .int(let n) = $0, n >= 0, n <= Int64(Int32.max) else {
+                throw refuse("numpy array shape holds \($0.typeName)")
+            }
             return Int(n)
         }
         let bytes = try rawBytes(raw)
@@ -108,7 +117,10 @@ enum Numpy {
         }
         let (need, o) = count.multipliedReportingOverflow(by: dt.itemSize)
         guard !o, need == bytes.count else {
-            throw CheckpointError(.malformedPickle("a numpy array of shape \(dims) and dtype \(d.code) holds \(bytes.count) bytes, not \(o ? "that many" : String(need))"))
+            throw CheckpointError(
+                .malformedPickle(
+                    "a numpy array of shape \(dims) and dtype \(d.code) holds \(bytes.count) bytes, not \(o ? "that many" : String(need))"
+                ))
         }
         let source = nativeOrder(OwnedBytes(bytes), dtype: dt, littleEndian: d.littleEndian)
         do {
@@ -116,7 +128,10 @@ enum Numpy {
             var strides = Tensor.contiguousStrides(dims)
             if fortran {
                 var s = 1
-                strides = dims.map { n in defer { s *= max(n, 1) }; return s }
+                strides = dims.map { n in
+                    defer { s *= max(n, 1) }
+                    return s
+                }
             }
             return try Tensor(storage: storage, shape: dims, strides: strides, storageOffset: 0)
         } catch let e as TensorError {
@@ -129,13 +144,16 @@ enum Numpy {
         guard a.tensor == nil else { throw refuse("BUILD on a numpy.ndarray that already has data") }
         // (version, shape, dtype, is_fortran, data); the version may be left out.
         guard case .tuple(let whole) = state, whole.items.count == 5 || whole.items.count == 4 else {
-            throw refuse("BUILD on numpy.ndarray with a \(state.typeName); expected (version, shape, dtype, is_fortran, data)")
+            throw refuse(
+                "BUILD on numpy.ndarray with a \(state.typeName); expected (version, shape, dtype, is_fortran, data)")
         }
         let t = Array(whole.items.suffix(4))
         guard case .object(let o) = t[1], let d = o as? NumpyDTypeObject else {
             throw refuse("numpy.ndarray state: dtype is a \(t[1].typeName)")
         }
-        guard case .bool(let fortran) = t[2] else { throw refuse("numpy.ndarray state: is_fortran is a \(t[2].typeName)") }
+        guard case .bool(let fortran) = t[2] else {
+            throw refuse("numpy.ndarray state: is_fortran is a \(t[2].typeName)")
+        }
         a.tensor = try array(t[3], dtype: d, shape: t[0], fortran: fortran, keys: keys)
     }
 
@@ -147,7 +165,8 @@ enum Numpy {
         let dt = try torchDType(d)
         let raw = try rawBytes(args[1])
         guard raw.count == dt.itemSize else {
-            throw CheckpointError(.malformedPickle("a numpy \(d.code) scalar holds \(raw.count) bytes, not \(dt.itemSize)"))
+            throw CheckpointError(
+                .malformedPickle("a numpy \(d.code) scalar holds \(raw.count) bytes, not \(dt.itemSize)"))
         }
         let bytes = d.littleEndian ? raw : raw.reversed()
         var bits: UInt64 = 0
@@ -168,7 +187,9 @@ enum Numpy {
 
     /// `numpy.core.numeric._frombuffer(buffer, dtype, shape, order)`.
     static func fromBuffer(_ args: [PickleValue], keys: NumpyKeys) throws -> Tensor {
-        guard args.count == 4, case .object(let o) = args[1], let d = o as? NumpyDTypeObject, let order = asciiString(args[3]) else {
+        guard args.count == 4, case .object(let o) = args[1], let d = o as? NumpyDTypeObject,
+            let order = asciiString(args[3])
+        else {
             throw refuse("numpy _frombuffer needs (buffer, dtype, shape, order)")
         }
         return try array(args[0], dtype: d, shape: args[2], fortran: order == "F", keys: keys)

@@ -32,7 +32,12 @@ final class RecordObject: PickleObject, Teardown {
     }
 
     func teardown() {
-        args = []; kwargs = nil; states = []; listItems = []; dictKeys = []; dictValues = []
+        args = []
+        kwargs = nil
+        states = []
+        listItems = []
+        dictKeys = []
+        dictValues = []
     }
 }
 

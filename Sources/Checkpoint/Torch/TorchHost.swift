@@ -26,7 +26,10 @@ final class DeviceObject: PickleObject {
 
 final class ComplexObject: PickleObject {
     let real: Double, imaginary: Double
-    init(_ r: Double, _ i: Double) { real = r; imaginary = i }
+    init(_ r: Double, _ i: Double) {
+        real = r
+        imaginary = i
+    }
     var typeName: String { "complex" }
 }
 
@@ -50,9 +53,11 @@ final class TorchHost: PickleHost {
     private var stubbedSet: Set<PickleGlobal> = []
     let numpyKeys = NumpyKeys()
 
-    init(persistentLoad: @escaping (PickleValue) throws -> PickleValue = { pid in
-        throw CheckpointError(.badPersistentID("this pickle may not refer to storages (got a \(pid.typeName))"))
-    }) {
+    init(
+        persistentLoad: @escaping (PickleValue) throws -> PickleValue = { pid in
+            throw CheckpointError(.badPersistentID("this pickle may not refer to storages (got a \(pid.typeName))"))
+        }
+    ) {
         self.resolvePersistent = persistentLoad
     }
 
@@ -76,7 +81,9 @@ final class TorchHost: PickleHost {
     /// What calling or instantiating `callee` makes, when that is a record: for a recorded class or
     /// function (a reference record) always, and for any other object under `stubClasses`, named by its
     /// type. Nil when the callee must go through the allowlist instead.
-    private func record(_ kind: ObjectRecord.Kind, of callee: any PickleObject, args: [PickleValue], kwargs: PickleDict?) -> PickleValue? {
+    private func record(
+        _ kind: ObjectRecord.Kind, of callee: any PickleObject, args: [PickleValue], kwargs: PickleDict?
+    ) -> PickleValue? {
         let rec: RecordObject
         if let r = callee as? RecordObject, r.kind == .reference {
             rec = RecordObject(kind, r.global, scriptOnly: r.scriptOnly)
@@ -117,7 +124,9 @@ final class TorchHost: PickleHost {
     func call(_ callable: PickleValue, args: [PickleValue]) throws -> PickleValue {
         if case .object(let o) = callable {
             if let r = o as? RecordObject, r.kind == .reference, r.scriptOnly {
-                throw refuse("REDUCE on the TorchScript class \(r.global.qualifiedName); a TorchScript archive only builds its classes (NEWOBJ, BUILD)")
+                throw refuse(
+                    "REDUCE on the TorchScript class \(r.global.qualifiedName); a TorchScript archive only builds its classes (NEWOBJ, BUILD)"
+                )
             }
             if let rec = record(.call, of: o, args: args, kwargs: nil) { return rec }
         }
@@ -162,7 +171,9 @@ final class TorchHost: PickleHost {
             guard case .object(let o) = args[0], let t = (o as? TensorObject)?.tensor else {
                 throw refuse("\(name) needs a tensor, got a \(args[0].typeName)")
             }
-            guard case .bool(let requiresGrad) = args[1] else { throw refuse("\(name): requires_grad is a \(args[1].typeName)") }
+            guard case .bool(let requiresGrad) = args[1] else {
+                throw refuse("\(name): requires_grad is a \(args[1].typeName)")
+            }
             try checkNoHooks(args[2], name)
             if fn == .rebuildParameterWithState, !isEmpty(args[3]) {
                 throw refuse("\(name) with Python attributes on the parameter (a subclass state we cannot represent)")
@@ -192,7 +203,9 @@ final class TorchHost: PickleHost {
                 var out: [UInt8] = []
                 out.reserveCapacity(s.unicodeScalars.count)
                 for u in s.unicodeScalars {
-                    guard u.value <= 0xFF else { throw refuse("\(name): character U+\(String(u.value, radix: 16)) is not latin1") }
+                    guard u.value <= 0xFF else {
+                        throw refuse("\(name): character U+\(String(u.value, radix: 16)) is not latin1")
+                    }
                     out.append(UInt8(u.value))
                 }
                 return .bytes(out)
@@ -222,10 +235,13 @@ final class TorchHost: PickleHost {
             case nil: return .bytes([])
             case .bytes(let b)?: return .bytes(b)
             case .list(let l)?:
-                return .bytes(try l.items.map {
-                    guard case .int(let v) = $0, (0...255).contains(v) else { throw refuse("\(name) of a non-byte value") }
-                    return UInt8(v)
-                })
+                return .bytes(
+                    try l.items.map {
+                        guard case .int(let v) = $0, (0...255).contains(v) else {
+                            throw refuse("\(name) of a non-byte value")
+                        }
+                        return UInt8(v)
+                    })
             case let other?: throw refuse("\(name) of a \(other.typeName)")
             }
         case .complex:
@@ -249,17 +265,23 @@ final class TorchHost: PickleHost {
             // Python attributes, which a plain tensor cannot carry.
             guard args.count == 4 else { throw refuse("\(name) takes 4 arguments, got \(args.count)") }
             guard case .global(let f) = args[0], let inner = TorchGlobal(f),
-                  [.rebuildTensor, .rebuildTensorV2, .rebuildTensorV3, .rebuildParameter, .rebuildParameterWithState,
-                   .rebuildFromNumpy].contains(inner) else {
+                [
+                    .rebuildTensor, .rebuildTensorV2, .rebuildTensorV3, .rebuildParameter, .rebuildParameterWithState,
+                    .rebuildFromNumpy,
+                ].contains(inner)
+            else {
                 throw refuse("\(name) with the function \(args[0].typeName), which is not a tensor rebuild function")
             }
             switch args[1] {
             case .global(let t) where [.tensorClass, .parameter].contains(TorchGlobal(t)): break
-            case .object(let o as RecordObject) where o.kind == .reference && !o.scriptOnly: break  // a subclass, stubbed
+            // A subclass, stubbed.
+            case .object(let o as RecordObject) where o.kind == .reference && !o.scriptOnly: break
             default: throw refuse("\(name) with the type \(args[1].typeName), which is not a tensor class")
             }
             guard case .tuple(let inner_args) = args[2] else { throw refuse("\(name): args is a \(args[2].typeName)") }
-            guard isEmpty(args[3]) else { throw refuse("\(name) with Python attributes on the tensor, which a tensor here cannot carry") }
+            guard isEmpty(args[3]) else {
+                throw refuse("\(name) with Python attributes on the tensor, which a tensor here cannot carry")
+            }
             return try call(args[0], args: inner_args.items)
         case .rebuildFromNumpy:
             guard args.count == 4, case .object(let o) = args[0], let t = (o as? NDArrayObject)?.tensor else {
@@ -316,7 +338,9 @@ final class TorchHost: PickleHost {
             throw refuse("\(g.qualifiedName) needs a tensor")
         }
         if args.count == 2 {
-            guard case .bool(let rg) = args[1] else { throw refuse("\(g.qualifiedName): requires_grad is a \(args[1].typeName)") }
+            guard case .bool(let rg) = args[1] else {
+                throw refuse("\(g.qualifiedName): requires_grad is a \(args[1].typeName)")
+            }
             t.requiresGrad = rg
         } else {
             t.requiresGrad = isParameter
@@ -327,8 +351,11 @@ final class TorchHost: PickleHost {
 
     func instantiate(_ cls: PickleValue, args: [PickleValue], kwargs: PickleDict?) throws -> PickleValue {
         if case .object(let o) = cls {
-            if let r = o as? RecordObject, r.kind == .reference, r.scriptOnly, !args.isEmpty || (kwargs?.count ?? 0) > 0 {
-                throw refuse("the TorchScript class \(r.global.qualifiedName) made with arguments; the TorchScript pickler writes NEWOBJ with ()")
+            if let r = o as? RecordObject, r.kind == .reference, r.scriptOnly, !args.isEmpty || (kwargs?.count ?? 0) > 0
+            {
+                throw refuse(
+                    "the TorchScript class \(r.global.qualifiedName) made with arguments; the TorchScript pickler writes NEWOBJ with ()"
+                )
             }
             if let rec = record(.instance, of: o, args: args, kwargs: kwargs) { return rec }
         }
@@ -356,8 +383,11 @@ final class TorchHost: PickleHost {
     func build(_ instance: PickleValue, state: PickleValue) throws -> PickleValue {
         switch instance {
         case .object(let r as RecordObject) where r.kind != .reference:
-            if r.scriptOnly, case .dict = state {} else if r.scriptOnly {
-                throw refuse("BUILD on the TorchScript object \(r.global.qualifiedName) with a \(state.typeName); the TorchScript pickler writes a dict")
+            if r.scriptOnly, case .dict = state {
+            } else if r.scriptOnly {
+                throw refuse(
+                    "BUILD on the TorchScript object \(r.global.qualifiedName) with a \(state.typeName); the TorchScript pickler writes a dict"
+                )
             }
             r.states.append(state)
             return instance
@@ -396,7 +426,9 @@ final class TorchHost: PickleHost {
                 }
                 guard case .none = s[1] else { throw refuse("BUILD on \(o.typeName) with a saved gradient") }
                 try checkNoHooks(s[2], "BUILD on \(o.typeName)")
-                guard case .bool(let rg) = s[3] else { throw refuse("BUILD on \(o.typeName): requires_grad is a \(s[3].typeName)") }
+                guard case .bool(let rg) = s[3] else {
+                    throw refuse("BUILD on \(o.typeName): requires_grad is a \(s[3].typeName)")
+                }
                 data.requiresGrad = rg
                 data.isParameter = o.isParameter
                 o.tensor = data
@@ -419,11 +451,12 @@ final class TorchHost: PickleHost {
     // MARK: - Tensors
 
     private func rebuildTensor(_ name: String, _ fn: TorchGlobal, _ args: [PickleValue]) throws -> Tensor {
-        let counts: ClosedRange<Int> = switch fn {
-        case .rebuildTensor: 4...4
-        case .rebuildTensorV2: 6...7
-        default: 7...8
-        }
+        let counts: ClosedRange<Int> =
+            switch fn {
+            case .rebuildTensor: 4...4
+            case .rebuildTensorV2: 6...7
+            default: 7...8
+            }
         guard counts.contains(args.count) else { throw refuse("\(name) takes \(counts) arguments, got \(args.count)") }
         guard case .object(let so) = args[0], let storage = (so as? StorageObject)?.storage else {
             throw refuse("\(name) needs a storage, got a \(args[0].typeName)")
@@ -445,7 +478,9 @@ final class TorchHost: PickleHost {
         return tensor
     }
 
-    private func makeTensor(_ storage: Storage, offset: PickleValue, size: PickleValue, stride: PickleValue, _ what: String) throws -> Tensor {
+    private func makeTensor(
+        _ storage: Storage, offset: PickleValue, size: PickleValue, stride: PickleValue, _ what: String
+    ) throws -> Tensor {
         let shape = try ints(size, "\(what): size")
         let strides = try ints(stride, "\(what): stride")
         guard case .int(let off) = offset else { throw refuse("\(what): storage offset is a \(offset.typeName)") }

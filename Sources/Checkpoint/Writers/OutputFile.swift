@@ -1,7 +1,7 @@
 import Lifetime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A file written through a temporary sibling and renamed into place by `commit()`, so a failed or
@@ -32,7 +32,8 @@ final class OutputFile {
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             registration.end()
-            throw CheckpointError(.io("cannot create \(temporaryPath): \(String(cString: strerror(errno)))"), file: path)
+            throw CheckpointError(
+                .io("cannot create \(temporaryPath): \(String(cString: strerror(errno)))"), file: path)
         }
         buffer.reserveCapacity(bufferLimit)
         var existing = stat()
@@ -83,7 +84,8 @@ final class OutputFile {
             let n = Glibc.write(fd, bytes.baseAddress! + done, min(bytes.count - done, 1 << 30))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw CheckpointError(.io("cannot write \(temporaryPath): \(String(cString: strerror(errno)))"), file: path)
+                throw CheckpointError(
+                    .io("cannot write \(temporaryPath): \(String(cString: strerror(errno)))"), file: path)
             }
             done += n
         }
@@ -108,7 +110,8 @@ final class OutputFile {
         }
         fd = -1
         guard rename(temporaryPath, path) == 0 else {
-            throw CheckpointError(.io("cannot rename \(temporaryPath) to \(path): \(String(cString: strerror(errno)))"), file: path)
+            throw CheckpointError(
+                .io("cannot rename \(temporaryPath) to \(path): \(String(cString: strerror(errno)))"), file: path)
         }
         committed = true
         registration.end()

@@ -1,7 +1,7 @@
 import Lifetime
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Checks made before any work on the files a command will write: an output never replaces one of the
@@ -28,7 +28,9 @@ public enum OutputGuard {
         }
         for input in inputs {
             var source = stat()
-            guard stat(input.path, &source) == 0, source.st_dev == target.st_dev, source.st_ino == target.st_ino else { continue }
+            guard stat(input.path, &source) == 0, source.st_dev == target.st_dev, source.st_ino == target.st_ino else {
+                continue
+            }
             let how: String
             if input.path == output.path {
                 how = "the same path"
@@ -37,9 +39,10 @@ public enum OutputGuard {
             } else {
                 how = "a hard link to the same file"
             }
-            throw CheckpointError(.io(
-                "refusing to write \(output.role) \(output.path): it is \(input.role) \(input.path) (\(how)), "
-                    + "which writing would replace; choose another output"))
+            throw CheckpointError(
+                .io(
+                    "refusing to write \(output.role) \(output.path): it is \(input.role) \(input.path) (\(how)), "
+                        + "which writing would replace; choose another output"))
         }
     }
 
@@ -56,7 +59,8 @@ public enum OutputGuard {
         let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
-            throw CheckpointError(.io("cannot write \(output.role) \(output.path): \(dir.isEmpty ? "." : dir): \(reason)"))
+            throw CheckpointError(
+                .io("cannot write \(output.role) \(output.path): \(dir.isEmpty ? "." : dir): \(reason)"))
         }
         close(fd)
         unlink(probe)

@@ -24,7 +24,9 @@ public enum OutputKind: String, Sendable, CaseIterable {
     /// Writes a state dict (its tensors, and in a `.swt` its non-tensor values as header metadata) to
     /// `path` in the kind its extension names. Throws `CheckpointError` for an extension no kind has.
     /// `metadata` goes into a `.swt` header's `__metadata__`; a `.pth` has no place for it.
-    public static func write(_ sd: StateDict, to path: String, converter: String, metadata: [(key: String, value: String)] = []) throws {
+    public static func write(
+        _ sd: StateDict, to path: String, converter: String, metadata: [(key: String, value: String)] = []
+    ) throws {
         guard let kind = OutputKind(path: path) else {
             throw CheckpointError(.io("\(path): the extension names no format pth2swt writes (\(extensions))"))
         }

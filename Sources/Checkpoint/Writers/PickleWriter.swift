@@ -10,25 +10,28 @@ struct PickleWriter {
 
     mutating func op(_ code: UInt8) { bytes.append(code) }
 
-    mutating func mark() { op(0x28) }              // MARK
-    mutating func tuple() { op(0x74) }             // TUPLE (to the last MARK)
-    mutating func emptyTuple() { op(0x29) }        // EMPTY_TUPLE
-    mutating func emptyDict() { op(0x7D) }         // EMPTY_DICT
-    mutating func reduce() { op(0x52) }            // REDUCE
-    mutating func build() { op(0x62) }             // BUILD
-    mutating func setItems() { op(0x75) }          // SETITEMS (to the last MARK)
-    mutating func binPersId() { op(0x51) }         // BINPERSID
-    mutating func stop() { op(0x2E) }              // STOP
+    mutating func mark() { op(0x28) }  // MARK
+    mutating func tuple() { op(0x74) }  // TUPLE (to the last MARK)
+    mutating func emptyTuple() { op(0x29) }  // EMPTY_TUPLE
+    mutating func emptyDict() { op(0x7D) }  // EMPTY_DICT
+    mutating func reduce() { op(0x52) }  // REDUCE
+    mutating func build() { op(0x62) }  // BUILD
+    mutating func setItems() { op(0x75) }  // SETITEMS (to the last MARK)
+    mutating func binPersId() { op(0x51) }  // BINPERSID
+    mutating func stop() { op(0x2E) }  // STOP
     mutating func bool(_ b: Bool) { op(b ? 0x88 : 0x89) }  // NEWTRUE / NEWFALSE
-    mutating func none() { op(0x4E) }              // NONE
+    mutating func none() { op(0x4E) }  // NONE
 
     mutating func int(_ v: Int) {
         if v >= 0 && v < 0x100 {
-            op(0x4B); bytes.append(UInt8(v))                      // BININT1
+            op(0x4B)
+            bytes.append(UInt8(v))  // BININT1
         } else if v >= 0 && v < 0x10000 {
-            op(0x4D); le(UInt16(v))                                // BININT2
+            op(0x4D)
+            le(UInt16(v))  // BININT2
         } else if v >= Int(Int32.min) && v <= Int(Int32.max) {
-            op(0x4A); le(UInt32(bitPattern: Int32(v)))            // BININT
+            op(0x4A)
+            le(UInt32(bitPattern: Int32(v)))  // BININT
         } else {
             // LONG1: little-endian two's complement, shortest form.
             var n = v
@@ -37,19 +40,23 @@ struct PickleWriter {
                 digits.append(UInt8(truncatingIfNeeded: n))
                 n >>= 8
             } while !(n == 0 && digits.last! & 0x80 == 0) && !(n == -1 && digits.last! & 0x80 != 0)
-            op(0x8A); bytes.append(UInt8(digits.count)); bytes += digits
+            op(0x8A)
+            bytes.append(UInt8(digits.count))
+            bytes += digits
         }
     }
 
     mutating func double(_ d: Double) {
-        op(0x47)                                                   // BINFLOAT, big-endian
+        op(0x47)  // BINFLOAT, big-endian
         let b = d.bitPattern.bigEndian
         withUnsafeBytes(of: b) { bytes += $0 }
     }
 
     mutating func string(_ s: String) {
         let utf8 = Array(s.utf8)
-        op(0x58); le(UInt32(utf8.count)); bytes += utf8           // BINUNICODE
+        op(0x58)
+        le(UInt32(utf8.count))
+        bytes += utf8  // BINUNICODE
     }
 
     /// GLOBAL `module\nname\n`, memoized: a second use is a BINGET.
@@ -59,7 +66,8 @@ struct PickleWriter {
             get(slot)
             return
         }
-        op(0x63); bytes += Array((module + "\n" + name + "\n").utf8)
+        op(0x63)
+        bytes += Array((module + "\n" + name + "\n").utf8)
         put(key)
     }
 
@@ -68,17 +76,21 @@ struct PickleWriter {
         nextMemo += 1
         memo[key] = slot
         if slot < 0x100 {
-            op(0x71); bytes.append(UInt8(slot))                    // BINPUT
+            op(0x71)
+            bytes.append(UInt8(slot))  // BINPUT
         } else {
-            op(0x72); le(slot)                                     // LONG_BINPUT
+            op(0x72)
+            le(slot)  // LONG_BINPUT
         }
     }
 
     private mutating func get(_ slot: UInt32) {
         if slot < 0x100 {
-            op(0x68); bytes.append(UInt8(slot))                    // BINGET
+            op(0x68)
+            bytes.append(UInt8(slot))  // BINGET
         } else {
-            op(0x6A); le(slot)                                     // LONG_BINGET
+            op(0x6A)
+            le(slot)  // LONG_BINGET
         }
     }
 
@@ -88,8 +100,8 @@ struct PickleWriter {
 }
 
 extension PickleWriter {
-    mutating func emptyList() { op(0x5D) }         // EMPTY_LIST
-    mutating func appends() { op(0x65) }           // APPENDS (to the last MARK)
+    mutating func emptyList() { op(0x5D) }  // EMPTY_LIST
+    mutating func appends() { op(0x65) }  // APPENDS (to the last MARK)
 
     /// A plain value as torch.save would pickle it (dicts that were OrderedDicts stay OrderedDicts).
     /// Thrown for values a `.pth` written here cannot carry (tensors inside values, bytes, sets, …).
@@ -108,7 +120,10 @@ extension PickleWriter {
                 appends()
             }
         case .tuple(let items):
-            if items.isEmpty { emptyTuple(); return }
+            if items.isEmpty {
+                emptyTuple()
+                return
+            }
             mark()
             for item in items { try value(item, path: path) }
             tuple()

@@ -76,8 +76,10 @@ public enum SWTWriter {
     ) -> (entries: [(String, String)], dropped: [String]) {
         // 64 zeros stand in for the data's digest, which is known once the data is written; the same width
         // keeps the layout.
-        var out: [(String, String)] = [(SWT.MetadataKey.format, "pt"), (SWT.MetadataKey.converter, converter),
-                                       (SWT.MetadataKey.dataSHA256, String(repeating: "0", count: 64))]
+        var out: [(String, String)] = [
+            (SWT.MetadataKey.format, "pt"), (SWT.MetadataKey.converter, converter),
+            (SWT.MetadataKey.dataSHA256, String(repeating: "0", count: 64)),
+        ]
         if let s = source {
             out += [
                 (SWT.MetadataKey.sourceFile, s.fileName),
@@ -121,7 +123,9 @@ public enum SWTWriter {
     ) throws -> Report {
         let tensors = sd.tensors
         func outType(_ t: Tensor) -> DType { (dtype != nil && t.dtype.isFloatingPoint) ? dtype! : t.dtype }
-        let sizes = tensors.map { (bytes: $0.tensor.count * outType($0.tensor).itemSize, itemSize: outType($0.tensor).itemSize) }
+        let sizes = tensors.map {
+            (bytes: $0.tensor.count * outType($0.tensor).itemSize, itemSize: outType($0.tensor).itemSize)
+        }
         let order = dataOrder(sizes)
         var begins = [Int](repeating: 0, count: tensors.count)
         var cursor = 0
@@ -131,17 +135,22 @@ public enum SWTWriter {
         }
         let total = cursor
         let entries = tensors.indices.map { i in
-            SWTEntry(name: tensors[i].name, dtype: outType(tensors[i].tensor), shape: tensors[i].tensor.shape,
-                     begin: begins[i], end: begins[i] + sizes[i].bytes)
+            SWTEntry(
+                name: tensors[i].name, dtype: outType(tensors[i].tensor), shape: tensors[i].tensor.shape,
+                begin: begins[i], end: begins[i] + sizes[i].bytes)
         }
         let (meta, dropped) = metadata(sd, values: values, source: source, converter: converter, extra: extra)
         var fields: [(String, JSON)] = [("__metadata__", .object(meta.map { ($0.0, .string($0.1)) }))]
         for e in entries {
-            fields.append((e.name, .object([
-                ("dtype", .string(SWT.name(of: e.dtype))),
-                ("shape", .array(e.shape.map(JSON.int))),
-                ("data_offsets", .array([.int(e.begin), .int(e.end)])),
-            ])))
+            fields.append(
+                (
+                    e.name,
+                    .object([
+                        ("dtype", .string(SWT.name(of: e.dtype))),
+                        ("shape", .array(e.shape.map(JSON.int))),
+                        ("data_offsets", .array([.int(e.begin), .int(e.end)])),
+                    ])
+                ))
         }
         var header = Array(JSON.object(fields).render(indent: nil).utf8)
         let padded = (8 + header.count + SWT.alignment - 1) / SWT.alignment * SWT.alignment - 8
@@ -174,7 +183,8 @@ public enum SWTWriter {
                     let target = outType(t)
                     if t.isContiguous && target == t.dtype {
                         let raw = try t.storage.bytes()
-                        let bytes = UnsafeRawBufferPointer(rebasing: raw[(t.storageOffset * t.dtype.itemSize)...].prefix(t.byteCount))
+                        let bytes = UnsafeRawBufferPointer(
+                            rebasing: raw[(t.storageOffset * t.dtype.itemSize)...].prefix(t.byteCount))
                         dataHash.update(bytes)
                         try out.write(bytes)
                     } else {
@@ -210,7 +220,8 @@ public enum SWTWriter {
             try out.commit()
             return (recorded, fileBytes)
         }
-        return Report(entries: entries, dataStart: 8 + header.count, fileBytes: fileBytes, droppedValues: dropped,
-                      sourceSHA256: recorded)
+        return Report(
+            entries: entries, dataStart: 8 + header.count, fileBytes: fileBytes, droppedValues: dropped,
+            sourceSHA256: recorded)
     }
 }

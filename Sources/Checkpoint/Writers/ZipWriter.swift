@@ -38,8 +38,8 @@ struct ZipWriter {
             extra += le16(0x4246) + le16(UInt16(pad - 4)) + [UInt8](repeating: 0x5A, count: pad - 4)  // "FB", as torch
         }
         var h: [UInt8] = le32(0x0403_4B50)
-        h += le16(zip64 ? 45 : 20) + le16(0) + le16(0)               // version, flags, method: stored
-        h += le16(0) + le16(0x21)                                    // time 00:00, date 1980-01-01
+        h += le16(zip64 ? 45 : 20) + le16(0) + le16(0)  // version, flags, method: stored
+        h += le16(0) + le16(0x21)  // time 00:00, date 1980-01-01
         h += le32(crc)
         h += zip64 ? le32(0xFFFF_FFFF) + le32(0xFFFF_FFFF) : le32(UInt32(size)) + le32(UInt32(size))
         h += le16(UInt16(nameBytes.count)) + le16(UInt16(extra.count))
@@ -78,7 +78,7 @@ struct ZipWriter {
             c += le32(e.crc)
             c += needSizes ? le32(0xFFFF_FFFF) + le32(0xFFFF_FFFF) : le32(UInt32(e.size)) + le32(UInt32(e.size))
             c += le16(UInt16(e.name.count)) + le16(UInt16(extra.count)) + le16(0)  // comment length
-            c += le16(0) + le16(0) + le32(0)                                      // disk, attributes
+            c += le16(0) + le16(0) + le32(0)  // disk, attributes
             c += needOffset ? le32(0xFFFF_FFFF) : le32(UInt32(e.headerOffset))
             c += e.name + extra
             try out.write(c)

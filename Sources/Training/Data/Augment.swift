@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import NN
 import Vision
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// torchvision 0.14's RandomResizedCrop(size, scale=(0.08, 1), ratio=(3/4, 4/3)) and
 /// RandomHorizontalFlip(0.5) on a PIL image, drawing from our seeded SplitMix64 instead of torch's
@@ -27,7 +28,9 @@ public struct RandomResizedCrop: Sendable {
     }
 
     /// torchvision's `get_params`: (top, left, height, width) of the crop on a `width` × `height` image.
-    public func parameters(width: Int, height: Int, rng: inout SplitMix64) -> (top: Int, left: Int, height: Int, width: Int) {
+    public func parameters(width: Int, height: Int, rng: inout SplitMix64) -> (
+        top: Int, left: Int, height: Int, width: Int
+    ) {
         let area = Double(height * width)
         let logRatio = (logf(ratio.0), logf(ratio.1))
         for _ in 0..<10 {
@@ -56,8 +59,9 @@ public struct RandomResizedCrop: Sendable {
     /// The crop, resized to size × size, flipped left–right half the time.
     public func apply(_ image: RGBImage, rng: inout SplitMix64, flip: Bool = true) -> RGBImage {
         let p = parameters(width: image.width, height: image.height, rng: &rng)
-        var out = Resample.bilinear(Self.crop(image, top: p.top, left: p.left, height: p.height, width: p.width),
-                                    width: size, height: size)
+        var out = Resample.bilinear(
+            Self.crop(image, top: p.top, left: p.left, height: p.height, width: p.width),
+            width: size, height: size)
         if flip && rng.nextUnitFloat() < 0.5 { out = Self.flipHorizontally(out) }
         return out
     }

@@ -65,7 +65,9 @@ public struct DataSelection: Sendable {
             let full = try ImageFolder(root: root)
             if fm.fileExists(atPath: path + "/test") {
                 let t = try ImageFolder(root: path + "/test")
-                guard t.classNames == full.classNames else { throw DataError.classMismatch(train: full.classNames, test: t.classNames) }
+                guard t.classNames == full.classNames else {
+                    throw DataError.classMismatch(train: full.classNames, test: t.classNames)
+                }
                 (train, test) = (full, t)
                 kind = "ImageFolder train/ and test/"
             } else if let validationSplit {
@@ -76,7 +78,8 @@ public struct DataSelection: Sendable {
                 throw DataError.noTestSplit(path)
             }
             if let classes, classes != full.classNames.count {
-                throw DataError.classCount(expected: classes, found: full.classNames.count, names: full.classNames, asked: asked)
+                throw DataError.classCount(
+                    expected: classes, found: full.classNames.count, names: full.classNames, asked: asked)
             }
             if let perClass { (train, test) = (train?.limited(perClass: perClass), test.limited(perClass: perClass)) }
         }

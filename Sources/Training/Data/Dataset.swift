@@ -85,7 +85,9 @@ public enum Shuffle {
     /// `dataset` split into (train, validation) with a fraction `validation` held out, after a seeded
     /// shuffle; both keep dataset order within themselves. The validation part has
     /// `Int((Double(count) · validation).rounded())` images.
-    public static func split(_ dataset: any ImageDataset, validation: Double, seed: UInt64) -> (train: Subset, validation: Subset) {
+    public static func split(_ dataset: any ImageDataset, validation: Double, seed: UInt64) -> (
+        train: Subset, validation: Subset
+    ) {
         precondition(validation > 0 && validation < 1, "a validation fraction in (0, 1)")
         let order = permutation(dataset.count, seed: Seeds.derive(seed, 0x5350_4C54), epoch: 0)
         let held = Int((Double(dataset.count) * validation).rounded())

@@ -32,7 +32,9 @@ public struct IDXArray: Sendable {
         var head = [UInt8](repeating: 0, count: 4)
         let got = try head.withUnsafeMutableBytes { try readExactly(4, into: $0) }
         guard got == 4, head[0] == 0, head[1] == 0 else { throw DataError.idx(path, "not an IDX file (bad magic)") }
-        guard head[2] == 0x08 else { throw DataError.idx(path, String(format: "IDX type 0x%02x; only unsigned bytes (0x08) are read", head[2])) }
+        guard head[2] == 0x08 else {
+            throw DataError.idx(path, String(format: "IDX type 0x%02x; only unsigned bytes (0x08) are read", head[2]))
+        }
         let rank = Int(head[3])
         var dims = [UInt8](repeating: 0, count: 4 * rank)
         guard rank >= 1, try dims.withUnsafeMutableBytes({ try readExactly(4 * rank, into: $0) }) == 4 * rank else {
@@ -55,8 +57,10 @@ public struct IDXArray: Sendable {
         var extra: UInt8 = 0
         let more = withUnsafeMutableBytes(of: &extra) { gzread(f, $0.baseAddress, 1) }
         guard read == count, more == 0 else {
-            throw DataError.idx(path, "shape \(shape) needs \(count) bytes of data, the file has "
-                + (read < count ? "\(read)" : "more"))
+            throw DataError.idx(
+                path,
+                "shape \(shape) needs \(count) bytes of data, the file has "
+                    + (read < count ? "\(read)" : "more"))
         }
         self.shape = shape
         self.bytes = bytes
@@ -70,8 +74,10 @@ public struct IDXArray: Sendable {
 /// transforms (Resize(256) + CenterCrop(224), or RandomResizedCrop(224)) then upsample it with Pillow's
 /// bilinear filter as torchvision does on a PIL image.
 public struct IDXDataset: ImageDataset {
-    public static let fashionMNISTClasses = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                                             "Sneaker", "Bag", "Ankle boot"]
+    public static let fashionMNISTClasses = [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+        "Sneaker", "Bag", "Ankle boot",
+    ]
     public static let debianDirectory = "/usr/share/datasets/fashion-mnist"
 
     public let name: String
@@ -85,7 +91,8 @@ public struct IDXDataset: ImageDataset {
     public static func files(in directory: String, split: Split) -> (images: String, labels: String)? {
         let prefix = split == .train ? "train" : "t10k"
         for suffix in ["", ".gz"] {
-            let i = "\(directory)/\(prefix)-images-idx3-ubyte\(suffix)", l = "\(directory)/\(prefix)-labels-idx1-ubyte\(suffix)"
+            let i = "\(directory)/\(prefix)-images-idx3-ubyte\(suffix)",
+                l = "\(directory)/\(prefix)-labels-idx1-ubyte\(suffix)"
             if FileManager.default.fileExists(atPath: i) && FileManager.default.fileExists(atPath: l) { return (i, l) }
         }
         return nil
@@ -98,7 +105,8 @@ public struct IDXDataset: ImageDataset {
 
     public init(directory: String, split: Split, classNames: [String] = IDXDataset.fashionMNISTClasses) throws {
         guard let f = Self.files(in: directory, split: split) else {
-            throw DataError.idx(directory, "no \(split == .train ? "train" : "t10k")-images-idx3-ubyte / -labels-idx1-ubyte (.gz) pair")
+            throw DataError.idx(
+                directory, "no \(split == .train ? "train" : "t10k")-images-idx3-ubyte / -labels-idx1-ubyte (.gz) pair")
         }
         try self.init(images: f.images, labels: f.labels, classNames: classNames)
     }
@@ -107,7 +115,8 @@ public struct IDXDataset: ImageDataset {
         let i = try IDXArray(path: images), l = try IDXArray(path: labels)
         guard i.shape.count == 3 else { throw DataError.idx(images, "images are not [N, rows, columns]: \(i.shape)") }
         guard i.shape[1] >= 1, i.shape[2] >= 1 else {
-            throw DataError.idx(images, "images of \(i.shape[1])×\(i.shape[2]) pixels: an image needs at least one row and one column")
+            throw DataError.idx(
+                images, "images of \(i.shape[1])×\(i.shape[2]) pixels: an image needs at least one row and one column")
         }
         guard l.shape.count == 1, l.shape[0] == i.shape[0] else {
             throw DataError.idx(labels, "\(l.shape) labels for \(i.shape[0]) images")

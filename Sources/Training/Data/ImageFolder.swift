@@ -89,7 +89,8 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .missing(let p): "\(p): no such directory"
-        case .noTestSplit(let p): "\(p) has no test/ directory and no IDX files; give --val-split F to hold out part of train/"
+        case .noTestSplit(let p):
+            "\(p) has no test/ directory and no IDX files; give --val-split F to hold out part of train/"
         case .noClasses(let p): "\(p): no class directories (ImageFolder wants ROOT/<class>/<image>)"
         case .noImages(let p): "\(p): no .jpg, .jpeg or .png file under its class directories"
         case .unsupportedImage(let p): "\(p): only JPEG and PNG are read"

@@ -27,7 +27,9 @@ public struct TransformedImages: TrainingInputs {
     let crop: RandomResizedCrop
     let table: [Float]
 
-    public init(_ dataset: any ImageDataset, augment: Bool, seed: UInt64 = 0, cropSize: Int = 224, resizeSize: Int = 256) {
+    public init(
+        _ dataset: any ImageDataset, augment: Bool, seed: UInt64 = 0, cropSize: Int = 224, resizeSize: Int = 256
+    ) {
         self.dataset = dataset
         self.augment = augment
         self.seed = seed

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import CImageSupport
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Decodes JPEG (libjpeg-turbo) and PNG (libpng) into the bytes `PIL.Image.open(f).convert("RGB")`
 /// gives with Pillow 9.4: the same libjpeg settings (islow IDCT, fancy upsampling), and Pillow's mode
@@ -63,7 +64,9 @@ public enum ImageDecoder {
             case .png: status = cis_decode_png(base, raw.count, UInt64(maxPixels), &decoded)
             }
             defer { cis_image_free(&decoded) }
-            let message = withUnsafeBytes(of: decoded.message) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            let message = withUnsafeBytes(of: decoded.message) {
+                String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+            }
             switch Int(status) {
             case Int(CIS_OK): break
             case Int(CIS_TRUNCATED): throw ImageError(.truncated(format, message), path: name)

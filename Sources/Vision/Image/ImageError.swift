@@ -48,7 +48,8 @@ public struct ImageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .corrupt(let f, let detail): return "\(path): corrupt \(f.rawValue.uppercased()): \(detail)"
         case .unsupported(let f, let detail): return "\(path): unsupported \(f.rawValue.uppercased()): \(detail)"
         case .tooLarge(let w, let h):
-            return "\(path): \(w)×\(h) is more than \(ImageDecoder.maxPixels) pixels (Pillow's decompression-bomb limit)"
+            return
+                "\(path): \(w)×\(h) is more than \(ImageDecoder.maxPixels) pixels (Pillow's decompression-bomb limit)"
         case .outOfMemory: return "\(path): out of memory for the pixel buffer"
         }
     }

@@ -53,7 +53,8 @@ public struct ImageNetEval: Sendable {
     /// `CenterCrop(cropSize)(Resize(resizeSize)(image))` as 8-bit RGB, computing only the kept window.
     public func resizedCrop(_ image: RGBImage) -> RGBImage {
         let size = Transforms.resizedSize(width: image.width, height: image.height, shorterSide: resizeSize)
-        let o = Transforms.centerCropOrigin(width: size.width, height: size.height, cropWidth: cropSize, cropHeight: cropSize)
+        let o = Transforms.centerCropOrigin(
+            width: size.width, height: size.height, cropWidth: cropSize, cropHeight: cropSize)
         // The crop window clipped to the resized image; the rest, if any, is CenterCrop's zero padding.
         let columns = max(0, o.x)..<min(size.width, o.x + cropSize)
         let rows = max(0, o.y)..<min(size.height, o.y + cropSize)

@@ -11,8 +11,9 @@ public struct RGBImage: Sendable, Equatable {
     /// Wraps interleaved RGB bytes. `pixels.count` must be `width * height * 3`, sizes positive.
     public init(width: Int, height: Int, pixels: [UInt8]) {
         precondition(width > 0 && height > 0, "RGBImage needs positive sizes, got \(width)×\(height)")
-        precondition(pixels.count == width * height * 3,
-                     "RGBImage \(width)×\(height) needs \(width * height * 3) bytes, got \(pixels.count)")
+        precondition(
+            pixels.count == width * height * 3,
+            "RGBImage \(width)×\(height) needs \(width * height * 3) bytes, got \(pixels.count)")
         self.width = width
         self.height = height
         self.pixels = pixels

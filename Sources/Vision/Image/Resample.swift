@@ -92,9 +92,11 @@ public enum Resample {
         -> RGBImage
     {
         precondition(width > 0 && height > 0, "resize to \(width)×\(height)")
-        precondition(columns.lowerBound >= 0 && columns.upperBound <= width && !columns.isEmpty,
-                     "columns \(columns) outside 0..<\(width)")
-        precondition(rows.lowerBound >= 0 && rows.upperBound <= height && !rows.isEmpty, "rows \(rows) outside 0..<\(height)")
+        precondition(
+            columns.lowerBound >= 0 && columns.upperBound <= width && !columns.isEmpty,
+            "columns \(columns) outside 0..<\(width)")
+        precondition(
+            rows.lowerBound >= 0 && rows.upperBound <= height && !rows.isEmpty, "rows \(rows) outside 0..<\(height)")
         let needH = width != image.width
         let needV = height != image.height
         if !needH && !needV {

@@ -47,8 +47,9 @@ public struct Architecture: Sendable {
             // BatchNorm's num_batches_tracked is left out too: files saved before torch 0.4.1 lack it.
             let head = net.head + "."
             func counted(_ name: String) -> Bool { !name.hasPrefix(head) && !name.hasSuffix("num_batches_tracked") }
-            let shapes = Dictionary(net.stateEntries.filter { counted($0.name) }.map { ($0.name, $0.entry.shape) },
-                                    uniquingKeysWith: { a, _ in a })
+            let shapes = Dictionary(
+                net.stateEntries.filter { counted($0.name) }.map { ($0.name, $0.entry.shape) },
+                uniquingKeysWith: { a, _ in a })
             let file = sd.tensors.filter { counted($0.name) }
             let matched = file.filter { shapes[$0.name] == $0.tensor.shape }.count
             fits.append(Fit(name: a.name, matched: matched, networkKeys: shapes.count, fileKeys: file.count))
@@ -71,7 +72,8 @@ public struct Architecture: Sendable {
             return w[0] == 1000 ? net : build(w[0])
         }
         if let w0 = sd[head + ".0.weight"]?.shape, let w3 = sd[head + ".3.weight"]?.shape, w0.count == 2, w3.count == 2,
-           w0[1] == features, w0[0] > 0, w3[1] == w0[0], w3[0] > 0 {
+            w0[1] == features, w0[0] > 0, w3[1] == w0[0], w3[0] > 0
+        {
             net.replaceHead(classes: w3[0], kind: .mlp(hidden: w0[0], dropout: 0.5))
         }
         return net

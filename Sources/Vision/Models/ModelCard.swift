@@ -46,12 +46,14 @@ public struct ModelCard: Sendable, Equatable {
     public var metadata: [(key: String, value: String)] {
         func list(_ v: [Double]) -> String { v.map { "\($0)" }.joined(separator: ",") }
         var out: [(key: String, value: String)] = [
-            (Self.prefix + "arch", arch), (Self.prefix + "head", head), (Self.prefix + "classes", String(classNames.count)),
+            (Self.prefix + "arch", arch), (Self.prefix + "head", head),
+            (Self.prefix + "classes", String(classNames.count)),
         ]
         out += classNames.enumerated().map { (Self.prefix + "class.\($0.offset)", $0.element) }
         out += [
             (Self.prefix + "resize", String(resize)), (Self.prefix + "crop", String(crop)),
-            (Self.prefix + "interpolation", interpolation), (Self.prefix + "mean", list(mean)), (Self.prefix + "std", list(std)),
+            (Self.prefix + "interpolation", interpolation), (Self.prefix + "mean", list(mean)),
+            (Self.prefix + "std", list(std)),
         ]
         return out
     }
@@ -69,7 +71,8 @@ public struct ModelCard: Sendable, Equatable {
         func int(_ name: String, _ range: ClosedRange<Int>) throws(ModelCardError) -> Int {
             let text = try field(name)
             guard let v = Int(text), range.contains(v) else {
-                throw ModelCardError("\(Self.prefix)\(name) is '\(text)', not a whole number in \(range.lowerBound)…\(range.upperBound)")
+                throw ModelCardError(
+                    "\(Self.prefix)\(name) is '\(text)', not a whole number in \(range.lowerBound)…\(range.upperBound)")
             }
             return v
         }
@@ -99,7 +102,9 @@ public struct ModelCard: Sendable, Equatable {
     /// preprocessing; nil when it is, else what differs.
     public var unsupportedPreprocessing: String? {
         if interpolation != "bilinear" { return "interpolation '\(interpolation)' (only bilinear is implemented)" }
-        if mean != ImageNetEval.mean || std != ImageNetEval.std { return "mean \(mean) and std \(std) (only ImageNet's are implemented)" }
+        if mean != ImageNetEval.mean || std != ImageNetEval.std {
+            return "mean \(mean) and std \(std) (only ImageNet's are implemented)"
+        }
         return nil
     }
 

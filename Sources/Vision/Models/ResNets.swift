@@ -14,9 +14,11 @@ extension ResNetConfig {
         }
         x = b.flatten("flatten", b.adaptiveAvgPool("avgpool", x, 1, 1), spatial: 1)
         _ = b.linear("fc", x, classes)
-        return b.build(name: name, stages: [Stage("stem", prefixes: ["conv1.", "bn1."])]
-                           + (1...4).map { Stage("layer\($0)", prefixes: ["layer\($0)."]) },
-                       head: "fc")
+        return b.build(
+            name: name,
+            stages: [Stage("stem", prefixes: ["conv1.", "bn1."])]
+                + (1...4).map { Stage("layer\($0)", prefixes: ["layer\($0)."]) },
+            head: "fc")
     }
 
     /// One BasicBlock or Bottleneck reading `x`.
@@ -30,10 +32,13 @@ extension ResNetConfig {
         case .bottleneck:
             let width = planes * widthPerGroup / 64 * groups
             y = b.relu(p + "relu", b.convBN(p + "conv1", p + "bn1", x, width, kernel: 1))
-            y = b.relu(p + "relu", b.convBN(p + "conv2", p + "bn2", y, width, kernel: 3, stride: stride, padding: 1, groups: groups))
+            y = b.relu(
+                p + "relu",
+                b.convBN(p + "conv2", p + "bn2", y, width, kernel: 3, stride: stride, padding: 1, groups: groups))
             y = b.convBN(p + "conv3", p + "bn3", y, out, kernel: 1)
         }
-        let identity = stride != 1 || b.channels[x] != out
+        let identity =
+            stride != 1 || b.channels[x] != out
             ? b.convBN(p + "downsample.0", p + "downsample.1", x, out, kernel: 1, stride: stride) : x
         return b.relu(p + "relu", b.sum(p + "add", y, identity))
     }
@@ -49,7 +54,9 @@ extension Architecture {
         ("resnext101_64x4d", .resnext101_64x4d),
         ("wide_resnet50_2", .wideResnet50_2), ("wide_resnet101_2", .wideResnet101_2),
     ].map { name, config in
-        Architecture(name, family: name.hasPrefix("resnext") ? "ResNeXt" : name.hasPrefix("wide") ? "Wide ResNet" : "ResNet") {
+        Architecture(
+            name, family: name.hasPrefix("resnext") ? "ResNeXt" : name.hasPrefix("wide") ? "Wide ResNet" : "ResNet"
+        ) {
             var c = config
             c.classes = $0
             return c.network(name: name)
@@ -58,9 +65,12 @@ extension Architecture {
 }
 
 extension ResNetConfig {
-    public static let resnext50_32x4d = ResNetConfig(block: .bottleneck, layers: [3, 4, 6, 3], groups: 32, widthPerGroup: 4)
-    public static let resnext101_32x8d = ResNetConfig(block: .bottleneck, layers: [3, 4, 23, 3], groups: 32, widthPerGroup: 8)
-    public static let resnext101_64x4d = ResNetConfig(block: .bottleneck, layers: [3, 4, 23, 3], groups: 64, widthPerGroup: 4)
+    public static let resnext50_32x4d = ResNetConfig(
+        block: .bottleneck, layers: [3, 4, 6, 3], groups: 32, widthPerGroup: 4)
+    public static let resnext101_32x8d = ResNetConfig(
+        block: .bottleneck, layers: [3, 4, 23, 3], groups: 32, widthPerGroup: 8)
+    public static let resnext101_64x4d = ResNetConfig(
+        block: .bottleneck, layers: [3, 4, 23, 3], groups: 64, widthPerGroup: 4)
     public static let wideResnet50_2 = ResNetConfig(block: .bottleneck, layers: [3, 4, 6, 3], widthPerGroup: 128)
     public static let wideResnet101_2 = ResNetConfig(block: .bottleneck, layers: [3, 4, 23, 3], widthPerGroup: 128)
 }

@@ -56,7 +56,9 @@ public struct VGGConfig: Sendable, Equatable {
         x = b.dropout("classifier.2", b.relu("classifier.1", b.linear("classifier.0", x, hidden)), p: dropout)
         x = b.dropout("classifier.5", b.relu("classifier.4", b.linear("classifier.3", x, hidden)), p: dropout)
         _ = b.linear("classifier.6", x, classes)
-        stages += [Stage("classifier.0", prefixes: ["classifier.0."]), Stage("classifier.3", prefixes: ["classifier.3."])]
+        stages += [
+            Stage("classifier.0", prefixes: ["classifier.0."]), Stage("classifier.3", prefixes: ["classifier.3."]),
+        ]
         return b.build(name: name, stages: stages, head: "classifier.6")
     }
 }
@@ -70,7 +72,9 @@ public struct AlexNetConfig: Sendable, Equatable {
     public var classes = 1000
     public var dropout: Float = 0.5
 
-    public init(widths: [Int] = [64, 192, 384, 256, 256], hidden: Int = 4096, classes: Int = 1000, dropout: Float = 0.5) {
+    public init(
+        widths: [Int] = [64, 192, 384, 256, 256], hidden: Int = 4096, classes: Int = 1000, dropout: Float = 0.5
+    ) {
         precondition(widths.count == 5, "AlexNet has five convolutions")
         self.widths = widths
         self.hidden = hidden
@@ -93,7 +97,8 @@ public struct AlexNetConfig: Sendable, Equatable {
         x = b.relu("classifier.2", b.linear("classifier.1", b.dropout("classifier.0", x, p: dropout), hidden))
         x = b.relu("classifier.5", b.linear("classifier.4", b.dropout("classifier.3", x, p: dropout), hidden))
         _ = b.linear("classifier.6", x, classes)
-        let stages = [0, 3, 6, 8, 10].map { Stage("features.\($0)", prefixes: ["features.\($0)."]) }
+        let stages =
+            [0, 3, 6, 8, 10].map { Stage("features.\($0)", prefixes: ["features.\($0)."]) }
             + [Stage("classifier.1", prefixes: ["classifier.1."]), Stage("classifier.4", prefixes: ["classifier.4."])]
         return b.build(name: name, stages: stages, head: "classifier.6")
     }

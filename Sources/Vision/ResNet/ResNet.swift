@@ -22,8 +22,10 @@ public struct ResNetConfig: Sendable, Equatable {
     public var groups: Int = 1
     public var widthPerGroup: Int = 64
 
-    public init(block: BlockKind, layers: [Int], classes: Int = 1000, stem: Int = 64,
-                widths: [Int] = [64, 128, 256, 512], groups: Int = 1, widthPerGroup: Int = 64) {
+    public init(
+        block: BlockKind, layers: [Int], classes: Int = 1000, stem: Int = 64,
+        widths: [Int] = [64, 128, 256, 512], groups: Int = 1, widthPerGroup: Int = 64
+    ) {
         self.block = block
         self.layers = layers
         self.classes = classes
@@ -41,8 +43,10 @@ public struct ResNetConfig: Sendable, Equatable {
 
     /// By torchvision's function name.
     public static func named(_ name: String) -> ResNetConfig? {
-        ["resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "resnet101": resnet101,
-         "resnet152": resnet152][name]
+        [
+            "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "resnet101": resnet101,
+            "resnet152": resnet152,
+        ][name]
     }
     public static let names = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
@@ -79,7 +83,8 @@ public final class Block {
         conv3 = kind == .bottleneck ? net.conv(p + "conv3") : nil
         bn3 = kind == .bottleneck ? net.batchNorm(p + "bn3") : nil
         stride = conv2.stride
-        downsample = net.node(named: p + "downsample.0") != nil
+        downsample =
+            net.node(named: p + "downsample.0") != nil
             ? (net.conv(p + "downsample.0"), net.batchNorm(p + "downsample.1")) : nil
     }
 }

@@ -2,7 +2,7 @@ import Kernels
 import NN
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A `Network` prepared for inference, channels-last ([N, H, W, C]).
@@ -39,8 +39,9 @@ public final class Inference {
         var winogradApplies: Bool
 
         func geometry(batch: Int, height: Int, width: Int) -> Conv2dGeometry {
-            Conv2dGeometry(batch: batch, inChannels: inChannels, height: height, width: width, outChannels: outChannels,
-                           kernel: (kernel, kernel), stride: (stride, stride), padding: (padding, padding), groups: groups)
+            Conv2dGeometry(
+                batch: batch, inChannels: inChannels, height: height, width: width, outChannels: outChannels,
+                kernel: (kernel, kernel), stride: (stride, stride), padding: (padding, padding), groups: groups)
         }
     }
 
@@ -140,8 +141,10 @@ public final class Inference {
                 if let r = conv.residual { conv.residual = valueOf[r] }
                 valueOf[i] = emit(conv.name, .conv(conv), [valueOf[p.firstInput]])
                 // A max pool that only reads this chain runs with it, image by image.
-                if let reader = only(i), case .maxPool(let k, let s, let pad) = nodes[reader].layer, conv.residual == nil,
-                   conv.kind != .linear {
+                if let reader = only(i), case .maxPool(let k, let s, let pad) = nodes[reader].layer,
+                    conv.residual == nil,
+                    conv.kind != .linear
+                {
                     steps[valueOf[i]].op = .convPool(conv, kernel: k, stride: s, padding: pad)
                     steps[valueOf[i]].name += " + " + nodes[reader].name
                     absorbed.insert(reader)
@@ -155,21 +158,24 @@ public final class Inference {
             case .input(let c):
                 valueOf[i] = emit("input", .input(channels: c), [])
             case .conv(let c):
-                var conv = Conv(name: node.name, kind: .dense, inChannels: c.inChannels, outChannels: c.outChannels,
-                                kernel: c.kernel, stride: c.stride, padding: c.padding, groups: c.groups,
-                                weight: c.weight.data, bias: c.bias?.data, activation: .none, residual: nil, winogradApplies: false)
+                var conv = Conv(
+                    name: node.name, kind: .dense, inChannels: c.inChannels, outChannels: c.outChannels,
+                    kernel: c.kernel, stride: c.stride, padding: c.padding, groups: c.groups,
+                    weight: c.weight.data, bias: c.bias?.data, activation: .none, residual: nil, winogradApplies: false)
                 if c.groups > 1 {
                     conv.kind = c.isDepthwise ? .depthwise : .grouped
                 }
                 let chain = network.chain(from: i, takesResidual: conv.kind != .depthwise, taken: absorbed)
                 if let r = chain.batchNorm, case .batchNorm(let bn) = nodes[r].layer {
                     (conv.weight, conv.bias) = BatchNorm.fold(
-                        convWeight: conv.weight, convBias: conv.bias, outChannels: c.outChannels, weight: bn.weight.data,
+                        convWeight: conv.weight, convBias: conv.bias, outChannels: c.outChannels,
+                        weight: bn.weight.data,
                         bias: bn.bias.data, mean: bn.runningMean.data, variance: bn.runningVar.data, eps: bn.eps)
                 }
                 Self.take(chain, into: &conv, nodes: nodes, absorbed: &absorbed)
                 let end = chain.end
-                conv.winogradApplies = conv.kind == .dense
+                conv.winogradApplies =
+                    conv.kind == .dense
                     && WinogradNHWC.applies(to: conv.geometry(batch: 1, height: 8, width: 8))
                 if end == i {
                     valueOf[i] = emit(conv.name, .conv(conv), inputs)
@@ -180,11 +186,13 @@ public final class Inference {
                 var weight = l.weight.data
                 let from = source(node.inputs[0])
                 if let f = flattened[from], f.h * f.w > 1 {
-                    weight = Self.channelsLastColumns(weight, rows: l.outFeatures, channels: f.c, height: f.h, width: f.w)
+                    weight = Self.channelsLastColumns(
+                        weight, rows: l.outFeatures, channels: f.c, height: f.h, width: f.w)
                 }
-                var conv = Conv(name: node.name, kind: .linear, inChannels: l.inFeatures, outChannels: l.outFeatures,
-                                kernel: 1, stride: 1, padding: 0, groups: 1, weight: weight, bias: l.bias.data,
-                                activation: .none, residual: nil, winogradApplies: false)
+                var conv = Conv(
+                    name: node.name, kind: .linear, inChannels: l.inFeatures, outChannels: l.outFeatures,
+                    kernel: 1, stride: 1, padding: 0, groups: 1, weight: weight, bias: l.bias.data,
+                    activation: .none, residual: nil, winogradApplies: false)
                 let chain = network.chain(from: i, takesResidual: false, taken: absorbed)
                 Self.take(chain, into: &conv, nodes: nodes, absorbed: &absorbed)
                 let end = chain.end
@@ -250,14 +258,18 @@ public final class Inference {
         var gone = Set<Int>()
         var out = steps
         for (j, s) in steps.enumerated() {
-            guard let project = conv(j), pointwise(project), let d = s.inputs.first, let dw = conv(d), dw.kind == .depthwise,
-                  dw.residual == nil, readers[d] == 1, d != feature, let e = steps[d].inputs.first else { continue }
+            guard let project = conv(j), pointwise(project), let d = s.inputs.first, let dw = conv(d),
+                dw.kind == .depthwise,
+                dw.residual == nil, readers[d] == 1, d != feature, let e = steps[d].inputs.first
+            else { continue }
             var expand: Conv? = nil
             var input = e
             // The expand: a 1×1 convolution, or any other dense one Winograd would not run (MobileNetV2's
             // 3×3 stride-2 stem before features.1).
-            if let ec = conv(e), ec.kind == .dense, ec.groups == 1, pointwise(ec) || !ec.winogradApplies, ec.residual == nil,
-               readers[e] == 1, e != feature, !gone.contains(e) {
+            if let ec = conv(e), ec.kind == .dense, ec.groups == 1, pointwise(ec) || !ec.winogradApplies,
+                ec.residual == nil,
+                readers[e] == 1, e != feature, !gone.contains(e)
+            {
                 expand = ec
                 input = steps[e].inputs[0]
                 gone.insert(e)
@@ -374,7 +386,8 @@ public final class Inference {
                     throw .shape(step: s.name, detail: "takes \(c.inChannels) channels, gets \(x?.channels ?? 0)")
                 }
                 if c.kind == .linear && (x.height != 1 || x.width != 1) {
-                    throw .shape(step: s.name, detail: "a linear layer needs a flattened input, gets \(x.height)×\(x.width)")
+                    throw .shape(
+                        step: s.name, detail: "a linear layer needs a flattened input, gets \(x.height)×\(x.width)")
                 }
                 let g = c.geometry(batch: batch, height: x.height, width: x.width)
                 guard g.isValid else { throw .shape(step: s.name, detail: "input \(x.height)×\(x.width) is too small") }
@@ -382,17 +395,23 @@ public final class Inference {
                 // Winograd's scratch whenever it may run (tuning tries it on every convolution it applies to),
                 // for the whole batch and, under a pool, for one image.
                 if c.winogradApplies {
-                    scratch = max(scratch, WinogradNHWC.scratchCount(g, threads: threads),
-                                  WinogradNHWC.scratchCount(c.geometry(batch: 1, height: x.height, width: x.width), threads: threads))
+                    scratch = max(
+                        scratch, WinogradNHWC.scratchCount(g, threads: threads),
+                        WinogradNHWC.scratchCount(
+                            c.geometry(batch: 1, height: x.height, width: x.width), threads: threads))
                 }
                 if c.kind == .grouped { scratch = max(scratch, GroupedNHWC.scratchCount(g, threads: threads)) }
                 if case .convPool(_, let k, let st, let p) = s.op {
                     if c.kind == .dense {
-                        scratch = max(scratch, ConvPoolNHWC.scratchCount(g, .init(kernel: k, stride: st, padding: p), threads: threads))
+                        scratch = max(
+                            scratch,
+                            ConvPoolNHWC.scratchCount(g, .init(kernel: k, stride: st, padding: p), threads: threads))
                     }
                     // The image buffer only where the convolution may not run by bands (grouped, or
                     // Winograd, which tuning may pick for any convolution it applies to).
-                    if c.kind != .dense || c.winogradApplies { image = max(image, out.channels * out.height * out.width) }
+                    if c.kind != .dense || c.winogradApplies {
+                        image = max(image, out.channels * out.height * out.width)
+                    }
                     out.height = Self.poolSize(out.height, kernel: k, stride: st, padding: p)
                     out.width = Self.poolSize(out.width, kernel: k, stride: st, padding: p)
                     guard out.height > 0, out.width > 0 else { throw .shape(step: s.name, detail: "pooled to nothing") }
@@ -402,7 +421,9 @@ public final class Inference {
                 guard x!.channels == (e ?? d).inChannels else {
                     throw .shape(step: s.name, detail: "takes \((e ?? d).inChannels) channels, gets \(x!.channels)")
                 }
-                guard s0.isValid else { throw .shape(step: s.name, detail: "input \(x!.height)×\(x!.width) is too small") }
+                guard s0.isValid else {
+                    throw .shape(step: s.name, detail: "input \(x!.height)×\(x!.width) is too small")
+                }
                 out = Shape(channels: pr.outChannels, height: s0.outHeight, width: s0.outWidth)
                 scratch = max(scratch, InvertedResidualNHWC.scratchCount(s0, threads: threads))
             case .maxPool(let k, let st, let p):
@@ -410,7 +431,8 @@ public final class Inference {
                 out.height = Self.poolSize(x!.height, kernel: k, stride: st, padding: p)
                 out.width = Self.poolSize(x!.width, kernel: k, stride: st, padding: p)
                 guard out.height > 0, out.width > 0 else {
-                    throw .shape(step: s.name, detail: "input \(x!.height)×\(x!.width) is too small for a \(k)×\(k) pool")
+                    throw .shape(
+                        step: s.name, detail: "input \(x!.height)×\(x!.width) is too small for a \(k)×\(k) pool")
                 }
             case .adaptiveAvgPool(let h, let w): out = Shape(channels: x!.channels, height: h, width: w)
             case .affine, .activation: out = x!
@@ -463,8 +485,10 @@ public final class Inference {
         }
         let bytes = overflow || floats > Int.max / 4 ? Int.max : floats * 4
         guard bytes <= maxBufferBytes else { throw .tooLarge(bytes: bytes, limit: maxBufferBytes) }
-        return Plan(batch: batch, height: height, width: width, threads: threads, shapes: shapes, slot: slot, sizes: sizes, scratch: scratch,
-                    image: image)
+        return Plan(
+            batch: batch, height: height, width: width, threads: threads, shapes: shapes, slot: slot, sizes: sizes,
+            scratch: scratch,
+            image: image)
     }
 
     /// The product of `factors`, or `Int.max` when it overflows (the plan's size check then refuses it).
@@ -520,7 +544,8 @@ public final class Inference {
         tuning = true
         tuningLog = []
         defer { tuning = false }
-        _ = try logits([Float](repeating: 0.5, count: batch * 3 * height * width), batch: batch, height: height, width: width)
+        _ = try logits(
+            [Float](repeating: 0.5, count: batch * 3 * height * width), batch: batch, height: height, width: width)
     }
 
     /// Fixes every Winograd-capable convolution's algorithm to the one the default rule picks for `batch`
@@ -545,7 +570,8 @@ public final class Inference {
         try run(input, batch: batch, height: height, width: width, through: featureStep)
     }
 
-    func run(_ input: [Float], batch: Int, height: Int, width: Int, through last: Int) throws(InferenceError) -> [Float] {
+    func run(_ input: [Float], batch: Int, height: Int, width: Int, through last: Int) throws(InferenceError) -> [Float]
+    {
         guard case .input(let c) = steps[0].op, batch > 0, input.count == batch * c * height * width else {
             throw .shape(step: "input", detail: "\(input.count) values are not [\(batch), 3, \(height), \(width)]")
         }
@@ -575,7 +601,9 @@ public final class Inference {
         case .conv(let c):
             let xs = p.shapes[s.inputs[0]]
             let g = c.geometry(batch: batch, height: xs.height, width: xs.width)
-            if tuning, useWinograd, c.winogradApplies { tuneOne(i, c, g, input: x(), residual: c.residual.map { value($0, p) }, output: y) }
+            if tuning, useWinograd, c.winogradApplies {
+                tuneOne(i, c, g, input: x(), residual: c.residual.map { value($0, p) }, output: y)
+            }
             convolve(i, c, g, input: x(), residual: c.residual.map { UnsafePointer(value($0, p)) }, output: y)
             mark("\(s.name) \(algorithm(i, c, g))")
         case .convPool(let c, let k, let st, let pad):
@@ -584,10 +612,11 @@ public final class Inference {
             if c.kind == .dense && !winograd(i, c, g1) {
                 // By bands of pooled rows, the convolution's output kept in cache.
                 withBaseAddress(c.bias) { bias in
-                    ConvPoolNHWC.forward(c.geometry(batch: batch, height: xs.height, width: xs.width), input: x(),
-                                         weight: packedWeight(i, c), bias: bias, activation: c.activation,
-                                         pool: .init(kernel: k, stride: st, padding: pad), output: y,
-                                         scratch: scratch.baseAddress!, threads: threads)
+                    ConvPoolNHWC.forward(
+                        c.geometry(batch: batch, height: xs.height, width: xs.width), input: x(),
+                        weight: packedWeight(i, c), bias: bias, activation: c.activation,
+                        pool: .init(kernel: k, stride: st, padding: pad), output: y,
+                        scratch: scratch.baseAddress!, threads: threads)
                 }
                 mark("\(s.name) \(algorithm(i, c, g1)) by bands")
                 return
@@ -596,14 +625,16 @@ public final class Inference {
             let inEach = xs.channels * xs.height * xs.width, outEach = out.channels * out.height * out.width
             for n in 0..<batch {
                 convolve(i, c, g1, input: x() + n * inEach, residual: nil, output: imageBuffer.baseAddress!)
-                PoolNHWC.max2d(imageBuffer.baseAddress!, y + n * outEach, batch: 1, channels: c.outChannels,
-                               height: g1.outHeight, width: g1.outWidth, kernel: k, stride: st, padding: pad, threads: threads)
+                PoolNHWC.max2d(
+                    imageBuffer.baseAddress!, y + n * outEach, batch: 1, channels: c.outChannels,
+                    height: g1.outHeight, width: g1.outWidth, kernel: k, stride: st, padding: pad, threads: threads)
             }
             mark("\(s.name) \(algorithm(i, c, g1))")
         case .maxPool(let k, let st, let pad):
             let xs = p.shapes[s.inputs[0]]
-            PoolNHWC.max2d(x(), y, batch: batch, channels: xs.channels, height: xs.height, width: xs.width, kernel: k,
-                           stride: st, padding: pad, threads: threads)
+            PoolNHWC.max2d(
+                x(), y, batch: batch, channels: xs.channels, height: xs.height, width: xs.width, kernel: k,
+                stride: st, padding: pad, threads: threads)
             mark(s.name)
         case .adaptiveAvgPool(let h, let w):
             let xs = p.shapes[s.inputs[0]]
@@ -612,14 +643,17 @@ public final class Inference {
             } else if h == xs.height && w == xs.width {
                 y.update(from: x(), count: batch * xs.channels * h * w)
             } else {
-                PoolNHWC.adaptiveAverage(x(), y, batch: batch, channels: xs.channels, height: xs.height, width: xs.width,
-                                         outHeight: h, outWidth: w)
+                PoolNHWC.adaptiveAverage(
+                    x(), y, batch: batch, channels: xs.channels, height: xs.height, width: xs.width,
+                    outHeight: h, outWidth: w)
             }
             mark(s.name)
         case .affine(let scale, let shift):
             let sh = p.shapes[i], rows = batch * sh.height * sh.width, src = x()
             for r in 0..<rows {
-                for ch in 0..<sh.channels { y[r * sh.channels + ch] = src[r * sh.channels + ch] * scale[ch] + shift[ch] }
+                for ch in 0..<sh.channels {
+                    y[r * sh.channels + ch] = src[r * sh.channels + ch] * scale[ch] + shift[ch]
+                }
             }
             mark(s.name)
         case .activation(let a):
@@ -640,22 +674,30 @@ public final class Inference {
     }
 
     func blockShape(_ e: Conv?, _ d: Conv, _ p: Conv, batch: Int, input x: Shape) -> InvertedResidualNHWC.Shape {
-        InvertedResidualNHWC.Shape(batch: batch, height: x.height, width: x.width, inChannels: (e ?? d).inChannels,
-                                   expanded: d.inChannels, outChannels: p.outChannels, kernel: d.kernel, stride: d.stride,
-                                   padding: d.padding, hasExpand: e != nil, expandKernel: e?.kernel ?? 1,
-                                   expandStride: e?.stride ?? 1, expandPadding: e?.padding ?? 0)
+        InvertedResidualNHWC.Shape(
+            batch: batch, height: x.height, width: x.width, inChannels: (e ?? d).inChannels,
+            expanded: d.inChannels, outChannels: p.outChannels, kernel: d.kernel, stride: d.stride,
+            padding: d.padding, hasExpand: e != nil, expandKernel: e?.kernel ?? 1,
+            expandStride: e?.stride ?? 1, expandPadding: e?.padding ?? 0)
     }
 
     /// Per block step: its expand and project weights packed, its depthwise weight in the kernel's layout.
     var blockWeights: [Int: (expand: PackedConvWeight?, depthwise: [Float], project: PackedConvWeight)] = [:]
 
-    func runBlock(_ i: Int, _ s: InvertedResidualNHWC.Shape, _ e: Conv?, _ d: Conv, _ p: Conv, input: UnsafePointer<Float>,
-                  residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
+    func runBlock(
+        _ i: Int, _ s: InvertedResidualNHWC.Shape, _ e: Conv?, _ d: Conv, _ p: Conv, input: UnsafePointer<Float>,
+        residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>
+    ) {
         if blockWeights[i] == nil {
-            blockWeights[i] = (e.map { PackedConvWeight($0.weight, outChannels: $0.outChannels, inChannels: $0.inChannels,
-                                                        kernelH: $0.kernel, kernelW: $0.kernel) },
-                               DepthwiseNHWC.pack(d.weight, channels: d.inChannels, kernelH: d.kernel, kernelW: d.kernel),
-                               PackedConvWeight(p.weight, outChannels: p.outChannels, inChannels: p.inChannels, kernelH: 1, kernelW: 1))
+            blockWeights[i] = (
+                e.map {
+                    PackedConvWeight(
+                        $0.weight, outChannels: $0.outChannels, inChannels: $0.inChannels,
+                        kernelH: $0.kernel, kernelW: $0.kernel)
+                },
+                DepthwiseNHWC.pack(d.weight, channels: d.inChannels, kernelH: d.kernel, kernelW: d.kernel),
+                PackedConvWeight(p.weight, outChannels: p.outChannels, inChannels: p.inChannels, kernelH: 1, kernelW: 1)
+            )
         }
         let w = blockWeights[i]!
         withBaseAddress(e?.bias) { eb in
@@ -665,8 +707,9 @@ public final class Inference {
                         InvertedResidualNHWC.forward(
                             s, input: input,
                             expand: w.expand.map { .init(weight: $0, bias: eb, activation: e!.activation) },
-                            depthwise: .init(weight: dw.baseAddress!, bias: db, activation: d.activation, kernel: d.kernel,
-                                             stride: d.stride, padding: d.padding),
+                            depthwise: .init(
+                                weight: dw.baseAddress!, bias: db, activation: d.activation, kernel: d.kernel,
+                                stride: d.stride, padding: d.padding),
                             project: .init(weight: w.project, bias: pb, activation: p.activation),
                             residual: residual, output: output, scratch: scratch.baseAddress!, threads: threads)
                     }
@@ -684,8 +727,10 @@ public final class Inference {
         }
     }
 
-    func tuneOne(_ i: Int, _ c: Conv, _ g: Conv2dGeometry, input: UnsafeMutablePointer<Float>,
-                 residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>) {
+    func tuneOne(
+        _ i: Int, _ c: Conv, _ g: Conv2dGeometry, input: UnsafeMutablePointer<Float>,
+        residual: UnsafeMutablePointer<Float>?, output: UnsafeMutablePointer<Float>
+    ) {
         func time(_ w: Bool) -> Double {
             winogradChoice[i] = w
             var best = Double.infinity
@@ -698,49 +743,60 @@ public final class Inference {
         }
         let w = time(true), d = time(false)
         winogradChoice[i] = w < d
-        tuningLog.append("\(g): winograd \(Int(w * 1e6)) µs, direct \(Int(d * 1e6)) µs → \(w < d ? "winograd" : "direct")")
+        tuningLog.append(
+            "\(g): winograd \(Int(w * 1e6)) µs, direct \(Int(d * 1e6)) µs → \(w < d ? "winograd" : "direct")")
     }
 
     /// Step `i`'s dense or linear weight packed for the GEMM, packed on first use.
     func packedWeight(_ i: Int, _ c: Conv) -> PackedConvWeight {
         if let w = packedWeights[i] { return w }
-        let w = PackedConvWeight(c.weight, outChannels: c.outChannels, inChannels: c.inChannels, kernelH: c.kernel,
-                                 kernelW: c.kernel)
+        let w = PackedConvWeight(
+            c.weight, outChannels: c.outChannels, inChannels: c.inChannels, kernelH: c.kernel,
+            kernelW: c.kernel)
         packedWeights[i] = w
         return w
     }
 
-    func convolve(_ i: Int, _ c: Conv, _ g: Conv2dGeometry, input: UnsafePointer<Float>, residual: UnsafePointer<Float>?,
-                  output: UnsafeMutablePointer<Float>) {
+    func convolve(
+        _ i: Int, _ c: Conv, _ g: Conv2dGeometry, input: UnsafePointer<Float>, residual: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>
+    ) {
         withBaseAddress(c.bias) { bias in
             switch c.kind {
             case .dense where winograd(i, c, g):
                 if winogradWeights[i] == nil {
-                    winogradWeights[i] = WinogradNHWC.transformWeights(c.weight, outChannels: c.outChannels, inChannels: c.inChannels)
+                    winogradWeights[i] = WinogradNHWC.transformWeights(
+                        c.weight, outChannels: c.outChannels, inChannels: c.inChannels)
                 }
                 winogradWeights[i]!.withUnsafeBufferPointer { u in
-                    WinogradNHWC.forward(g, input: input, transformedWeight: u.baseAddress!, bias: bias, residual: residual,
-                                         activation: c.activation, output: output, scratch: scratch.baseAddress!,
-                                         threads: threads)
+                    WinogradNHWC.forward(
+                        g, input: input, transformedWeight: u.baseAddress!, bias: bias, residual: residual,
+                        activation: c.activation, output: output, scratch: scratch.baseAddress!,
+                        threads: threads)
                 }
             case .dense, .linear:
-                ConvNHWC.forward(g, input: input, weight: packedWeight(i, c), bias: bias, residual: residual,
-                                 activation: c.activation, output: output, scratch: scratch.baseAddress!, threads: threads)
+                ConvNHWC.forward(
+                    g, input: input, weight: packedWeight(i, c), bias: bias, residual: residual,
+                    activation: c.activation, output: output, scratch: scratch.baseAddress!, threads: threads)
             case .depthwise:
                 if depthwiseWeights[i] == nil {
-                    depthwiseWeights[i] = DepthwiseNHWC.pack(c.weight, channels: c.inChannels, kernelH: c.kernel, kernelW: c.kernel)
+                    depthwiseWeights[i] = DepthwiseNHWC.pack(
+                        c.weight, channels: c.inChannels, kernelH: c.kernel, kernelW: c.kernel)
                 }
                 depthwiseWeights[i]!.withUnsafeBufferPointer { w in
-                    DepthwiseNHWC.forward(g, input: input, packedWeight: w.baseAddress!, bias: bias, activation: c.activation,
-                                          output: output, threads: threads)
+                    DepthwiseNHWC.forward(
+                        g, input: input, packedWeight: w.baseAddress!, bias: bias, activation: c.activation,
+                        output: output, threads: threads)
                 }
             case .grouped:
                 if groupedWeights[i] == nil {
-                    groupedWeights[i] = GroupedConvWeight(c.weight, outChannels: c.outChannels, inChannels: c.inChannels,
-                                                          groups: c.groups, kernelH: c.kernel, kernelW: c.kernel)
+                    groupedWeights[i] = GroupedConvWeight(
+                        c.weight, outChannels: c.outChannels, inChannels: c.inChannels,
+                        groups: c.groups, kernelH: c.kernel, kernelW: c.kernel)
                 }
-                GroupedNHWC.forward(g, input: input, weight: groupedWeights[i]!, bias: bias, residual: residual,
-                                    activation: c.activation, output: output, scratch: scratch.baseAddress!, threads: threads)
+                GroupedNHWC.forward(
+                    g, input: input, weight: groupedWeights[i]!, bias: bias, residual: residual,
+                    activation: c.activation, output: output, scratch: scratch.baseAddress!, threads: threads)
             }
         }
     }
@@ -757,7 +813,8 @@ public final class Inference {
             case .conv(let c), .convPool(let c, _, _, _):
                 s.name + " " + Self.absorbed(c)
             case .block(let e, let d, let p):
-                [e, d, p].compactMap { $0 }.map { $0.name + " " + Self.absorbed($0) }.joined(separator: " → ") + " (by row bands)"
+                [e, d, p].compactMap { $0 }.map { $0.name + " " + Self.absorbed($0) }.joined(separator: " → ")
+                    + " (by row bands)"
             default: s.name
             }
         }

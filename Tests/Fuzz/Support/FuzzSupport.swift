@@ -1,3 +1,5 @@
+import Tensors
+
 // Shared by the libFuzzer harnesses (built only with PTH2SWT_FUZZ=1; see scripts/fuzz.sh).
 //
 // A harness hands the fuzzer's bytes to one reader and then reads everything the reader produced. A
@@ -5,7 +7,6 @@
 // crash or sanitizer report, an error of another type, a tensor whose bytes disagree with its shape,
 // a leak, a slow input or a large allocation (libFuzzer's -timeout, -rss_limit_mb, -malloc_limit_mb).
 @testable import Checkpoint
-import Tensors
 
 public enum Fuzz {
     /// The options every harness uses: the defaults, with the pickle caps lowered so that an input
@@ -54,7 +55,7 @@ public enum Fuzz {
         var storages: [String: Storage] = [:]
         let host = TorchHost { pid in
             guard case .tuple(let t) = pid, t.items.count >= 5, let key = asciiString(t.items[2]),
-                  case .int(let numel) = t.items[4], numel >= 0, numel <= 4096
+                case .int(let numel) = t.items[4], numel >= 0, numel <= 4096
             else { throw CheckpointError(.badPersistentID("fuzz: ('storage', type, key, location, numel ≤ 4096)")) }
             let dtype = try storageDType(t.items[1], "storage \(key)")
             if let s = storages[key], s.dtype == dtype { return .object(StorageObject(s)) }
@@ -91,7 +92,8 @@ public enum Fuzz {
                 guard t.byteCount <= materialiseBytes else { continue }
                 do {
                     let bytes = try t.contiguousBytes()
-                    precondition(bytes.count == t.byteCount, "contiguousBytes gave \(bytes.count) bytes for \(t.byteCount)")
+                    precondition(
+                        bytes.count == t.byteCount, "contiguousBytes gave \(bytes.count) bytes for \(t.byteCount)")
                     let floats = try t.float32()
                     precondition(floats.count == t.count, "float32 gave \(floats.count) values for \(t.count)")
                 } catch is CheckpointError {
@@ -101,12 +103,18 @@ public enum Fuzz {
             case .list(let items), .tuple(let items), .set(let items):
                 pending.append(contentsOf: items)
             case .dict(let d):
-                for e in d.entries { pending.append(e.key); pending.append(e.value) }
+                for e in d.entries {
+                    pending.append(e.key)
+                    pending.append(e.value)
+                }
                 for e in d.attributes { pending.append(e.value) }
                 if let m = d.metadata { pending.append(m) }
             case .object(let o):
                 pending.append(contentsOf: o.args + o.states + o.listItems)
-                for e in o.kwargs + o.dictItems { pending.append(e.key); pending.append(e.value) }
+                for e in o.kwargs + o.dictItems {
+                    pending.append(e.key)
+                    pending.append(e.value)
+                }
                 if o.isModule { _ = try? o.moduleStateDict() }
             default:
                 break
