@@ -57,6 +57,13 @@ struct BenchRead: ParsableCommand {
     @Flag(help: "Print one JSON object per file.")
     var json = false
 
+    func validate() throws {
+        try Bounds.check("--threads", threads, Bounds.threads)
+        guard runs >= 1, warmup >= 0 else {
+            throw ValidationError("--repeat must be at least 1 and --warmup at least 0")
+        }
+    }
+
     func run() throws {
         for file in files {
             var times: [Double] = []

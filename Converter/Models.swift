@@ -94,7 +94,9 @@ struct ModelMismatch: Error, CustomStringConvertible {
                 lines.append("names and shapes that match, outside the head: \(list)")
             }
         } else {
-            lines.append("no architecture this version knows has any of its tensor names (\(Architecture.names))")
+            lines.append(
+                "no architecture this version knows has any of its tensor names with the same shape (\(Architecture.names))"
+            )
         }
         return lines.joined(separator: "\n")
     }

@@ -124,6 +124,24 @@ public struct TarArchive {
     /// The member's bytes, or `.truncated` when the file ends inside them. Thrown
     /// (`.malformedArchive`) for a link, directory or device member: links are never followed.
     public func data(of m: Member) throws -> UnsafeRawBufferPointer {
+        try requireRegular(m)
+        guard m.isComplete else {
+            throw CheckpointError(
+                .truncated(needed: m.size - m.available, available: 0),
+                part: "tar member '\(m.name)'", offset: m.available)
+        }
+        return UnsafeRawBufferPointer(rebasing: file[m.dataOffset..<(m.dataOffset + m.size)])
+    }
+
+    /// The bytes of the member that are present, even when it is cut off. Thrown (`.malformedArchive`)
+    /// for a member that is not a regular file, as `data(of:)`.
+    public func availableData(of m: Member) throws -> UnsafeRawBufferPointer {
+        try requireRegular(m)
+        return UnsafeRawBufferPointer(rebasing: file[m.dataOffset..<(m.dataOffset + m.available)])
+    }
+
+    /// Thrown (`.malformedArchive`) for a link, directory or device member: links are never followed.
+    func requireRegular(_ m: Member) throws {
         if let (type, target) = m.special {
             let what =
                 switch type {
@@ -137,17 +155,6 @@ public struct TarArchive {
                     "tar member '\(m.name)' is \(what); links are not followed and only regular files hold data"),
                 part: "tar member '\(m.name)'", offset: m.headerOffset)
         }
-        guard m.isComplete else {
-            throw CheckpointError(
-                .truncated(needed: m.size - m.available, available: 0),
-                part: "tar member '\(m.name)'", offset: m.available)
-        }
-        return UnsafeRawBufferPointer(rebasing: file[m.dataOffset..<(m.dataOffset + m.size)])
-    }
-
-    /// The bytes of the member that are present, even when it is cut off.
-    public func availableData(of m: Member) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(rebasing: file[m.dataOffset..<(m.dataOffset + m.available)])
     }
 
     // MARK: - Header fields

@@ -202,7 +202,7 @@ public enum TarFormat {
         let m = try tar.member(named: "storages")
         let part = "tar member 'storages'"
         // Offsets are absolute file offsets: storages are large and are found by their place in the file.
-        var r = ByteReader(tar.availableData(of: m), part: part, origin: m.dataOffset)
+        var r = ByteReader(try tar.availableData(of: m), part: part, origin: m.dataOffset)
         let host = TorchHost()
         var records: [StorageRecord] = []
         var views: [StorageView] = []
