@@ -35,6 +35,9 @@ version=$(sed -n 's/.*static let string = "\(.*\)".*/\1/p' Converter/PTH2SWT.swi
 [[ -n "$version" ]] || { echo "consumer: no Version.string in Converter/PTH2SWT.swift" >&2; exit 1; }
 work=$(mktemp -d /tmp/pth2swt-consumer.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+# SwiftPM's lock files for the consumer's build go inside $work too, so nothing is left in /tmp.
+mkdir -p "$work/tmp"
+export TMPDIR="$work/tmp"
 if [[ -n "$(git status --porcelain --untracked-files=no)" ]]; then
   echo "consumer: note: the clone is HEAD ($(git rev-parse --short HEAD)); uncommitted changes are not in it"
 fi
