@@ -79,7 +79,7 @@ struct Predict: ParsableCommand, Cooperative {
         }
         if failures > 0 {
             var err = StandardError()
-            let total = input == nil ? images.count : failures
+            let total = output.inputs
             print(
                 "error: \(failures) of \(total) input\(total == 1 ? "" : "s") could not be classified (listed above)",
                 to: &err)
@@ -203,10 +203,13 @@ struct Predict: ParsableCommand, Cooperative {
 final class PredictionPrinter {
     let json: Bool
     private var count = 0
+    /// Inputs reported so far, classified or not.
+    private(set) var inputs = 0
 
     init(json: Bool) { self.json = json }
 
     func result(_ source: String, _ best: [(index: Int, label: String, probability: Float)], logits: [Float]) {
+        inputs += 1
         if json {
             element(
                 .object([
@@ -237,6 +240,7 @@ final class PredictionPrinter {
 
     /// An input that could not be classified (or, with no source, the error that ended the run).
     func failure(_ source: String?, _ message: String) {
+        if source != nil { inputs += 1 }
         if json {
             element(.object((source.map { [("source", JSON.string($0))] } ?? []) + [("error", .string(message))]))
         } else if let source {

@@ -50,7 +50,7 @@ public final class BackgroundScope {
 
     /// Live background threads started by scopes on the calling thread: what a test checks is back to
     /// zero after a call returns, while other threads of the process run jobs of their own.
-    public static var liveStartedHere: Int { BackgroundCount.owned.withLock { $0[pthread_self(), default: 0] } }
+    static var liveStartedHere: Int { BackgroundCount.owned.withLock { $0[pthread_self(), default: 0] } }
 }
 
 protocol Joinable: AnyObject {

@@ -57,7 +57,7 @@ public enum Interruption {
 
     /// Runs `body` as if `signal` had arrived, for the calling thread only: its `check()` calls throw,
     /// other threads' do not (tests of a cancellation path, inside a process doing other work).
-    public static func requested<T, E: Error>(_ signal: Int32 = SIGINT, _ body: () throws(E) -> T) throws(E) -> T {
+    static func requested<T, E: Error>(_ signal: Int32 = SIGINT, _ body: () throws(E) -> T) throws(E) -> T {
         pth2swt_interrupt_request_here(signal)
         defer { pth2swt_interrupt_request_here(0) }
         return try body()

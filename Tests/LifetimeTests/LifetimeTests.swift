@@ -1,6 +1,7 @@
 import Foundation
-import Lifetime
 import Testing
+
+@testable import Lifetime
 
 /// Background jobs end with their scope on every path; interruption is cooperative; temporary files
 /// are registered for the signal handler only while they exist.

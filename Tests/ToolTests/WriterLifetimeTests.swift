@@ -1,8 +1,9 @@
 import Checkpoint
 import Foundation
-import Lifetime
 import Tensors
 import Testing
+
+@testable import Lifetime
 
 /// The writers' own exit paths, in process: whatever ends a write (a corrupt source, an interruption),
 /// the hashing thread is joined, the temporary file is gone and unregistered, and no output appears.

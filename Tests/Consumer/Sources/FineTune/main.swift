@@ -3,9 +3,9 @@ import Checkpoint
 import Training
 
 let arguments = CommandLine.arguments
-let weights = try Checkpoint(path: arguments[1]).stateDict()  // pretrained, in any format
+let weights = try Checkpoint(path: arguments[1]).stateDict()           // pretrained, in any format
 let data = try DataSelection(path: arguments[2], perClass: 8).load(classes: 2, seed: 0)
-var config = FineTuneConfig()  // SGD as torch, backbone frozen
+var config = FineTuneConfig()                                         // SGD as torch, backbone frozen
 config.epochs = 2
 let run = try FineTuning(arch: "resnet18", classes: 2, weights: weights, config: config)
 let train = TransformedImages(data.train, augment: false), test = TransformedImages(data.test, augment: false)
@@ -13,6 +13,5 @@ while run.completedEpochs < config.epochs {
     let epoch = try run.trainEpoch(train, test: test)
     print("epoch \(epoch.epoch): train loss \(epoch.loss), test accuracy \(epoch.eval!.accuracy)")
 }
-try OutputKind.write(
-    run.modelStateDict(), to: arguments[3], converter: "FineTune example",
-    metadata: run.card(classNames: data.train.classNames).metadata)
+try OutputKind.write(run.modelStateDict(), to: arguments[3], converter: "FineTune example",
+                     metadata: run.card(classNames: data.train.classNames).metadata)
