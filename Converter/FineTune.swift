@@ -507,10 +507,8 @@ struct FineTune: ParsableCommand, Cooperative {
                     to: &err)
             }
         }
-        while trainer.completedEpochs < (stopAfter ?? epochs) {
-            let r = try trainer.trainEpoch(train, test: test, progress: status.show)
+        reports = try run.train(train, test: test, through: stopAfter ?? epochs, progress: status.show) { r in
             status.clear()
-            reports.append(r)
             var line =
                 "epoch \(r.epoch)/\(epochs): train loss \(String(format: "%.4f", r.loss)) acc \(percent(r.accuracy)), "
             if r.seconds < 0.001 {

@@ -36,7 +36,8 @@ Standard library only. Conventions for the examples in the Markdown files:
 * An example that needs a file that is absent (a path in its arguments that does not exist, such as
   ../shared/weights/... or Weights/mobilenet_v2-b0353104.pth before scripts/fetch_mobilenet_v2.sh) is
   skipped with the reason printed. Outputs (`convert`'s second argument, `--out`, `--dir`) are not
-  inputs. An example whose expected output is an error naming the missing path runs anyway.
+  inputs. An example whose expected output is an error saying that the path is absent ("No such file
+  or directory") runs anyway.
 
 Prints one line per example (ok, skip: reason, FAIL with the difference) and at the end
 `N passed, N failed, N skipped`; exits 1 when any example failed.
@@ -259,6 +260,11 @@ def main():
         os.makedirs(bindir)
         os.symlink(binary, os.path.join(bindir, "pth2swt"))
         env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+        def shows_absent(shown, path):
+            """True when the example's point is that `path` is missing: its error names it as absent."""
+            first = shown.split("\n", 1)[0]
+            return first.startswith("error:") and path in first and "No such file or directory" in first
+
         try:
             for ex in examples:
                 if not ex.runnable:
@@ -267,7 +273,7 @@ def main():
                     continue
                 shown = "\n".join(ex.expected)
                 missing = [p for p in inputs(ex.command)
-                           if not os.path.exists(os.path.join(work, p)) and not (shown.startswith("error:") and p in shown)]
+                           if not os.path.exists(os.path.join(work, p)) and not shows_absent(shown, p)]
                 if missing:
                     skipped += 1
                     print(f"skip  {ex.label()}  (needs {missing[0]}, which is absent)")

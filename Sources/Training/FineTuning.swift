@@ -118,6 +118,24 @@ public final class FineTuning {
         try trainer.trainEpoch(train, test: test, progress: progress)
     }
 
+    /// Trains epoch after epoch until `through` epochs are complete (a resumed run starts after its
+    /// checkpoint's), evaluating on `test` after each; `afterEpoch` gets each report as soon as the
+    /// epoch ends, which is where a caller saves `modelStateDict()` and `checkpoint()`, so that an
+    /// interrupted run keeps its last complete epoch. Returns the reports of the epochs it trained.
+    @discardableResult
+    public func train(
+        _ train: any TrainingInputs, test: (any TrainingInputs)? = nil, through: Int,
+        progress: ((TrainProgress) -> Void)? = nil, afterEpoch: (EpochReport) throws -> Void
+    ) throws -> [EpochReport] {
+        var reports: [EpochReport] = []
+        while completedEpochs < through {
+            let report = try trainEpoch(train, test: test, progress: progress)
+            reports.append(report)
+            try afterEpoch(report)
+        }
+        return reports
+    }
+
     /// Whether training on `train` runs the head on cached features.
     public func caches(_ train: any TrainingInputs) -> Bool { trainer.caches(train) }
 

@@ -54,6 +54,19 @@ import Vision
         #expect(other.completedEpochs == 0)
     }
 
+    @Test func trainRunsEpochsUntilThroughAndHandsEachReportOver() throws {
+        let data = seededInputs(count: 4, size: 32, classes: 2)
+        let run = try FineTuning(arch: "resnet18", classes: 2, weights: nil, config: Self.config(epochs: 3))
+        var seen: [Int] = []
+        let reports = try run.train(data, through: 2) { seen.append($0.epoch) }
+        #expect(reports.map(\.epoch) == [1, 2] && seen == [1, 2] && run.completedEpochs == 2)
+        #expect(try run.train(data, through: 2) { _ in Issue.record("an epoch past through") }.isEmpty)
+        // An error from the caller's save stops the loop after that epoch.
+        struct Full: Error {}
+        #expect(throws: Full.self) { try run.train(data, through: 3) { _ in throw Full() } }
+        #expect(run.completedEpochs == 3)
+    }
+
     @Test func unknownStagesAndArchitecturesAreNamed() {
         #expect(throws: FineTuningError.unknownArchitecture("resnet19")) {
             try FineTuning(arch: "resnet19", classes: 2, weights: nil, config: Self.config())
