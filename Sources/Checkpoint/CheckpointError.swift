@@ -102,9 +102,14 @@ extension CheckpointError.Kind {
         case .unsupportedVersion(let s): "unsupported version: \(s)"
         case .unknownOpcode(let op): "unknown pickle opcode 0x\(String(op, radix: 16, uppercase: false))"
         case .refusedGlobal(let module, let name):
-            "refused global \(module).\(name): not in the allowlist of torch's weights_only unpickler. "
-                + "--stub-classes (LoadOptions.stubClasses) reads it as data, an inert record of its name and arguments; "
-                + "either way nothing in the file is ever imported or run"
+            if let feature = NotReadYet.feature(module: module, name: name) {
+                "refused global \(module).\(name): torch's weights_only unpickler accepts it, but pth2swt does not read "
+                    + "\(feature) yet; nothing in the file was imported or run"
+            } else {
+                "refused global \(module).\(name): not in the allowlist of torch's weights_only unpickler. "
+                    + "--stub-classes (LoadOptions.stubClasses) reads it as data, an inert record of its name and arguments; "
+                    + "either way nothing in the file is ever imported or run"
+            }
         case .refusedCall(let s): "refused: \(s)"
         case .malformedPickle(let s): "malformed pickle: \(s)"
         case .limitExceeded(let cap, let limit, let s): "limit exceeded: \(cap.qualifiedName) = \(limit): \(s)"

@@ -146,6 +146,40 @@ import Testing
         }
     }
 
+    /// A global that current torch's safe loader accepts (quantized and complex storages, qschemes, newer
+    /// dtypes, a device-tensor rebuild, collections.Counter) is refused with what it is, never with a claim that
+    /// torch refuses it; an unknown one keeps the allowlist message.
+    @Test func refusalsNeverClaimTorchRefusesWhatItAccepts() throws {
+        func refusal(_ module: String, _ name: String) -> String {
+            var p: [UInt8] = [0x80, 0x02]
+            p += Array("c\(module)\n\(name)\n".utf8) + [0x2E]
+            let machine = PickleMachine(host: TorchHost())
+            do {
+                try p.withUnsafeBytes { raw in
+                    var r = ByteReader(raw, part: "test.pkl")
+                    _ = try machine.load(&r) { _ in 0 }
+                }
+                return "accepted"
+            } catch {
+                return "\(error)"
+            }
+        }
+        for (module, name, what) in [
+            ("torch", "QInt8Storage", "quantized tensors"), ("torch", "QUInt4x2Storage", "quantized tensors"),
+            ("torch", "ComplexFloatStorage", "complex tensors"), ("torch", "per_channel_affine", "the qscheme"),
+            ("torch", "float8_e4m3fn", "dtype float8_e4m3fn"), ("torch", "uint16", "dtype uint16"),
+            ("torch._utils", "_rebuild_device_tensor_from_cpu_tensor", "device tensors"),
+            ("collections", "Counter", "collections.Counter"),
+        ] {
+            let message = refusal(module, name)
+            #expect(
+                message.contains("torch's weights_only unpickler accepts it, but pth2swt does not read"), "\(message)")
+            #expect(message.contains(what) && !message.contains("not in the allowlist"), "\(message)")
+        }
+        #expect(refusal("os", "system").contains("not in the allowlist of torch's weights_only unpickler"))
+        #expect(refusal("torch", "NotAStorage").contains("not in the allowlist"))
+    }
+
     @Test func strippingAPrefixToNothingIsRefused() throws {
         let t = try Tensor(
             storage: Storage(key: "0", dtype: .float32, count: 1, source: OwnedBytes([0, 0, 0, 0])), shape: [1],

@@ -113,3 +113,46 @@ enum TorchGlobal: Equatable {
         }
     }
 }
+
+/// Globals that current torch's `weights_only` unpickler (`torch/_weights_only_unpickler.py` on the main
+/// branch) accepts and pth2swt does not read yet: a refusal of one of them says what it is, and never
+/// claims that torch refuses it.
+enum NotReadYet {
+    /// What `module.name` is, when torch's safe loader accepts it and pth2swt cannot read it yet.
+    static func feature(module: String, name: String) -> String? {
+        switch (module, name) {
+        case ("torch", let n) where n.hasSuffix("Storage"):
+            if n.hasPrefix("QInt") || n.hasPrefix("QUInt") { return "quantized tensors (\(n))" }
+            if n.hasPrefix("Complex") { return "complex tensors (\(n))" }
+            return nil
+        case ("torch", let n) where quantizationSchemes.contains(n): return "quantized tensors (the qscheme \(n))"
+        case ("torch", let n) where laterDTypes.contains(n): return "tensors of dtype \(n)"
+        case ("torch._utils", "_rebuild_qtensor"): return "quantized tensors"
+        case ("torch._utils", "_rebuild_sparse_tensor"), ("torch._utils", "_rebuild_sparse_csr_tensor"),
+            ("torch.serialization", "_get_layout"):
+            return "sparse tensors"
+        case ("torch._utils", "_rebuild_meta_tensor_no_storage"): return "meta tensors (shapes without data)"
+        case ("torch._utils", "_rebuild_wrapper_subclass"): return "wrapper-subclass tensors"
+        case ("torch._utils", "_rebuild_nested_tensor"): return "nested tensors"
+        case ("torch._utils", "_rebuild_device_tensor_from_cpu_tensor"): return "device tensors saved from CPU data"
+        case ("collections", "Counter"): return "collections.Counter values"
+        default: return nil
+        }
+    }
+
+    static let quantizationSchemes: Set<String> = [
+        "per_tensor_affine", "per_channel_affine", "per_tensor_symmetric", "per_channel_symmetric",
+        "per_channel_affine_float_qparams",
+    ]
+
+    /// torch's dtypes beyond the ten `DType` reads.
+    static let laterDTypes: Set<String> = {
+        var names: Set<String> = [
+            "complex32", "chalf", "complex64", "cfloat", "complex128", "cdouble", "uint16", "uint32", "uint64",
+            "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "qint8",
+            "quint8", "qint32", "quint4x2", "quint2x4",
+        ]
+        for k in 1...7 { names.formUnion(["int\(k)", "uint\(k)"]) }
+        return names
+    }()
+}
