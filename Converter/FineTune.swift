@@ -482,6 +482,11 @@ struct FineTune: ParsableCommand, Cooperative {
             )
         }
         let train = TransformedImages(data.train, augment: augment, seed: seed)
+        do {
+            try run.checkMemory(height: train.height, width: train.width, images: train.count)
+        } catch let e as FineTuningError {
+            throw CommandError("--batch-size \(batchSize): \(e)")
+        }
         let test = TransformedImages(data.test, augment: false)
         say(
             "data: \(dataOptions.data) (\(data.kind)): \(classes) classes (\(data.train.classNames.joined(separator: ", "))), "

@@ -191,6 +191,15 @@ struct HostileUseTests {
             "buffers; the limit is")
     }
 
+    @Test(.enabled(if: fashionAvailable, fashionSkip))
+    func aTrainingBatchThatCannotFitIsRefusedByName() throws {
+        let r = try Tool.run([
+            "finetune", "--data", Self.fashion, "--classes", "2", "--per-class", "3000", "--freeze", "none",
+            "--batch-size", "4096", "--epochs", "1",
+        ])
+        expectError(r, "--batch-size 4096: a training step at this batch size needs about")
+    }
+
     // MARK: - Empty and degenerate data
 
     /// An IDX directory whose images are `rows`×`columns` (`count` of each split, all label 0).

@@ -67,6 +67,26 @@ import Vision
         #expect(run.completedEpochs == 3)
     }
 
+    @Test func aBatchThatCannotFitIsRefusedBeforeItAllocates() throws {
+        var config = Self.config()
+        config.batchSize = 4096
+        config.freeze = .none
+        let whole = try FineTuning(arch: "resnet18", classes: 2, weights: nil, freeze: "none", config: config)
+        whole.maxBufferBytes = 8 << 30
+        // 4096 images × 33 MB of outputs (ResNet-18 at 224×224): far past 8 GiB.
+        #expect(throws: FineTuningError.self) { try whole.checkMemory(height: 224, width: 224) }
+        // With 8 images there is no batch of 4096.
+        #expect(throws: Never.self) { try whole.checkMemory(height: 224, width: 224, images: 8) }
+        let head = try FineTuning(arch: "resnet18", classes: 2, weights: nil, config: config)
+        head.maxBufferBytes = 64 << 20
+        let e = #expect(throws: FineTuningError.self) { try head.checkMemory(height: 224, width: 224, images: 64) }
+        guard case .tooLarge(_, let limit)? = e else {
+            Issue.record("\(String(describing: e))")
+            return
+        }
+        #expect(limit == 64 << 20)
+    }
+
     @Test func unknownStagesAndArchitecturesAreNamed() {
         #expect(throws: FineTuningError.unknownArchitecture("resnet19")) {
             try FineTuning(arch: "resnet19", classes: 2, weights: nil, config: Self.config())
