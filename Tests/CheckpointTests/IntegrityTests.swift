@@ -170,6 +170,10 @@ import Testing
             ("torch", "float8_e4m3fn", "dtype float8_e4m3fn"), ("torch", "uint16", "dtype uint16"),
             ("torch._utils", "_rebuild_device_tensor_from_cpu_tensor", "device tensors"),
             ("collections", "Counter", "collections.Counter"),
+            ("torch.cuda", "ComplexDoubleStorage", "complex tensors"),
+            ("torch.sparse", "FloatTensor", "sparse tensors"),
+            ("torch.cuda.sparse", "LongTensor", "sparse tensors"), ("torch", "bits8", "dtype bits8"),
+            ("torch", "float4_e2m1fn_x2", "dtype float4_e2m1fn_x2"), ("torch.storage", "TypedStorage", "TypedStorage"),
         ] {
             let message = refusal(module, name)
             #expect(
@@ -177,6 +181,9 @@ import Testing
             #expect(message.contains(what) && !message.contains("not in the allowlist"), "\(message)")
         }
         #expect(refusal("os", "system").contains("not in the allowlist of torch's weights_only unpickler"))
+        // The name torch pickles its untyped storage class under is read, as its public name is.
+        #expect(refusal("torch.storage", "UntypedStorage") == "accepted")
+        #expect(TorchGlobal(PickleGlobal(module: "torch.storage", name: "UntypedStorage")) == .storageClass(.uint8))
         #expect(refusal("torch", "NotAStorage").contains("not in the allowlist"))
     }
 

@@ -92,7 +92,9 @@ enum TorchGlobal: Equatable {
         case ("torch", "Tensor"), ("torch._tensor", "Tensor"): self = .tensorClass
         case ("torch", "Size"): self = .size
         case ("torch", "device"): self = .device
-        case ("torch", "UntypedStorage"): self = .storageClass(.uint8)
+        // torch.storage.UntypedStorage is how torch pickles the class (its module); torch.UntypedStorage is
+        // the same class by its public name.
+        case ("torch", "UntypedStorage"), ("torch.storage", "UntypedStorage"): self = .storageClass(.uint8)
         case ("torch", let name), ("torch.cuda", let name):
             if name.hasSuffix("Storage"), let dt = DType(legacyClassName: name) {
                 self = .storageClass(dt)
@@ -121,10 +123,14 @@ enum NotReadYet {
     /// What `module.name` is, when torch's safe loader accepts it and pth2swt cannot read it yet.
     static func feature(module: String, name: String) -> String? {
         switch (module, name) {
-        case ("torch", let n) where n.hasSuffix("Storage"):
+        case ("torch", let n) where n.hasSuffix("Storage"), ("torch.cuda", let n) where n.hasSuffix("Storage"):
             if n.hasPrefix("QInt") || n.hasPrefix("QUInt") { return "quantized tensors (\(n))" }
             if n.hasPrefix("Complex") { return "complex tensors (\(n))" }
             return nil
+        case ("torch.sparse", let n) where n.hasSuffix("Tensor"),
+            ("torch.cuda.sparse", let n) where n.hasSuffix("Tensor"):
+            return "sparse tensors (the legacy class \(module).\(n))"
+        case ("torch.storage", "TypedStorage"): return "storages pickled as TypedStorage objects"
         case ("torch", let n) where quantizationSchemes.contains(n): return "quantized tensors (the qscheme \(n))"
         case ("torch", let n) where laterDTypes.contains(n): return "tensors of dtype \(n)"
         case ("torch._utils", "_rebuild_qtensor"): return "quantized tensors"
@@ -150,7 +156,8 @@ enum NotReadYet {
         var names: Set<String> = [
             "complex32", "chalf", "complex64", "cfloat", "complex128", "cdouble", "uint16", "uint32", "uint64",
             "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "qint8",
-            "quint8", "qint32", "quint4x2", "quint2x4",
+            "quint8", "qint32", "quint4x2", "quint2x4", "bits8", "bits16", "bits1x8", "bits2x4", "bits4x2",
+            "float4_e2m1fn_x2",
         ]
         for k in 1...7 { names.formUnion(["int\(k)", "uint\(k)"]) }
         return names
