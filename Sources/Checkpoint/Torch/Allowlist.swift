@@ -1,9 +1,12 @@
 import Tensors
 
-/// The globals a checkpoint may name: those of `torch._weights_only_unpickler._get_allowed_globals`
-/// (torch 1.13 and 2.x), every tensor rebuild function `torch.load` has accepted since 0.3, and the
-/// numpy constructors of plain arrays and scalars. Each is plain data: none can reach code. Every
-/// other global is refused with its name and offset (or, with `LoadOptions.stubClasses`, recorded).
+/// The globals a checkpoint may name. Every global of torch's `weights_only` unpickler (1.13 to the
+/// main branch) is either read here or, when pth2swt does not read it yet, refused by name
+/// (`NotReadYet`, and the `.unsupported` rebuild functions). Beyond torch's list, this reads every
+/// tensor rebuild function `torch.load` has accepted since 0.3, the numpy constructors of plain arrays
+/// and scalars, and the builtins and copyreg forms older writers used. Each is plain data: none can
+/// reach code. Every other global is refused with its name and offset (or, with
+/// `LoadOptions.stubClasses`, recorded).
 ///
 /// Rebuild functions by the release that introduced them (torch/_utils.py unless noted; releases
 /// from the code of 1.5.0 and 2.2.2 and from the pull requests that added the rest):
