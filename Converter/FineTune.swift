@@ -34,16 +34,16 @@ struct DataOptions: ParsableArguments {
 
     /// (train, test) with `classes` classes: see `DataSelection`.
     func load(classes: Int?, seed: UInt64) throws -> (train: any ImageDataset, test: any ImageDataset, kind: String) {
-        let s = try DataSelection(path: data, perClass: perClass, validationSplit: valSplit).load(
-            classes: classes, seed: seed)
+        let s = try selection.load(classes: classes, seed: seed)
         return (s.train, s.test, s.kind)
     }
 
     /// Only the test split (the train split's IDX files are not read); `asked` says where `classes` came from.
     func loadTest(classes: Int?, seed: UInt64, asked: String) throws -> (test: any ImageDataset, kind: String) {
-        try DataSelection(path: data, perClass: perClass, validationSplit: valSplit).loadTest(
-            classes: classes, seed: seed, asked: asked)
+        try selection.loadTest(classes: classes, seed: seed, asked: asked)
     }
+
+    var selection: DataSelection { DataSelection(path: data, perClass: perClass, validationSplit: valSplit) }
 }
 
 /// Progress on stderr: on a terminal one line redrawn in place (5 times a second); into a file or pipe
@@ -292,10 +292,9 @@ struct FineTune: ParsableCommand, Cooperative {
         // Stages are checked against the network in run(); the backbone spelling is known here.
         let frozenAll = freeze == "backbone"
         guard bn == "eval" || bn == "train" else { throw ValidationError("--bn \(bn): eval or train") }
-        for (flag, value) in [
-            ("--lr", lr), ("--backbone-lr", backboneLR), ("--head-lr-mult", headLRMult), ("--momentum", momentum),
-            ("--dampening", dampening), ("--eps", eps), ("--weight-decay", weightDecay),
-            ("--l2sp-alpha", l2spAlpha), ("--l2sp-beta", l2spBeta), ("--val-split", dataOptions.valSplit),
+        let signed = nonNegativeNumbers
+        for (flag, value) in signed.prefix(5) + [("--eps", eps)] + signed.dropFirst(5) + [
+            ("--val-split", dataOptions.valSplit)
         ] {
             try Bounds.finite(flag, value)
         }
@@ -344,11 +343,7 @@ struct FineTune: ParsableCommand, Cooperative {
         guard rates.head.isFinite, rates.backbone.isFinite else {
             throw ValidationError("the learning rates (head \(rates.head), backbone \(rates.backbone)) must be finite")
         }
-        for (flag, value) in [
-            ("--lr", lr), ("--backbone-lr", backboneLR), ("--head-lr-mult", headLRMult), ("--momentum", momentum),
-            ("--dampening", dampening), ("--weight-decay", weightDecay), ("--l2sp-alpha", l2spAlpha),
-            ("--l2sp-beta", l2spBeta),
-        ] {
+        for (flag, value) in signed {
             if let value, value < 0 { throw ValidationError("\(flag) \(value): must be ≥ 0") }
         }
         guard rates.head >= 0, rates.backbone >= 0 else {
@@ -359,6 +354,15 @@ struct FineTune: ParsableCommand, Cooperative {
         }
         _ = try Self.lrSchedule(schedule, warmup: warmup, epochs: epochs)
         if let out, OutputKind(path: out) == nil { throw ValidationError("--out must end in \(OutputKind.extensions)") }
+    }
+
+    /// The hyperparameters that must be finite and ≥ 0, by flag (nil: not given).
+    var nonNegativeNumbers: [(String, Double?)] {
+        [
+            ("--lr", lr), ("--backbone-lr", backboneLR), ("--head-lr-mult", headLRMult), ("--momentum", momentum),
+            ("--dampening", dampening), ("--weight-decay", weightDecay), ("--l2sp-alpha", l2spAlpha),
+            ("--l2sp-beta", l2spBeta),
+        ]
     }
 
     static func resumePath(_ out: String) -> String {

@@ -57,10 +57,9 @@ struct Predict: ParsableCommand, Cooperative {
     }
 
     func run() throws {
-        let failures: Int
         let output = PredictionPrinter(json: json)
         do {
-            failures = try classify(output)
+            try classify(output)
             output.finish()
         } catch {
             // Results already printed stay valid: the array closes, the error its last element.
@@ -77,19 +76,19 @@ struct Predict: ParsableCommand, Cooperative {
             if let e = error as? ValidationError { throw e }
             throw fail(error, json: json)
         }
-        if failures > 0 {
+        if output.failures > 0 {
             var err = StandardError()
             let total = output.inputs
             print(
-                "error: \(failures) of \(total) input\(total == 1 ? "" : "s") could not be classified (listed above)",
+                "error: \(output.failures) of \(total) input\(total == 1 ? "" : "s") could not be classified (listed above)",
                 to: &err)
             throw ExitCode(1)
         }
     }
 
-    /// Classifies every input, a batch at a time, printing each result as it comes; returns how many
-    /// inputs failed (each reported where its result would be).
-    func classify(_ output: PredictionPrinter) throws -> Int {
+    /// Classifies every input, a batch at a time, printing each result as it comes (an input that fails
+    /// is reported where its result would be, and counted by `output`).
+    func classify(_ output: PredictionPrinter) throws {
         // The input array is checked before the weights are read: a bad one fails fast.
         let array = try input.map { path in
             let array = try NPYArray(path: path)
@@ -112,7 +111,6 @@ struct Predict: ParsableCommand, Cooperative {
         net.threads = threads
         net.useWinograd = !direct
         let classes = net.classes
-        var failures = 0
 
         /// Runs one batch and prints its rows, in input order with the inputs that failed before it
         /// (`failed`: index in the batch's order → message); a row whose logits are not finite is a failure.
@@ -143,7 +141,6 @@ struct Predict: ParsableCommand, Cooperative {
                 flushFailures(upTo: r)
                 let row = logits[(r * classes)..<((r + 1) * classes)]
                 guard row.allSatisfy({ $0.isFinite }) else {
-                    failures += 1
                     output.failure(
                         name, "the network's output is NaN or infinite (do the weights hold NaN or infinite values?)")
                     continue
@@ -177,7 +174,6 @@ struct Predict: ParsableCommand, Cooperative {
                     batch += try transform.tensor(from: path)
                     sources.append(path)
                 } catch {
-                    failures += 1
                     failed.append((sources.count, path, "\(error)"))
                 }
                 if sources.count == batchSize || k == images.count - 1 {
@@ -194,7 +190,6 @@ struct Predict: ParsableCommand, Cooperative {
                 }
             }
         }
-        return failures
     }
 }
 
@@ -205,6 +200,8 @@ final class PredictionPrinter {
     private var count = 0
     /// Inputs reported so far, classified or not.
     private(set) var inputs = 0
+    /// Inputs reported as not classified.
+    private(set) var failures = 0
 
     init(json: Bool) { self.json = json }
 
@@ -240,7 +237,10 @@ final class PredictionPrinter {
 
     /// An input that could not be classified (or, with no source, the error that ended the run).
     func failure(_ source: String?, _ message: String) {
-        if source != nil { inputs += 1 }
+        if source != nil {
+            inputs += 1
+            failures += 1
+        }
         if json {
             element(.object((source.map { [("source", JSON.string($0))] } ?? []) + [("error", .string(message))]))
         } else if let source {

@@ -37,6 +37,15 @@ struct HostileUseTests {
         SHA256Hex.of([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
     }
 
+    /// Copies the `.swt` at `source` to `destination`, with `change` applied to its bytes; `change` is
+    /// given the range of the data region (after the header).
+    static func copy(_ source: String, to destination: String, change: (inout [UInt8], Range<Int>) -> Void) throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: source)))
+        let headerLength = bytes.withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self).littleEndian) }
+        change(&bytes, (8 + headerLength)..<bytes.count)
+        try Data(bytes).write(to: URL(fileURLWithPath: destination))
+    }
+
     /// Expects a clean failure: the exit status, no signal, and the message in stderr or stdout.
     func expectError(
         _ r: Tool.Outcome, status: Int32 = 1, _ text: String, sourceLocation: SourceLocation = #_sourceLocation
@@ -101,10 +110,10 @@ struct HostileUseTests {
         let trained = try Self.trained.get()
         let dir = try Scratch("flipped")
         let bad = dir.file("bad.resume.swt")
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: trained + "/model.resume.swt")))
-        let headerLength = bytes.withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self).littleEndian) }
-        for i in 0..<4 { bytes[8 + headerLength + 4096 + i] = [0xFF, 0xFF, 0xFF, 0x7F][i] }  // a NaN inside a tensor
-        try Data(bytes).write(to: URL(fileURLWithPath: bad))
+        try Self.copy(trained + "/model.resume.swt", to: bad) { bytes, data in
+            // A NaN inside a tensor.
+            bytes.replaceSubrange((data.lowerBound + 4096)..<(data.lowerBound + 4100), with: [0xFF, 0xFF, 0xFF, 0x7F])
+        }
         let r = try Tool.run(
             ["finetune", "--resume", bad] + Self.small + ["--epochs", "2", "--out", dir.file("out.swt")])
         expectError(r, "the tensor data was changed after the file was written")
@@ -312,13 +321,12 @@ struct HostileUseTests {
         let trained = try Self.trained.get()
         let dir = try Scratch("nan-model")
         let path = dir.file("nan.swt")
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: trained + "/model.swt")))
-        let headerLength = bytes.withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self).littleEndian) }
-        // Every float of the data region NaN: whatever tensor comes first, the output is NaN.
-        for i in stride(from: 8 + headerLength, to: bytes.count - 3, by: 4) {
-            bytes.replaceSubrange(i..<(i + 4), with: [0, 0, 0xC0, 0x7F])
+        try Self.copy(trained + "/model.swt", to: path) { bytes, data in
+            // Every float of the data region NaN: whatever tensor comes first, the output is NaN.
+            for i in stride(from: data.lowerBound, to: data.upperBound - 3, by: 4) {
+                bytes.replaceSubrange(i..<(i + 4), with: [0, 0, 0xC0, 0x7F])
+            }
         }
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
         let npy = dir.file("x.npy")
         try NPY.float32(shape: [2, 3, 32, 32], values: [Float](repeating: 0.5, count: 2 * 3 * 32 * 32)).write(
             to: URL(fileURLWithPath: npy))

@@ -24,10 +24,7 @@ final class OutputFile {
     /// `path` already exists, the new file gets its permission bits (a replaced output keeps its mode).
     init(path: String) throws {
         self.path = path
-        let slash = path.lastIndex(of: "/")
-        let dir = slash.map { String(path[...$0]) } ?? ""
-        let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        temporaryPath = "\(dir).\(base).partial-\(getpid())"
+        temporaryPath = Self.hiddenSibling(of: path, suffix: ".partial-\(getpid())").path
         registration = TemporaryFileRegistration(path: temporaryPath)
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
@@ -40,6 +37,14 @@ final class OutputFile {
         if stat(path, &existing) == 0, (existing.st_mode & S_IFMT) == S_IFREG {
             _ = fchmod(fd, existing.st_mode & 0o7777)
         }
+    }
+
+    /// `.<name><suffix>` in `path`'s directory, and that directory as written in `path` ("" for none).
+    static func hiddenSibling(of path: String, suffix: String) -> (path: String, directory: String) {
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { String(path[...$0]) } ?? ""
+        let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        return ("\(dir).\(base)\(suffix)", dir)
     }
 
     deinit {

@@ -49,10 +49,7 @@ public enum OutputGuard {
     /// Thrown (`.io`) when a file cannot be created in `path`'s directory (it does not exist, is not a
     /// directory, or is not writable): found by creating and removing a probe file there.
     public static func checkWritable(_ output: Named) throws {
-        let slash = output.path.lastIndex(of: "/")
-        let dir = slash.map { String(output.path[...$0]) } ?? ""
-        let base = slash.map { String(output.path[output.path.index(after: $0)...]) } ?? output.path
-        let probe = "\(dir).\(base).probe-\(getpid())"
+        let (probe, dir) = OutputFile.hiddenSibling(of: output.path, suffix: ".probe-\(getpid())")
         // A signal between open and unlink removes the probe too.
         let registration = TemporaryFileRegistration(path: probe)
         defer { registration.end() }
