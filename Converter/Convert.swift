@@ -16,6 +16,15 @@ struct Convert: ParsableCommand, Cooperative {
               .swt, .safetensors   safetensors' layout, data 64-byte aligned
               .pth, .pt            torch.save's zip format; views keep sharing storage
 
+            Quantized tensors (qint8, quint8, …) go into a .swt as their integers, one per element, with \
+            NAME.scale and NAME.zero_point beside them and the dtype, qscheme and axis in the header \
+            (pth2swt.quantized); --dequantize writes float32 values equal to torch's dequantize() instead, \
+            to either output. Sparse tensors go into a .swt as dense values, or with --keep-sparse as their \
+            components (NAME.indices, NAME.values, …); a .pth keeps them sparse. complex128 goes into a \
+            .swt as float64 pairs (a trailing dimension of 2), named in pth2swt.dtypes. Tensors saved \
+            without values (meta tensors) have nothing to write: a .pth keeps them as meta tensors, a .swt \
+            refuses them unless --skip-meta leaves them out.
+
             A .swt header's __metadata__ records the source file's name, size, sha256 and format, and \
             the checkpoint's non-tensor values (epoch, …) as JSON. A .pth holds the state dict's tensors \
             (and torch's _metadata); torch.load(f, weights_only=True) reads it. Values that a target \
@@ -57,6 +66,15 @@ struct Convert: ParsableCommand, Cooperative {
 
     @Option(help: "Drop tensors whose names match this shell pattern (repeatable).")
     var exclude: [String] = []
+
+    @Flag(help: "Write quantized tensors as float32 values equal to torch's dequantize().")
+    var dequantize = false
+
+    @Flag(name: .customLong("keep-sparse"), help: "Write sparse tensors to a .swt as their components, not dense.")
+    var keepSparse = false
+
+    @Flag(name: .customLong("skip-meta"), help: "Leave tensors saved without values (meta) out of a .swt.")
+    var skipMeta = false
 
     @Flag(help: "Print one JSON object describing the result instead of text.")
     var json = false
@@ -116,11 +134,45 @@ struct Convert: ParsableCommand, Cooperative {
                 )
             }
             let values = allTensors ? [] : otherValues(ckpt, sd)
+            let kinds = TensorKindOptions(dequantize: dequantize, keepSparse: keepSparse, skipWithoutData: skipMeta)
+            let quantized = sd.tensors.filter { $0.tensor.quantization != nil }.map(\.name)
+            let sparse = sd.tensors.filter { $0.tensor.sparse != nil }.map(\.name)
+            let withoutData = sd.tensors.filter { !$0.tensor.hasData }.map(\.name)
+            fields += [
+                ("quantized", .array(quantized.map(JSON.string))), ("sparse", .array(sparse.map(JSON.string))),
+                ("without_data", .array(withoutData.map(JSON.string))),
+            ]
+            func list(_ names: [String]) -> String {
+                names.prefix(6).joined(separator: ", ") + (names.count > 6 ? ", and \(names.count - 6) more" : "")
+            }
+            if !quantized.isEmpty {
+                notes.append(
+                    dequantize
+                        ? "\(quantized.count) quantized tensors written as float32 dequantize() values: \(list(quantized))"
+                        : target == .swt
+                            ? "\(quantized.count) quantized tensors written as integers with NAME.scale and NAME.zero_point (pth2swt.quantized in the header): \(list(quantized))"
+                            : "\(quantized.count) quantized tensors kept quantized: \(list(quantized))")
+            }
+            if !sparse.isEmpty {
+                notes.append(
+                    target == .pth
+                        ? "\(sparse.count) sparse tensors kept sparse: \(list(sparse))"
+                        : keepSparse
+                            ? "\(sparse.count) sparse tensors written as their components (pth2swt.sparse in the header): \(list(sparse))"
+                            : "\(sparse.count) sparse tensors written as dense values: \(list(sparse))")
+            }
+            if !withoutData.isEmpty {
+                notes.append(
+                    target == .pth
+                        ? "\(withoutData.count) tensors without values kept as meta tensors: \(list(withoutData))"
+                        : "\(withoutData.count) tensors without values left out (--skip-meta; listed in the header): \(list(withoutData))"
+                )
+            }
             switch target {
             case .swt:
                 let source = SourceInfo(path: input, bytes: ckpt.fileSize, format: ckpt.format)
                 let report = try SWTWriter.write(
-                    sd, to: output, dtype: dtype?.dtype, values: values, source: source,
+                    sd, to: output, dtype: dtype?.dtype, kinds: kinds, values: values, source: source,
                     converter: "pth2swt \(Version.string)", progress: bar.update)
                 bar.finish()
                 fields += [
@@ -137,7 +189,8 @@ struct Convert: ParsableCommand, Cooperative {
                     )
                 }
             case .pth:
-                let report = try PTHWriter.write(sd, to: output, dtype: dtype?.dtype, progress: bar.update)
+                let report = try PTHWriter.write(
+                    dequantize ? try sd.dequantized() : sd, to: output, dtype: dtype?.dtype, progress: bar.update)
                 bar.finish()
                 let dropped = values.map(\.name)
                 fields += [

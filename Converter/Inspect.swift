@@ -108,17 +108,53 @@ struct Inspect: ParsableCommand {
 
     func report(_ ckpt: Checkpoint, _ sd: StateDict) -> JSON {
         let tensors: [JSON] = sd.tensors.map { name, t in
-            .object([
-                ("name", .string(name)),
-                ("dtype", .string(t.dtype.rawValue)),
-                ("shape", .array(t.shape.map { .int($0) })),
-                ("strides", .array(t.strides.map { .int($0) })),
-                ("storage_offset", .int(t.storageOffset)),
-                ("storage", .string(t.storage.base.key)),
-                ("bytes", .int(t.byteCount)),
-                ("requires_grad", .bool(t.requiresGrad)),
-                ("parameter", .bool(t.isParameter)),
-            ])
+            var kind: [(String, JSON)] = []
+            if let q = t.quantization {
+                var fields: [(String, JSON)] = [("qscheme", .string(q.effectiveScheme.rawValue))]
+                switch q.parameters {
+                case .perTensor(let scale, let zeroPoint):
+                    fields += [("scale", .double(scale)), ("zero_point", .int(Int(zeroPoint)))]
+                case .perChannel(let scales, let zeros, let axis):
+                    fields += [
+                        ("axis", .int(axis)), ("scales", .int(scales.count)),
+                        ("scales_dtype", .string(scales.dtype.rawValue)),
+                        ("zero_points_dtype", .string(zeros.dtype.rawValue)),
+                    ]
+                }
+                kind.append(("quantization", .object(fields)))
+            }
+            if let s = t.sparse {
+                kind.append(
+                    (
+                        "sparse",
+                        .object(
+                            [("layout", .string(s.layout.rawValue)), ("nnz", .int(s.nnz))]
+                                + s.components.map { c in
+                                    (
+                                        c.name,
+                                        .object([
+                                            ("dtype", .string(c.tensor.dtype.rawValue)),
+                                            ("shape", .array(c.tensor.shape.map { .int($0) })),
+                                        ])
+                                    )
+                                })
+                    ))
+            }
+            if let absent = t.storage.source as? AbsentBytes {
+                kind += [("has_data", .bool(false)), ("without_data", .string(absent.what))]
+            }
+            return .object(
+                [
+                    ("name", .string(name)),
+                    ("dtype", .string(t.dtype.rawValue)),
+                    ("shape", .array(t.shape.map { .int($0) })),
+                    ("strides", .array(t.strides.map { .int($0) })),
+                    ("storage_offset", .int(t.storageOffset)),
+                    ("storage", .string(t.storage.base.key)),
+                    ("bytes", .int(t.byteCount)),
+                    ("requires_grad", .bool(t.requiresGrad)),
+                    ("parameter", .bool(t.isParameter)),
+                ] + kind)
         }
         let values: [(String, JSON)] = otherValues(ckpt, sd).map { ($0.name, $0.value.reportJSON) }
         return .object([
@@ -217,13 +253,18 @@ struct Inspect: ParsableCommand {
             "state dict \(place)\(kind): \(sd.count) tensors, \(group(elements)) elements, \(bytes(sd.tensorBytes)) in \(Set(sd.tensors.map { ObjectIdentifier($0.tensor.storage.base) }).count) storages\(sd.metadata != nil ? ", with _metadata" : "")"
         )
         print("")
-        let rows = sd.tensors.map { name, t in
+        // A "kind" column appears when some tensor is quantized, sparse or without values.
+        let kinds = sd.tensors.map { $0.tensor.kindSummary }
+        let showKind = kinds.contains { $0 != nil }
+        let rows = zip(sd.tensors, kinds).map { entry, kind in
             [
-                name, t.dtype.rawValue, "[\(t.shape.map(String.init).joined(separator: ", "))]",
-                "[\(t.strides.map(String.init).joined(separator: ", "))]", String(t.storageOffset),
-            ]
+                entry.name, entry.tensor.dtype.rawValue,
+                "[\(entry.tensor.shape.map(String.init).joined(separator: ", "))]",
+                "[\(entry.tensor.strides.map(String.init).joined(separator: ", "))]",
+                String(entry.tensor.storageOffset),
+            ] + (showKind ? [kind ?? ""] : [])
         }
-        let header = ["name", "dtype", "shape", "strides", "offset"]
+        let header = ["name", "dtype", "shape", "strides", "offset"] + (showKind ? ["kind"] : [])
         let widths = (0..<header.count).map { c in ([header] + rows).map { $0[c].count }.max() ?? 0 }
         for row in [header] + rows {
             print(zip(row, widths).map { $0.padding($1) }.joined(separator: "  ").trailingTrimmed)

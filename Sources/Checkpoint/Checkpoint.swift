@@ -171,7 +171,9 @@ public final class Checkpoint: Sendable {
         while let (v, name) = pending.popLast() {
             switch v {
             case .tensor(let t):
-                let (sum, o) = total.addingReportingOverflow(t.byteCount)
+                // A tensor saved without values is never read; a sparse one counts its dense values, which
+                // writers and readers expand.
+                let (sum, o) = total.addingReportingOverflow(t.hasData ? t.byteCount : 0)
                 guard !o, sum <= cap else {
                     throw CheckpointError(
                         .limitExceeded(

@@ -6,12 +6,13 @@
 /// - float64 → float16 / bfloat16 goes through float32, as `Tensor.half()` on a double tensor does.
 /// - Everything else is exact or IEEE round-to-nearest (float64 → float32).
 public enum Cast {
-    /// Converts `count` little-endian elements of `from` at `src` to `to` at `dst`. Both must be
-    /// floating dtypes.
+    /// Converts `count` little-endian elements of `from` at `src` to `to` at `dst`. `to` must be a
+    /// floating dtype; `from` a floating or float8 dtype (float8 values are exact in float32, so the
+    /// result is rounded once).
     public static func floats(
         _ from: DType, _ src: UnsafeRawPointer, to: DType, _ dst: UnsafeMutableRawPointer, count: Int
     ) {
-        precondition(from.isFloatingPoint && to.isFloatingPoint, "Cast.floats takes floating dtypes")
+        precondition((from.isFloatingPoint || from.isFloat8) && to.isFloatingPoint, "Cast.floats takes floating dtypes")
         if from == to {
             dst.copyMemory(from: src, byteCount: count * from.itemSize)
             return
@@ -45,7 +46,9 @@ public enum Cast {
         case .float16: Float(Float16(bitPattern: UInt16(littleEndian: (p + i * 2).loadUnaligned(as: UInt16.self))))
         case .bfloat16:
             Float(bitPattern: UInt32(UInt16(littleEndian: (p + i * 2).loadUnaligned(as: UInt16.self))) << 16)
-        default: preconditionFailure("not a float32/16 dtype: \(dtype)")
+        case .float8_e4m3fn, .float8_e5m2, .float8_e4m3fnuz, .float8_e5m2fnuz, .float8_e8m0fnu:
+            Float8.value(p.load(fromByteOffset: i, as: UInt8.self), dtype)
+        default: preconditionFailure("not a float32/16 or float8 dtype: \(dtype)")
         }
     }
 
@@ -82,6 +85,9 @@ extension Tensor {
     public func contiguousBytes(as dtype: DType) throws -> [UInt8] {
         let raw = try contiguousBytes()
         guard dtype != self.dtype else { return raw }
+        guard (self.dtype.isFloatingPoint || self.dtype.isFloat8) && dtype.isFloatingPoint else {
+            throw TensorError.notReal(self.dtype)
+        }
         return [UInt8](unsafeUninitializedCapacity: count * dtype.itemSize) { out, n in
             raw.withUnsafeBytes { src in
                 if count > 0 {

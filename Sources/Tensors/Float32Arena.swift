@@ -86,6 +86,7 @@ public final class Float32Arena: @unchecked Sendable {
 extension Tensor {
     /// Writes the elements as Float32 in row-major order to `dst` (room for `count` floats).
     public func writeFloat32(into dst: UnsafeMutablePointer<Float>) throws {
+        guard dtype.isReal else { throw TensorError.notReal(dtype) }
         let raw = try storage.bytes()
         var written = 0
         forEachRun { start, length, step in

@@ -41,7 +41,7 @@ public struct StateDict: Sendable {
     public var storageBytes: Int {
         var seen = Set<ObjectIdentifier>()
         var total = 0
-        for t in storage where seen.insert(ObjectIdentifier(t.storage.base)).inserted {
+        for t in storage where t.hasData && seen.insert(ObjectIdentifier(t.storage.base)).inserted {
             total += t.storage.base.byteCount
         }
         return total

@@ -15,6 +15,12 @@ public struct Tensor: Sendable {
     public var requiresGrad: Bool
     /// Whether the checkpoint wrapped this tensor in `torch.nn.Parameter`.
     public var isParameter: Bool
+    /// What the stored integers mean, for a quantized dtype (`qint8`, …): set by the reader, checked
+    /// against the shape by `Quantization.check(shape:)`.
+    public var quantization: Quantization?
+    /// For a sparse tensor, its layout and components. The tensor itself then views the dense values,
+    /// which are computed from the components on first read.
+    public var sparse: SparseParts?
 
     public var dtype: DType { storage.dtype }
     public var rank: Int { shape.count }
@@ -33,7 +39,21 @@ public struct Tensor: Sendable {
         guard !count.multipliedReportingOverflow(by: storage.dtype.itemSize).overflow else {
             throw TensorError.elementCountOverflow(shape + [storage.dtype.itemSize])
         }
-        if count > 0 {
+        let per = storage.dtype.valuesPerElement
+        if per > 1 {
+            // Packed values (quint4x2, quint2x4) are read as whole bytes: only a contiguous view that
+            // starts on a byte can be.
+            let strides0 = Tensor.contiguousStrides(shape)
+            let contiguous = zip(zip(shape, strides), strides0).allSatisfy { $0.0.0 == 1 || $0.0.1 == $0.1 }
+            let bytes = count / per + (count % per == 0 ? 0 : 1)
+            guard contiguous, storageOffset % per == 0, storageOffset / per <= storage.count,
+                bytes <= storage.count - storageOffset / per
+            else {
+                throw TensorError.packedView(
+                    dtype: storage.dtype, shape: shape, strides: strides, offset: storageOffset,
+                    storageBytes: storage.count)
+            }
+        } else if count > 0 {
             var last = storageOffset
             for (size, stride) in zip(shape, strides) {
                 let (step, o1) = (size - 1).multipliedReportingOverflow(by: stride)
@@ -56,6 +76,8 @@ public struct Tensor: Sendable {
         self.count = count
         self.requiresGrad = requiresGrad
         self.isParameter = isParameter
+        self.quantization = nil
+        self.sparse = nil
     }
 
     /// The product of `dims`, or a typed error when it overflows.
@@ -92,7 +114,16 @@ public struct Tensor: Sendable {
         return true
     }
 
-    public var byteCount: Int { count * dtype.itemSize }
+    /// Bytes of the elements in row-major order: `count × itemSize`, or for the packed quantized types
+    /// the whole bytes the values fill.
+    public var byteCount: Int {
+        let per = dtype.valuesPerElement
+        return per == 1 ? count * dtype.itemSize : (count + per - 1) / per
+    }
+
+    /// False for a tensor saved without values (a meta tensor, a wrapper subclass): its shape, strides
+    /// and dtype are known, and reading its elements throws `TensorError.noData`.
+    public var hasData: Bool { !(storage.source is AbsentBytes) }
 }
 
 // MARK: - Materialising
@@ -102,6 +133,11 @@ extension Tensor {
     public func contiguousBytes() throws -> [UInt8] {
         let raw = try storage.bytes()
         let size = dtype.itemSize
+        if dtype.valuesPerElement > 1 {
+            // Checked at construction: contiguous, starting on a byte, inside the storage.
+            let start = storageOffset / dtype.valuesPerElement
+            return Array(raw[start..<(start + byteCount)])
+        }
         return [UInt8](unsafeUninitializedCapacity: byteCount) { out, initialized in
             let dst = UnsafeMutableRawPointer(out.baseAddress!)
             var written = 0
@@ -122,7 +158,8 @@ extension Tensor {
 
     /// The elements converted to Float32 in row-major order (a new array).
     public func float32() throws -> [Float] {
-        try [Float](unsafeUninitializedCapacity: count) { out, initialized in
+        guard dtype.isReal else { throw TensorError.notReal(dtype) }
+        return try [Float](unsafeUninitializedCapacity: count) { out, initialized in
             if count > 0 { try writeFloat32(into: out.baseAddress!) }
             initialized = count
         }
@@ -145,6 +182,7 @@ extension Tensor {
     /// The element-by-element reference for `float32()`: one index computation per element, no runs.
     /// Tests compare the two.
     func float32Reference() throws -> [Float] {
+        guard dtype.isReal else { throw TensorError.notReal(dtype) }
         let raw = try storage.bytes()
         var out = [Float]()
         out.reserveCapacity(count)
@@ -231,6 +269,13 @@ enum Conversion {
             case .int8: v = Float(p.load(as: Int8.self))
             case .uint8: v = Float(p.load(as: UInt8.self))
             case .bool: v = p.load(as: UInt8.self) != 0 ? 1 : 0
+            case .uint16: v = Float(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
+            case .uint32: v = Float(UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
+            case .uint64: v = Float(UInt64(littleEndian: p.loadUnaligned(as: UInt64.self)))
+            case .float8_e4m3fn, .float8_e5m2, .float8_e4m3fnuz, .float8_e5m2fnuz, .float8_e8m0fnu:
+                v = Float8.value(p.load(as: UInt8.self), dtype)
+            case .complex32, .complex64, .complex128, .qint8, .quint8, .qint32, .quint4x2, .quint2x4:
+                preconditionFailure("not a real dtype: \(dtype); callers check DType.isReal")
             }
             dst[i] = v
             p += advance

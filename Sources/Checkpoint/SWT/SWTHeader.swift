@@ -13,8 +13,10 @@ import Tensors
 /// tensor on a multiple of its element size; readers accept any layout that is tight (no holes, no
 /// overlaps) as safetensors itself requires.
 public enum SWT {
-    /// safetensors' dtype spellings.
-    public static func name(of dtype: DType) -> String {
+    /// safetensors' dtype spellings (safetensors 0.8), or nil for a dtype it has none for: complex32 and
+    /// complex128 are written through `standIn(for:)`, quantized types as their integers (see
+    /// `SafetensorsPlan`).
+    public static func name(of dtype: DType) -> String? {
         switch dtype {
         case .float32: "F32"
         case .float64: "F64"
@@ -26,11 +28,32 @@ public enum SWT {
         case .int8: "I8"
         case .uint8: "U8"
         case .bool: "BOOL"
+        case .uint16: "U16"
+        case .uint32: "U32"
+        case .uint64: "U64"
+        case .complex64: "C64"
+        case .float8_e4m3fn: "F8_E4M3"
+        case .float8_e5m2: "F8_E5M2"
+        case .float8_e4m3fnuz: "F8_E4M3FNUZ"
+        case .float8_e5m2fnuz: "F8_E5M2FNUZ"
+        case .float8_e8m0fnu: "F8_E8M0"
+        case .complex32, .complex128, .qint8, .quint8, .qint32, .quint4x2, .quint2x4: nil
         }
     }
 
     public static func dtype(named name: String) -> DType? {
         DType.allCases.first { SWT.name(of: $0) == name }
+    }
+
+    /// The dtype a complex type without a safetensors name is stored as, with a trailing dimension of 2
+    /// (real, imaginary): float64 for complex128, float16 for complex32. `MetadataKey.dtypes` records
+    /// the real dtype, and pth2swt reads it back.
+    public static func standIn(for dtype: DType) -> DType? {
+        switch dtype {
+        case .complex128: .float64
+        case .complex32: .float16
+        default: nil
+        }
     }
 
     /// The data region starts on this boundary, and so does every tensor the layout can align.
@@ -58,6 +81,16 @@ public enum SWT {
         /// SHA-256 of the data region (every byte after the header, in file order), 64 lowercase hex
         /// digits: `Checkpoint.checkDataDigest()` and `inspect --check` compare it with the bytes.
         public static let dataSHA256 = "pth2swt.data_sha256"
+        /// JSON object: tensor name → torch dtype, for tensors stored through `SWT.standIn(for:)`.
+        public static let dtypes = "pth2swt.dtypes"
+        /// JSON object: tensor name → {"dtype", "qscheme"[, "axis"]}, for quantized tensors written as
+        /// their integers beside `NAME.scale` and `NAME.zero_point`.
+        public static let quantized = "pth2swt.quantized"
+        /// JSON object: tensor name → {"layout", "shape"}, for sparse tensors written as their components
+        /// (`NAME.indices`, `NAME.values`, …).
+        public static let sparse = "pth2swt.sparse"
+        /// JSON list of tensors saved without values (meta, wrapper subclasses) that were left out.
+        public static let withoutData = "pth2swt.tensors_without_data"
     }
 }
 
@@ -113,7 +146,7 @@ public enum SWTHeaderError: Error, Equatable, Sendable, CustomStringConvertible 
         case .badMetadata(let s): "__metadata__ \(s)"
         case .badEntry(let n, let r): "entry '\(n)': \(r)"
         case .unknownDType(let n, let d):
-            "entry '\(n)': unknown dtype '\(d)' (known: \(DType.allCases.map(SWT.name(of:)).joined(separator: ", ")))"
+            "entry '\(n)': unknown dtype '\(d)' (known: \(DType.allCases.compactMap(SWT.name(of:)).joined(separator: ", ")))"
         case .badShape(let n, let s): "entry '\(n)': shape \(s) has a negative dimension or too many elements"
         case .sizeMismatch(let n, let want, let b, let e):
             "entry '\(n)': data_offsets [\(b), \(e)] hold \(e - b) bytes but dtype and shape need \(want)"

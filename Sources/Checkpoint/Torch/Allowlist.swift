@@ -21,7 +21,10 @@ import Tensors
 ///   1.10   `_rebuild_from_type_v2(func, new_type, args, state)` (torch/_tensor.py)
 ///   2.0    `_rebuild_tensor_v2`'s `metadata`; `_rebuild_parameter_with_state(…, state)`
 ///   2.2    `_rebuild_tensor_v3(…, dtype[, metadata])`
-/// Sparse, quantized, nested, meta and wrapper-subclass tensors are named and refused.
+/// and, for quantized, sparse, meta and wrapper-subclass tensors, `_rebuild_qtensor`,
+/// `_rebuild_sparse_tensor`, `_rebuild_sparse_csr_tensor`, `_rebuild_meta_tensor_no_storage` and
+/// `_rebuild_wrapper_subclass` (TorchKinds.swift).
+/// Nested tensors are named and refused.
 enum TorchGlobal: Equatable {
     case orderedDict
     case dict  // builtins.dict(iterable of pairs)
@@ -54,7 +57,16 @@ enum TorchGlobal: Equatable {
     case numpyFromBuffer  // numpy.core.numeric._frombuffer(bytes, dtype, shape, order): protocol 5
     case jitList  // torch.jit._pickle.build_intlist … : TorchScript archives only
     case jitTypeTag  // torch.jit._pickle.restore_type_tag(value, type): TorchScript only
-    /// Allowed by torch but naming a feature we do not read (sparse, quantized, meta tensors).
+    case rebuildQTensor  // _rebuild_qtensor(storage, offset, size, stride, quantizer_params, requires_grad, hooks)
+    case rebuildSparse  // _rebuild_sparse_tensor(layout, data), _rebuild_sparse_csr_tensor(layout, data)
+    case rebuildMeta  // _rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)
+    case rebuildWrapperSubclass  // _rebuild_wrapper_subclass(cls, dtype, size, stride, offset, layout, device, rg)
+    case rebuildFromCPUTensor  // _rebuild_device_tensor_from_cpu_tensor(data, dtype, device, requires_grad)
+    case getLayout  // torch.serialization._get_layout("torch.sparse_coo")
+    case qscheme(Quantization.Scheme)  // torch.per_tensor_affine …
+    case layout(String)  // torch.strided, torch.sparse_coo …: layouts as older pickles name them
+    case counter  // collections.Counter(dict)
+    /// Allowed by torch but naming a feature we do not read (nested tensors).
     case unsupported(String)
 
     init?(_ g: PickleGlobal) {
@@ -86,11 +98,15 @@ enum TorchGlobal: Equatable {
         case ("torch._utils", "_rebuild_tensor_v3"): self = .rebuildTensorV3
         case ("torch._utils", "_rebuild_parameter"): self = .rebuildParameter
         case ("torch._utils", "_rebuild_parameter_with_state"): self = .rebuildParameterWithState
-        case ("torch._utils", "_rebuild_sparse_tensor"), ("torch._utils", "_rebuild_sparse_csr_tensor"),
-            ("torch._utils", "_rebuild_qtensor"), ("torch._utils", "_rebuild_meta_tensor_no_storage"),
-            ("torch._utils", "_rebuild_wrapper_subclass"), ("torch._utils", "_rebuild_nested_tensor"),
-            ("torch.serialization", "_get_layout"):
-            self = .unsupported(g.qualifiedName)
+        case ("torch._utils", "_rebuild_sparse_tensor"), ("torch._utils", "_rebuild_sparse_csr_tensor"):
+            self = .rebuildSparse
+        case ("torch._utils", "_rebuild_qtensor"): self = .rebuildQTensor
+        case ("torch._utils", "_rebuild_meta_tensor_no_storage"): self = .rebuildMeta
+        case ("torch._utils", "_rebuild_wrapper_subclass"): self = .rebuildWrapperSubclass
+        case ("torch._utils", "_rebuild_device_tensor_from_cpu_tensor"): self = .rebuildFromCPUTensor
+        case ("torch.serialization", "_get_layout"): self = .getLayout
+        case ("collections", "Counter"): self = .counter
+        case ("torch._utils", "_rebuild_nested_tensor"): self = .unsupported(g.qualifiedName)
         case ("torch.nn.parameter", "Parameter"): self = .parameter
         case ("torch", "Tensor"), ("torch._tensor", "Tensor"): self = .tensorClass
         case ("torch", "Size"): self = .size
@@ -105,6 +121,10 @@ enum TorchGlobal: Equatable {
                 self = .legacyTensorClass(dt)
             } else if module == "torch", let dt = DType(torchAttribute: name) {
                 self = .dtype(dt)
+            } else if module == "torch", let q = Quantization.Scheme(rawValue: name) {
+                self = .qscheme(q)
+            } else if module == "torch", LayoutObject(name) != nil {
+                self = .layout(name)
             } else {
                 return nil
             }
@@ -126,42 +146,20 @@ enum NotReadYet {
     /// What `module.name` is, when torch's safe loader accepts it and pth2swt cannot read it yet.
     static func feature(module: String, name: String) -> String? {
         switch (module, name) {
-        case ("torch", let n) where n.hasSuffix("Storage"), ("torch.cuda", let n) where n.hasSuffix("Storage"):
-            if n.hasPrefix("QInt") || n.hasPrefix("QUInt") { return "quantized tensors (\(n))" }
-            if n.hasPrefix("Complex") { return "complex tensors (\(n))" }
-            return nil
         case ("torch.sparse", let n) where n.hasSuffix("Tensor"),
             ("torch.cuda.sparse", let n) where n.hasSuffix("Tensor"):
             return "sparse tensors (the legacy class \(module).\(n))"
         case ("torch.storage", "TypedStorage"): return "storages pickled as TypedStorage objects"
-        case ("torch", let n) where quantizationSchemes.contains(n): return "quantized tensors (the qscheme \(n))"
         case ("torch", let n) where laterDTypes.contains(n): return "tensors of dtype \(n)"
-        case ("torch._utils", "_rebuild_qtensor"): return "quantized tensors"
-        case ("torch._utils", "_rebuild_sparse_tensor"), ("torch._utils", "_rebuild_sparse_csr_tensor"),
-            ("torch.serialization", "_get_layout"):
-            return "sparse tensors"
-        case ("torch._utils", "_rebuild_meta_tensor_no_storage"): return "meta tensors (shapes without data)"
-        case ("torch._utils", "_rebuild_wrapper_subclass"): return "wrapper-subclass tensors"
         case ("torch._utils", "_rebuild_nested_tensor"): return "nested tensors"
-        case ("torch._utils", "_rebuild_device_tensor_from_cpu_tensor"): return "device tensors saved from CPU data"
-        case ("collections", "Counter"): return "collections.Counter values"
         default: return nil
         }
     }
 
-    static let quantizationSchemes: Set<String> = [
-        "per_tensor_affine", "per_channel_affine", "per_tensor_symmetric", "per_channel_symmetric",
-        "per_channel_affine_float_qparams",
-    ]
-
-    /// torch's dtypes beyond the ten `DType` reads.
+    /// torch's dtypes that `DType` does not read: bit containers and sub-byte types whose elements
+    /// have no agreed meaning.
     static let laterDTypes: Set<String> = {
-        var names: Set<String> = [
-            "complex32", "chalf", "complex64", "cfloat", "complex128", "cdouble", "uint16", "uint32", "uint64",
-            "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "qint8",
-            "quint8", "qint32", "quint4x2", "quint2x4", "bits8", "bits16", "bits1x8", "bits2x4", "bits4x2",
-            "float4_e2m1fn_x2",
-        ]
+        var names: Set<String> = ["bits8", "bits16", "bits1x8", "bits2x4", "bits4x2", "float4_e2m1fn_x2"]
         for k in 1...7 { names.formUnion(["int\(k)", "uint\(k)"]) }
         return names
     }()

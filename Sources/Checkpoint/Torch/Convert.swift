@@ -73,7 +73,11 @@ extension TorchHost {
             }
             return .dict(out)
         case .global(let g):
-            if case .dtype(let dt)? = TorchGlobal(g) { return .dtype(dt) }
+            switch TorchGlobal(g) {
+            case .dtype(let dt)?: return .dtype(dt)
+            case .qscheme?, .layout?: return .string(g.qualifiedName)
+            default: break
+            }
             if c.stubClasses { return .object(ObjectRecord(kind: .reference, module: g.module, name: g.name)) }
             throw CheckpointError(.refusedCall("the class \(g.qualifiedName) appears as a value, not as data"))
         case .object(let o):
@@ -96,6 +100,7 @@ extension TorchHost {
             }
             return .tensor(tensor)
         case let d as DeviceObject: return .device(d.spelling)
+        case let l as LayoutObject: return .string(l.typeName)
         case let c as ComplexObject: return .complex(real: c.real, imaginary: c.imaginary)
         case let a as NDArrayObject:
             guard let tensor = a.tensor else {

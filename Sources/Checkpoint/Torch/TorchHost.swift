@@ -4,7 +4,7 @@ import Tensors
 final class StorageObject: PickleObject {
     let storage: Storage
     init(_ storage: Storage) { self.storage = storage }
-    var typeName: String { "torch.\(storage.dtype.storageClassName)" }
+    var typeName: String { "torch.\(storage.dtype.storageClassName ?? "UntypedStorage")" }
 }
 
 /// A tensor, or a Parameter whose data BUILD has not yet supplied (legacy NEWOBJ with no arguments).
@@ -52,6 +52,8 @@ final class TorchHost: PickleHost {
     private(set) var stubbed: [PickleGlobal] = []
     private var stubbedSet: Set<PickleGlobal> = []
     let numpyKeys = NumpyKeys()
+    /// Untyped storages seen as a dtype by `_rebuild_tensor_v3`, so that views keep sharing.
+    var retypedStorages: [RetypeKey: Storage] = [:]
 
     init(
         persistentLoad: @escaping (PickleValue) throws -> PickleValue = { pid in
@@ -119,7 +121,7 @@ final class TorchHost: PickleHost {
         try resolvePersistent(pid)
     }
 
-    private func refuse(_ what: String) -> CheckpointError { CheckpointError(.refusedCall(what)) }
+    func refuse(_ what: String) -> CheckpointError { CheckpointError(.refusedCall(what)) }
 
     func call(_ callable: PickleValue, args: [PickleValue]) throws -> PickleValue {
         if case .object(let o) = callable {
@@ -256,7 +258,46 @@ final class TorchHost: PickleHost {
             let im = try args.count > 1 ? number(args[1]) : 0
             return .object(ComplexObject(re, im))
         case .unsupported(let what):
-            throw refuse("\(what): sparse, quantized, nested, meta and wrapper-subclass tensors are not supported")
+            throw refuse("\(what): nested tensors are not read")
+        case .rebuildQTensor:
+            return .object(TensorObject(try rebuildQTensor(name, args), isParameter: false))
+        case .rebuildSparse:
+            return .object(TensorObject(try rebuildSparse(name, args), isParameter: false))
+        case .rebuildMeta:
+            return .object(TensorObject(try rebuildMeta(name, args), isParameter: false))
+        case .rebuildWrapperSubclass:
+            return .object(TensorObject(try rebuildWrapperSubclass(name, args), isParameter: false))
+        case .rebuildFromCPUTensor:
+            // (data, dtype, device, requires_grad): a device tensor saved through its CPU copy.
+            guard args.count == 4, case .object(let o) = args[0], let t = (o as? TensorObject)?.tensor else {
+                throw refuse("\(name) needs (tensor, dtype, device, requires_grad)")
+            }
+            guard case .global(let dg) = args[1], case .dtype(let dt)? = TorchGlobal(dg), dt == t.dtype else {
+                throw refuse("\(name): the dtype \(args[1].typeName) does not match the tensor's \(t.dtype)")
+            }
+            guard case .bool(let rg) = args[3] else { throw refuse("\(name): requires_grad is a \(args[3].typeName)") }
+            var tensor = t
+            tensor.requiresGrad = rg
+            return .object(TensorObject(tensor, isParameter: false))
+        case .getLayout:
+            guard args.count == 1, case .string(let spelling) = args[0] else {
+                throw refuse("\(name) needs one string")
+            }
+            let bare = spelling.hasPrefix("torch.") ? String(spelling.dropFirst(6)) : spelling
+            guard let layout = LayoutObject(bare) else { throw refuse("\(name) of the unknown layout '\(spelling)'") }
+            return .object(layout)
+        case .counter:
+            // Counter(dict): a dict of counts, as collections.Counter.__reduce__ writes it.
+            guard args.count <= 1 else { throw refuse("\(name) takes at most one argument") }
+            let d = PickleDict(keyLimits: keyLimits)
+            if let first = args.first {
+                guard case .dict(let other) = first else { throw refuse("\(name) of a \(first.typeName)") }
+                for (k, v) in zip(other.keys, other.values) {
+                    guard case .int = v else { throw refuse("\(name) with a count that is a \(v.typeName)") }
+                    try d.insert(k, v)
+                }
+            }
+            return .dict(d)
         case .parameter, .variable:
             // 0.4's Parameter.__reduce_ex__: (Parameter, (data, requires_grad)); 0.3's Variable: (cls, (data,)).
             return try makeParameter(g, fn, args)
@@ -324,7 +365,7 @@ final class TorchHost: PickleHost {
         case .jitTypeTag:
             guard args.count == 2 else { throw refuse("\(name) takes 2 arguments") }
             return args[0]
-        case .tensorClass, .legacyTensorClass, .storageClass, .dtype, .object, .numpyNDArray:
+        case .tensorClass, .legacyTensorClass, .storageClass, .dtype, .object, .numpyNDArray, .qscheme, .layout:
             throw refuse("\(name) cannot be called through REDUCE")
         }
     }
@@ -458,8 +499,18 @@ final class TorchHost: PickleHost {
             default: 7...8
             }
         guard counts.contains(args.count) else { throw refuse("\(name) takes \(counts) arguments, got \(args.count)") }
-        guard case .object(let so) = args[0], let storage = (so as? StorageObject)?.storage else {
+        guard case .object(let so) = args[0], var storage = (so as? StorageObject)?.storage else {
             throw refuse("\(name) needs a storage, got a \(args[0].typeName)")
+        }
+        if fn == .rebuildTensorV3, args.count > 6, case .global(let g) = args[6], case .dtype(let dt)? = TorchGlobal(g),
+            dt != storage.dtype, storage.dtype == .uint8
+        {
+            // Current torch saves the dtypes without a typed storage class (uint16, float8, …) as an
+            // untyped storage of bytes and names the dtype here.
+            storage = try retyped(storage, as: dt, name)
+        }
+        guard !storage.dtype.isQuantized else {
+            throw refuse("\(name) on a \(storage.dtype) storage; quantized tensors are rebuilt by _rebuild_qtensor")
         }
         var tensor = try makeTensor(storage, offset: args[1], size: args[2], stride: args[3], name)
         if fn == .rebuildTensor { return tensor }
@@ -478,7 +529,7 @@ final class TorchHost: PickleHost {
         return tensor
     }
 
-    private func makeTensor(
+    func makeTensor(
         _ storage: Storage, offset: PickleValue, size: PickleValue, stride: PickleValue, _ what: String
     ) throws -> Tensor {
         let shape = try ints(size, "\(what): size")
@@ -491,7 +542,7 @@ final class TorchHost: PickleHost {
         }
     }
 
-    private func ints(_ v: PickleValue, _ what: String) throws -> [Int] {
+    func ints(_ v: PickleValue, _ what: String) throws -> [Int] {
         guard case .tuple(let t) = v else { throw refuse("\(what) is a \(v.typeName), not a tuple") }
         return try t.items.map {
             guard case .int(let i) = $0 else { throw refuse("\(what) holds a \($0.typeName)") }
@@ -499,7 +550,7 @@ final class TorchHost: PickleHost {
         }
     }
 
-    private func isEmpty(_ v: PickleValue) -> Bool {
+    func isEmpty(_ v: PickleValue) -> Bool {
         switch v {
         case .none: true
         case .dict(let d): d.count == 0
@@ -508,7 +559,7 @@ final class TorchHost: PickleHost {
     }
 
     /// Backward hooks cannot be pickled by torch; a checkpoint carries an empty OrderedDict or None.
-    private func checkNoHooks(_ v: PickleValue, _ what: String) throws {
+    func checkNoHooks(_ v: PickleValue, _ what: String) throws {
         guard isEmpty(v) else { throw refuse("\(what) with backward hooks") }
     }
 }

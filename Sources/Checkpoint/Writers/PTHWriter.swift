@@ -21,17 +21,28 @@ public enum PTHWriter {
         _ sd: StateDict, to path: String, dtype: DType? = nil, archiveName: String = "archive",
         forceZip64: Bool = false, progress: WriteProgress? = nil
     ) throws -> Report {
-        // Storages in order of first use, keyed "0", "1", … as torch.save numbers them.
+        // Storages in order of first use, keyed "0", "1", … as torch.save numbers them; the components of
+        // sparse tensors and the scales of per-channel quantized ones count as tensors of their own.
         var keys: [ObjectIdentifier: Int] = [:]
         var bases: [Storage] = []
-        for (_, t) in sd.tensors {
+        func collect(_ t: Tensor) {
+            if let parts = t.sparse {
+                for (_, c) in parts.components { collect(c) }
+                return
+            }
+            guard t.hasData else { return }
             let base = t.storage.base
             if keys[ObjectIdentifier(base)] == nil {
                 keys[ObjectIdentifier(base)] = bases.count
                 bases.append(base)
             }
+            if case .perChannel(let scales, let zeros, _)? = t.quantization?.parameters {
+                collect(scales)
+                collect(zeros)
+            }
         }
-        func outType(_ d: DType) -> DType { (dtype != nil && d.isFloatingPoint) ? dtype! : d }
+        for (_, t) in sd.tensors { collect(t) }
+        func outType(_ d: DType) -> DType { (dtype != nil && (d.isFloatingPoint || d.isFloat8)) ? dtype! : d }
 
         var p = PickleWriter()
         p.global("collections", "OrderedDict")
@@ -41,28 +52,8 @@ public enum PTHWriter {
         for chunk in stride(from: 0, to: tensors.count, by: 1000) {
             p.mark()
             for (name, t) in tensors[chunk..<min(chunk + 1000, tensors.count)] {
-                let base = t.storage.base
-                let key = keys[ObjectIdentifier(base)]!
                 p.string(name)
-                p.global("torch._utils", "_rebuild_tensor_v2")
-                p.mark()
-                p.mark()
-                p.string("storage")
-                p.global("torch", outType(base.dtype).storageClassName)
-                p.string(String(key))
-                p.string("cpu")
-                p.int(base.count)
-                p.tuple()
-                p.binPersId()
-                p.int(t.storage.rootOffset + t.storageOffset)  // element offset into the base storage
-                ints(&p, t.shape)
-                ints(&p, t.strides)
-                p.bool(t.requiresGrad)
-                p.global("collections", "OrderedDict")
-                p.emptyTuple()
-                p.reduce()
-                p.tuple()
-                p.reduce()
+                emit(&p, t, keys: keys, outType: outType)
             }
             p.setItems()
         }
@@ -99,6 +90,92 @@ public enum PTHWriter {
         let size = out.offset
         try out.commit()
         return Report(storages: bases.count, fileBytes: size, valuesNotWritten: sd.values.map(\.name))
+    }
+
+    /// One tensor as torch.save pickles it: `_rebuild_tensor_v2` on a typed storage;
+    /// `_rebuild_tensor_v3` on an untyped one for the dtypes without a storage class (uint16, float8, …,
+    /// which torch ≥ 2.3 reads); `_rebuild_qtensor` with its quantizer parameters (symmetric schemes as
+    /// the affine ones they equal, float zero points under `per_channel_affine` as torch writes them);
+    /// `_rebuild_sparse_tensor` / `_rebuild_sparse_csr_tensor` with `_get_layout`, as torch 1.13 writes
+    /// them; `_rebuild_meta_tensor_no_storage` for a tensor without values.
+    private static func emit(
+        _ p: inout PickleWriter, _ t: Tensor, keys: [ObjectIdentifier: Int], outType: (DType) -> DType
+    ) {
+        if let parts = t.sparse {
+            p.global("torch._utils", parts.layout == .coo ? "_rebuild_sparse_tensor" : "_rebuild_sparse_csr_tensor")
+            p.mark()
+            p.global("torch.serialization", "_get_layout")
+            p.mark()
+            p.string("torch." + parts.layout.rawValue)
+            p.tuple()
+            p.reduce()
+            p.mark()
+            for (_, c) in parts.components { emit(&p, c, keys: keys, outType: outType) }
+            p.global("torch", "Size")
+            p.mark()
+            ints(&p, t.shape)
+            p.tuple()
+            p.reduce()
+            p.tuple()
+            p.tuple()
+            p.reduce()
+            return
+        }
+        guard t.hasData else {
+            p.global("torch._utils", "_rebuild_meta_tensor_no_storage")
+            p.mark()
+            p.global("torch", t.dtype.rawValue)
+            ints(&p, t.shape)
+            ints(&p, t.strides)
+            p.bool(t.requiresGrad)
+            p.tuple()
+            p.reduce()
+            return
+        }
+        let base = t.storage.base
+        let stored = outType(base.dtype)
+        let className = stored.storageClassName
+        p.global(
+            "torch._utils",
+            t.quantization != nil ? "_rebuild_qtensor" : className == nil ? "_rebuild_tensor_v3" : "_rebuild_tensor_v2")
+        p.mark()
+        p.mark()
+        p.string("storage")
+        if let className {
+            p.global("torch", className)
+        } else {
+            p.global("torch.storage", "UntypedStorage")
+        }
+        p.string(String(keys[ObjectIdentifier(base)]!))
+        p.string("cpu")
+        p.int(className == nil ? base.count * stored.itemSize : base.count)
+        p.tuple()
+        p.binPersId()
+        p.int(t.storage.rootOffset + t.storageOffset)  // element offset into the base storage
+        ints(&p, t.shape)
+        ints(&p, t.strides)
+        if let q = t.quantization {
+            p.mark()
+            switch q.parameters {
+            case .perTensor(let scale, let zeroPoint):
+                p.global("torch", "per_tensor_affine")
+                p.double(scale)
+                p.int(Int(zeroPoint))
+            case .perChannel(let scales, let zeros, let axis):
+                p.global("torch", "per_channel_affine")
+                emit(&p, scales, keys: keys, outType: { $0 })
+                emit(&p, zeros, keys: keys, outType: { $0 })
+                p.int(axis)
+            }
+            p.tuple()
+        }
+        p.bool(t.requiresGrad)
+        p.global("collections", "OrderedDict")
+        p.emptyTuple()
+        p.reduce()
+        if className == nil, t.quantization == nil { p.global("torch", stored.rawValue) }
+        p.tuple()
+        p.reduce()
     }
 
     private static func ints(_ p: inout PickleWriter, _ values: [Int]) {

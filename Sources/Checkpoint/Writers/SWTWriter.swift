@@ -112,19 +112,29 @@ public enum SWTWriter {
         return (out, dropped)
     }
 
-    /// Writes `sd` to `path` (through a temporary file). Floating tensors are cast to `dtype` when it
-    /// is given. `values` are the non-tensor entries to keep as JSON in `__metadata__`; `metadata` are
-    /// string entries written there as they are (keys pth2swt writes itself win).
+    /// Writes `sd` to `path` (through a temporary file). Floating tensors (float8 ones included) are cast
+    /// to `dtype` when it is given. Quantized, sparse, complex128 and data-less tensors go in as `kinds`
+    /// says (see `SafetensorsPlan`). `values` are the non-tensor entries to keep as JSON in
+    /// `__metadata__`; `metadata` are string entries written there as they are (keys pth2swt writes
+    /// itself win).
     @discardableResult
     public static func write(
-        _ sd: StateDict, to path: String, dtype: DType? = nil,
+        _ original: StateDict, to path: String, dtype: DType? = nil, kinds: TensorKindOptions = .init(),
         values: [(name: String, value: Value)] = [], source: SourceInfo? = nil, converter: String,
         metadata extra: [(key: String, value: String)] = [], progress: WriteProgress? = nil
     ) throws -> Report {
+        let (sd, planned) = try SafetensorsPlan.apply(original, kinds)
+        let extra = planned + extra
         let tensors = sd.tensors
-        func outType(_ t: Tensor) -> DType { (dtype != nil && t.dtype.isFloatingPoint) ? dtype! : t.dtype }
+        func outType(_ t: Tensor) -> DType {
+            (dtype != nil && (t.dtype.isFloatingPoint || t.dtype.isFloat8)) ? dtype! : t.dtype
+        }
         let sizes = tensors.map {
             (bytes: $0.tensor.count * outType($0.tensor).itemSize, itemSize: outType($0.tensor).itemSize)
+        }
+        for (name, t) in tensors where SWT.name(of: outType(t)) == nil {
+            throw CheckpointError(
+                .invalidTensor(.notReal(t.dtype)), tensor: name, file: path)
         }
         let order = dataOrder(sizes)
         var begins = [Int](repeating: 0, count: tensors.count)
@@ -146,7 +156,7 @@ public enum SWTWriter {
                 (
                     e.name,
                     .object([
-                        ("dtype", .string(SWT.name(of: e.dtype))),
+                        ("dtype", .string(SWT.name(of: e.dtype) ?? e.dtype.rawValue)),
                         ("shape", .array(e.shape.map(JSON.int))),
                         ("data_offsets", .array([.int(e.begin), .int(e.end)])),
                     ])
