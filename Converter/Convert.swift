@@ -192,14 +192,14 @@ struct Convert: ParsableCommand, Cooperative {
                 let report = try PTHWriter.write(
                     dequantize ? try sd.dequantized() : sd, to: output, dtype: dtype?.dtype, progress: bar.update)
                 bar.finish()
-                let dropped = values.map(\.name)
+                let dropped = report.valuesNotWritten.filter { n in values.contains { $0.name == n } }
                 fields += [
                     ("bytes", .int(report.fileBytes)), ("storages", .int(report.storages)),
                     ("values_not_kept", .array(dropped.map(JSON.string))),
                 ]
                 if !dropped.isEmpty {
                     notes.append(
-                        "not written (a .pth from pth2swt holds the state dict's tensors only): \(dropped.joined(separator: ", "))"
+                        "not written (a .pth from pth2swt holds the state dict's tensors and dtype values only): \(dropped.joined(separator: ", "))"
                     )
                 }
             }

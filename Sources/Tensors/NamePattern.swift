@@ -79,6 +79,7 @@ extension StateDict {
         out.path = path
         out.kind = kind
         out.candidates = candidates
+        out.tupleEntries = tupleEntries
         for (name, tensor) in tensors
         where (select.isEmpty || select.contains { $0.matches(name) }) && !exclude.contains(where: { $0.matches(name) })
         {

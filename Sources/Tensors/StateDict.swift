@@ -14,6 +14,11 @@ public struct StateDict: Sendable {
     public var kind: StateDictCandidate.Kind = .dict
     /// Every state dict the checkpoint holds, this one among them (empty when made by hand).
     public var candidates: [StateDictCandidate] = []
+    /// Entries whose value was a tuple of tensors (and None), such as a quantized Linear's
+    /// `_packed_params._packed_params` (weight, bias): each tensor is in the state dict as `NAME.i`, and
+    /// `items` lists those names in tuple order, nil where the tuple held None. Writers of `.pth` put
+    /// the tuple back.
+    public var tupleEntries: [(name: String, items: [String?])] = []
 
     public init() {}
 
@@ -171,6 +176,19 @@ extension StateDict {
                 let name = try strip(rawName)
                 if let tensor = entry.value.tensor {
                     try insert(tensor, named: name)
+                } else if case .tuple(let items) = entry.value, items.contains(where: { $0.tensor != nil }),
+                    items.allSatisfy({ $0.tensor != nil || $0.isNone })
+                {
+                    var names: [String?] = []
+                    for (i, item) in items.enumerated() {
+                        if let t = item.tensor {
+                            try insert(t, named: "\(name).\(i)")
+                            names.append("\(name).\(i)")
+                        } else {
+                            names.append(nil)
+                        }
+                    }
+                    tupleEntries.append((name, names))
                 } else {
                     values.append((name, entry.value))
                 }

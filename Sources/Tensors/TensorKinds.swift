@@ -92,8 +92,8 @@ public struct Quantization: Sendable {
         self.parameters = parameters
     }
 
-    /// True when zero points are floats: dequantizing is then `q × scale + zero_point`, as torch does for
-    /// `per_channel_affine_float_qparams`, instead of `(q − zero_point) × scale`.
+    /// True when zero points are floats (`per_channel_affine_float_qparams`, which torch pickles as
+    /// `per_channel_affine`): dequantizing is then done in float32.
     public var hasFloatZeroPoints: Bool {
         if case .perChannel(_, let z, _) = parameters { return z.dtype.isFloatingPoint }
         return false
@@ -164,7 +164,8 @@ extension Tensor {
 
     /// The float32 values torch's `dequantize()` gives, as a new contiguous tensor: per tensor
     /// `(Float(q) − Float(zero_point)) × Float(scale)` in float32; per channel `((q − zero_point) × scale)`
-    /// in float64, rounded once; with float zero points `Float(q) × scale + zero_point` in float32.
+    /// in float64, rounded once; with float zero points `(Float(q) − zero_point) × scale` in float32
+    /// (each checked against torch 1.13's output by Tests/Reference/make_tensor_kinds.py's fixtures).
     public func dequantized() throws -> Tensor {
         guard let q = quantization else { throw TensorError.quantization("the tensor has no quantization parameters") }
         try q.check(shape: shape, dtype: dtype)
@@ -185,7 +186,7 @@ extension Tensor {
             if q.hasFloatZeroPoints {
                 for i in 0..<count {
                     let c = (i / inner) % length
-                    dst[i] = Float(values[i]) * Float(scales[c]) + Float(zeros[c])
+                    dst[i] = (Float(values[i]) - Float(zeros[c])) * Float(scales[c])
                 }
             } else {
                 for i in 0..<count {

@@ -29,6 +29,7 @@ public indirect enum Value: Sendable {
     public var string: String? { if case .string(let s) = self { s } else { nil } }
     public var int: Int64? { if case .int(let i) = self { i } else { nil } }
     public var object: ObjectRecord? { if case .object(let o) = self { o } else { nil } }
+    public var isNone: Bool { if case .none = self { true } else { false } }
 
     /// A short name of the case, for messages ("dict", "tensor", …).
     public var kindName: String {

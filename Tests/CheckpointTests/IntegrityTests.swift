@@ -168,7 +168,7 @@ import Testing
             ("torch.sparse", "FloatTensor", "sparse tensors"),
             ("torch.cuda.sparse", "LongTensor", "sparse tensors"), ("torch", "bits8", "dtype bits8"),
             ("torch", "float4_e2m1fn_x2", "dtype float4_e2m1fn_x2"), ("torch.storage", "TypedStorage", "TypedStorage"),
-            ("torch._utils", "_rebuild_nested_tensor", "nested tensors"), ("torch", "int4", "dtype int4"),
+            ("torch", "int4", "dtype int4"),
         ] {
             let message = refusal(module, name)
             #expect(

@@ -15,6 +15,10 @@ public enum PTHWriter {
         public var valuesNotWritten: [String]
     }
 
+    /// The values of a state dict a `.pth` from here keeps beside its tensors: dtypes, which quantized
+    /// modules' state dicts hold (`fc._packed_params.dtype`) and `load_state_dict` needs.
+    static func keeps(_ v: Value) -> Bool { if case .dtype = v { true } else { false } }
+
     /// Writes `sd` to `path` through a temporary file. Floating storages are cast to `dtype` when given.
     @discardableResult
     public static func write(
@@ -49,11 +53,43 @@ public enum PTHWriter {
         p.emptyTuple()
         p.reduce()
         let tensors = sd.tensors
+        // Tensors that came from a tuple entry, by the index of their tuple; a tuple whose tensors were not
+        // all kept (--select, --exclude) is written as separate tensors.
+        var tupleOf: [String: Int] = [:]
+        for (i, entry) in sd.tupleEntries.enumerated() {
+            let members = entry.items.compactMap { $0 }
+            if members.allSatisfy({ sd[$0] != nil }) { for m in members { tupleOf[m] = i } }
+        }
         for chunk in stride(from: 0, to: tensors.count, by: 1000) {
             p.mark()
             for (name, t) in tensors[chunk..<min(chunk + 1000, tensors.count)] {
+                if let group = tupleOf[name] {
+                    // A tuple entry (quantized Linear's packed parameters) goes back as the tuple, where its
+                    // first tensor stood.
+                    guard sd.tupleEntries[group].items.first(where: { $0 != nil }) == name else { continue }
+                    p.string(sd.tupleEntries[group].name)
+                    p.mark()
+                    for item in sd.tupleEntries[group].items {
+                        if let item, let member = sd[item] {
+                            emit(&p, member, keys: keys, outType: outType)
+                        } else {
+                            p.none()
+                        }
+                    }
+                    p.tuple()
+                    continue
+                }
                 p.string(name)
                 emit(&p, t, keys: keys, outType: outType)
+            }
+            p.setItems()
+        }
+        let kept = sd.values.filter { keeps($0.value) }
+        if !kept.isEmpty {
+            p.mark()
+            for (name, v) in kept {
+                p.string(name)
+                try p.value(v, path: name)
             }
             p.setItems()
         }
@@ -89,7 +125,8 @@ public enum PTHWriter {
         try Interruption.check()
         let size = out.offset
         try out.commit()
-        return Report(storages: bases.count, fileBytes: size, valuesNotWritten: sd.values.map(\.name))
+        return Report(
+            storages: bases.count, fileBytes: size, valuesNotWritten: sd.values.filter { !keeps($0.value) }.map(\.name))
     }
 
     /// One tensor as torch.save pickles it: `_rebuild_tensor_v2` on a typed storage;

@@ -143,7 +143,8 @@ extension PickleWriter {
                 }
                 setItems()
             }
-        case .bigInt, .complex, .bytes, .set, .tensor, .dtype, .device, .object:
+        case .dtype(let d): global("torch", d.rawValue)
+        case .bigInt, .complex, .bytes, .set, .tensor, .device, .object:
             throw CheckpointError(.io("\(path): a \(v.kindName) cannot be written to a .pth by pth2swt"))
         }
     }

@@ -178,6 +178,7 @@ extension StateDict {
         out.path = path
         out.kind = kind
         out.candidates = candidates
+        out.tupleEntries = tupleEntries
         for (name, t) in tensors {
             do {
                 try out.insert(t.quantization != nil ? try t.dequantized() : t, named: name)
