@@ -116,11 +116,13 @@ struct Convert: ParsableCommand, Cooperative {
             }
             let bar = ProgressBar(label: "writing \(output)", enabled: !quiet && !json)
             let target = OutputKind(path: output)!
+            // Tensors of the state dict that go into the file (a .swt leaves out those without values).
+            let written = sd.count - (target == .swt ? sd.tensors.filter { !$0.tensor.hasData }.count : 0)
             var notes: [String] = []
             var fields: [(String, JSON)] = [
                 ("input", .string(input)), ("input_format", .string(ckpt.format.rawValue)),
                 ("output", .string(output)), ("output_format", .string(target.rawValue)),
-                ("tensors", .int(sd.count)),
+                ("tensors", .int(written)),
                 ("state_dict_path", .array(sd.path.map(JSON.string))),
                 ("state_dict_kind", .string(allTensors ? "all" : sd.kind.rawValue)),
                 ("candidates", .int(full.candidates.count)),
@@ -142,30 +144,31 @@ struct Convert: ParsableCommand, Cooperative {
                 ("quantized", .array(quantized.map(JSON.string))), ("sparse", .array(sparse.map(JSON.string))),
                 ("without_data", .array(withoutData.map(JSON.string))),
             ]
+            func tensors(_ n: Int) -> String { n == 1 ? "1 tensor" : "\(n) tensors" }
             func list(_ names: [String]) -> String {
                 names.prefix(6).joined(separator: ", ") + (names.count > 6 ? ", and \(names.count - 6) more" : "")
             }
             if !quantized.isEmpty {
                 notes.append(
                     dequantize
-                        ? "\(quantized.count) quantized tensors written as float32 dequantize() values: \(list(quantized))"
+                        ? "quantized, \(tensors(quantized.count)), written as float32 dequantize() values: \(list(quantized))"
                         : target == .swt
-                            ? "\(quantized.count) quantized tensors written as integers with NAME.scale and NAME.zero_point (pth2swt.quantized in the header): \(list(quantized))"
-                            : "\(quantized.count) quantized tensors kept quantized: \(list(quantized))")
+                            ? "quantized, \(tensors(quantized.count)), written as integers with NAME.scale and NAME.zero_point (pth2swt.quantized in the header): \(list(quantized))"
+                            : "quantized, \(tensors(quantized.count)), kept quantized \(list(quantized))")
             }
             if !sparse.isEmpty {
                 notes.append(
                     target == .pth
-                        ? "\(sparse.count) sparse tensors kept sparse: \(list(sparse))"
+                        ? "sparse, \(tensors(sparse.count)), kept sparse \(list(sparse))"
                         : keepSparse
-                            ? "\(sparse.count) sparse tensors written as their components (pth2swt.sparse in the header): \(list(sparse))"
-                            : "\(sparse.count) sparse tensors written as dense values: \(list(sparse))")
+                            ? "sparse, \(tensors(sparse.count)), written as their components (pth2swt.sparse in the header): \(list(sparse))"
+                            : "sparse, \(tensors(sparse.count)), written as dense values: \(list(sparse))")
             }
             if !withoutData.isEmpty {
                 notes.append(
                     target == .pth
-                        ? "\(withoutData.count) tensors without values kept as meta tensors: \(list(withoutData))"
-                        : "\(withoutData.count) tensors without values left out (--skip-meta; listed in the header): \(list(withoutData))"
+                        ? "without values, \(tensors(withoutData.count)), kept as meta tensors \(list(withoutData))"
+                        : "without values, \(tensors(withoutData.count)), left out (--skip-meta; listed in the header): \(list(withoutData))"
                 )
             }
             switch target {
@@ -212,7 +215,7 @@ struct Convert: ParsableCommand, Cooperative {
                 let bytesOut = fields.first { $0.0 == "bytes" }?.1.intValue ?? 0
                 let cast = dtype.map { ", cast to \($0.rawValue)" } ?? ""
                 print(
-                    "\(output): \(target.rawValue), \(sd.count) tensors\(cast), \(bytes(bytesOut)), from \(ckpt.format.rawValue) \(input) in \(String(format3: seconds)) s"
+                    "\(output): \(target.rawValue), \(written) tensors\(cast), \(bytes(bytesOut)), from \(ckpt.format.rawValue) \(input) in \(String(format3: seconds)) s"
                 )
                 for n in notes { print("note: \(n)") }
             }

@@ -144,39 +144,51 @@ import Testing
     }
 
     /// .swt out and back: quantized tensors as integers with NAME.scale / NAME.zero_point, or dequantized;
-    /// sparse dense or as components; complex128 as float64 pairs; meta refused or left out.
+    /// sparse dense or as components; complex128 as float64 pairs; meta refused or left out. What the
+    /// header records makes each the tensor it was when pth2swt reads the file again.
     @Test func swtWritesEveryKindInSafetensorsNames() throws {
         let dir = NSTemporaryDirectory() + "kinds-swt-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let q = try Checkpoint(path: Self.path("quantized_kinds")).stateDict()
-        try SWTWriter.write(q, to: dir + "/q.swt", converter: "test")
+        let qr = try SWTWriter.write(q, to: dir + "/q.swt", converter: "test")
+        // In the file: integers under the name, NAME.scale and NAME.zero_point beside them.
+        let written = Dictionary(uniqueKeysWithValues: qr.entries.map { ($0.name, $0) })
+        #expect(written["qc_axis1"]?.dtype == .int8 && written["qc_axis1.scale"]?.dtype == .float64)
+        #expect(written["q_quint8.scale"]?.shape == [] && written["q_quint8.zero_point"]?.dtype == .int64)
+        #expect(written["q_quint4x2"]?.dtype == .uint8 && written["q_quint4x2"]?.shape == [3, 5])
+        #expect(written["emb8._packed_params._packed_weight.zero_point"]?.dtype == .float32)
+        // Read back: the quantized tensors they were.
         let qb = try Checkpoint(path: dir + "/q.swt").stateDict()
-        let pc = try #require(q["qc_axis1"])
-        #expect(try qb["qc_axis1"]!.contiguousBytes() == pc.contiguousBytes() && qb["qc_axis1"]!.dtype == .int8)
-        if case .perChannel(let scales, let zeros, _)? = pc.quantization?.parameters {
-            #expect(try qb["qc_axis1.scale"]!.contiguousBytes() == scales.contiguousBytes())
-            #expect(try qb["qc_axis1.zero_point"]!.contiguousBytes() == zeros.contiguousBytes())
+        #expect(qb.names == q.names)
+        for (name, t) in q.tensors {
+            let u = try #require(qb[name])
+            #expect(u.dtype == t.dtype && u.shape == t.shape, "\(name)")
+            #expect(u.quantization?.effectiveScheme == t.quantization?.effectiveScheme, "\(name)")
+            #expect(try u.contiguousBytes() == t.contiguousBytes(), "\(name)")
+            if t.quantization != nil {
+                #expect(try u.dequantized().contiguousBytes() == t.dequantized().contiguousBytes(), "\(name)")
+            }
         }
-        #expect(try qb["q_quint4x2"]!.contiguousBytes() == q["q_quint4x2"]!.unpackedIntegers().contiguousBytes())
-        #expect(
-            try qb["q_quint8.scale"]!.float64Values() == [0.02] && qb["q_quint8.zero_point"]!.int64Values() == [128])
         try SWTWriter.write(q, to: dir + "/qd.swt", kinds: .init(dequantize: true), converter: "test")
         let qd = try Checkpoint(path: dir + "/qd.swt").stateDict()
         for (name, t) in q.tensors where t.quantization != nil {
+            #expect(qd[name]?.dtype == .float32 && qd[name]?.quantization == nil, "\(name)")
             #expect(try qd[name]!.contiguousBytes() == t.dequantized().contiguousBytes(), "\(name)")
         }
 
         let s = try Checkpoint(path: Self.path("sparse_kinds")).stateDict()
         try SWTWriter.write(s, to: dir + "/s.swt", converter: "test")
-        try SWTWriter.write(s, to: dir + "/sk.swt", kinds: .init(keepSparse: true), converter: "test")
+        let kr = try SWTWriter.write(s, to: dir + "/sk.swt", kinds: .init(keepSparse: true), converter: "test")
+        #expect(kr.entries.contains { $0.name == "coo.indices" } && !kr.entries.contains { $0.name == "coo" })
         let dense = try Checkpoint(path: dir + "/s.swt").stateDict()
         let kept = try Checkpoint(path: dir + "/sk.swt").stateDict()
+        #expect(kept.names == s.names)
         for (name, t) in s.tensors {
+            #expect(dense[name]?.sparse == nil, "\(name)")
             #expect(try dense[name]!.contiguousBytes() == t.contiguousBytes(), "\(name)")
-            for (c, ct) in t.sparse?.components ?? [] {
-                #expect(try kept["\(name).\(c)"]!.contiguousBytes() == ct.contiguousBytes(), "\(name).\(c)")
-            }
+            #expect(kept[name]?.sparse?.layout == t.sparse?.layout, "\(name)")
+            #expect(try kept[name]!.contiguousBytes() == t.contiguousBytes(), "\(name)")
         }
 
         let c = try Checkpoint(path: Self.path("complex")).stateDict()
@@ -200,9 +212,98 @@ import Testing
         let vr = try SWTWriter.write(v3, to: dir + "/v3.swt", converter: "test")
         #expect(vr.entries.first { $0.name == "float8_e5m2" }?.dtype == .float8_e5m2)
         let v3b = try Checkpoint(path: dir + "/v3.swt").stateDict()
-        for (name, t) in v3.tensors where t.dtype != .complex32 {
+        for (name, t) in v3.tensors {
             #expect(v3b[name]?.dtype == t.dtype, "\(name)")
             #expect(try v3b[name]?.contiguousBytes() == t.contiguousBytes(), "\(name)")
         }
+    }
+}
+
+/// A `.swt` header's claims about quantized, sparse and complex tensors are input like any other: each
+/// false claim is refused, naming the tensor.
+@Suite struct SWTKindClaimTests {
+    func swt(_ tensors: [(String, DType, [Int], [UInt8])], metadata: [(String, String)]) throws -> String {
+        var fields: [(String, JSON)] = [("__metadata__", .object(metadata.map { ($0.0, .string($0.1)) }))]
+        var data: [UInt8] = []
+        for (name, dtype, shape, bytes) in tensors {
+            fields.append(
+                (
+                    name,
+                    .object([
+                        ("dtype", .string(SWT.name(of: dtype)!)), ("shape", .array(shape.map(JSON.int))),
+                        ("data_offsets", .array([.int(data.count), .int(data.count + bytes.count)])),
+                    ])
+                ))
+            data += bytes
+        }
+        var header = Array(JSON.object(fields).render(indent: nil).utf8)
+        while (header.count + 8) % 8 != 0 { header.append(0x20) }
+        var file = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) }
+        file += header + data
+        let path = NSTemporaryDirectory() + "claims-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).swt"
+        FileManager.default.createFile(atPath: path, contents: Data(file))
+        return path
+    }
+
+    func error(_ path: String) -> String? {
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            _ = try Checkpoint(path: path)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    let f64one = withUnsafeBytes(of: (1.0).bitPattern.littleEndian) { Array($0) }
+    let i64zero = [UInt8](repeating: 0, count: 8)
+
+    @Test func falseClaimsAreRefusedByName() throws {
+        let q = #"{"w":{"dtype":"qint8","qscheme":"per_tensor_affine"}}"#
+        // The integers are not int8.
+        var e = error(
+            try swt(
+                [
+                    ("w", .uint8, [2], [1, 2]), ("w.scale", .float64, [], f64one),
+                    ("w.zero_point", .int64, [], i64zero),
+                ],
+                metadata: [("pth2swt.quantized", q)]))
+        #expect(e?.contains("says qint8, but the values are uint8") == true, "\(e ?? "accepted")")
+        // No scale.
+        e = error(try swt([("w", .int8, [2], [1, 2])], metadata: [("pth2swt.quantized", q)]))
+        #expect(e?.contains("'w.scale', which the file does not hold") == true, "\(e ?? "accepted")")
+        // Per channel, 1 scale for an axis of 2.
+        e = error(
+            try swt(
+                [
+                    ("w", .int8, [2], [1, 2]), ("w.scale", .float64, [1], f64one),
+                    ("w.zero_point", .int64, [1], i64zero),
+                ],
+                metadata: [("pth2swt.quantized", #"{"w":{"dtype":"qint8","qscheme":"per_channel_affine","axis":0}}"#)]))
+        #expect(e?.contains("1 scales") == true, "\(e ?? "accepted")")
+        // quint4x2 values past 4 bits.
+        e = error(
+            try swt(
+                [
+                    ("w", .uint8, [2], [1, 16]), ("w.scale", .float64, [], f64one),
+                    ("w.zero_point", .int64, [], i64zero),
+                ],
+                metadata: [("pth2swt.quantized", #"{"w":{"dtype":"quint4x2","qscheme":"per_tensor_affine"}}"#)]))
+        #expect(e?.contains("does not fit the 4 bits") == true, "\(e ?? "accepted")")
+        // A sparse index outside the shape.
+        let idx: [UInt8] = [5, 0, 0, 0, 0, 0, 0, 0]
+        e = error(
+            try swt(
+                [("s.indices", .int64, [1, 1], idx), ("s.values", .float32, [1], [0, 0, 128, 63])],
+                metadata: [("pth2swt.sparse", #"{"s":{"layout":"sparse_coo","shape":[3]}}"#)]))
+        #expect(e?.contains("index 5 at [0, 0] is outside dimension 0 of size 3") == true, "\(e ?? "accepted")")
+        // complex128 over a tensor that is not pairs.
+        e = error(
+            try swt(
+                [("c", .float64, [3], f64one + f64one + f64one)],
+                metadata: [("pth2swt.dtypes", #"{"c":"complex128"}"#)]))
+        #expect(e?.contains("not float64 pairs") == true, "\(e ?? "accepted")")
+        e = error(try swt([("c", .float64, [1, 2], f64one + f64one)], metadata: [("pth2swt.dtypes", "[1]")]))
+        #expect(e?.contains("not a JSON object") == true, "\(e ?? "accepted")")
     }
 }

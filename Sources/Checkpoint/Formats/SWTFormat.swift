@@ -53,6 +53,8 @@ enum SWTFormat {
                 throw CheckpointError(.invalidTensor(error), offset: header.dataStart + e.begin, tensor: e.name)
             }
         }
+        // Complex, quantized and sparse tensors that pth2swt wrote in safetensors' terms.
+        try SWTKinds.restore(&dict.entries, metadata: header.metadata)
         // Non-tensor values and torch's _metadata, as pth2swt convert recorded them.
         for (key, text) in header.metadata {
             if key.hasPrefix(SWT.MetadataKey.valuePrefix) {
