@@ -15,6 +15,17 @@ struct ReferenceScriptTests {
         #expect(status == 0, "check_outputs.py failed:\n\(output)")
         #expect(output.contains("files ok"), "\(output)")
     }
+
+    /// Tests/Reference/check_kinds.py: the same for quantized, sparse, complex, meta and newer-dtype tensors.
+    @Test func safetensorsAndTorchReadOurOutputsOfEveryTensorKind() throws {
+        let exe = ReferenceScript.productsDirectory.appendingPathComponent("pth2swt").path
+        #expect(FileManager.default.isExecutableFile(atPath: exe), "build the pth2swt executable first: \(exe)")
+        let (status, output) = try ReferenceScript.run(
+            ReferenceScript.python!,
+            [Paths.root.appendingPathComponent("Tests/Reference/check_kinds.py").path, "--pth2swt", exe])
+        #expect(status == 0, "check_kinds.py failed:\n\(output)")
+        #expect(output.contains("6 files ok"), "\(output)")
+    }
 }
 
 enum ReferenceScript {
