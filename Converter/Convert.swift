@@ -154,12 +154,12 @@ struct Convert: ParsableCommand, Cooperative {
                         ? "quantized, \(tensors(quantized.count)), written as float32 dequantize() values: \(list(quantized))"
                         : target == .swt
                             ? "quantized, \(tensors(quantized.count)), written as integers with NAME.scale and NAME.zero_point (pth2swt.quantized in the header): \(list(quantized))"
-                            : "quantized, \(tensors(quantized.count)), kept quantized \(list(quantized))")
+                            : "quantized, \(tensors(quantized.count)), kept quantized: \(list(quantized))")
             }
             if !sparse.isEmpty {
                 notes.append(
                     target == .pth
-                        ? "sparse, \(tensors(sparse.count)), kept sparse \(list(sparse))"
+                        ? "sparse, \(tensors(sparse.count)), kept sparse: \(list(sparse))"
                         : keepSparse
                             ? "sparse, \(tensors(sparse.count)), written as their components (pth2swt.sparse in the header): \(list(sparse))"
                             : "sparse, \(tensors(sparse.count)), written as dense values: \(list(sparse))")
@@ -167,7 +167,7 @@ struct Convert: ParsableCommand, Cooperative {
             if !withoutData.isEmpty {
                 notes.append(
                     target == .pth
-                        ? "without values, \(tensors(withoutData.count)), kept as meta tensors \(list(withoutData))"
+                        ? "without values, \(tensors(withoutData.count)), kept as meta tensors: \(list(withoutData))"
                         : "without values, \(tensors(withoutData.count)), left out (--skip-meta; listed in the header): \(list(withoutData))"
                 )
             }
@@ -215,7 +215,7 @@ struct Convert: ParsableCommand, Cooperative {
                 let bytesOut = fields.first { $0.0 == "bytes" }?.1.intValue ?? 0
                 let cast = dtype.map { ", cast to \($0.rawValue)" } ?? ""
                 print(
-                    "\(output): \(target.rawValue), \(written) tensors\(cast), \(bytes(bytesOut)), from \(ckpt.format.rawValue) \(input) in \(String(format3: seconds)) s"
+                    "\(output): \(target.rawValue), \(written == 1 ? "1 tensor" : "\(written) tensors")\(cast), \(bytes(bytesOut)), from \(ckpt.format.rawValue) \(input) in \(String(format3: seconds)) s"
                 )
                 for n in notes { print("note: \(n)") }
             }

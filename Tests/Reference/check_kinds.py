@@ -12,7 +12,7 @@ make_tensor_kinds.py) it runs `pth2swt convert` to .pth, to .swt (with --skip-me
     the same names; quantized tensors with the same dtype, qscheme, int_repr(), scales, zero points
     and axis; sparse tensors with the same layout and to_dense(); meta tensors with the same shape,
     stride and dtype; every other tensor equal; a quantized MobileNetV2 state dict loads into the
-    model with load_state_dict;
+    model with load_state_dict, also after .pth -> .swt -> .pth, and computes the same logits;
   - safetensors' safe_open parses every .swt header and byte range; where numpy has the dtype, the
     values equal torch's: int_repr() (unpacked for quint4x2 / quint2x4) beside NAME.scale and
     NAME.zero_point, dequantize() with --dequantize, to_dense() for sparse, the components with
@@ -167,6 +167,21 @@ def main():
                 torch.ao.quantization.prepare(m, inplace=True)
                 torch.ao.quantization.convert(m, inplace=True)
                 m.load_state_dict(torch.load(outs["pth"]))
+                # And through the .swt: pth2swt reads its own .swt back to the quantized state dict.
+                again = Path(tmp) / "again.pth"
+                r = subprocess.run([args.pth2swt, "convert", str(outs["swt"]), str(again), "-q"],
+                                   capture_output=True, text=True)
+                check(r.returncode == 0, f".swt -> .pth: {r.stderr}")
+                m2 = torchvision.models.quantization.mobilenet_v2(weights=None, quantize=False, width_mult=0.25,
+                                                                   num_classes=10)
+                m2.eval()
+                m2.fuse_model()
+                m2.qconfig = m.qconfig
+                torch.ao.quantization.prepare(m2, inplace=True)
+                torch.ao.quantization.convert(m2, inplace=True)
+                m2.load_state_dict(torch.load(again))
+                x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+                check(torch.equal(m(x), m2(x)), "the quantized MobileNetV2 from .pth -> .swt -> .pth computes otherwise")
             print(f"ok   {src.name}: .pth read by torch {torch.__version__}, three .swt by safetensors, values equal")
     print(f"{len(fixtures)} files ok")
 

@@ -62,6 +62,16 @@ enum SWTFormat {
                 dict.entries.append(.init(key: .string(name), value: Value(json: try metadataJSON(key, text))))
             } else if key == SWT.MetadataKey.torchMetadata {
                 dict.metadata = Value(json: try metadataJSON(key, text))
+            } else if key == SWT.MetadataKey.dtypeValues {
+                guard case .object(let fields) = try metadataJSON(key, text) else {
+                    throw CheckpointError(.swtHeader(.badMetadata("value of '\(key)' is not a JSON object")))
+                }
+                for (name, v) in fields {
+                    guard case .string(let spelling) = v, let dtype = DType(rawValue: spelling) else {
+                        throw CheckpointError(.swtHeader(.badMetadata("\(key) gives '\(name)' no dtype")))
+                    }
+                    dict.entries.append(.init(key: .string(name), value: .dtype(dtype)))
+                }
             }
         }
         var loaded = LoadedCheckpoint(

@@ -115,6 +115,27 @@ enum SWTKinds {
             entries[places[0]] = .init(key: .string(name), value: .tensor(t))
             removed.formUnion(places.dropFirst())
         }
+        for (name, claim) in try claims(SWT.MetadataKey.tuples) {
+            let key = SWT.MetadataKey.tuples
+            guard case .array(let items) = claim, !items.isEmpty else { throw bad(name, key, "is not a list of names") }
+            var values: [Value] = []
+            var places: [Int] = []
+            for item in items {
+                switch item {
+                case .null: values.append(.none)
+                case .string(let member):
+                    let (i, t) = try tensor(member, for: name, key)
+                    values.append(.tensor(t))
+                    places.append(i)
+                default: throw bad(name, key, "holds an item that is neither a name nor null")
+                }
+            }
+            guard let first = places.min(), index[name] == nil else {
+                throw bad(name, key, "names no tensor, or is also the name of a tensor")
+            }
+            entries[first] = .init(key: .string(name), value: .tuple(values))
+            removed.formUnion(places.filter { $0 != first })
+        }
         if !removed.isEmpty {
             entries = entries.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
         }

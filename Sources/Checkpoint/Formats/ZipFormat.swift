@@ -125,6 +125,7 @@ enum ZipFormat {
             }
         }
         let host = TorchHost(persistentLoad: resolver("data"))
+        host.littleEndian = le
         host.stubClasses = options.stubClasses
         if isTorchScript {
             host.torchScript = true

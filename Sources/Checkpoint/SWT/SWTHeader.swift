@@ -89,6 +89,12 @@ public enum SWT {
         /// JSON object: tensor name → {"layout", "shape"}, for sparse tensors written as their components
         /// (`NAME.indices`, `NAME.values`, …).
         public static let sparse = "pth2swt.sparse"
+        /// JSON object: value name → torch dtype, for values that are dtypes (a quantized module's
+        /// `_packed_params.dtype`), which JSON has no type for.
+        public static let dtypeValues = "pth2swt.dtype_values"
+        /// JSON object: entry name → its tensors' names (null for None), for state-dict entries that were
+        /// tuples of tensors (a quantized Linear's `_packed_params._packed_params`).
+        public static let tuples = "pth2swt.tuples"
         /// JSON list of tensors saved without values (meta, wrapper subclasses) that were left out.
         public static let withoutData = "pth2swt.tensors_without_data"
     }

@@ -52,6 +52,9 @@ final class TorchHost: PickleHost {
     private(set) var stubbed: [PickleGlobal] = []
     private var stubbedSet: Set<PickleGlobal> = []
     let numpyKeys = NumpyKeys()
+    /// The byte order the file declares; untyped storages are bytes, so a big-endian file's multi-byte
+    /// `_rebuild_tensor_v3` tensors cannot be read as they are.
+    var littleEndian = true
     /// Untyped storages seen as a dtype by `_rebuild_tensor_v3`, so that views keep sharing.
     var retypedStorages: [RetypeKey: Storage] = [:]
 

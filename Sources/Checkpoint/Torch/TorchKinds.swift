@@ -29,6 +29,9 @@ extension TorchHost {
     func retyped(_ storage: Storage, as dtype: DType, _ what: String) throws -> Storage {
         let key = RetypeKey(storage: ObjectIdentifier(storage), dtype: dtype)
         if let s = retypedStorages[key] { return s }
+        guard littleEndian || dtype.itemSize == 1 else {
+            throw refuse("\(what): a big-endian file's untyped storage seen as \(dtype); its byte order is not read")
+        }
         guard storage.count % dtype.itemSize == 0 else {
             throw refuse(
                 "\(what): an untyped storage of \(storage.count) bytes is not a whole number of \(dtype) elements")

@@ -96,12 +96,27 @@ public enum SWTWriter {
             out.append((SWT.MetadataKey.torchMetadata, j.render(indent: nil)))
         }
         var dropped: [String] = []
+        var dtypes: [(String, JSON)] = []
         for (name, value) in values {
             if let j = value.json {
                 out.append((SWT.MetadataKey.valuePrefix + name, j.render(indent: nil)))
+            } else if case .dtype(let d) = value {
+                dtypes.append((name, .string(d.rawValue)))
             } else {
                 dropped.append(name)
             }
+        }
+        if !dtypes.isEmpty {
+            out.append((SWT.MetadataKey.dtypeValues, JSON.object(dtypes).render(indent: nil)))
+        }
+        let tuples = sd.tupleEntries.filter { entry in entry.items.allSatisfy { $0 == nil || sd[$0!] != nil } }
+        if !tuples.isEmpty {
+            out.append(
+                (
+                    SWT.MetadataKey.tuples,
+                    JSON.object(tuples.map { ($0.name, .array($0.items.map { $0.map(JSON.string) ?? .null })) })
+                        .render(indent: nil)
+                ))
         }
         if !dropped.isEmpty {
             out.append((SWT.MetadataKey.droppedValues, JSON.array(dropped.map(JSON.string)).render(indent: nil)))

@@ -63,6 +63,7 @@ public enum SafetensorsPlan {
         out.path = sd.path
         out.kind = sd.kind
         out.candidates = sd.candidates
+        out.tupleEntries = sd.tupleEntries
         var quantized: [(String, JSON)] = []
         var sparse: [(String, JSON)] = []
         var standIns: [(String, JSON)] = []
