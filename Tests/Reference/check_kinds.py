@@ -176,7 +176,7 @@ def main():
                                                                    num_classes=10)
                 m2.eval()
                 m2.fuse_model()
-                m2.qconfig = m.qconfig
+                m2.qconfig = torch.ao.quantization.get_default_qconfig("fbgemm")
                 torch.ao.quantization.prepare(m2, inplace=True)
                 torch.ao.quantization.convert(m2, inplace=True)
                 m2.load_state_dict(torch.load(again))
