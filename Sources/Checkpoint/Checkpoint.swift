@@ -172,8 +172,10 @@ public final class Checkpoint: Sendable {
             switch v {
             case .tensor(let t):
                 // A tensor saved without values is never read; a sparse one counts its dense values, which
-                // writers and readers expand.
-                let (sum, o) = total.addingReportingOverflow(t.hasData ? t.byteCount : 0)
+                // writers and readers expand, and its components.
+                var bytes = t.hasData ? t.byteCount : 0
+                for c in t.sparse?.components ?? [] { bytes = bytes &+ c.tensor.byteCount }
+                let (sum, o) = total.addingReportingOverflow(bytes)
                 guard !o, sum <= cap else {
                     throw CheckpointError(
                         .limitExceeded(

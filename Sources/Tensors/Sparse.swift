@@ -56,6 +56,13 @@ public struct SparseParts: Sendable {
             guard t.hasData, t.sparse == nil, t.quantization == nil else {
                 throw TensorError.sparse("the \(name) are not a plain tensor with values")
             }
+            // A component may not hold more elements than its storage: a stride-0 or overlapping view
+            // would make a few bytes of the file stand for terabytes of indices or values.
+            guard t.count <= t.storage.count else {
+                throw TensorError.sparse(
+                    "the \(name) view \(t.count) elements of a storage of \(t.storage.count) (stride \(t.strides)); torch saves components whole"
+                )
+            }
         }
         let v = values
         guard v.rank >= 1 else { throw TensorError.sparse("the values have no nnz dimension (shape \(v.shape))") }
@@ -148,9 +155,10 @@ public struct SparseParts: Sendable {
             throw TensorError.sparse("\(compressed.name)[\(outer)] is \(c[outer]), not the \(nnz) values")
         }
         for i in 0..<outer {
-            guard c[i] <= c[i + 1], c[i + 1] - c[i] <= Int64(inner) else {
+            guard c[i] <= c[i + 1], c[i + 1] <= Int64(nnz), c[i + 1] - c[i] <= Int64(inner) else {
                 throw TensorError.sparse(
-                    "\(compressed.name) goes from \(c[i]) to \(c[i + 1]) at \(i): it must rise by 0 to \(inner)")
+                    "\(compressed.name) goes from \(c[i]) to \(c[i + 1]) at \(i): it must rise by 0 to \(inner) and stay within the \(nnz) values"
+                )
             }
             for k in Int(c[i])..<Int(c[i + 1]) {
                 guard p[k] >= 0, p[k] < Int64(inner) else {

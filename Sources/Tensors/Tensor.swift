@@ -98,13 +98,17 @@ public struct Tensor: Sendable {
         var acc = 1
         for i in stride(from: shape.count - 1, through: 0, by: -1) {
             strides[i] = acc
-            acc *= max(shape[i], 1)
+            // Saturates: only a tensor of no elements can get here with a product past Int.max, and its
+            // strides are never used to reach an element.
+            let (p, overflow) = acc.multipliedReportingOverflow(by: max(shape[i], 1))
+            acc = overflow ? Int.max : p
         }
         return strides
     }
 
     /// True when the elements are laid out row-major without gaps (size-1 dimensions' strides are ignored).
     public var isContiguous: Bool {
+        if count == 0 { return true }
         var expected = 1
         for i in stride(from: rank - 1, through: 0, by: -1) where shape[i] != 1 {
             if shape[i] == 0 { return true }

@@ -262,7 +262,10 @@ extension Tensor {
     ) throws -> Tensor {
         guard shape.count == strides.count else { throw TensorError.rankMismatch(shape: shape, strides: strides) }
         // The smallest storage the view fits in, as torch sizes a meta tensor's storage.
-        var extent = try Tensor.elementCount(shape) == 0 ? 0 : storageOffset + 1
+        guard storageOffset >= 0 else { throw TensorError.negativeOffset(storageOffset) }
+        let (afterOffset, offsetOverflow) = storageOffset.addingReportingOverflow(1)
+        guard !offsetOverflow else { throw TensorError.elementCountOverflow([storageOffset, 1]) }
+        var extent = try Tensor.elementCount(shape) == 0 ? 0 : afterOffset
         for (size, stride) in zip(shape, strides) where size > 0 {
             let (step, o1) = (size - 1).multipliedReportingOverflow(by: max(stride, 0))
             let (sum, o2) = extent.addingReportingOverflow(step)

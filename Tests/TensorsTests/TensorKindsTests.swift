@@ -204,3 +204,17 @@ import Testing
         }
     }
 }
+
+/// Found by the hostile corpus: shapes with a zero dimension beside huge ones have no elements, and
+/// strides or contiguity of them must not overflow.
+@Suite struct EmptyHugeShapeTests {
+    @Test func zeroDimensionBesideHugeOnesIsAnEmptyTensor() throws {
+        let shape = [0, 1 << 40, 1 << 40]
+        let strides = Tensor.contiguousStrides(shape)
+        #expect(strides[2] == 1 && strides[1] == 1 << 40 && strides[0] == Int.max)
+        let s = try Storage(key: "e", dtype: .float32, count: 0, source: OwnedBytes([]))
+        let t = try Tensor(storage: s, shape: shape, strides: strides, storageOffset: 0)
+        #expect(t.count == 0 && t.isContiguous && t.byteCount == 0)
+        #expect(try t.contiguousBytes().isEmpty)
+    }
+}
