@@ -57,13 +57,14 @@ seeds() {
     case $h in
         tar) cp Tests/Fixtures/tar_*.pth "$dir"/ ;;
         legacy) cp Tests/Fixtures/legacy_*.pth Tests/Fixtures/hostile_legacy_*.pth "$dir"/ ;;
-        zip) cp Tests/Fixtures/zip_*.pth Tests/Fixtures/hostile_eval.pth Tests/Fixtures/hostile_os_system.pth "$dir"/ ;;
+        zip) cp Tests/Fixtures/zip_*.pth Tests/Fixtures/hostile_eval.pth Tests/Fixtures/hostile_os_system.pth \
+                Tests/Fixtures/kinds/*.pth "$dir"/ ;;
         zip-stub) cp Tests/Fixtures/zip_*.pth Tests/Fixtures/hostile_*.pth "$dir"/
                   for z in Tests/Fixtures/wild/*.pt*; do unzip -tq "$z" >/dev/null 2>&1 && cp "$z" "$dir"/; done ;;
-        swt) cp Tests/Fixtures/swt_*.swt "$dir"/ ;;
+        swt) cp Tests/Fixtures/swt_*.swt Tests/Fixtures/kinds/*.swt "$dir"/ ;;
         pickle|pickle-stub)
             cp Tests/Fixtures/pickles/*.pkl "$dir"/
-            for z in Tests/Fixtures/zip_*.pth Tests/Fixtures/hostile/*.pth Tests/Fixtures/wild/*.pt*; do
+            for z in Tests/Fixtures/zip_*.pth Tests/Fixtures/hostile/*.pth Tests/Fixtures/wild/*.pt* Tests/Fixtures/kinds/*.pth; do
                 [ -f "$z" ] || continue
                 unzip -p "$z" '*/data.pkl' > "$dir/$(basename "$z" .pth).data.pkl" 2>/dev/null || true
                 [ -s "$dir/$(basename "$z" .pth).data.pkl" ] || rm -f "$dir/$(basename "$z" .pth).data.pkl"

@@ -143,6 +143,26 @@ import Testing
         }
     }
 
+    /// The committed .swt files beside the fixtures (written by `pth2swt convert` from quantized_kinds.pth,
+    /// from sparse_kinds.pth with --keep-sparse, and from complex.pth) read back as their sources.
+    @Test(arguments: ["quantized_kinds", "sparse_kinds", "complex"])
+    func committedSWTFilesReadBackAsTheirSources(_ stem: String) throws {
+        let source = try Checkpoint(path: Self.path(stem)).stateDict()
+        var options = LoadOptions()
+        options.verifyDataDigest = true
+        let swt = try Checkpoint(path: Paths.fixture("kinds/\(stem).swt"), options: options)
+        let back = try swt.stateDict()
+        #expect(back.names == source.names)
+        #expect(back.values.map(\.name) == source.values.map(\.name))
+        for (name, t) in source.tensors {
+            let u = try #require(back[name])
+            #expect(u.dtype == t.dtype && u.shape == t.shape, "\(name)")
+            #expect(u.sparse?.layout == t.sparse?.layout, "\(name)")
+            #expect(u.quantization?.effectiveScheme == t.quantization?.effectiveScheme, "\(name)")
+            #expect(try u.contiguousBytes() == t.contiguousBytes(), "\(name)")
+        }
+    }
+
     /// .swt out and back: quantized tensors as integers with NAME.scale / NAME.zero_point, or dequantized;
     /// sparse dense or as components; complex128 as float64 pairs; meta refused or left out. What the
     /// header records makes each the tensor it was when pth2swt reads the file again.

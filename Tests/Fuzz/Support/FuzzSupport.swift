@@ -90,13 +90,36 @@ public enum Fuzz {
             case .tensor(let t):
                 precondition(t.count == (try? Tensor.elementCount(t.shape)), "count disagrees with shape")
                 guard t.byteCount <= materialiseBytes else { continue }
+                for c in t.sparse?.components ?? [] { pending.append(.tensor(c.tensor)) }
+                guard t.hasData else {
+                    // A meta or wrapper-subclass tensor: reading must fail with noData, nothing else.
+                    do {
+                        _ = try t.contiguousBytes()
+                        preconditionFailure("a tensor without data gave bytes")
+                    } catch TensorError.noData {
+                    } catch {
+                        fatalError("reading a tensor without data threw \(error)")
+                    }
+                    continue
+                }
                 do {
                     let bytes = try t.contiguousBytes()
                     precondition(
                         bytes.count == t.byteCount, "contiguousBytes gave \(bytes.count) bytes for \(t.byteCount)")
-                    let floats = try t.float32()
-                    precondition(floats.count == t.count, "float32 gave \(floats.count) values for \(t.count)")
+                    if t.dtype.isReal {
+                        let floats = try t.float32()
+                        precondition(floats.count == t.count, "float32 gave \(floats.count) values for \(t.count)")
+                    }
+                    if t.quantization != nil {
+                        let values = try t.dequantized()
+                        precondition(values.count == t.count, "dequantized gave \(values.count) values for \(t.count)")
+                        _ = try values.contiguousBytes()
+                    }
                 } catch is CheckpointError {
+                } catch let e as TensorError where t.sparse != nil || t.quantization != nil {
+                    // Densifying or dequantizing checks again what the reader checked; a disagreement is
+                    // still a typed error, which a fuzzer run should show us, so it is reported.
+                    fatalError("reading a sparse or quantized tensor threw \(e) after the reader accepted it")
                 } catch {
                     fatalError("reading a tensor threw an untyped error: \(error)")
                 }
