@@ -327,3 +327,54 @@ import Testing
         #expect(e?.contains("not a JSON object") == true, "\(e ?? "accepted")")
     }
 }
+
+/// The sparse layouts torch 1.13 cannot save (CSC, BSR, BSC) go through a .pth as later releases write
+/// them, `_rebuild_sparse_tensor(_get_layout('torch.sparse_bsr'), (…))`, and come back the same.
+@Suite struct CompressedLayoutsRoundTripTests {
+    func i64(_ v: [Int64]) throws -> Tensor {
+        let b = v.flatMap { x in withUnsafeBytes(of: x.littleEndian) { Array($0) } }
+        return try Tensor(
+            storage: Storage(key: "i", dtype: .int64, count: v.count, source: OwnedBytes(b)), shape: [v.count],
+            strides: [1], storageOffset: 0)
+    }
+
+    func f32(_ v: [Float], shape: [Int]) throws -> Tensor {
+        let b = v.flatMap { x in withUnsafeBytes(of: x.bitPattern.littleEndian) { Array($0) } }
+        return try Tensor(
+            storage: Storage(key: "f", dtype: .float32, count: v.count, source: OwnedBytes(b)), shape: shape,
+            strides: Tensor.contiguousStrides(shape), storageOffset: 0)
+    }
+
+    @Test func cscBsrAndBscSurviveAPthRoundTrip() throws {
+        var sd = StateDict()
+        let csc = SparseParts(
+            layout: .csc,
+            components: [
+                ("ccol_indices", try i64([0, 2, 3])), ("row_indices", try i64([0, 2, 1])),
+                ("values", try f32([1, 2, 3], shape: [3])),
+            ])
+        try sd.insert(try Tensor.sparse(csc, shape: [3, 2], key: "csc"), named: "csc")
+        for layout in [SparseParts.Layout.bsr, .bsc] {
+            let parts = SparseParts(
+                layout: layout,
+                components: [
+                    (layout.componentNames[0], try i64([0, 1, 1])), (layout.componentNames[1], try i64([1])),
+                    ("values", try f32([1, 2, 3, 4], shape: [1, 2, 2])),
+                ])
+            try sd.insert(
+                try Tensor.sparse(parts, shape: [4, 4], key: layout.rawValue), named: layout == .bsr ? "bsr" : "bsc")
+        }
+        let out = NSTemporaryDirectory() + "compressed-\(getpid()).pth"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try PTHWriter.write(sd, to: out)
+        let ckpt = try Checkpoint(path: out)
+        #expect(ckpt.globals.contains("torch._utils._rebuild_sparse_tensor"))
+        let back = try ckpt.stateDict()
+        for (name, t) in sd.tensors {
+            #expect(back[name]?.sparse?.layout == t.sparse?.layout, "\(name)")
+            #expect(try back[name]!.float32() == t.float32(), "\(name)")
+        }
+        #expect(try sd["bsr"]!.float32() == [0, 0, 1, 2, 0, 0, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0])
+        #expect(try sd["bsc"]!.float32() == [0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 0, 0])
+    }
+}

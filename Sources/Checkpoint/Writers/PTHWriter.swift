@@ -133,13 +133,16 @@ public enum PTHWriter {
     /// `_rebuild_tensor_v3` on an untyped one for the dtypes without a storage class (uint16, float8, …,
     /// which torch ≥ 2.3 reads); `_rebuild_qtensor` with its quantizer parameters (symmetric schemes as
     /// the affine ones they equal, float zero points under `per_channel_affine` as torch writes them);
-    /// `_rebuild_sparse_tensor` / `_rebuild_sparse_csr_tensor` with `_get_layout`, as torch 1.13 writes
-    /// them; `_rebuild_meta_tensor_no_storage` for a tensor without values.
+    /// `_rebuild_sparse_tensor` with `_get_layout` (COO as torch 1.13 writes it; CSC, BSR and BSC as later
+    /// releases do) or `_rebuild_sparse_csr_tensor` (CSR, as torch 1.13 writes it);
+    /// `_rebuild_meta_tensor_no_storage` for a tensor without values.
     private static func emit(
         _ p: inout PickleWriter, _ t: Tensor, keys: [ObjectIdentifier: Int], outType: (DType) -> DType
     ) {
         if let parts = t.sparse {
-            p.global("torch._utils", parts.layout == .coo ? "_rebuild_sparse_tensor" : "_rebuild_sparse_csr_tensor")
+            // CSR as torch 1.13 writes it (its _rebuild_sparse_tensor takes COO only); the layouts 1.13 cannot
+            // save as later releases write them.
+            p.global("torch._utils", parts.layout == .csr ? "_rebuild_sparse_csr_tensor" : "_rebuild_sparse_tensor")
             p.mark()
             p.global("torch.serialization", "_get_layout")
             p.mark()
