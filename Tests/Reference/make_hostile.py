@@ -95,6 +95,131 @@ def f32(*vs):
     return struct.pack(f"<{len(vs)}f", *vs)
 
 
+def i64(*vs):
+    return struct.pack(f"<{len(vs)}q", *vs)
+
+
+def f64(*vs):
+    return struct.pack(f"<{len(vs)}d", *vs)
+
+
+# The other tensor kinds, as torch 1.13 pickles them (Tests/Fixtures/kinds/*.pth, without the memo).
+# Each returns a writer `write(p, name)` that leaves one tensor on the stack; labels NAME.reduce
+# (the outer REDUCE) and NAME.<component>.persid / .reduce for the tensors inside.
+
+def entries(items):
+    """OrderedDict([(name, tensor), ...]); items: [(name, writer)]."""
+    p = Pk()
+    p.glob("collections", "OrderedDict").op(b")R").op(b"(")
+    for name, write in items:
+        p.str(name)
+        write(p, name)
+    p.op(b"u", "setitems")
+    return p
+
+
+def strided(**t):
+    """A `_rebuild_tensor_v2` tensor, with tensor_v2's arguments."""
+    return lambda p, name: tensor_v2(p, name, **t)
+
+
+def layout(p, name):
+    p.glob("torch.serialization", "_get_layout").str(f"torch.{name}").op(b"\x85R")
+
+
+def torch_size(p, dims):
+    p.glob("torch", "Size").ints(dims).op(b"\x85R")
+
+
+def sparse_coo(indices, values, dims):
+    """`_rebuild_sparse_tensor(_get_layout('torch.sparse_coo'), (indices, values, torch.Size(dims)))`."""
+    def write(p, name):
+        p.glob("torch._utils", "_rebuild_sparse_tensor")
+        layout(p, "sparse_coo")
+        indices(p, f"{name}.indices")
+        values(p, f"{name}.values")
+        torch_size(p, dims)
+        p.op(b"\x87\x86").op(b"R", f"{name}.reduce")
+    return write
+
+
+def sparse_csr(crow, col, values, dims):
+    """`_rebuild_sparse_csr_tensor(_get_layout('torch.sparse_csr'), (crow_indices, col_indices, values,
+    torch.Size(dims)))`."""
+    def write(p, name):
+        p.glob("torch._utils", "_rebuild_sparse_csr_tensor")
+        layout(p, "sparse_csr")
+        p.op(b"(")
+        crow(p, f"{name}.crow")
+        col(p, f"{name}.col")
+        values(p, f"{name}.values")
+        torch_size(p, dims)
+        p.op(b"t\x86").op(b"R", f"{name}.reduce")
+    return write
+
+
+def per_tensor(scale, zero_point):
+    """quantizer_params `(torch.per_tensor_affine, scale, zero_point)`."""
+    def write(p, name):
+        p.glob("torch", "per_tensor_affine").op(b"G" + struct.pack(">d", scale)).int(zero_point).op(b"\x87")
+    return write
+
+
+def per_channel(scales, zero_points, axis):
+    """quantizer_params `(torch.per_channel_affine, scales, zero_points, axis)`."""
+    def write(p, name):
+        p.op(b"(").glob("torch", "per_channel_affine")
+        scales(p, f"{name}.scales")
+        zero_points(p, f"{name}.zero_points")
+        p.int(axis).op(b"t")
+    return write
+
+
+def qtensor(params, key="0", cls="QInt8Storage", numel=4, size=(4,), stride=(1,), offset=0):
+    """`_rebuild_qtensor(storage, offset, size, stride, quantizer_params, False, OrderedDict())`."""
+    def write(p, name):
+        p.glob("torch._utils", "_rebuild_qtensor").op(b"(")
+        p.op(b"(").str("storage").glob("torch", cls).str(key).str("cpu").int(numel)
+        p.op(b"t").op(b"Q", f"{name}.persid")
+        p.int(offset).ints(size).ints(stride)
+        params(p, name)
+        p.op(b"\x89").glob("collections", "OrderedDict").op(b")R")
+        p.op(b"t").op(b"R", f"{name}.reduce")
+    return write
+
+
+def meta(size, stride, dtype="float32"):
+    """`_rebuild_meta_tensor_no_storage(torch.<dtype>, size, stride, False)`."""
+    def write(p, name):
+        p.glob("torch._utils", "_rebuild_meta_tensor_no_storage").op(b"(")
+        p.glob("torch", dtype).ints(size).ints(stride).op(b"\x89t").op(b"R", f"{name}.reduce")
+    return write
+
+
+def tensor_v3(dtype, nbytes, size, stride, key="0", offset=0):
+    """`_rebuild_tensor_v3(storage, offset, size, stride, False, OrderedDict(), torch.<dtype>)` on the
+    untyped storage ('storage', torch.storage.UntypedStorage, key, 'cpu', nbytes), as torch >= 2.1 writes it."""
+    def write(p, name):
+        p.glob("torch._utils", "_rebuild_tensor_v3").op(b"(")
+        p.op(b"(").str("storage").glob("torch.storage", "UntypedStorage").str(key).str("cpu").int(nbytes)
+        p.op(b"t").op(b"Q", f"{name}.persid")
+        p.int(offset).ints(size).ints(stride).op(b"\x89")
+        p.glob("collections", "OrderedDict").op(b")R").glob("torch", dtype)
+        p.op(b"t").op(b"R", f"{name}.reduce")
+    return write
+
+
+def wrapper(size, stride, offset, dtype="float32", device="meta"):
+    """`_rebuild_wrapper_subclass(torch.Tensor, torch.<dtype>, size, stride, offset, torch.strided,
+    torch.device(device), False)`: a tensor subclass without data, as torch >= 2.0 writes one."""
+    def write(p, name):
+        p.glob("torch._utils", "_rebuild_wrapper_subclass").op(b"(")
+        p.glob("torch", "Tensor").glob("torch", dtype).ints(size).ints(stride).int(offset)
+        p.glob("torch", "strided").glob("torch", "device").str(device).op(b"\x85R")
+        p.op(b"\x89t").op(b"R", f"{name}.reduce")
+    return write
+
+
 # ---------------------------------------------------------------- containers
 
 def write_zip(path, entries, deflate=()):
@@ -387,6 +512,138 @@ def tensors():
            kind="limitExceeded", cap="maxTensorBytesRatio", limit=16)
 
 
+def kinds():
+    """Quantized, sparse, meta and untyped-storage tensors: one tensor 'w', each one defect away from
+    what torch writes."""
+    def case(fname, why, write, storages, **expect):
+        p = entries([("w", write)])
+        if expect.get("tensor") is None:
+            expect.update(part=PKL, offset=p.at["w.reduce"])
+        in_zip(fname, p.done(), why, storages=storages, **expect)
+
+    def sparse(fname, why, write, storages, detail):
+        case(fname, why, write, storages, kind="invalidTensor", tensor_error="sparse", detail=detail)
+
+    def longs(key, n, **t):
+        return strided(key=key, numel=n, cls="LongStorage", **t)
+
+    def floats(key, n, **t):
+        return strided(key=key, numel=n, **t)
+
+    # COO over (3, 4): indices [2, 2] int64 (columns (0, 1) and (2, 3)), values [2] float32.
+    def coo(index_data, indices=None, dims=(3, 4)):
+        write = sparse_coo(indices or longs("0", 4, size=(2, 2), stride=(2, 1)), floats("1", 2, size=(2,)), dims)
+        return write, (("0", index_data), ("1", f32(1.5, -2)))
+
+    sparse("sparse_coo_index_past_dim.pth", "a COO index of 4 in dimension 1 of size 4: densifying writes past the row",
+           *coo(i64(0, 2, 1, 4)), "index 4 at [1, 1] is outside dimension 1 of size 4")
+    sparse("sparse_coo_negative_index.pth", "a COO index of -1: densifying writes before the tensor",
+           *coo(i64(0, -1, 1, 3)), "index -1 at [0, 1] is outside dimension 0 of size 3")
+    sparse("sparse_coo_float_indices.pth",
+           "COO indices stored as float32 (torch 1.13 casts them to int64, dropping fractions): indices are int64",
+           *coo(f32(0, 2, 1, 3), indices=floats("0", 4, size=(2, 2), stride=(2, 1))),
+           "indices must be a 2-D int64 tensor, got float32 [2, 2]")
+    sparse("sparse_coo_meta_indices.pth", "COO indices that are a meta tensor: no values to check or place",
+           sparse_coo(meta((2, 2), (2, 1), "int64"), floats("0", 2, size=(2,)), (3, 4)), (("0", f32(1.5, -2)),),
+           "the indices are not a plain tensor with values")
+
+    one = (("0", i64(5, 7)), ("1", f32(1)))
+    onecoo = (longs("0", 2, size=(2, 1), stride=(1, 1)), floats("1", 1, size=(1,)))
+    case("sparse_coo_dense_overflow.pth", "a COO tensor of dense size (2^40, 2^40) with one value: 2^80 elements",
+         sparse_coo(*onecoo, (2**40, 2**40)), one,
+         kind="invalidTensor", tensor_error="elementCountOverflow", detail="[1099511627776, 1099511627776]")
+    case("sparse_coo_dense_bomb.pth",
+         "a COO tensor of dense size (2^20, 2^20) float32 with one value: 4 TiB when densified, from a 1 KB file",
+         sparse_coo(*onecoo, (2**20, 2**20)), one, tensor="w",
+         kind="limitExceeded", cap="maxTensorBytesRatio", limit=16)
+
+    # Components that are stride-0 views of one element: torch saves each component whole.
+    sparse("sparse_coo_expanded_indices.pth",
+           "COO indices of size (2, 2^40) with stride 0 over one int64: a 1 KB file asks for 16 TiB of indices",
+           sparse_coo(longs("0", 1, size=(2, 2**40), stride=(0, 0)), floats("1", 1, size=(2**40,), stride=(0,)),
+                      (3, 4)),
+           (("0", i64(0)), ("1", f32(1))),
+           "the indices view 2199023255552 elements of a storage of 1 (stride [0, 0]); torch saves components whole")
+    n, d = 1024, 2**24
+    sparse("sparse_coo_expanded_values.pth",
+           f"{n} duplicate COO indices with values of size ({n}, 2^24), stride 0 over one float32: "
+           "coalescing sums 64 GiB of values into one row, from a 9 KB file",
+           sparse_coo(longs("0", n, size=(1, n), stride=(n, 1)), floats("1", 1, size=(n, d), stride=(0, 0)), (1, d)),
+           (("0", i64(*[0] * n)), ("1", f32(1))),
+           "the values view 17179869184 elements of a storage of 1 (stride [0, 0]); torch saves components whole")
+
+    # CSR over (3, 4): rows [1, 3], [], [0]; crow_indices [4], col_indices [3] int64, values [3] float32.
+    def csr(crow, col):
+        write = sparse_csr(longs("0", 4), longs("1", 3, size=(3,)), floats("2", 3, size=(3,)), (3, 4))
+        return write, (("0", i64(*crow)), ("1", i64(*col)), ("2", f32(1, 2, 3)))
+
+    sparse("sparse_csr_crow_decreasing.pth", "crow_indices [0, 2, 1, 3]: row 1 would end before it starts",
+           *csr((0, 2, 1, 3), (1, 3, 0)), "crow_indices goes from 2 to 1 at 1")
+    sparse("sparse_csr_crow_overshoot.pth",
+           "crow_indices [0, 4, 2, 3] for 3 values: row 0 reads a fourth col_index and value, past the end of both",
+           *csr((0, 4, 2, 3), (0, 1, 2)),
+           "crow_indices goes from 0 to 4 at 0: it must rise by 0 to 4 and stay within the 3 values")
+    sparse("sparse_csr_crow_last_not_nnz.pth", "crow_indices ends at 2 for 3 values",
+           *csr((0, 2, 2, 2), (1, 3, 0)), "crow_indices[3] is 2, not the 3 values")
+    sparse("sparse_csr_col_out_of_range.pth", "a col_index of 4 in a tensor of 4 columns",
+           *csr((0, 2, 2, 3), (1, 4, 0)), "col_indices[1] is 4, outside [0, 4)")
+    sparse("sparse_csr_col_duplicate.pth", "col_indices [3, 3] in one row: one element given twice",
+           *csr((0, 2, 2, 3), (3, 3, 0)), "col_indices is not strictly increasing at 1 (3 then 3) within slice 0")
+    sparse("sparse_csr_expanded_crow.pth",
+           "crow_indices of 2^40 + 1 entries with stride 0 over one int64: a 1 KB file asks for 8 TiB of indices",
+           sparse_csr(longs("0", 1, size=(2**40 + 1,), stride=(0,)), longs("1", 0, size=(0,)),
+                      floats("2", 0, size=(0,)), (2**40, 4)),
+           (("0", i64(0)), ("1", b""), ("2", b"")),
+           "the crow_indices view 1099511627777 elements of a storage of 1 (stride [0]); torch saves components whole")
+
+    # Quantized: qint8 [2, 4], per tensor or per channel (float64 scales, int64 zero points).
+    q8 = ("0", bytes([1, 2, 3, 250, 4, 5, 6, 7]))
+
+    def channels(n, axis):
+        return per_channel(strided(key="1", numel=n, size=(n,), cls="DoubleStorage"),
+                           longs("2", 4, size=(4,)), axis)
+
+    case("quant_scale_count.pth", "per-channel qint8 with 3 scales for axis 1 of length 4: the fourth column has none",
+         qtensor(channels(3, 1), numel=8, size=(2, 4), stride=(4, 1)),
+         (q8, ("1", f64(0.5, 0.25, 0.125)), ("2", i64(1, -1, 0, 2))),
+         kind="invalidTensor", tensor_error="quantization", detail="3 scales of shape [3] for axis 1 of length 4")
+    case("quant_axis_past_rank.pth", "per-channel axis 5 on a 2-D tensor (torch 1.13 loads it; dequantize() fails)",
+         qtensor(channels(4, 5), numel=8, size=(2, 4), stride=(4, 1)),
+         (q8, ("1", f64(0.5, 0.25, 0.125, 1)), ("2", i64(1, -1, 0, 2))),
+         kind="invalidTensor", tensor_error="quantization", detail="axis 5 is outside a tensor of 2 dimensions")
+    case("quant_scale_nan.pth", "a per-tensor scale that is NaN: every dequantized value NaN",
+         qtensor(per_tensor(float("nan"), 3), numel=8, size=(2, 4), stride=(4, 1)), (q8,),
+         kind="invalidTensor", tensor_error="quantization", detail="the scale nan is not finite")
+    case("quant_float_storage.pth", "_rebuild_qtensor on a torch.FloatStorage: float bytes read as quantized integers",
+         qtensor(per_tensor(0.5, 3), cls="FloatStorage", size=(2, 2), stride=(2, 1)), (("0", f32(1, 2, 3, 4)),),
+         kind="refusedCall", detail="_rebuild_qtensor on a float32 storage")
+    case("quant_packed_past_storage.pth",
+         "a quint4x2 [3, 5] tensor (8 packed bytes) on a QUInt4x2Storage of 4 elements holding 4 bytes "
+         "(torch 1.13 loads it, and its int_repr() reads 4 bytes past the storage)",
+         qtensor(per_tensor(0.1, 2), cls="QUInt4x2Storage", numel=4, size=(3, 5), stride=(5, 1)),
+         (("0", bytes([0x21, 0x43, 0x65, 0x87])),), kind="invalidTensor", tensor_error="packedView",
+         detail="is not a contiguous run of whole bytes inside its storage of 4 bytes")
+
+    case("v3_ragged_untyped.pth", "_rebuild_tensor_v3 as torch.uint32 on an untyped storage of 6 bytes",
+         tensor_v3("uint32", 6, (1,), (1,)), (("0", bytes(range(6))),),
+         kind="refusedCall", detail="an untyped storage of 6 bytes is not a whole number of uint32 elements")
+    case("v3_quantized_dtype.pth",
+         "_rebuild_tensor_v3 as torch.qint8 on an untyped storage: quantized integers without a scale",
+         tensor_v3("qint8", 4, (4,), (1,)), (("0", bytes(range(4))),),
+         kind="refusedCall", detail="_rebuild_tensor_v3 on a qint8 storage")
+
+    case("meta_shape_overflow.pth", "a meta tensor of size (2^62, 4): the element count overflows Int64",
+         meta((2**62, 4), (4, 1)), (), kind="invalidTensor", tensor_error="elementCountOverflow",
+         detail="[4611686018427387904, 4]")
+    case("meta_negative_size.pth", "a meta tensor of size (-1, 4)", meta((-1, 4), (4, 1)), (),
+         kind="invalidTensor", tensor_error="negativeSize", detail="negative size -1")
+    case("wrapper_offset_overflow.pth",
+         "a wrapper-subclass tensor with storage offset 2^63-1: the storage it needs, offset + 1 elements, "
+         "overflows Int64",
+         wrapper((1,), (1,), 2**63 - 1), (), kind="invalidTensor", tensor_error="elementCountOverflow",
+         detail="[9223372036854775807, 1]")
+
+
 def zips():
     pkl = state_dict([dict(name="w")]).done()
 
@@ -563,6 +820,7 @@ def main():
         old.unlink()
     pickles()
     tensors()
+    kinds()
     zips()
     legacy()
     tars()
