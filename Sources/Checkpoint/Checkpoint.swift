@@ -314,8 +314,10 @@ func littleEndian(fromSysInfo v: Value) -> Bool {
 }
 
 /// Wraps a source so big-endian elements read as little-endian.
+/// A complex number's parts are swapped one by one.
 func nativeOrder(_ source: any ByteSource, dtype: DType, littleEndian: Bool) -> any ByteSource {
-    littleEndian || dtype.itemSize == 1 ? source : ByteSwappedSource(source, itemSize: dtype.itemSize)
+    let size = dtype.complexPart?.itemSize ?? dtype.itemSize
+    return littleEndian || size == 1 ? source : ByteSwappedSource(source, itemSize: size)
 }
 
 /// The dtype a storage-type global names: a legacy storage class or (newer zip files) a dtype.

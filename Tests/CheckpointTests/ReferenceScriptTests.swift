@@ -24,7 +24,7 @@ struct ReferenceScriptTests {
             ReferenceScript.python!,
             [Paths.root.appendingPathComponent("Tests/Reference/check_kinds.py").path, "--pth2swt", exe])
         #expect(status == 0, "check_kinds.py failed:\n\(output)")
-        #expect(output.contains("6 files ok"), "\(output)")
+        #expect(output.contains("7 files ok"), "\(output)")
     }
 }
 

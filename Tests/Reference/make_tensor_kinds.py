@@ -25,6 +25,7 @@ Fixtures:
   sparse_kinds            COO (coalesced, uncoalesced, hybrid) and CSR
   complex                 complex64 and complex128 with -0.0, inf and NaN parts
   meta                    meta tensors (no data) beside a normal one
+  numpy_kinds             numpy arrays (uint16/32/64, complex64/128, both byte orders) and scalars
   v3_dtypes               HAND-BUILT (torch 1.13 cannot write or read it): uint16/32/64,
                           complex32 and the float8 dtypes as torch >= 2.1 writes them, through
                           torch._utils._rebuild_tensor_v3 and torch.storage.UntypedStorage
@@ -695,6 +696,49 @@ def make_v3():
 
 # ------------------------------------------------------------------ main
 
+# ------------------------------------------------------------------ 7. numpy
+
+NUMPY_TORCH = {"uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
+               "complex64": "complex64", "complex128": "complex128"}
+
+
+def make_numpy():
+    """numpy arrays and scalars of the dtypes torch added late (unsigned, complex), in both byte
+    orders: torch.save pickles them with numpy's own reconstructors."""
+    obj = collections.OrderedDict()
+    obj["u2"] = np.array([0, 1, 65535], dtype="<u2")
+    obj["u4_be"] = np.array([[4294967295, 7], [1, 0]], dtype=">u4")
+    obj["u8_be"] = np.array([2**64 - 1, 3], dtype=">u8")
+    obj["c8_be"] = np.array([1 + 2j, -0.5j, np.inf - 0j], dtype=">c8")
+    obj["c16"] = np.array([[1.5 - 2j]], dtype="<c16")
+    obj["scalar_u8"] = np.uint64(2**64 - 1)
+    obj["scalar_c8_be"] = np.array([2 + 5j], dtype=">c8")[0]
+    path = OUT / "numpy_kinds.pth"
+    torch.save(obj, path)
+    loaded = torch.load(path)
+    tensors, values = [], []
+    for k, v in obj.items():
+        assert np.array_equal(np.asarray(loaded[k]), np.asarray(v)), k
+        if isinstance(v, np.ndarray):
+            le = v.astype(v.dtype.newbyteorder("<"))
+            tensors.append({"name": k, "dtype": NUMPY_TORCH[le.dtype.name], "shape": list(v.shape),
+                            "layout": "strided", "device": "cpu", "requires_grad": False,
+                            "parameter": False, "stride": [s // v.itemsize for s in v.strides],
+                            "storage_offset": 0, "bytes_hex": le.tobytes().hex()})
+        else:
+            values.append({"name": k, "repr": repr(v)})
+    exp = header(path, True)
+    ok, err = weights_only(path)
+    exp["weights_only_1_13"] = ok
+    if err:
+        exp["weights_only_1_13_error"] = err
+    exp["note"] = ("numpy arrays and scalars, not torch tensors: a reader takes the arrays as tensors "
+                   "(little-endian bytes in bytes_hex) and the scalars as values")
+    exp["tensors"] = tensors
+    exp["values"] = values
+    emit(path, exp)
+
+
 def main():
     print(f"torch {torch.__version__}  numpy {np.__version__}  ml_dtypes {ml_dtypes.__version__}"
           f"  (python {sys.version.split()[0]})")
@@ -705,6 +749,7 @@ def main():
     make_complex()
     make_meta()
     make_v3()
+    make_numpy()
     total = sum(p.stat().st_size for p in OUT.iterdir() if p.is_file())
     print(f"Tests/Fixtures/kinds total: {total} bytes")
 

@@ -31,6 +31,11 @@ final class NumpyDTypeObject: PickleObject {
         case "i2": .int16
         case "i1": .int8
         case "u1": .uint8
+        case "u2": .uint16
+        case "u4": .uint32
+        case "u8": .uint64
+        case "c8": .complex64
+        case "c16": .complex128
         case "b1": .bool
         default: nil
         }
@@ -179,9 +184,22 @@ enum Numpy {
             let bits = 8 * bytes.count
             if dt != .uint8, bits < 64, v & (1 << (bits - 1)) != 0 { v -= 1 << bits }  // sign-extend
             return .int(v)
+        case .uint16, .uint32: return .int(Int64(bits))
+        case .uint64: return bits <= UInt64(Int64.max) ? .int(Int64(bits)) : .bigInt(String(bits))
         case .float64: return .float(Double(bitPattern: bits))
         case .float32: return .float(Double(Float(bitPattern: UInt32(bits))))
-        default: return .float(Double(Float(Float16(bitPattern: UInt16(bits)))))
+        case .float16: return .float(Double(Float(Float16(bitPattern: UInt16(bits)))))
+        case .complex64, .complex128:
+            // Each part in the file's byte order.
+            let half = raw.count / 2
+            func part(_ bytes: ArraySlice<UInt8>) -> Double {
+                let ordered = d.littleEndian ? Array(bytes) : bytes.reversed()
+                var b: UInt64 = 0
+                for (i, x) in ordered.enumerated() { b |= UInt64(x) << (8 * i) }
+                return half == 8 ? Double(bitPattern: b) : Double(Float(bitPattern: UInt32(b)))
+            }
+            return .object(ComplexObject(part(raw[0..<half]), part(raw[half...])))
+        default: throw refuse("a numpy scalar of dtype \(d.code)")
         }
     }
 
