@@ -106,8 +106,8 @@ import Testing
 
     @Test func unknownDType() {
         #expect(
-            Self.error(#"{"a":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}}"#, data: 2)
-                == .unknownDType(name: "a", dtype: "F8_E4M3"))
+            Self.error(#"{"a":{"dtype":"C128","shape":[2],"data_offsets":[0,2]}}"#, data: 2)
+                == .unknownDType(name: "a", dtype: "C128"))
     }
 
     @Test func badShape() {
