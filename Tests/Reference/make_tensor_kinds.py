@@ -1,4 +1,4 @@
-#!/usr/bin/env -S /tmp/mlvenv/bin/python
+#!/usr/bin/env python3
 """Writes Tests/Fixtures/kinds/: checkpoints holding quantized, sparse, complex, meta
 and newer-dtype tensors, each <stem>.pth with <stem>.expected.json.
 
