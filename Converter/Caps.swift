@@ -72,6 +72,8 @@ enum Bounds {
     static let batch = 1...4096
     static let classes = 1...ModelCard.maxClasses
     static let imageSize = 1...8192
+    /// `--shard I/N`: N jobs at most.
+    static let shards = 1...1_000_000
 
     /// Thrown (`ValidationError`) when `value` is outside `range`.
     static func check(_ flag: String, _ value: Int, _ range: ClosedRange<Int>) throws {

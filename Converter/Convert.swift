@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import Kernels
+import Lifetime
 import Tensors
 
 #if canImport(Glibc)
@@ -49,11 +50,22 @@ struct Convert: ParsableCommand, Cooperative {
             """
     )
 
-    @Argument(help: "The checkpoint to read.")
-    var input: String
+    @Argument(
+        help: ArgumentHelp(
+            "IN OUT: the checkpoint to read and the file to write (.swt, .safetensors, .pth or .pt). With --out-dir, the checkpoints to read.",
+            valueName: "paths"))
+    var paths: [String] = []
 
-    @Argument(help: "The file to write: .swt, .safetensors, .pth or .pt.")
-    var output: String
+    @Option(
+        name: .customLong("out-dir"),
+        help: "Convert every path given into this directory, each as NAME.swt (or NAME.pth with --to pth).")
+    var outDir: String?
+
+    @Option(help: "With --out-dir: the format to write, swt or pth.")
+    var to: OutputFormat = .swt
+
+    @Option(help: Shard.help)
+    var shard: Shard?
 
     @Option(help: "Cast floating tensors to float32, float16 or bfloat16 (torch's rounding).")
     var dtype: CastType?
@@ -90,19 +102,119 @@ struct Convert: ParsableCommand, Cooperative {
     @OptionGroup var caps: CapOptions
     @OptionGroup var source: SourceOptions
 
+    enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+        case swt, pth
+    }
+
     enum CastType: String, ExpressibleByArgument, CaseIterable {
         case float32, float16, bfloat16
         var dtype: DType { DType(rawValue: rawValue)! }
     }
 
     func validate() throws {
-        guard OutputKind(path: output) != nil else {
-            throw ValidationError("OUT must end in \(OutputKind.extensions) (got '\(output)')")
+        if let outDir {
+            guard !paths.isEmpty else { throw ValidationError("--out-dir \(outDir): give the checkpoints to convert") }
+            // Two inputs of one name would write one output twice.
+            var seen: [String: String] = [:]
+            for path in paths {
+                let out = outputPath(for: path, in: outDir)
+                if let other = seen[out] {
+                    throw ValidationError("\(other) and \(path) would both be written to \(out); rename one")
+                }
+                seen[out] = path
+            }
+        } else {
+            guard paths.count == 2 else {
+                throw ValidationError(
+                    "give IN and OUT (got \(paths.count) path\(paths.count == 1 ? "" : "s")), or --out-dir DIR with the checkpoints to convert"
+                )
+            }
+            guard OutputKind(path: paths[1]) != nil else {
+                throw ValidationError("OUT must end in \(OutputKind.extensions) (got '\(paths[1])')")
+            }
+            if shard != nil { throw ValidationError("--shard shares out the paths of --out-dir; IN OUT is one file") }
         }
         if allTensors, source.key != nil { throw ValidationError("--all-tensors and --key exclude each other") }
     }
 
+    /// `mkdir -p dir`.
+    func makeDirectories(_ dir: String) throws {
+        var path = dir.hasPrefix("/") ? "" : "."
+        for part in dir.split(separator: "/") {
+            path += "/" + part
+            var st = stat()
+            if stat(path, &st) == 0 {
+                guard st.st_mode & S_IFMT == S_IFDIR else {
+                    throw CommandError("--out-dir \(dir): \(path) is not a directory")
+                }
+                continue
+            }
+            guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
+                throw CommandError("--out-dir \(dir): cannot create \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// DIR/NAME.swt for DIR and IN = …/NAME.pth.
+    func outputPath(for input: String, in dir: String) -> String {
+        let file = input.split(separator: "/").last.map(String.init) ?? input
+        let stem = file.contains(".") ? String(file[..<file.lastIndex(of: ".")!]) : file
+        return (dir.hasSuffix("/") ? dir : dir + "/") + stem + "." + to.rawValue
+    }
+
     func run() throws {
+        guard let outDir else {
+            do {
+                let fields = try convert(paths[0], paths[1])
+                if json { print(JSON.object(fields).render()) }
+            } catch let e as ValidationError {
+                throw e
+            } catch {
+                throw fail(error, json: json)
+            }
+            return
+        }
+        // Many files: each converted in turn; one that fails is reported in its place and the rest go on.
+        do {
+            try makeDirectories(outDir)
+        } catch {
+            throw fail(error, json: json)
+        }
+        let jobs = (shard.map { $0.pick(paths).map(\.item) } ?? paths).map { ($0, outputPath(for: $0, in: outDir)) }
+        var results: [JSON] = []
+        var failures = 0
+        for (input, output) in jobs {
+            do {
+                try Interruption.check()
+                results.append(.object(try convert(input, output)))
+            } catch let e as Interrupted {
+                throw fail(e, json: json)
+            } catch {
+                failures += 1
+                let text = (error as? CheckpointError)?.description ?? "\(error)"
+                let message = text.hasPrefix(input) ? text : "\(input): \(text)"
+                results.append(
+                    .object([("input", .string(input)), ("output", .string(output)), ("error", .string(message))]))
+                if !json {
+                    var err = StandardError()
+                    print("error: \(message)", to: &err)
+                }
+            }
+        }
+        if json {
+            print(JSON.array(results).render())
+        } else if let shard {
+            print("shard \(shard): \(jobs.count - failures) of \(jobs.count) files converted (of \(paths.count) given)")
+        }
+        if failures > 0 {
+            var err = StandardError()
+            print("error: \(failures) of \(jobs.count) files could not be converted (listed above)", to: &err)
+            throw ExitCode(1)
+        }
+    }
+
+    /// Converts one file, printing its lines (unless --json); returns the JSON fields describing it.
+    func convert(_ input: String, _ output: String) throws -> [(String, JSON)] {
         let start = now()
         do {
             try OutputGuard.refuseOverwrite(.init("OUT", output), inputs: [.init("IN", input)])
@@ -209,9 +321,7 @@ struct Convert: ParsableCommand, Cooperative {
             let seconds = now() - start
             fields.append(("seconds", .double((seconds * 1000).rounded() / 1000)))
             if let peak = peakResidentBytes() { fields.append(("peak_rss_bytes", .int(peak))) }
-            if json {
-                print(JSON.object(fields).render())
-            } else {
+            if !json {
                 let bytesOut = fields.first { $0.0 == "bytes" }?.1.intValue ?? 0
                 let cast = dtype.map { ", cast to \($0.rawValue)" } ?? ""
                 print(
@@ -219,10 +329,7 @@ struct Convert: ParsableCommand, Cooperative {
                 )
                 for n in notes { print("note: \(n)") }
             }
-        } catch let e as ValidationError {
-            throw e
-        } catch {
-            throw fail(error, json: json)
+            return fields
         }
     }
 }

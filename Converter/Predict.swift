@@ -22,6 +22,7 @@ struct Predict: ParsableCommand, Cooperative {
               pth2swt predict --weights resnet18-5c106cde.pth cat.jpg dog.png
               pth2swt predict --weights resnet18.swt --input batch.npy --json
               pth2swt predict --arch mobilenet_v2 --weights mobilenet_v2-b0353104.pth cat.jpg
+              pth2swt predict --weights w.swt --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT --json images/*.jpg
             """
     )
 
@@ -40,6 +41,7 @@ struct Predict: ParsableCommand, Cooperative {
     @Flag(help: "Print a JSON array: one {source, top, logits} per input (or {source, error}).") var json = false
     @Flag(help: "No Winograd: the direct GEMM for every convolution (slower; for comparing accuracy).") var direct =
         false
+    @Option(help: Shard.help) var shard: Shard?
     @Argument(help: "JPEG or PNG files.") var images: [String] = []
     @OptionGroup var caps: CapOptions
     @OptionGroup var source: SourceOptions
@@ -157,17 +159,21 @@ struct Predict: ParsableCommand, Cooperative {
             let (n, h, w) = (array.shape[0], array.shape[2], array.shape[3])
             let values = try array.float32()
             let per = 3 * h * w
-            for start in stride(from: 0, to: n, by: batchSize) {
+            // The array's images (this shard's, with --shard), a batch at a time, named by their index.
+            let rows = (0..<n).filter { shard?.takes($0) ?? true }
+            for start in stride(from: 0, to: rows.count, by: batchSize) {
                 try Interruption.check()
-                let end = min(n, start + batchSize)
-                try emit(
-                    Array(values[(start * per)..<(end * per)]), sources: (start..<end).map { "\(input)[\($0)]" },
-                    height: h, width: w)
+                let chosen = rows[start..<min(rows.count, start + batchSize)]
+                var batch: [Float] = []
+                batch.reserveCapacity(chosen.count * per)
+                for r in chosen { batch += values[(r * per)..<((r + 1) * per)] }
+                try emit(batch, sources: chosen.map { "\(input)[\($0)]" }, height: h, width: w)
             }
         } else {
             let transform = model.preprocessing
             var batch: [Float] = [], sources: [String] = [],
                 failed: [(before: Int, source: String, message: String)] = []
+            let images = shard.map { $0.pick(self.images).map(\.item) } ?? self.images
             for (k, path) in images.enumerated() {
                 try Interruption.check()
                 do {
