@@ -87,6 +87,17 @@ let package = Package(
             name: "Training",
             dependencies: ["Tensors", "Checksums", "Kernels", "CKernels", "NN", "Vision", "CZip", "Lifetime"],
             path: "Sources/Training"),
+        // Open MPI's C API through pkg-config (Debian: libopenmpi-dev, openmpi-bin), with a header shim for the
+        // handle macros. Only Distributed and the tool use it: no library product links MPI.
+        .systemLibrary(
+            name: "CMPI",
+            path: "Sources/CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
+        ),
+        // Running as one rank of an MPI job (mpirun, srun, the MPI Operator): ranks, collectives, a
+        // launcher check. Imports Lifetime and CMPI; the libraries do not import it.
+        .target(name: "Distributed", dependencies: ["CMPI", "Lifetime"], path: "Sources/Distributed"),
         // torchvision's weight URLs, resumable downloads (http, https, file) and torch.hub's hash check.
         .target(name: "Hub", dependencies: ["Checksums"], path: "Sources/Hub"),
         // The command-line tool.
@@ -94,7 +105,7 @@ let package = Package(
             name: "pth2swt",
             dependencies: [
                 "Lifetime", "Tensors", "Checkpoint", "Hub", "Kernels", "NN", "Vision", "Training", "BLASComparison",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Distributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Converter"
         ),

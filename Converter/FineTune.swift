@@ -656,60 +656,80 @@ struct Eval: ParsableCommand, Cooperative {
     }
 
     func run() throws {
-        do {
-            let started = now()
-            let loaded = try LoadedModel(weights: weights, arch: arch, options: source.loadOptions(), key: source.key)
-            let model = loaded.network
-            let classes = model.classes
-            let data = try dataOptions.loadTest(
-                classes: classes, seed: seed,
-                asked: "the head of \(weights) has")
-            if let card = loaded.card, card.classNames != data.test.classNames {
-                var err = StandardError()
-                print(
-                    "note: \(weights) was trained on classes \(card.classNames.prefix(6).joined(separator: ", "))"
-                        + "\(card.classNames.count > 6 ? ", …" : ""); the data's are \(data.test.classNames.prefix(6).joined(separator: ", "))"
-                        + "\(data.test.classNames.count > 6 ? ", …" : "") (compared by index)", to: &err)
-            }
-            let test = TransformedImages(data.test, augment: false)
-            let status = StatusLine(enabled: !json)
-            let report = try EvalReport.measure(
-                model, on: test, batchSize: batchSize, threads: threads, progress: status.show)
-            status.clear()
-            let names = data.test.classNames
-            if json {
-                print(
-                    JSON.object([
-                        ("weights", .string(weights)), ("data", .string(dataOptions.data)),
-                        ("count", .int(report.count)),
-                        ("accuracy", .double(report.accuracy)), ("loss", .double(report.loss)),
-                        ("classes", .array(names.map(JSON.string))),
-                        ("confusion", .array(report.confusion.map { .array($0.map(JSON.int)) })),
-                        ("seconds", .double(now() - started)),
-                    ]).render())
-            } else {
-                print(
-                    "\(weights) on \(dataOptions.data) (\(data.kind)): \(report.count) test images, \(names.count) classes"
-                )
-                print(
-                    "top-1 accuracy \(percent(report.accuracy)) (\(report.correct)/\(report.count)), loss \(String(format: "%.4f", report.loss))"
-                )
-                print("confusion (rows: true class, columns: predicted):")
-                let width = max(6, report.confusion.flatMap { $0 }.map { String($0).count }.max()! + 1)
-                let label = min(names.map(\.count).max()! + 4, 24)
-                func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }
-                print(pad("", label) + (0..<names.count).map { pad("[\($0)]", width) }.joined())
-                for (i, row) in report.confusion.enumerated() {
-                    let name = String(("[\(i)] " + names[i]).prefix(label))
-                    print(
-                        name + String(repeating: " ", count: label - name.count)
-                            + row.map { pad(String($0), width) }.joined())
+        let started = now()
+        // Each rank measures its share of the test images (all of them when run alone); rank 0 prints the
+        // sum, which is the one-process result (loss up to the order of the sum).
+        try Job.run(
+            json: json,
+            local: { comm -> (report: EvalReport, names: [String], kind: String) in
+                let loaded = try LoadedModel(
+                    weights: weights, arch: arch, options: source.loadOptions(), key: source.key)
+                let model = loaded.network
+                let data = try dataOptions.loadTest(
+                    classes: model.classes, seed: seed, asked: "the head of \(weights) has")
+                if let card = loaded.card, card.classNames != data.test.classNames, comm?.isRoot ?? true {
+                    var err = StandardError()
+                    Swift.print(
+                        "note: \(weights) was trained on classes \(card.classNames.prefix(6).joined(separator: ", "))"
+                            + "\(card.classNames.count > 6 ? ", …" : ""); the data's are \(data.test.classNames.prefix(6).joined(separator: ", "))"
+                            + "\(data.test.classNames.count > 6 ? ", …" : "") (compared by index)", to: &err)
                 }
-            }
-        } catch let e as ValidationError {
-            throw e
-        } catch {
-            throw fail(error, json: json)
+                let test = TransformedImages(data.test, augment: false)
+                let status = StatusLine(enabled: !json && (comm?.isRoot ?? true))
+                let report = try EvalReport.measure(
+                    model, on: test, indices: comm?.share(test.count), batchSize: batchSize, threads: threads,
+                    progress: status.show)
+                status.clear()
+                return (report, data.test.classNames, data.kind)
+            },
+            combine: { comm, part in
+                var report = part.report
+                if let comm {
+                    // Sums in a fixed order: counts and confusion exactly, the loss as Σ loss·count.
+                    var ints =
+                        [Int64(report.count), Int64(report.correct)] + report.confusion.flatMap { $0.map(Int64.init) }
+                    var loss = [report.loss * Double(report.count)]
+                    try comm.allreduceSum(&ints)
+                    try comm.allreduceSum(&loss)
+                    let k = report.confusion.count
+                    report.count = Int(ints[0])
+                    report.correct = Int(ints[1])
+                    report.confusion = (0..<k).map { i in (0..<k).map { j in Int(ints[2 + i * k + j]) } }
+                    report.loss = report.count == 0 ? 0 : loss[0] / Double(report.count)
+                    guard comm.isRoot else { return }
+                }
+                show(report, names: part.names, kind: part.kind, ranks: comm?.size ?? 1, started: started)
+            })
+    }
+
+    func show(_ report: EvalReport, names: [String], kind: String, ranks: Int, started: Double) {
+        if json {
+            Swift.print(
+                JSON.object([
+                    ("weights", .string(weights)), ("data", .string(dataOptions.data)),
+                    ("count", .int(report.count)),
+                    ("accuracy", .double(report.accuracy)), ("loss", .double(report.loss)),
+                    ("classes", .array(names.map(JSON.string))),
+                    ("confusion", .array(report.confusion.map { .array($0.map(JSON.int)) })),
+                    ("ranks", .int(ranks)), ("seconds", .double(now() - started)),
+                ]).render())
+            return
+        }
+        let across = ranks > 1 ? " (\(ranks) ranks)" : ""
+        Swift.print(
+            "\(weights) on \(dataOptions.data) (\(kind)): \(report.count) test images, \(names.count) classes\(across)")
+        Swift.print(
+            "top-1 accuracy \(percent(report.accuracy)) (\(report.correct)/\(report.count)), loss \(String(format: "%.4f", report.loss))"
+        )
+        Swift.print("confusion (rows: true class, columns: predicted):")
+        let width = max(6, report.confusion.flatMap { $0 }.map { String($0).count }.max()! + 1)
+        let label = min(names.map(\.count).max()! + 4, 24)
+        func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }
+        Swift.print(pad("", label) + (0..<names.count).map { pad("[\($0)]", width) }.joined())
+        for (i, row) in report.confusion.enumerated() {
+            let name = String(("[\(i)] " + names[i]).prefix(label))
+            Swift.print(
+                name + String(repeating: " ", count: label - name.count) + row.map { pad(String($0), width) }.joined())
         }
     }
 }

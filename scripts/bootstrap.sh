@@ -3,12 +3,14 @@
 #   bash scripts/bootstrap.sh              build and test needs: libzip-dev, zlib1g-dev,
 #                                          libopenblas-dev, libjpeg62-turbo-dev, libpng-dev, pkg-config,
 #                                          dataset-fashion-mnist (the IDX files the fine-tuning demo and a
-#                                          data test read; 30 MB)
+#                                          data test read; 30 MB), libopenmpi-dev and openmpi-bin
+#                                          (Open MPI 4.1, for the tool's multi-rank runs and their tests)
 #   bash scripts/bootstrap.sh --reference  also the oracle for Tests/Reference/*.py: python3-torch 1.13,
 #                                          Pillow 9.4, numpy,
 #                                          python3-torchvision 0.14 (never needed by CI)
 set -euo pipefail
-packages=(libzip-dev zlib1g-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev pkg-config dataset-fashion-mnist)
+packages=(libzip-dev zlib1g-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev pkg-config dataset-fashion-mnist
+  libopenmpi-dev openmpi-bin)
 if [[ "${1:-}" == "--reference" ]]; then
   packages+=(python3-torch python3-torchvision python3-pil python3-numpy python3-venv)
 fi

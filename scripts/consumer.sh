@@ -48,16 +48,33 @@ rm -rf "$work/consumer/.build"
 
 cd "$work/consumer"
 export PTH2SWT_URL="file://$work/pth2swt"
+# A machine without Open MPI, as far as this build can tell: pkg-config sees every package but Open
+# MPI's, and mpi.h is only on the include path that ompi-c.pc gives. No library product may need it.
+pcdir="$work/pkgconfig-without-mpi"
+mkdir -p "$pcdir"
+for dir in $(pkg-config --variable pc_path pkg-config | tr ':' ' '); do
+  for pc in "$dir"/*.pc; do
+    [[ -e "$pc" ]] || continue
+    case "$(basename "$pc")" in ompi* | mpi* | orte* | opal*) continue ;; esac
+    ln -sf "$pc" "$pcdir/"
+  done
+done
+export PKG_CONFIG_LIBDIR="$pcdir" PKG_CONFIG_PATH=""
+if pkg-config --exists ompi-c; then
+  echo "consumer: could not hide Open MPI from pkg-config" >&2
+  exit 1
+fi
+echo "consumer: building with Open MPI hidden (pkg-config knows no ompi-c)"
 echo "consumer: building Tests/Consumer against $PTH2SWT_URL at tag $version (release)"
 swift build -c release 2>&1 | tail -n 3
 # No library product links OpenBLAS: a program built on them needs neither its headers nor its library.
 for program in Example FineTune; do
-  if ldd "$(swift build -c release --show-bin-path)/$program" | grep -qi openblas; then
-    echo "consumer: $program links OpenBLAS, which only the pth2swt tool may" >&2
+  if ldd "$(swift build -c release --show-bin-path)/$program" | grep -qiE 'openblas|libmpi'; then
+    echo "consumer: $program links OpenBLAS or MPI, which only the pth2swt tool may" >&2
     exit 1
   fi
 done
-echo "consumer: Example and FineTune link no OpenBLAS"
+echo "consumer: Example and FineTune link neither OpenBLAS nor MPI"
 output=$("$(swift build -c release --show-bin-path)/Example" \
   "$root/Tests/Consumer/Fixtures/resnet18-patterned.pth" "$root/Tests/Fixtures/images/geom_300x200.jpg")
 printf '%s\n' "$output" | sed 's/^/consumer: example: /'

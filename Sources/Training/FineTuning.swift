@@ -248,23 +248,25 @@ public enum FineTuningError: Error, Equatable, CustomStringConvertible {
 extension EvalReport {
     /// Accuracy, loss and confusion matrix of `network` (eval mode: BatchNorm folded, dropout off) on
     /// `test`, in batches of `batchSize`, images loaded ahead on another thread.
+    /// `indices` chooses the images of `test` to measure (all of them when nil): one rank's share.
     public static func measure(
-        _ network: Network, on test: any TrainingInputs, batchSize: Int, threads: Int, epoch: Int = 0,
-        progress: ((TrainProgress) -> Void)? = nil
+        _ network: Network, on test: any TrainingInputs, indices: [Int]? = nil, batchSize: Int, threads: Int,
+        epoch: Int = 0, progress: ((TrainProgress) -> Void)? = nil
     ) throws -> EvalReport {
+        let chosen = indices ?? Array(0..<test.count)
         let net = Inference(network)
         net.threads = threads
         let classes = network.classes
         var report = EvalReport(classes: classes)
         let start = monotonic()
         try PrefetchingLoader.forEach(
-            PrefetchingLoader.batches(Array(0..<test.count), size: batchSize), of: test, epoch: epoch
+            PrefetchingLoader.batches(chosen, size: batchSize), of: test, epoch: epoch
         ) { b in
             let logits = try net.logits(b.inputs, batch: b.indices.count, height: test.height, width: test.width)
             report.add(logits: logits, labels: b.labels, classes: classes)
             progress?(
                 TrainProgress(
-                    phase: .eval, epoch: epoch, done: report.count, total: test.count,
+                    phase: .eval, epoch: epoch, done: report.count, total: chosen.count,
                     imagesPerSecond: Double(report.count) / max(monotonic() - start, 1e-9), loss: 0, accuracy: 0))
         }
         return report

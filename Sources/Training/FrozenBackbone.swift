@@ -87,6 +87,20 @@ public struct EvalReport: Sendable {
         confusion = Array(repeating: Array(repeating: 0, count: classes), count: classes)
     }
 
+    /// The reports of several ranks' shares as one: counts and confusion summed, loss the mean over every
+    /// image (equal to one report over all the images up to the order of the sum).
+    public static func combining(_ parts: [EvalReport]) -> EvalReport {
+        guard var out = parts.first else { return EvalReport(classes: 0) }
+        for p in parts.dropFirst() {
+            let n = out.count + p.count
+            out.loss = n == 0 ? 0 : (out.loss * Double(out.count) + p.loss * Double(p.count)) / Double(n)
+            out.count = n
+            out.correct += p.correct
+            for (i, row) in p.confusion.enumerated() { for (j, v) in row.enumerated() { out.confusion[i][j] += v } }
+        }
+        return out
+    }
+
     /// Adds a batch's logits: loss is kept as a mean over everything added.
     public mutating func add(logits: [Float], labels: [Int], classes: Int) {
         let ce = CrossEntropy.forward(logits, labels: labels, classes: classes)

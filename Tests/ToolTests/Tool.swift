@@ -34,8 +34,13 @@ enum Tool {
 
     /// Runs the tool to the end with a deadline (a hang fails the caller instead of the suite).
     static func run(_ arguments: [String], timeout: Double = 120) throws -> Outcome {
+        try run(program: path, arguments, timeout: timeout)
+    }
+
+    /// Runs another program (mpirun) the same way.
+    static func run(program: String, _ arguments: [String], timeout: Double = 120) throws -> Outcome {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
+        p.executableURL = URL(fileURLWithPath: program)
         p.arguments = arguments
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
