@@ -12,8 +12,17 @@ struct DistributedToolTests {
     /// mpirun's flags for a test machine: as root it needs --allow-run-as-root, and with fewer cores than
     /// ranks --oversubscribe; `tcp` forces the TCP transport that ranks on other machines use.
     func launch(_ ranks: Int, tcp: Bool = false, _ arguments: [String]) throws -> Tool.Outcome {
-        var flags = ["--allow-run-as-root", "--oversubscribe", "-np", String(ranks)]
+        // Components stay loaded at exit, so a sanitizer's leak report can name Open MPI's own allocations.
+        var flags = [
+            "--allow-run-as-root", "--oversubscribe", "--mca", "mca_base_component_disable_dlclose", "1", "-np",
+            String(ranks),
+        ]
         if tcp { flags += ["--mca", "btl", "tcp,self"] }
+        // Under scripts/sanitize.sh: the ranks get the leak suppressions, and unwind slowly on malloc so that
+        // Open MPI's allocations (its libraries keep no frame pointers) are traced to the library.
+        let env = ProcessInfo.processInfo.environment
+        if env["LSAN_OPTIONS"] != nil { flags += ["-x", "LSAN_OPTIONS"] }
+        flags += ["-x", "ASAN_OPTIONS=fast_unwind_on_malloc=0" + (env["ASAN_OPTIONS"].map { ":" + $0 } ?? "")]
         return try Tool.run(program: MPIRun.path!, flags + [Tool.path] + arguments, timeout: 300)
     }
 
