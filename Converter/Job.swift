@@ -37,6 +37,8 @@ enum Job {
         try agree(comm, failure, json: json)
         do {
             try combine(comm, part!)
+        } catch let e as ExitCode {
+            throw e
         } catch {
             // An error in the collectives' phase is the same on every rank (MPI's, or the same data):
             // rank 0 reports it.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import Distributed
 import Kernels
 import Lifetime
 import NN
@@ -59,6 +60,10 @@ struct Predict: ParsableCommand, Cooperative {
     }
 
     func run() throws {
+        if Launch.fromEnvironment() != nil {
+            try runOnRanks()
+            return
+        }
         let output = PredictionPrinter(json: json)
         do {
             try classify(output)
@@ -88,9 +93,60 @@ struct Predict: ParsableCommand, Cooperative {
         }
     }
 
+    /// Under an MPI launcher: each rank classifies the inputs at positions ≡ rank (mod ranks), keeping its
+    /// results; rank 0 gathers them and prints them in input order, as one run would.
+    func runOnRanks() throws {
+        try Job.run(
+            json: json,
+            local: { comm -> PredictionPrinter in
+                let output = PredictionPrinter(json: json, recording: true)
+                try classify(output, ranks: comm.map { ($0.rank, $0.size) })
+                return output
+            },
+            combine: { comm, output in
+                guard let comm else { return }
+                var failures = [Int64(output.failures)]
+                try comm.allreduceSum(&failures)
+                let mine = JSON.array(
+                    (output.recorded ?? []).map { JSON.array([.string($0.out), .string($0.err)]) }
+                ).render(indent: nil)
+                if let parts = try comm.gather(Array(mine.utf8)) {
+                    let lists = try parts.map { bytes -> [(out: String, err: String)] in
+                        guard case .array(let items) = try JSON.parse(String(decoding: bytes, as: UTF8.self)) else {
+                            return []
+                        }
+                        return items.map { item in
+                            guard case .array(let pair) = item, pair.count == 2, case .string(let o) = pair[0],
+                                case .string(let e) = pair[1]
+                            else { return ("", "") }
+                            return (o, e)
+                        }
+                    }
+                    // Position p is rank p mod N's entry p / N.
+                    var merged: [(out: String, err: String)] = []
+                    let total = lists.reduce(0) { $0 + $1.count }
+                    for p in 0..<total {
+                        let list = lists[p % comm.size]
+                        if p / comm.size < list.count { merged.append(list[p / comm.size]) }
+                    }
+                    let printer = PredictionPrinter(json: json)
+                    printer.replay(merged, failures: Int(failures[0]))
+                    printer.finish()
+                }
+                if failures[0] > 0 {
+                    if comm.isRoot {
+                        var err = StandardError()
+                        print("error: \(failures[0]) of the inputs could not be classified (listed above)", to: &err)
+                    }
+                    throw ExitCode(1)
+                }
+            })
+    }
+
     /// Classifies every input, a batch at a time, printing each result as it comes (an input that fails
-    /// is reported where its result would be, and counted by `output`).
-    func classify(_ output: PredictionPrinter) throws {
+    /// is reported where its result would be, and counted by `output`). With `ranks`, only the inputs at
+    /// positions ≡ rank (mod size), after --shard.
+    func classify(_ output: PredictionPrinter, ranks: (rank: Int, size: Int)? = nil) throws {
         // The input array is checked before the weights are read: a bad one fails fast.
         let array = try input.map { path in
             let array = try NPYArray(path: path)
@@ -105,13 +161,15 @@ struct Predict: ParsableCommand, Cooperative {
         let options = source.loadOptions(try caps.loadOptions())
         let model = try LoadedModel(
             weights: weights, arch: arch, options: options, key: source.key, stripPrefix: stripPrefix)
-        if let note = placeNote(model.stateDict) {
+        if let note = placeNote(model.stateDict), (ranks?.rank ?? 0) == 0 {
             var err = StandardError()
             print("weights: \(weights): \(note)", to: &err)
         }
         let net = Inference(model.network)
         net.threads = threads
         net.useWinograd = !direct
+        // The same algorithms whatever batch an image lands in: one run, its shards and its ranks agree.
+        net.algorithmBatch = batchSize
         let classes = net.classes
 
         /// Runs one batch and prints its rows, in input order with the inputs that failed before it
@@ -160,7 +218,8 @@ struct Predict: ParsableCommand, Cooperative {
             let values = try array.float32()
             let per = 3 * h * w
             // The array's images (this shard's, with --shard), a batch at a time, named by their index.
-            let rows = (0..<n).filter { shard?.takes($0) ?? true }
+            var rows = (0..<n).filter { shard?.takes($0) ?? true }
+            if let ranks { rows = rows.enumerated().filter { $0.offset % ranks.size == ranks.rank }.map(\.element) }
             for start in stride(from: 0, to: rows.count, by: batchSize) {
                 try Interruption.check()
                 let chosen = rows[start..<min(rows.count, start + batchSize)]
@@ -173,7 +232,10 @@ struct Predict: ParsableCommand, Cooperative {
             let transform = model.preprocessing
             var batch: [Float] = [], sources: [String] = [],
                 failed: [(before: Int, source: String, message: String)] = []
-            let images = shard.map { $0.pick(self.images).map(\.item) } ?? self.images
+            var images = shard.map { $0.pick(self.images).map(\.item) } ?? self.images
+            if let ranks {
+                images = images.enumerated().filter { $0.offset % ranks.size == ranks.rank }.map(\.element)
+            }
             for (k, path) in images.enumerated() {
                 try Interruption.check()
                 do {
@@ -209,33 +271,80 @@ final class PredictionPrinter {
     /// Inputs reported as not classified.
     private(set) var failures = 0
 
-    init(json: Bool) { self.json = json }
+    /// When set, each input's output is kept here instead of printed: (stdout, stderr), one entry per
+    /// input, for a rank of an MPI job whose results rank 0 prints in input order.
+    private(set) var recorded: [(out: String, err: String)]?
+
+    init(json: Bool, recording: Bool = false) {
+        self.json = json
+        self.recorded = recording ? [] : nil
+    }
 
     func result(_ source: String, _ best: [(index: Int, label: String, probability: Float)], logits: [Float]) {
         inputs += 1
+        if recorded != nil {
+            var text = ""
+            if json {
+                text = Self.resultJSON(source, best, logits).render(indent: nil)
+            } else {
+                text = "\(source):\n" + Self.lines(best).joined(separator: "\n")
+            }
+            recorded!.append((text, ""))
+            return
+        }
         if json {
-            element(
-                .object([
-                    ("source", .string(source)),
-                    (
-                        "top",
-                        .array(
-                            best.map {
-                                .object([
-                                    ("index", .int($0.index)), ("label", .string($0.label)),
-                                    ("probability", .double(Double($0.probability))),
-                                ])
-                            })
-                    ),
-                    ("logits", .array(logits.map { .double(Double($0)) })),
-                ]))
+            element(Self.resultJSON(source, best, logits))
         } else {
             print("\(source):")
-            for (rank, b) in best.enumerated() {
-                let percent = (Double(b.probability) * 10000).rounded() / 100
-                print("  \(rank + 1). \(b.label) (\(b.index)): \(percent)%")
+            for line in Self.lines(best) { print(line) }
+        }
+    }
+
+    static func lines(_ best: [(index: Int, label: String, probability: Float)]) -> [String] {
+        best.enumerated().map { rank, b in
+            "  \(rank + 1). \(b.label) (\(b.index)): \((Double(b.probability) * 10000).rounded() / 100)%"
+        }
+    }
+
+    static func resultJSON(
+        _ source: String, _ best: [(index: Int, label: String, probability: Float)], _ logits: [Float]
+    )
+        -> JSON
+    {
+        .object([
+            ("source", .string(source)),
+            (
+                "top",
+                .array(
+                    best.map {
+                        .object([
+                            ("index", .int($0.index)), ("label", .string($0.label)),
+                            ("probability", .double(Double($0.probability))),
+                        ])
+                    })
+            ),
+            ("logits", .array(logits.map { .double(Double($0)) })),
+        ])
+    }
+
+    /// Prints entries recorded on the ranks, already in input order (rank 0 of an MPI job).
+    func replay(_ entries: [(out: String, err: String)], failures: Int) {
+        for e in entries {
+            inputs += 1
+            if json {
+                if !e.out.isEmpty {
+                    print((count == 0 ? "[" : ",") + e.out)
+                    count += 1
+                }
+            } else if !e.out.isEmpty {
+                print(e.out)
+            }
+            if !e.err.isEmpty {
+                var err = StandardError()
+                print(e.err, to: &err)
             }
         }
+        self.failures += failures
     }
 
     /// Whether anything was printed.
@@ -246,6 +355,12 @@ final class PredictionPrinter {
         if source != nil {
             inputs += 1
             failures += 1
+        }
+        if recorded != nil, let source {
+            let element = JSON.object([("source", JSON.string(source)), ("error", .string(message))])
+            let line = "error: \(message.hasPrefix(source) ? message : "\(source): \(message)")"
+            recorded!.append(json ? (element.render(indent: nil), "") : ("", line))
+            return
         }
         if json {
             element(.object((source.map { [("source", JSON.string($0))] } ?? []) + [("error", .string(message))]))

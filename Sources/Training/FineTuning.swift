@@ -256,6 +256,8 @@ extension EvalReport {
         let chosen = indices ?? Array(0..<test.count)
         let net = Inference(network)
         net.threads = threads
+        // Each image's logits the same whatever batch it is in (a rank's share, the last batch).
+        net.algorithmBatch = batchSize
         let classes = network.classes
         var report = EvalReport(classes: classes)
         let start = monotonic()

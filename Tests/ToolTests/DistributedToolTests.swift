@@ -49,6 +49,30 @@ struct DistributedToolTests {
         }
     }
 
+    @Test(
+        .enabled(
+            if: ShardTests.sharedAvailable, "../shared/weights/resnet18-zip.pth is absent; the predict test needs it"))
+    func predictOverRanksPrintsTheOneProcessOutput() throws {
+        let images = try FileManager.default.contentsOfDirectory(atPath: Fixtures.path("images")).filter {
+            $0.hasSuffix(".jpg") || $0.hasSuffix(".png")
+        }.sorted().prefix(7).map { Fixtures.path("images/" + $0) }
+        // An unreadable input among them: reported in its place, and the run exits 1.
+        let inputs = Array(images.prefix(3)) + ["/nonexistent.jpg"] + Array(images.dropFirst(3))
+        let args = ["predict", "--weights", ShardTests.sharedWeights, "--json", "--batch-size", "2", "--threads", "1"]
+        let alone = try Tool.run(args + inputs, timeout: 300)
+        #expect(alone.status == 1, "\(alone.description)")
+        let ranks = try launch(3, args + inputs)
+        #expect(ranks.status != 0 && !ranks.signalled, "\(ranks.description)")
+        // The same bytes: input order kept, each image's logits bit for bit.
+        #expect(ranks.stdout == alone.stdout)
+        let parsed = try JSONSerialization.jsonObject(with: Data(ranks.stdout.utf8)) as! [[String: Any]]
+        #expect(parsed.map { $0["source"] as! String } == inputs)
+        #expect(parsed[3]["error"] != nil)
+        let text = try launch(2, ["predict", "--weights", ShardTests.sharedWeights, "--threads", "1"] + images)
+        let textAlone = try Tool.run(["predict", "--weights", ShardTests.sharedWeights, "--threads", "1"] + images)
+        #expect(text.status == 0 && text.stdout == textAlone.stdout, "\(text.description)")
+    }
+
     @Test func anErrorOnTheRanksIsPrintedOnceWithItsRank() throws {
         let r = try launch(
             3, ["eval", "--weights", "/nonexistent/model.swt", "--data", HostileUseTests.fashion, "--threads", "1"])

@@ -84,6 +84,11 @@ public final class Inference {
     public var threads: Int = 1
     /// Use Winograd F(4×4, 3×3) for the 3×3 stride-1 dense convolutions (else im2col + GEMM).
     public var useWinograd = true
+    /// The batch size the choice between Winograd and the direct convolution is made for; nil: each
+    /// call's own. The two round differently, so an image's logits depend on that choice: a caller that
+    /// splits a list of images into batches of different sizes (the last batch, shards, MPI ranks) and
+    /// wants each image's logits bit for bit the same sets it to its batch size.
+    public var algorithmBatch: Int?
     /// The most bytes of buffers (activations, scratch) a plan may allocate: half the machine's memory
     /// by default. A batch or input size past it is refused (`InferenceError.tooLarge`) instead of
     /// failing to allocate.
@@ -365,7 +370,9 @@ public final class Inference {
     /// 36 products busy (`WinogradNHWC.preferred`).
     func winograd(_ id: Int, _ c: Conv, _ g: Conv2dGeometry) -> Bool {
         guard useWinograd, c.winogradApplies else { return false }
-        return winogradChoice[id] ?? WinogradNHWC.preferred(g)
+        var chosenFor = g
+        if let b = algorithmBatch { chosenFor.batch = b }
+        return winogradChoice[id] ?? WinogradNHWC.preferred(chosenFor)
     }
 
     static func poolSize(_ n: Int, kernel: Int, stride: Int, padding: Int) -> Int {
