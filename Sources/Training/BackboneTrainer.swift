@@ -19,6 +19,20 @@ public final class BackboneTrainer {
     public let scheduler: LRScheduler?
     public private(set) var completedEpochs = 0
     let mode: TrainingMode
+    /// The ranks of a data-parallel run (nil: this process alone). Each rank takes torch
+    /// `DistributedSampler`'s share of every epoch, gradients are averaged over the ranks before each
+    /// step, and evaluations are of rank 0's weights and statistics over every rank's share of the test
+    /// images. `config.batchSize` is per rank, as in DDP.
+    public var group: (any DataParallelGroup)? {
+        didSet {
+            if let g = group, g.size > 1 {
+                let order = step.trainable.map(\.name)
+                step.gradientHook = { try DataParallel.averageGradients(&$0, order: order, group: g) }
+            } else {
+                step.gradientHook = nil
+            }
+        }
+    }
 
     public init(model: Network, config: FineTuneConfig) throws {
         self.model = model
@@ -59,9 +73,11 @@ public final class BackboneTrainer {
         progress: ((TrainProgress) -> Void)? = nil
     ) throws -> EpochReport {
         let epoch = completedEpochs + 1
-        var tally = EpochTally(epoch: epoch, total: train.count)
         step.threads = config.threads
-        let order = Shuffle.permutation(train.count, seed: config.seed, epoch: epoch)
+        let order =
+            group.map { DataParallel.order(count: train.count, seed: config.seed, epoch: epoch, group: $0) }
+            ?? Shuffle.permutation(train.count, seed: config.seed, epoch: epoch)
+        var tally = EpochTally(epoch: epoch, total: order.count)
         try PrefetchingLoader.forEach(PrefetchingLoader.batches(order, size: config.batchSize), of: train, epoch: epoch)
         { b in
             let p = try tally.add(b.indices.count) {
@@ -71,6 +87,7 @@ public final class BackboneTrainer {
         }
         try NonFinite.checkWeights(model.trainableParameters, epoch: epoch, step: tally.steps)
         var report = tally.report(cached: false, featureSeconds: 0)
+        if let group { report = try DataParallel.combine(report, group: group) }
         scheduler?.step()
         completedEpochs = epoch
         if let test { report.eval = try evaluate(test, progress: progress) }
@@ -79,9 +96,18 @@ public final class BackboneTrainer {
 
     /// Accuracy, loss and confusion matrix of the current model in eval mode on `test`.
     public func evaluate(_ test: any TrainingInputs, progress: ((TrainProgress) -> Void)? = nil) throws -> EvalReport {
-        try EvalReport.measure(
-            model, on: test, batchSize: config.batchSize, threads: config.threads, epoch: completedEpochs,
-            progress: progress)
+        guard let group, group.size > 1 else {
+            return try EvalReport.measure(
+                model, on: test, batchSize: config.batchSize, threads: config.threads, epoch: completedEpochs,
+                progress: progress)
+        }
+        // Rank 0's running statistics (DDP's broadcast_buffers), every rank its share of the images.
+        try DataParallel.broadcastBuffers(model, group: group)
+        let share = Array(stride(from: group.rank, to: test.count, by: group.size))
+        let report = try EvalReport.measure(
+            model, on: test, indices: share, batchSize: config.batchSize, threads: config.threads,
+            epoch: completedEpochs, progress: progress)
+        return try DataParallel.combine(report, group: group)
     }
 
     /// The model's state dict plus the optimizer's state: `TrainingState.checkpoint`.

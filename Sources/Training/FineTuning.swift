@@ -89,6 +89,21 @@ public final class FineTuning {
 
     public var completedEpochs: Int { trainer.completedEpochs }
 
+    /// The ranks this run is one of (nil: alone); set by `join`.
+    public private(set) var group: (any DataParallelGroup)?
+
+    /// Makes this run one rank of a data-parallel run, as torch's DistributedDataParallel does: rank 0's
+    /// parameters and buffers (the new head included) are copied to every rank now; from here each epoch
+    /// takes torch `DistributedSampler`'s share, `config.batchSize` images per rank and step, gradients
+    /// averaged over the ranks before each step, and evaluations of rank 0's weights over every rank's
+    /// share of the test images. Call it on every rank, after `resume` when resuming.
+    public func join(_ group: any DataParallelGroup) throws {
+        try DataParallel.broadcastState(network, group: group)
+        self.group = group
+        if let t = trainer as? BackboneTrainer { t.group = group }
+        if let t = trainer as? FrozenBackboneTrainer { t.group = group }
+    }
+
     /// Continues from a checkpoint that `checkpoint()` made (read back from its file): every parameter,
     /// buffer and optimizer state, the epoch count and the schedule's position. Thrown:
     /// `FineTuningError.otherStartingWeights` when the checkpoint's run started from other values than

@@ -204,6 +204,18 @@ public final class FrozenBackboneTrainer {
     let l2sp: L2SP?
     var trainCache: [Float]?
     var testCache: [Float]?
+    /// The ranks of a data-parallel run (nil: this process alone): as `BackboneTrainer.group`. The
+    /// feature caches are computed a share per rank and summed into every rank's copy.
+    public var group: (any DataParallelGroup)? {
+        didSet {
+            if let g = group, g.size > 1, let headStep {
+                let order = headStep.trainable.map(\.name)
+                headStep.gradientHook = { try DataParallel.averageGradients(&$0, order: order, group: g) }
+            } else {
+                headStep?.gradientHook = nil
+            }
+        }
+    }
     var cacheHeight = 0, cacheWidth = 0
 
     /// Freezes everything but the head in `model` (whose head has already been replaced or loaded).
@@ -263,6 +275,9 @@ public final class FrozenBackboneTrainer {
             dy: ce.gradient, x: features, weight: fc.weight.data, batch: n,
             inFeatures: fc.inFeatures, outFeatures: fc.outFeatures)
         var gradients = [model.head + ".weight": g.weight, model.head + ".bias": g.bias]
+        if let group {
+            try DataParallel.averageGradients(&gradients, order: headParameters.map(\.name), group: group)
+        }
         var loss = Double(ce.loss)
         if let l2sp { loss += l2sp.apply(headParameters, to: &gradients) }
         try NonFinite.check(loss: loss, gradients: gradients)
@@ -292,18 +307,25 @@ public final class FrozenBackboneTrainer {
         var out = [Float](repeating: 0, count: inputs.count * net.featureCount)
         let start = monotonic()
         var done = 0
+        // A data-parallel rank computes its share (positions ≡ rank mod N) and the shares are summed
+        // into every rank's cache (each row comes from one rank; the others add zeros).
+        let share = group.flatMap { $0.size > 1 ? Array(stride(from: $0.rank, to: inputs.count, by: $0.size)) : nil }
+        let fc = net.featureCount
         try PrefetchingLoader.forEach(
-            PrefetchingLoader.batches(Array(0..<inputs.count), size: config.batchSize),
+            PrefetchingLoader.batches(share ?? Array(0..<inputs.count), size: config.batchSize),
             of: inputs, epoch: epoch
         ) { b in
             let f = try features(b, height: inputs.height, width: inputs.width)
-            out.replaceSubrange((done * net.featureCount)..<((done + b.indices.count) * net.featureCount), with: f)
+            for (k, i) in b.indices.enumerated() {
+                out.replaceSubrange((i * fc)..<((i + 1) * fc), with: f[(k * fc)..<((k + 1) * fc)])
+            }
             done += b.indices.count
             progress?(
                 TrainProgress(
-                    phase: phase, epoch: epoch, done: done, total: inputs.count,
+                    phase: phase, epoch: epoch, done: done, total: share?.count ?? inputs.count,
                     imagesPerSecond: Double(done) / max(monotonic() - start, 1e-9), loss: 0, accuracy: 0))
         }
+        if let group, share != nil { try out.withUnsafeMutableBufferPointer { try group.allreduceSum($0) } }
         return out
     }
 
@@ -323,7 +345,10 @@ public final class FrozenBackboneTrainer {
             trainCache = try allFeatures(train, epoch: epoch, phase: .features, progress: progress)
             featureSeconds += monotonic() - t0
         }
-        let order = Shuffle.permutation(train.count, seed: config.seed, epoch: epoch)
+        let order =
+            group.map { DataParallel.order(count: train.count, seed: config.seed, epoch: epoch, group: $0) }
+            ?? Shuffle.permutation(train.count, seed: config.seed, epoch: epoch)
+        tally = EpochTally(epoch: epoch, total: order.count)
         let batches = PrefetchingLoader.batches(order, size: config.batchSize)
         let fc = net.featureCount
         if cached, let cache = trainCache {
@@ -351,6 +376,7 @@ public final class FrozenBackboneTrainer {
         }
         try NonFinite.checkWeights(headParameters, epoch: epoch, step: tally.steps)
         var report = tally.report(cached: cached, featureSeconds: featureSeconds)
+        if let group { report = try DataParallel.combine(report, group: group) }
         scheduler?.step()
         completedEpochs = epoch
         if let test { report.eval = try evaluate(test, progress: progress) }

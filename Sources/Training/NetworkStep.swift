@@ -18,6 +18,9 @@ import NN
 public final class NetworkStep {
     public let network: Network
     public let optimizer: any Optimizer
+    /// Called with the step's gradients before the optimizer sees them: data-parallel training averages
+    /// them over the ranks here (`DataParallel.averageGradients`).
+    public var gradientHook: ((inout [String: [Float]]) throws -> Void)?
     public let frozenBatchNormTrains: Bool
     public var threads: Int
     /// Seed of the dropout masks (`DropoutMask`): step s's mask at a layer is drawn from (seed, s, its name).
@@ -762,6 +765,7 @@ public final class NetworkStep {
         var gradients = timed("backward (all)") { backward(logitsGradient: ce.gradient, batch: batch) }
         recycle()
         var loss = Double(ce.loss)
+        if let gradientHook { try timed("allreduce") { try gradientHook(&gradients) } }
         try timed("optimizer") {
             if let l2sp { loss += l2sp.apply(trainable, to: &gradients) }
             try NonFinite.check(loss: loss, gradients: gradients)
