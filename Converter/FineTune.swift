@@ -1,7 +1,9 @@
 import ArgumentParser
 import Checkpoint
+import Distributed
 import Foundation
 import Kernels
+import Lifetime
 import NN
 import Tensors
 import Training
@@ -217,7 +219,10 @@ struct FineTune: ParsableCommand, Cooperative {
         name: .customLong("stop-after"),
         help: "Stop after this epoch (the schedule still spans --epochs); --resume continues the run.")
     var stopAfter: Int?
-    @Option(name: .customLong("batch-size"), help: "Images per SGD step.") var batchSize = 32
+    @Option(
+        name: .customLong("batch-size"),
+        help: "Images per SGD step; under mpirun or srun per rank, as in DDP (the global batch is ranks × this).")
+    var batchSize = 32
     @Option(help: "Threads for the kernels (the default is every core).") var threads = ProcessInfo.processInfo
         .activeProcessorCount
     @Option(help: "Seed of the head's init, the shuffles, the augmentation and --val-split.") var seed: UInt64 = 0
@@ -370,15 +375,45 @@ struct FineTune: ParsableCommand, Cooperative {
         return base + ".resume.swt"
     }
 
-    func say(_ s: String) { if !json { print(s) } }
+    func say(_ s: String) { if !json && Rank.prints { print(s) } }
 
     func run() throws {
+        let comm: Communicator?
         do {
-            try train()
-        } catch let e as ValidationError {
-            throw e
+            comm = try Communicator.joinIfLaunched()
         } catch {
             throw fail(error, json: json)
+        }
+        guard let comm else {
+            do {
+                try train(comm: nil)
+            } catch let e as ValidationError {
+                throw e
+            } catch {
+                throw fail(error, json: json)
+            }
+            return
+        }
+        // Under a launcher: rank 0 alone prints and writes. Setting up (data, weights, resume) fails on
+        // every rank alike, so the ranks agree on it and the lowest failing one says why; an error while
+        // training ends the job (MPI_Abort) after its rank says why.
+        defer { comm.finish() }
+        Rank.prints = comm.isRoot
+        do {
+            try train(comm: comm)
+        } catch let e as ExitCode {
+            throw e
+        } catch let e as ValidationError where Rank.agreed == false {
+            try Job.agree(comm, e, json: json)
+        } catch  where Rank.agreed == false {
+            try Job.agree(comm, error, json: json)
+        } catch {
+            if let i = error as? Interrupted {
+                _ = fail(i, json: json)
+                comm.abort(i.exitCode)
+            }
+            _ = fail(RankError(rank: comm.rank, size: comm.size, error: error), json: json)
+            comm.abort(1)
         }
     }
 
@@ -395,15 +430,17 @@ struct FineTune: ParsableCommand, Cooperative {
         try OutputGuard.checkWritable(.init("--out", out))
     }
 
-    func train() throws {
+    func train(comm: Communicator?) throws {
         let started = now()
-        try checkOutputs()
+        if comm?.isRoot ?? true { try checkOutputs() }
         let data = try dataOptions.load(classes: classes, seed: seed)
         let kind = HeadKind(parsing: self.head)!
         let rates = try learningRates()
         var config = FineTuneConfig()
         config.epochs = epochs
         config.batchSize = batchSize
+        config.ranks = comm?.size ?? 1
+        config.dataParallel = comm != nil
         config.threads = threads
         config.seed = seed
         config.optimizer = optimizer
@@ -502,13 +539,22 @@ struct FineTune: ParsableCommand, Cooperative {
                     ? "features cached: no random augmentation, so the backbone runs once per image and the head trains on the cache"
                     : "augmentation on: the backbone runs on every batch of every epoch (--no-augment caches features)")
         }
-        let status = StatusLine(enabled: !json)
+        if let comm {
+            // Every rank got here: from now on the ranks train in step.
+            try Job.agree(comm, nil, json: json)
+            Rank.agreed = true
+            try run.join(comm)
+            say(
+                "data parallel: \(comm.size) ranks × --batch-size \(batchSize) = a global batch of \(comm.size * batchSize) images per step (torch DistributedSampler order, gradients averaged)"
+            )
+        }
+        let status = StatusLine(enabled: !json && Rank.prints)
         var reports: [EpochReport] = []
         var saved = resume == nil ? 0 : trainer.completedEpochs
         defer {
             // Interrupted or failed mid-run: say which complete checkpoint is left (a dropped run's files are
             // never partial: each is renamed into place whole).
-            if trainer.completedEpochs < (stopAfter ?? epochs), let out, saved > 0, !json {
+            if trainer.completedEpochs < (stopAfter ?? epochs), let out, saved > 0, !json, Rank.prints {
                 status.clear()
                 var err = StandardError()
                 print(
@@ -536,7 +582,7 @@ struct FineTune: ParsableCommand, Cooperative {
                 line += " | test loss \(String(format: "%.4f", e.loss)) acc \(percent(e.accuracy)) (\(e.count) images)"
             }
             say(line)
-            if let out {
+            if let out, Rank.prints {
                 try OutputKind.write(
                     run.modelStateDict(), to: out, converter: "pth2swt \(Version.string) finetune",
                     metadata: card.metadata)
@@ -548,7 +594,7 @@ struct FineTune: ParsableCommand, Cooperative {
             }
         }
         if let out { say("wrote \(out) and \(Self.resumePath(out)) (epoch \(saved))") }
-        if json {
+        if json && Rank.prints {
             let last = reports.last
             var fields: [(String, JSON)] = [
                 ("arch", .string(arch)), ("weights", weights.map(JSON.string) ?? .null), ("classes", .int(classes)),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Checkpoint
 import Distributed
 import Lifetime
+import Training
 
 /// A command run by every rank of an MPI job (`mpirun`, `srun`, the MPI Operator), or alone.
 ///
@@ -83,3 +84,13 @@ extension Communicator {
     /// This rank's share of `count` items: positions ≡ rank (mod size), in order.
     func share(_ count: Int) -> [Int] { Array(stride(from: rank, to: count, by: size)) }
 }
+
+/// What this process does as a rank of the command it runs.
+enum Rank {
+    /// Whether this process prints and writes: alone, or rank 0 of a job.
+    nonisolated(unsafe) static var prints = true
+    /// Whether the ranks have agreed that every one of them set up, after which they train in step.
+    nonisolated(unsafe) static var agreed = false
+}
+
+extension Communicator: DataParallelGroup {}

@@ -75,8 +75,10 @@ public final class BackboneTrainer {
         let epoch = completedEpochs + 1
         step.threads = config.threads
         let order =
-            group.map { DataParallel.order(count: train.count, seed: config.seed, epoch: epoch, group: $0) }
-            ?? Shuffle.permutation(train.count, seed: config.seed, epoch: epoch)
+            config.dataParallel
+            ? DataParallel.order(
+                count: train.count, seed: config.seed, epoch: epoch, rank: group?.rank ?? 0, ranks: group?.size ?? 1)
+            : Shuffle.permutation(train.count, seed: config.seed, epoch: epoch)
         var tally = EpochTally(epoch: epoch, total: order.count)
         try PrefetchingLoader.forEach(PrefetchingLoader.batches(order, size: config.batchSize), of: train, epoch: epoch)
         { b in

@@ -114,8 +114,7 @@ public enum DataParallel {
 
     /// This rank's indices of an epoch: torch's `DistributedSampler(shuffle=True, seed=seed)` after
     /// `set_epoch(epoch − 1)` (epochs count from 1 here, from 0 in a torch loop).
-    public static func order(count: Int, seed: UInt64, epoch: Int, group: any DataParallelGroup) -> [Int] {
-        DistributedSampler(count: count, replicas: group.size, rank: group.rank, seed: seed)
-            .indices(epoch: epoch - 1)
+    public static func order(count: Int, seed: UInt64, epoch: Int, rank: Int, ranks: Int) -> [Int] {
+        DistributedSampler(count: count, replicas: ranks, rank: rank, seed: seed).indices(epoch: epoch - 1)
     }
 }

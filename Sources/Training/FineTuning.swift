@@ -98,6 +98,10 @@ public final class FineTuning {
     /// averaged over the ranks before each step, and evaluations of rank 0's weights over every rank's
     /// share of the test images. Call it on every rank, after `resume` when resuming.
     public func join(_ group: any DataParallelGroup) throws {
+        guard config.dataParallel, config.ranks == group.size else {
+            throw FineTuningError.notDataParallel(
+                ranks: group.size, configured: config.dataParallel ? config.ranks : nil)
+        }
         try DataParallel.broadcastState(network, group: group)
         self.group = group
         if let t = trainer as? BackboneTrainer { t.group = group }
@@ -246,6 +250,9 @@ public enum FineTuningError: Error, Equatable, CustomStringConvertible {
     case otherStartingWeights
     /// A batch whose training buffers would need `bytes`, more than `limit` (`FineTuning.checkMemory`).
     case tooLarge(bytes: Int, limit: Int)
+    /// `join` with a group of `ranks`, when the config was not made for it (`configured`: its ranks when
+    /// data-parallel, nil when not).
+    case notDataParallel(ranks: Int, configured: Int?)
 
     public var description: String {
         switch self {
@@ -256,6 +263,9 @@ public enum FineTuningError: Error, Equatable, CustomStringConvertible {
         case .tooLarge(let bytes, let limit):
             "a training step at this batch size needs about \(bytes == Int.max ? "more than 2^63 bytes" : "\(bytes >> 20) MiB"); "
                 + "the limit is \(limit >> 20) MiB (half the machine's memory)"
+        case .notDataParallel(let ranks, let configured):
+            "joining \(ranks) ranks needs FineTuneConfig.dataParallel with ranks \(ranks)"
+                + (configured.map { " (it says \($0))" } ?? " (it is not data-parallel)")
         }
     }
 }

@@ -11,7 +11,16 @@ import Vision
 /// How to fine-tune with a frozen backbone.
 public struct FineTuneConfig: Sendable {
     public var epochs = 5
+    /// Images per step; per rank in a data-parallel run, as in DDP (the global batch is ranks × this).
     public var batchSize = 32
+    /// Ranks of a data-parallel run (`FineTuning.join`); 1 alone. Recorded with the global batch in a
+    /// checkpoint, so a run may resume with another number of ranks of the same global batch.
+    public var ranks = 1
+    /// Whether epochs follow torch's DistributedSampler order (a run under a launcher, any number of
+    /// ranks) rather than the one-process shuffle (`Shuffle.permutation`). A checkpoint records it.
+    public var dataParallel = false
+    /// The images of one optimizer step over every rank.
+    public var globalBatch: Int { batchSize * ranks }
     public var threads = 1
     public var seed: UInt64 = 0
     /// Which optimizer trains (`--optimizer`): torch.optim.SGD or AdamW.
@@ -346,8 +355,10 @@ public final class FrozenBackboneTrainer {
             featureSeconds += monotonic() - t0
         }
         let order =
-            group.map { DataParallel.order(count: train.count, seed: config.seed, epoch: epoch, group: $0) }
-            ?? Shuffle.permutation(train.count, seed: config.seed, epoch: epoch)
+            config.dataParallel
+            ? DataParallel.order(
+                count: train.count, seed: config.seed, epoch: epoch, rank: group?.rank ?? 0, ranks: group?.size ?? 1)
+            : Shuffle.permutation(train.count, seed: config.seed, epoch: epoch)
         tally = EpochTally(epoch: epoch, total: order.count)
         let batches = PrefetchingLoader.batches(order, size: config.batchSize)
         let fc = net.featureCount

@@ -29,16 +29,17 @@ public enum TrainingState {
         sd.values = [
             ("epoch", .int(Int64(epoch))), ("optimizer", .string(optimizer.kind.rawValue)),
             ("optimizer.steps", .int(Int64(optimizer.steps))),
-            ("seed", .int(Int64(bitPattern: config.seed))), ("batch_size", .int(Int64(config.batchSize))),
+            ("seed", .int(Int64(bitPattern: config.seed))), ("batch_size", .int(Int64(config.globalBatch))),
             ("freeze", .string(mode.freeze.spelling)), ("bn", .string(mode.batchNormTrains ? "train" : "eval")),
+            ("sampler", .string(config.dataParallel ? "distributed" : "shuffle")),
         ]
         return sd
     }
 
     /// Restores the optimizer's momentum buffers and step count from `checkpoint`'s state dict read back
     /// from a file, and returns the epochs completed. The model itself must already have been loaded
-    /// from it (`model.load(sd, excluding: ["optimizer."])`). The seed, batch size and mode must be the
-    /// run's: a resumed run with other settings would not be the same run.
+    /// from it (`model.load(sd, excluding: ["optimizer."])`). The seed, global batch (ranks × batch size),
+    /// sampler and mode must be the run's: a resumed run with other settings would not be the same run.
     public static func restore(_ sd: StateDict, optimizer: any Optimizer, config: FineTuneConfig, mode: TrainingMode)
         throws -> Int
     {
@@ -49,8 +50,20 @@ public enum TrainingState {
         if case .int(let s)? = value("seed"), UInt64(bitPattern: s) != config.seed {
             throw ResumeError("the checkpoint was trained with --seed \(UInt64(bitPattern: s)), not \(config.seed)")
         }
-        if case .int(let b)? = value("batch_size"), Int(b) != config.batchSize {
-            throw ResumeError("the checkpoint was trained with --batch-size \(b), not \(config.batchSize)")
+        if case .int(let b)? = value("batch_size"), Int(b) != config.globalBatch {
+            throw ResumeError(
+                config.ranks == 1
+                    ? "the checkpoint was trained with a batch of \(b) images per step, not \(config.batchSize)"
+                    : "the checkpoint was trained with a batch of \(b) images per step, not \(config.ranks) ranks × \(config.batchSize) = \(config.globalBatch); give --batch-size \(Int(b) % config.ranks == 0 ? String(Int(b) / config.ranks) : "\(b) / ranks with a number of ranks that divides \(b)")"
+            )
+        }
+        let sampler: String
+        if case .string(let s)? = value("sampler") { sampler = s } else { sampler = "shuffle" }
+        if sampler != (config.dataParallel ? "distributed" : "shuffle") {
+            throw ResumeError(
+                sampler == "distributed"
+                    ? "the checkpoint was trained data-parallel, in torch's DistributedSampler order; resume it under mpirun or srun (any number of ranks, -np 1 included)"
+                    : "the checkpoint was trained by one process, in its own shuffle order; resume it without mpirun")
         }
         let saved: TrainingMode
         if case .string(let f)? = value("freeze"), case .string(let b)? = value("bn"),

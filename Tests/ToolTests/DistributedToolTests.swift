@@ -73,6 +73,53 @@ struct DistributedToolTests {
         #expect(text.status == 0 && text.stdout == textAlone.stdout, "\(text.description)")
     }
 
+    /// Data-parallel fine-tuning: N ranks of per-rank batch b train as one rank of batch N·b (same sampler
+    /// order; a frozen backbone, so no per-rank BatchNorm statistics), up to the order of the sums; a run
+    /// stopped on 2 ranks resumes on 3 with the same global batch; only rank 0 writes.
+    @Test(.enabled(if: ShardTests.sharedAvailable, "../shared/weights/resnet18-zip.pth is absent; finetune needs it"))
+    func finetuneOverRanksIsOneRunOfTheGlobalBatch() throws {
+        let dir = try Scratch("dp")
+        let flags = [
+            "finetune", "--weights", ShardTests.sharedWeights, "--data", HostileUseTests.fashion, "--classes", "3",
+            "--per-class", "6", "--no-augment", "--epochs", "2", "--threads", "1", "--json",
+        ]
+        func epochs(_ r: Tool.Outcome) throws -> [[String: Any]] {
+            #expect(r.status == 0, "\(r.description)")
+            let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+            return o["epochs"] as! [[String: Any]]
+        }
+        func close(_ a: [[String: Any]], _ b: [[String: Any]], _ what: String) {
+            #expect(a.count == b.count, "\(what)")
+            for (x, y) in zip(a, b) {
+                for key in ["train_loss", "test_loss"] {
+                    let u = x[key] as! Double, v = y[key] as! Double
+                    #expect(abs(u - v) <= 1e-5 * abs(u), "\(what) epoch \(x["epoch"]!): \(key) \(v) against \(u)")
+                }
+                #expect(x["test_accuracy"] as? Double == y["test_accuracy"] as? Double, "\(what)")
+            }
+        }
+        let one = try epochs(try launch(1, flags + ["--batch-size", "6", "--out", dir.file("one.swt")]))
+        let two = try epochs(try launch(2, tcp: true, flags + ["--batch-size", "3", "--out", dir.file("two.swt")]))
+        close(one, two, "2 ranks")
+        // Stopped after epoch 1 on 2 ranks, resumed on 3 (2 images each: the same global batch of 6).
+        _ = try epochs(try launch(2, flags + ["--batch-size", "3", "--stop-after", "1", "--out", dir.file("r.swt")]))
+        let resumed = try epochs(
+            try launch(
+                3, flags + ["--batch-size", "2", "--resume", dir.file("r.resume.swt"), "--out", dir.file("r.swt")]))
+        close(Array(one.suffix(1)), resumed, "resumed on 3 ranks")
+        // Rank 0 alone wrote, and nothing temporary is left.
+        #expect(
+            dir.contents == ["one.resume.swt", "one.swt", "r.resume.swt", "r.swt", "two.resume.swt", "two.swt"],
+            "\(dir.contents)")
+        // A data-parallel checkpoint resumes under a launcher only, with its global batch.
+        let alone = try Tool.run(flags + ["--batch-size", "6", "--resume", dir.file("r.resume.swt")])
+        #expect(alone.status == 1 && alone.stdout.contains("resume it under mpirun or srun"), "\(alone.description)")
+        let other = try launch(3, flags + ["--batch-size", "3", "--resume", dir.file("r.resume.swt")])
+        #expect(
+            other.status != 0 && other.stdout.contains("not 3 ranks × 3 = 9; give --batch-size 2"),
+            "\(other.description)")
+    }
+
     @Test func anErrorOnTheRanksIsPrintedOnceWithItsRank() throws {
         let r = try launch(
             3, ["eval", "--weights", "/nonexistent/model.swt", "--data", HostileUseTests.fashion, "--threads", "1"])

@@ -16,9 +16,11 @@ import Vision
             inputs: images, labels: (0..<24).map { $0 % 2 }, classNames: ["a", "b"], height: 32, width: 32)
     }
 
-    static func config(batch: Int) -> FineTuneConfig {
+    static func config(batch: Int, ranks: Int) -> FineTuneConfig {
         var c = FineTuneConfig()
         c.batchSize = batch
+        c.ranks = ranks
+        c.dataParallel = true
         c.seed = 5
         c.head = SGDOptions(lr: 0.05, momentum: 0.9)
         return c
@@ -33,7 +35,7 @@ import Vision
             let group = ThreadGroup(size: ranks)
             let results = try group.run { rank -> ([Float], Double, EvalReport) in
                 let ft = try FineTuning(
-                    arch: "resnet18", classes: 2, weights: nil, config: Self.config(batch: 6 / ranks))
+                    arch: "resnet18", classes: 2, weights: nil, config: Self.config(batch: 6 / ranks, ranks: ranks))
                 try ft.join(rank)
                 var last: EpochReport?
                 for _ in 0..<2 { last = try ft.trainEpoch(train, test: train) }
@@ -67,7 +69,7 @@ import Vision
         let train = Self.inputs()
         let group = ThreadGroup(size: 2)
         let states = try group.run { rank -> [Float] in
-            var c = Self.config(batch: 3)
+            var c = Self.config(batch: 3, ranks: 2)
             c.backbone = SGDOptions(lr: 0.01, momentum: 0.9)
             let ft = try FineTuning(arch: "resnet18", classes: 2, weights: nil, freeze: "through:layer3", config: c)
             try ft.join(rank)
