@@ -11,8 +11,8 @@ import Vision
 /// ../shared/weights/resnet18-zip.pth, fc replaced by Linear(512, 2), backbone frozen, eval mode, 20 steps.
 @Suite struct FrozenGoldenTests {
     /// The 8 pattern images make_train_golden.py describes, [3, 64, 64] each.
-    static func patternImages() -> [[Float]] {
-        (0..<8).map { n in
+    static func patternImages(count: Int = 8) -> [[Float]] {
+        (0..<count).map { n in
             var x = [Float](repeating: 0, count: 3 * 64 * 64)
             var i = 0
             for c in 0..<3 {

@@ -1,0 +1,126 @@
+import Checkpoint
+import Foundation
+import NN
+import Testing
+import Vision
+
+@testable import Training
+
+/// Data-parallel training against torch 1.13's DistributedDataParallel with the gloo backend
+/// (Tests/Reference/make_ddp_golden.py, ddp.json): 20 steps of resnet18 from resnet18-zip.pth with a new
+/// 2-class head, frozen through layer2, SGD(lr 5e-4, momentum 0.9), 24 pattern images, a global batch of
+/// 6 over 2 and 3 ranks (here threads, `ThreadGroup`), DistributedSampler(shuffle, seed 7).
+@Suite(
+    .enabled(
+        if: Fixtures.sharedAvailable, "../shared/weights/resnet18-zip.pth is absent; the DDP golden needs it"))
+struct DDPGoldenTests {
+    /// The trainable stages' BatchNorms on each rank's own batch statistics; with --bn train the frozen
+    /// stages' too. Rank 0's running statistics are the ones compared (DDP broadcasts rank 0's buffers
+    /// before every forward, so they evolve from rank 0's batches alone).
+    /// Two of the four cases by default (a debug build takes 75 s a case); PTH2SWT_DDP_ALL=1 runs all four.
+    static let cases: [(String, Int)] =
+        ProcessInfo.processInfo.environment["PTH2SWT_DDP_ALL"] == "1"
+        ? [
+            ("through_layer2", 2), ("through_layer2", 3), ("through_layer2_bn_train", 2),
+            ("through_layer2_bn_train", 3),
+        ]
+        : [("through_layer2", 3), ("through_layer2_bn_train", 2)]
+
+    @Test(arguments: cases)
+    func matchesTorchDDP(_ mode: String, _ ranks: Int) throws {
+        let golden = try Fixtures.json("train/ddp.json")
+        #expect(golden["generator"] as? String == "Tests/Reference/make_ddp_golden.py")
+        let c = (golden["cases"] as! [String: [String: [String: Any]]])[mode]![String(ranks)]!
+        let backbone = try Fixtures.json("train/backbone.json")
+        let fcWeight = floats(backbone["fc_weight_init"]), fcBias = floats(backbone["fc_bias_init"])
+        let indices = c["indices"] as! [[[Int]]]
+        let epochs = c["epochs"] as! [Int]
+        let batch = c["batch"] as! Int
+        let images = FrozenGoldenTests.patternImages(count: 24)
+        let sd = try Checkpoint(path: Fixtures.sharedZip).stateDict()
+        let group = ThreadGroup(size: ranks)
+        let results = try group.run { rank -> (losses: [Double], model: ResNet) in
+            let model = ResNet(.resnet18)
+            try model.load(sd, excluding: ["fc."])
+            model.replaceHead(classes: 2)
+            model.fc.weight.data = fcWeight
+            model.fc.bias.data = fcBias
+            let step = try NetworkStep(
+                network: model.network, frozen: StageList(model.network).frozenPrefixes(.through("layer2")),
+                options: SGDOptions(lr: 5e-4, momentum: 0.9), frozenBatchNormTrains: mode == "through_layer2_bn_train",
+                threads: 1)
+            let order = step.trainable.map(\.name)
+            step.gradientHook = { try DataParallel.averageGradients(&$0, order: order, group: rank) }
+            var losses: [Double] = []
+            for k in 0..<20 {
+                // Our sampler gives torch's indices for this rank and step.
+                let mine = DataParallel.order(count: 24, seed: 7, epoch: epochs[k] + 1, rank: rank.rank, ranks: ranks)
+                let within = k % 4
+                let idx = Array(mine[(within * batch)..<((within + 1) * batch)])
+                #expect(idx == indices[k][rank.rank], "step \(k) rank \(rank.rank)")
+                losses.append(
+                    try step.step(idx.flatMap { images[$0] }, labels: idx.map { $0 % 2 }, height: 64, width: 64).loss)
+            }
+            return (losses, model)
+        }
+        // Per step, the mean of the ranks' losses (what DDP's loss is, averaged) against torch's.
+        let want = doubles(c["losses"])
+        var worst = 0.0
+        var early = 0.0
+        for k in 0..<20 {
+            let mean = results.map { $0.losses[k] }.reduce(0, +) / Double(ranks)
+            let d = abs(mean - want[k]) / abs(want[k])
+            worst = max(worst, d)
+            if k < 5 { early = max(early, d) }
+        }
+        let bound = Self.bounds["\(mode)/\(ranks)"]!
+        #expect(early <= 1e-5, "\(mode) on \(ranks) ranks: the first 5 losses differ from torch's by \(early)")
+        #expect(worst <= bound.loss, "\(mode) on \(ranks) ranks: losses differ from torch's by \(worst) (relative)")
+        // Every rank holds the same parameters.
+        for r in results.dropFirst() {
+            for ((_, a), (_, b)) in zip(r.model.namedParameters, results[0].model.namedParameters) {
+                #expect(a.data == b.data)
+            }
+        }
+        // Rank 0's state: every tensor torch changed, by norm and samples, to a bound of its scale.
+        let state = Dictionary(uniqueKeysWithValues: results[0].model.stateEntries.map { ($0.name, $0.entry) })
+        var worstState = 0.0
+        for (name, s) in c["changed"] as! [String: [String: Any]] {
+            guard case .parameter(let p)? = state[name] ?? nil else {
+                if case .buffer(let p)? = state[name] ?? nil { worstState = max(worstState, Self.distance(p.data, s)) }
+                continue
+            }
+            worstState = max(worstState, Self.distance(p.data, s))
+        }
+        worstState = max(worstState, Self.distance(results[0].model.fc.weight.data, c["fc_weight"] as! [String: Any]))
+        #expect(worstState <= bound.state, "\(mode) on \(ranks) ranks: rank 0's state differs by \(worstState)")
+        print(
+            "DDPGoldenTests: \(mode) on \(ranks) ranks: losses within \(worst), rank 0's state within \(worstState) of torch's"
+        )
+    }
+
+    /// Bounds per case, over 20 steps (loss: relative; state: relative to each tensor's scale). Measured on
+    /// an AMD EPYC with AVX-512 (worst step, worst tensor): through_layer2 on 2 ranks 6.7e-7 and 1.5e-6; on
+    /// 3 ranks 7.2e-4 and 9.6e-4; through_layer2_bn_train on 2 ranks 1.9e-5 and 1.1e-4, on 3 ranks 6.0e-5
+    /// and 2.1e-4. The 3-rank through_layer2 run normalises each rank's 2 images by their own statistics, and
+    /// this mode amplifies rounding: torch's own run moves by up to 3.3e-3 in the loss by step 20 when its
+    /// weights move by a convolution's rounding (perturbation.json), and its float32 and float64 runs of
+    /// these DDP cases part by up to 1.3e-4 in the loss and 3.7e-4 in the state (ddp.json's vs_simulation).
+    /// Every case agrees to 1e-5 over its first 5 steps.
+    static let bounds: [String: (loss: Double, state: Double)] = [
+        "through_layer2/2": (1e-5, 1e-5), "through_layer2/3": (2e-3, 2e-3),
+        "through_layer2_bn_train/2": (1e-4, 5e-4), "through_layer2_bn_train/3": (2e-4, 5e-4),
+    ]
+
+    /// The larger of the norm's relative difference and the samples' largest difference over the
+    /// samples' scale.
+    static func distance(_ data: [Float], _ s: [String: Any]) -> Double {
+        let norm = (data.reduce(0.0) { $0 + Double($1) * Double($1) }).squareRoot()
+        let wantNorm = (s["norm"] as! NSNumber).doubleValue
+        let idx = s["indices"] as! [Int]
+        let want = doubles(s["samples"])
+        let scale = max(want.map(abs).max() ?? 0, 1e-12)
+        let samples = zip(idx.map { Double(data[$0]) }, want).map { abs($0 - $1) }.max() ?? 0
+        return max(abs(norm - wantNorm) / max(wantNorm, 1e-12), samples / scale)
+    }
+}
