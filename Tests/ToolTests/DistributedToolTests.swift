@@ -120,6 +120,102 @@ struct DistributedToolTests {
             "\(other.description)")
     }
 
+    /// `kill -9` of one rank mid-epoch: mpirun ends the job, non-zero, within seconds; the other rank stops
+    /// as on SIGTERM; no temporary file is left; the last resume file is whole and resumes on 1 and on 3
+    /// ranks.
+    @Test(.enabled(if: ShardTests.sharedAvailable, "../shared/weights/resnet18-zip.pth is absent; finetune needs it"))
+    func aKilledRankEndsTheJobAndLeavesAResumableCheckpoint() throws {
+        let dir = try Scratch("dp-kill")
+        let flags = [
+            "finetune", "--weights", ShardTests.sharedWeights, "--data", HostileUseTests.fashion, "--classes", "2",
+            "--per-class", "12", "--epochs", "3", "--threads", "1", "--out", dir.file("m.swt"),
+        ]
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: MPIRun.path!)
+        p.arguments =
+            ["--allow-run-as-root", "--oversubscribe", "-np", "2", Tool.path] + flags + ["--batch-size", "3"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Epoch 1's files, then a moment into epoch 2.
+        let deadline = Date().addingTimeInterval(240)
+        while !FileManager.default.fileExists(atPath: dir.file("m.resume.swt")), Date() < deadline, p.isRunning {
+            usleep(100_000)
+        }
+        #expect(FileManager.default.fileExists(atPath: dir.file("m.resume.swt")), "epoch 1 never finished")
+        usleep(1_500_000)
+        let ranks = Self.children(of: p.processIdentifier)
+        #expect(ranks.count == 2, "ranks \(ranks)")
+        let killed = Date()
+        kill(ranks.last!, SIGKILL)
+        p.waitUntilExit()
+        let seconds = Date().timeIntervalSince(killed)
+        #expect(p.terminationStatus != 0)
+        #expect(seconds < 30, "mpirun took \(seconds) s to end the job")
+        #expect(Self.children(of: p.processIdentifier).isEmpty)
+        #expect(dir.contents == ["m.resume.swt", "m.swt"], "\(dir.contents)")
+        let check = try Tool.run(["inspect", "--check", dir.file("m.resume.swt")])
+        #expect(check.status == 0, "\(check.description)")
+        // The same global batch of 6 on 1 rank and on 3.
+        for (ranks, batch, out) in [(1, "6", "one.swt"), (3, "2", "three.swt")] {
+            var args = flags
+            args[args.count - 1] = dir.file(out)
+            let r = try launch(ranks, args + ["--batch-size", batch, "--resume", dir.file("m.resume.swt")])
+            #expect(r.status == 0 && r.stdout.contains("resumed"), "\(ranks) ranks: \(r.description)")
+            #expect(r.stdout.contains("epoch 3/3"), "\(r.stdout)")
+        }
+    }
+
+    /// SIGINT to mpirun (as Ctrl-C sends it): Open MPI passes it on to the ranks, each stops at its next step, the
+    /// job ends non-zero within seconds and no file, partial or temporary, is left.
+    @Test(.enabled(if: ShardTests.sharedAvailable, "../shared/weights/resnet18-zip.pth is absent; finetune needs it"))
+    func anInterruptedJobStopsCleanly() throws {
+        let dir = try Scratch("dp-int")
+        let run =
+            [MPIRun.path!, "--allow-run-as-root", "--oversubscribe", "-np", "2", Tool.path] + [
+                "finetune", "--weights", ShardTests.sharedWeights, "--data", HostileUseTests.fashion, "--classes", "2",
+                "--per-class", "200", "--epochs", "2", "--threads", "1", "--batch-size", "4", "--out",
+                dir.file("m.swt"),
+            ]
+        // A shell starts the job, signals it 8 s in, and reports its status and how long it took to stop.
+        // The test runner hands its children SIGINT and SIGTERM blocked (and a shell's background job
+        // ignores SIGINT), which mpirun never undoes; python3 starts it as a terminal would.
+        let script = """
+            python3 -c 'import os, signal, sys
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.execvp(sys.argv[1], sys.argv[1:])' "$@" >/dev/null 2>&1 &
+            job=$!
+            sleep 8
+            start=$(date +%s%N)
+            kill -INT $job
+            wait $job
+            status=$?
+            echo "status $status ms $(( ($(date +%s%N) - start) / 1000000 ))"
+            """
+        let r = try Tool.run(program: "/bin/sh", ["-c", script, "sh"] + run, timeout: 300)
+        let words = r.stdout.split(separator: " ")
+        #expect(words.count == 4 && words[0] == "status", "\(r.description)")
+        guard words.count == 4, let status = Int(words[1]),
+            let ms = Int(words[3].trimmingCharacters(in: .whitespacesAndNewlines))
+        else { return }
+        #expect(status != 0, "\(r.stdout)")
+        #expect(ms < 30_000, "the job took \(ms) ms to stop")
+        #expect(dir.contents.isEmpty, "\(dir.contents)")
+    }
+
+    /// The processes whose parent is `pid` (mpirun starts the ranks it runs locally itself).
+    static func children(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { child in
+            guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && Int32(fields[1]) == pid
+        }.sorted()
+    }
+
     @Test func anErrorOnTheRanksIsPrintedOnceWithItsRank() throws {
         let r = try launch(
             3, ["eval", "--weights", "/nonexistent/model.swt", "--data", HostileUseTests.fashion, "--threads", "1"])
