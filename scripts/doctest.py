@@ -35,7 +35,7 @@ Standard library only. Conventions for the examples in the Markdown files:
   - An example with no expected output must exit with status 0.
 * An example that needs a file that is absent (a path in its arguments that does not exist, such as
   ../shared/weights/... or Weights/mobilenet_v2-b0353104.pth before scripts/fetch_mobilenet_v2.sh) is
-  skipped with the reason printed. Outputs (`convert`'s second argument, `--out`, `--dir`) are not
+  skipped with the reason printed. Outputs (`convert`'s second argument, `--out`, `--dir`, `--out-dir`) are not
   inputs. An example whose expected output is an error saying that the path is absent ("No such file
   or directory") runs anyway.
 
@@ -62,7 +62,9 @@ BOOLEAN_FLAGS = {
     "--no-decay-bn-bias", "--augment", "--no-augment", "--direct", "--tune", "--unfused", "--layers",
     "--profile", "--force", "--list", "--no-verify-crc", "--hash", "-h", "--help", "--version",
 }
-OUTPUT_FLAGS = {"--out", "--dir"}
+OUTPUT_FLAGS = {"--out", "--dir", "--out-dir"}
+# Flags whose value holds a slash but names no file.
+NOT_PATH_FLAGS = {"--shard"}
 SHELL_OPERATORS = {"|", "||", "&&", ";", ">", ">>", "2>", "2>&1", "<"}
 FILE_SUFFIXES = (".pth", ".pt", ".swt", ".safetensors", ".jpg", ".jpeg", ".png", ".npy", ".bin", ".tar")
 
@@ -145,13 +147,14 @@ def inputs(command):
             if not value:
                 k += 1
                 value = argv[k] if k < len(argv) else ""
-            if name not in OUTPUT_FLAGS:
+            if name not in OUTPUT_FLAGS and name not in NOT_PATH_FLAGS:
                 candidates.append(value)
         else:
             positionals.append(w)
         k += 1
     outputs = set()
-    if positionals[:1] == ["convert"] and len(positionals) > 2:
+    # convert IN OUT; with --out-dir every positional is an input.
+    if positionals[:1] == ["convert"] and len(positionals) > 2 and "--out-dir" not in argv:
         outputs.add(2)
     if positionals[:2] == ["bench", "convert"] and len(positionals) > 3:
         outputs.add(3)
