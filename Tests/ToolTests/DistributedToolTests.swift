@@ -204,6 +204,35 @@ struct DistributedToolTests {
         #expect(dir.contents.isEmpty, "\(dir.contents)")
     }
 
+    /// An unreadable image that falls to one rank while training: that rank names it, with its rank, once;
+    /// the job stops non-zero on every rank and writes nothing.
+    @Test(.enabled(if: ShardTests.sharedAvailable, "../shared/weights/resnet18-zip.pth is absent; finetune needs it"))
+    func anUnreadableImageOnOneRankStopsTheJob() throws {
+        let dir = try Scratch("dp-bad")
+        let fm = FileManager.default
+        for split in ["train", "test"] {
+            for (cls, image) in [("a", "geom_300x200.jpg"), ("b", "geom_256x300.jpg")] {
+                try fm.createDirectory(atPath: dir.file("\(split)/\(cls)"), withIntermediateDirectories: true)
+                for i in 1...(split == "train" ? 4 : 1) {
+                    try fm.copyItem(
+                        atPath: Fixtures.path("images/" + image), toPath: dir.file("\(split)/\(cls)/\(i).jpg"))
+                }
+            }
+        }
+        try Data("not a jpeg".utf8).write(to: URL(fileURLWithPath: dir.file("train/b/3.jpg")), options: .atomic)
+        let out = try Scratch("dp-bad-out")
+        let r = try launch(
+            2,
+            [
+                "finetune", "--weights", ShardTests.sharedWeights, "--data", dir.path, "--classes", "2", "--epochs",
+                "1", "--threads", "1", "--batch-size", "2", "--out", out.file("m.swt"),
+            ])
+        #expect(r.status != 0 && !r.signalled, "\(r.description)")
+        #expect(r.stderr.components(separatedBy: "error: rank ").count == 2, "\(r.stderr)")
+        #expect(r.stderr.contains("train/b/3.jpg: neither JPEG nor PNG"), "\(r.stderr)")
+        #expect(out.contents.isEmpty, "\(out.contents)")
+    }
+
     /// The processes whose parent is `pid` (mpirun starts the ranks it runs locally itself).
     static func children(of pid: Int32) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
