@@ -93,40 +93,33 @@ public final class Communicator: @unchecked Sendable {
     /// Every rank's `buffer`, summed element by element, in place on every rank.
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        try chunks(buffer.count) { start, n in
-            try Communicator.check(
-                "MPI_Allreduce",
-                MPI_Allreduce(
-                    pth2swt_mpi_in_place(), base + start, n, pth2swt_mpi_float(), pth2swt_mpi_sum(),
-                    pth2swt_mpi_comm_world()))
-        }
+        try sumInPlace(UnsafeMutableRawPointer(base), count: buffer.count, stride: 4, type: pth2swt_mpi_float())
     }
 
     /// Every rank's `values`, summed, on every rank.
     public func allreduceSum(_ values: inout [Double]) throws {
-        guard !values.isEmpty else { return }
         try values.withUnsafeMutableBufferPointer { b in
-            try chunks(b.count) { start, n in
-                try Communicator.check(
-                    "MPI_Allreduce",
-                    MPI_Allreduce(
-                        pth2swt_mpi_in_place(), b.baseAddress! + start, n, pth2swt_mpi_double(), pth2swt_mpi_sum(),
-                        pth2swt_mpi_comm_world()))
-            }
+            guard let base = b.baseAddress, b.count > 0 else { return }
+            try sumInPlace(UnsafeMutableRawPointer(base), count: b.count, stride: 8, type: pth2swt_mpi_double())
         }
     }
 
     /// Every rank's `values`, summed, on every rank.
     public func allreduceSum(_ values: inout [Int64]) throws {
-        guard !values.isEmpty else { return }
         try values.withUnsafeMutableBufferPointer { b in
-            try chunks(b.count) { start, n in
-                try Communicator.check(
-                    "MPI_Allreduce",
-                    MPI_Allreduce(
-                        pth2swt_mpi_in_place(), b.baseAddress! + start, n, pth2swt_mpi_int64(), pth2swt_mpi_sum(),
-                        pth2swt_mpi_comm_world()))
-            }
+            guard let base = b.baseAddress, b.count > 0 else { return }
+            try sumInPlace(UnsafeMutableRawPointer(base), count: b.count, stride: 8, type: pth2swt_mpi_int64())
+        }
+    }
+
+    /// MPI_Allreduce(MPI_IN_PLACE, …, MPI_SUM) over `count` elements of `stride` bytes at `base`.
+    private func sumInPlace(_ base: UnsafeMutableRawPointer, count: Int, stride: Int, type: MPI_Datatype) throws {
+        try chunks(count) { start, n in
+            try Communicator.check(
+                "MPI_Allreduce",
+                MPI_Allreduce(
+                    pth2swt_mpi_in_place(), base + start * stride, n, type, pth2swt_mpi_sum(), pth2swt_mpi_comm_world())
+            )
         }
     }
 

@@ -73,13 +73,7 @@ extension StateDict {
     /// The tensors whose names match any of `select` (all when it is empty) and none of `exclude`,
     /// in file order, with the same values and `_metadata`.
     public func filtered(select: [NamePattern] = [], exclude: [NamePattern] = []) -> StateDict {
-        var out = StateDict()
-        out.values = values
-        out.metadata = metadata
-        out.path = path
-        out.kind = kind
-        out.candidates = candidates
-        out.tupleEntries = tupleEntries
+        var out = withoutTensors()
         for (name, tensor) in tensors
         where (select.isEmpty || select.contains { $0.matches(name) }) && !exclude.contains(where: { $0.matches(name) })
         {

@@ -34,6 +34,19 @@ public struct StateDict: Sendable {
         zip(names, storage).map { ($0, $1) }
     }
 
+    /// The same state dict with no tensors yet: values, `_metadata`, path, kind, candidates and tuple
+    /// entries kept. For making one with other tensors under the same names.
+    public func withoutTensors() -> StateDict {
+        var out = StateDict()
+        out.values = values
+        out.metadata = metadata
+        out.path = path
+        out.kind = kind
+        out.candidates = candidates
+        out.tupleEntries = tupleEntries
+        return out
+    }
+
     /// Adds a tensor; a name may appear once.
     public mutating func insert(_ tensor: Tensor, named name: String) throws {
         guard index[name] == nil else { throw StateDictError.duplicateName(name) }

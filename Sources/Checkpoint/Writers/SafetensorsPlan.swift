@@ -57,13 +57,7 @@ public enum SafetensorsPlan {
                     || SWT.name(of: $0.tensor.dtype) == nil
             })
         else { return (sd, []) }
-        var out = StateDict()
-        out.values = sd.values
-        out.metadata = sd.metadata
-        out.path = sd.path
-        out.kind = sd.kind
-        out.candidates = sd.candidates
-        out.tupleEntries = sd.tupleEntries
+        var out = sd.withoutTensors()
         var quantized: [(String, JSON)] = []
         var sparse: [(String, JSON)] = []
         var standIns: [(String, JSON)] = []
@@ -173,13 +167,7 @@ extension StateDict {
     /// The same state dict with every quantized tensor replaced by its float32 `dequantize()` values.
     public func dequantized() throws -> StateDict {
         guard tensors.contains(where: { $0.tensor.quantization != nil }) else { return self }
-        var out = StateDict()
-        out.values = values
-        out.metadata = metadata
-        out.path = path
-        out.kind = kind
-        out.candidates = candidates
-        out.tupleEntries = tupleEntries
+        var out = withoutTensors()
         for (name, t) in tensors {
             do {
                 try out.insert(t.quantization != nil ? try t.dequantized() : t, named: name)
