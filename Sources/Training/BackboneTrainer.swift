@@ -26,10 +26,11 @@ public final class BackboneTrainer {
     public var group: (any DataParallelGroup)? {
         didSet {
             if let g = group, g.size > 1 {
-                let order = step.trainable.map(\.name)
-                step.gradientHook = { try DataParallel.averageGradients(&$0, order: order, group: g) }
+                step.reducer = GradientReducer(
+                    parameters: step.trainable.map { ($0.name, $0.parameter.data.count) }, group: g,
+                    overlaps: config.overlapAllreduce)
             } else {
-                step.gradientHook = nil
+                step.reducer = nil
             }
         }
     }

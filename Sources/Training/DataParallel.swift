@@ -17,44 +17,16 @@ public protocol DataParallelGroup: AnyObject {
 
 /// torch's DistributedDataParallel semantics over a `DataParallelGroup`.
 public enum DataParallel {
-    /// Bucket size for the gradient allreduce, as DDP's default `bucket_cap_mb` of 25.
-    public static let bucketBytes = 25 << 20
-
-    /// Averages `gradients` over the ranks as DDP does: the trainable parameters' gradients, in `order`
-    /// (the model's parameter order), packed into buckets of about 25 MiB, each summed across ranks and
-    /// scaled by 1/N. The buckets and the order of the sums are fixed, so a run is reproducible for a given
-    /// N. Parameters without a gradient on this rank (frozen ones) are not communicated.
+    /// Averages `gradients` over the ranks as DDP does, after the backward pass: `GradientReducer`'s
+    /// buckets over the trainable parameters in `order` (the model's parameter order), each gradient
+    /// scaled by 1/N and the buckets summed across ranks in a fixed order, so a run is reproducible for a
+    /// given N. Parameters without a gradient on this rank (frozen ones) are not communicated.
     public static func averageGradients(
         _ gradients: inout [String: [Float]], order: [String], group: any DataParallelGroup
     ) throws {
         guard group.size > 1 else { return }
-        let names = order.filter { gradients[$0] != nil }
-        let scale = 1 / Float(group.size)
-        var start = 0
-        while start < names.count {
-            // One bucket: parameters in order until it holds bucketBytes (at least one parameter).
-            var end = start
-            var floats = 0
-            while end < names.count, end == start || (floats + gradients[names[end]]!.count) * 4 <= bucketBytes {
-                floats += gradients[names[end]]!.count
-                end += 1
-            }
-            var bucket = [Float](repeating: 0, count: floats)
-            var at = 0
-            for n in names[start..<end] {
-                let g = gradients[n]!
-                bucket.replaceSubrange(at..<(at + g.count), with: g)
-                at += g.count
-            }
-            try bucket.withUnsafeMutableBufferPointer { try group.allreduceSum($0) }
-            at = 0
-            for n in names[start..<end] {
-                let count = gradients[n]!.count
-                gradients[n] = bucket[at..<(at + count)].map { $0 * scale }
-                at += count
-            }
-            start = end
-        }
+        let parameters = order.compactMap { n in gradients[n].map { (name: n, count: $0.count) } }
+        try GradientReducer(parameters: parameters, group: group, overlaps: false).average(&gradients)
     }
 
     /// Rank 0's parameters and float buffers on every rank, as DDP does when it wraps a model.

@@ -89,6 +89,12 @@ public final class FineTuning {
 
     public var completedEpochs: Int { trainer.completedEpochs }
 
+    /// Where the gradient allreduces' time went, when the backbone trains on more than one rank (nil
+    /// otherwise: a head alone sends a few kilobytes a step, after its backward pass).
+    public var allreduceStatistics: GradientReducer.Statistics? {
+        (trainer as? BackboneTrainer)?.step.reducer?.statistics
+    }
+
     /// The ranks this run is one of (nil: alone); set by `join`.
     public private(set) var group: (any DataParallelGroup)?
 

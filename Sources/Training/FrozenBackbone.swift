@@ -19,6 +19,10 @@ public struct FineTuneConfig: Sendable {
     /// Whether epochs follow torch's DistributedSampler order (a run under a launcher, any number of
     /// ranks) rather than the one-process shuffle (`Shuffle.permutation`). A checkpoint records it.
     public var dataParallel = false
+    /// In a data-parallel run with a training backbone: allreduce each gradient bucket on a communication
+    /// thread while the backward pass goes on (`GradientReducer.overlaps`), rather than after it. The
+    /// results are the same either way.
+    public var overlapAllreduce = true
     /// The images of one optimizer step over every rank.
     public var globalBatch: Int { batchSize * ranks }
     public var threads = 1

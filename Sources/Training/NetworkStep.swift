@@ -21,6 +21,9 @@ public final class NetworkStep {
     /// Called with the step's gradients before the optimizer sees them: data-parallel training averages
     /// them over the ranks here (`DataParallel.averageGradients`).
     public var gradientHook: ((inout [String: [Float]]) throws -> Void)?
+    /// Averages the gradients over a data-parallel group, bucket by bucket as the backward pass finishes
+    /// them (overlapped when the reducer says so). Takes the place of `gradientHook` when set.
+    public var reducer: GradientReducer?
     public let frozenBatchNormTrains: Bool
     public var threads: Int
     /// Seed of the dropout masks (`DropoutMask`): step s's mask at a layer is drawn from (seed, s, its name).
@@ -501,7 +504,10 @@ public final class NetworkStep {
     }
 
     /// The gradients of the loss with respect to every trainable parameter, given dL/d(logits).
-    func backward(logitsGradient: [Float], batch: Int) -> [String: [Float]] {
+    /// `ready` receives each parameter's gradient once it is final (after the step that produces it).
+    func backward(
+        logitsGradient: [Float], batch: Int, ready: (String, [Float]) -> Void = { _, _ in }
+    ) -> [String: [Float]] {
         var gradients: [String: [Float]] = [:]
         var grads = [[Float]?](repeating: nil, count: steps.count)
         grads[steps.count - 1] = logitsGradient
@@ -588,8 +594,21 @@ public final class NetworkStep {
                 if needsGradient[s.inputs[1]] { accumulate(dy, into: &grads, s.inputs[1]) }
                 if wantsInput { accumulate(dy, into: &grads, input!) }
             }
+            for name in Self.parameterNames(s.op) { if let g = gradients[name] { ready(name, g) } }
         }
         return gradients
+    }
+
+    /// The parameters whose gradients a step produces.
+    static func parameterNames(_ op: Op) -> [String] {
+        switch op {
+        case .conv(let u):
+            return [u.name + ".weight", u.name + ".bias"] + (u.bnName.map { [$0 + ".weight", $0 + ".bias"] } ?? [])
+        case .linear(_, let name, let frozen):
+            return frozen ? [] : [name + ".weight", name + ".bias"]
+        case .input, .maxPool, .adaptiveAvgPool, .flatten, .activation, .dropout, .add:
+            return []
+        }
     }
 
     /// dy zeroed where the activation's output says its gradient is 0 (ReLU: not > 0; ReLU6: not strictly
@@ -762,10 +781,19 @@ public final class NetworkStep {
         let classes = network.classes
         let ce = CrossEntropy.forward(logits, labels: labels, classes: classes)
         let correct = zip(CrossEntropy.argmax(logits, classes: classes), labels).filter { $0 == $1 }.count
-        var gradients = timed("backward (all)") { backward(logitsGradient: ce.gradient, batch: batch) }
+        var gradients: [String: [Float]]
+        if let reducer {
+            let before = reducer.statistics.exposedSeconds
+            gradients = try reducer.reduce { ready in
+                timed("backward (all)") { backward(logitsGradient: ce.gradient, batch: batch, ready: ready) }
+            }
+            if profile != nil { profile!["allreduce", default: 0] += reducer.statistics.exposedSeconds - before }
+        } else {
+            gradients = timed("backward (all)") { backward(logitsGradient: ce.gradient, batch: batch) }
+        }
         recycle()
         var loss = Double(ce.loss)
-        if let gradientHook { try timed("allreduce") { try gradientHook(&gradients) } }
+        if reducer == nil, let gradientHook { try timed("allreduce") { try gradientHook(&gradients) } }
         try timed("optimizer") {
             if let l2sp { loss += l2sp.apply(trainable, to: &gradients) }
             try NonFinite.check(loss: loss, gradients: gradients)

@@ -49,8 +49,9 @@ struct DDPGoldenTests {
                 network: model.network, frozen: StageList(model.network).frozenPrefixes(.through("layer2")),
                 options: SGDOptions(lr: 5e-4, momentum: 0.9), frozenBatchNormTrains: mode == "through_layer2_bn_train",
                 threads: 1)
-            let order = step.trainable.map(\.name)
-            step.gradientHook = { try DataParallel.averageGradients(&$0, order: order, group: rank) }
+            // DDP's buckets, each allreduced while the backward pass goes on (as `finetune` does).
+            step.reducer = GradientReducer(
+                parameters: step.trainable.map { ($0.name, $0.parameter.data.count) }, group: rank, overlaps: true)
             var losses: [Double] = []
             for k in 0..<20 {
                 // Our sampler gives torch's indices for this rank and step.
