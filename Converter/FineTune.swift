@@ -231,6 +231,11 @@ struct FineTune: ParsableCommand, Cooperative {
     @Option(help: "Write the fine-tuned model here after each epoch (.swt or .pth), and OUT's .resume.swt beside it.")
     var out: String?
     @Option(help: "Continue from a .resume.swt checkpoint.") var resume: String?
+    @Option(
+        help: ArgumentHelp(
+            "Under mpirun or srun, when the backbone trains: overlap (each gradient bucket is allreduced on a communication thread while the backward pass goes on) or after (all of them after it). Same results.",
+            valueName: "overlap|after"))
+    var allreduce = "overlap"
     @Flag(help: "Print one JSON object with the final metrics (and no progress).") var json = false
 
     /// --schedule and --warmup as an LRSchedule (nil: constant).
@@ -291,6 +296,9 @@ struct FineTune: ParsableCommand, Cooperative {
     }
 
     func validate() throws {
+        guard ["overlap", "after"].contains(allreduce) else {
+            throw ValidationError("--allreduce must be overlap or after, not '\(allreduce)'")
+        }
         guard Architecture.named(arch) != nil else {
             throw ValidationError("unknown --arch '\(arch)'; one of \(Architecture.names)")
         }
@@ -441,6 +449,7 @@ struct FineTune: ParsableCommand, Cooperative {
         config.batchSize = batchSize
         config.ranks = comm?.size ?? 1
         config.dataParallel = comm != nil
+        config.overlapAllreduce = allreduce == "overlap"
         config.threads = threads
         config.seed = seed
         config.optimizer = optimizer
@@ -593,6 +602,9 @@ struct FineTune: ParsableCommand, Cooperative {
                 saved = trainer.completedEpochs
             }
         }
+        if let comm, let a = run.allreduceStatistics, a.steps > 0 {
+            say(Self.describe(a, ranks: comm.size, overlapped: config.overlapAllreduce))
+        }
         if let out { say("wrote \(out) and \(Self.resumePath(out)) (epoch \(saved))") }
         if json && Rank.prints {
             let last = reports.last
@@ -626,8 +638,35 @@ struct FineTune: ParsableCommand, Cooperative {
                 ]
             }
             if let out { fields += [("out", .string(out)), ("checkpoint", .string(Self.resumePath(out)))] }
+            if let comm, let a = run.allreduceStatistics, a.steps > 0 {
+                let steps = Double(a.steps)
+                fields.append(
+                    (
+                        "allreduce",
+                        .object([
+                            ("ranks", .int(comm.size)), ("overlapped", .bool(config.overlapAllreduce)),
+                            ("bytes_per_step", .int(a.floatsPerStep * 4)), ("steps", .int(a.steps)),
+                            ("seconds_per_step", .double(a.communicationSeconds / steps)),
+                            ("exposed_seconds_per_step", .double(a.exposedSeconds / steps)),
+                            ("hidden_fraction", .double(a.hiddenFraction)),
+                        ])
+                    ))
+            }
             print(JSON.object(fields).render())
         }
+    }
+
+    /// Rank 0's allreduce time per step, and how much of it the backward pass hid.
+    static func describe(_ a: GradientReducer.Statistics, ranks: Int, overlapped: Bool) -> String {
+        let steps = Double(a.steps)
+        let ms = { (s: Double) in String(format: "%.1f ms", s / steps * 1000) }
+        var line =
+            "allreduce: \(String(format: "%.1f MB", Double(a.floatsPerStep * 4) / 1e6)) a step over \(ranks) ranks, \(ms(a.communicationSeconds)) a step in the calls (rank 0)"
+        if overlapped {
+            line +=
+                ", \(ms(a.exposedSeconds)) of it waited for after the backward pass (\(Int((a.hiddenFraction * 100).rounded()))% hidden)"
+        }
+        return line
     }
 
     /// One line: what trains, BatchNorm's mode, and the optimizer's settings.
