@@ -121,7 +121,8 @@ public final class BackboneTrainer {
     /// Restores the optimizer, the epoch count and the LR schedule's position (`TrainingState.restore`;
     /// the model, BatchNorm statistics included, must already be loaded from the same file).
     public func restore(_ sd: StateDict) throws {
-        completedEpochs = try TrainingState.restore(sd, optimizer: optimizer, config: config, mode: mode)
+        completedEpochs = try TrainingState.restore(
+            sd, optimizer: optimizer, config: config, mode: mode, stages: StageList(model))
         for _ in 0..<completedEpochs { scheduler?.step() }
     }
 }

@@ -436,7 +436,8 @@ public final class FrozenBackboneTrainer {
 
     /// Restores the optimizer state and epoch count: `TrainingState.restore`.
     public func restore(_ sd: StateDict) throws {
-        completedEpochs = try TrainingState.restore(sd, optimizer: optimizer, config: config, mode: Self.mode)
+        completedEpochs = try TrainingState.restore(
+            sd, optimizer: optimizer, config: config, mode: Self.mode, stages: StageList(model))
         for _ in 0..<completedEpochs { scheduler?.step() }
     }
 

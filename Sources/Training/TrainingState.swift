@@ -40,9 +40,10 @@ public enum TrainingState {
     /// from a file, and returns the epochs completed. The model itself must already have been loaded
     /// from it (`model.load(sd, excluding: ["optimizer."])`). The seed, global batch (ranks × batch size),
     /// sampler and mode must be the run's: a resumed run with other settings would not be the same run.
-    public static func restore(_ sd: StateDict, optimizer: any Optimizer, config: FineTuneConfig, mode: TrainingMode)
-        throws -> Int
-    {
+    /// The recorded freeze is read against `stages`, the network's own.
+    public static func restore(
+        _ sd: StateDict, optimizer: any Optimizer, config: FineTuneConfig, mode: TrainingMode, stages: StageList
+    ) throws -> Int {
         func value(_ name: String) -> Value? { sd.values.first { $0.name == name }?.value }
         guard case .int(let epoch)? = value("epoch"), case .int(let steps)? = value("optimizer.steps") else {
             throw ResumeError("the checkpoint has no epoch / optimizer.steps values (not written by pth2swt finetune)")
@@ -67,9 +68,13 @@ public enum TrainingState {
         }
         let saved: TrainingMode
         if case .string(let f)? = value("freeze"), case .string(let b)? = value("bn"),
-            let freeze = Freeze(parsing: f, stages: .resnet), b == "train" || b == "eval"
+            let freeze = Freeze(parsing: f, stages: stages), b == "train" || b == "eval"
         {
             saved = TrainingMode(freeze: freeze, batchNormTrains: b == "train")
+        } else if case .string(let f)? = value("freeze"), Freeze(parsing: f, stages: stages) == nil {
+            throw ResumeError(
+                "the checkpoint's --freeze \(f) names no stage of this network (\(stages.names.joined(separator: ", "))): it was trained with another --arch"
+            )
         } else if case .string(let m)? = value("mode"), let old = TrainingMode(legacy: m) {
             saved = old  // written before the freeze was a type: "freeze through:layer2, bn eval"
         } else {

@@ -54,6 +54,36 @@ import Vision
         #expect(other.completedEpochs == 0)
     }
 
+    /// Stopped after epoch 1 and resumed from the checkpoint file, a run ends bit for bit where the
+    /// uninterrupted run ends: for each family, with part of its backbone training (the freeze is read
+    /// against the family's own stages).
+    @Test(arguments: [("resnet18", "layer3"), ("mobilenet_v2", "features.15")])
+    func aResumedRunIsTheUninterruptedRun(_ arch: String, _ freeze: String) throws {
+        let data = seededInputs(count: 8, size: 32, classes: 2)
+        var c = Self.config(epochs: 2)
+        c.backbone = SGDOptions(lr: 0.01, momentum: 0.9)
+        let whole = try FineTuning(arch: arch, classes: 2, weights: nil, freeze: freeze, config: c)
+        _ = try whole.train(data, through: 2) { _ in }
+        let first = try FineTuning(arch: arch, classes: 2, weights: nil, freeze: freeze, config: c)
+        _ = try first.train(data, through: 1) { _ in }
+        let checkpoint = try throughFile(first.checkpoint(), name: "resume-\(arch)")
+        let resumed = try FineTuning(arch: arch, classes: 2, weights: nil, freeze: freeze, config: c)
+        #expect(try resumed.resume(from: checkpoint).isEmpty)
+        #expect(resumed.completedEpochs == 1)
+        _ = try resumed.train(data, through: 2) { _ in }
+        let a = whole.modelStateDict(), b = resumed.modelStateDict()
+        #expect(a.tensors.map(\.name) == b.tensors.map(\.name))
+        var compared = 0
+        for ((name, x), (_, y)) in zip(a.tensors, b.tensors) where x.dtype == .float32 {
+            #expect(try x.float32() == y.float32(), "\(arch): \(name)")
+            compared += 1
+        }
+        #expect(compared > 100)
+        // And the run moved: the uninterrupted run's weights are not the starting ones.
+        let start = try FineTuning(arch: arch, classes: 2, weights: nil, freeze: freeze, config: c).modelStateDict()
+        #expect(try zip(a.tensors, start.tensors).contains { try $0.1.float32() != $1.1.float32() })
+    }
+
     @Test func trainRunsEpochsUntilThroughAndHandsEachReportOver() throws {
         let data = seededInputs(count: 4, size: 32, classes: 2)
         let run = try FineTuning(arch: "resnet18", classes: 2, weights: nil, config: Self.config(epochs: 3))
