@@ -177,7 +177,7 @@ struct FineTune: ParsableCommand, Cooperative {
     var freeze = "backbone"
     @Option(
         help:
-            "BatchNorm of frozen stages: eval (running statistics, never updated) or train (batch statistics, running statistics drift)."
+            "BatchNorm: eval (frozen stages on their running statistics, never updated; trained stages in training mode), train (every BatchNorm on batch statistics, running statistics drift) or fixed (every BatchNorm on its running statistics, never updated, while trained stages' γ and β learn: torch's model.eval() throughout; under mpirun N ranks then train as one process on the global batch)."
     )
     var bn = "eval"
     @Option(help: "The head's learning rate (default 0.01, or --backbone-lr × --head-lr-mult).") var lr: Double?
@@ -304,7 +304,7 @@ struct FineTune: ParsableCommand, Cooperative {
         }
         // Stages are checked against the network in run(); the backbone spelling is known here.
         let frozenAll = freeze == "backbone"
-        guard bn == "eval" || bn == "train" else { throw ValidationError("--bn \(bn): eval or train") }
+        guard ["eval", "train", "fixed"].contains(bn) else { throw ValidationError("--bn \(bn): eval, train or fixed") }
         let signed = nonNegativeNumbers
         for (flag, value) in signed.prefix(5) + [("--eps", eps)] + signed.dropFirst(5) + [
             ("--val-split", dataOptions.valSplit)
@@ -467,6 +467,7 @@ struct FineTune: ParsableCommand, Cooperative {
         backbone.lr = rates.backbone
         config.backbone = backbone
         config.frozenBatchNormTrains = bn == "train"
+        config.batchNormUsesRunningStatistics = bn == "fixed"
         config.noDecayForBiasAndNorm = noDecayBNBias
         config.l2spAlpha = l2spAlpha
         config.l2spBeta = l2spBeta
@@ -542,7 +543,7 @@ struct FineTune: ParsableCommand, Cooperative {
             "data: \(dataOptions.data) (\(data.kind)): \(classes) classes (\(data.train.classNames.joined(separator: ", "))), "
                 + "\(train.count) train / \(test.count) test images")
         say(describeTraining(through: through, stages: stages, rates: rates))
-        if through == all && bn == "eval" {
+        if through == all && bn != "train" {
             say(
                 trainer.caches(train)
                     ? "features cached: no random augmentation, so the backbone runs once per image and the head trains on the cache"
@@ -676,14 +677,14 @@ struct FineTune: ParsableCommand, Cooperative {
         switch through {
         case stages.count:
             s =
-                "backbone frozen (BatchNorm in \(bn == "eval" ? "eval mode" : "training mode: running statistics drift")); \(optimizer == .sgd ? "SGD" : "AdamW") on \(head): lr \(rates.head)"
+                "backbone frozen (BatchNorm in \(bn != "train" ? "eval mode" : "training mode: running statistics drift")); \(optimizer == .sgd ? "SGD" : "AdamW") on \(head): lr \(rates.head)"
         case 0:
             s =
-                "everything trains (BatchNorm in training mode); \(optimizer == .sgd ? "SGD" : "AdamW"): backbone lr \(rates.backbone), \(head) lr \(rates.head)"
+                "everything trains (BatchNorm \(bn == "fixed" ? "in eval mode: running statistics fixed, γ and β learn" : "in training mode")); \(optimizer == .sgd ? "SGD" : "AdamW"): backbone lr \(rates.backbone), \(head) lr \(rates.head)"
         default:
             s =
-                "\(stages[0])..\(stages[through - 1]) frozen (BatchNorm \(bn == "eval" ? "in eval mode" : "in training mode: running statistics drift")), "
-                + "\(stages[through]).. trains; \(optimizer == .sgd ? "SGD" : "AdamW"): backbone lr \(rates.backbone), \(head) lr \(rates.head)"
+                "\(stages[0])..\(stages[through - 1]) frozen (BatchNorm \(bn == "train" ? "in training mode: running statistics drift" : "in eval mode")), "
+                + "\(stages[through]).. trains\(bn == "fixed" ? " (BatchNorm in eval mode: running statistics fixed, γ and β learn)" : ""); \(optimizer == .sgd ? "SGD" : "AdamW"): backbone lr \(rates.backbone), \(head) lr \(rates.head)"
         }
         switch optimizer {
         case .sgd:

@@ -276,21 +276,35 @@ public enum BatchNormTrain {
     /// then + `residual` and ReLU when asked (torch's order: the block's addition after the norm, ReLU
     /// last; NaN passes ReLU as in torch). Running statistics move by `momentum` toward the mean and the
     /// unbiased variance, as torch's do. Saves mean and 1/sqrt(var + eps) per channel for `backward`.
+    ///
+    /// With `runningStatistics` (a BatchNorm in eval mode whose γ and β still train): the running mean
+    /// and variance normalise instead, and neither they nor anything else is updated.
     public static func forward(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, channels c: Int,
         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, runningMean: UnsafeMutablePointer<Float>,
         runningVar: UnsafeMutablePointer<Float>, momentum: Float, eps: Float,
         savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>,
-        residual: UnsafePointer<Float>? = nil, relu: Bool = false, activation: Activation? = nil, threads: Int = 1
+        residual: UnsafePointer<Float>? = nil, relu: Bool = false, activation: Activation? = nil,
+        runningStatistics: Bool = false, threads: Int = 1
     ) {
         precondition(rows > 0)
         let act = (activation ?? (relu ? .relu : .none)).code
-        let mean = channelSums(x, rows: rows, channels: c, mean: nil, threads: threads).map { $0 / Double(rows) }
-        let sq = channelSums(x, rows: rows, channels: c, mean: mean, threads: threads)
         // y = (x − mean) · (invstd · γ) + β, torch's order: centring first keeps the precision that
         // x · scale + (β − mean · scale) loses to cancellation when the mean is large against the spread.
         var scale = [Float](repeating: 0, count: c)
-        for k in 0..<c {
+        if runningStatistics {
+            for k in 0..<c {
+                let inv = 1 / (Double(runningVar[k]) + Double(eps)).squareRoot()
+                savedMean[k] = runningMean[k]
+                savedInvStd[k] = Float(inv)
+                scale[k] = Float(inv) * gamma[k]
+            }
+        }
+        let mean =
+            runningStatistics
+            ? [] : channelSums(x, rows: rows, channels: c, mean: nil, threads: threads).map { $0 / Double(rows) }
+        let sq = runningStatistics ? [] : channelSums(x, rows: rows, channels: c, mean: mean, threads: threads)
+        for k in 0..<c where !runningStatistics {
             let variance = sq[k] / Double(rows)
             let inv = 1 / (variance + Double(eps)).squareRoot()
             savedMean[k] = Float(mean[k])
@@ -314,13 +328,16 @@ public enum BatchNormTrain {
     /// pass's output after the activation), dy is first masked in place by output > 0 (`activation`
     /// .relu6: 0 < output < 6): on return dy holds the
     /// gradient at the norm's output (and at the block's residual, which the same addition fed).
+    /// With `runningStatistics` (the forward pass normalised with fixed statistics): dx = γ·invstd·dy,
+    /// as torch's eval-mode BatchNorm backward.
     public static func backward(
         _ x: UnsafePointer<Float>, outputGradient dy: UnsafeMutablePointer<Float>,
         inputGradient dx: UnsafeMutablePointer<Float>,
         rows: Int, channels c: Int, gamma: UnsafePointer<Float>, savedMean: UnsafePointer<Float>,
         savedInvStd: UnsafePointer<Float>, gammaGradient: UnsafeMutablePointer<Float>,
         betaGradient: UnsafeMutablePointer<Float>,
-        reluOutput: UnsafePointer<Float>? = nil, activation: Activation = .relu, threads: Int = 1
+        reluOutput: UnsafePointer<Float>? = nil, activation: Activation = .relu, runningStatistics: Bool = false,
+        threads: Int = 1
     ) {
         let blocks = (rows + blockRows - 1) / blockRows
         let act = activation.code
@@ -348,8 +365,8 @@ public enum BatchNormTrain {
             gammaGradient[k] = Float(dg[k])
             betaGradient[k] = Float(db[k])
             coefficients[k] = gamma[k] * savedInvStd[k]
-            coefficients[c + k] = Float(db[k] / n)
-            coefficients[2 * c + k] = Float(dg[k] / n)
+            coefficients[c + k] = runningStatistics ? 0 : Float(db[k] / n)
+            coefficients[2 * c + k] = runningStatistics ? 0 : Float(dg[k] / n)
         }
         coefficients.withUnsafeBufferPointer { cp in
             nonisolated(unsafe) let (a, x, dy, dx, savedMean, savedInvStd) = (
@@ -539,6 +556,32 @@ enum GradReference {
             }
         }
         return dw
+    }
+
+    /// BatchNorm2d in eval mode with γ and β training, NCHW, per channel: y = (x − mean)/sqrt(var + eps)·γ
+    /// + β with the given running statistics, dx = γ/sqrt(var + eps)·dy, dγ = Σ dy·x̂, dβ = Σ dy.
+    static func batchNormRunningStatistics(
+        _ x: [Float], outputGradient dy: [Float], batch: Int, channels: Int, plane: Int, gamma: [Float],
+        beta: [Float], mean: [Float], variance: [Float], eps: Float
+    ) -> (y: [Float], dx: [Float], dGamma: [Float], dBeta: [Float]) {
+        var y = x, dx = x, dGamma = [Float](repeating: 0, count: channels), dBeta = dGamma
+        for c in 0..<channels {
+            let inv = 1 / (Double(variance[c]) + Double(eps)).squareRoot()
+            var sdy = 0.0, sdyx = 0.0
+            for n in 0..<batch {
+                for i in 0..<plane {
+                    let at = (n * channels + c) * plane + i
+                    let xhat = (Double(x[at]) - Double(mean[c])) * inv
+                    y[at] = Float(xhat * Double(gamma[c]) + Double(beta[c]))
+                    dx[at] = Float(Double(gamma[c]) * inv * Double(dy[at]))
+                    sdy += Double(dy[at])
+                    sdyx += Double(dy[at]) * xhat
+                }
+            }
+            dGamma[c] = Float(sdyx)
+            dBeta[c] = Float(sdy)
+        }
+        return (y, dx, dGamma, dBeta)
     }
 
     /// BatchNorm2d's training forward and backward, NCHW, per channel: (y, dx, dγ, dβ, mean, biased var).

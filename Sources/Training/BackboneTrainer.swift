@@ -56,7 +56,9 @@ public final class BackboneTrainer {
                 }
                 return groups("backbone", body, backbone) + groups("head", head, config.head)
             }, l2sp: config.l2spAlpha != 0 || config.l2spBeta != 0 ? (config.l2spAlpha, config.l2spBeta) : nil,
-            frozenBatchNormTrains: config.frozenBatchNormTrains, dropoutSeed: config.seed, threads: config.threads)
+            frozenBatchNormTrains: config.frozenBatchNormTrains,
+            batchNormUsesRunningStatistics: config.batchNormUsesRunningStatistics, dropoutSeed: config.seed,
+            threads: config.threads)
         self.step = step
         scheduler = config.schedule.map { LRScheduler($0, optimizer: step.optimizer) }
         mode = Self.describe(config)
@@ -64,7 +66,9 @@ public final class BackboneTrainer {
 
     /// The freeze and BatchNorm mode: what a checkpoint records.
     public static func describe(_ config: FineTuneConfig) -> TrainingMode {
-        TrainingMode(freeze: config.freeze, batchNormTrains: config.frozenBatchNormTrains)
+        TrainingMode(
+            freeze: config.freeze, batchNormTrains: config.frozenBatchNormTrains,
+            runningStatistics: config.batchNormUsesRunningStatistics)
     }
 
     /// Trains the next epoch on `train` (shuffled by seed and epoch, loaded ahead on another thread),

@@ -49,6 +49,10 @@ public struct FineTuneConfig: Sendable {
     public var backbone: SGDOptions?
     /// Frozen stages' BatchNorms in training mode (d2l's `net.train()`), for `BackboneTrainer`.
     public var frozenBatchNormTrains = false
+    /// Every BatchNorm in eval mode, the trained stages' too (`--bn fixed`; torch's `model.eval()` for the
+    /// whole run): running statistics normalise and never change, trained γ and β still learn. With it,
+    /// N ranks train as one process on the global batch, up to the order of the sums.
+    public var batchNormUsesRunningStatistics = false
     /// L2-SP's α (trainable backbone parameters toward their values when training started).
     public var l2spAlpha = 0.0
     /// A learning-rate schedule, stepped after each epoch (torch's `scheduler.step()` per epoch).

@@ -25,6 +25,9 @@ public final class NetworkStep {
     /// them (overlapped when the reducer says so). Takes the place of `gradientHook` when set.
     public var reducer: GradientReducer?
     public let frozenBatchNormTrains: Bool
+    /// Every BatchNorm in eval mode, the trained ones included: the running statistics normalise and
+    /// never change, while trained BatchNorms' γ and β still learn (torch: `model.eval()` throughout).
+    public let batchNormUsesRunningStatistics: Bool
     public var threads: Int
     /// Seed of the dropout masks (`DropoutMask`): step s's mask at a layer is drawn from (seed, s, its name).
     public var dropoutSeed: UInt64
@@ -119,11 +122,15 @@ public final class NetworkStep {
     public init(
         network: Network, frozen prefixes: [String], options: OptimizerOptions, optimizer kind: OptimizerKind = .sgd,
         groups: ((_ trainable: [(name: String, parameter: Parameter)]) -> [ParameterGroup])? = nil,
-        l2sp: (alpha: Double, beta: Double)? = nil, frozenBatchNormTrains: Bool = false, dropoutSeed: UInt64 = 0,
-        threads: Int = 1
+        l2sp: (alpha: Double, beta: Double)? = nil, frozenBatchNormTrains: Bool = false,
+        batchNormUsesRunningStatistics: Bool = false, dropoutSeed: UInt64 = 0, threads: Int = 1
     ) throws {
+        precondition(
+            !(frozenBatchNormTrains && batchNormUsesRunningStatistics),
+            "frozen BatchNorms cannot both train and use running statistics")
         self.network = network
         self.frozenBatchNormTrains = frozenBatchNormTrains
+        self.batchNormUsesRunningStatistics = batchNormUsesRunningStatistics
         self.threads = threads
         self.dropoutSeed = dropoutSeed
         for (_, p) in network.namedParameters { p.requiresGrad = true }
@@ -398,10 +405,10 @@ public final class NetworkStep {
                     c, &y, rows: rows, channels: k, gamma: bn.weight.data, beta: bn.bias.data,
                     runningMean: &bn.runningMean.data, runningVar: &bn.runningVar.data, momentum: 0.1,
                     eps: bn.eps, savedMean: &u.mean, savedInvStd: &u.invStd, residual: r,
-                    activation: u.activation, threads: threads)
+                    activation: u.activation, runningStatistics: batchNormUsesRunningStatistics, threads: threads)
             }
         }
-        bn.numBatchesTracked.value += 1
+        if !batchNormUsesRunningStatistics { bn.numBatchesTracked.value += 1 }
         if u.frozen {
             buffers.give(c)
         } else {
@@ -641,7 +648,8 @@ public final class NetworkStep {
                         u.preNorm, outputGradient: &dy, inputGradient: &dc, rows: rows, channels: k,
                         gamma: bn.weight.data, savedMean: u.mean, savedInvStd: u.invStd,
                         gammaGradient: &dGamma, betaGradient: &dBeta, reluOutput: mask,
-                        activation: u.activation == .none ? .relu : u.activation, threads: threads)
+                        activation: u.activation == .none ? .relu : u.activation,
+                        runningStatistics: batchNormUsesRunningStatistics, threads: threads)
                 }
             }
             gradients[bnName + ".weight"] = dGamma

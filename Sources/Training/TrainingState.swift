@@ -30,7 +30,7 @@ public enum TrainingState {
             ("epoch", .int(Int64(epoch))), ("optimizer", .string(optimizer.kind.rawValue)),
             ("optimizer.steps", .int(Int64(optimizer.steps))),
             ("seed", .int(Int64(bitPattern: config.seed))), ("batch_size", .int(Int64(config.globalBatch))),
-            ("freeze", .string(mode.freeze.spelling)), ("bn", .string(mode.batchNormTrains ? "train" : "eval")),
+            ("freeze", .string(mode.freeze.spelling)), ("bn", .string(mode.batchNorm)),
             ("sampler", .string(config.dataParallel ? "distributed" : "shuffle")),
         ]
         return sd
@@ -68,9 +68,9 @@ public enum TrainingState {
         }
         let saved: TrainingMode
         if case .string(let f)? = value("freeze"), case .string(let b)? = value("bn"),
-            let freeze = Freeze(parsing: f, stages: stages), b == "train" || b == "eval"
+            let freeze = Freeze(parsing: f, stages: stages), ["train", "eval", "fixed"].contains(b)
         {
-            saved = TrainingMode(freeze: freeze, batchNormTrains: b == "train")
+            saved = TrainingMode(freeze: freeze, batchNormTrains: b == "train", runningStatistics: b == "fixed")
         } else if case .string(let f)? = value("freeze"), Freeze(parsing: f, stages: stages) == nil {
             throw ResumeError(
                 "the checkpoint's --freeze \(f) names no stage of this network (\(stages.names.joined(separator: ", "))): it was trained with another --arch"
@@ -107,11 +107,17 @@ public struct TrainingMode: Sendable, Equatable, CustomStringConvertible {
     public var freeze: Freeze
     /// Frozen stages' BatchNorms in training mode (`--bn train`).
     public var batchNormTrains: Bool
+    /// Every BatchNorm on its running statistics, trained ones included (`--bn fixed`).
+    public var runningStatistics: Bool
 
-    public init(freeze: Freeze, batchNormTrains: Bool) {
+    public init(freeze: Freeze, batchNormTrains: Bool, runningStatistics: Bool = false) {
         self.freeze = freeze
         self.batchNormTrains = batchNormTrains
+        self.runningStatistics = runningStatistics
     }
+
+    /// What `--bn` says: eval, train or fixed.
+    public var batchNorm: String { runningStatistics ? "fixed" : batchNormTrains ? "train" : "eval" }
 
     /// Reads the string checkpoints held before: "freeze through:layer2, bn eval".
     init?(legacy: String) {
@@ -122,7 +128,7 @@ public struct TrainingMode: Sendable, Equatable, CustomStringConvertible {
         self.init(freeze: f, batchNormTrains: parts[1] == "bn train")
     }
 
-    public var description: String { "--freeze \(freeze.spelling) --bn \(batchNormTrains ? "train" : "eval")" }
+    public var description: String { "--freeze \(freeze.spelling) --bn \(batchNorm)" }
 }
 
 /// What `pth2swt finetune` drives: `FrozenBackboneTrainer` (only fc trains, on cached features where it

@@ -169,6 +169,63 @@ import Testing
         }
     }
 
+    /// Eval mode with γ and β training (`runningStatistics`): the running statistics normalise and stay
+    /// as they were, and the backward pass drops the batch-statistics terms; against the reference, with
+    /// and without the fused residual and ReLU, on 1 and 2 threads (the same bits).
+    @Test(arguments: ISA.supported) func batchNormOnRunningStatisticsMatchesReference(tier: ISA) throws {
+        try ISA.with(tier) {
+            var rng = Rng(s: 47)
+            for trial in 0..<8 {
+                let n = rng.int(1...3), c = rng.int(1...20),
+                    plane = trial % 3 == 0 ? rng.int(700...1500) : rng.int(2...30)
+                let x = rng.floats(n * c * plane).map { $0 * 3 + 0.5 }, dy = rng.floats(n * c * plane)
+                let residual = rng.floats(n * c * plane), fused = trial % 2 == 1
+                let gamma = rng.floats(c).map { $0 + 1.5 }, beta = rng.floats(c)
+                let runningMean = rng.floats(c), runningVar = rng.floats(c).map { $0 * $0 + 0.5 }
+                let xl = Layout.nhwc(x, batch: n, channels: c, plane: plane),
+                    dyl = Layout.nhwc(dy, batch: n, channels: c, plane: plane)
+                let rl = Layout.nhwc(residual, batch: n, channels: c, plane: plane)
+                var results: [[Float]] = []
+                for threads in [1, 2] {
+                    var y = [Float](repeating: .nan, count: x.count), dx = y
+                    var rm = runningMean, rv = runningVar
+                    var mean = [Float](repeating: .nan, count: c), inv = mean, dg = mean, db = mean
+                    withBaseAddress(fused ? rl : nil) { r in
+                        BatchNormTrain.forward(
+                            xl, &y, rows: n * plane, channels: c, gamma: gamma, beta: beta, runningMean: &rm,
+                            runningVar: &rv, momentum: 0.1, eps: 1e-5, savedMean: &mean, savedInvStd: &inv,
+                            residual: r, relu: fused, runningStatistics: true, threads: threads)
+                    }
+                    #expect(rm == runningMean && rv == runningVar, "running statistics moved, trial \(trial)")
+                    var g = dyl
+                    withBaseAddress(fused ? y : nil) { mask in
+                        BatchNormTrain.backward(
+                            xl, outputGradient: &g, inputGradient: &dx, rows: n * plane, channels: c, gamma: gamma,
+                            savedMean: mean, savedInvStd: inv, gammaGradient: &dg, betaGradient: &db,
+                            reluOutput: mask, runningStatistics: true, threads: threads)
+                    }
+                    // The reference on the gradient the fused ReLU lets through.
+                    let masked = fused ? zip(dyl, y).map { $1 > 0 ? $0 : 0 } : dyl
+                    let want = GradReference.batchNormRunningStatistics(
+                        x, outputGradient: Layout.nchw(masked, batch: n, channels: c, plane: plane), batch: n,
+                        channels: c, plane: plane, gamma: gamma, beta: beta, mean: runningMean, variance: runningVar,
+                        eps: 1e-5)
+                    let wantY = zip(Layout.nhwc(want.y, batch: n, channels: c, plane: plane), rl).map {
+                        fused ? max(0, $0 + $1) : $0
+                    }
+                    #expect(relativeError(y, wantY) < 1e-6, "y, trial \(trial)")
+                    #expect(g == masked, "the mask, trial \(trial)")
+                    #expect(
+                        relativeError(Layout.nchw(dx, batch: n, channels: c, plane: plane), want.dx) < 1e-6,
+                        "dx, trial \(trial)")
+                    #expect(relativeError(dg, want.dGamma) < 1e-5 && relativeError(db, want.dBeta) < 1e-5)
+                    results.append(y + dx + dg + db)
+                }
+                #expect(results[0] == results[1], "threads change the bits, trial \(trial)")
+            }
+        }
+    }
+
     @Test(arguments: ISA.supported) func maxPoolIndicesFollowTorch(tier: ISA) throws {
         try ISA.with(tier) {
             // Ties keep the first maximum; a NaN wins, the last of several.
