@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import Distributed
 import Kernels
 import Lifetime
 import Tensors
@@ -39,9 +40,13 @@ struct PTH2SWT: ParsableCommand {
         }
         let outcome: (any Error)?
         var commandType: any ParsableCommand.Type = PTH2SWT.self
+        var parsed = false
         do {
             var command = try parseAsRoot(Array(CommandLine.arguments.dropFirst()).joiningNegativeValues())
             commandType = type(of: command)
+            // `SUBCOMMAND --help` parses to ArgumentParser's own help command, which prints the help when
+            // run: one of parsing's answers, printed by rank 0 alone.
+            parsed = ([PTH2SWT.self] + configuration.subcommands).contains { $0 == commandType }
             if command is Cooperative {
                 try Interruption.cooperating { try command.run() }
             } else {
@@ -53,6 +58,11 @@ struct PTH2SWT: ParsableCommand {
         }
         Parallel.shutdown()
         guard let error = outcome else { Glibc.exit(0) }
+        // The flags are the same on every rank of a job, and so is what parsing them says (an error, the
+        // usage, --help, --version): rank 0 alone prints it; the others exit with the same status.
+        if !parsed, let launch = Launch.fromEnvironment(), launch.rank != 0 {
+            Glibc.exit(commandType.exitCode(for: error).rawValue)
+        }
         // `Interrupted` thrown past a command's own error handling: the same message and status as there.
         // A ValidationError thrown while running prints the usage of the command that threw it.
         commandType.exit(withError: (error as? Interrupted).map { fail($0, json: false) } ?? error)

@@ -296,6 +296,17 @@ struct DistributedToolTests {
         #expect(r.stderr.contains("error: rank 0 of 3: /nonexistent/model.swt: cannot open"), "\(r.stderr)")
         #expect(r.stdout.isEmpty, "\(r.stdout)")
     }
+
+    /// What parsing the flags says is the same on every rank: rank 0 alone prints it, every rank exits
+    /// with its status (64 for a usage error, 0 for --help).
+    @Test func aFlagErrorAndTheHelpArePrintedOnce() throws {
+        let bad = try launch(3, ["finetune", "--data", "x", "--classes", "2", "--per-class", "0"])
+        #expect(bad.status == 64, "\(bad.description)")
+        #expect(bad.stderr.components(separatedBy: "--per-class must be at least 1").count == 2, "\(bad.stderr)")
+        let help = try launch(2, ["finetune", "--help"])
+        #expect(help.status == 0, "\(help.description)")
+        #expect(help.stdout.components(separatedBy: "USAGE: pth2swt finetune").count == 2, "\(help.stdout)")
+    }
 }
 
 /// Open MPI's launcher, when installed.
