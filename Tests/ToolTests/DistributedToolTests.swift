@@ -309,6 +309,53 @@ struct DistributedToolTests {
     }
 }
 
+/// Slurm's `srun` with a running controller (`sinfo` answers), when there is one: CI machines have none, so
+/// this is for a machine set up as docs/distributed.md's "Slurm on one machine" says.
+@Suite(
+    .enabled(if: Tool.available, Tool.skipReason),
+    .enabled(if: SlurmRun.usable, "no Slurm controller answers (sinfo); srun is checked where Slurm runs"),
+    .enabled(if: MPIRun.path != nil, "no mpirun to compare srun with"),
+    .enabled(if: HostileUseTests.fashionAvailable, HostileUseTests.fashionSkip),
+    .enabled(if: ShardTests.sharedAvailable, "../shared/weights/resnet18-zip.pth is absent; finetune needs it"),
+    .serialized)
+struct SlurmToolTests {
+    /// `srun -n 2 --mpi=pmix` (PMIx, no OMPI_ variables) is the same job as `mpirun -np 2`: the same
+    /// losses, accuracy and confusion, bit for bit.
+    @Test func srunIsMpirun() throws {
+        let flags = [
+            Tool.path, "finetune", "--weights", ShardTests.sharedWeights, "--data", HostileUseTests.fashion,
+            "--classes", "2", "--per-class", "4", "--no-augment", "--epochs", "1", "--threads", "1", "--batch-size",
+            "2", "--freeze", "layer3", "--json",
+        ]
+        let srun = try Tool.run(program: SlurmRun.path!, ["-n", "2", "--mpi=pmix"] + flags, timeout: 300)
+        let mpirun = try Tool.run(
+            program: MPIRun.path!, ["--allow-run-as-root", "--oversubscribe", "-np", "2"] + flags, timeout: 300)
+        #expect(srun.status == 0 && mpirun.status == 0, "\(srun.description)\n\(mpirun.description)")
+        let a = try JSONSerialization.jsonObject(with: Data(srun.stdout.utf8)) as! [String: Any]
+        let b = try JSONSerialization.jsonObject(with: Data(mpirun.stdout.utf8)) as! [String: Any]
+        for key in ["loss", "accuracy"] { #expect(a[key] as? Double == b[key] as? Double, "\(key)") }
+        #expect((a["confusion"] as? [[Int]]) == (b["confusion"] as? [[Int]]))
+        let ea = (a["epochs"] as! [[String: Any]])[0], eb = (b["epochs"] as! [[String: Any]])[0]
+        #expect(ea["train_loss"] as? Double == eb["train_loss"] as? Double)
+        #expect((a["allreduce"] as? [String: Any])?["ranks"] as? Int == 2)
+    }
+}
+
+enum SlurmRun {
+    static let path: String? = ["/usr/bin/srun", "/usr/local/bin/srun"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
+    /// Whether a controller answers: `sinfo` succeeds within a few seconds.
+    static let usable: Bool = {
+        guard path != nil,
+            let sinfo = ["/usr/bin/sinfo", "/usr/local/bin/sinfo"].first(where: {
+                FileManager.default.isExecutableFile(atPath: $0)
+            })
+        else { return false }
+        return (try? Tool.run(program: sinfo, ["--noheader"], timeout: 10))?.status == 0
+    }()
+}
+
 /// Open MPI's launcher, when installed.
 enum MPIRun {
     static let path: String? = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first {
