@@ -90,7 +90,8 @@ public final class NetworkStep {
     enum Op {
         case input(channels: Int)
         case conv(ConvUnit)
-        case linear(Linear, name: String, frozen: Bool)
+        /// A linear layer and the activation after it.
+        case linear(Linear, name: String, frozen: Bool, activation: Activation)
         case maxPool(kernel: Int, stride: Int, padding: Int)
         case adaptiveAvgPool(height: Int, width: Int)
         case flatten
@@ -145,94 +146,44 @@ public final class NetworkStep {
         (steps, needsGradient) = Self.lower(network, frozenBatchNormTrains: frozenBatchNormTrains)
     }
 
+    /// `Lowering`'s steps with what training adds: whether each convolution is frozen (and then folded,
+    /// unless frozen BatchNorms train), and whether each step's output needs a gradient.
     static func lower(_ network: Network, frozenBatchNormTrains: Bool) -> ([Step], [Bool]) {
-        let nodes = network.nodes
-        var valueOf = [Int](repeating: -1, count: nodes.count)
-        var absorbed = Set<Int>()
-        var pending: [Int: (unit: ConvUnit?, linear: Linear?, chain: Network.Chain)] = [:]
-        var steps: [Step] = []
-        var trains: [Bool] = []
-        func emit(_ name: String, _ op: Op, _ inputs: [Int], trains t: Bool) -> Int {
-            precondition(inputs.allSatisfy { $0 >= 0 }, "\(name) reads a node lowering has not reached")
-            steps.append(Step(name: name, op: op, inputs: inputs))
-            trains.append(t)
-            return steps.count - 1
-        }
         func frozen(_ m: (any Module)?) -> Bool {
             guard let m else { return true }
             return m.state(prefix: "").allSatisfy {
                 if case .parameter(let p) = $0.entry { !p.requiresGrad } else { true }
             }
         }
-        for (i, node) in nodes.enumerated() {
-            if let p = pending[i] {
-                let input = valueOf[nodes[p.chain.start].inputs[0]]
-                if let u = p.unit {
-                    let unit = ConvUnit(
-                        u.conv, bn: u.bn, name: u.name, bnName: u.bnName, activation: u.activation,
-                        residual: p.chain.residual.map { valueOf[$0] }, frozen: u.frozen, folds: u.folds)
-                    valueOf[i] = emit(unit.name, .conv(unit), [input], trains: !unit.frozen)
-                } else {
-                    let l = p.linear!
-                    let at = emit(
-                        nodes[p.chain.start].name, .linear(l, name: nodes[p.chain.start].name, frozen: frozen(l)),
-                        [input],
-                        trains: !frozen(l))
-                    valueOf[i] = emit(
-                        nodes[i].name, .activation(nodes[p.chain.activation!].layer.activation!), [at], trains: false)
-                }
-                continue
-            }
-            if absorbed.contains(i) { continue }
-            let inputs = node.inputs.map { valueOf[$0] }
-            switch node.layer {
-            case .input(let c):
-                valueOf[i] = emit("input", .input(channels: c), [], trains: false)
+        var steps: [Step] = []
+        var trains: [Bool] = []
+        for s in Lowering(network).steps {
+            let op: Op
+            var t = false
+            switch s.op {
+            case .input(let c): op = .input(channels: c)
             case .conv(let c):
-                let chain = network.chain(from: i, takesResidual: !c.isDepthwise, taken: absorbed)
-                absorbed.formUnion(chain.absorbed)
-                var bn: BatchNorm2d?
-                if let b = chain.batchNorm, case .batchNorm(let m) = nodes[b].layer { bn = m }
-                let isFrozen = frozen(c) && frozen(bn)
-                let act = chain.activation.flatMap { nodes[$0].layer.activation } ?? .none
-                let unit = ConvUnit(
-                    c, bn: bn, name: node.name, bnName: chain.batchNorm.map { nodes[$0].name }, activation: act,
-                    residual: nil, frozen: isFrozen, folds: isFrozen && (bn == nil || !frozenBatchNormTrains))
-                if chain.end == i {
-                    valueOf[i] = emit(node.name, .conv(unit), inputs, trains: !isFrozen)
-                } else {
-                    pending[chain.end] = (unit, nil, chain)
-                }
-            case .linear(let l):
-                let chain = network.chain(from: i, takesResidual: false, taken: absorbed)
-                absorbed.formUnion(chain.absorbed)
-                if chain.end == i {
-                    valueOf[i] = emit(
-                        node.name, .linear(l, name: node.name, frozen: frozen(l)), inputs, trains: !frozen(l))
-                } else {
-                    pending[chain.end] = (nil, l, chain)
-                }
+                let isFrozen = frozen(c.conv) && frozen(c.bn)
+                op = .conv(
+                    ConvUnit(
+                        c.conv, bn: c.bn, name: s.name, bnName: c.bnName, activation: c.activation,
+                        residual: c.residual, frozen: isFrozen,
+                        folds: isFrozen && (c.bn == nil || !frozenBatchNormTrains)))
+                t = !isFrozen
+            case .linear(let l, let a):
+                op = .linear(l, name: s.name, frozen: frozen(l), activation: a)
+                t = !frozen(l)
             case .batchNorm:
-                preconditionFailure("\(node.name): a BatchNorm that follows no convolution does not train yet")
-            case .relu: valueOf[i] = emit(node.name, .activation(.relu), inputs, trains: false)
-            case .relu6: valueOf[i] = emit(node.name, .activation(.relu6), inputs, trains: false)
-            case .maxPool(let k, let s, let p):
-                valueOf[i] = emit(node.name, .maxPool(kernel: k, stride: s, padding: p), inputs, trains: false)
-            case .adaptiveAvgPool(let h, let w):
-                valueOf[i] = emit(node.name, .adaptiveAvgPool(height: h, width: w), inputs, trains: false)
-            case .flatten: valueOf[i] = emit(node.name, .flatten, inputs, trains: false)
-            case .dropout(let p): valueOf[i] = emit(node.name, .dropout(p: p, name: node.name), inputs, trains: false)
-            case .add:
-                if let r = network.consumers[i].first, network.consumers[i].count == 1,
-                    let a = nodes[r].layer.activation
-                {
-                    absorbed.insert(r)
-                    valueOf[i] = emit(node.name, .add(a), inputs, trains: false)
-                    valueOf[r] = valueOf[i]
-                } else {
-                    valueOf[i] = emit(node.name, .add(.none), inputs, trains: false)
-                }
+                preconditionFailure("\(s.name): a BatchNorm that follows no convolution does not train yet")
+            case .maxPool(let k, let st, let p): op = .maxPool(kernel: k, stride: st, padding: p)
+            case .adaptiveAvgPool(let h, let w): op = .adaptiveAvgPool(height: h, width: w)
+            case .flatten: op = .flatten
+            case .activation(let a): op = .activation(a)
+            case .dropout(let p): op = .dropout(p: p, name: s.name)
+            case .add(let a): op = .add(a)
             }
+            steps.append(Step(name: s.name, op: op, inputs: s.inputs))
+            trains.append(t)
         }
         // A step's output needs a gradient when it or anything it reads (directly, or as a residual) trains.
         var needs = [Bool](repeating: false, count: steps.count)
@@ -292,8 +243,9 @@ public final class NetworkStep {
                     groups: u.conv.groups)
                 y = forward(u, x, g, residual: u.residual.map { values[$0] })
                 ys = Shape(channels: g.outChannels, height: g.outHeight, width: g.outWidth)
-            case .linear(let l, _, _):
+            case .linear(let l, _, _, let a):
                 y = timed("forward linear") { LinearHead.forward(x, l, batch: batch) }
+                if a != .none { for j in y.indices { y[j] = a.apply(y[j]) } }
                 ys = Shape(channels: l.outFeatures, height: 1, width: 1)
             case .maxPool(let k, let st, let p):
                 ys.height = Pool.outputSize(xs.height, kernel: k, stride: st, padding: p)
@@ -539,7 +491,8 @@ public final class NetworkStep {
                     buffers.give(dy)  // nothing else holds it: back to the pool for the next step
                 }
                 if let dx { accumulate(dx, into: &grads, input!) }
-            case .linear(let l, let name, let frozen):
+            case .linear(let l, let name, let frozen, let a):
+                Self.mask(&dy, output: values[i], a)
                 let x = values[input!]
                 let g = timed("backward linear") {
                     LinearHead.backward(
@@ -611,7 +564,7 @@ public final class NetworkStep {
         switch op {
         case .conv(let u):
             return [u.name + ".weight", u.name + ".bias"] + (u.bnName.map { [$0 + ".weight", $0 + ".bias"] } ?? [])
-        case .linear(_, let name, let frozen):
+        case .linear(_, let name, let frozen, _):
             return frozen ? [] : [name + ".weight", name + ".bias"]
         case .input, .maxPool, .adaptiveAvgPool, .flatten, .activation, .dropout, .add:
             return []

@@ -118,129 +118,85 @@ public final class Inference {
     /// tests compare the two; the result is the same bits).
     public init(_ network: Network, fuseBlocks: Bool = true) {
         name = network.name
-        let nodes = network.nodes
-        let readers = network.consumers
-        var valueOf = [Int](repeating: -1, count: nodes.count)
-        /// Node → the node whose emission produces its value (absorbed nodes emit with their chain's end).
-        var pending: [Int: (conv: Conv, chainEnd: Int, firstInput: Int)] = [:]
-        var absorbed = Set<Int>()
-        /// A spatial flatten's (channels, h, w), by the node index of the flatten.
-        var flattened: [Int: (c: Int, h: Int, w: Int)] = [:]
+        let lowering = Lowering(network)
+        let readers = lowering.readers
+        /// Lowered step → the step here whose value it is.
+        var valueOf = [Int](repeating: -1, count: lowering.steps.count)
         var steps: [Step] = []
-        var lastPool: [Int: (Int, Int)] = [:]  // adaptive pool node → its output size
-
-        func only(_ n: Int) -> Int? { readers[n].count == 1 ? readers[n][0] : nil }
         func emit(_ name: String, _ op: Op, _ inputs: [Int]) -> Int {
-            steps.append(Step(name: name, op: op, inputs: inputs))
+            steps.append(Step(name: name, op: op, inputs: inputs.map { valueOf[$0] }))
             return steps.count - 1
         }
-        /// The node a linear layer reads, past views (dropout).
-        func source(_ n: Int) -> Int {
-            if case .dropout = nodes[n].layer { return source(nodes[n].inputs[0]) }
-            return n
+        /// The step a linear layer reads, past views (dropout).
+        func source(_ i: Int) -> Int {
+            if case .dropout = lowering.steps[i].op { return source(lowering.steps[i].inputs[0]) }
+            return i
         }
-
-        for (i, node) in nodes.enumerated() {
-            if let p = pending[i] {
-                var conv = p.conv
-                if let r = conv.residual { conv.residual = valueOf[r] }
-                valueOf[i] = emit(conv.name, .conv(conv), [valueOf[p.firstInput]])
-                // A max pool that only reads this chain runs with it, image by image.
-                if let reader = only(i), case .maxPool(let k, let s, let pad) = nodes[reader].layer,
-                    conv.residual == nil,
-                    conv.kind != .linear
-                {
-                    steps[valueOf[i]].op = .convPool(conv, kernel: k, stride: s, padding: pad)
-                    steps[valueOf[i]].name += " + " + nodes[reader].name
-                    absorbed.insert(reader)
-                    valueOf[reader] = valueOf[i]
-                }
-                continue
-            }
-            if absorbed.contains(i) { continue }
-            let inputs = node.inputs.map { valueOf[$0] }
-            switch node.layer {
+        for (i, s) in lowering.steps.enumerated() {
+            switch s.op {
             case .input(let c):
-                valueOf[i] = emit("input", .input(channels: c), [])
-            case .conv(let c):
+                valueOf[i] = emit(s.name, .input(channels: c), [])
+            case .conv(let chain):
+                let c = chain.conv
                 var conv = Conv(
-                    name: node.name, kind: .dense, inChannels: c.inChannels, outChannels: c.outChannels,
-                    kernel: c.kernel, stride: c.stride, padding: c.padding, groups: c.groups,
-                    weight: c.weight.data, bias: c.bias?.data, activation: .none, residual: nil, winogradApplies: false)
-                if c.groups > 1 {
-                    conv.kind = c.isDepthwise ? .depthwise : .grouped
-                }
-                let chain = network.chain(from: i, takesResidual: conv.kind != .depthwise, taken: absorbed)
-                if let r = chain.batchNorm, case .batchNorm(let bn) = nodes[r].layer {
+                    name: s.name, kind: c.groups == 1 ? .dense : c.isDepthwise ? .depthwise : .grouped,
+                    inChannels: c.inChannels, outChannels: c.outChannels, kernel: c.kernel, stride: c.stride,
+                    padding: c.padding, groups: c.groups, weight: c.weight.data, bias: c.bias?.data,
+                    activation: chain.activation, residual: chain.residual.map { valueOf[$0] },
+                    winogradApplies: false)
+                if let bn = chain.bn {
                     (conv.weight, conv.bias) = BatchNorm.fold(
                         convWeight: conv.weight, convBias: conv.bias, outChannels: c.outChannels,
-                        weight: bn.weight.data,
-                        bias: bn.bias.data, mean: bn.runningMean.data, variance: bn.runningVar.data, eps: bn.eps)
+                        weight: bn.weight.data, bias: bn.bias.data, mean: bn.runningMean.data,
+                        variance: bn.runningVar.data, eps: bn.eps)
                 }
-                Self.take(chain, into: &conv, nodes: nodes, absorbed: &absorbed)
-                let end = chain.end
                 conv.winogradApplies =
-                    conv.kind == .dense
-                    && WinogradNHWC.applies(to: conv.geometry(batch: 1, height: 8, width: 8))
-                if end == i {
-                    valueOf[i] = emit(conv.name, .conv(conv), inputs)
-                } else {
-                    pending[end] = (conv, end, node.inputs[0])
-                }
-            case .linear(let l):
+                    conv.kind == .dense && WinogradNHWC.applies(to: conv.geometry(batch: 1, height: 8, width: 8))
+                valueOf[i] = emit(s.name, .conv(conv), s.inputs)
+            case .linear(let l, let a):
                 var weight = l.weight.data
-                let from = source(node.inputs[0])
-                if let f = flattened[from], f.h * f.w > 1 {
-                    weight = Self.channelsLastColumns(
-                        weight, rows: l.outFeatures, channels: f.c, height: f.h, width: f.w)
+                // After a spatial flatten, torch's weight columns follow (c, h, w); ours read (h, w, c).
+                let from = source(s.inputs[0])
+                if case .flatten = lowering.steps[from].op,
+                    case .adaptiveAvgPool(let h, let w) = lowering.steps[lowering.steps[from].inputs[0]].op,
+                    h * w > 1, let c = lowering.channels(of: lowering.steps[from].inputs[0])
+                {
+                    weight = Self.channelsLastColumns(weight, rows: l.outFeatures, channels: c, height: h, width: w)
                 }
-                var conv = Conv(
-                    name: node.name, kind: .linear, inChannels: l.inFeatures, outChannels: l.outFeatures,
-                    kernel: 1, stride: 1, padding: 0, groups: 1, weight: weight, bias: l.bias.data,
-                    activation: .none, residual: nil, winogradApplies: false)
-                let chain = network.chain(from: i, takesResidual: false, taken: absorbed)
-                Self.take(chain, into: &conv, nodes: nodes, absorbed: &absorbed)
-                let end = chain.end
-                if end == i {
-                    valueOf[i] = emit(conv.name, .conv(conv), inputs)
-                } else {
-                    pending[end] = (conv, end, node.inputs[0])
-                }
+                let conv = Conv(
+                    name: s.name, kind: .linear, inChannels: l.inFeatures, outChannels: l.outFeatures, kernel: 1,
+                    stride: 1, padding: 0, groups: 1, weight: weight, bias: l.bias.data, activation: a, residual: nil,
+                    winogradApplies: false)
+                valueOf[i] = emit(s.name, .conv(conv), s.inputs)
             case .batchNorm(let bn):
                 var scale = [Float](repeating: 0, count: bn.channels), shift = scale
                 for c in 0..<bn.channels {
                     scale[c] = bn.weight.data[c] / (bn.runningVar.data[c] + bn.eps).squareRoot()
                     shift[c] = bn.bias.data[c] - bn.runningMean.data[c] * scale[c]
                 }
-                valueOf[i] = emit(node.name, .affine(scale: scale, shift: shift), inputs)
-            case .relu: valueOf[i] = emit(node.name, .activation(.relu), inputs)
-            case .relu6: valueOf[i] = emit(node.name, .activation(.relu6), inputs)
-            case .add:
-                var act = Activation.none
-                if let r = only(i), nodes[r].layer.activation != nil {
-                    act = nodes[r].layer.activation!
-                    absorbed.insert(r)
-                    valueOf[i] = emit(node.name, .add(act), inputs)
-                    valueOf[r] = valueOf[i]
+                valueOf[i] = emit(s.name, .affine(scale: scale, shift: shift), s.inputs)
+            case .maxPool(let k, let st, let p):
+                // A max pool that alone reads a convolution chain (with its BatchNorm or activation, no
+                // residual) runs with it, image by image.
+                let x = s.inputs[0]
+                if readers[x] == 1, case .conv(let chain) = lowering.steps[x].op, chain.residual == nil,
+                    chain.bn != nil || chain.activation != .none, case .conv(let c) = steps[valueOf[x]].op
+                {
+                    steps[valueOf[x]].op = .convPool(c, kernel: k, stride: st, padding: p)
+                    steps[valueOf[x]].name += " + " + s.name
+                    valueOf[i] = valueOf[x]
                 } else {
-                    valueOf[i] = emit(node.name, .add(act), inputs)
+                    valueOf[i] = emit(s.name, .maxPool(kernel: k, stride: st, padding: p), s.inputs)
                 }
-            case .maxPool(let k, let s, let p):
-                valueOf[i] = emit(node.name, .maxPool(kernel: k, stride: s, padding: p), inputs)
             case .adaptiveAvgPool(let h, let w):
-                lastPool[i] = (h, w)
-                valueOf[i] = emit(node.name, .adaptiveAvgPool(height: h, width: w), inputs)
-            case .flatten:
-                if let (h, w) = lastPool[node.inputs[0]], let c = Self.channels(of: node.inputs[0], nodes) {
-                    flattened[i] = (c, h, w)
-                }
-                valueOf[i] = emit(node.name, .view(flatten: true), inputs)
-            case .dropout:
-                valueOf[i] = emit(node.name, .view(flatten: false), inputs)
+                valueOf[i] = emit(s.name, .adaptiveAvgPool(height: h, width: w), s.inputs)
+            case .flatten: valueOf[i] = emit(s.name, .view(flatten: true), s.inputs)
+            case .dropout: valueOf[i] = emit(s.name, .view(flatten: false), s.inputs)
+            case .activation(let a): valueOf[i] = emit(s.name, .activation(a), s.inputs)
+            case .add(let a): valueOf[i] = emit(s.name, .add(a), s.inputs)
             }
         }
-        let headSource = network.nodes[network.headNodes[0]].inputs[0]
-        var feature = valueOf[headSource]
+        var feature = valueOf[lowering.featureStep]
         if fuseBlocks { (steps, feature) = Self.fuseBlocks(steps, feature: feature) }
         self.steps = steps
         featureStep = feature
@@ -302,25 +258,6 @@ public final class Inference {
             }
         }
         return (kept, newIndex[feature])
-    }
-
-    /// Gives `conv` its chain's residual and activation and marks the chain's nodes as taken.
-    static func take(_ chain: Network.Chain, into conv: inout Conv, nodes: [Node], absorbed: inout Set<Int>) {
-        conv.residual = chain.residual
-        if let a = chain.activation { conv.activation = nodes[a].layer.activation ?? .none }
-        absorbed.formUnion(chain.absorbed)
-    }
-
-    /// A node's channel count where the description fixes it.
-    static func channels(of n: Int, _ nodes: [Node]) -> Int? {
-        switch nodes[n].layer {
-        case .input(let c): c
-        case .conv(let c): c.outChannels
-        case .batchNorm(let b): b.channels
-        case .linear(let l): l.outFeatures
-        case .relu, .relu6, .maxPool, .adaptiveAvgPool, .dropout, .add: channels(of: nodes[n].inputs[0], nodes)
-        case .flatten: nil
-        }
     }
 
     /// A linear weight [rows, c·h·w] whose columns follow torch's flatten (c, h, w), reordered to the
