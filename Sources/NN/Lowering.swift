@@ -59,8 +59,9 @@ public struct Lowering {
     public let steps: [Step]
     /// The step whose value the head's first layer reads.
     public let featureStep: Int
-    /// Per node of the network, the step whose value is that node's output (-1 for a node inside a
-    /// chain, whose value no step holds).
+    /// Per node of the network, the step that computes it: the step whose value is the node's output, or
+    /// for a node inside a chain (a convolution and the BatchNorm after it), the chain's step, whose
+    /// value has the node's shape but not its values.
     public let stepOfNode: [Int]
 
     public init(_ network: Network) {
@@ -69,7 +70,7 @@ public struct Lowering {
         var valueOf = [Int](repeating: -1, count: nodes.count)
         var absorbed = Set<Int>()
         /// By the node that ends a chain: the step to emit there.
-        var pending: [Int: (name: String, op: Op, input: Int)] = [:]
+        var pending: [Int: (name: String, op: Op, input: Int, absorbed: [Int])] = [:]
         var steps: [Step] = []
         func emit(_ name: String, _ op: Op, _ inputs: [Int]) -> Int {
             precondition(inputs.allSatisfy { $0 >= 0 }, "\(name) reads a node lowering has not reached")
@@ -88,6 +89,7 @@ public struct Lowering {
                             conv: c.conv, bn: c.bn, bnName: c.bnName, residual: valueOf[r], activation: c.activation))
                 }
                 valueOf[i] = emit(p.name, op, [valueOf[p.input]])
+                for n in p.absorbed { valueOf[n] = valueOf[i] }
                 continue
             }
             if absorbed.contains(i) { continue }
@@ -133,7 +135,7 @@ public struct Lowering {
                 if chain.end == i {
                     valueOf[i] = emit(node.name, op, inputs)
                 } else {
-                    pending[chain.end] = (node.name, op, node.inputs[0])
+                    pending[chain.end] = (node.name, op, node.inputs[0], [i] + chain.absorbed)
                 }
             }
         }
@@ -143,6 +145,73 @@ public struct Lowering {
         self.steps = steps
         stepOfNode = valueOf
         featureStep = valueOf[nodes[network.headNodes[0]].inputs[0]]
+    }
+
+    /// A step whose input does not fit it, for an input of a given size: the step's name and why.
+    public struct ShapeError: Error, Equatable, CustomStringConvertible {
+        public let step: String
+        public let detail: String
+        public var description: String { "\(step): \(detail)" }
+        public init(step: String, detail: String) {
+            self.step = step
+            self.detail = detail
+        }
+    }
+
+    /// Every step's output shape, per image, for an input of height × width: the one walk of the shape
+    /// rules (convolution and pooling windows in `Pool.outputSize`'s floor mode). Thrown for the first
+    /// step its input does not fit, or that it would shrink to nothing.
+    public func shapes(height: Int, width: Int) throws(ShapeError) -> [NodeShape] {
+        var out: [NodeShape] = []
+        out.reserveCapacity(steps.count)
+        for s in steps {
+            let x = s.inputs.first.map { out[$0] } ?? NodeShape(channels: 0, height: height, width: width)
+            func fail(_ detail: String) -> ShapeError { ShapeError(step: s.name, detail: detail) }
+            let y: NodeShape
+            switch s.op {
+            case .input(let c):
+                guard height > 0, width > 0 else { throw fail("an input of \(height)×\(width)") }
+                y = NodeShape(channels: c, height: height, width: width)
+            case .conv(let chain):
+                let c = chain.conv
+                guard x.channels == c.inChannels else {
+                    throw fail("takes \(c.inChannels) channels, gets \(x.channels)")
+                }
+                let g = Conv2dGeometry(
+                    batch: 1, inChannels: c.inChannels, height: x.height, width: x.width, outChannels: c.outChannels,
+                    kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride), padding: (c.padding, c.padding),
+                    groups: c.groups)
+                guard g.isValid else { throw fail("input \(x.height)×\(x.width) is too small") }
+                y = NodeShape(channels: c.outChannels, height: g.outHeight, width: g.outWidth)
+                if let r = chain.residual, out[r] != y { throw fail("adds \(out[r]) to \(y)") }
+            case .linear(let l, _):
+                guard x.height == 1, x.width == 1 else {
+                    throw fail("a linear layer needs a flattened input, gets \(x.height)×\(x.width)")
+                }
+                guard x.channels == l.inFeatures else {
+                    throw fail("takes \(l.inFeatures) features, gets \(x.channels)")
+                }
+                y = NodeShape(channels: l.outFeatures, height: 1, width: 1)
+            case .batchNorm(let b):
+                guard x.channels == b.channels else { throw fail("takes \(b.channels) channels, gets \(x.channels)") }
+                y = x
+            case .maxPool(let k, let st, let p):
+                y = NodeShape(
+                    channels: x.channels, height: Pool.outputSize(x.height, kernel: k, stride: st, padding: p),
+                    width: Pool.outputSize(x.width, kernel: k, stride: st, padding: p))
+                guard y.height > 0, y.width > 0 else {
+                    throw fail("input \(x.height)×\(x.width) is too small for a \(k)×\(k) pool")
+                }
+            case .adaptiveAvgPool(let h, let w): y = NodeShape(channels: x.channels, height: h, width: w)
+            case .flatten: y = NodeShape(channels: x.channels * x.height * x.width, height: 1, width: 1)
+            case .activation, .dropout: y = x
+            case .add:
+                guard out[s.inputs[1]] == x else { throw fail("adds \(x) and \(out[s.inputs[1]])") }
+                y = x
+            }
+            out.append(y)
+        }
+        return out
     }
 
     /// How many steps read each step's value (a residual counts as a read).

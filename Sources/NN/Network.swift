@@ -398,46 +398,11 @@ public struct NodeShape: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension Network {
-    /// Every node's output shape for an input of height × width, in node order: the one walk of the shape
-    /// rules (convolution and pooling windows in `Pool.outputSize`'s floor mode) for the tools and tests;
-    /// nil from the first node the input is too small for, or whose inputs do not fit it.
+    /// Every node's output shape for an input of height × width, in node order (`Lowering.shapes`, the
+    /// one walk of the shape rules, read per node); nil when the input does not fit the network.
     public func shapes(height: Int, width: Int) -> [NodeShape]? {
-        var out: [NodeShape] = []
-        for node in nodes {
-            let x = node.inputs.first.map { out[$0] }
-            let s: NodeShape
-            switch node.layer {
-            case .input(let c): s = NodeShape(channels: c, height: height, width: width)
-            case .conv(let c):
-                guard let x, x.channels == c.inChannels else { return nil }
-                s = NodeShape(
-                    channels: c.outChannels,
-                    height: Pool.outputSize(x.height, kernel: c.kernel, stride: c.stride, padding: c.padding),
-                    width: Pool.outputSize(x.width, kernel: c.kernel, stride: c.stride, padding: c.padding))
-            case .maxPool(let k, let st, let p):
-                guard let x else { return nil }
-                s = NodeShape(
-                    channels: x.channels, height: Pool.outputSize(x.height, kernel: k, stride: st, padding: p),
-                    width: Pool.outputSize(x.width, kernel: k, stride: st, padding: p))
-            case .adaptiveAvgPool(let h, let w):
-                guard let x else { return nil }
-                s = NodeShape(channels: x.channels, height: h, width: w)
-            case .flatten:
-                guard let x else { return nil }
-                s = NodeShape(channels: x.channels * x.height * x.width, height: 1, width: 1)
-            case .linear(let l):
-                guard let x, x.channels == l.inFeatures, x.height == 1, x.width == 1 else { return nil }
-                s = NodeShape(channels: l.outFeatures, height: 1, width: 1)
-            case .add:
-                guard let x, node.inputs.allSatisfy({ out[$0] == x }) else { return nil }
-                s = x
-            case .batchNorm, .relu, .relu6, .dropout:
-                guard let x else { return nil }
-                s = x
-            }
-            guard s.height > 0, s.width > 0 else { return nil }
-            out.append(s)
-        }
-        return out
+        let lowering = Lowering(self)
+        guard let steps = try? lowering.shapes(height: height, width: width) else { return nil }
+        return lowering.stepOfNode.map { steps[$0] }
     }
 }

@@ -107,8 +107,10 @@ public final class NetworkStep {
     }
 
     /// A value's shape, channels-last.
-    struct Shape: Equatable { var channels: Int, height: Int, width: Int }
+    typealias Shape = NodeShape
 
+    /// The description read into steps (`Lowering`); `steps` are its steps, one for one.
+    let lowering: Lowering
     let steps: [Step]
     /// Per step: whether its output's gradient is needed (something at or before it trains).
     let needsGradient: [Bool]
@@ -143,12 +145,13 @@ public final class NetworkStep {
             L2SP(
                 alpha: $0.alpha, beta: $0.beta, parameters: network.namedParameters, headPrefixes: [network.head + "."])
         }
-        (steps, needsGradient) = Self.lower(network, frozenBatchNormTrains: frozenBatchNormTrains)
+        lowering = Lowering(network)
+        (steps, needsGradient) = Self.lower(lowering, frozenBatchNormTrains: frozenBatchNormTrains)
     }
 
     /// `Lowering`'s steps with what training adds: whether each convolution is frozen (and then folded,
     /// unless frozen BatchNorms train), and whether each step's output needs a gradient.
-    static func lower(_ network: Network, frozenBatchNormTrains: Bool) -> ([Step], [Bool]) {
+    static func lower(_ lowering: Lowering, frozenBatchNormTrains: Bool) -> ([Step], [Bool]) {
         func frozen(_ m: (any Module)?) -> Bool {
             guard let m else { return true }
             return m.state(prefix: "").allSatisfy {
@@ -157,7 +160,7 @@ public final class NetworkStep {
         }
         var steps: [Step] = []
         var trains: [Bool] = []
-        for s in Lowering(network).steps {
+        for s in lowering.steps {
             let op: Op
             var t = false
             switch s.op {
@@ -216,14 +219,15 @@ public final class NetworkStep {
 
     /// Logits [batch, classes] for `input` [batch, C, height, width] (NCHW, normalised), keeping what the
     /// backward pass needs.
-    func forward(_ input: [Float], batch: Int, height: Int, width: Int, step: Int) -> [Float] {
+    /// `shapes` are the lowering's for this input size (`Lowering.shapes`, which `step` checks first).
+    func forward(_ input: [Float], batch: Int, height: Int, width: Int, step: Int, shapes: [Shape]) -> [Float] {
         values = []
-        shapes = []
+        self.shapes = shapes
         for (i, s) in steps.enumerated() {
             let x = s.inputs.first.map { values[$0] } ?? []
             let xs = s.inputs.first.map { shapes[$0] } ?? Shape(channels: 0, height: height, width: width)
             var y: [Float]
-            var ys = xs
+            let ys = shapes[i]
             switch s.op {
             case .input(let c):
                 y = buffers.take(input.count)
@@ -234,7 +238,6 @@ public final class NetworkStep {
                             threads: threads)
                     }
                 }
-                ys = Shape(channels: c, height: height, width: width)
             case .conv(let u):
                 let g = Conv2dGeometry(
                     batch: batch, inChannels: u.conv.inChannels, height: xs.height, width: xs.width,
@@ -242,14 +245,10 @@ public final class NetworkStep {
                     stride: (u.conv.stride, u.conv.stride), padding: (u.conv.padding, u.conv.padding),
                     groups: u.conv.groups)
                 y = forward(u, x, g, residual: u.residual.map { values[$0] })
-                ys = Shape(channels: g.outChannels, height: g.outHeight, width: g.outWidth)
             case .linear(let l, _, _, let a):
                 y = timed("forward linear") { LinearHead.forward(x, l, batch: batch) }
                 if a != .none { for j in y.indices { y[j] = a.apply(y[j]) } }
-                ys = Shape(channels: l.outFeatures, height: 1, width: 1)
             case .maxPool(let k, let st, let p):
-                ys.height = Pool.outputSize(xs.height, kernel: k, stride: st, padding: p)
-                ys.width = Pool.outputSize(xs.width, kernel: k, stride: st, padding: p)
                 y = buffers.take(batch * ys.channels * ys.height * ys.width)
                 // Kept from step to step (every index is written).
                 var indices = poolIndices.removeValue(forKey: i) ?? []
@@ -261,8 +260,6 @@ public final class NetworkStep {
                 }
                 poolIndices[i] = indices
             case .adaptiveAvgPool(let h, let w):
-                ys.height = h
-                ys.width = w
                 y = buffers.take(batch * xs.channels * h * w)
                 y.withUnsafeMutableBufferPointer { o in
                     x.withUnsafeBufferPointer { src in
@@ -279,7 +276,6 @@ public final class NetworkStep {
                 }
             case .flatten:
                 // torch's (c, h, w) order, which the next linear layer's weight columns follow.
-                ys = Shape(channels: xs.channels * xs.height * xs.width, height: 1, width: 1)
                 y =
                     xs.height * xs.width == 1
                     ? x : Layout.nchw(x, batch: batch, channels: xs.channels, plane: xs.height * xs.width)
@@ -294,7 +290,6 @@ public final class NetworkStep {
                 y = zip(x, b).map { a.apply($0 + $1) }
             }
             values.append(y)
-            shapes.append(ys)
         }
         return values[steps.count - 1]
     }
@@ -736,8 +731,10 @@ public final class NetworkStep {
     @discardableResult
     public func step(_ input: [Float], labels: [Int], height: Int, width: Int) throws -> (loss: Double, correct: Int) {
         let batch = labels.count
+        // An input size the network cannot take is refused here, naming the layer.
+        let shapes = try lowering.shapes(height: height, width: width)
         let logits = timed("forward (all)") {
-            forward(input, batch: batch, height: height, width: width, step: optimizer.steps)
+            forward(input, batch: batch, height: height, width: width, step: optimizer.steps, shapes: shapes)
         }
         let classes = network.classes
         let ce = CrossEntropy.forward(logits, labels: labels, classes: classes)

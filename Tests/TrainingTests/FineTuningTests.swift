@@ -84,6 +84,17 @@ import Vision
         #expect(try zip(a.tensors, start.tensors).contains { try $0.1.float32() != $1.1.float32() })
     }
 
+    /// A training step on an input the network cannot take throws before anything runs, naming the layer
+    /// (the lowering's shape walk, as inference's): AlexNet's 11×11 stem on 1×1.
+    @Test func aStepOnAnInputTooSmallIsRefusedNamingTheLayer() throws {
+        let net = Architecture.named("alexnet")!.build(2)
+        let step = try NetworkStep(network: net, frozen: ["features."], options: SGDOptions(lr: 0.01))
+        #expect(throws: Lowering.ShapeError(step: "features.0", detail: "input 1×1 is too small")) {
+            try step.step([Float](repeating: 0, count: 2 * 3), labels: [0, 1], height: 1, width: 1)
+        }
+        #expect(step.optimizer.steps == 0)
+    }
+
     @Test func trainRunsEpochsUntilThroughAndHandsEachReportOver() throws {
         let data = seededInputs(count: 4, size: 32, classes: 2)
         let run = try FineTuning(arch: "resnet18", classes: 2, weights: nil, config: Self.config(epochs: 3))

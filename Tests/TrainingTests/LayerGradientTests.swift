@@ -30,7 +30,9 @@ import Testing
         }
         let step = try NetworkStep(network: net, frozen: [], options: SGDOptions(lr: 0), threads: 2)
         let shape = golden["x_shape"] as! [Int]
-        let out = step.forward(floats(golden["x"]), batch: shape[0], height: shape[2], width: shape[3], step: 0)
+        let out = step.forward(
+            floats(golden["x"]), batch: shape[0], height: shape[2], width: shape[3], step: 0,
+            shapes: try step.lowering.shapes(height: shape[2], width: shape[3]))
         let r = floats(golden["r"])
         let loss = zip(out, r).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         let want = (golden["loss"] as! NSNumber).doubleValue

@@ -243,6 +243,24 @@ enum Families {
         #expect(Architecture.named("vgg11")!.build(10).shapes(height: 1, width: 1) == nil)
     }
 
+    /// An input a network cannot take is refused before anything runs, naming the layer, by the same
+    /// shape walk `Network.shapes` reads (`Lowering.shapes`): VGG's first max pool on 1×1 (fused into the
+    /// convolution before it when inference runs), AlexNet's 11×11 stem.
+    @Test func anInputTooSmallIsRefusedNamingTheLayer() throws {
+        let vgg = Inference(Architecture.named("vgg11")!.build(10))
+        #expect(throws: InferenceError.shape(step: "features.2", detail: "input 1×1 is too small for a 2×2 pool")) {
+            try vgg.checkPlan(batch: 1, height: 1, width: 1)
+        }
+        let alexnet = Inference(Architecture.named("alexnet")!.build(10))
+        #expect(throws: InferenceError.shape(step: "features.0", detail: "input 1×1 is too small")) {
+            try alexnet.checkPlan(batch: 2, height: 1, width: 1)
+        }
+        try vgg.checkPlan(batch: 1, height: 32, width: 32)
+        #expect(throws: InferenceError.shape(step: "input", detail: "an input of 0×32")) {
+            try vgg.checkPlan(batch: 1, height: 0, width: 32)
+        }
+    }
+
     /// Every registered architecture builds, with unique parameter names, stages whose prefixes own only
     /// backbone parameters and every backbone parameter owned by exactly one stage.
     @Test func everyArchitectureBuildsWithStagesCoveringTheBackbone() {

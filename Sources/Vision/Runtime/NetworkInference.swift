@@ -68,9 +68,13 @@ public final class Inference {
         var name: String
         var op: Op
         var inputs: [Int]
+        /// The lowered step whose value this step computes (a fused step: its last).
+        var output: Int
     }
 
-    /// The network's shape after lowering.
+    /// The description read into steps; the shapes come from it.
+    let lowering: Lowering
+    /// The steps run here: the lowering's, with pools and blocks fused.
     var steps: [Step] = []
     /// The step whose value is the head's input (`features`).
     let featureStep: Int
@@ -118,13 +122,16 @@ public final class Inference {
     /// tests compare the two; the result is the same bits).
     public init(_ network: Network, fuseBlocks: Bool = true) {
         name = network.name
-        let lowering = Lowering(network)
+        lowering = Lowering(network)
+        let lowering = lowering
         let readers = lowering.readers
         /// Lowered step → the step here whose value it is.
         var valueOf = [Int](repeating: -1, count: lowering.steps.count)
         var steps: [Step] = []
+        /// The lowered step being read.
+        var current = 0
         func emit(_ name: String, _ op: Op, _ inputs: [Int]) -> Int {
-            steps.append(Step(name: name, op: op, inputs: inputs.map { valueOf[$0] }))
+            steps.append(Step(name: name, op: op, inputs: inputs.map { valueOf[$0] }, output: current))
             return steps.count - 1
         }
         /// The step a linear layer reads, past views (dropout).
@@ -133,6 +140,7 @@ public final class Inference {
             return i
         }
         for (i, s) in lowering.steps.enumerated() {
+            current = i
             switch s.op {
             case .input(let c):
                 valueOf[i] = emit(s.name, .input(channels: c), [])
@@ -184,6 +192,7 @@ public final class Inference {
                 {
                     steps[valueOf[x]].op = .convPool(c, kernel: k, stride: st, padding: p)
                     steps[valueOf[x]].name += " + " + s.name
+                    steps[valueOf[x]].output = i
                     valueOf[i] = valueOf[x]
                 } else {
                     valueOf[i] = emit(s.name, .maxPool(kernel: k, stride: st, padding: p), s.inputs)
@@ -236,7 +245,9 @@ public final class Inference {
                 gone.insert(e)
             }
             gone.insert(d)
-            out[j] = Step(name: s.name, op: .block(expand: expand, depthwise: dw, project: project), inputs: [input])
+            out[j] = Step(
+                name: s.name, op: .block(expand: expand, depthwise: dw, project: project), inputs: [input],
+                output: s.output)
         }
         guard !gone.isEmpty else { return (steps, feature) }
         var newIndex = [Int](repeating: -1, count: steps.count)
@@ -283,7 +294,7 @@ public final class Inference {
     // MARK: planning
 
     /// A value's shape: channels-last [batch, height, width, channels].
-    struct Shape: Equatable { var channels: Int, height: Int, width: Int }
+    typealias Shape = NodeShape
 
     struct Plan {
         var batch: Int, height: Int, width: Int
@@ -316,26 +327,23 @@ public final class Inference {
         Pool.outputSize(n, kernel: kernel, stride: stride, padding: padding)
     }
 
-    /// Shapes, buffers and scratch for `batch` images of height × width.
+    /// Shapes, buffers and scratch for `batch` images of height × width. The shapes are the lowering's
+    /// (`Lowering.shapes`, which also says which step an input does not fit); each step here has the shape
+    /// of the lowered step whose value it computes.
     func makePlan(batch: Int, height: Int, width: Int) throws(InferenceError) -> Plan {
-        var shapes: [Shape] = []
+        let lowered: [NodeShape]
+        do {
+            lowered = try lowering.shapes(height: height, width: width)
+        } catch {
+            throw .shape(step: error.step, detail: error.detail)
+        }
+        let shapes = steps.map { lowered[$0.output] }
         var scratch = ConvNHWC.scratchCount(threads: threads), image = 0
         for s in steps {
-            let x = s.inputs.first.map { shapes[$0] }
-            var out: Shape
+            guard let x = s.inputs.first.map({ shapes[$0] }) else { continue }
             switch s.op {
-            case .input(let c): out = Shape(channels: c, height: height, width: width)
             case .conv(let c), .convPool(let c, _, _, _):
-                guard let x, x.channels == c.inChannels else {
-                    throw .shape(step: s.name, detail: "takes \(c.inChannels) channels, gets \(x?.channels ?? 0)")
-                }
-                if c.kind == .linear && (x.height != 1 || x.width != 1) {
-                    throw .shape(
-                        step: s.name, detail: "a linear layer needs a flattened input, gets \(x.height)×\(x.width)")
-                }
                 let g = c.geometry(batch: batch, height: x.height, width: x.width)
-                guard g.isValid else { throw .shape(step: s.name, detail: "input \(x.height)×\(x.width) is too small") }
-                out = Shape(channels: c.outChannels, height: g.outHeight, width: g.outWidth)
                 // Winograd's scratch whenever it may run (tuning tries it on every convolution it applies to),
                 // for the whole batch and, under a pool, for one image.
                 if c.winogradApplies {
@@ -354,41 +362,15 @@ public final class Inference {
                     // The image buffer only where the convolution may not run by bands (grouped, or
                     // Winograd, which tuning may pick for any convolution it applies to).
                     if c.kind != .dense || c.winogradApplies {
-                        image = max(image, out.channels * out.height * out.width)
+                        image = max(image, c.outChannels * g.outHeight * g.outWidth)
                     }
-                    out.height = Self.poolSize(out.height, kernel: k, stride: st, padding: p)
-                    out.width = Self.poolSize(out.width, kernel: k, stride: st, padding: p)
-                    guard out.height > 0, out.width > 0 else { throw .shape(step: s.name, detail: "pooled to nothing") }
                 }
             case .block(let e, let d, let pr):
-                let s0 = blockShape(e, d, pr, batch: batch, input: x!)
-                guard x!.channels == (e ?? d).inChannels else {
-                    throw .shape(step: s.name, detail: "takes \((e ?? d).inChannels) channels, gets \(x!.channels)")
-                }
-                guard s0.isValid else {
-                    throw .shape(step: s.name, detail: "input \(x!.height)×\(x!.width) is too small")
-                }
-                out = Shape(channels: pr.outChannels, height: s0.outHeight, width: s0.outWidth)
+                let s0 = blockShape(e, d, pr, batch: batch, input: x)
                 scratch = max(scratch, InvertedResidualNHWC.scratchCount(s0, threads: threads))
-            case .maxPool(let k, let st, let p):
-                out = x!
-                out.height = Self.poolSize(x!.height, kernel: k, stride: st, padding: p)
-                out.width = Self.poolSize(x!.width, kernel: k, stride: st, padding: p)
-                guard out.height > 0, out.width > 0 else {
-                    throw .shape(
-                        step: s.name, detail: "input \(x!.height)×\(x!.width) is too small for a \(k)×\(k) pool")
-                }
-            case .adaptiveAvgPool(let h, let w): out = Shape(channels: x!.channels, height: h, width: w)
-            case .affine, .activation: out = x!
-            case .add:
-                guard shapes[s.inputs[0]] == shapes[s.inputs[1]] else {
-                    throw .shape(step: s.name, detail: "adds \(shapes[s.inputs[0]]) and \(shapes[s.inputs[1]])")
-                }
-                out = x!
-            case .view(let flatten):
-                out = flatten ? Shape(channels: x!.channels * x!.height * x!.width, height: 1, width: 1) : x!
+            case .input, .maxPool, .adaptiveAvgPool, .affine, .activation, .add, .view:
+                break
             }
-            shapes.append(out)
         }
         // Buffers: a step's output takes a buffer no live value holds; views share their input's.
         var lastUse = Array(0..<steps.count)
