@@ -259,6 +259,9 @@ public enum FineTuningError: Error, Equatable, CustomStringConvertible {
     /// `join` with a group of `ranks`, when the config was not made for it (`configured`: its ranks when
     /// data-parallel, nil when not).
     case notDataParallel(ranks: Int, configured: Int?)
+    /// Frozen BatchNorms asked to train (`frozenBatchNormTrains`) while every BatchNorm is to keep its
+    /// running statistics (`batchNormUsesRunningStatistics`).
+    case conflictingBatchNormModes
 
     public var description: String {
         switch self {
@@ -272,6 +275,8 @@ public enum FineTuningError: Error, Equatable, CustomStringConvertible {
         case .notDataParallel(let ranks, let configured):
             "joining \(ranks) ranks needs FineTuneConfig.dataParallel with ranks \(ranks)"
                 + (configured.map { " (it says \($0))" } ?? " (it is not data-parallel)")
+        case .conflictingBatchNormModes:
+            "frozen BatchNorms cannot both train (--bn train) and keep their running statistics (--bn fixed)"
         }
     }
 }

@@ -128,9 +128,9 @@ public final class NetworkStep {
         l2sp: (alpha: Double, beta: Double)? = nil, frozenBatchNormTrains: Bool = false,
         batchNormUsesRunningStatistics: Bool = false, dropoutSeed: UInt64 = 0, threads: Int = 1
     ) throws {
-        precondition(
-            !(frozenBatchNormTrains && batchNormUsesRunningStatistics),
-            "frozen BatchNorms cannot both train and use running statistics")
+        guard !(frozenBatchNormTrains && batchNormUsesRunningStatistics) else {
+            throw FineTuningError.conflictingBatchNormModes
+        }
         self.network = network
         self.frozenBatchNormTrains = frozenBatchNormTrains
         self.batchNormUsesRunningStatistics = batchNormUsesRunningStatistics

@@ -95,6 +95,17 @@ import Vision
         #expect(step.optimizer.steps == 0)
     }
 
+    /// Frozen BatchNorms that train and BatchNorms that keep their running statistics cannot both be
+    /// asked for: an error, not a trap.
+    @Test func conflictingBatchNormModesAreRefused() throws {
+        var c = Self.config()
+        c.frozenBatchNormTrains = true
+        c.batchNormUsesRunningStatistics = true
+        #expect(throws: FineTuningError.conflictingBatchNormModes) {
+            try FineTuning(arch: "resnet18", classes: 2, weights: nil, freeze: "layer2", config: c)
+        }
+    }
+
     @Test func trainRunsEpochsUntilThroughAndHandsEachReportOver() throws {
         let data = seededInputs(count: 4, size: 32, classes: 2)
         let run = try FineTuning(arch: "resnet18", classes: 2, weights: nil, config: Self.config(epochs: 3))
