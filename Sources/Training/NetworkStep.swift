@@ -191,10 +191,7 @@ public final class NetworkStep {
         // A step's output needs a gradient when it or anything it reads (directly, or as a residual) trains.
         var needs = [Bool](repeating: false, count: steps.count)
         for (i, s) in steps.enumerated() {
-            var reads = s.inputs
-            if case .conv(let u) = s.op, let r = u.residual { reads.append(r) }
-            precondition(reads.allSatisfy { $0 >= 0 && $0 < i }, "step \(i) \(s.name) reads \(reads)")
-            needs[i] = trains[i] || reads.contains { needs[$0] }
+            needs[i] = trains[i] || lowering.steps[i].reads.contains { needs[$0] }
             if case .conv(let u) = s.op, u.frozen, needs[i] {
                 preconditionFailure(
                     "\(s.name) is frozen but a trainable layer precedes it: freeze a prefix of the network")

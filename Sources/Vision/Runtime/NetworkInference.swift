@@ -122,8 +122,8 @@ public final class Inference {
     /// tests compare the two; the result is the same bits).
     public init(_ network: Network, fuseBlocks: Bool = true) {
         name = network.name
-        lowering = Lowering(network)
-        let lowering = lowering
+        let lowering = Lowering(network)
+        self.lowering = lowering
         let readers = lowering.readers
         /// Lowered step → the step here whose value it is.
         var valueOf = [Int](repeating: -1, count: lowering.steps.count)
@@ -321,10 +321,6 @@ public final class Inference {
         var chosenFor = g
         if let b = algorithmBatch { chosenFor.batch = b }
         return winogradChoice[id] ?? WinogradNHWC.preferred(chosenFor)
-    }
-
-    static func poolSize(_ n: Int, kernel: Int, stride: Int, padding: Int) -> Int {
-        Pool.outputSize(n, kernel: kernel, stride: stride, padding: padding)
     }
 
     /// Shapes, buffers and scratch for `batch` images of height × width. The shapes are the lowering's
