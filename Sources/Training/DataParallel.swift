@@ -17,18 +17,6 @@ public protocol DataParallelGroup: AnyObject {
 
 /// torch's DistributedDataParallel semantics over a `DataParallelGroup`.
 public enum DataParallel {
-    /// Averages `gradients` over the ranks as DDP does, after the backward pass: `GradientReducer`'s
-    /// buckets over the trainable parameters in `order` (the model's parameter order), each gradient
-    /// scaled by 1/N and the buckets summed across ranks in a fixed order, so a run is reproducible for a
-    /// given N. Parameters without a gradient on this rank (frozen ones) are not communicated.
-    public static func averageGradients(
-        _ gradients: inout [String: [Float]], order: [String], group: any DataParallelGroup
-    ) throws {
-        guard group.size > 1 else { return }
-        let parameters = order.compactMap { n in gradients[n].map { (name: n, count: $0.count) } }
-        try GradientReducer(parameters: parameters, group: group, overlaps: false).average(&gradients)
-    }
-
     /// Rank 0's parameters and float buffers on every rank, as DDP does when it wraps a model.
     public static func broadcastState(_ network: Network, group: any DataParallelGroup) throws {
         guard group.size > 1 else { return }

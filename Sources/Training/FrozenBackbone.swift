@@ -225,14 +225,19 @@ public final class FrozenBackboneTrainer {
     /// feature caches are computed a share per rank and summed into every rank's copy.
     public var group: (any DataParallelGroup)? {
         didSet {
-            if let g = group, g.size > 1, let headStep {
-                let order = headStep.trainable.map(\.name)
-                headStep.gradientHook = { try DataParallel.averageGradients(&$0, order: order, group: g) }
+            // The head's gradients, averaged after each backward pass (a few kilobytes: nothing to overlap).
+            if let g = group, g.size > 1 {
+                let parameters = (headStep?.trainable ?? headParameters).map { ($0.name, $0.parameter.data.count) }
+                let reducer = GradientReducer(parameters: parameters, group: g, overlaps: false)
+                if let headStep { headStep.reducer = reducer } else { headReducer = reducer }
             } else {
-                headStep?.gradientHook = nil
+                headStep?.reducer = nil
+                headReducer = nil
             }
         }
     }
+    /// The linear head's reducer in a data-parallel run (an MLP head's is its `headStep`'s).
+    var headReducer: GradientReducer?
     var cacheHeight = 0, cacheWidth = 0
 
     /// Freezes everything but the head in `model` (whose head has already been replaced or loaded).
@@ -292,9 +297,7 @@ public final class FrozenBackboneTrainer {
             dy: ce.gradient, x: features, weight: fc.weight.data, batch: n,
             inFeatures: fc.inFeatures, outFeatures: fc.outFeatures)
         var gradients = [model.head + ".weight": g.weight, model.head + ".bias": g.bias]
-        if let group {
-            try DataParallel.averageGradients(&gradients, order: headParameters.map(\.name), group: group)
-        }
+        try headReducer?.average(&gradients)
         var loss = Double(ce.loss)
         if let l2sp { loss += l2sp.apply(headParameters, to: &gradients) }
         try NonFinite.check(loss: loss, gradients: gradients)

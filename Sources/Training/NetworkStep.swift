@@ -18,11 +18,8 @@ import NN
 public final class NetworkStep {
     public let network: Network
     public let optimizer: any Optimizer
-    /// Called with the step's gradients before the optimizer sees them: data-parallel training averages
-    /// them over the ranks here (`DataParallel.averageGradients`).
-    public var gradientHook: ((inout [String: [Float]]) throws -> Void)?
-    /// Averages the gradients over a data-parallel group, bucket by bucket as the backward pass finishes
-    /// them (overlapped when the reducer says so). Takes the place of `gradientHook` when set.
+    /// Averages the gradients over a data-parallel group before the optimizer sees them, bucket by bucket
+    /// as the backward pass finishes them (overlapped when the reducer says so).
     public var reducer: GradientReducer?
     public let frozenBatchNormTrains: Bool
     /// Every BatchNorm in eval mode, the trained ones included: the running statistics normalise and
@@ -748,7 +745,6 @@ public final class NetworkStep {
         }
         recycle()
         var loss = Double(ce.loss)
-        if reducer == nil, let gradientHook { try timed("allreduce") { try gradientHook(&gradients) } }
         try timed("optimizer") {
             if let l2sp { loss += l2sp.apply(trainable, to: &gradients) }
             try NonFinite.check(loss: loss, gradients: gradients)

@@ -99,7 +99,7 @@ import Vision
             var g: [String: [Float]] = [
                 "a": [Float(rank.rank), 1], "b": [Float](repeating: Float(rank.rank + 1), count: 5), "frozen": [9],
             ]
-            try DataParallel.averageGradients(&g, order: ["b", "a"], group: rank)
+            try GradientReducer(parameters: [("b", 5), ("a", 2)], group: rank, overlaps: false).average(&g)
             return g
         }
         for g in out {
