@@ -107,16 +107,11 @@ import Testing
         try ISA.with(tier) {
             var rng = Rng(s: 43)
             for trial in 0..<12 {
-                let n = rng.int(1...3), c = rng.int(1...20),
-                    plane = trial % 3 == 0 ? rng.int(700...1500) : rng.int(2...30)
-                let x = rng.floats(n * c * plane).map { $0 * 3 + 0.5 }, dy = rng.floats(n * c * plane)
-                let residual = rng.floats(n * c * plane), fused = trial % 2 == 1
-                let gamma = rng.floats(c).map { $0 + 1.5 }, beta = rng.floats(c)
+                let t = BatchNormTrial(&rng, trial: trial)
+                let (n, c, plane, x, dy, fused, gamma, beta) = (t.n, t.c, t.plane, t.x, t.dy, t.fused, t.gamma, t.beta)
                 let want = GradReference.batchNorm(
                     x, outputGradient: dy, batch: n, channels: c, plane: plane, gamma: gamma, beta: beta, eps: 1e-5)
-                let xl = Layout.nhwc(x, batch: n, channels: c, plane: plane),
-                    dyl = Layout.nhwc(dy, batch: n, channels: c, plane: plane)
-                let rl = Layout.nhwc(residual, batch: n, channels: c, plane: plane)
+                let (xl, dyl, rl) = (t.xl, t.dyl, t.rl)
                 // The reference's output after + residual and ReLU (channels-last), and dy masked by it.
                 let wantY = zip(Layout.nhwc(want.y, batch: n, channels: c, plane: plane), rl).map {
                     fused ? max(0, $0 + $1) : $0
@@ -176,15 +171,10 @@ import Testing
         try ISA.with(tier) {
             var rng = Rng(s: 47)
             for trial in 0..<8 {
-                let n = rng.int(1...3), c = rng.int(1...20),
-                    plane = trial % 3 == 0 ? rng.int(700...1500) : rng.int(2...30)
-                let x = rng.floats(n * c * plane).map { $0 * 3 + 0.5 }, dy = rng.floats(n * c * plane)
-                let residual = rng.floats(n * c * plane), fused = trial % 2 == 1
-                let gamma = rng.floats(c).map { $0 + 1.5 }, beta = rng.floats(c)
+                let t = BatchNormTrial(&rng, trial: trial)
+                let (n, c, plane, x, fused, gamma, beta) = (t.n, t.c, t.plane, t.x, t.fused, t.gamma, t.beta)
                 let runningMean = rng.floats(c), runningVar = rng.floats(c).map { $0 * $0 + 0.5 }
-                let xl = Layout.nhwc(x, batch: n, channels: c, plane: plane),
-                    dyl = Layout.nhwc(dy, batch: n, channels: c, plane: plane)
-                let rl = Layout.nhwc(residual, batch: n, channels: c, plane: plane)
+                let (xl, dyl, rl) = (t.xl, t.dyl, t.rl)
                 var results: [[Float]] = []
                 for threads in [1, 2] {
                     var y = [Float](repeating: .nan, count: x.count), dx = y
@@ -416,6 +406,31 @@ import Testing
             }
         }
     }
+}
+
+/// One BatchNorm kernel trial: n images of c channels over a plane (several 2048-row blocks every third
+/// trial), x spread around 0.5, dy, a residual, γ around 1.5 and β; channels-last copies; the fused
+/// residual and ReLU on odd trials.
+struct BatchNormTrial {
+    let n: Int, c: Int, plane: Int
+    let x: [Float], dy: [Float], residual: [Float], gamma: [Float], beta: [Float]
+    let fused: Bool
+
+    init(_ rng: inout KernelTests.Rng, trial: Int) {
+        n = rng.int(1...3)
+        c = rng.int(1...20)
+        plane = trial % 3 == 0 ? rng.int(700...1500) : rng.int(2...30)
+        x = rng.floats(n * c * plane).map { $0 * 3 + 0.5 }
+        dy = rng.floats(n * c * plane)
+        residual = rng.floats(n * c * plane)
+        fused = trial % 2 == 1
+        gamma = rng.floats(c).map { $0 + 1.5 }
+        beta = rng.floats(c)
+    }
+
+    var xl: [Float] { Layout.nhwc(x, batch: n, channels: c, plane: plane) }
+    var dyl: [Float] { Layout.nhwc(dy, batch: n, channels: c, plane: plane) }
+    var rl: [Float] { Layout.nhwc(residual, batch: n, channels: c, plane: plane) }
 }
 
 enum Golden {
