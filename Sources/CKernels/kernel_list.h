@@ -85,7 +85,12 @@
       (float *w, const float *grad, float *m, float *v, float *vmax, long n, float decay, float b1,                \
        float one_minus_b1, float b2, float one_minus_b2, float bc2_sqrt, float eps, float neg_step, int maximize), \
       (w, grad, m, v, vmax, n, decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps, neg_step, maximize))    \
-    X(pth2swt_add_inplace, add_inplace, (float *a, const float *b, long begin, long end), (a, b, begin, end))
+    X(pth2swt_add_inplace, add_inplace, (float *a, const float *b, long begin, long end), (a, b, begin, end))        \
+    X(pth2swt_pointwise, pointwise, (int fn, const float *x, float *y, long begin, long end),                      \
+      (fn, x, y, begin, end))                                                                                     \
+    X(pth2swt_pointwise_backward, pointwise_backward,                                                             \
+      (int fn, const float *x, const float *y, const float *dy, float *dx, long begin, long end),                 \
+      (fn, x, y, dy, dx, begin, end))
 
 /// One tier: its name, whether this CPU and OS can run it, and its build of every kernel.
 typedef struct {

@@ -232,3 +232,62 @@ TARGET static void NAME(rearrange_filters)(const float *w, int k, int c, int tap
             }
         }
 }
+
+/// y[i] = f(x[i]) for i in [begin, end), each function in the operation order of torch's CPU kernel
+/// (no contraction): fn 1 Hardswish x·min(max(x + 3, 0), 6) / 6; 2 Hardsigmoid min(max(x + 3, 0), 6) / 6;
+/// 3 Sigmoid 1 / (1 + e^−x); 4 SiLU x / (1 + e^−x); 5 GELU (exact) x·½·(1 + erf(x·√½)). NaN propagates.
+/// Hardswish and Hardsigmoid run eight at a time; the others call expf / erff per value.
+TARGET static void NAME(pointwise)(int fn, const float *x, float *y, long begin, long end) {
+#pragma clang fp contract(off)
+    long i = begin;
+    if (fn == 1 || fn == 2) {
+        for (; i + 8 <= end; i += 8) {
+            v8 v = ld8(x + i), m = v + splat8(3);
+            m = select8(m < splat8(0), splat8(0), m);
+            m = select8(m > splat8(6), splat8(6), m);
+            st8(y + i, fn == 1 ? v * m / splat8(6) : m / splat8(6));
+        }
+    }
+    for (; i < end; i++) {
+        float v = x[i];
+        switch (fn) {
+        case 1: case 2: {
+            float m = v + 3;
+            m = m < 0 ? 0 : m;
+            m = m > 6 ? 6 : m;
+            y[i] = fn == 1 ? v * m / 6 : m / 6;
+            break;
+        }
+        case 3: y[i] = 1 / (1 + expf(-v)); break;
+        case 4: y[i] = v / (1 + expf(-v)); break;
+        default: y[i] = v * 0.5f * (1 + erff(v * (float)M_SQRT1_2)); break;
+        }
+    }
+}
+
+/// dx[i] = dL/dx for i in [begin, end), given the input x, the output y and dy, as torch's backward
+/// kernels compute it: Hardswish 0 below −3, dy·(x / 3 + ½) up to 3, dy above; Hardsigmoid dy·⅙ strictly
+/// inside (−3, 3), else 0; Sigmoid dy·(1 − y)·y; SiLU dy·σ·(1 + x·(1 − σ)); GELU dy·(Φ(x) + x·φ(x)).
+TARGET static void NAME(pointwise_backward)(int fn, const float *x, const float *y, const float *dy, float *dx,
+                                            long begin, long end) {
+#pragma clang fp contract(off)
+    for (long i = begin; i < end; i++) {
+        float v = x[i], g = dy[i];
+        switch (fn) {
+        case 1: dx[i] = v < -3 ? 0 : v <= 3 ? g * (v / 3 + 0.5f) : g; break;
+        case 2: dx[i] = v > -3 && v < 3 ? g * (1.0f / 6) : 0; break;
+        case 3: dx[i] = g * (1 - y[i]) * y[i]; break;
+        case 4: {
+            float s = 1 / (1 + expf(-v));
+            dx[i] = g * s * (1 + v * (1 - s));
+            break;
+        }
+        default: {
+            float cdf = 0.5f * (1 + erff(v * (float)M_SQRT1_2));
+            float pdf = expf(v * v * -0.5f) * (float)(M_2_SQRTPI * M_SQRT1_2 * 0.5);
+            dx[i] = g * (cdf + v * pdf);
+            break;
+        }
+        }
+    }
+}

@@ -39,6 +39,8 @@ public struct Lowering {
         case activation(Activation)
         case dropout(p: Float)
         case add(Activation)
+        /// A parameter-free layer with its own kernels; reads `inputs` in order.
+        case function(any LayerFunction)
     }
 
     public struct Step {
@@ -121,6 +123,7 @@ public struct Lowering {
                 valueOf[i] = emit(node.name, .adaptiveAvgPool(height: h, width: w), inputs)
             case .flatten: valueOf[i] = emit(node.name, .flatten, inputs)
             case .dropout(let p): valueOf[i] = emit(node.name, .dropout(p: p), inputs)
+            case .function(let f): valueOf[i] = emit(node.name, .function(f), inputs)
             case .add:
                 if readers[i].count == 1, let a = nodes[readers[i][0]].layer.activation {
                     absorbed.insert(readers[i][0])
@@ -208,6 +211,13 @@ public struct Lowering {
             case .add:
                 guard out[s.inputs[1]] == x else { throw fail("adds \(x) and \(out[s.inputs[1]])") }
                 y = x
+            case .function(let f):
+                do {
+                    y = try f.outputShape(s.inputs.map { out[$0] })
+                } catch {
+                    throw fail(error.detail)
+                }
+                guard y.channels > 0, y.height > 0, y.width > 0 else { throw fail("gives \(y)") }
             }
             out.append(y)
         }
@@ -230,6 +240,7 @@ public struct Lowering {
         case .batchNorm(let b): b.channels
         case .maxPool, .adaptiveAvgPool, .activation, .dropout, .add: channels(of: steps[i].inputs[0])
         case .flatten: nil
+        case .function(let f): f.outputChannels(steps[i].inputs.map { channels(of: $0) })
         }
     }
 }

@@ -100,16 +100,21 @@ public final class Conv2d: Module {
     }
 }
 
-/// torch.nn.BatchNorm2d (affine, tracking running stats), eps 1e-5.
+/// torch.nn.BatchNorm2d (affine, tracking running stats); torch's defaults are eps 1e-5 and momentum 0.1
+/// (MobileNetV3: 1e-3 and 0.01).
 public final class BatchNorm2d: Module {
     public let channels: Int
-    public let eps: Float = 1e-5
+    public let eps: Float
+    /// The running statistics' update weight in training: running = (1 − momentum)·running + momentum·batch.
+    public let momentum: Float
     public let weight: Parameter, bias: Parameter
     public let runningMean: Parameter, runningVar: Parameter
     public let numBatchesTracked = IntBuffer()
 
-    public init(_ channels: Int) {
+    public init(_ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1) {
         self.channels = channels
+        self.eps = eps
+        self.momentum = momentum
         weight = Parameter(shape: [channels], data: [Float](repeating: 1, count: channels))
         bias = Parameter(shape: [channels])
         runningMean = Parameter(shape: [channels], requiresGrad: false)

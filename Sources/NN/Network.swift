@@ -20,6 +20,8 @@ public enum Layer {
     case dropout(p: Float)
     /// The sum of the node's two inputs (a residual connection).
     case add
+    /// A layer without parameters that brings its own shape rule and kernels (`LayerFunction`).
+    case function(any LayerFunction)
 
     /// A short name for listings ("conv 3×3/2 g32", "relu6").
     public var summary: String {
@@ -38,6 +40,7 @@ public enum Layer {
         case .linear(let l): "linear \(l.inFeatures)→\(l.outFeatures)"
         case .dropout(let p): "dropout \(p)"
         case .add: "add"
+        case .function(let f): f.summary
         }
     }
 
@@ -338,8 +341,18 @@ public struct NetworkBuilder {
             [x], channels: out)
     }
 
-    public mutating func batchNorm(_ name: String, _ x: Int) -> Int {
-        add(name, .batchNorm(BatchNorm2d(channelsOf(x))), [x], channels: channels[x])
+    public mutating func batchNorm(_ name: String, _ x: Int, eps: Float = 1e-5, momentum: Float = 0.1) -> Int {
+        add(name, .batchNorm(BatchNorm2d(channelsOf(x), eps: eps, momentum: momentum)), [x], channels: channels[x])
+    }
+
+    /// A parameter-free layer reading `inputs` (`LayerFunction`).
+    public mutating func function(_ name: String, _ f: any LayerFunction, _ inputs: [Int]) -> Int {
+        add(name, .function(f), inputs, channels: f.outputChannels(inputs.map { channels[$0] }))
+    }
+
+    /// Hardswish, Hardsigmoid, Sigmoid, SiLU or GELU.
+    public mutating func activation(_ name: String, _ f: PointwiseFunction, _ x: Int) -> Int {
+        function(name, ActivationFunction(f), [x])
     }
 
     public mutating func relu(_ name: String, _ x: Int) -> Int { add(name, .relu, [x], channels: channels[x]) }

@@ -95,6 +95,7 @@ public final class NetworkStep {
         case activation(Activation)
         case dropout(p: Float, name: String)
         case add(Activation)
+        case function(any LayerFunction)
     }
 
     struct Step {
@@ -181,6 +182,7 @@ public final class NetworkStep {
             case .activation(let a): op = .activation(a)
             case .dropout(let p): op = .dropout(p: p, name: s.name)
             case .add(let a): op = .add(a)
+            case .function(let f): op = .function(f)
             }
             steps.append(Step(name: s.name, op: op, inputs: s.inputs))
             trains.append(t)
@@ -282,6 +284,17 @@ public final class NetworkStep {
             case .add(let a):
                 let b = values[s.inputs[1]]
                 y = zip(x, b).map { a.apply($0 + $1) }
+            case .function(let f):
+                y = buffers.take(batch * ys.channels * ys.height * ys.width)
+                y.withUnsafeMutableBufferPointer { o in
+                    withBaseAddresses(s.inputs.map { values[$0] }) { xs in
+                        timed("forward \(f.summary)") {
+                            f.forward(
+                                xs, shapes: s.inputs.map { shapes[$0] }, batch: batch, output: o.baseAddress!,
+                                threads: threads)
+                        }
+                    }
+                }
             }
             values.append(y)
         }
@@ -344,7 +357,7 @@ public final class NetworkStep {
             withBaseAddress(residual) { r in
                 BatchNormTrain.forward(
                     c, &y, rows: rows, channels: k, gamma: bn.weight.data, beta: bn.bias.data,
-                    runningMean: &bn.runningMean.data, runningVar: &bn.runningVar.data, momentum: 0.1,
+                    runningMean: &bn.runningMean.data, runningVar: &bn.runningVar.data, momentum: bn.momentum,
                     eps: bn.eps, savedMean: &u.mean, savedInvStd: &u.invStd, residual: r,
                     activation: u.activation, runningStatistics: batchNormUsesRunningStatistics, threads: threads)
             }
@@ -542,6 +555,25 @@ public final class NetworkStep {
                 Self.mask(&dy, output: values[i], a)
                 if needsGradient[s.inputs[1]] { accumulate(dy, into: &grads, s.inputs[1]) }
                 if wantsInput { accumulate(dy, into: &grads, input!) }
+            case .function(let f):
+                // A buffer per input whose gradient is needed; the function writes all of each.
+                var dxs: [[Float]] = s.inputs.map { needsGradient[$0] ? buffers.take(values[$0].count) : [] }
+                timed("backward \(f.summary)") {
+                    withBaseAddresses(s.inputs.map { values[$0] }) { xs in
+                        values[i].withUnsafeBufferPointer { y in
+                            dy.withUnsafeBufferPointer { g in
+                                withMutableBaseAddresses(&dxs) { d in
+                                    f.backward(
+                                        xs, shapes: s.inputs.map { shapes[$0] }, output: y.baseAddress!,
+                                        outputGradient: g.baseAddress!, batch: batch, inputGradients: d,
+                                        threads: threads)
+                                }
+                            }
+                        }
+                    }
+                }
+                for (k, v) in s.inputs.enumerated() where needsGradient[v] { accumulate(dxs[k], into: &grads, v) }
+                buffers.give(dy)
             }
             for name in Self.parameterNames(s.op) { if let g = gradients[name] { ready(name, g) } }
         }
@@ -555,7 +587,7 @@ public final class NetworkStep {
             return [u.name + ".weight", u.name + ".bias"] + (u.bnName.map { [$0 + ".weight", $0 + ".bias"] } ?? [])
         case .linear(_, let name, let frozen, _):
             return frozen ? [] : [name + ".weight", name + ".bias"]
-        case .input, .maxPool, .adaptiveAvgPool, .flatten, .activation, .dropout, .add:
+        case .input, .maxPool, .adaptiveAvgPool, .flatten, .activation, .dropout, .add, .function:
             return []
         }
     }
@@ -752,6 +784,19 @@ public final class NetworkStep {
         }
         return (loss, correct)
     }
+}
+
+/// `body` with the base address of each array, nil for an empty one.
+func withMutableBaseAddresses<R>(_ arrays: inout [[Float]], _ body: ([UnsafeMutablePointer<Float>?]) -> R) -> R {
+    func nest(_ k: Int, _ done: [UnsafeMutablePointer<Float>?], _ arrays: inout [[Float]]) -> R {
+        if k == arrays.count { return body(done) }
+        if arrays[k].isEmpty { return nest(k + 1, done + [nil], &arrays) }
+        var a = arrays[k]
+        arrays[k] = []
+        defer { arrays[k] = a }
+        return a.withUnsafeMutableBufferPointer { nest(k + 1, done + [$0.baseAddress!], &arrays) }
+    }
+    return nest(0, [], &arrays)
 }
 
 /// Dropout's training-mode masks, reproducible from (seed, step, layer name): a SplitMix64 stream

@@ -5,6 +5,8 @@
 Writes Tests/Fixtures/golden/families/:
   <case>.pth, <case>.input.npy, <case>.logits.npy   for each case below, and families.json (what each case
                                                     is, its shape parameters, top-5, the versions)
+  architectures.json                                the state-dict names and shapes of each full-size
+                                                    builder in ARCHITECTURES
 
 Each case is torchvision's own class where its constructor can be made small (MobileNetV2 with
 width_mult), or torchvision's class with its `features` / `classifier` swapped for smaller ones of the
@@ -17,6 +19,7 @@ With Weights/mobilenet_v2-b0353104.pth present (scripts/fetch_mobilenet_v2.sh fe
 also writes mobilenet_v2-real.logits.npy: the real ImageNet MobileNetV2 on the committed test photos
 through torchvision's eval transform (Resize 256, CenterCrop 224, ToTensor, Normalize).
 """
+import argparse
 import json
 from pathlib import Path
 
@@ -32,6 +35,15 @@ from make_golden import randomise_bn, top5
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "Tests" / "Fixtures" / "golden" / "families"
 PHOTOS = ["photo_grace_hopper.jpg", "photo_Minduka_Present_Blue_Pack.png", "jpeg_rgb444.jpg"]
+
+
+def randomise_linears(model, g):
+    """torchvision's MobileNetV3 draws Linear weights from N(0, 0.01), which leaves logits near 1e-2; weights
+    of unit gain through each layer give logits near 1, so that the top-5 means something."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            m.weight.data = torch.randn(m.weight.shape, generator=g) / m.in_features ** 0.5
+            m.bias.data = torch.randn(m.out_features, generator=g) * 0.05
 
 
 def randomise_biases(model, g):
@@ -88,6 +100,8 @@ def build(case):
     kind = case["family"]
     if kind == "mobilenet_v2":
         return torchvision.models.mobilenet_v2(num_classes=case["classes"], width_mult=case["width_mult"])
+    if kind == "mobilenet_v3":
+        return getattr(torchvision.models, case["arch"])(num_classes=case["classes"], width_mult=case["width_mult"])
     if kind == "vgg":
         cfg = ["M" if v == 0 else v for v in case["layers"]]
         model = torchvision.models.vgg.VGG(make_layers(cfg, batch_norm=case["batch_norm"]), num_classes=case["classes"])
@@ -125,19 +139,41 @@ CASES = {
                       "width_per_group": 8, "classes": 10, "input_shape": [2, 3, 64, 48]},
     "wide_resnet_small": {"family": "resnet", "layers": [1, 1, 1, 1], "widths": [4, 8, 8, 8], "stem": 8, "groups": 1,
                           "width_per_group": 128, "classes": 10, "input_shape": [2, 3, 48, 48]},
+    # Hardswish, Hardsigmoid, squeeze-excitation, BatchNorm eps 1e-3; 64×64 leaves 2×2 at the last stage.
+    "mobilenet_v3_large_small": {"family": "mobilenet_v3", "arch": "mobilenet_v3_large", "classes": 10,
+                                 "width_mult": 0.5, "input_shape": [2, 3, 64, 64], "randomise_linears": True},
+    "mobilenet_v3_small_small": {"family": "mobilenet_v3", "arch": "mobilenet_v3_small", "classes": 10,
+                                 "width_mult": 0.75, "input_shape": [2, 3, 72, 56], "randomise_linears": True},
 }
+
+# Every full-size builder whose state-dict names and shapes architectures.json records (no weights).
+ARCHITECTURES = ["mobilenet_v3_large", "mobilenet_v3_small"]
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", help="comma-separated cases to write, keeping the others' files and entries "
+                        "(torch's rounding differs by a few ulps from CPU to CPU; this leaves committed goldens "
+                        "alone)")
+    args = parser.parse_args()
+    only = set(args.cases.split(",")) if args.cases else None
+    if only and not only <= set(CASES) | {"mobilenet_v2-real"}:
+        parser.error(f"unknown cases {sorted(only - set(CASES))}")
     OUT.mkdir(parents=True, exist_ok=True)
     torch.set_grad_enabled(False)
     cases = {}
+    if only and (OUT / "families.json").exists():
+        cases = json.loads((OUT / "families.json").read_text())["cases"]
     for seed, (name, case) in enumerate(CASES.items(), start=11):
+        if only and name not in only:
+            continue
         torch.manual_seed(seed)
         g = torch.Generator().manual_seed(seed)
         model = build(case)
         randomise_bn(model, g)
         randomise_biases(model, g)
+        if case.get("randomise_linears"):
+            randomise_linears(model, g)
         model.eval()
         x = torch.randn(*case["input_shape"], generator=g)
         logits = model(x)
@@ -149,8 +185,19 @@ def main():
                            max_abs_logit=float(logits.abs().max()))
         print(f"{name}: {len(model.state_dict())} keys, logits {tuple(logits.shape)}, max |logit| {logits.abs().max():.4f}")
 
+    shapes = {}
+    for arch in ARCHITECTURES:
+        model = getattr(torchvision.models, arch)()
+        shapes[arch] = [[k, list(v.shape)] for k, v in model.state_dict().items()]
+        print(f"{arch}: {len(shapes[arch])} state-dict entries")
+    (OUT / "architectures.json").write_text(json.dumps(
+        {"generator": "Tests/Reference/make_golden_families.py", "torch": torch.__version__,
+         "torchvision": torchvision.__version__, "state_dicts": shapes}) + "\n")
+
     real = REPO / "Weights" / "mobilenet_v2-b0353104.pth"
-    if real.exists():
+    if only and "mobilenet_v2-real" not in only:
+        pass
+    elif real.exists():
         from PIL import Image
         from torchvision import transforms as T
         tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),

@@ -26,6 +26,9 @@ enum Families {
         switch c["family"] as! String {
         case "mobilenet_v2":
             return MobileNetV2Config(classes: classes, widthMult: c["width_mult"] as! Double).network()
+        case "mobilenet_v3":
+            let size: MobileNetV3Config.Size = c["arch"] as! String == "mobilenet_v3_large" ? .large : .small
+            return MobileNetV3Config(size, classes: classes, widthMult: c["width_mult"] as! Double).network()
         case "vgg":
             return VGGConfig(
                 layers: c["layers"] as! [Int], batchNorm: c["batch_norm"] as! Bool, classes: classes,
@@ -51,7 +54,7 @@ enum Families {
 @Suite struct FamilyGoldenTests {
     static let names = [
         "mobilenet_v2_small", "vgg_small", "vgg_bn_small", "alexnet_small", "resnext_small",
-        "wide_resnet_small",
+        "wide_resnet_small", "mobilenet_v3_large_small", "mobilenet_v3_small_small",
     ]
 
     @Test func generatorAndCases() throws {
@@ -286,11 +289,30 @@ enum Families {
         let want = [
             "resnet18": 11_689_512, "resnet50": 25_557_032, "resnext50_32x4d": 25_028_904,
             "wide_resnet50_2": 68_883_240, "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg16_bn": 138_365_992,
-            "mobilenet_v2": 3_504_872,
+            "mobilenet_v2": 3_504_872, "mobilenet_v3_large": 5_483_032, "mobilenet_v3_small": 2_542_856,
         ]
         for (name, count) in want {
             let net = Architecture.named(name)!.build(1000)
             #expect(net.namedParameters.reduce(0) { $0 + $1.parameter.count } == count, "\(name)")
+        }
+    }
+
+    /// Every full-size builder that architectures.json records (make_golden_families.py, torchvision 0.14's
+    /// `model.state_dict()`) has torchvision's state-dict names, in its order, with its shapes.
+    @Test func fullSizeStateDictsAreTorchvisions() throws {
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: Families.path("architectures.json")))) as! [String: Any]
+        let all = json["state_dicts"] as! [String: [[Any]]]
+        #expect(all.count >= 2)
+        for (arch, entries) in all {
+            guard let a = Architecture.named(arch) else {
+                Issue.record("architectures.json names \(arch), which is not registered")
+                continue
+            }
+            let got = a.build(1000).stateEntries.map { "\($0.name) \($0.entry.shape)" }
+            let want = entries.map { "\($0[0] as! String) \(($0[1] as! [Int]))" }
+            #expect(got == want, "\(arch)")
         }
     }
 

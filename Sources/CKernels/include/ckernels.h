@@ -161,6 +161,11 @@ void pth2swt_adamw_update(float *w, const float *grad, float *m, float *v, float
                           int maximize);
 /// a[i] += b[i] for i in [begin, end).
 void pth2swt_add_inplace(float *a, const float *b, long begin, long end);
+/// y = f(x) elementwise over [begin, end): fn 1 Hardswish, 2 Hardsigmoid, 3 Sigmoid, 4 SiLU, 5 GELU (exact).
+void pth2swt_pointwise(int fn, const float *x, float *y, long begin, long end);
+/// dx = dL/dx of pth2swt_pointwise's fn over [begin, end), from its input x, output y and dy.
+void pth2swt_pointwise_backward(int fn, const float *x, const float *y, const float *dy, float *dx, long begin,
+                                long end);
 
 #ifdef __cplusplus
 }

@@ -62,6 +62,8 @@ public final class Inference {
         /// MobileNetV2's inverted residual, [1×1 expand →] depthwise → 1×1 project (+ residual), run by row
         /// bands so the expanded tensor stays in cache (`InvertedResidualNHWC`).
         case block(expand: Conv?, depthwise: Conv, project: Conv)
+        /// A parameter-free layer's own forward kernel.
+        case function(any LayerFunction)
     }
 
     struct Step {
@@ -203,6 +205,7 @@ public final class Inference {
             case .dropout: valueOf[i] = emit(s.name, .view(flatten: false), s.inputs)
             case .activation(let a): valueOf[i] = emit(s.name, .activation(a), s.inputs)
             case .add(let a): valueOf[i] = emit(s.name, .add(a), s.inputs)
+            case .function(let f): valueOf[i] = emit(s.name, .function(f), s.inputs)
             }
         }
         var feature = valueOf[lowering.featureStep]
@@ -364,7 +367,7 @@ public final class Inference {
             case .block(let e, let d, let pr):
                 let s0 = blockShape(e, d, pr, batch: batch, input: x)
                 scratch = max(scratch, InvertedResidualNHWC.scratchCount(s0, threads: threads))
-            case .input, .maxPool, .adaptiveAvgPool, .affine, .activation, .add, .view:
+            case .input, .maxPool, .adaptiveAvgPool, .affine, .activation, .add, .view, .function:
                 break
             }
         }
@@ -588,6 +591,11 @@ public final class Inference {
             mark(s.name)
         case .view:
             break
+        case .function(let f):
+            f.forward(
+                s.inputs.map { UnsafePointer(value($0, p)) }, shapes: s.inputs.map { p.shapes[$0] }, batch: batch,
+                output: y, threads: threads)
+            mark(s.name)
         case .block(let e, let d, let pr):
             let s0 = blockShape(e, d, pr, batch: batch, input: p.shapes[s.inputs[0]])
             runBlock(i, s0, e, d, pr, input: x(), residual: pr.residual.map { UnsafePointer(value($0, p)) }, output: y)
