@@ -21,6 +21,36 @@ import Testing
         _ = b.linear("fc", b.dropout("drop", x, p: 0.5), 3)
         let net = b.build(
             name: "layers", stages: [Stage("body", prefixes: ["c1.", "b1.", "d.", "b2.", "g.", "b3."])], head: "fc")
+        try Self.check(net, against: golden)
+    }
+
+    /// Hardswish, Hardsigmoid, squeeze-excitation's channel scaling, SiLU, exact GELU and Sigmoid, with a
+    /// BatchNorm of eps 1e-3 and momentum 0.01 (Tests/Reference/make_grad_golden_functions.py,
+    /// grad/functions.json, torch 1.13).
+    @Test func functionGradientsMatchTorch() throws {
+        let golden = try Fixtures.json("grad/functions.json")
+        #expect(golden["generator"] as? String == "Tests/Reference/make_grad_golden_functions.py")
+        var b = NetworkBuilder(inputChannels: 4)
+        let a = b.activation(
+            "hs", .hardswish,
+            b.batchNorm("b1", b.conv("c1", b.input, 8, kernel: 3, padding: 1), eps: 1e-3, momentum: 0.01))
+        var s = b.adaptiveAvgPool("se.pool", a, 1, 1)
+        s = b.relu("se.relu", b.conv("se.fc1", s, 4, kernel: 1, bias: true))
+        s = b.activation("se.hsig", .hardsigmoid, b.conv("se.fc2", s, 8, kernel: 1, bias: true))
+        var x = b.function("se", ChannelScaling(), [a, s])
+        x = b.activation("silu", .silu, b.conv("c2", x, 8, kernel: 1, bias: true))
+        x = b.activation("gelu", .gelu, b.conv("d", x, 8, kernel: 3, padding: 1, groups: 8, bias: true))
+        x = b.activation("sigmoid", .sigmoid, b.conv("c3", x, 6, kernel: 1, bias: true))
+        x = b.flatten("flatten", b.adaptiveAvgPool("pool", x, 1, 1), spatial: 1)
+        _ = b.linear("fc", x, 3)
+        let net = b.build(
+            name: "functions", stages: [Stage("body", prefixes: ["c1.", "b1.", "se.", "c2.", "d.", "c3."])], head: "fc")
+        try Self.check(net, against: golden)
+    }
+
+    /// Loads the golden's state into `net`, runs one forward and backward pass through `NetworkStep` and
+    /// compares the loss, every parameter's gradient and the running statistics after the step.
+    static func check(_ net: Network, against golden: [String: Any]) throws {
         let state = golden["state"] as! [String: Any]
         for (name, entry) in net.stateEntries {
             switch entry {
