@@ -24,6 +24,7 @@ steps, then part by up to 6e-4 by step 20. Trajectories that start one rounding 
 be held to torch tighter than these figures after the first steps; the tests take the larger of their
 fixed bound and three times the larger of the two spreads.
 """
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -93,14 +94,22 @@ def summary(name, r):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--modes", help="comma-separated modes to write, keeping the others' entries")
+    args = parser.parse_args()
+    only = set(args.modes.split(",")) if args.modes else None
     torch.set_num_threads(1)
     out = {"generator": "Tests/Reference/make_train_perturbation.py", "torch": torch.__version__,
            "perturbation": "x·(1 + 2^-20·N(0,1)) on every float tensor of the starting state dict",
            "seeds": SEEDS, "modes": {}}
+    if only and OUT.exists():
+        out["modes"] = json.loads(OUT.read_text())["modes"]
     sd = torch.load(g.SHARED, map_location="cpu")
     x_all, y_all = g.pattern_images()
     head = g.seeded_head()
     for mode in BACKBONE:
+        if only and mode not in only:
+            continue
         runs = []
         for seed in [None] + SEEDS:
             start = perturbed(seed)(sd) if seed is not None else sd
@@ -111,6 +120,8 @@ def main():
         summary(mode, out["modes"][mode])
     fx, fy = fam.pattern_images()
     for name, case_name, head_path, frozen, options in fam.MODES:
+        if only and name not in only:
+            continue
         runs = []
         for seed in [None] + SEEDS:
             model, _, losses, step1 = fam.train(case_name, head_path, frozen, options, fx, fy, torch.float32,

@@ -16,6 +16,7 @@ import Vision
     static func network(_ c: String) -> Network {
         switch c {
         case "mobilenet_v2_small": MobileNetV2Config(classes: 10, widthMult: 0.25).network()
+        case "mobilenet_v3_small_small": MobileNetV3Config(.small, classes: 10, widthMult: 0.75).network()
         case "vgg_bn_small":
             VGGConfig(layers: [8, 0, 16, 0, 24, 24, 0, 32, 32, 0, 32, 32, 0], batchNorm: true, classes: 10, hidden: 64)
                 .network()
@@ -23,7 +24,10 @@ import Vision
         }
     }
 
-    @Test(arguments: ["mobilenet_v2_through_features13", "mobilenet_v2_through_features17", "vgg_bn_features_frozen"])
+    @Test(arguments: [
+        "mobilenet_v2_through_features13", "mobilenet_v2_through_features17", "vgg_bn_features_frozen",
+        "mobilenet_v3_small_through_features8", "mobilenet_v3_small_through_features11",
+    ])
     func twentyStepsMatchTorch(_ mode: String) throws {
         let golden = try Fixtures.json("train/families.json")
         #expect(golden["generator"] as? String == "Tests/Reference/make_train_golden_families.py")
@@ -38,7 +42,8 @@ import Vision
         let stages = StageList(net)
         let spelling = [
             "mobilenet_v2_through_features13": "features.13", "mobilenet_v2_through_features17": "features.17",
-            "vgg_bn_features_frozen": "features",
+            "vgg_bn_features_frozen": "features", "mobilenet_v3_small_through_features8": "features.8",
+            "mobilenet_v3_small_through_features11": "features.11",
         ][mode]!
         let freeze = try #require(Freeze(parsing: spelling, stages: stages))
         let prefixes = stages.frozenPrefixes(freeze)
