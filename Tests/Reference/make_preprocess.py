@@ -23,7 +23,7 @@ Compose([Resize(256), CenterCrop(224), ToTensor(), Normalize(...)]) gives the sa
 stages one by one, and that the tensor is a per-channel lookup of the cropped bytes in the stored
 `normalize_table`.
 
-Also written: resize cases (a small image resized by Pillow to many sizes, both directions), the
+Also written: resize cases (a small image resized by Pillow to many sizes, both directions; bilinear, and bicubic as "resize_bicubic"), the
 output sizes torchvision's Resize computes (with max_size), CenterCrop on small images (padding and
 halves-to-even offsets), and corruptions of some files (truncations, flipped bytes) with whether
 Pillow decodes them.
@@ -319,13 +319,13 @@ def corruptions(name):
     return {"file": name, "size": n, "cases": cases}
 
 
-def resize_cases():
+def resize_cases(resample=Image.BILINEAR):
     src = synth(37, 23, seed=3723, noise=30)
     sizes = [(1, 1), (3, 2), (18, 11), (36, 23), (37, 22), (37, 5), (64, 23), (100, 61), (300, 5), (9, 300),
              (12, 69)]
     out = []
     for w, h in sizes:
-        r = np.asarray(Image.fromarray(src).resize((w, h), Image.BILINEAR))
+        r = np.asarray(Image.fromarray(src).resize((w, h), resample))
         out.append({"size": [w, h], "sha256": sha(r.tobytes()), "pixels": base64.b64encode(r.tobytes()).decode()})
     return {"source": {"size": [37, 23], "pixels": base64.b64encode(src.tobytes()).decode()}, "cases": out}
 
@@ -379,6 +379,7 @@ def main():
         "normalize_table": base64.b64encode(table.tobytes()).decode(),
         "images": entries,
         "resize": resize_cases(),
+        "resize_bicubic": resize_cases(Image.BICUBIC),
         "resized_size": resized_size_cases(),
         "center_crop": center_crop_cases(),
         "corruptions": corrupt,

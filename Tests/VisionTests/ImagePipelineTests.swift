@@ -62,24 +62,26 @@ import Testing
         #expect(differing.isEmpty, "entries differing from torch: \(differing.prefix(10))")
     }
 
-    /// Pillow's `resize((w, h), BILINEAR)` of a 37×23 image to sizes in both directions, per axis and
-    /// both, down to 1×1.
-    @Test func resampleMatchesPillow() {
-        let set = ImageFixtures.expected.resize
+    /// Pillow's `resize((w, h), BILINEAR)` and `BICUBIC` of a 37×23 image to sizes in both directions, per
+    /// axis and both, down to 1×1 (make_preprocess.py, Pillow 9.4).
+    @Test(arguments: Resample.Interpolation.allCases) func resampleMatchesPillow(_ filter: Resample.Interpolation) {
+        let set = filter == .bilinear ? ImageFixtures.expected.resize : ImageFixtures.expected.resizeBicubic
         let source = set.source.image
+        #expect(set.cases.count >= 10)
         for c in set.cases {
             let expected = c.image
-            let ours = Resample.bilinear(source, width: expected.width, height: expected.height)
+            let ours = Resample.resize(source, width: expected.width, height: expected.height, interpolation: filter)
             let worst = zip(ours.pixels, expected.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0
-            print("resize 37×23 → \(expected.width)×\(expected.height): max|Δ| \(worst)")
             let same = ours == expected
-            #expect(same, "37×23 → \(expected.width)×\(expected.height): max|Δ| \(worst)")
+            #expect(same, "\(filter) 37×23 → \(expected.width)×\(expected.height): max|Δ| \(worst)")
         }
     }
 
     /// The fast resampler against the reference twin, on random sizes and content, and the windowed
     /// resize against cropping the full one.
-    @Test func resampleMatchesReferenceTwin() {
+    @Test(arguments: Resample.Interpolation.allCases) func resampleMatchesReferenceTwin(
+        _ filter: Resample.Interpolation
+    ) {
         var rng = ImageTestRandom(seed: 7)
         for trial in 0..<60 {
             let w = Int.random(in: 1...40, using: &rng), h = Int.random(in: 1...40, using: &rng)
@@ -87,15 +89,16 @@ import Testing
             let oh = trial % 7 == 0 ? h : Int.random(in: 1...90, using: &rng)
             let pixels = (0..<(w * h * 3)).map { _ in UInt8.random(in: 0...255, using: &rng) }
             let image = RGBImage(width: w, height: h, pixels: pixels)
-            let fast = Resample.bilinear(image, width: ow, height: oh)
-            let reference = Resample.bilinearReference(image, width: ow, height: oh)
+            let fast = Resample.resize(image, width: ow, height: oh, interpolation: filter)
+            let reference = Resample.referenceResize(image, width: ow, height: oh, interpolation: filter)
             let worst = zip(fast.pixels, reference.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0
             let same = fast == reference
-            #expect(same, "\(w)×\(h) → \(ow)×\(oh): max|Δ| \(worst)")
+            #expect(same, "\(filter) \(w)×\(h) → \(ow)×\(oh): max|Δ| \(worst)")
 
             let x0 = Int.random(in: 0..<ow, using: &rng), y0 = Int.random(in: 0..<oh, using: &rng)
             let x1 = Int.random(in: (x0 + 1)...ow, using: &rng), y1 = Int.random(in: (y0 + 1)...oh, using: &rng)
-            let window = Resample.bilinear(image, width: ow, height: oh, columns: x0..<x1, rows: y0..<y1)
+            let window = Resample.resize(
+                image, width: ow, height: oh, columns: x0..<x1, rows: y0..<y1, interpolation: filter)
             var cropped: [UInt8] = []
             for y in y0..<y1 { cropped += fast.pixels[((y * ow + x0) * 3)..<((y * ow + x1) * 3)] }
             let windowMatches = window == RGBImage(width: x1 - x0, height: y1 - y0, pixels: cropped)

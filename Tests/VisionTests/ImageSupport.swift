@@ -100,6 +100,7 @@ struct ImageExpected: Decodable {
     var normalizeTable: String
     var images: [Image]
     var resize: ResizeSet
+    var resizeBicubic: ResizeSet
     var resizedSize: [SizeCase]
     var centerCrop: [CropCase]
     var corruptions: [CorruptionSet]

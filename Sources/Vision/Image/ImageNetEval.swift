@@ -18,13 +18,16 @@ public struct ImageNetEval: Sendable {
     public let resizeSize: Int
     /// `CenterCrop`'s square side.
     public let cropSize: Int
+    /// `Resize`'s filter (torchvision's `InterpolationMode`, done by Pillow).
+    public let interpolation: Resample.Interpolation
     private let table: [Float]
 
-    /// The standard pipeline is `ImageNetEval()`: 256, then 224. Both sizes must be positive.
-    public init(resizeSize: Int = 256, cropSize: Int = 224) {
+    /// The standard pipeline is `ImageNetEval()`: 256, then 224, bilinear. Both sizes must be positive.
+    public init(resizeSize: Int = 256, cropSize: Int = 224, interpolation: Resample.Interpolation = .bilinear) {
         precondition(resizeSize > 0 && cropSize > 0, "sizes \(resizeSize), \(cropSize)")
         self.resizeSize = resizeSize
         self.cropSize = cropSize
+        self.interpolation = interpolation
         table = Transforms.normalizeTable(mean: Self.mean, std: Self.std)
     }
 
@@ -58,7 +61,8 @@ public struct ImageNetEval: Sendable {
         // The crop window clipped to the resized image; the rest, if any, is CenterCrop's zero padding.
         let columns = max(0, o.x)..<min(size.width, o.x + cropSize)
         let rows = max(0, o.y)..<min(size.height, o.y + cropSize)
-        let window = Resample.bilinear(image, width: size.width, height: size.height, columns: columns, rows: rows)
+        let window = Resample.resize(
+            image, width: size.width, height: size.height, columns: columns, rows: rows, interpolation: interpolation)
         // Padded sides: the window spans the whole resized side, so CenterCrop pads it the same way.
         if columns.count == cropSize && rows.count == cropSize { return window }
         return Transforms.centerCrop(window, width: cropSize, height: cropSize)

@@ -13,6 +13,28 @@
 /// - Weights become integers with 22 fraction bits (`PRECISION_BITS` = 32 − 8 − 2), rounded half away
 ///   from zero; a sample is (2²¹ + Σ pixel·weight) >> 22, clipped to 0…255.
 public enum Resample {
+    /// Pillow's filters that torchvision's eval transforms use: the triangle (support 1) and Keys' cubic
+    /// with a = −0.5 (support 2), both stretched by the scale when downscaling.
+    public enum Interpolation: String, Sendable, CaseIterable {
+        case bilinear, bicubic
+
+        var support: Double { self == .bilinear ? 1 : 2 }
+
+        /// Pillow's `bilinear_filter` / `bicubic_filter`.
+        @inline(__always)
+        func weight(_ x: Double) -> Double {
+            let x = abs(x)
+            switch self {
+            case .bilinear: return x < 1.0 ? 1.0 - x : 0.0
+            case .bicubic:
+                let a = -0.5
+                if x < 1.0 { return ((a + 2.0) * x - (a + 3.0)) * x * x + 1 }
+                if x < 2.0 { return (((x - 5) * x + 8) * x - 4) * a }
+                return 0.0
+            }
+        }
+    }
+
     /// Fraction bits of the integer weights.
     static let precisionBits = 22
 
@@ -25,11 +47,11 @@ public enum Resample {
         let weights: [Int32]
 
         /// Taps for output indices `window` of a pass from `inSize` to `outSize`.
-        init(inSize: Int, outSize: Int, window: Range<Int>) {
+        init(inSize: Int, outSize: Int, window: Range<Int>, interpolation: Interpolation) {
             // Pillow passes the box as floats: in1 - in0 is Float(inSize), then the division is in double.
             let scale = Double(Float(inSize)) / Double(outSize)
             let filterscale = max(scale, 1.0)
-            let support = 1.0 * filterscale
+            let support = interpolation.support * filterscale
             let ksize = Int(support.rounded(.up)) * 2 + 1
             let inverse = 1.0 / filterscale
             var start = [Int](repeating: 0, count: window.count)
@@ -42,8 +64,7 @@ public enum Resample {
                 let n = min(Int(center + support + 0.5), inSize) - xmin
                 var sum = 0.0
                 for x in 0..<n {
-                    let t = abs((Double(x + xmin) - center + 0.5) * inverse)
-                    w[x] = t < 1.0 ? 1.0 - t : 0.0
+                    w[x] = interpolation.weight((Double(x + xmin) - center + 0.5) * inverse)
                     sum += w[x]
                 }
                 for x in 0..<n {
@@ -82,15 +103,28 @@ public enum Resample {
     /// `image` resized to `width` × `height` as Pillow's bilinear `resize` does it. Returns the image
     /// itself when the size does not change (Pillow copies it).
     public static func bilinear(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
-        bilinear(image, width: width, height: height, columns: 0..<width, rows: 0..<height)
+        resize(image, width: width, height: height, columns: 0..<width, rows: 0..<height, interpolation: .bilinear)
     }
 
-    /// The part `columns` × `rows` of `bilinear(image, width:, height:)`, computed without the rest.
-    /// Every output pixel depends only on its own taps, so this equals resizing the whole image and
-    /// cropping; it is how `ImageNetEval` skips the border a center crop throws away.
+    /// `image` resized to `width` × `height` with `interpolation`, as Pillow's `resize` does it.
+    public static func resize(_ image: RGBImage, width: Int, height: Int, interpolation: Interpolation) -> RGBImage {
+        resize(image, width: width, height: height, columns: 0..<width, rows: 0..<height, interpolation: interpolation)
+    }
+
+    /// The bilinear resize's window (`resize(_:width:height:columns:rows:interpolation:)`).
     public static func bilinear(_ image: RGBImage, width: Int, height: Int, columns: Range<Int>, rows: Range<Int>)
         -> RGBImage
     {
+        resize(image, width: width, height: height, columns: columns, rows: rows, interpolation: .bilinear)
+    }
+
+    /// The part `columns` × `rows` of `resize(image, width:, height:, interpolation:)`, computed without
+    /// the rest. Every output pixel depends only on its own taps, so this equals resizing the whole image
+    /// and cropping; it is how `ImageNetEval` skips the border a center crop throws away.
+    public static func resize(
+        _ image: RGBImage, width: Int, height: Int, columns: Range<Int>, rows: Range<Int>,
+        interpolation: Interpolation
+    ) -> RGBImage {
         precondition(width > 0 && height > 0, "resize to \(width)×\(height)")
         precondition(
             columns.lowerBound >= 0 && columns.upperBound <= width && !columns.isEmpty,
@@ -102,12 +136,13 @@ public enum Resample {
         if !needH && !needV {
             return columns == 0..<width && rows == 0..<height ? image : crop(image, columns: columns, rows: rows)
         }
-        let vertical = needV ? Taps(inSize: image.height, outSize: height, window: rows) : nil
+        let vertical =
+            needV ? Taps(inSize: image.height, outSize: height, window: rows, interpolation: interpolation) : nil
         // Source rows the vertical pass reads (all of `rows` themselves when there is no vertical pass).
         let sourceRows = vertical?.inputRange ?? rows
         var stage: RGBImage
         if needH {
-            let horizontal = Taps(inSize: image.width, outSize: width, window: columns)
+            let horizontal = Taps(inSize: image.width, outSize: width, window: columns, interpolation: interpolation)
             stage = horizontalPass(image, horizontal, rows: sourceRows)
         } else {
             stage = crop(image, columns: columns, rows: sourceRows)

@@ -1,9 +1,11 @@
 extension Resample {
-    /// The reference twin of `bilinear(_:width:height:)`: the same arithmetic written the plain way,
+    /// The reference twin of `resize(_:width:height:interpolation:)`: the same arithmetic written the plain way,
     /// one output sample at a time, with the taps recomputed for every pixel and the 8-bit
     /// intermediate of the horizontal pass recomputed for every tap of the vertical one. Slow; tests
     /// compare the fast path against it on random sizes.
-    static func bilinearReference(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+    static func referenceResize(
+        _ image: RGBImage, width: Int, height: Int, interpolation: Interpolation = .bilinear
+    ) -> RGBImage {
         precondition(width > 0 && height > 0, "resize to \(width)×\(height)")
         func sample(_ x: Int, _ y: Int, _ c: Int) -> Int { Int(image.pixels[(y * image.width + x) * 3 + c]) }
         var out = [UInt8](repeating: 0, count: width * height * 3)
@@ -13,7 +15,8 @@ extension Resample {
                     // The horizontal pass at column x of source row `row` (skipped when the width stays).
                     func horizontal(_ row: Int) -> Int {
                         if width == image.width { return sample(x, row, c) }
-                        let (first, weights) = referenceTaps(inSize: image.width, outSize: width, index: x)
+                        let (first, weights) = referenceTaps(
+                            inSize: image.width, outSize: width, index: x, interpolation)
                         var sum = 0
                         for (t, w) in weights.enumerated() { sum += sample(first + t, row, c) * Int(w) }
                         return referenceClip(sum)
@@ -22,7 +25,8 @@ extension Resample {
                     if height == image.height {
                         value = horizontal(y)
                     } else {
-                        let (first, weights) = referenceTaps(inSize: image.height, outSize: height, index: y)
+                        let (first, weights) = referenceTaps(
+                            inSize: image.height, outSize: height, index: y, interpolation)
                         var sum = 0
                         for (t, w) in weights.enumerated() { sum += horizontal(first + t) * Int(w) }
                         value = referenceClip(sum)
@@ -42,15 +46,23 @@ extension Resample {
 
     /// First input index and fixed-point weights of output `index` in a pass from `inSize` to `outSize`
     /// (Pillow's `precompute_coeffs` for one index; the same Double expressions, in the same order).
-    static func referenceTaps(inSize: Int, outSize: Int, index: Int) -> (Int, [Int32]) {
+    static func referenceTaps(inSize: Int, outSize: Int, index: Int, _ interpolation: Interpolation) -> (Int, [Int32]) {
         let scale = Double(Float(inSize)) / Double(outSize)
         let stretch = scale < 1 ? 1 : scale
+        let reach = interpolation.support * stretch
         let center = (Double(index) + 0.5) * scale
-        let lo = max(0, Int(center - stretch + 0.5))
-        let hi = min(inSize, Int(center + stretch + 0.5))
+        let lo = max(0, Int(center - reach + 0.5))
+        let hi = min(inSize, Int(center + reach + 0.5))
         let raw = (lo..<hi).map { x -> Double in
             let d = abs((Double(x) - center + 0.5) * (1 / stretch))
-            return d < 1 ? 1 - d : 0
+            switch interpolation {
+            case .bilinear: return d < 1 ? 1 - d : 0
+            case .bicubic:
+                // Keys' cubic convolution kernel, a = −0.5, written out.
+                if d < 1 { return 1.5 * d * d * d - 2.5 * d * d + 1 }
+                if d < 2 { return -0.5 * d * d * d + 2.5 * d * d - 4 * d + 2 }
+                return 0
+            }
         }
         let total = raw.reduce(0, +)
         return (lo, raw.map { fixed(total == 0 ? $0 : $0 / total) })

@@ -37,7 +37,7 @@ public struct ModelCard: Sendable, Equatable {
         self.classNames = classNames
         resize = preprocessing.resizeSize
         crop = preprocessing.cropSize
-        interpolation = "bilinear"
+        interpolation = preprocessing.interpolation.rawValue
         mean = ImageNetEval.mean
         std = ImageNetEval.std
     }
@@ -101,7 +101,9 @@ public struct ModelCard: Sendable, Equatable {
     /// Whether the runtime's eval transform (`ImageNetEval` with this card's sizes) is the card's
     /// preprocessing; nil when it is, else what differs.
     public var unsupportedPreprocessing: String? {
-        if interpolation != "bilinear" { return "interpolation '\(interpolation)' (only bilinear is implemented)" }
+        if Resample.Interpolation(rawValue: interpolation) == nil {
+            return "interpolation '\(interpolation)' (bilinear and bicubic are implemented)"
+        }
         if mean != ImageNetEval.mean || std != ImageNetEval.std {
             return "mean \(mean) and std \(std) (only ImageNet's are implemented)"
         }
@@ -109,7 +111,11 @@ public struct ModelCard: Sendable, Equatable {
     }
 
     /// The eval transform the card names.
-    public var preprocessing: ImageNetEval { ImageNetEval(resizeSize: resize, cropSize: crop) }
+    public var preprocessing: ImageNetEval {
+        ImageNetEval(
+            resizeSize: resize, cropSize: crop,
+            interpolation: Resample.Interpolation(rawValue: interpolation) ?? .bilinear)
+    }
 }
 
 /// Why a model card in a file's metadata cannot be read.
