@@ -168,6 +168,7 @@ struct FineTune: ParsableCommand, Cooperative {
     var weights: String?
     @Option(help: "\(Architecture.names).") var arch = "resnet18"
     @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var preprocess: PreprocessOptions
     @OptionGroup var source: SourceOptions
     @Option(help: "Classes of the new head.") var classes: Int
     @Option(
@@ -527,22 +528,25 @@ struct FineTune: ParsableCommand, Cooperative {
             }
             say("resumed: \(resume) after epoch \(trainer.completedEpochs)")
         }
-        let card = run.card(classNames: data.train.classNames)
+        let preprocessing = preprocess.applied(to: Architecture.named(arch)!.preprocessing)
+        let card = run.card(classNames: data.train.classNames, preprocessing: preprocessing)
         if let out, OutputKind(path: out) == .pth {
             say(
                 "note: a .pth has no place for the model card (architecture, classes); predict and eval will need --arch \(arch)"
             )
         }
-        let train = TransformedImages(data.train, augment: augment, seed: seed)
+        let train = TransformedImages(data.train, augment: augment, seed: seed, preprocessing: preprocessing)
         do {
             try run.checkMemory(height: train.height, width: train.width, images: train.count)
         } catch let e as FineTuningError {
             throw CommandError("--batch-size \(batchSize): \(e)")
         }
-        let test = TransformedImages(data.test, augment: false)
+        let test = TransformedImages(data.test, augment: false, preprocessing: preprocessing)
         say(
             "data: \(dataOptions.data) (\(data.kind)): \(classes) classes (\(data.train.classNames.joined(separator: ", "))), "
-                + "\(train.count) train / \(test.count) test images")
+                + "\(train.count) train / \(test.count) test images; "
+                + "\(augment ? "train RandomResizedCrop(\(preprocessing.cropSize)) and flips, test " : "")"
+                + PreprocessOptions.describe(preprocessing))
         say(describeTraining(through: through, stages: stages, rates: rates))
         if through == all && bn != "train" {
             say(
@@ -726,6 +730,7 @@ struct Eval: ParsableCommand, Cooperative {
     @Option(help: "\(Architecture.names) (default: the architecture the file records, else resnet18).") var arch:
         String?
     @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var preprocess: PreprocessOptions
     @OptionGroup var source: SourceOptions
     @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize = 32
     @Option(help: "Threads for the kernels (the default is every core).") var threads = ProcessInfo.processInfo
@@ -761,7 +766,8 @@ struct Eval: ParsableCommand, Cooperative {
                             + "\(card.classNames.count > 6 ? ", …" : ""); the data's are \(data.test.classNames.prefix(6).joined(separator: ", "))"
                             + "\(data.test.classNames.count > 6 ? ", …" : "") (compared by index)", to: &err)
                 }
-                let test = TransformedImages(data.test, augment: false)
+                let test = TransformedImages(
+                    data.test, augment: false, preprocessing: preprocess.applied(to: loaded.preprocessing))
                 let status = StatusLine(enabled: !json && (comm?.isRoot ?? true))
                 let report = try EvalReport.measure(
                     model, on: test, indices: comm?.share(test.count), batchSize: batchSize, threads: threads,

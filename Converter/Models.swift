@@ -11,6 +11,7 @@ struct LoadedModel {
     let network: Network
     let arch: String
     let card: ModelCard?
+    let architecture: Architecture
     let checkpoint: Checkpoint
     let stateDict: StateDict
 
@@ -20,8 +21,8 @@ struct LoadedModel {
         return network.classes == ImageNet.labels.count ? ImageNet.labels[i] : "class \(i)"
     }
 
-    /// The eval transform: the card's sizes, else torchvision's 256 / 224.
-    var preprocessing: ImageNetEval { card?.preprocessing ?? ImageNetEval() }
+    /// The eval transform: the card's, else the architecture's (torchvision's weights' transform).
+    var preprocessing: ImageNetEval { card?.preprocessing ?? architecture.preprocessing }
 
     /// Reads `weights` and loads it into the architecture. Thrown: `CheckpointError` for the file,
     /// `ModelMismatch` when the names or shapes do not fit (saying which architecture they fit), and
@@ -66,6 +67,7 @@ struct LoadedModel {
         self.network = network
         self.arch = name
         self.card = card
+        self.architecture = architecture
         self.checkpoint = ckpt
         self.stateDict = sd
     }
@@ -99,5 +101,35 @@ struct ModelMismatch: Error, CustomStringConvertible {
             )
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// `--resize`, `--crop`, `--interpolation`: the eval transform's sizes and filter, over the default the
+/// network or the file's model card gives.
+struct PreprocessOptions: ParsableArguments {
+    @Option(help: "Resize's shorter side (default: the architecture's, or the model card's).") var resize: Int?
+    @Option(help: "CenterCrop's side: the network's input size (default: the architecture's, or the model card's).")
+    var crop: Int?
+    @Option(help: "Resize's filter: bilinear or bicubic (default: the architecture's, or the model card's).")
+    var interpolation: String?
+
+    func validate() throws {
+        if let resize { try Bounds.check("--resize", resize, 1...65_536) }
+        if let crop { try Bounds.check("--crop", crop, 1...65_536) }
+        if let interpolation, Resample.Interpolation(rawValue: interpolation) == nil {
+            throw ValidationError("--interpolation '\(interpolation)': bilinear or bicubic")
+        }
+    }
+
+    /// `base` with what was given in its place.
+    func applied(to base: ImageNetEval) -> ImageNetEval {
+        ImageNetEval(
+            resizeSize: resize ?? base.resizeSize, cropSize: crop ?? base.cropSize,
+            interpolation: interpolation.flatMap(Resample.Interpolation.init(rawValue:)) ?? base.interpolation)
+    }
+
+    /// "Resize(256, bilinear), CenterCrop(224)".
+    static func describe(_ p: ImageNetEval) -> String {
+        "Resize(\(p.resizeSize), \(p.interpolation.rawValue)), CenterCrop(\(p.cropSize))"
     }
 }

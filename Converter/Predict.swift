@@ -14,10 +14,12 @@ struct Predict: ParsableCommand, Cooperative {
             --weights may be any checkpoint pth2swt reads (tar, legacy, zip) or a .swt. The state dict is \
             loaded strictly into --arch, under torchvision's names; a head with other than 1000 classes \
             (a fine-tuned model, linear or --head mlp) is sized from the file's head weights (fc, \
-            classifier.6, classifier.1). Images (JPEG, PNG) go through \
-            torchvision's eval transform: Resize(256) with Pillow's bilinear antialiasing, CenterCrop(224), \
-            ToTensor, Normalize(ImageNet mean and std). --input takes a float32 NCHW .npy that is already \
-            preprocessed instead.
+            classifier.1, classifier.3). Images (JPEG, PNG) go through \
+            torchvision's eval transform for the architecture's ImageNet weights (Resize(256) with Pillow's \
+            bilinear antialiasing and CenterCrop(224) for every family so far; a model card's own sizes \
+            win; --resize, --crop and --interpolation override both), ToTensor, Normalize(ImageNet mean \
+            and std). --input takes a float32 NCHW .npy of any size the network accepts, already \
+            preprocessed, instead.
 
             Examples:
               pth2swt predict --weights resnet18-5c106cde.pth cat.jpg dog.png
@@ -44,6 +46,7 @@ struct Predict: ParsableCommand, Cooperative {
         false
     @Option(help: Shard.help) var shard: Shard?
     @Argument(help: "JPEG or PNG files.") var images: [String] = []
+    @OptionGroup var preprocess: PreprocessOptions
     @OptionGroup var caps: CapOptions
     @OptionGroup var source: SourceOptions
 
@@ -229,7 +232,7 @@ struct Predict: ParsableCommand, Cooperative {
                 try emit(batch, sources: chosen.map { "\(input)[\($0)]" }, height: h, width: w)
             }
         } else {
-            let transform = model.preprocessing
+            let transform = preprocess.applied(to: model.preprocessing)
             var batch: [Float] = [], sources: [String] = [],
                 failed: [(before: Int, source: String, message: String)] = []
             var images = shard.map { $0.pick(self.images).map(\.item) } ?? self.images

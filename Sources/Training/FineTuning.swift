@@ -212,8 +212,9 @@ public final class FineTuning {
 
     /// What the model file records of itself (`ModelCard`): the architecture, the head, the class names
     /// and the eval preprocessing.
-    public func card(classNames: [String]) -> ModelCard {
-        ModelCard(arch: arch, head: head.description, classNames: classNames)
+    /// The model card for the file the run writes; `preprocessing` is the eval transform it ran with.
+    public func card(classNames: [String], preprocessing: ImageNetEval = ImageNetEval()) -> ModelCard {
+        ModelCard(arch: arch, head: head.description, classNames: classNames, preprocessing: preprocessing)
     }
 
     /// SHA-256 over the names and values of every parameter and buffer outside the head: which weights a

@@ -161,4 +161,19 @@ import Vision
         let huge = card.metadata.map { $0.key == ModelCard.prefix + "classes" ? ($0.key, "100000000") : $0 }
         #expect(throws: ModelCardError.self) { try ModelCard(metadata: huge) }
     }
+
+    /// A card records the run's eval transform, bicubic included, and gives it back; a filter this
+    /// version does not implement is named, not silently replaced.
+    @Test func modelCardKeepsThePreprocessing() throws {
+        let run = try FineTuning(arch: "resnet18", classes: 2, weights: nil, config: Self.config())
+        let p = ImageNetEval(resizeSize: 72, cropSize: 64, interpolation: .bicubic)
+        let card = try #require(try ModelCard(metadata: run.card(classNames: ["a", "b"], preprocessing: p).metadata))
+        #expect(card.resize == 72 && card.crop == 64 && card.interpolation == "bicubic")
+        #expect(card.unsupportedPreprocessing == nil)
+        let back = card.preprocessing
+        #expect(back.resizeSize == 72 && back.cropSize == 64 && back.interpolation == .bicubic)
+        var other = card
+        other.interpolation = "lanczos"
+        #expect(other.unsupportedPreprocessing?.contains("lanczos") == true)
+    }
 }

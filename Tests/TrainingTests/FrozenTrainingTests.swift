@@ -180,7 +180,7 @@ import Vision
         let gray = RGBImage(width: 40, height: 30, pixels: (0..<(40 * 30 * 3)).map { UInt8($0 % 251) })
         let data = TransformedImages(
             MemoryImages(images: [gray, gray, gray, gray], labels: [0, 1, 0, 1]), augment: true, seed: 3,
-            cropSize: 32, resizeSize: 36)
+            preprocessing: ImageNetEval(resizeSize: 36, cropSize: 32))
         #expect(!trainer.caches(data))
         let r = try trainer.trainEpoch(data)
         #expect(!r.cached && r.images == 4)

@@ -16,9 +16,10 @@ public protocol TrainingInputs: Sendable {
 }
 
 /// An `ImageDataset` through torchvision's transforms, with ImageNet's normalisation:
-/// - eval (and training without augmentation): Resize(256), CenterCrop(224) (`ImageNetEval`);
-/// - augmented training: RandomResizedCrop(224) + RandomHorizontalFlip(), each image's draws from
-///   SplitMix64 seeded by (seed, epoch, index).
+/// - eval (and training without augmentation): `preprocessing`, by default Resize(256), CenterCrop(224),
+///   bilinear (`ImageNetEval`);
+/// - augmented training: RandomResizedCrop(the crop size) + RandomHorizontalFlip(), each image's draws
+///   from SplitMix64 seeded by (seed, epoch, index).
 public struct TransformedImages: TrainingInputs {
     public let dataset: any ImageDataset
     public let augment: Bool
@@ -28,13 +29,13 @@ public struct TransformedImages: TrainingInputs {
     let table: [Float]
 
     public init(
-        _ dataset: any ImageDataset, augment: Bool, seed: UInt64 = 0, cropSize: Int = 224, resizeSize: Int = 256
+        _ dataset: any ImageDataset, augment: Bool, seed: UInt64 = 0, preprocessing: ImageNetEval = ImageNetEval()
     ) {
         self.dataset = dataset
         self.augment = augment
         self.seed = seed
-        eval = ImageNetEval(resizeSize: resizeSize, cropSize: cropSize)
-        crop = RandomResizedCrop(size: cropSize)
+        eval = preprocessing
+        crop = RandomResizedCrop(size: preprocessing.cropSize)
         table = Transforms.normalizeTable(mean: ImageNetEval.mean, std: ImageNetEval.std)
     }
 

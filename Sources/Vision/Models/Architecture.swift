@@ -11,10 +11,17 @@ public struct Architecture: Sendable {
     public let family: String
     /// The description with `classes` outputs, parameters at their initial values (load weights after).
     public let build: @Sendable (_ classes: Int) -> Network
+    /// The eval transform of torchvision's ImageNet weights for this builder (the original, V1 files:
+    /// resize, crop and interpolation of `weights.transforms()`).
+    public let preprocessing: ImageNetEval
 
-    public init(_ name: String, family: String, build: @escaping @Sendable (_ classes: Int) -> Network) {
+    public init(
+        _ name: String, family: String, preprocessing: ImageNetEval = ImageNetEval(),
+        build: @escaping @Sendable (_ classes: Int) -> Network
+    ) {
         self.name = name
         self.family = family
+        self.preprocessing = preprocessing
         self.build = build
     }
 
