@@ -38,6 +38,7 @@ public struct Lowering {
         case flatten
         case activation(Activation)
         case dropout(p: Float)
+        case stochasticDepth(p: Double)
         case add(Activation)
         /// A parameter-free layer with its own kernels; reads `inputs` in order.
         case function(any LayerFunction)
@@ -123,6 +124,7 @@ public struct Lowering {
                 valueOf[i] = emit(node.name, .adaptiveAvgPool(height: h, width: w), inputs)
             case .flatten: valueOf[i] = emit(node.name, .flatten, inputs)
             case .dropout(let p): valueOf[i] = emit(node.name, .dropout(p: p), inputs)
+            case .stochasticDepth(let p): valueOf[i] = emit(node.name, .stochasticDepth(p: p), inputs)
             case .function(let f): valueOf[i] = emit(node.name, .function(f), inputs)
             case .add:
                 if readers[i].count == 1, let a = nodes[readers[i][0]].layer.activation {
@@ -207,7 +209,7 @@ public struct Lowering {
                 }
             case .adaptiveAvgPool(let h, let w): y = NodeShape(channels: x.channels, height: h, width: w)
             case .flatten: y = NodeShape(channels: x.channels * x.height * x.width, height: 1, width: 1)
-            case .activation, .dropout: y = x
+            case .activation, .dropout, .stochasticDepth: y = x
             case .add:
                 guard out[s.inputs[1]] == x else { throw fail("adds \(x) and \(out[s.inputs[1]])") }
                 y = x
@@ -238,7 +240,8 @@ public struct Lowering {
         case .conv(let c): c.conv.outChannels
         case .linear(let l, _): l.outFeatures
         case .batchNorm(let b): b.channels
-        case .maxPool, .adaptiveAvgPool, .activation, .dropout, .add: channels(of: steps[i].inputs[0])
+        case .maxPool, .adaptiveAvgPool, .activation, .dropout, .stochasticDepth, .add:
+            channels(of: steps[i].inputs[0])
         case .flatten: nil
         case .function(let f): f.outputChannels(steps[i].inputs.map { channels(of: $0) })
         }

@@ -18,6 +18,10 @@ public enum Layer {
     /// torch.nn.Dropout(p): the identity in eval mode; in training, zeroes each value with probability p
     /// and scales the rest by 1 / (1 - p).
     case dropout(p: Float)
+    /// torchvision's StochasticDepth(p, "row"): the identity in eval mode; in training, each image's whole
+    /// value is dropped with probability p and kept ones are scaled by 1 / (1 − p). p is a Python float,
+    /// kept as such for torch's scale.
+    case stochasticDepth(p: Double)
     /// The sum of the node's two inputs (a residual connection).
     case add
     /// A layer without parameters that brings its own shape rule and kernels (`LayerFunction`).
@@ -40,6 +44,7 @@ public enum Layer {
         case .linear(let l): "linear \(l.inFeatures)→\(l.outFeatures)"
         case .dropout(let p): "dropout \(p)"
         case .add: "add"
+        case .stochasticDepth(let p): "stochastic depth \(p)"
         case .function(let f): f.summary
         }
     }
@@ -246,6 +251,28 @@ public final class Network: Module {
         return c
     }
 
+    /// The network as eval mode runs it: the same layer objects, without the layers that are the identity
+    /// there and that would split a fusable chain (stochastic depth); each of their readers reads their
+    /// input instead. Inference lowers this view.
+    public var evaluationView: Network {
+        let removed = nodes.indices.filter { if case .stochasticDepth = nodes[$0].layer { true } else { false } }
+        guard !removed.isEmpty else { return self }
+        var map = [Int](repeating: -1, count: nodes.count)
+        var out: [Node] = []
+        for (i, n) in nodes.enumerated() {
+            let inputs = n.inputs.map { map[$0] }
+            if case .stochasticDepth = n.layer {
+                map[i] = inputs[0]
+                continue
+            }
+            map[i] = out.count
+            out.append(Node(name: n.name, layer: n.layer, inputs: inputs))
+        }
+        let view = Network(name: name, nodes: out, stages: stages, head: head)
+        view.output = map[output]
+        return view
+    }
+
     /// The head alone as a network: an input of `headInputFeatures` channels (1×1), then the head's layers
     /// under their own names, sharing this network's parameter objects. A frozen backbone's head trains
     /// on cached features through it.
@@ -377,6 +404,10 @@ public struct NetworkBuilder {
 
     public mutating func dropout(_ name: String, _ x: Int, p: Float) -> Int {
         add(name, .dropout(p: p), [x], channels: channels[x])
+    }
+
+    public mutating func stochasticDepth(_ name: String, _ x: Int, p: Double) -> Int {
+        add(name, .stochasticDepth(p: p), [x], channels: channels[x])
     }
 
     public mutating func sum(_ name: String, _ a: Int, _ b: Int) -> Int {

@@ -94,6 +94,7 @@ public final class NetworkStep {
         case flatten
         case activation(Activation)
         case dropout(p: Float, name: String)
+        case stochasticDepth(p: Double, name: String)
         case add(Activation)
         case function(any LayerFunction)
     }
@@ -181,6 +182,7 @@ public final class NetworkStep {
             case .flatten: op = .flatten
             case .activation(let a): op = .activation(a)
             case .dropout(let p): op = .dropout(p: p, name: s.name)
+            case .stochasticDepth(let p): op = .stochasticDepth(p: p, name: s.name)
             case .add(let a): op = .add(a)
             case .function(let f): op = .function(f)
             }
@@ -281,6 +283,18 @@ public final class NetworkStep {
                 let mask = DropoutMask.scales(count: x.count, p: p, seed: dropoutSeed, step: step, layer: name)
                 y = zip(x, mask).map { $0 * $1 }
                 dropoutMasks[i] = mask
+            case .stochasticDepth(let p, let name):
+                // Training mode where its stage trains; in a frozen stage (eval mode there), the identity.
+                if needsGradient[i] && p > 0 {
+                    let mask = DropoutMask.rowScales(
+                        rows: batch, p: p, seed: dropoutSeed, step: step, layer: name)
+                    let each = x.count / batch
+                    y = buffers.take(x.count)
+                    for n in 0..<batch { for j in (n * each)..<((n + 1) * each) { y[j] = x[j] * mask[n] } }
+                    dropoutMasks[i] = mask
+                } else {
+                    y = x
+                }
             case .add(let a):
                 let b = values[s.inputs[1]]
                 y = zip(x, b).map { a.apply($0 + $1) }
@@ -551,6 +565,13 @@ public final class NetworkStep {
                 let mask = dropoutMasks[i]!
                 for j in dy.indices { dy[j] *= mask[j] }
                 accumulate(dy, into: &grads, input!)
+            case .stochasticDepth:
+                guard wantsInput else { break }
+                if let mask = dropoutMasks[i] {
+                    let each = dy.count / batch
+                    for n in 0..<batch { for j in (n * each)..<((n + 1) * each) { dy[j] *= mask[n] } }
+                }
+                accumulate(dy, into: &grads, input!)
             case .add(let a):
                 Self.mask(&dy, output: values[i], a)
                 if needsGradient[s.inputs[1]] { accumulate(dy, into: &grads, s.inputs[1]) }
@@ -587,7 +608,7 @@ public final class NetworkStep {
             return [u.name + ".weight", u.name + ".bias"] + (u.bnName.map { [$0 + ".weight", $0 + ".bias"] } ?? [])
         case .linear(_, let name, let frozen, _):
             return frozen ? [] : [name + ".weight", name + ".bias"]
-        case .input, .maxPool, .adaptiveAvgPool, .flatten, .activation, .dropout, .add, .function:
+        case .input, .maxPool, .adaptiveAvgPool, .flatten, .activation, .dropout, .stochasticDepth, .add, .function:
             return []
         }
     }
@@ -812,6 +833,14 @@ public enum DropoutMask {
         var rng = SplitMix64(seed: seed &+ UInt64(step) &* 0x1_0000_0001 &+ hash)
         let scale = 1 / (1 - p)
         return (0..<count).map { _ in rng.nextUnitFloat() >= p ? scale : 0 }
+    }
+
+    /// Stochastic depth's per-image scales from the same stream (one draw per image; kept when the draw
+    /// is ≥ Float(p)), each kept image scaled as torch's `noise.div_(1 − p)`: 1 / Float(1 − p).
+    public static func rowScales(rows: Int, p: Double, seed: UInt64, step: Int, layer: String) -> [Float] {
+        let keep = scales(count: rows, p: Float(p), seed: seed, step: step, layer: layer)
+        let scale = 1 / Float(1 - p)
+        return keep.map { $0 == 0 ? 0 : scale }
     }
 }
 

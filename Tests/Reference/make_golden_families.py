@@ -100,6 +100,15 @@ def build(case):
     kind = case["family"]
     if kind == "mobilenet_v2":
         return torchvision.models.mobilenet_v2(num_classes=case["classes"], width_mult=case["width_mult"])
+    if kind == "efficientnet":
+        from torchvision.models import efficientnet as ef
+        from functools import partial
+        settings = [(ef.FusedMBConvConfig(*st[1:]) if st[0] == "fused" else
+                     ef.MBConvConfig(*st[1:], width_mult=case["width_mult"], depth_mult=case["depth_mult"]))
+                    for st in case["stages"]]
+        return ef.EfficientNet(settings, case["dropout"], num_classes=case["classes"],
+                               last_channel=case["last_channel"],
+                               norm_layer=partial(nn.BatchNorm2d, eps=case["bn_eps"], momentum=case["bn_momentum"]))
     if kind == "mobilenet_v3":
         return getattr(torchvision.models, case["arch"])(num_classes=case["classes"], width_mult=case["width_mult"])
     if kind == "vgg":
@@ -144,10 +153,26 @@ CASES = {
                                  "width_mult": 0.5, "input_shape": [2, 3, 64, 64], "randomise_linears": True},
     "mobilenet_v3_small_small": {"family": "mobilenet_v3", "arch": "mobilenet_v3_small", "classes": 10,
                                  "width_mult": 0.75, "input_shape": [2, 3, 72, 56], "randomise_linears": True},
+    # EfficientNet's MBConv (SiLU, squeeze-excitation with sigmoid) at width 0.25, half depth: torchvision's
+    # B0 stages through EfficientNet(…); stochastic depth is the identity in eval mode.
+    "efficientnet_b0_small": {"family": "efficientnet", "classes": 10, "width_mult": 0.25, "depth_mult": 0.5,
+                              "stages": [["mb", 1, 3, 1, 32, 16, 1], ["mb", 6, 3, 2, 16, 24, 2],
+                                         ["mb", 6, 5, 2, 24, 40, 2], ["mb", 6, 3, 2, 40, 80, 3],
+                                         ["mb", 6, 5, 1, 80, 112, 3], ["mb", 6, 5, 2, 112, 192, 4],
+                                         ["mb", 6, 3, 1, 192, 320, 1]],
+                              "dropout": 0.2, "last_channel": None, "bn_eps": 1e-5, "bn_momentum": 0.1,
+                              "input_shape": [2, 3, 64, 64], "randomise_linears": True},
+    # EfficientNetV2's FusedMBConv (with and without its expansion) then MBConv, BatchNorm eps 1e-3.
+    "efficientnet_v2_small": {"family": "efficientnet", "classes": 10, "width_mult": 1.0, "depth_mult": 1.0,
+                              "stages": [["fused", 1, 3, 1, 8, 8, 2], ["fused", 4, 3, 2, 8, 16, 2],
+                                         ["mb", 4, 3, 2, 16, 24, 2], ["mb", 6, 3, 1, 24, 32, 2]],
+                              "dropout": 0.2, "last_channel": 64, "bn_eps": 1e-3, "bn_momentum": 0.1,
+                              "input_shape": [2, 3, 48, 40], "randomise_linears": True},
 }
 
 # Every full-size builder whose state-dict names and shapes architectures.json records (no weights).
-ARCHITECTURES = ["mobilenet_v3_large", "mobilenet_v3_small"]
+ARCHITECTURES = ["mobilenet_v3_large", "mobilenet_v3_small"] + [f"efficientnet_b{i}" for i in range(8)] + [
+    "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"]
 
 
 def main():

@@ -26,6 +26,19 @@ enum Families {
         switch c["family"] as! String {
         case "mobilenet_v2":
             return MobileNetV2Config(classes: classes, widthMult: c["width_mult"] as! Double).network()
+        case "efficientnet":
+            let stages = (c["stages"] as! [[Any]]).map { s in
+                let v = s.dropFirst().map { ($0 as! NSNumber).intValue }
+                return EfficientNetConfig.Stage(
+                    fused: s[0] as! String == "fused", expandRatio: Double(v[0]), kernel: v[1], stride: v[2],
+                    input: v[3], output: v[4], layers: v[5])
+            }
+            return EfficientNetConfig(
+                name: "efficientnet (small)", stages: stages, widthMult: c["width_mult"] as! Double,
+                depthMult: c["depth_mult"] as! Double, dropout: Float(c["dropout"] as! Double),
+                lastChannel: c["last_channel"] as? Int, batchNormEps: Float(c["bn_eps"] as! Double),
+                batchNormMomentum: Float(c["bn_momentum"] as! Double), classes: classes
+            ).network()
         case "mobilenet_v3":
             let size: MobileNetV3Config.Size = c["arch"] as! String == "mobilenet_v3_large" ? .large : .small
             return MobileNetV3Config(size, classes: classes, widthMult: c["width_mult"] as! Double).network()
@@ -54,7 +67,8 @@ enum Families {
 @Suite struct FamilyGoldenTests {
     static let names = [
         "mobilenet_v2_small", "vgg_small", "vgg_bn_small", "alexnet_small", "resnext_small",
-        "wide_resnet_small", "mobilenet_v3_large_small", "mobilenet_v3_small_small",
+        "wide_resnet_small", "mobilenet_v3_large_small", "mobilenet_v3_small_small", "efficientnet_b0_small",
+        "efficientnet_v2_small",
     ]
 
     @Test func generatorAndCases() throws {
@@ -147,6 +161,11 @@ enum Families {
             "4 channels in 4 groups: a depthwise bottleneck, \(resnext)")
         #expect(resnext.contains("layer2.0.conv2 [grouped relu]"))
         #expect(Inference(resNeXt, fuseBlocks: false).stepListing.contains("layer1.0.conv3 [dense +residual relu]"))
+        // Stochastic depth is the identity in eval mode: the residual add joins the projection's epilogue,
+        // and the step list has no stochastic depth step.
+        let efficient = Inference(Families.network(cases["efficientnet_b0_small"]!)).stepListing
+        #expect(efficient.contains("features.1.0.block.2.0 [dense +residual]"), "\(efficient)")
+        #expect(!efficient.contains { $0.contains("stochastic_depth") || $0.hasSuffix(".add") })
     }
 
     /// The blocks run by row bands give the same bits as their three convolutions one after another, for
@@ -290,6 +309,7 @@ enum Families {
             "resnet18": 11_689_512, "resnet50": 25_557_032, "resnext50_32x4d": 25_028_904,
             "wide_resnet50_2": 68_883_240, "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg16_bn": 138_365_992,
             "mobilenet_v2": 3_504_872, "mobilenet_v3_large": 5_483_032, "mobilenet_v3_small": 2_542_856,
+            "efficientnet_b0": 5_288_548, "efficientnet_b7": 66_347_960, "efficientnet_v2_s": 21_458_488,
         ]
         for (name, count) in want {
             let net = Architecture.named(name)!.build(1000)

@@ -124,7 +124,8 @@ public final class Inference {
     /// tests compare the two; the result is the same bits).
     public init(_ network: Network, fuseBlocks: Bool = true) {
         name = network.name
-        let lowering = Lowering(network)
+        // Eval mode: stochastic depth is the identity, and without it a residual add joins its chain.
+        let lowering = Lowering(network.evaluationView)
         self.lowering = lowering
         let readers = lowering.readers
         /// Lowered step → the step here whose value it is.
@@ -202,7 +203,7 @@ public final class Inference {
             case .adaptiveAvgPool(let h, let w):
                 valueOf[i] = emit(s.name, .adaptiveAvgPool(height: h, width: w), s.inputs)
             case .flatten: valueOf[i] = emit(s.name, .view(flatten: true), s.inputs)
-            case .dropout: valueOf[i] = emit(s.name, .view(flatten: false), s.inputs)
+            case .dropout, .stochasticDepth: valueOf[i] = emit(s.name, .view(flatten: false), s.inputs)
             case .activation(let a): valueOf[i] = emit(s.name, .activation(a), s.inputs)
             case .add(let a): valueOf[i] = emit(s.name, .add(a), s.inputs)
             case .function(let f): valueOf[i] = emit(s.name, .function(f), s.inputs)
