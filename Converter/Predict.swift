@@ -16,9 +16,9 @@ struct Predict: ParsableCommand, Cooperative {
             (a fine-tuned model, linear or --head mlp) is sized from the file's head weights (fc, \
             classifier.1, classifier.3). Images (JPEG, PNG) go through \
             torchvision's eval transform for the architecture's ImageNet weights (Resize(256) with Pillow's \
-            bilinear antialiasing and CenterCrop(224) for every family so far; a model card's own sizes \
-            win; --resize, --crop and --interpolation override both), ToTensor, Normalize(ImageNet mean \
-            and std). --input takes a float32 NCHW .npy of any size the network accepts, already \
+            bilinear antialiasing and CenterCrop(224) for most; EfficientNet's sizes, mostly bicubic, per \
+            network: docs/models.md has the table; a model card's own sizes win; --resize, --crop and \
+            --interpolation override both), ToTensor, Normalize(ImageNet mean and std). --input takes a float32 NCHW .npy of any size the network accepts, already \
             preprocessed, instead.
 
             Examples:

@@ -32,6 +32,13 @@ seed + step·(2³² + 1) + FNV-1a-64(module name), one draw per element in memor
   mobilenet_v3_small_through_features11
                                     the same model with features.0 … features.11 frozen: features.12 (1×1
                                     conv, BatchNorm in training mode, Hardswish) and the classifier train.
+  efficientnet_b0_through_features3
+                                    efficientnet_b0_small, features.0 … features.3 frozen; features.4 … 8
+                                    train: SiLU, squeeze-excitation with sigmoid, and stochastic depth
+                                    (p 0.08 to 0.16) on masks drawn as dropout's are (DropoutMask.rowScales:
+                                    one draw per image), classifier.0's Dropout(0.2) active.
+                                    SGD(lr 0.01, momentum 0.9). Chaotic as mobilenet_v2_through_features13
+                                    (spread 1e-5 at step 1, 1e-2 by step 7).
 
 Per mode: the loss of every step; at the end, per tensor that changed, its norm (float64) and 8 samples
 at ⌊i·(n−1)/7⌋; the names of the tensors that must not change. Also the same run in float64
@@ -98,12 +105,32 @@ class SeededDropout(nn.Module):
         return x * dropout_scales(x.numel(), self.p, self.clock["step"], self.name).reshape(x.shape)
 
 
+class SeededStochasticDepth(nn.Module):
+    """torchvision's StochasticDepth(p, "row") in train mode with pth2swt's masks (DropoutMask.rowScales:
+    one draw per image from dropout_scales's stream, kept when ≥ float32(p)), then torch's own scaling,
+    noise.div_(1 − p); the identity in eval mode or at p = 0."""
+
+    def __init__(self, p, name, clock):
+        super().__init__()
+        self.p, self.name, self.clock = p, name, clock
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = dropout_scales(x.shape[0], self.p, self.clock["step"], self.name) != 0
+        noise = keep.to(x.dtype).reshape([x.shape[0]] + [1] * (x.ndim - 1))
+        noise.div_(1.0 - self.p)
+        return x * noise
+
+
 def replace_dropouts(model, clock):
+    from torchvision.ops import StochasticDepth
     for name, m in list(model.named_modules()):
-        if isinstance(m, nn.Dropout):
+        if isinstance(m, (nn.Dropout, StochasticDepth)):
             parent_name, _, attr = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, attr, SeededDropout(m.p, name, clock))
+            seeded = SeededDropout if isinstance(m, nn.Dropout) else SeededStochasticDepth
+            setattr(parent, attr, seeded(m.p, name, clock))
 
 
 MODES = [
@@ -117,6 +144,8 @@ MODES = [
      [f"features.{i}" for i in range(9)], {"lr": 0.01, "momentum": 0.9}),
     ("mobilenet_v3_small_through_features11", "mobilenet_v3_small_small", "classifier.3",
      [f"features.{i}" for i in range(12)], {"lr": 0.01, "momentum": 0.9}),
+    ("efficientnet_b0_through_features3", "efficientnet_b0_small", "classifier.1",
+     [f"features.{i}" for i in range(4)], {"lr": 0.01, "momentum": 0.9}),
 ]
 
 

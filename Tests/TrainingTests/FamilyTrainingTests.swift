@@ -17,6 +17,13 @@ import Vision
         switch c {
         case "mobilenet_v2_small": MobileNetV2Config(classes: 10, widthMult: 0.25).network()
         case "mobilenet_v3_small_small": MobileNetV3Config(.small, classes: 10, widthMult: 0.75).network()
+        case "efficientnet_b0_small":
+            {
+                // make_golden_families.py's case: torchvision's B0 stages at width 0.25, depth 0.5.
+                var c = EfficientNetConfig("efficientnet_b0", classes: 10)!
+                (c.widthMult, c.depthMult) = (0.25, 0.5)
+                return c.network()
+            }()
         case "vgg_bn_small":
             VGGConfig(layers: [8, 0, 16, 0, 24, 24, 0, 32, 32, 0, 32, 32, 0], batchNorm: true, classes: 10, hidden: 64)
                 .network()
@@ -27,6 +34,7 @@ import Vision
     @Test(arguments: [
         "mobilenet_v2_through_features13", "mobilenet_v2_through_features17", "vgg_bn_features_frozen",
         "mobilenet_v3_small_through_features8", "mobilenet_v3_small_through_features11",
+        "efficientnet_b0_through_features3",
     ])
     func twentyStepsMatchTorch(_ mode: String) throws {
         let golden = try Fixtures.json("train/families.json")
@@ -43,7 +51,7 @@ import Vision
         let spelling = [
             "mobilenet_v2_through_features13": "features.13", "mobilenet_v2_through_features17": "features.17",
             "vgg_bn_features_frozen": "features", "mobilenet_v3_small_through_features8": "features.8",
-            "mobilenet_v3_small_through_features11": "features.11",
+            "mobilenet_v3_small_through_features11": "features.11", "efficientnet_b0_through_features3": "features.3",
         ][mode]!
         let freeze = try #require(Freeze(parsing: spelling, stages: stages))
         let prefixes = stages.frozenPrefixes(freeze)

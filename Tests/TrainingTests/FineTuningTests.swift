@@ -57,7 +57,10 @@ import Vision
     /// Stopped after epoch 1 and resumed from the checkpoint file, a run ends bit for bit where the
     /// uninterrupted run ends: for each family, with part of its backbone training (the freeze is read
     /// against the family's own stages).
-    @Test(arguments: [("resnet18", "layer3"), ("mobilenet_v2", "features.15"), ("mobilenet_v3_small", "features.8")])
+    @Test(arguments: [
+        ("resnet18", "layer3"), ("mobilenet_v2", "features.15"), ("mobilenet_v3_small", "features.8"),
+        ("efficientnet_b0", "features.5"),
+    ])
     func aResumedRunIsTheUninterruptedRun(_ arch: String, _ freeze: String) throws {
         let data = seededInputs(count: 8, size: 32, classes: 2)
         var c = Self.config(epochs: 2)
