@@ -17,8 +17,52 @@ typedef int v8i __attribute__((vector_size(32)));
 #define select8(m, a, b) ({ v8i m_ = (m); (v8)(((v8i)(a) & m_) | ((v8i)(b) & ~m_)); })
 /// max(0, x) that keeps NaN, as torch's relu does.
 #define relu8(x) ({ v8 x_ = (x); (v8)((v8i)x_ & ~(v8i)(x_ < splat8(0))); })
-/// relu8, then for act 2 (ReLU6) min(·, 6); NaN kept.
-#define act8(x, act) ({ v8 r_ = relu8(x); (act) == 2 ? select8(r_ > splat8(6), splat8(6), r_) : r_; })
+/// e^x for a vector of floats (Cephes' expf: x = n·ln 2 + r, |r| ≤ ½ ln 2, a degree-6 polynomial for
+/// e^r, 2^n from the exponent bits), within 2 ulps of expf over [−87.3, 88.4]; saturating outside; NaN
+/// stays NaN. V is v8 or v16, VI its integer vector; written out without contraction, so every tier, every
+/// width and the scalar exp1 give the same bits.
+#define PTH2SWT_EXP(V, VI, SPLAT, SELECT, xin) ({                                                          \
+    _Pragma("clang fp contract(off)")                                                                     \
+    V ex_ = (xin), en_ = ex_;                                                                             \
+    VI enan_ = ex_ != ex_;                                                                                \
+    ex_ = SELECT(ex_ > SPLAT(88.3762626647949f), SPLAT(88.3762626647949f), ex_);                          \
+    ex_ = SELECT(ex_ < SPLAT(-87.3365447505531f), SPLAT(-87.3365447505531f), ex_);                        \
+    V efx_ = ex_ * SPLAT(1.44269504088896341f) + SPLAT(0.5f);                                             \
+    VI en2_ = __builtin_convertvector(efx_, VI);                                                          \
+    en2_ = en2_ + (VI)(__builtin_convertvector(en2_, V) > efx_);                                          \
+    V efn_ = __builtin_convertvector(en2_, V);                                                            \
+    ex_ = ex_ - efn_ * SPLAT(0.693359375f);                                                               \
+    ex_ = ex_ - efn_ * SPLAT(-2.12194440e-4f);                                                            \
+    V ez_ = ex_ * ex_, ey_ = SPLAT(1.9875691500e-4f);                                                     \
+    ey_ = ey_ * ex_ + SPLAT(1.3981999507e-3f);                                                            \
+    ey_ = ey_ * ex_ + SPLAT(8.3334519073e-3f);                                                            \
+    ey_ = ey_ * ex_ + SPLAT(4.1665795894e-2f);                                                            \
+    ey_ = ey_ * ex_ + SPLAT(1.6666665459e-1f);                                                            \
+    ey_ = ey_ * ex_ + SPLAT(5.0000001201e-1f);                                                            \
+    ey_ = ey_ * ez_ + ex_ + SPLAT(1.0f);                                                                  \
+    ey_ = ey_ * (V)((en2_ + 127) << 23);                                                                  \
+    SELECT(enan_, en_, ey_); })
+#define exp8(x) PTH2SWT_EXP(v8, v8i, splat8, select8, x)
+/// Hardswish x·min(max(x + 3, 0), 6) / 6 (NaN kept), SiLU x / (1 + e^−x), as torch orders them.
+#define hardswish8(x) ({                                                                                      \
+    _Pragma("clang fp contract(off)")                                                                     \
+    v8 hx_ = (x), hm_ = hx_ + splat8(3);                                                                  \
+    hm_ = select8(hm_ < splat8(0), splat8(0), hm_);                                                       \
+    hm_ = select8(hm_ > splat8(6), splat8(6), hm_);                                                       \
+    hx_ * hm_ / splat8(6); })
+#define silu8(x) ({ v8 sx_ = (x); sx_ / (splat8(1) + exp8(-sx_)); })
+/// The epilogue activations by code: 1 ReLU (max(0, x), NaN kept), 2 ReLU6 (then min(·, 6)), 3 Hardswish,
+/// 4 SiLU; 0 is no activation (callers test it before calling). Hardswish and SiLU run out of line in the
+/// tier's build (act_body.h), so the many unrolled epilogues stay small.
+#define act8(x, act) ({                                                                                       \
+    v8 ar_ = (x);                                                                                         \
+    int ac_ = (act);                                                                                      \
+    if (ac_ >= 3) NAME(act8_wide)(&ar_, ac_);                                                             \
+    else {                                                                                                \
+        ar_ = relu8(ar_);                                                                                 \
+        if (ac_ == 2) ar_ = select8(ar_ > splat8(6), splat8(6), ar_);                                     \
+    }                                                                                                     \
+    ar_; })
 /// Sixteen floats: one zmm in the AVX-512 tier, two ymm in AVX2, four xmm in the portable build. Used by
 /// bodies whose tier sets VEC_WIDE 16 (a tier's choice, so the lower tiers keep their eight-wide code).
 typedef float v16 __attribute__((vector_size(64)));
@@ -26,12 +70,48 @@ typedef int v16i __attribute__((vector_size(64)));
 #define splat16(x) ({ float f_ = (x); (v16){f_, f_, f_, f_, f_, f_, f_, f_, f_, f_, f_, f_, f_, f_, f_, f_}; })
 #define ld16(p) ({ v16 v_; memcpy(&v_, (p), 64); v_; })
 #define st16(p, v) do { v16 s_ = (v); memcpy((p), &s_, 64); } while (0)
+#define select16(m, a, b) ({ v16i m16_ = (m); (v16)(((v16i)(a) & m16_) | ((v16i)(b) & ~m16_)); })
+#define exp16(x) PTH2SWT_EXP(v16, v16i, splat16, select16, x)
 #define act16(x, act) ({                                                                                      \
-    v16 x_ = (x);                                                                                             \
-    v16 r_ = (v16)((v16i)x_ & ~(v16i)(x_ < splat16(0)));                                                      \
-    if ((act) == 2) { v16i m_ = r_ > splat16(6); r_ = (v16)(((v16i)splat16(6) & m_) | ((v16i)r_ & ~m_)); }    \
+    v16 r_ = (x);                                                                                             \
+    int c16_ = (act);                                                                                         \
+    if (c16_ >= 3) NAME(act16_wide)(&r_, c16_);                                                               \
+    else {                                                                                                    \
+        r_ = (v16)((v16i)r_ & ~(v16i)(r_ < splat16(0)));                                                      \
+        if (c16_ == 2) r_ = select16(r_ > splat16(6), splat16(6), r_);                                        \
+    }                                                                                                         \
     r_; })
+/// e^x for one float, the same operations as PTH2SWT_EXP's lanes.
+static inline float exp1(float x) {
+#pragma clang fp contract(off)
+    if (x != x) return x;
+    x = x > 88.3762626647949f ? 88.3762626647949f : x;
+    x = x < -87.3365447505531f ? -87.3365447505531f : x;
+    float fx = x * 1.44269504088896341f + 0.5f;
+    int n = (int)fx;
+    if ((float)n > fx) n -= 1;
+    float fn = (float)n;
+    x = x - fn * 0.693359375f;
+    x = x - fn * -2.12194440e-4f;
+    float z = x * x, y = 1.9875691500e-4f;
+    y = y * x + 1.3981999507e-3f;
+    y = y * x + 8.3334519073e-3f;
+    y = y * x + 4.1665795894e-2f;
+    y = y * x + 1.6666665459e-1f;
+    y = y * x + 5.0000001201e-1f;
+    y = y * z + x + 1.0f;
+    union { int i; float f; } p = {.i = (n + 127) << 23};
+    return y * p.f;
+}
 static inline float act1(float v, int act) {
+#pragma clang fp contract(off)
+    if (act == 3) {
+        float m = v + 3;
+        m = m < 0 ? 0 : m;
+        m = m > 6 ? 6 : m;
+        return v * m / 6;
+    }
+    if (act == 4) return v / (1 + exp1(-v));
     if (v < 0) v = 0;
     if (act == 2 && v > 6) v = 6;
     return v;

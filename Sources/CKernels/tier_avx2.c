@@ -9,6 +9,7 @@
 #define UK_MR 6
 #define VEC_WIDE 8
 #define UK_NP 1
+#include "act_body.h"
 #include "ukernel_v8.h"
 #include "nhwc_body.h"
 #include "train_body.h"

@@ -16,6 +16,7 @@
 #define UK_MR 6
 #define VEC_WIDE 16
 #define UK_NP 4
+#include "act_body.h"
 #include "ukernel_avx512.h"
 #include "nhwc_body.h"
 #include "train_body.h"

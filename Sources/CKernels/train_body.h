@@ -236,7 +236,8 @@ TARGET static void NAME(rearrange_filters)(const float *w, int k, int c, int tap
 /// y[i] = f(x[i]) for i in [begin, end), each function in the operation order of torch's CPU kernel
 /// (no contraction): fn 1 Hardswish x·min(max(x + 3, 0), 6) / 6; 2 Hardsigmoid min(max(x + 3, 0), 6) / 6;
 /// 3 Sigmoid 1 / (1 + e^−x); 4 SiLU x / (1 + e^−x); 5 GELU (exact) x·½·(1 + erf(x·√½)). NaN propagates.
-/// Hardswish and Hardsigmoid run eight at a time; the others call expf / erff per value.
+/// All but GELU run eight at a time (e^x by common.h's exp8, exp1 in the tail: the same bits); GELU
+/// calls erff per value.
 TARGET static void NAME(pointwise)(int fn, const float *x, float *y, long begin, long end) {
 #pragma clang fp contract(off)
     long i = begin;
@@ -246,6 +247,11 @@ TARGET static void NAME(pointwise)(int fn, const float *x, float *y, long begin,
             m = select8(m < splat8(0), splat8(0), m);
             m = select8(m > splat8(6), splat8(6), m);
             st8(y + i, fn == 1 ? v * m / splat8(6) : m / splat8(6));
+        }
+    } else if (fn == 3 || fn == 4) {
+        for (; i + 8 <= end; i += 8) {
+            v8 v = ld8(x + i);
+            st8(y + i, (fn == 3 ? splat8(1) : v) / (splat8(1) + exp8(-v)));
         }
     }
     for (; i < end; i++) {
@@ -258,8 +264,8 @@ TARGET static void NAME(pointwise)(int fn, const float *x, float *y, long begin,
             y[i] = fn == 1 ? v * m / 6 : m / 6;
             break;
         }
-        case 3: y[i] = 1 / (1 + expf(-v)); break;
-        case 4: y[i] = v / (1 + expf(-v)); break;
+        case 3: y[i] = 1 / (1 + exp1(-v)); break;
+        case 4: y[i] = v / (1 + exp1(-v)); break;
         default: y[i] = v * 0.5f * (1 + erff(v * (float)M_SQRT1_2)); break;
         }
     }
@@ -271,14 +277,21 @@ TARGET static void NAME(pointwise)(int fn, const float *x, float *y, long begin,
 TARGET static void NAME(pointwise_backward)(int fn, const float *x, const float *y, const float *dy, float *dx,
                                             long begin, long end) {
 #pragma clang fp contract(off)
-    for (long i = begin; i < end; i++) {
+    long i = begin;
+    if (fn == 4) {
+        for (; i + 8 <= end; i += 8) {
+            v8 v = ld8(x + i), s = splat8(1) / (splat8(1) + exp8(-v));
+            st8(dx + i, ld8(dy + i) * s * (splat8(1) + v * (splat8(1) - s)));
+        }
+    }
+    for (; i < end; i++) {
         float v = x[i], g = dy[i];
         switch (fn) {
         case 1: dx[i] = v < -3 ? 0 : v <= 3 ? g * (v / 3 + 0.5f) : g; break;
         case 2: dx[i] = v > -3 && v < 3 ? g * (1.0f / 6) : 0; break;
         case 3: dx[i] = g * (1 - y[i]) * y[i]; break;
         case 4: {
-            float s = 1 / (1 + expf(-v));
+            float s = 1 / (1 + exp1(-v));
             dx[i] = g * s * (1 + v * (1 - s));
             break;
         }

@@ -7,15 +7,26 @@ public enum Activation: String, Sendable, CaseIterable {
     case relu
     /// min(max(0, x), 6), NaN kept (torch.nn.ReLU6, a hardtanh).
     case relu6
+    /// x · min(max(x + 3, 0), 6) / 6 (torch.nn.Hardswish). Inference's epilogues only: training runs it
+    /// as a `LayerFunction`, whose backward pass needs the input.
+    case hardswish
+    /// x / (1 + e^−x) (torch.nn.SiLU), e^x by the kernels' Cephes polynomial. Inference's epilogues only.
+    case silu
 
-    /// The C kernels' code: 0, 1, 2.
+    /// The C kernels' code: 0 … 4.
     var code: Int32 {
         switch self {
         case .none: 0
         case .relu: 1
         case .relu6: 2
+        case .hardswish: 3
+        case .silu: 4
         }
     }
+
+    /// The activations a training step can take into a convolution's or BatchNorm's pass: those whose
+    /// gradient its output gives.
+    public static let trainable: Set<Activation> = [.relu, .relu6]
 
     /// The activation of one value, as the kernels compute it (the twins use this).
     @inline(__always)
@@ -24,6 +35,8 @@ public enum Activation: String, Sendable, CaseIterable {
         case .none: v
         case .relu: v < 0 ? 0 : v
         case .relu6: v < 0 ? 0 : (v > 6 ? 6 : v)
+        case .hardswish: Pointwise.reference(.hardswish, v)
+        case .silu: Pointwise.reference(.silu, v)
         }
     }
 }

@@ -67,7 +67,9 @@ public struct Lowering {
     /// value has the node's shape but not its values.
     public let stepOfNode: [Int]
 
-    public init(_ network: Network) {
+    /// `epilogueActivations`: the activations a chain or an add may take in (training's default: those
+    /// whose gradient the output gives; inference takes every `Activation`).
+    public init(_ network: Network, epilogueActivations: Set<Activation> = Activation.trainable) {
         let nodes = network.nodes
         let readers = network.consumers
         var valueOf = [Int](repeating: -1, count: nodes.count)
@@ -102,7 +104,8 @@ public struct Lowering {
             case .input(let c):
                 valueOf[i] = emit(node.name, .input(channels: c), [])
             case .conv(let c):
-                let chain = network.chain(from: i, takesResidual: !c.isDepthwise, taken: absorbed)
+                let chain = network.chain(
+                    from: i, takesResidual: !c.isDepthwise, taken: absorbed, activations: epilogueActivations)
                 var bn: BatchNorm2d?
                 if let b = chain.batchNorm, case .batchNorm(let m) = nodes[b].layer { bn = m }
                 // The residual is a node here; the pending emission turns it into its step.
@@ -113,7 +116,8 @@ public struct Lowering {
                             activation: activation(chain))), chain
                 )
             case .linear(let l):
-                let chain = network.chain(from: i, takesResidual: false, taken: absorbed)
+                let chain = network.chain(
+                    from: i, takesResidual: false, taken: absorbed, activations: epilogueActivations)
                 chained = (.linear(l, activation: activation(chain)), chain)
             case .batchNorm(let b): valueOf[i] = emit(node.name, .batchNorm(b), inputs)
             case .relu: valueOf[i] = emit(node.name, .activation(.relu), inputs)
@@ -127,7 +131,9 @@ public struct Lowering {
             case .stochasticDepth(let p): valueOf[i] = emit(node.name, .stochasticDepth(p: p), inputs)
             case .function(let f): valueOf[i] = emit(node.name, .function(f), inputs)
             case .add:
-                if readers[i].count == 1, let a = nodes[readers[i][0]].layer.activation {
+                if readers[i].count == 1, let a = nodes[readers[i][0]].layer.activation,
+                    epilogueActivations.contains(a)
+                {
                     absorbed.insert(readers[i][0])
                     valueOf[i] = emit(node.name, .add(a), inputs)
                     valueOf[readers[i][0]] = valueOf[i]

@@ -49,11 +49,18 @@ public enum Layer {
         }
     }
 
-    /// The activation this layer is, if it is one (ReLU or ReLU6).
+    /// The activation this layer is, if a kernel's epilogue can apply it: ReLU, ReLU6, and the Hardswish
+    /// and SiLU functions.
     public var activation: Activation? {
         switch self {
         case .relu: .relu
         case .relu6: .relu6
+        case .function(let f as ActivationFunction):
+            switch f.function {
+            case .hardswish: .hardswish
+            case .silu: .silu
+            default: nil
+            }
         default: nil
         }
     }
@@ -237,8 +244,11 @@ public final class Network: Module {
         public var absorbed: [Int] { [batchNorm, add, activation].compactMap { $0 } }
     }
 
-    /// The chain starting at conv or linear node `start`; `taken` holds nodes other chains already took.
-    public func chain(from start: Int, takesResidual: Bool, taken: Set<Int> = []) -> Chain {
+    /// The chain starting at conv or linear node `start`; `taken` holds nodes other chains already took;
+    /// `activations` are those the chain may end with.
+    public func chain(
+        from start: Int, takesResidual: Bool, taken: Set<Int> = [], activations: Set<Activation> = Activation.trainable
+    ) -> Chain {
         let readers = consumers
         func only(_ n: Int) -> Int? { readers[n].count == 1 && !taken.contains(readers[n][0]) ? readers[n][0] : nil }
         var c = Chain(start: start)
@@ -247,7 +257,7 @@ public final class Network: Module {
             c.residual = nodes[r].inputs[0] == c.end ? nodes[r].inputs[1] : nodes[r].inputs[0]
             c.add = r
         }
-        if let r = only(c.end), nodes[r].layer.activation != nil { c.activation = r }
+        if let r = only(c.end), let a = nodes[r].layer.activation, activations.contains(a) { c.activation = r }
         return c
     }
 

@@ -32,7 +32,7 @@ import Testing
                 var x = rng.floats(g.inputCount)
                 if checked % 7 == 0 { x[rng.int(0...(x.count - 1))] = .nan }
                 let w = rng.floats(g.weightCount), bias = checked % 3 == 0 ? nil : rng.floats(out)
-                let activation = Activation.allCases[checked % 3]
+                let activation = Activation.allCases[checked % Activation.allCases.count]
                 let packed = PackedConvWeight(w, outChannels: out, inChannels: c, kernelH: k, kernelW: k)
                 let pH = Pool.outputSize(g.outHeight, kernel: pk, stride: ps, padding: pp)
                 let pW = Pool.outputSize(g.outWidth, kernel: pk, stride: ps, padding: pp)

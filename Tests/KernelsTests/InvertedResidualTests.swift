@@ -39,7 +39,8 @@ import Testing
                 let wp = rng.floats(cout * e), bp = case_ % 3 == 0 ? nil : rng.floats(cout)
                 let residual = withResidual ? rng.floats(s.batch * s.outHeight * s.outWidth * cout) : nil
                 let acts = Activation.allCases
-                let (ea, da, pa) = (acts[case_ % 3], acts[(case_ + 1) % 3], acts[(case_ / 3) % 3])
+                let n = acts.count
+                let (ea, da, pa) = (acts[case_ % n], acts[(case_ + 1) % n], acts[(case_ / n) % n])
                 let pe = PackedConvWeight(we, outChannels: e, inChannels: cin, kernelH: ek, kernelW: ek)
                 let pd = DepthwiseNHWC.pack(wd, channels: e, kernelH: k, kernelW: k)
                 let pp = PackedConvWeight(wp, outChannels: cout, inChannels: e, kernelH: 1, kernelW: 1)

@@ -20,6 +20,13 @@ import Testing
         return y
     }
 
+    /// The reference with any epilogue activation (the twins' `Activation.apply`).
+    func expected(
+        _ g: Conv2dGeometry, x: [Float], w: [Float], bias: [Float], residual: [Float]?, activation: Activation
+    ) -> [Float] {
+        expected(g, x: x, w: w, bias: bias, residual: residual, relu: false).map(activation.apply)
+    }
+
     @Test(arguments: ISA.supported) func convMatchesReference(tier: ISA) throws {
         try ISA.with(tier) {
             var rng = Rng(s: 17)
@@ -45,8 +52,9 @@ import Testing
                 sawBlocks = sawBlocks || rows > 96
                 let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
                 let residual = checked % 3 == 0 ? rng.floats(g.outputCount) : nil
-                let relu = checked % 2 == 0
-                let want = expected(g, x: x, w: w, bias: bias, residual: residual, relu: relu)
+                // Every epilogue activation in turn (ReLU, ReLU6, Hardswish, SiLU).
+                let activation = Activation.allCases[checked % Activation.allCases.count]
+                let want = expected(g, x: x, w: w, bias: bias, residual: residual, activation: activation)
                 let packed = PackedConvWeight(
                     w, outChannels: g.outChannels, inChannels: g.inChannels, kernelH: g.kernelH, kernelW: g.kernelW)
                 for threads in [1, 2, 3] {
@@ -61,18 +69,19 @@ import Testing
                                     residual.withUnsafeBufferPointer { r in
                                         ConvNHWC.forward(
                                             g, input: x, weight: packed, bias: b.baseAddress, residual: r.baseAddress,
-                                            relu: relu, output: o.baseAddress!, scratch: s.baseAddress!,
+                                            activation: activation, output: o.baseAddress!, scratch: s.baseAddress!,
                                             threads: threads)
                                     }
                                 } else {
                                     ConvNHWC.forward(
                                         g, input: x, weight: packed, bias: b.baseAddress, residual: nil,
-                                        relu: relu, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads)
+                                        activation: activation, output: o.baseAddress!, scratch: s.baseAddress!,
+                                        threads: threads)
                                 }
                             }
                         }
                     }
-                    #expect(relativeError(got, want) < 1e-5, "\(g), \(threads) threads")
+                    #expect(relativeError(got, want) < 1e-5, "\(g), \(activation), \(threads) threads")
                 }
             }
             #expect(sawChunked && sawBlocks && sawPanelSplit, "the random shapes missed a code path")
@@ -158,8 +167,8 @@ import Testing
                 #expect(WinogradNHWC.applies(to: g))
                 let x = rng.floats(g.inputCount), w = rng.floats(g.weightCount), bias = rng.floats(g.outChannels)
                 let residual = trial % 3 == 0 ? rng.floats(g.outputCount) : nil
-                let relu = trial % 2 == 1
-                let want = expected(g, x: x, w: w, bias: bias, residual: residual, relu: relu)
+                let activation = Activation.allCases[trial % Activation.allCases.count]
+                let want = expected(g, x: x, w: w, bias: bias, residual: residual, activation: activation)
                 let u = WinogradNHWC.transformWeights(w, outChannels: g.outChannels, inChannels: g.inChannels).array
                 // The default schedule, and both schedules with small blocks so the block loops run many
                 // rounds with ragged ends.
@@ -179,7 +188,7 @@ import Testing
                                 if let r, let residual { _ = r.initialize(from: residual) }
                                 WinogradNHWC.forward(
                                     g, input: x, transformedWeight: u, bias: b.baseAddress,
-                                    residual: r.map { UnsafePointer($0.baseAddress!) }, relu: relu,
+                                    residual: r.map { UnsafePointer($0.baseAddress!) }, activation: activation,
                                     output: o.baseAddress!, scratch: s.baseAddress!, threads: threads,
                                     schedule: schedule)
                             }

@@ -125,7 +125,8 @@ public final class Inference {
     public init(_ network: Network, fuseBlocks: Bool = true) {
         name = network.name
         // Eval mode: stochastic depth is the identity, and without it a residual add joins its chain.
-        let lowering = Lowering(network.evaluationView)
+        // Every activation goes into its kernel's epilogue (Hardswish and SiLU too: no backward pass here).
+        let lowering = Lowering(network.evaluationView, epilogueActivations: Set(Activation.allCases))
         self.lowering = lowering
         let readers = lowering.readers
         /// Lowered step → the step here whose value it is.
