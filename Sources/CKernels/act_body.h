@@ -1,7 +1,8 @@
 // The epilogue activations that are more than a clamp, Hardswish (act 3) and SiLU (act 4), out of line in
-// each tier's build: common.h's act8 and act16 call these, so the unrolled epilogues (the micro-kernels,
-// Winograd's output transform, the depthwise kernels) do not each inline an e^x. Included by each
-// tier_*.c before the other bodies; NAME and TARGET name the build.
+// each tier's build: common.h's act8 and act16 call these in unoptimised builds, so that the unrolled
+// epilogues (the micro-kernels, Winograd's output transform, the depthwise kernels) do not each inline
+// an e^x into a frame too large for a worker thread's stack. Included by each tier_*.c before the other
+// bodies; NAME and TARGET name the build.
 
 /// *v = act(*v) for act 3 (Hardswish) or 4 (SiLU), eight floats (by pointer: a vector argument would
 /// change the portable tier's ABI).
@@ -11,14 +12,5 @@ TARGET static __attribute__((noinline)) void NAME(act8_wide)(v8 *v, int act) {
 
 /// The same for sixteen floats.
 TARGET static __attribute__((noinline)) void NAME(act16_wide)(v16 *v, int act) {
-#pragma clang fp contract(off)
-    v16 x = *v;
-    if (act == 3) {
-        v16 m = x + splat16(3);
-        m = select16(m < splat16(0), splat16(0), m);
-        m = select16(m > splat16(6), splat16(6), m);
-        *v = x * m / splat16(6);
-    } else {
-        *v = x / (splat16(1) + exp16(-x));
-    }
+    *v = act == 3 ? hardswish16(*v) : silu16(*v);
 }

@@ -52,12 +52,20 @@ typedef int v8i __attribute__((vector_size(32)));
     hx_ * hm_ / splat8(6); })
 #define silu8(x) ({ v8 sx_ = (x); sx_ / (splat8(1) + exp8(-sx_)); })
 /// The epilogue activations by code: 1 ReLU (max(0, x), NaN kept), 2 ReLU6 (then min(·, 6)), 3 Hardswish,
-/// 4 SiLU; 0 is no activation (callers test it before calling). Hardswish and SiLU run out of line in the
-/// tier's build (act_body.h), so the many unrolled epilogues stay small.
+/// 4 SiLU; 0 is no activation (callers test it before calling). Unoptimised builds run Hardswish and SiLU
+/// out of line in the tier's build (act_body.h): inlined into every unrolled epilogue they would make
+/// stack frames too large for the worker threads at -O0. Optimised builds inline them.
+#ifdef __OPTIMIZE__
+#define PTH2SWT_WIDE8(v, act) (v = (act) == 3 ? hardswish8(v) : silu8(v))
+#define PTH2SWT_WIDE16(v, act) (v = (act) == 3 ? hardswish16(v) : silu16(v))
+#else
+#define PTH2SWT_WIDE8(v, act) NAME(act8_wide)(&v, act)
+#define PTH2SWT_WIDE16(v, act) NAME(act16_wide)(&v, act)
+#endif
 #define act8(x, act) ({                                                                                       \
     v8 ar_ = (x);                                                                                         \
     int ac_ = (act);                                                                                      \
-    if (ac_ >= 3) NAME(act8_wide)(&ar_, ac_);                                                             \
+    if (ac_ >= 3) PTH2SWT_WIDE8(ar_, ac_);                                                                \
     else {                                                                                                \
         ar_ = relu8(ar_);                                                                                 \
         if (ac_ == 2) ar_ = select8(ar_ > splat8(6), splat8(6), ar_);                                     \
@@ -72,10 +80,17 @@ typedef int v16i __attribute__((vector_size(64)));
 #define st16(p, v) do { v16 s_ = (v); memcpy((p), &s_, 64); } while (0)
 #define select16(m, a, b) ({ v16i m16_ = (m); (v16)(((v16i)(a) & m16_) | ((v16i)(b) & ~m16_)); })
 #define exp16(x) PTH2SWT_EXP(v16, v16i, splat16, select16, x)
+#define hardswish16(x) ({                                                                                     \
+    _Pragma("clang fp contract(off)")                                                                     \
+    v16 hx16_ = (x), hm16_ = hx16_ + splat16(3);                                                          \
+    hm16_ = select16(hm16_ < splat16(0), splat16(0), hm16_);                                              \
+    hm16_ = select16(hm16_ > splat16(6), splat16(6), hm16_);                                              \
+    hx16_ * hm16_ / splat16(6); })
+#define silu16(x) ({ v16 sx16_ = (x); sx16_ / (splat16(1) + exp16(-sx16_)); })
 #define act16(x, act) ({                                                                                      \
     v16 r_ = (x);                                                                                             \
     int c16_ = (act);                                                                                         \
-    if (c16_ >= 3) NAME(act16_wide)(&r_, c16_);                                                               \
+    if (c16_ >= 3) PTH2SWT_WIDE16(r_, c16_);                                                                  \
     else {                                                                                                    \
         r_ = (v16)((v16i)r_ & ~(v16i)(r_ < splat16(0)));                                                      \
         if (c16_ == 2) r_ = select16(r_ > splat16(6), splat16(6), r_);                                        \
