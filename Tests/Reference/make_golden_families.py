@@ -109,6 +109,21 @@ def build(case):
         return ef.EfficientNet(settings, case["dropout"], num_classes=case["classes"],
                                last_channel=case["last_channel"],
                                norm_layer=partial(nn.BatchNorm2d, eps=case["bn_eps"], momentum=case["bn_momentum"]))
+    if kind == "mnasnet":
+        from torchvision.models import mnasnet as mn
+        model = mn.MNASNet(case["alpha"], num_classes=case["classes"])
+        if case.get("version_one_stem"):
+            # torchvision's own patch for a version-1 checkpoint (MNASNet._load_from_state_dict).
+            d = mn._get_depths(case["alpha"])
+            stem = [nn.Conv2d(3, 32, 3, padding=1, stride=2, bias=False), nn.BatchNorm2d(32, momentum=mn._BN_MOMENTUM),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(32, 32, 3, padding=1, stride=1, groups=32, bias=False),
+                    nn.BatchNorm2d(32, momentum=mn._BN_MOMENTUM), nn.ReLU(inplace=True),
+                    nn.Conv2d(32, 16, 1, padding=0, stride=1, bias=False), nn.BatchNorm2d(16, momentum=mn._BN_MOMENTUM),
+                    mn._stack(16, d[2], 3, 2, 3, 3, mn._BN_MOMENTUM)]
+            for i, layer in enumerate(stem):
+                model.layers[i] = layer
+        return model
     if kind == "mobilenet_v3":
         return getattr(torchvision.models, case["arch"])(num_classes=case["classes"], width_mult=case["width_mult"])
     if kind == "vgg":
@@ -168,11 +183,18 @@ CASES = {
                                          ["mb", 4, 3, 2, 16, 24, 2], ["mb", 6, 3, 1, 24, 32, 2]],
                               "dropout": 0.2, "last_channel": 64, "bn_eps": 1e-3, "bn_momentum": 0.1,
                               "input_shape": [2, 3, 48, 40], "randomise_linears": True},
+    # MNASNet: ReLU inverted residuals, BatchNorm momentum 1 − 0.9997, the mean over the image.
+    "mnasnet_small": {"family": "mnasnet", "alpha": 0.25, "classes": 10, "input_shape": [2, 3, 64, 56],
+                      "randomise_linears": True},
+    # The version-1 layout of torchvision's published mnasnet0_5 file: the stem 32 and 16 wide.
+    "mnasnet_v1_stem": {"family": "mnasnet", "alpha": 0.5, "version_one_stem": True, "classes": 10,
+                        "input_shape": [1, 3, 64, 64], "randomise_linears": True},
 }
 
 # Every full-size builder whose state-dict names and shapes architectures.json records (no weights).
 ARCHITECTURES = ["mobilenet_v3_large", "mobilenet_v3_small"] + [f"efficientnet_b{i}" for i in range(8)] + [
-    "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"]
+    "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l", "mnasnet0_5", "mnasnet0_75", "mnasnet1_0",
+    "mnasnet1_3"]
 
 
 def main():

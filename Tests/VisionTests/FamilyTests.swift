@@ -39,6 +39,10 @@ enum Families {
                 lastChannel: c["last_channel"] as? Int, batchNormEps: Float(c["bn_eps"] as! Double),
                 batchNormMomentum: Float(c["bn_momentum"] as! Double), classes: classes
             ).network()
+        case "mnasnet":
+            return MNASNetConfig(
+                alpha: c["alpha"] as! Double, classes: classes, versionOneStem: c["version_one_stem"] as? Bool ?? false
+            ).network(name: "mnasnet (small)")
         case "mobilenet_v3":
             let size: MobileNetV3Config.Size = c["arch"] as! String == "mobilenet_v3_large" ? .large : .small
             return MobileNetV3Config(size, classes: classes, widthMult: c["width_mult"] as! Double).network()
@@ -68,7 +72,7 @@ enum Families {
     static let names = [
         "mobilenet_v2_small", "vgg_small", "vgg_bn_small", "alexnet_small", "resnext_small",
         "wide_resnet_small", "mobilenet_v3_large_small", "mobilenet_v3_small_small", "efficientnet_b0_small",
-        "efficientnet_v2_small",
+        "efficientnet_v2_small", "mnasnet_small", "mnasnet_v1_stem",
     ]
 
     @Test func generatorAndCases() throws {
@@ -310,6 +314,7 @@ enum Families {
             "wide_resnet50_2": 68_883_240, "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg16_bn": 138_365_992,
             "mobilenet_v2": 3_504_872, "mobilenet_v3_large": 5_483_032, "mobilenet_v3_small": 2_542_856,
             "efficientnet_b0": 5_288_548, "efficientnet_b7": 66_347_960, "efficientnet_v2_s": 21_458_488,
+            "mnasnet0_5": 2_218_512, "mnasnet1_0": 4_383_312, "mnasnet1_3": 6_282_256,
         ]
         for (name, count) in want {
             let net = Architecture.named(name)!.build(1000)
@@ -334,6 +339,18 @@ enum Families {
             let want = entries.map { "\($0[0] as! String) \(($0[1] as! [Int]))" }
             #expect(got == want, "\(arch)")
         }
+    }
+
+    /// A version-1 MNASNet file (the stem 32 and 16 wide, as torchvision's published mnasnet0_5 is) gets
+    /// the version-1 description from the architecture, as torchvision's loader patches its model.
+    @Test func versionOneMNASNetFilesGetTheirLayout() throws {
+        let c = try Families.cases()["mnasnet_v1_stem"]!
+        let sd = try Checkpoint(path: Families.path(c["weights"] as! String)).stateDict()
+        let net = Architecture.named("mnasnet0_5")!.sizedFor(sd)
+        #expect(net.classes == 10)
+        let report = try net.load(sd)
+        #expect(report.missing.isEmpty && report.unexpected.isEmpty && report.shapeMismatches.isEmpty)
+        #expect(Architecture.named("mnasnet0_5")!.build(10).conv("layers.0").outChannels == 16)
     }
 
     @Test func headKindsParse() {

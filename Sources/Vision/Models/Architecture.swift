@@ -14,19 +14,25 @@ public struct Architecture: Sendable {
     /// The eval transform of torchvision's ImageNet weights for this builder (the original, V1 files:
     /// resize, crop and interpolation of `weights.transforms()`).
     public let preprocessing: ImageNetEval
+    /// The description a given state dict needs, where a builder has had more than one layout under the
+    /// same name (MNASNet's version-1 files); nil: `build`.
+    public let variant: (@Sendable (_ sd: StateDict, _ classes: Int) -> Network?)?
 
     public init(
         _ name: String, family: String, preprocessing: ImageNetEval = ImageNetEval(),
+        variant: (@Sendable (_ sd: StateDict, _ classes: Int) -> Network?)? = nil,
         build: @escaping @Sendable (_ classes: Int) -> Network
     ) {
         self.name = name
         self.family = family
         self.preprocessing = preprocessing
+        self.variant = variant
         self.build = build
     }
 
     /// Every network the runtime knows, in the order `--help` lists them.
-    public static let all: [Architecture] = resnets + [alexnet] + vggs + [mobilenetV2] + mobilenetV3 + efficientNets
+    public static let all: [Architecture] =
+        resnets + [alexnet] + vggs + [mobilenetV2] + mobilenetV3 + efficientNets + mnasnets
 
     public static func named(_ name: String) -> Architecture? { all.first { $0.name == name } }
 
@@ -73,6 +79,7 @@ public struct Architecture: Sendable {
     /// - an MLP head (`fc.0.weight`, `fc.3.weight`, as `--head mlp:…` writes it) with its hidden width;
     /// - otherwise torchvision's 1000 classes, so that loading reports the mismatch by name.
     public func sizedFor(_ sd: StateDict) -> Network {
+        let build = { (classes: Int) in variant?(sd, classes) ?? self.build(classes) }
         let net = build(1000)
         let head = net.head, features = net.headInputFeatures
         if let w = sd[head + ".weight"]?.shape, w.count == 2, w[0] > 0, w[1] == features {
