@@ -4,7 +4,23 @@ import Tensors
 /// optimizers can share it by reference.
 public final class Parameter {
     public let shape: [Int]
-    public var data: [Float]
+    /// The elements. Zeros until first read or written: a description built only for its names and
+    /// shapes (`finetune --help`, `Architecture.fits`, the tests over every architecture) allocates no
+    /// weights, which matters for regnet_y_128gf's 2.6 GB. The first access materialises them; touch a
+    /// parameter once before sharing it between threads.
+    public var data: [Float] {
+        get {
+            if storage == nil { storage = [Float](repeating: 0, count: elementCount) }
+            return storage!
+        }
+        _modify {
+            if storage == nil { storage = [Float](repeating: 0, count: elementCount) }
+            yield &storage!
+        }
+        set { storage = newValue }
+    }
+    private var storage: [Float]?
+    private let elementCount: Int
     /// False for frozen parameters and for buffers.
     public var requiresGrad: Bool
 
@@ -12,11 +28,12 @@ public final class Parameter {
         let count = shape.reduce(1, *)
         precondition(data == nil || data!.count == count, "data does not fit shape \(shape)")
         self.shape = shape
-        self.data = data ?? [Float](repeating: 0, count: count)
+        elementCount = count
+        storage = data
         self.requiresGrad = requiresGrad
     }
 
-    public var count: Int { data.count }
+    public var count: Int { storage?.count ?? elementCount }
 }
 
 /// An integer buffer (BatchNorm's `num_batches_tracked`, int64 in torch).

@@ -109,6 +109,11 @@ def build(case):
         return ef.EfficientNet(settings, case["dropout"], num_classes=case["classes"],
                                last_channel=case["last_channel"],
                                norm_layer=partial(nn.BatchNorm2d, eps=case["bn_eps"], momentum=case["bn_momentum"]))
+    if kind == "regnet":
+        from torchvision.models import regnet as rn
+        params = rn.BlockParams.from_init_params(depth=case["depth"], w_0=case["w_0"], w_a=case["w_a"], w_m=case["w_m"],
+                                                 group_width=case["group_width"], se_ratio=case["se_ratio"])
+        return rn.RegNet(params, num_classes=case["classes"], stem_width=case["stem_width"])
     if kind == "mnasnet":
         from torchvision.models import mnasnet as mn
         model = mn.MNASNet(case["alpha"], num_classes=case["classes"])
@@ -189,12 +194,20 @@ CASES = {
     # The version-1 layout of torchvision's published mnasnet0_5 file: the stem 32 and 16 wide.
     "mnasnet_v1_stem": {"family": "mnasnet", "alpha": 0.5, "version_one_stem": True, "classes": 10,
                         "input_shape": [1, 3, 64, 64], "randomise_linears": True},
+    # RegNet Y (grouped 3×3, squeeze-excitation with ReLU and sigmoid, projections) and X, small widths.
+    "regnet_y_small": {"family": "regnet", "depth": 5, "w_0": 8, "w_a": 8.0, "w_m": 2.0, "group_width": 4,
+                       "se_ratio": 0.25, "stem_width": 8, "classes": 10, "input_shape": [2, 3, 64, 48]},
+    "regnet_x_small": {"family": "regnet", "depth": 4, "w_0": 16, "w_a": 12.0, "w_m": 2.2, "group_width": 8,
+                       "se_ratio": None, "stem_width": 16, "classes": 10, "input_shape": [2, 3, 48, 48]},
 }
 
 # Every full-size builder whose state-dict names and shapes architectures.json records (no weights).
 ARCHITECTURES = ["mobilenet_v3_large", "mobilenet_v3_small"] + [f"efficientnet_b{i}" for i in range(8)] + [
     "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l", "mnasnet0_5", "mnasnet0_75", "mnasnet1_0",
-    "mnasnet1_3"]
+    "mnasnet1_3"] + [f"regnet_{v}_{s}" for v, s in [
+        ("y", "400mf"), ("y", "800mf"), ("y", "1_6gf"), ("y", "3_2gf"), ("y", "8gf"), ("y", "16gf"), ("y", "32gf"),
+        ("y", "128gf"), ("x", "400mf"), ("x", "800mf"), ("x", "1_6gf"), ("x", "3_2gf"), ("x", "8gf"), ("x", "16gf"),
+        ("x", "32gf")]]
 
 
 def main():

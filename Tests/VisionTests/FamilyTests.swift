@@ -39,6 +39,13 @@ enum Families {
                 lastChannel: c["last_channel"] as? Int, batchNormEps: Float(c["bn_eps"] as! Double),
                 batchNormMomentum: Float(c["bn_momentum"] as! Double), classes: classes
             ).network()
+        case "regnet":
+            return RegNetConfig(
+                depth: c["depth"] as! Int, w0: c["w_0"] as! Int, wa: c["w_a"] as! Double, wm: c["w_m"] as! Double,
+                groupWidth: c["group_width"] as! Int, seRatio: c["se_ratio"] as? Double,
+                stemWidth: c["stem_width"] as! Int,
+                classes: classes
+            ).network(name: "regnet (small)")
         case "mnasnet":
             return MNASNetConfig(
                 alpha: c["alpha"] as! Double, classes: classes, versionOneStem: c["version_one_stem"] as? Bool ?? false
@@ -72,7 +79,8 @@ enum Families {
     static let names = [
         "mobilenet_v2_small", "vgg_small", "vgg_bn_small", "alexnet_small", "resnext_small",
         "wide_resnet_small", "mobilenet_v3_large_small", "mobilenet_v3_small_small", "efficientnet_b0_small",
-        "efficientnet_v2_small", "mnasnet_small", "mnasnet_v1_stem",
+        "efficientnet_v2_small", "mnasnet_small", "mnasnet_v1_stem", "regnet_y_small",
+        "regnet_x_small",
     ]
 
     @Test func generatorAndCases() throws {
@@ -314,7 +322,8 @@ enum Families {
             "wide_resnet50_2": 68_883_240, "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg16_bn": 138_365_992,
             "mobilenet_v2": 3_504_872, "mobilenet_v3_large": 5_483_032, "mobilenet_v3_small": 2_542_856,
             "efficientnet_b0": 5_288_548, "efficientnet_b7": 66_347_960, "efficientnet_v2_s": 21_458_488,
-            "mnasnet0_5": 2_218_512, "mnasnet1_0": 4_383_312, "mnasnet1_3": 6_282_256,
+            "mnasnet0_5": 2_218_512, "mnasnet1_0": 4_383_312, "mnasnet1_3": 6_282_256, "regnet_y_400mf": 4_344_144,
+            "regnet_x_400mf": 5_495_976, "regnet_y_16gf": 83_590_140,
         ]
         for (name, count) in want {
             let net = Architecture.named(name)!.build(1000)
