@@ -127,3 +127,35 @@ public enum ChannelScale {
         }
     }
 }
+
+/// Moving channels of channels-last values: concatenation, slices and shuffles.
+public enum Channels {
+    /// For each of `positions` positions, `channels` floats from `from` (rows `stride` apart) to `to`
+    /// (rows `toStride` apart).
+    public static func copy(
+        from: UnsafePointer<Float>, stride: Int, to: UnsafeMutablePointer<Float>, stride toStride: Int, channels: Int,
+        positions: Int, threads: Int = 1
+    ) {
+        nonisolated(unsafe) let (from, to) = (from, to)
+        Parallel.ranges(positions, threads: threads, grain: max(1, 16384 / max(channels, 1))) { r in
+            for p in r { (to + p * toStride).update(from: from + p * stride, count: channels) }
+        }
+    }
+
+    /// y[p, o] = x[p, gather[o]] for each position p.
+    public static func permute(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, gather: [Int], positions: Int, threads: Int = 1
+    ) {
+        let c = gather.count
+        nonisolated(unsafe) let (x, y) = (x, y)
+        gather.withUnsafeBufferPointer { g in
+            nonisolated(unsafe) let g = g
+            Parallel.ranges(positions, threads: threads, grain: max(1, 16384 / max(c, 1))) { r in
+                for p in r {
+                    let src = x + p * c, dst = y + p * c
+                    for o in 0..<c { dst[o] = src[g[o]] }
+                }
+            }
+        }
+    }
+}

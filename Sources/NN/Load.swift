@@ -24,6 +24,8 @@ public struct LoadReport: Sendable, CustomStringConvertible {
     public var filledNumBatchesTracked: [String] = []
     /// Keys left out on request (`excluding:`), from either side.
     public var excluded: [String] = []
+    /// Keys under an older spelling, loaded under the current one (`Module.currentName(ofLegacy:)`).
+    public var renamed: [(from: String, to: String)] = []
     /// Keys copied.
     public var loaded: [String] = []
 
@@ -59,6 +61,10 @@ public struct LoadReport: Sendable, CustomStringConvertible {
         if lines.isEmpty {
             lines.append(
                 "loaded \(loaded.count) keys" + (excluded.isEmpty ? "" : ", excluded \(excluded.count)")
+                    + (renamed.isEmpty
+                        ? ""
+                        : ", \(renamed.count) under their old names (\(renamed[0].from) as \(renamed[0].to)"
+                            + (renamed.count > 1 ? ", …" : "") + ")")
                     + (filledNumBatchesTracked.isEmpty
                         ? "" : ", \(filledNumBatchesTracked.count) num_batches_tracked set to 0"))
         }
@@ -82,6 +88,8 @@ extension Module {
     ///   has no version ≥ 2 for that module (resnet18-5c106cde.pth predates the buffer).
     /// - Names starting with any of `excluding` (e.g. `["fc."]` to keep a replaced head) are skipped on
     ///   both sides and listed in the report as excluded, never silently.
+    /// - A file key the model does not have but knows under a newer spelling
+    ///   (`currentName(ofLegacy:)`) loads under that name, listed in the report as renamed.
     ///
     /// Throws `LoadError` with the full report; returns the report otherwise.
     @discardableResult
@@ -91,12 +99,23 @@ extension Module {
         let names = Set(entries.map(\.name))
         func isExcluded(_ name: String) -> Bool { excluding.contains { name.hasPrefix($0) } }
         var plan: [(String, StateEntry, Tensor?)] = []
+        // Model name → the file's older spelling of it, where the file has only that.
+        var legacy: [String: String] = [:]
+        for name in stateDict.names where !names.contains(name) {
+            if let current = currentName(ofLegacy: name), names.contains(current), stateDict[current] == nil,
+                legacy[current] == nil
+            {
+                legacy[current] = name
+                report.renamed.append((name, current))
+            }
+        }
+        let renamedFrom = Set(legacy.values)
         for (name, entry) in entries {
             if isExcluded(name) {
                 report.excluded.append(name)
                 continue
             }
-            guard let t = stateDict[name] else {
+            guard let t = stateDict[legacy[name] ?? name] else {
                 if case .int64 = entry, name.hasSuffix("num_batches_tracked"), bnVersion(stateDict, name) < 2 {
                     report.filledNumBatchesTracked.append(name)
                     plan.append((name, entry, nil))
@@ -124,7 +143,7 @@ extension Module {
             }
             plan.append((name, entry, t))
         }
-        for name in stateDict.names where !names.contains(name) {
+        for name in stateDict.names where !names.contains(name) && !renamedFrom.contains(name) {
             if isExcluded(name) { report.excluded.append(name) } else { report.unexpected.append(name) }
         }
         if report.isFailure || (strict && report.isStrictFailure) { throw LoadError(report: report) }

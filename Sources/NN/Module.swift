@@ -63,6 +63,14 @@ public protocol Module: AnyObject {
     /// Every parameter and buffer, in the order torch's `state_dict()` lists them, with `prefix` before
     /// each name (`"layer1.0."`).
     func state(prefix: String) -> [(name: String, entry: StateEntry)]
+    /// The current name of a state-dict key that older files spell otherwise, as the family's torchvision
+    /// loader renames it (DenseNet's `denselayer1.norm.1.weight` → `denselayer1.norm1.weight`); nil when
+    /// `name` is not such a spelling.
+    func currentName(ofLegacy name: String) -> String?
+}
+
+extension Module {
+    public func currentName(ofLegacy name: String) -> String? { nil }
 }
 
 extension Module {

@@ -110,6 +110,11 @@ public final class Network: Module {
     public let stages: [Stage]
     /// The head's module path (`fc`, `classifier.6`, `classifier.1`): the layer `replaceHead` replaces.
     public private(set) var head: String
+    /// How the family's older files spell some state-dict keys (`Module.currentName(ofLegacy:)`): the
+    /// family's torchvision loader's renaming, nil when it has none.
+    public var legacyNames: (@Sendable (String) -> String?)?
+
+    public func currentName(ofLegacy name: String) -> String? { legacyNames?(name) }
 
     public init(name: String, nodes: [Node], stages: [Stage], head: String) {
         precondition(!nodes.isEmpty, "a network has nodes")

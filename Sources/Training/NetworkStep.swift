@@ -84,9 +84,25 @@ public final class NetworkStep {
         }
     }
 
+    /// A BatchNorm that follows no convolution (DenseNet's `norm1` after a concatenation).
+    final class NormUnit {
+        let bn: BatchNorm2d
+        let name: String
+        let frozen: Bool
+        // Saved by the forward pass when it trains.
+        var mean: [Float] = [], invStd: [Float] = []
+
+        init(_ bn: BatchNorm2d, name: String, frozen: Bool) {
+            self.bn = bn
+            self.name = name
+            self.frozen = frozen
+        }
+    }
+
     enum Op {
         case input(channels: Int)
         case conv(ConvUnit)
+        case batchNorm(NormUnit)
         /// A linear layer and the activation after it.
         case linear(Linear, name: String, frozen: Bool, activation: Activation)
         case maxPool(kernel: Int, stride: Int, padding: Int)
@@ -175,8 +191,9 @@ public final class NetworkStep {
             case .linear(let l, let a):
                 op = .linear(l, name: s.name, frozen: frozen(l), activation: a)
                 t = !frozen(l)
-            case .batchNorm:
-                preconditionFailure("\(s.name): a BatchNorm that follows no convolution does not train yet")
+            case .batchNorm(let bn):
+                op = .batchNorm(NormUnit(bn, name: s.name, frozen: frozen(bn)))
+                t = !frozen(bn)
             case .maxPool(let k, let st, let p): op = .maxPool(kernel: k, stride: st, padding: p)
             case .adaptiveAvgPool(let h, let w): op = .adaptiveAvgPool(height: h, width: w)
             case .flatten: op = .flatten
@@ -194,6 +211,10 @@ public final class NetworkStep {
         for (i, s) in steps.enumerated() {
             needs[i] = trains[i] || lowering.steps[i].reads.contains { needs[$0] }
             if case .conv(let u) = s.op, u.frozen, needs[i] {
+                preconditionFailure(
+                    "\(s.name) is frozen but a trainable layer precedes it: freeze a prefix of the network")
+            }
+            if case .batchNorm(let u) = s.op, u.frozen, needs[i] {
                 preconditionFailure(
                     "\(s.name) is frozen but a trainable layer precedes it: freeze a prefix of the network")
             }
@@ -243,6 +264,23 @@ public final class NetworkStep {
                     stride: (u.conv.stride, u.conv.stride), padding: (u.conv.padding, u.conv.padding),
                     groups: u.conv.groups)
                 y = forward(u, x, g, residual: u.residual.map { values[$0] })
+            case .batchNorm(let u):
+                y = buffers.take(x.count)
+                let bn = u.bn, rows = batch * xs.height * xs.width
+                // Frozen: eval mode on the running statistics (unless frozen BatchNorms train); trained:
+                // batch statistics, or the running ones with `batchNormUsesRunningStatistics`.
+                let eval = u.frozen && !frozenBatchNormTrains
+                let fixed = eval || batchNormUsesRunningStatistics
+                u.mean = [Float](repeating: 0, count: bn.channels)
+                u.invStd = u.mean
+                timed("forward bn") {
+                    BatchNormTrain.forward(
+                        x, &y, rows: rows, channels: bn.channels, gamma: bn.weight.data, beta: bn.bias.data,
+                        runningMean: &bn.runningMean.data, runningVar: &bn.runningVar.data, momentum: bn.momentum,
+                        eps: bn.eps, savedMean: &u.mean, savedInvStd: &u.invStd, runningStatistics: fixed,
+                        threads: threads)
+                }
+                if !fixed { bn.numBatchesTracked.value += 1 }
             case .linear(let l, _, _, let a):
                 y = timed("forward linear") { LinearHead.forward(x, l, batch: batch) }
                 if a != .none { for j in y.indices { y[j] = a.apply(y[j]) } }
@@ -507,6 +545,22 @@ public final class NetworkStep {
                     buffers.give(dy)  // nothing else holds it: back to the pool for the next step
                 }
                 if let dx { accumulate(dx, into: &grads, input!) }
+            case .batchNorm(let u):
+                precondition(!u.frozen, "\(u.name): no gradient flows through a frozen layer")
+                let bn = u.bn, rows = batch * xs.height * xs.width
+                var dx = buffers.take(dy.count)
+                var dGamma = [Float](repeating: 0, count: bn.channels), dBeta = dGamma
+                timed("backward bn") {
+                    BatchNormTrain.backward(
+                        values[input!], outputGradient: &dy, inputGradient: &dx, rows: rows, channels: bn.channels,
+                        gamma: bn.weight.data, savedMean: u.mean, savedInvStd: u.invStd, gammaGradient: &dGamma,
+                        betaGradient: &dBeta, reluOutput: nil, runningStatistics: batchNormUsesRunningStatistics,
+                        threads: threads)
+                }
+                gradients[u.name + ".weight"] = dGamma
+                gradients[u.name + ".bias"] = dBeta
+                if wantsInput { accumulate(dx, into: &grads, input!) } else { buffers.give(dx) }
+                buffers.give(dy)
             case .linear(let l, let name, let frozen, let a):
                 Self.mask(&dy, output: values[i], a)
                 let x = values[input!]
@@ -608,6 +662,8 @@ public final class NetworkStep {
             return [u.name + ".weight", u.name + ".bias"] + (u.bnName.map { [$0 + ".weight", $0 + ".bias"] } ?? [])
         case .linear(_, let name, let frozen, _):
             return frozen ? [] : [name + ".weight", name + ".bias"]
+        case .batchNorm(let u):
+            return u.frozen ? [] : [u.name + ".weight", u.name + ".bias"]
         case .input, .maxPool, .adaptiveAvgPool, .flatten, .activation, .dropout, .stochasticDepth, .add, .function:
             return []
         }

@@ -109,6 +109,13 @@ def build(case):
         return ef.EfficientNet(settings, case["dropout"], num_classes=case["classes"],
                                last_channel=case["last_channel"],
                                norm_layer=partial(nn.BatchNorm2d, eps=case["bn_eps"], momentum=case["bn_momentum"]))
+    if kind == "densenet":
+        from torchvision.models.densenet import DenseNet
+        return DenseNet(case["growth_rate"], tuple(case["blocks"]), case["initial_features"], case["bn_size"],
+                        num_classes=case["classes"])
+    if kind == "shufflenet":
+        from torchvision.models.shufflenetv2 import ShuffleNetV2
+        return ShuffleNetV2(case["repeats"], case["widths"], num_classes=case["classes"])
     if kind == "regnet":
         from torchvision.models import regnet as rn
         params = rn.BlockParams.from_init_params(depth=case["depth"], w_0=case["w_0"], w_a=case["w_a"], w_m=case["w_m"],
@@ -199,6 +206,16 @@ CASES = {
                        "se_ratio": 0.25, "stem_width": 8, "classes": 10, "input_shape": [2, 3, 64, 48]},
     "regnet_x_small": {"family": "regnet", "depth": 4, "w_0": 16, "w_a": 12.0, "w_m": 2.2, "group_width": 8,
                        "se_ratio": None, "stem_width": 16, "classes": 10, "input_shape": [2, 3, 48, 48]},
+    # ShuffleNetV2: channel split, concatenation and shuffle, both branch kinds.
+    "shufflenet_small": {"family": "shufflenet", "repeats": [2, 3, 2], "widths": [8, 16, 32, 48, 64], "classes": 10,
+                         "input_shape": [2, 3, 64, 64], "randomise_linears": True},
+    # DenseNet: concatenation, BatchNorms that follow no convolution, 2×2 average pools.
+    "densenet_small": {"family": "densenet", "growth_rate": 8, "blocks": [2, 3, 2, 2], "initial_features": 16,
+                       "bn_size": 2, "classes": 10, "input_shape": [2, 3, 64, 64], "randomise_linears": True},
+    # The same structure saved under the key names of torchvision's published files (denselayer1.norm.1.weight).
+    "densenet_legacy_names": {"family": "densenet", "growth_rate": 8, "blocks": [2, 2, 2, 2], "initial_features": 16,
+                              "bn_size": 2, "classes": 10, "input_shape": [1, 3, 48, 48], "randomise_linears": True,
+                              "legacy_names": True},
 }
 
 # Every full-size builder whose state-dict names and shapes architectures.json records (no weights).
@@ -207,7 +224,23 @@ ARCHITECTURES = ["mobilenet_v3_large", "mobilenet_v3_small"] + [f"efficientnet_b
     "mnasnet1_3"] + [f"regnet_{v}_{s}" for v, s in [
         ("y", "400mf"), ("y", "800mf"), ("y", "1_6gf"), ("y", "3_2gf"), ("y", "8gf"), ("y", "16gf"), ("y", "32gf"),
         ("y", "128gf"), ("x", "400mf"), ("x", "800mf"), ("x", "1_6gf"), ("x", "3_2gf"), ("x", "8gf"), ("x", "16gf"),
-        ("x", "32gf")]]
+        ("x", "32gf")]] + [f"shufflenet_v2_{w}" for w in ["x0_5", "x1_0", "x1_5", "x2_0"]] + [
+    f"densenet{n}" for n in [121, 161, 169, 201]]
+
+
+def legacy_densenet_names(sd):
+    """A state dict as torchvision's published DenseNet files hold it: saved before torchvision 0.3
+    (`denselayer1.norm1.weight` was `denselayer1.norm.1.weight`, the inverse of its `_load_state_dict`
+    pattern) and before torch 0.4.1 (no num_batches_tracked, no _metadata)."""
+    import re
+    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+    out = type(sd)()
+    for k, v in sd.items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        m = pattern.match(k)
+        out[m.group(1) + "." + m.group(2) if m else k] = v
+    return out
 
 
 def main():
@@ -237,7 +270,8 @@ def main():
         model.eval()
         x = torch.randn(*case["input_shape"], generator=g)
         logits = model(x)
-        torch.save(model.state_dict(), OUT / f"{name}.pth")
+        sd = model.state_dict()
+        torch.save(legacy_densenet_names(sd) if case.get("legacy_names") else sd, OUT / f"{name}.pth")
         np.save(OUT / f"{name}.input.npy", x.numpy())
         np.save(OUT / f"{name}.logits.npy", logits.numpy())
         cases[name] = dict(case, weights=f"{name}.pth", input=f"{name}.input.npy", logits=f"{name}.logits.npy",

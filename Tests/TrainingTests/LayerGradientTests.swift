@@ -48,6 +48,28 @@ import Testing
         try Self.check(net, against: golden)
     }
 
+    /// Channel slices, concatenation, ShuffleNet's shuffle, a BatchNorm that follows no convolution (in
+    /// training mode), 2×2 average pooling that drops a row and a column, and a 3×3 one that counts its
+    /// padding (Tests/Reference/make_grad_golden_channels.py, grad/channels.json, torch 1.13).
+    @Test func channelGradientsMatchTorch() throws {
+        let golden = try Fixtures.json("grad/channels.json")
+        #expect(golden["generator"] as? String == "Tests/Reference/make_grad_golden_channels.py")
+        var b = NetworkBuilder(inputChannels: 4)
+        let a = b.relu("r1", b.convBN("c1", "b1", b.input, 8, kernel: 3, padding: 1))
+        let p = b.function("p", ChannelSlice(start: 0, count: 4), [a])
+        let q = b.function("q", ChannelSlice(start: 4, count: 4), [a])
+        let r = b.relu("r2", b.convBN("c2", "b2", q, 4, kernel: 1))
+        let s = b.function("shuffle", ChannelShuffle(groups: 2), [b.function("cat1", Concatenation(), [p, r])])
+        let u = b.relu("r3", b.batchNorm("n3", b.function("cat2", Concatenation(), [s, a])))
+        var x = b.function("pool2", AveragePool(kernel: 2, stride: 2), [b.conv("c3", u, 8, kernel: 1)])
+        x = b.function("pool3", AveragePool(kernel: 3, stride: 1, padding: 1), [x])
+        x = b.flatten("flatten", b.adaptiveAvgPool("pool", x, 1, 1), spatial: 1)
+        _ = b.linear("fc", x, 3)
+        let net = b.build(
+            name: "channels", stages: [Stage("body", prefixes: ["c1.", "b1.", "c2.", "b2.", "n3.", "c3."])], head: "fc")
+        try Self.check(net, against: golden)
+    }
+
     /// Loads the golden's state into `net`, runs one forward and backward pass through `NetworkStep` and
     /// compares the loss, every parameter's gradient and the running statistics after the step.
     static func check(_ net: Network, against golden: [String: Any]) throws {

@@ -39,6 +39,14 @@ enum Families {
                 lastChannel: c["last_channel"] as? Int, batchNormEps: Float(c["bn_eps"] as! Double),
                 batchNormMomentum: Float(c["bn_momentum"] as! Double), classes: classes
             ).network()
+        case "densenet":
+            return DenseNetConfig(
+                growthRate: c["growth_rate"] as! Int, blocks: c["blocks"] as! [Int],
+                initialFeatures: c["initial_features"] as! Int, bottleneckSize: c["bn_size"] as! Int, classes: classes
+            ).network(name: "densenet (small)")
+        case "shufflenet":
+            return ShuffleNetV2Config(repeats: c["repeats"] as! [Int], widths: c["widths"] as! [Int], classes: classes)
+                .network(name: "shufflenet (small)")
         case "regnet":
             return RegNetConfig(
                 depth: c["depth"] as! Int, w0: c["w_0"] as! Int, wa: c["w_a"] as! Double, wm: c["w_m"] as! Double,
@@ -80,8 +88,10 @@ enum Families {
         "mobilenet_v2_small", "vgg_small", "vgg_bn_small", "alexnet_small", "resnext_small",
         "wide_resnet_small", "mobilenet_v3_large_small", "mobilenet_v3_small_small", "efficientnet_b0_small",
         "efficientnet_v2_small", "mnasnet_small", "mnasnet_v1_stem", "regnet_y_small",
-        "regnet_x_small",
+        "regnet_x_small", "shufflenet_small", "densenet_small",
     ]
+    /// The cases whose logits are checked: every case above, and a DenseNet saved under the old key names.
+    static let logitCases = names + ["densenet_legacy_names"]
 
     @Test func generatorAndCases() throws {
         let meta = try Families.meta()
@@ -105,7 +115,7 @@ enum Families {
         #expect(net.stateEntries.map(\.name) == sd.names, "state_dict() order")
     }
 
-    @Test(arguments: names)
+    @Test(arguments: logitCases)
     func logitsMatchTorch(_ name: String) throws {
         let c = try Families.cases()[name]!
         let net = Families.network(c)
@@ -323,7 +333,8 @@ enum Families {
             "mobilenet_v2": 3_504_872, "mobilenet_v3_large": 5_483_032, "mobilenet_v3_small": 2_542_856,
             "efficientnet_b0": 5_288_548, "efficientnet_b7": 66_347_960, "efficientnet_v2_s": 21_458_488,
             "mnasnet0_5": 2_218_512, "mnasnet1_0": 4_383_312, "mnasnet1_3": 6_282_256, "regnet_y_400mf": 4_344_144,
-            "regnet_x_400mf": 5_495_976, "regnet_y_16gf": 83_590_140,
+            "regnet_x_400mf": 5_495_976, "regnet_y_16gf": 83_590_140, "shufflenet_v2_x0_5": 1_366_792,
+            "shufflenet_v2_x2_0": 7_393_996, "densenet121": 7_978_856, "densenet161": 28_681_000,
         ]
         for (name, count) in want {
             let net = Architecture.named(name)!.build(1000)
@@ -360,6 +371,29 @@ enum Families {
         let report = try net.load(sd)
         #expect(report.missing.isEmpty && report.unexpected.isEmpty && report.shapeMismatches.isEmpty)
         #expect(Architecture.named("mnasnet0_5")!.build(10).conv("layers.0").outChannels == 16)
+    }
+
+    /// A DenseNet file under the key names of torchvision's published files (`denselayer1.norm.1.weight`,
+    /// no num_batches_tracked) loads as torchvision's loader loads it: renamed, and the report says so.
+    @Test func denseNetLoadsItsOldKeyNames() throws {
+        let c = try Families.cases()["densenet_legacy_names"]!
+        let sd = try Checkpoint(path: Families.path(c["weights"] as! String)).stateDict()
+        #expect(sd.names.contains("features.denseblock1.denselayer1.norm.1.weight"))
+        let net = Families.network(c)
+        let report = try net.load(sd)
+        #expect(report.missing.isEmpty && report.unexpected.isEmpty)
+        // Per dense layer: norm1, norm2 (weight, bias, running_mean, running_var) and conv1, conv2.
+        let layers = (c["blocks"] as! [Int]).reduce(0, +)
+        #expect(report.renamed.count == layers * 10)
+        #expect(
+            report.renamed.contains {
+                $0.from == "features.denseblock1.denselayer1.norm.1.weight"
+                    && $0.to == "features.denseblock1.denselayer1.norm1.weight"
+            })
+        #expect(report.description.contains("under their old names"), "\(report)")
+        #expect(!report.filledNumBatchesTracked.isEmpty)
+        #expect(DenseNetConfig.currentName(ofLegacy: "features.denseblock1.denselayer1.norm1.weight") == nil)
+        #expect(DenseNetConfig.currentName(ofLegacy: "features.transition1.norm.weight") == nil)
     }
 
     @Test func headKindsParse() {
