@@ -39,6 +39,10 @@ seed + step·(2³² + 1) + FNV-1a-64(module name), one draw per element in memor
                                     one draw per image), classifier.0's Dropout(0.2) active.
                                     SGD(lr 0.01, momentum 0.9). Chaotic as mobilenet_v2_through_features13
                                     (spread 1e-5 at step 1, 1e-2 by step 7).
+  densenet_through_transition2      densenet_small, conv0 … transition2 frozen; denseblock3, transition3,
+                                    denseblock4 and norm5 train: concatenations, BatchNorms that follow no
+                                    convolution in training mode, 2×2 average pooling. SGD(lr 0.01,
+                                    momentum 0.9).
 
 Per mode: the loss of every step; at the end, per tensor that changed, its norm (float64) and 8 samples
 at ⌊i·(n−1)/7⌋; the names of the tensors that must not change. Also the same run in float64
@@ -146,6 +150,9 @@ MODES = [
      [f"features.{i}" for i in range(12)], {"lr": 0.01, "momentum": 0.9}),
     ("efficientnet_b0_through_features3", "efficientnet_b0_small", "classifier.1",
      [f"features.{i}" for i in range(4)], {"lr": 0.01, "momentum": 0.9}),
+    ("densenet_through_transition2", "densenet_small", "classifier",
+     ["features.conv0", "features.norm0", "features.denseblock1", "features.transition1", "features.denseblock2",
+      "features.transition2"], {"lr": 0.01, "momentum": 0.9}),
 ]
 
 

@@ -17,6 +17,9 @@ import Vision
         switch c {
         case "mobilenet_v2_small": MobileNetV2Config(classes: 10, widthMult: 0.25).network()
         case "mobilenet_v3_small_small": MobileNetV3Config(.small, classes: 10, widthMult: 0.75).network()
+        case "densenet_small":
+            DenseNetConfig(growthRate: 8, blocks: [2, 3, 2, 2], initialFeatures: 16, bottleneckSize: 2, classes: 10)
+                .network(name: "densenet (small)")
         case "efficientnet_b0_small":
             {
                 // make_golden_families.py's case: torchvision's B0 stages at width 0.25, depth 0.5.
@@ -34,7 +37,7 @@ import Vision
     @Test(arguments: [
         "mobilenet_v2_through_features13", "mobilenet_v2_through_features17", "vgg_bn_features_frozen",
         "mobilenet_v3_small_through_features8", "mobilenet_v3_small_through_features11",
-        "efficientnet_b0_through_features3",
+        "efficientnet_b0_through_features3", "densenet_through_transition2",
     ])
     func twentyStepsMatchTorch(_ mode: String) throws {
         let golden = try Fixtures.json("train/families.json")
@@ -52,6 +55,7 @@ import Vision
             "mobilenet_v2_through_features13": "features.13", "mobilenet_v2_through_features17": "features.17",
             "vgg_bn_features_frozen": "features", "mobilenet_v3_small_through_features8": "features.8",
             "mobilenet_v3_small_through_features11": "features.11", "efficientnet_b0_through_features3": "features.3",
+            "densenet_through_transition2": "transition2",
         ][mode]!
         let freeze = try #require(Freeze(parsing: spelling, stages: stages))
         let prefixes = stages.frozenPrefixes(freeze)
