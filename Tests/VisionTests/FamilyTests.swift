@@ -188,6 +188,11 @@ enum Families {
         let efficient = Inference(Families.network(cases["efficientnet_b0_small"]!)).stepListing
         #expect(efficient.contains("features.1.0.block.2.0 [dense +residual]"), "\(efficient)")
         #expect(!efficient.contains { $0.contains("stochastic_depth") || $0.hasSuffix(".add") })
+        // A BatchNorm that follows no convolution takes the ReLU after it into its pass.
+        let dense = Inference(Families.network(cases["densenet_small"]!)).stepListing
+        #expect(
+            dense.contains("features.denseblock1.denselayer2.norm1 + features.denseblock1.denselayer2.relu1"),
+            "\(dense)")
     }
 
     /// The blocks run by row bands give the same bits as their three convolutions one after another, for

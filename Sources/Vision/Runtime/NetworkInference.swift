@@ -53,8 +53,9 @@ public final class Inference {
         case convPool(Conv, kernel: Int, stride: Int, padding: Int)
         case maxPool(kernel: Int, stride: Int, padding: Int)
         case adaptiveAvgPool(height: Int, width: Int)
-        /// Per-channel affine (a BatchNorm that follows no convolution).
-        case affine(scale: [Float], shift: [Float])
+        /// Per-channel affine (a BatchNorm that follows no convolution), then the activation that alone reads
+        /// it (DenseNet's norm1 → relu1).
+        case affine(scale: [Float], shift: [Float], activation: Activation)
         case activation(Activation)
         case add(Activation)
         /// The input's buffer under another shape: flatten (`flatten` true) or dropout.
@@ -186,7 +187,7 @@ public final class Inference {
                     scale[c] = bn.weight.data[c] / (bn.runningVar.data[c] + bn.eps).squareRoot()
                     shift[c] = bn.bias.data[c] - bn.runningMean.data[c] * scale[c]
                 }
-                valueOf[i] = emit(s.name, .affine(scale: scale, shift: shift), s.inputs)
+                valueOf[i] = emit(s.name, .affine(scale: scale, shift: shift, activation: .none), s.inputs)
             case .maxPool(let k, let st, let p):
                 // A max pool that alone reads a convolution chain (with its BatchNorm or activation, no
                 // residual) runs with it, image by image.
@@ -205,7 +206,17 @@ public final class Inference {
                 valueOf[i] = emit(s.name, .adaptiveAvgPool(height: h, width: w), s.inputs)
             case .flatten: valueOf[i] = emit(s.name, .view(flatten: true), s.inputs)
             case .dropout, .stochasticDepth: valueOf[i] = emit(s.name, .view(flatten: false), s.inputs)
-            case .activation(let a): valueOf[i] = emit(s.name, .activation(a), s.inputs)
+            case .activation(let a):
+                // An activation that alone reads a BatchNorm's affine runs in the affine's pass.
+                let x = s.inputs[0]
+                if readers[x] == 1, case .affine(let scale, let shift, .none) = steps[valueOf[x]].op {
+                    steps[valueOf[x]].op = .affine(scale: scale, shift: shift, activation: a)
+                    steps[valueOf[x]].name += " + " + s.name
+                    steps[valueOf[x]].output = i
+                    valueOf[i] = valueOf[x]
+                } else {
+                    valueOf[i] = emit(s.name, .activation(a), s.inputs)
+                }
             case .add(let a): valueOf[i] = emit(s.name, .add(a), s.inputs)
             case .function(let f): valueOf[i] = emit(s.name, .function(f), s.inputs)
             }
@@ -575,21 +586,35 @@ public final class Inference {
                     outHeight: h, outWidth: w)
             }
             mark(s.name)
-        case .affine(let scale, let shift):
-            let sh = p.shapes[i], rows = batch * sh.height * sh.width, src = x()
-            for r in 0..<rows {
-                for ch in 0..<sh.channels {
-                    y[r * sh.channels + ch] = src[r * sh.channels + ch] * scale[ch] + shift[ch]
+        case .affine(let scale, let shift, let a):
+            let sh = p.shapes[i], rows = batch * sh.height * sh.width, c = sh.channels
+            nonisolated(unsafe) let (src, dst) = (x(), y)
+            scale.withUnsafeBufferPointer { sc in
+                shift.withUnsafeBufferPointer { sf in
+                    nonisolated(unsafe) let (sc, sf) = (sc, sf)
+                    Parallel.ranges(rows, threads: threads, grain: max(1, 16384 / max(c, 1))) { r in
+                        for row in r {
+                            let u = src + row * c, v = dst + row * c
+                            for ch in 0..<c { v[ch] = u[ch] * sc[ch] + sf[ch] }
+                            Self.clamp(v, count: c, a)
+                        }
+                    }
                 }
             }
+            Self.activate(dst, count: rows * c, a, threads: threads)
             mark(s.name)
         case .activation(let a):
-            let sh = p.shapes[i], n = batch * sh.channels * sh.height * sh.width, src = x()
-            for j in 0..<n { y[j] = a.apply(src[j]) }
+            let sh = p.shapes[i], n = batch * sh.channels * sh.height * sh.width
+            if x() != y { y.update(from: x(), count: n) }
+            Self.clamp(y, count: n, a, threads: threads)
+            Self.activate(y, count: n, a, threads: threads)
             mark(s.name)
         case .add(let a):
-            let sh = p.shapes[i], n = batch * sh.channels * sh.height * sh.width, u = x(0), v = x(1)
-            for j in 0..<n { y[j] = a.apply(u[j] + v[j]) }
+            let sh = p.shapes[i], n = batch * sh.channels * sh.height * sh.width
+            nonisolated(unsafe) let (u, v, out) = (x(0), x(1), y)
+            Parallel.ranges(n, threads: threads, grain: 65536) { r in for j in r { out[j] = u[j] + v[j] } }
+            Self.clamp(y, count: n, a, threads: threads)
+            Self.activate(y, count: n, a, threads: threads)
             mark(s.name)
         case .view:
             break
@@ -602,6 +627,28 @@ public final class Inference {
             let s0 = blockShape(e, d, pr, batch: batch, input: p.shapes[s.inputs[0]])
             runBlock(i, s0, e, d, pr, input: x(), residual: pr.residual.map { UnsafePointer(value($0, p)) }, output: y)
             mark("\(s.name) block")
+        }
+    }
+
+    /// ReLU or ReLU6 in place over `count` values (NaN kept); the other activations are `activate`'s.
+    static func clamp(_ v: UnsafeMutablePointer<Float>, count: Int, _ a: Activation, threads: Int = 1) {
+        guard a == .relu || a == .relu6 else { return }
+        nonisolated(unsafe) let v = v
+        Parallel.ranges(count, threads: threads, grain: 65536) { r in
+            if a == .relu6 {
+                for j in r { v[j] = v[j] < 0 ? 0 : (v[j] > 6 ? 6 : v[j]) }
+            } else {
+                for j in r { v[j] = v[j] < 0 ? 0 : v[j] }
+            }
+        }
+    }
+
+    /// Hardswish or SiLU in place (`Pointwise`, the epilogues' arithmetic); nothing for the clamps.
+    static func activate(_ v: UnsafeMutablePointer<Float>, count: Int, _ a: Activation, threads: Int) {
+        switch a {
+        case .hardswish: Pointwise.forward(.hardswish, v, v, count: count, threads: threads)
+        case .silu: Pointwise.forward(.silu, v, v, count: count, threads: threads)
+        case .none, .relu, .relu6: break
         }
     }
 
