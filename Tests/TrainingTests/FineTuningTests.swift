@@ -166,6 +166,21 @@ import Vision
         #expect(throws: ModelCardError.self) { try ModelCard(metadata: huge) }
     }
 
+    /// A DenseNet-121 state dict under the old key names (`denselayer1.norm.1.weight`, as torchvision's
+    /// published file has them) is recognised as densenet121 when given to another --arch.
+    @Test func oldDenseNetNamesStillSayWhichNetworkAFileIs() throws {
+        let run = try FineTuning(arch: "densenet121", classes: 1000, weights: nil, config: Self.config())
+        var old = StateDict()
+        for (name, tensor) in run.modelStateDict().tensors {
+            let legacy = name.replacingOccurrences(
+                of: #"(denselayer\d+\.(norm|conv))([12])\."#, with: "$1.$3.", options: .regularExpression)
+            try old.insert(tensor, named: legacy)
+        }
+        #expect(old.names.contains("features.denseblock1.denselayer1.norm.1.weight"))
+        let best = try #require(Architecture.fits(old).first)
+        #expect(best.name == "densenet121" && best.matched == best.networkKeys, "\(best)")
+    }
+
     /// A card records the run's eval transform, bicubic included, and gives it back; a filter this
     /// version does not implement is named, not silently replaced.
     @Test func modelCardKeepsThePreprocessing() throws {

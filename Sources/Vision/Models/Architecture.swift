@@ -65,7 +65,11 @@ public struct Architecture: Sendable {
                 net.stateEntries.filter { counted($0.name) }.map { ($0.name, $0.entry.shape) },
                 uniquingKeysWith: { a, _ in a })
             let file = sd.tensors.filter { counted($0.name) }
-            let matched = file.filter { shapes[$0.name] == $0.tensor.shape }.count
+            // A key under the family's older spelling (DenseNet's published files) counts under its current one.
+            let matched = file.filter {
+                shapes[$0.name] == $0.tensor.shape
+                    || shapes[net.currentName(ofLegacy: $0.name) ?? ""] == $0.tensor.shape
+            }.count
             fits.append(Fit(name: a.name, matched: matched, networkKeys: shapes.count, fileKeys: file.count))
         }
         // Best: most names matched, then fewest left over on either side.
