@@ -130,7 +130,8 @@ let package = Package(
         .testTarget(name: "LifetimeTests", dependencies: ["Lifetime"], path: "Tests/LifetimeTests"),
         // Runs the built pth2swt as a user does: exit paths, signals, pipes.
         .testTarget(
-            name: "ToolTests", dependencies: ["Checkpoint", "Checksums", "Tensors", "Lifetime", "Vision"], path: "Tests/ToolTests"
+            name: "ToolTests", dependencies: ["Checkpoint", "Checksums", "Tensors", "Lifetime", "Vision"],
+            path: "Tests/ToolTests"
         ),
         .testTarget(
             name: "CheckpointTests",
