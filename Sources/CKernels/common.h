@@ -8,6 +8,10 @@
 #include <string.h>
 #include "ckernels.h"
 
+// The tiers' static helpers take and return vectors by value. None crosses a translation unit, so the
+// portable build's vector ABI (no AVX) never meets another's; clang's note about it is silenced.
+#pragma clang diagnostic ignored "-Wpsabi"
+
 typedef float v8 __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));
 
@@ -52,20 +56,26 @@ typedef int v8i __attribute__((vector_size(32)));
     hx_ * hm_ / splat8(6); })
 #define silu8(x) ({ v8 sx_ = (x); sx_ / (splat8(1) + exp8(-sx_)); })
 /// The epilogue activations by code: 1 ReLU (max(0, x), NaN kept), 2 ReLU6 (then min(·, 6)), 3 Hardswish,
-/// 4 SiLU; 0 is no activation (callers test it before calling). Unoptimised builds run Hardswish and SiLU
-/// out of line in the tier's build (act_body.h): inlined into every unrolled epilogue they would make
-/// stack frames too large for the worker threads at -O0. Optimised builds inline them.
-#ifdef __OPTIMIZE__
-#define PTH2SWT_WIDE8(v, act) (v = (act) == 3 ? hardswish8(v) : silu8(v))
-#define PTH2SWT_WIDE16(v, act) (v = (act) == 3 ? hardswish16(v) : silu16(v))
+/// 4 SiLU; 0 is no activation (callers test it before calling). Unoptimised and sanitized builds run
+/// Hardswish and SiLU out of line in the tier's build (act_body.h): inlined into every unrolled epilogue
+/// they make stack frames too large for the worker threads at -O0 and under AddressSanitizer's redzones.
+/// Optimised builds inline them.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define PTH2SWT_SANITIZED 1
+#endif
+#endif
+#if defined(__OPTIMIZE__) && !defined(PTH2SWT_SANITIZED)
+#define PTH2SWT_WIDE8(v, act) ((act) == 3 ? hardswish8(v) : silu8(v))
+#define PTH2SWT_WIDE16(v, act) ((act) == 3 ? hardswish16(v) : silu16(v))
 #else
-#define PTH2SWT_WIDE8(v, act) NAME(act8_wide)(&v, act)
-#define PTH2SWT_WIDE16(v, act) NAME(act16_wide)(&v, act)
+#define PTH2SWT_WIDE8(v, act) NAME(act8_wide)(v, act)
+#define PTH2SWT_WIDE16(v, act) NAME(act16_wide)(v, act)
 #endif
 #define act8(x, act) ({                                                                                       \
     v8 ar_ = (x);                                                                                         \
     int ac_ = (act);                                                                                      \
-    if (ac_ >= 3) PTH2SWT_WIDE8(ar_, ac_);                                                                \
+    if (ac_ >= 3) ar_ = PTH2SWT_WIDE8(ar_, ac_);                                                          \
     else {                                                                                                \
         ar_ = relu8(ar_);                                                                                 \
         if (ac_ == 2) ar_ = select8(ar_ > splat8(6), splat8(6), ar_);                                     \
@@ -90,7 +100,7 @@ typedef int v16i __attribute__((vector_size(64)));
 #define act16(x, act) ({                                                                                      \
     v16 r_ = (x);                                                                                             \
     int c16_ = (act);                                                                                         \
-    if (c16_ >= 3) PTH2SWT_WIDE16(r_, c16_);                                                                  \
+    if (c16_ >= 3) r_ = PTH2SWT_WIDE16(r_, c16_);                                                             \
     else {                                                                                                    \
         r_ = (v16)((v16i)r_ & ~(v16i)(r_ < splat16(0)));                                                      \
         if (c16_ == 2) r_ = select16(r_ > splat16(6), splat16(6), r_);                                        \

@@ -9,10 +9,7 @@
 /// max(0, v) then, for act 2, min(·, 6). VMAXPS/VMINPS return their second operand when either is NaN,
 /// so NaN is kept, and −0 stays −0, as relu8 does. Hardswish and SiLU (3, 4) are common.h's act16.
 TARGET static inline __attribute__((always_inline)) __m512 NAME(act16)(__m512 v, int act) {
-    if (act >= 3) {
-        v16 w = act16((v16)v, act);
-        return (__m512)w;
-    }
+    if (act >= 3) return (__m512)PTH2SWT_WIDE16((v16)v, act);
     v = _mm512_max_ps(_mm512_setzero_ps(), v);
     if (act == 2) v = _mm512_min_ps(_mm512_set1_ps(6), v);
     return v;
