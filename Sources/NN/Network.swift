@@ -366,7 +366,7 @@ public struct NetworkBuilder {
         return nodes.count - 1
     }
 
-    func channelsOf(_ x: Int) -> Int {
+    public func channelsOf(_ x: Int) -> Int {
         guard let c = channels[x] else { preconditionFailure("\(nodes[x].name)'s channels depend on the input size") }
         return c
     }

@@ -105,13 +105,13 @@ public struct EfficientNetConfig: Sendable, Equatable {
     public func network() -> Network {
         var b = NetworkBuilder()
         func adjust(_ c: Double) -> Int { MobileNetV2Config.divisible(c) }
-        /// Conv2dNormActivation: conv (no bias, padding (k − 1) / 2), BN, then SiLU when `silu`.
+        /// Conv2dNormActivation with this network's BatchNorm, then SiLU when `silu`.
         func convBN(_ p: String, _ x: Int, _ out: Int, kernel: Int, stride: Int = 1, groups: Int = 1, silu: Bool)
             -> Int
         {
-            var y = b.conv(p + ".0", x, out, kernel: kernel, stride: stride, padding: (kernel - 1) / 2, groups: groups)
-            y = b.batchNorm(p + ".1", y, eps: batchNormEps, momentum: batchNormMomentum)
-            return silu ? b.activation(p + ".2", .silu, y) : y
+            b.convNormActivation(
+                p, x, out, kernel: kernel, stride: stride, groups: groups, eps: batchNormEps,
+                momentum: batchNormMomentum, activation: silu ? .silu : .none)
         }
         // MBConvConfig scales channels and depth; FusedMBConvConfig (V2 only, multipliers 1) does not.
         let scaled = stages.map { s -> Stage in
@@ -148,13 +148,8 @@ public struct EfficientNetConfig: Sendable, Equatable {
                         p + ".block.\(k)", y, expanded, kernel: stage.kernel, stride: stride, groups: expanded,
                         silu: true)
                     // SqueezeExcitation(expanded, max(1, input / 4), activation=SiLU), sigmoid scale.
-                    let se = p + ".block.\(k + 1)"
-                    var s = b.adaptiveAvgPool(se + ".avgpool", y, 1, 1)
-                    s = b.activation(
-                        se + ".activation", .silu, b.conv(se + ".fc1", s, max(1, input / 4), kernel: 1, bias: true))
-                    s = b.activation(
-                        se + ".scale_activation", .sigmoid, b.conv(se + ".fc2", s, expanded, kernel: 1, bias: true))
-                    y = b.function(se, ChannelScaling(), [y, s])
+                    y = b.squeezeExcitation(
+                        p + ".block.\(k + 1)", y, squeeze: max(1, input / 4), activation: .silu, scale: .sigmoid)
                     y = convBN(p + ".block.\(k + 2)", y, stage.output, kernel: 1, silu: false)
                 }
                 if stride == 1 && input == stage.output {

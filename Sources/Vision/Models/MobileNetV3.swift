@@ -66,49 +66,40 @@ public struct MobileNetV3Config: Sendable, Equatable {
     public func network(name: String? = nil) -> Network {
         var b = NetworkBuilder()
         func adjust(_ c: Int) -> Int { MobileNetV2Config.divisible(Double(c) * widthMult) }
-        /// Conv2dNormActivation: conv (no bias, padding (k − 1) / 2), BN, then the activation if any.
+        /// Conv2dNormActivation with MobileNetV3's BatchNorm (eps 1e-3, momentum 0.01).
         func convBNAct(
-            _ p: String, _ x: Int, _ out: Int, kernel: Int, stride: Int = 1, groups: Int = 1, hardswish: Bool?
-        )
-            -> Int
-        {
-            var y = b.conv(p + ".0", x, out, kernel: kernel, stride: stride, padding: (kernel - 1) / 2, groups: groups)
-            y = b.batchNorm(p + ".1", y, eps: 1e-3, momentum: 0.01)
-            switch hardswish {
-            case true?: return b.activation(p + ".2", .hardswish, y)
-            case false?: return b.relu(p + ".2", y)
-            case nil: return y
-            }
+            _ p: String, _ x: Int, _ out: Int, kernel: Int, stride: Int = 1, groups: Int = 1, activation: Activation
+        ) -> Int {
+            b.convNormActivation(
+                p, x, out, kernel: kernel, stride: stride, groups: groups, eps: 1e-3, momentum: 0.01,
+                activation: activation)
         }
         let (blocks, lastChannel) = settings
-        var x = convBNAct("features.0", b.input, adjust(blocks[0].input), kernel: 3, stride: 2, hardswish: true)
+        var x = convBNAct("features.0", b.input, adjust(blocks[0].input), kernel: 3, stride: 2, activation: .hardswish)
         for (n, block) in blocks.enumerated() {
             let p = "features.\(n + 1)"
             let input = adjust(block.input), expanded = adjust(block.expanded), output = adjust(block.output)
             var y = x, k = 0
             if expanded != input {
-                y = convBNAct(p + ".block.0", y, expanded, kernel: 1, hardswish: block.hardswish)
+                y = convBNAct(p + ".block.0", y, expanded, kernel: 1, activation: block.hardswish ? .hardswish : .relu)
                 k = 1
             }
             y = convBNAct(
                 p + ".block.\(k)", y, expanded, kernel: block.kernel, stride: block.stride, groups: expanded,
-                hardswish: block.hardswish)
+                activation: block.hardswish ? .hardswish : .relu)
             k += 1
             if block.squeezeExcitation {
-                // torchvision's SqueezeExcitation: pool, fc1 (1×1 conv with bias), ReLU, fc2, Hardsigmoid, ×.
-                let se = p + ".block.\(k)", squeeze = MobileNetV2Config.divisible(Double(expanded / 4))
-                var s = b.adaptiveAvgPool(se + ".avgpool", y, 1, 1)
-                s = b.relu(se + ".activation", b.conv(se + ".fc1", s, squeeze, kernel: 1, bias: true))
-                s = b.activation(
-                    se + ".scale_activation", .hardsigmoid, b.conv(se + ".fc2", s, expanded, kernel: 1, bias: true))
-                y = b.function(se, ChannelScaling(), [y, s])
+                // ReLU inside, Hardsigmoid as the scale.
+                y = b.squeezeExcitation(
+                    p + ".block.\(k)", y, squeeze: MobileNetV2Config.divisible(Double(expanded / 4)),
+                    activation: .relu, scale: .hardsigmoid)
                 k += 1
             }
-            y = convBNAct(p + ".block.\(k)", y, output, kernel: 1, hardswish: nil)
+            y = convBNAct(p + ".block.\(k)", y, output, kernel: 1, activation: .none)
             x = block.stride == 1 && input == output ? b.sum(p + ".add", x, y) : y
         }
         let last = blocks.count + 1, lastConv = 6 * adjust(blocks[blocks.count - 1].output)
-        x = convBNAct("features.\(last)", x, lastConv, kernel: 1, hardswish: true)
+        x = convBNAct("features.\(last)", x, lastConv, kernel: 1, activation: .hardswish)
         x = b.flatten("flatten", b.adaptiveAvgPool("avgpool", x, 1, 1), spatial: 1)
         x = b.activation("classifier.1", .hardswish, b.linear("classifier.0", x, adjust(lastChannel)))
         _ = b.linear("classifier.3", b.dropout("classifier.2", x, p: dropout), classes)

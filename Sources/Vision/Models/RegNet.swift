@@ -54,12 +54,7 @@ public struct RegNetConfig: Sendable, Equatable {
 
     public func network(name: String) -> Network {
         var b = NetworkBuilder()
-        func convBN(_ p: String, _ x: Int, _ out: Int, kernel: Int, stride: Int = 1, groups: Int = 1) -> Int {
-            b.batchNorm(
-                p + ".1",
-                b.conv(p + ".0", x, out, kernel: kernel, stride: stride, padding: (kernel - 1) / 2, groups: groups))
-        }
-        var x = b.relu("stem.2", convBN("stem", b.input, stemWidth, kernel: 3, stride: 2))
+        var x = b.convNormActivation("stem", b.input, stemWidth, kernel: 3, stride: 2, activation: .relu)
         var width = stemWidth
         for (si, stage) in stages.enumerated() {
             for j in 0..<stage.depth {
@@ -69,19 +64,16 @@ public struct RegNetConfig: Sendable, Equatable {
                 // torchvision builds `proj` before `f`: the state dict lists it first.
                 let shortcut =
                     width != stage.width || stride != 1
-                    ? convBN(p + ".proj", x, stage.width, kernel: 1, stride: stride) : x
-                var y = b.relu(p + ".f.a.2", convBN(p + ".f.a", x, wb, kernel: 1))
-                y = b.relu(
-                    p + ".f.b.2", convBN(p + ".f.b", y, wb, kernel: 3, stride: stride, groups: wb / stage.groupWidth))
+                    ? b.convNormActivation(p + ".proj", x, stage.width, kernel: 1, stride: stride, activation: .none)
+                    : x
+                var y = b.convNormActivation(p + ".f.a", x, wb, kernel: 1, activation: .relu)
+                y = b.convNormActivation(
+                    p + ".f.b", y, wb, kernel: 3, stride: stride, groups: wb / stage.groupWidth, activation: .relu)
                 if let seRatio {
                     let squeeze = Int((seRatio * Double(width)).rounded(.toNearestOrEven))
-                    var s = b.adaptiveAvgPool(p + ".f.se.avgpool", y, 1, 1)
-                    s = b.relu(p + ".f.se.activation", b.conv(p + ".f.se.fc1", s, squeeze, kernel: 1, bias: true))
-                    s = b.activation(
-                        p + ".f.se.scale_activation", .sigmoid, b.conv(p + ".f.se.fc2", s, wb, kernel: 1, bias: true))
-                    y = b.function(p + ".f.se", ChannelScaling(), [y, s])
+                    y = b.squeezeExcitation(p + ".f.se", y, squeeze: squeeze, activation: .relu, scale: .sigmoid)
                 }
-                y = convBN(p + ".f.c", y, stage.width, kernel: 1)
+                y = b.convNormActivation(p + ".f.c", y, stage.width, kernel: 1, activation: .none)
                 x = b.relu(p + ".activation", b.sum(p + ".add", shortcut, y))
                 width = stage.width
             }
