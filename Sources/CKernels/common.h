@@ -47,14 +47,20 @@ typedef int v8i __attribute__((vector_size(32)));
     ey_ = ey_ * (V)((en2_ + 127) << 23);                                                                  \
     SELECT(enan_, en_, ey_); })
 #define exp8(x) PTH2SWT_EXP(v8, v8i, splat8, select8, x)
-/// Hardswish x·min(max(x + 3, 0), 6) / 6 (NaN kept), SiLU x / (1 + e^−x), as torch orders them.
-#define hardswish8(x) ({                                                                                      \
+/// min(max(x + 3, 0), 6), NaN kept: Hardswish's and Hardsigmoid's clamp.
+#define PTH2SWT_CLAMP3(V, SPLAT, SELECT, xin) ({                                                            \
+    V cm_ = (xin) + SPLAT(3);                                                                             \
+    cm_ = SELECT(cm_ < SPLAT(0), SPLAT(0), cm_);                                                          \
+    SELECT(cm_ > SPLAT(6), SPLAT(6), cm_); })
+/// Hardswish x·min(max(x + 3, 0), 6) / 6 and SiLU x / (1 + e^−x), as torch orders them.
+#define PTH2SWT_HARDSWISH(V, SPLAT, SELECT, xin) ({                                                         \
     _Pragma("clang fp contract(off)")                                                                     \
-    v8 hx_ = (x), hm_ = hx_ + splat8(3);                                                                  \
-    hm_ = select8(hm_ < splat8(0), splat8(0), hm_);                                                       \
-    hm_ = select8(hm_ > splat8(6), splat8(6), hm_);                                                       \
-    hx_ * hm_ / splat8(6); })
-#define silu8(x) ({ v8 sx_ = (x); sx_ / (splat8(1) + exp8(-sx_)); })
+    V hx_ = (xin);                                                                                        \
+    hx_ * PTH2SWT_CLAMP3(V, SPLAT, SELECT, hx_) / SPLAT(6); })
+#define PTH2SWT_SILU(V, SPLAT, EXP, xin) ({ V sx_ = (xin); sx_ / (SPLAT(1) + EXP(-sx_)); })
+#define clamp3_8(x) PTH2SWT_CLAMP3(v8, splat8, select8, x)
+#define hardswish8(x) PTH2SWT_HARDSWISH(v8, splat8, select8, x)
+#define silu8(x) PTH2SWT_SILU(v8, splat8, exp8, x)
 /// The epilogue activations by code: 1 ReLU (max(0, x), NaN kept), 2 ReLU6 (then min(·, 6)), 3 Hardswish,
 /// 4 SiLU; 0 is no activation (callers test it before calling). Unoptimised and sanitized builds run
 /// Hardswish and SiLU out of line in the tier's build (act_body.h): inlined into every unrolled epilogue
@@ -90,13 +96,8 @@ typedef int v16i __attribute__((vector_size(64)));
 #define st16(p, v) do { v16 s_ = (v); memcpy((p), &s_, 64); } while (0)
 #define select16(m, a, b) ({ v16i m16_ = (m); (v16)(((v16i)(a) & m16_) | ((v16i)(b) & ~m16_)); })
 #define exp16(x) PTH2SWT_EXP(v16, v16i, splat16, select16, x)
-#define hardswish16(x) ({                                                                                     \
-    _Pragma("clang fp contract(off)")                                                                     \
-    v16 hx16_ = (x), hm16_ = hx16_ + splat16(3);                                                          \
-    hm16_ = select16(hm16_ < splat16(0), splat16(0), hm16_);                                              \
-    hm16_ = select16(hm16_ > splat16(6), splat16(6), hm16_);                                              \
-    hx16_ * hm16_ / splat16(6); })
-#define silu16(x) ({ v16 sx16_ = (x); sx16_ / (splat16(1) + exp16(-sx16_)); })
+#define hardswish16(x) PTH2SWT_HARDSWISH(v16, splat16, select16, x)
+#define silu16(x) PTH2SWT_SILU(v16, splat16, exp16, x)
 #define act16(x, act) ({                                                                                      \
     v16 r_ = (x);                                                                                             \
     int c16_ = (act);                                                                                         \
@@ -128,14 +129,15 @@ static inline float exp1(float x) {
     union { int i; float f; } p = {.i = (n + 127) << 23};
     return y * p.f;
 }
+/// min(max(v + 3, 0), 6), NaN kept: clamp3_8's lanes.
+static inline float clamp3_1(float v) {
+    float m = v + 3;
+    m = m < 0 ? 0 : m;
+    return m > 6 ? 6 : m;
+}
 static inline float act1(float v, int act) {
 #pragma clang fp contract(off)
-    if (act == 3) {
-        float m = v + 3;
-        m = m < 0 ? 0 : m;
-        m = m > 6 ? 6 : m;
-        return v * m / 6;
-    }
+    if (act == 3) return v * clamp3_1(v) / 6;
     if (act == 4) return v / (1 + exp1(-v));
     if (v < 0) v = 0;
     if (act == 2 && v > 6) v = 6;

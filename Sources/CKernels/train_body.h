@@ -241,31 +241,25 @@ TARGET static void NAME(rearrange_filters)(const float *w, int k, int c, int tap
 TARGET static void NAME(pointwise)(int fn, const float *x, float *y, long begin, long end) {
 #pragma clang fp contract(off)
     long i = begin;
-    if (fn == 1 || fn == 2) {
-        for (; i + 8 <= end; i += 8) {
-            v8 v = ld8(x + i), m = v + splat8(3);
-            m = select8(m < splat8(0), splat8(0), m);
-            m = select8(m > splat8(6), splat8(6), m);
-            st8(y + i, fn == 1 ? v * m / splat8(6) : m / splat8(6));
-        }
-    } else if (fn == 3 || fn == 4) {
+    // The epilogues' Hardswish and SiLU (common.h), so a fused and a separate pass give the same bits.
+    if (fn <= 4) {
         for (; i + 8 <= end; i += 8) {
             v8 v = ld8(x + i);
-            st8(y + i, (fn == 3 ? splat8(1) : v) / (splat8(1) + exp8(-v)));
+            switch (fn) {
+            case 1: st8(y + i, hardswish8(v)); break;
+            case 2: st8(y + i, clamp3_8(v) / splat8(6)); break;
+            case 3: st8(y + i, splat8(1) / (splat8(1) + exp8(-v))); break;
+            default: st8(y + i, silu8(v)); break;
+            }
         }
     }
     for (; i < end; i++) {
         float v = x[i];
         switch (fn) {
-        case 1: case 2: {
-            float m = v + 3;
-            m = m < 0 ? 0 : m;
-            m = m > 6 ? 6 : m;
-            y[i] = fn == 1 ? v * m / 6 : m / 6;
-            break;
-        }
+        case 1: y[i] = act1(v, 3); break;
+        case 2: y[i] = clamp3_1(v) / 6; break;
         case 3: y[i] = 1 / (1 + exp1(-v)); break;
-        case 4: y[i] = v / (1 + exp1(-v)); break;
+        case 4: y[i] = act1(v, 4); break;
         default: y[i] = v * 0.5f * (1 + erff(v * (float)M_SQRT1_2)); break;
         }
     }
