@@ -15,7 +15,6 @@ A small network, in training mode, seeded (names as the Swift test builds them):
 BatchNorm's scale is drawn in [1.5, 4.5] so that Hardswish's and Hardsigmoid's inputs reach past ±3.
 Writes Tests/Fixtures/grad/functions.json in make_grad_golden_layers.py's form.
 """
-import json
 from pathlib import Path
 
 import torch
@@ -23,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from make_golden import randomise_bn
-from make_grad_golden import flat
+from make_grad_golden_layers import record_step
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "Tests" / "Fixtures" / "grad" / "functions.json"
@@ -70,20 +69,11 @@ def main():
     model.train()
     x = torch.randn(2, 4, 7, 6, generator=g)
     r = torch.randn(2, 3, generator=g)
-    before = {k: flat(v) for k, v in model.state_dict().items() if v.dtype == torch.float32}
-    out = model(x)
-    loss = (out * r).sum()
-    loss.backward()
-    grads = {n: flat(p.grad) for n, p in model.named_parameters()}
-    after = {k: flat(v) for k, v in model.state_dict().items() if "running" in k}
+    loss = record_step(model, x, r, OUT, "Tests/Reference/make_grad_golden_functions.py")
     with torch.no_grad():  # batch statistics without touching the running ones: only to count
         pre = F.batch_norm(model.c1(x), None, None, model.b1.weight, model.b1.bias, training=True, eps=1e-3)
     beyond = int((pre.abs() > 3).sum().item())
-    OUT.write_text(json.dumps({
-        "generator": "Tests/Reference/make_grad_golden_functions.py", "torch": torch.__version__,
-        "x_shape": [2, 4, 7, 6], "x": flat(x), "r": flat(r), "state": before, "loss": float(loss), "grads": grads,
-        "running_after": after}) + "\n")
-    print(f"loss {float(loss):.6f}; {beyond} of {pre.numel()} BatchNorm outputs beyond ±3; wrote {OUT.relative_to(REPO)}")
+    print(f"loss {loss:.6f}; {beyond} of {pre.numel()} BatchNorm outputs beyond ±3; wrote {OUT.relative_to(REPO)}")
 
 
 if __name__ == "__main__":

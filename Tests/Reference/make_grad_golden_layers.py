@@ -48,6 +48,21 @@ class Layers(nn.Module):
         return self.fc(self.drop(torch.flatten(p, 1)))
 
 
+def record_step(model, x, r, out, generator):
+    """One forward and backward pass of `model` (in its current mode) with loss sum(model(x) · r), written to
+    `out` in the form the Swift gradient tests read: the input, every float32 state entry before the step,
+    r, the loss, every parameter's gradient and the running statistics after it. Returns the loss."""
+    before = {k: flat(v) for k, v in model.state_dict().items() if v.dtype == torch.float32}
+    loss = (model(x) * r).sum()
+    loss.backward()
+    grads = {n: flat(p.grad) for n, p in model.named_parameters()}
+    after = {k: flat(v) for k, v in model.state_dict().items() if "running" in k}
+    out.write_text(json.dumps({
+        "generator": generator, "torch": torch.__version__, "x_shape": list(x.shape), "x": flat(x), "r": flat(r),
+        "state": before, "loss": float(loss), "grads": grads, "running_after": after}) + "\n")
+    return float(loss)
+
+
 def main():
     torch.manual_seed(9)
     g = torch.Generator().manual_seed(9)
@@ -59,20 +74,11 @@ def main():
     model.train()
     x = torch.randn(2, 4, 9, 9, generator=g)
     r = torch.randn(2, 3, generator=g)
-    before = {k: flat(v) for k, v in model.state_dict().items() if v.dtype == torch.float32}
-    out = model(x)
-    loss = (out * r).sum()
-    loss.backward()
+    loss = record_step(model, x, r, OUT, "Tests/Reference/make_grad_golden_layers.py")
     with torch.no_grad():
         b1 = nn.functional.batch_norm(model.c1(x), None, None, model.b1.weight, model.b1.bias, training=True)
     relu6_hits = int((b1 > 6).sum().item())
-    grads = {n: flat(p.grad) for n, p in model.named_parameters()}
-    after = {k: flat(v) for k, v in model.state_dict().items() if "running" in k}
-    OUT.write_text(json.dumps({
-        "generator": "Tests/Reference/make_grad_golden_layers.py", "torch": torch.__version__,
-        "x_shape": [2, 4, 9, 9], "x": flat(x), "r": flat(r), "state": before, "loss": float(loss), "grads": grads,
-        "running_after": after}) + "\n")
-    print(f"loss {float(loss):.6f}; {relu6_hits} pre-activations of b1 above 6; wrote {OUT.relative_to(REPO)}")
+    print(f"loss {loss:.6f}; {relu6_hits} pre-activations of b1 above 6; wrote {OUT.relative_to(REPO)}")
 
 
 if __name__ == "__main__":
