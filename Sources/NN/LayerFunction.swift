@@ -25,6 +25,25 @@ public protocol LayerFunction {
         threads: Int)
 }
 
+/// A layer function with parameters of its own (LayerNorm, ConvNeXt's layer scale): also the `Module`
+/// that lists them, under the node's name. Training asks it for its parameters' gradients beside its
+/// input's; loading, freezing, optimizers and the data-parallel reducer see it as any module.
+///
+/// A new layer kind with parameters is one such class (in `NN/Functions/`) and a `NetworkBuilder` call
+/// that places it, as for a parameter-free one.
+public protocol ParametricFunction: LayerFunction, Module {
+    /// Its parameters, in `state`'s order (buffers are not parameters).
+    var parameters: [Parameter] { get }
+    /// Writes dL/d each parameter (in `parameters`' order) into each non-nil `parameterGradients[k]`,
+    /// every element of it, given the inputs and dL/d output.
+    func parameterBackward(
+        _ inputs: [UnsafePointer<Float>], shapes: [NodeShape], outputGradient: UnsafePointer<Float>, batch: Int,
+        parameterGradients: [UnsafeMutablePointer<Float>?], threads: Int)
+    /// Seeded values for tests and benchmarks that need realistic, non-trivial parameters
+    /// (`Network.fillSeeded`).
+    func fillSeeded(_ rng: inout SplitMix64)
+}
+
 /// Why a function's inputs do not fit it (`Lowering.shapes` names the layer).
 public struct FunctionShapeError: Error, Equatable {
     public let detail: String

@@ -102,18 +102,24 @@ public final class Conv2d: Module {
     public let kernel: Int, stride: Int, padding: Int, groups: Int
     public let weight: Parameter
     public let bias: Parameter?
+    /// A torch.nn.Linear applied at every position (ConvNeXt's `block.3` and `block.5` on channels-last
+    /// values): a 1×1 convolution whose weight is stored [out, in], the same elements in the same order.
+    public let isPositionwiseLinear: Bool
 
     public init(
         _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, groups: Int = 1,
-        bias: Bool = false
+        bias: Bool = false, positionwiseLinear: Bool = false
     ) {
+        precondition(!positionwiseLinear || (kernel == 1 && stride == 1 && padding == 0 && groups == 1))
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
         self.groups = groups
-        weight = Parameter(shape: [outChannels, inChannels / groups, kernel, kernel])
+        isPositionwiseLinear = positionwiseLinear
+        weight = Parameter(
+            shape: positionwiseLinear ? [outChannels, inChannels] : [outChannels, inChannels / groups, kernel, kernel])
         self.bias = bias ? Parameter(shape: [outChannels]) : nil
     }
 

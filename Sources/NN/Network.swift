@@ -31,6 +31,8 @@ public enum Layer {
     public var summary: String {
         switch self {
         case .input(let c): "input \(c)"
+        case .conv(let c) where c.isPositionwiseLinear:
+            "linear \(c.inChannels)→\(c.outChannels) per position" + (c.bias != nil ? " +bias" : "")
         case .conv(let c):
             "conv \(c.kernel)×\(c.kernel)" + (c.stride > 1 ? "/\(c.stride)" : "")
                 + (c.groups > 1 ? " g\(c.groups)" : "")
@@ -71,6 +73,7 @@ public enum Layer {
         case .conv(let c): c
         case .batchNorm(let b): b
         case .linear(let l): l
+        case .function(let f as any ParametricFunction): f
         default: nil
         }
     }
@@ -130,7 +133,42 @@ public final class Network: Module {
     }
 
     public func state(prefix: String) -> [(name: String, entry: StateEntry)] {
-        nodes.flatMap { n in n.layer.module.map { $0.state(prefix: prefix + n.name + ".") } ?? [] }
+        Self.torchOrder(nodes.flatMap { n in n.layer.module.map { $0.state(prefix: prefix + n.name + ".") } ?? [] })
+    }
+
+    /// `entries` (in node order) in the order torch's `state_dict()` walks a module tree: at each module
+    /// its own entries, then each child's, children in the order they first appear. Node order already
+    /// is that order except where a module holds a parameter of its own beside children that run
+    /// before it uses it (ConvNeXt's `layer_scale`, listed before its block's layers).
+    static func torchOrder(_ entries: [(name: String, entry: StateEntry)]) -> [(name: String, entry: StateEntry)] {
+        final class Tree {
+            var own: [Int] = []
+            var children: [Substring: Tree] = [:]
+            var order: [Substring] = []
+        }
+        let root = Tree()
+        for (i, e) in entries.enumerated() {
+            var t = root
+            for part in e.name.split(separator: ".", omittingEmptySubsequences: false).dropLast() {
+                if let c = t.children[part] {
+                    t = c
+                } else {
+                    let c = Tree()
+                    t.children[part] = c
+                    t.order.append(part)
+                    t = c
+                }
+            }
+            t.own.append(i)
+        }
+        var out: [(name: String, entry: StateEntry)] = []
+        out.reserveCapacity(entries.count)
+        func walk(_ t: Tree) {
+            for i in t.own { out.append(entries[i]) }
+            for k in t.order { walk(t.children[k]!) }
+        }
+        walk(root)
+        return out
     }
 
     /// The nodes (indices) whose layers belong to the head: `head` itself or under `head.`.
@@ -229,6 +267,7 @@ public final class Network: Module {
                 uniform(b.bias, 0.1)
                 uniform(b.runningMean, 0.1)
                 uniform(b.runningVar, 0.5, 1)
+            case .function(let f as any ParametricFunction): f.fillSeeded(&rng)
             default: break
             }
         }
@@ -381,6 +420,13 @@ public struct NetworkBuilder {
                 Conv2d(channelsOf(x), out, kernel: kernel, stride: stride, padding: padding, groups: groups, bias: bias)
             ),
             [x], channels: out)
+    }
+
+    /// torch.nn.Linear(in, out) over each position's channels (a 1×1 convolution with a bias, its weight
+    /// stored [out, in]).
+    public mutating func positionwiseLinear(_ name: String, _ x: Int, _ out: Int) -> Int {
+        add(
+            name, .conv(Conv2d(channelsOf(x), out, kernel: 1, bias: true, positionwiseLinear: true)), [x], channels: out)
     }
 
     public mutating func batchNorm(_ name: String, _ x: Int, eps: Float = 1e-5, momentum: Float = 0.1) -> Int {

@@ -201,7 +201,9 @@ public final class NetworkStep {
             case .dropout(let p): op = .dropout(p: p, name: s.name)
             case .stochasticDepth(let p): op = .stochasticDepth(p: p, name: s.name)
             case .add(let a): op = .add(a)
-            case .function(let f): op = .function(f)
+            case .function(let f):
+                op = .function(f)
+                if let m = f as? any ParametricFunction { t = !frozen(m) }
             }
             steps.append(Step(name: s.name, op: op, inputs: s.inputs))
             trains.append(t)
@@ -211,6 +213,10 @@ public final class NetworkStep {
         for (i, s) in steps.enumerated() {
             needs[i] = trains[i] || lowering.steps[i].reads.contains { needs[$0] }
             if case .conv(let u) = s.op, u.frozen, needs[i] {
+                preconditionFailure(
+                    "\(s.name) is frozen but a trainable layer precedes it: freeze a prefix of the network")
+            }
+            if case .function(let f as any ParametricFunction) = s.op, frozen(f), needs[i] {
                 preconditionFailure(
                     "\(s.name) is frozen but a trainable layer precedes it: freeze a prefix of the network")
             }
@@ -648,16 +654,43 @@ public final class NetworkStep {
                     }
                 }
                 for (k, v) in s.inputs.enumerated() where needsGradient[v] { accumulate(dxs[k], into: &grads, v) }
+                if let m = f as? any ParametricFunction {
+                    // Its trainable parameters' gradients, each a fresh array the function fills.
+                    let names = Self.parameterNames(s.op, name: s.name)
+                    var dps: [[Float]] = m.parameters.map { $0.requiresGrad ? [Float](repeating: 0, count: $0.count) : [] }
+                    timed("backward \(f.summary) parameters") {
+                        withBaseAddresses(s.inputs.map { values[$0] }) { xs in
+                            dy.withUnsafeBufferPointer { g in
+                                withMutableBaseAddresses(&dps) { d in
+                                    m.parameterBackward(
+                                        xs, shapes: s.inputs.map { shapes[$0] }, outputGradient: g.baseAddress!,
+                                        batch: batch, parameterGradients: d, threads: threads)
+                                }
+                            }
+                        }
+                    }
+                    var k = 0
+                    for (p, dp) in zip(m.parameters, dps) where p.requiresGrad {
+                        gradients[names[k]] = dp
+                        k += 1
+                    }
+                }
                 buffers.give(dy)
             }
-            for name in Self.parameterNames(s.op) { if let g = gradients[name] { ready(name, g) } }
+            for name in Self.parameterNames(s.op, name: s.name) { if let g = gradients[name] { ready(name, g) } }
         }
         return gradients
     }
 
     /// The parameters whose gradients a step produces.
-    static func parameterNames(_ op: Op) -> [String] {
+    static func parameterNames(_ op: Op, name stepName: String) -> [String] {
         switch op {
+        case .function(let f as any ParametricFunction):
+            // Its trainable parameters' state-dict names, in `parameters`' order.
+            let trained = Set(f.parameters.filter(\.requiresGrad).map(ObjectIdentifier.init))
+            return f.state(prefix: stepName + ".").compactMap {
+                if case .parameter(let p) = $0.entry, trained.contains(ObjectIdentifier(p)) { $0.name } else { nil }
+            }
         case .conv(let u):
             return [u.name + ".weight", u.name + ".bias"] + (u.bnName.map { [$0 + ".weight", $0 + ".bias"] } ?? [])
         case .linear(_, let name, let frozen, _):

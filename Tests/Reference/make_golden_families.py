@@ -46,6 +46,18 @@ def randomise_linears(model, g):
             m.bias.data = torch.randn(m.out_features, generator=g) * 0.05
 
 
+def randomise_layer_norms(model, g):
+    """LayerNorm's γ 1 and β 0, and ConvNeXt's layer scale of 1e-6 (which makes every block nearly the
+    identity), replaced by random values, so that none of them is a no-op."""
+    from torchvision.models.convnext import CNBlock
+    for m in model.modules():
+        if isinstance(m, nn.LayerNorm):
+            m.weight.data = 1 + 0.2 * (torch.rand(m.weight.shape, generator=g) * 2 - 1)
+            m.bias.data = 0.1 * (torch.rand(m.bias.shape, generator=g) * 2 - 1)
+        if isinstance(m, CNBlock):
+            m.layer_scale.data = 0.1 + 0.4 * torch.rand(m.layer_scale.shape, generator=g)
+
+
 def randomise_biases(model, g):
     """torchvision initialises conv biases to zero; random ones check that they are added."""
     for m in model.modules():
@@ -109,6 +121,10 @@ def build(case):
         return ef.EfficientNet(settings, case["dropout"], num_classes=case["classes"],
                                last_channel=case["last_channel"],
                                norm_layer=partial(nn.BatchNorm2d, eps=case["bn_eps"], momentum=case["bn_momentum"]))
+    if kind == "convnext":
+        from torchvision.models.convnext import ConvNeXt, CNBlockConfig
+        return ConvNeXt([CNBlockConfig(*st) for st in case["stages"]], case["stochastic_depth_prob"],
+                        num_classes=case["classes"])
     if kind == "densenet":
         from torchvision.models.densenet import DenseNet
         return DenseNet(case["growth_rate"], tuple(case["blocks"]), case["initial_features"], case["bn_size"],
@@ -216,6 +232,9 @@ CASES = {
     "densenet_legacy_names": {"family": "densenet", "growth_rate": 8, "blocks": [2, 2, 2, 2], "initial_features": 16,
                               "bn_size": 2, "classes": 10, "input_shape": [1, 3, 48, 48], "randomise_linears": True,
                               "legacy_names": True},
+    "convnext_small_case": {"family": "convnext", "stages": [[16, 24, 2], [24, 32, 2], [32, 48, 3], [48, None, 2]],
+                            "stochastic_depth_prob": 0.1, "classes": 10, "input_shape": [2, 3, 64, 48],
+                            "randomise_linears": True, "randomise_layer_norms": True},
 }
 
 # Every full-size builder whose state-dict names and shapes architectures.json records (no weights).
@@ -225,7 +244,7 @@ ARCHITECTURES = ["mobilenet_v3_large", "mobilenet_v3_small"] + [f"efficientnet_b
         ("y", "400mf"), ("y", "800mf"), ("y", "1_6gf"), ("y", "3_2gf"), ("y", "8gf"), ("y", "16gf"), ("y", "32gf"),
         ("y", "128gf"), ("x", "400mf"), ("x", "800mf"), ("x", "1_6gf"), ("x", "3_2gf"), ("x", "8gf"), ("x", "16gf"),
         ("x", "32gf")]] + [f"shufflenet_v2_{w}" for w in ["x0_5", "x1_0", "x1_5", "x2_0"]] + [
-    f"densenet{n}" for n in [121, 161, 169, 201]]
+    f"densenet{n}" for n in [121, 161, 169, 201]] + [f"convnext_{s}" for s in ["tiny", "small", "base", "large"]]
 
 
 def legacy_densenet_names(sd):
@@ -267,6 +286,8 @@ def main():
         randomise_biases(model, g)
         if case.get("randomise_linears"):
             randomise_linears(model, g)
+        if case.get("randomise_layer_norms"):
+            randomise_layer_norms(model, g)
         model.eval()
         x = torch.randn(*case["input_shape"], generator=g)
         logits = model(x)

@@ -44,6 +44,11 @@ enum Families {
                 growthRate: c["growth_rate"] as! Int, blocks: c["blocks"] as! [Int],
                 initialFeatures: c["initial_features"] as! Int, bottleneckSize: c["bn_size"] as! Int, classes: classes
             ).network(name: "densenet (small)")
+        case "convnext":
+            let stages = (c["stages"] as! [[Any]]).map { s in (s[0] as! Int, s[1] as? Int, s[2] as! Int) }
+            return ConvNeXtConfig(
+                stages: stages, stochasticDepth: c["stochastic_depth_prob"] as! Double, classes: classes
+            ).network(name: "convnext (small)")
         case "shufflenet":
             return ShuffleNetV2Config(repeats: c["repeats"] as! [Int], widths: c["widths"] as! [Int], classes: classes)
                 .network(name: "shufflenet (small)")
@@ -88,7 +93,7 @@ enum Families {
         "mobilenet_v2_small", "vgg_small", "vgg_bn_small", "alexnet_small", "resnext_small",
         "wide_resnet_small", "mobilenet_v3_large_small", "mobilenet_v3_small_small", "efficientnet_b0_small",
         "efficientnet_v2_small", "mnasnet_small", "mnasnet_v1_stem", "regnet_y_small",
-        "regnet_x_small", "shufflenet_small", "densenet_small",
+        "regnet_x_small", "shufflenet_small", "densenet_small", "convnext_small_case",
     ]
     /// The cases whose logits are checked: every case above, and a DenseNet saved under the old key names.
     static let logitCases = names + ["densenet_legacy_names"]
