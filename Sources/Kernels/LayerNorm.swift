@@ -68,7 +68,8 @@ public enum LayerNormNHWC {
     /// dx from dy, given x and γ: with x̂ the normalised row and g = dy·γ,
     /// dx = (g − mean(g) − x̂ · mean(g · x̂)) / √(var + eps), row by row.
     public static func inputBackward(
-        _ x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>,
+        _ x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+        inputGradient dx: UnsafeMutablePointer<Float>,
         rows: Int, channels: Int, weight: UnsafePointer<Float>, eps: Float, threads: Int = 1
     ) {
         nonisolated(unsafe) let (x, dy, dx, w) = (x, dy, dx, weight)

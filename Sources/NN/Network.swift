@@ -426,7 +426,8 @@ public struct NetworkBuilder {
     /// stored [out, in]).
     public mutating func positionwiseLinear(_ name: String, _ x: Int, _ out: Int) -> Int {
         add(
-            name, .conv(Conv2d(channelsOf(x), out, kernel: 1, bias: true, positionwiseLinear: true)), [x], channels: out)
+            name, .conv(Conv2d(channelsOf(x), out, kernel: 1, bias: true, positionwiseLinear: true)), [x], channels: out
+        )
     }
 
     public mutating func batchNorm(_ name: String, _ x: Int, eps: Float = 1e-5, momentum: Float = 0.1) -> Int {

@@ -657,7 +657,9 @@ public final class NetworkStep {
                 if let m = f as? any ParametricFunction {
                     // Its trainable parameters' gradients, each a fresh array the function fills.
                     let names = Self.parameterNames(s.op, name: s.name)
-                    var dps: [[Float]] = m.parameters.map { $0.requiresGrad ? [Float](repeating: 0, count: $0.count) : [] }
+                    var dps: [[Float]] = m.parameters.map {
+                        $0.requiresGrad ? [Float](repeating: 0, count: $0.count) : []
+                    }
                     timed("backward \(f.summary) parameters") {
                         withBaseAddresses(s.inputs.map { values[$0] }) { xs in
                             dy.withUnsafeBufferPointer { g in

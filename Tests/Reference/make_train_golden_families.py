@@ -43,6 +43,11 @@ seed + step·(2³² + 1) + FNV-1a-64(module name), one draw per element in memor
                                     denseblock4 and norm5 train: concatenations, BatchNorms that follow no
                                     convolution in training mode, 2×2 average pooling. SGD(lr 0.01,
                                     momentum 0.9).
+  convnext_through_features2        convnext_small_case, features.0 … features.2 frozen; features.3 … 7 and
+                                    classifier.0 train: 7×7 depthwise convolutions with biases, LayerNorms
+                                    over channels, Linear layers over positions, exact GELU, layer scale,
+                                    and stochastic depth (p up to 0.1) on seeded per-image masks.
+                                    SGD(lr 0.01, momentum 0.9).
 
 Per mode: the loss of every step; at the end, per tensor that changed, its norm (float64) and 8 samples
 at ⌊i·(n−1)/7⌋; the names of the tensors that must not change. Also the same run in float64
@@ -153,6 +158,8 @@ MODES = [
     ("densenet_through_transition2", "densenet_small", "classifier",
      ["features.conv0", "features.norm0", "features.denseblock1", "features.transition1", "features.denseblock2",
       "features.transition2"], {"lr": 0.01, "momentum": 0.9}),
+    ("convnext_through_features2", "convnext_small_case", "classifier.2",
+     [f"features.{i}" for i in range(3)], {"lr": 0.01, "momentum": 0.9}),
 ]
 
 

@@ -8,7 +8,7 @@ import Vision
 
 @testable import Training
 
-/// 20 training steps of MobileNetV2 and VGG11-BN-shaped networks against torch 1.13
+/// 20 training steps of small networks of each family against torch 1.13
 /// (Tests/Reference/make_train_golden_families.py, train/families.json): partly frozen, BatchNorm in
 /// training mode where it trains, depthwise convolutions, ReLU6, and dropout with the masks both sides
 /// draw from `DropoutMask`. The starting weights are the committed seeded models of golden/families/.
@@ -17,6 +17,10 @@ import Vision
         switch c {
         case "mobilenet_v2_small": MobileNetV2Config(classes: 10, widthMult: 0.25).network()
         case "mobilenet_v3_small_small": MobileNetV3Config(.small, classes: 10, widthMult: 0.75).network()
+        case "convnext_small_case":
+            ConvNeXtConfig(
+                stages: [(16, 24, 2), (24, 32, 2), (32, 48, 3), (48, nil, 2)], stochasticDepth: 0.1, classes: 10
+            ).network(name: "convnext (small)")
         case "densenet_small":
             DenseNetConfig(growthRate: 8, blocks: [2, 3, 2, 2], initialFeatures: 16, bottleneckSize: 2, classes: 10)
                 .network(name: "densenet (small)")
@@ -37,7 +41,7 @@ import Vision
     @Test(arguments: [
         "mobilenet_v2_through_features13", "mobilenet_v2_through_features17", "vgg_bn_features_frozen",
         "mobilenet_v3_small_through_features8", "mobilenet_v3_small_through_features11",
-        "efficientnet_b0_through_features3", "densenet_through_transition2",
+        "efficientnet_b0_through_features3", "densenet_through_transition2", "convnext_through_features2",
     ])
     func twentyStepsMatchTorch(_ mode: String) throws {
         let golden = try Fixtures.json("train/families.json")
@@ -55,7 +59,7 @@ import Vision
             "mobilenet_v2_through_features13": "features.13", "mobilenet_v2_through_features17": "features.17",
             "vgg_bn_features_frozen": "features", "mobilenet_v3_small_through_features8": "features.8",
             "mobilenet_v3_small_through_features11": "features.11", "efficientnet_b0_through_features3": "features.3",
-            "densenet_through_transition2": "transition2",
+            "densenet_through_transition2": "transition2", "convnext_through_features2": "features.2",
         ][mode]!
         let freeze = try #require(Freeze(parsing: spelling, stages: stages))
         let prefixes = stages.frozenPrefixes(freeze)

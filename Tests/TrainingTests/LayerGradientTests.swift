@@ -70,6 +70,28 @@ import Testing
         try Self.check(net, against: golden)
     }
 
+    /// ConvNeXt's layers: LayerNorm over channels (after a convolution, on a block's branch and after
+    /// the pool), a 7×7 depthwise convolution with a bias on an image smaller than its window, Linear
+    /// layers over positions, exact GELU and the layer scale (Tests/Reference/make_grad_golden_convnext.py,
+    /// grad/convnext.json, torch 1.13).
+    @Test func convNeXtGradientsMatchTorch() throws {
+        let golden = try Fixtures.json("grad/convnext.json")
+        #expect(golden["generator"] as? String == "Tests/Reference/make_grad_golden_convnext.py")
+        var b = NetworkBuilder(inputChannels: 4)
+        let a = b.function("n0", LayerNorm(8, eps: 1e-6), [b.conv("c0", b.input, 8, kernel: 2, stride: 2, bias: true)])
+        var e = b.conv("d", a, 8, kernel: 7, padding: 3, groups: 8, bias: true)
+        e = b.function("n1", LayerNorm(8, eps: 1e-6), [e])
+        e = b.positionwiseLinear("l2", b.activation("gelu", .gelu, b.positionwiseLinear("l1", e, 32)), 8)
+        var x = b.sum("add", a, b.function("s", LayerScale(8), [e]))
+        x = b.flatten("flatten", b.adaptiveAvgPool("pool", x, 1, 1), spatial: 1)
+        _ = b.linear("fc", b.function("n2", LayerNorm(8, eps: 1e-6), [x]), 3)
+        let net = b.build(
+            name: "convnext",
+            stages: [Stage("body", prefixes: ["c0.", "n0.", "d.", "n1.", "l1.", "l2.", "s.", "n2."])],
+            head: "fc")
+        try Self.check(net, against: golden)
+    }
+
     /// Loads the golden's state into `net`, runs one forward and backward pass through `NetworkStep` and
     /// compares the loss, every parameter's gradient and the running statistics after the step.
     static func check(_ net: Network, against golden: [String: Any]) throws {

@@ -345,6 +345,8 @@ enum Families {
             "mnasnet0_5": 2_218_512, "mnasnet1_0": 4_383_312, "mnasnet1_3": 6_282_256, "regnet_y_400mf": 4_344_144,
             "regnet_x_400mf": 5_495_976, "regnet_y_16gf": 83_590_140, "shufflenet_v2_x0_5": 1_366_792,
             "shufflenet_v2_x2_0": 7_393_996, "densenet121": 7_978_856, "densenet161": 28_681_000,
+            "convnext_tiny": 28_589_128, "convnext_small": 50_223_688, "convnext_base": 88_591_464,
+            "convnext_large": 197_767_336,
         ]
         for (name, count) in want {
             let net = Architecture.named(name)!.build(1000)
