@@ -129,6 +129,45 @@ static inline float exp1(float x) {
     union { int i; float f; } p = {.i = (n + 127) << 23};
     return y * p.f;
 }
+/// Φ(x) = ½·erfc(−x/√2), the standard normal CDF, from erfc's Chebyshev fit with an exponential
+/// (Numerical Recipes' erfcc, relative error under 1.2e-7 for every argument): with z = |x|/√2 and
+/// t = 1 / (1 + z/2), ½·erfc(z) = ½·t·e^(P(t) − z²); Φ is that for x < 0 and 1 minus it otherwise, so
+/// the negative tail keeps its relative accuracy where 1 + erf(x/√2) would cancel. NaN propagates.
+#define PTH2SWT_PHI(V, SPLAT, SELECT, EXP, xin) ({                                                         \
+    _Pragma("clang fp contract(off)")                                                                     \
+    V px_ = (xin);                                                                                        \
+    V pz_ = SELECT(px_ < SPLAT(0), -px_, px_) * SPLAT((float)M_SQRT1_2);                                  \
+    V pt_ = SPLAT(1) / (SPLAT(1) + SPLAT(0.5f) * pz_);                                                    \
+    V pp_ = pt_ * SPLAT(0.17087277f) + SPLAT(-0.82215223f);                                               \
+    pp_ = pt_ * pp_ + SPLAT(1.48851587f);                                                                 \
+    pp_ = pt_ * pp_ + SPLAT(-1.13520398f);                                                                \
+    pp_ = pt_ * pp_ + SPLAT(0.27886807f);                                                                 \
+    pp_ = pt_ * pp_ + SPLAT(-0.18628806f);                                                                \
+    pp_ = pt_ * pp_ + SPLAT(0.09678418f);                                                                 \
+    pp_ = pt_ * pp_ + SPLAT(0.37409196f);                                                                 \
+    pp_ = pt_ * pp_ + SPLAT(1.00002368f);                                                                 \
+    pp_ = pt_ * pp_ + SPLAT(-1.26551223f);                                                                \
+    V ph_ = SPLAT(0.5f) * pt_ * EXP(pp_ - pz_ * pz_);                                                     \
+    SELECT(px_ < SPLAT(0), ph_, SPLAT(1) - ph_); })
+/// GELU (exact) x·Φ(x), and its derivative Φ(x) + x·φ(x).
+#define PTH2SWT_GELU(V, SPLAT, SELECT, EXP, xin) ({                                                        \
+    _Pragma("clang fp contract(off)")                                                                     \
+    V gx_ = (xin);                                                                                        \
+    gx_ * PTH2SWT_PHI(V, SPLAT, SELECT, EXP, gx_); })
+#define PTH2SWT_GELU_DERIVATIVE(V, SPLAT, SELECT, EXP, xin) ({                                             \
+    _Pragma("clang fp contract(off)")                                                                     \
+    V dx_ = (xin);                                                                                        \
+    V pdf_ = EXP(dx_ * dx_ * SPLAT(-0.5f)) * SPLAT((float)(M_2_SQRTPI * M_SQRT1_2 * 0.5));                 \
+    PTH2SWT_PHI(V, SPLAT, SELECT, EXP, dx_) + dx_ * pdf_; })
+#define PTH2SWT_SPLAT1(x) ((float)(x))
+#define PTH2SWT_SELECT1(m, a, b) ((m) ? (a) : (b))
+#define gelu8(x) PTH2SWT_GELU(v8, splat8, select8, exp8, x)
+#define gelu_derivative8(x) PTH2SWT_GELU_DERIVATIVE(v8, splat8, select8, exp8, x)
+/// GELU and its derivative for one float: the same operations as gelu8's lanes.
+static inline float gelu1(float v) { return PTH2SWT_GELU(float, PTH2SWT_SPLAT1, PTH2SWT_SELECT1, exp1, v); }
+static inline float gelu_derivative1(float v) {
+    return PTH2SWT_GELU_DERIVATIVE(float, PTH2SWT_SPLAT1, PTH2SWT_SELECT1, exp1, v);
+}
 /// min(max(v + 3, 0), 6), NaN kept: clamp3_8's lanes.
 static inline float clamp3_1(float v) {
     float m = v + 3;

@@ -236,21 +236,20 @@ TARGET static void NAME(rearrange_filters)(const float *w, int k, int c, int tap
 /// y[i] = f(x[i]) for i in [begin, end), each function in the operation order of torch's CPU kernel
 /// (no contraction): fn 1 Hardswish x·min(max(x + 3, 0), 6) / 6; 2 Hardsigmoid min(max(x + 3, 0), 6) / 6;
 /// 3 Sigmoid 1 / (1 + e^−x); 4 SiLU x / (1 + e^−x); 5 GELU (exact) x·½·(1 + erf(x·√½)). NaN propagates.
-/// All but GELU run eight at a time (e^x by common.h's exp8, exp1 in the tail: the same bits); GELU
-/// calls erff per value.
+/// Eight at a time (e^x by common.h's exp8, erf by its rational fit), the scalar forms in the tail: the
+/// same bits.
 TARGET static void NAME(pointwise)(int fn, const float *x, float *y, long begin, long end) {
 #pragma clang fp contract(off)
     long i = begin;
     // The epilogues' Hardswish and SiLU (common.h), so a fused and a separate pass give the same bits.
-    if (fn <= 4) {
-        for (; i + 8 <= end; i += 8) {
-            v8 v = ld8(x + i);
-            switch (fn) {
-            case 1: st8(y + i, hardswish8(v)); break;
-            case 2: st8(y + i, clamp3_8(v) / splat8(6)); break;
-            case 3: st8(y + i, splat8(1) / (splat8(1) + exp8(-v))); break;
-            default: st8(y + i, silu8(v)); break;
-            }
+    for (; i + 8 <= end; i += 8) {
+        v8 v = ld8(x + i);
+        switch (fn) {
+        case 1: st8(y + i, hardswish8(v)); break;
+        case 2: st8(y + i, clamp3_8(v) / splat8(6)); break;
+        case 3: st8(y + i, splat8(1) / (splat8(1) + exp8(-v))); break;
+        case 4: st8(y + i, silu8(v)); break;
+        default: st8(y + i, gelu8(v)); break;
         }
     }
     for (; i < end; i++) {
@@ -260,7 +259,7 @@ TARGET static void NAME(pointwise)(int fn, const float *x, float *y, long begin,
         case 2: y[i] = clamp3_1(v) / 6; break;
         case 3: y[i] = 1 / (1 + exp1(-v)); break;
         case 4: y[i] = act1(v, 4); break;
-        default: y[i] = v * 0.5f * (1 + erff(v * (float)M_SQRT1_2)); break;
+        default: y[i] = gelu1(v); break;
         }
     }
 }
@@ -277,6 +276,8 @@ TARGET static void NAME(pointwise_backward)(int fn, const float *x, const float 
             v8 v = ld8(x + i), s = splat8(1) / (splat8(1) + exp8(-v));
             st8(dx + i, ld8(dy + i) * s * (splat8(1) + v * (splat8(1) - s)));
         }
+    } else if (fn == 5) {
+        for (; i + 8 <= end; i += 8) st8(dx + i, ld8(dy + i) * gelu_derivative8(ld8(x + i)));
     }
     for (; i < end; i++) {
         float v = x[i], g = dy[i];
@@ -289,12 +290,7 @@ TARGET static void NAME(pointwise_backward)(int fn, const float *x, const float 
             dx[i] = g * s * (1 + v * (1 - s));
             break;
         }
-        default: {
-            float cdf = 0.5f * (1 + erff(v * (float)M_SQRT1_2));
-            float pdf = expf(v * v * -0.5f) * (float)(M_2_SQRTPI * M_SQRT1_2 * 0.5);
-            dx[i] = g * (cdf + v * pdf);
-            break;
-        }
+        default: dx[i] = g * gelu_derivative1(v); break;
         }
     }
 }
