@@ -62,7 +62,7 @@ typedef int v8i __attribute__((vector_size(32)));
 #define hardswish8(x) PTH2SWT_HARDSWISH(v8, splat8, select8, x)
 #define silu8(x) PTH2SWT_SILU(v8, splat8, exp8, x)
 /// The epilogue activations by code: 1 ReLU (max(0, x), NaN kept), 2 ReLU6 (then min(·, 6)), 3 Hardswish,
-/// 4 SiLU; 0 is no activation (callers test it before calling). Unoptimised and sanitized builds run
+/// 4 SiLU, 5 GELU (exact); 0 is no activation (callers test it before calling). Unoptimised and sanitized builds run
 /// Hardswish and SiLU out of line in the tier's build (act_body.h): inlined into every unrolled epilogue
 /// they make stack frames too large for the worker threads at -O0 and under AddressSanitizer's redzones.
 /// Optimised builds inline them.
@@ -72,8 +72,8 @@ typedef int v8i __attribute__((vector_size(32)));
 #endif
 #endif
 #if defined(__OPTIMIZE__) && !defined(PTH2SWT_SANITIZED)
-#define PTH2SWT_WIDE8(v, act) ((act) == 3 ? hardswish8(v) : silu8(v))
-#define PTH2SWT_WIDE16(v, act) ((act) == 3 ? hardswish16(v) : silu16(v))
+#define PTH2SWT_WIDE8(v, act) ((act) == 3 ? hardswish8(v) : (act) == 4 ? silu8(v) : gelu8(v))
+#define PTH2SWT_WIDE16(v, act) ((act) == 3 ? hardswish16(v) : (act) == 4 ? silu16(v) : gelu16(v))
 #else
 #define PTH2SWT_WIDE8(v, act) NAME(act8_wide)(v, act)
 #define PTH2SWT_WIDE16(v, act) NAME(act16_wide)(v, act)
@@ -98,6 +98,7 @@ typedef int v16i __attribute__((vector_size(64)));
 #define exp16(x) PTH2SWT_EXP(v16, v16i, splat16, select16, x)
 #define hardswish16(x) PTH2SWT_HARDSWISH(v16, splat16, select16, x)
 #define silu16(x) PTH2SWT_SILU(v16, splat16, exp16, x)
+#define gelu16(x) PTH2SWT_GELU(v16, splat16, select16, exp16, x)
 #define act16(x, act) ({                                                                                      \
     v16 r_ = (x);                                                                                             \
     int c16_ = (act);                                                                                         \
@@ -178,6 +179,7 @@ static inline float act1(float v, int act) {
 #pragma clang fp contract(off)
     if (act == 3) return v * clamp3_1(v) / 6;
     if (act == 4) return v / (1 + exp1(-v));
+    if (act == 5) return gelu1(v);
     if (v < 0) v = 0;
     if (act == 2 && v > 6) v = 6;
     return v;

@@ -12,8 +12,10 @@ public enum Activation: String, Sendable, CaseIterable {
     case hardswish
     /// x / (1 + e^−x) (torch.nn.SiLU), e^x by the kernels' Cephes polynomial. Inference's epilogues only.
     case silu
+    /// x · Φ(x) (torch.nn.GELU(), exact), Φ by the kernels' erfc fit. Inference's epilogues only.
+    case gelu
 
-    /// The C kernels' code: 0 … 4.
+    /// The C kernels' code: 0 … 5.
     var code: Int32 {
         switch self {
         case .none: 0
@@ -21,6 +23,7 @@ public enum Activation: String, Sendable, CaseIterable {
         case .relu6: 2
         case .hardswish: 3
         case .silu: 4
+        case .gelu: 5
         }
     }
 
@@ -37,6 +40,7 @@ public enum Activation: String, Sendable, CaseIterable {
         case .relu6: v < 0 ? 0 : (v > 6 ? 6 : v)
         case .hardswish: Pointwise.reference(.hardswish, v)
         case .silu: Pointwise.reference(.silu, v)
+        case .gelu: Pointwise.reference(.gelu, v)
         }
     }
 }

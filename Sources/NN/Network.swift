@@ -51,8 +51,8 @@ public enum Layer {
         }
     }
 
-    /// The activation this layer is, if a kernel's epilogue can apply it: ReLU, ReLU6, and the Hardswish
-    /// and SiLU functions.
+    /// The activation this layer is, if a kernel's epilogue can apply it: ReLU, ReLU6, and the Hardswish,
+    /// SiLU and GELU functions.
     public var activation: Activation? {
         switch self {
         case .relu: .relu
@@ -61,6 +61,7 @@ public enum Layer {
             switch f.function {
             case .hardswish: .hardswish
             case .silu: .silu
+            case .gelu: .gelu
             default: nil
             }
         default: nil

@@ -711,7 +711,7 @@ public final class NetworkStep {
         case .none: break
         case .relu: for j in dy.indices where !(y[j] > 0) { dy[j] = 0 }
         case .relu6: for j in dy.indices where !(y[j] > 0 && y[j] < 6) { dy[j] = 0 }
-        case .hardswish, .silu:
+        case .hardswish, .silu, .gelu:
             // Training lowers with Activation.trainable: these stay LayerFunctions, never a step's epilogue.
             preconditionFailure("\(a) is not a training epilogue")
         }

@@ -25,7 +25,7 @@ extension NetworkBuilder {
         return function(p, ChannelScaling(), [x, s])
     }
 
-    /// `x` through the layer for `a` named `name` (ReLU, ReLU6, Hardswish, SiLU); `x` itself for `.none`.
+    /// `x` through the layer for `a` named `name` (ReLU, ReLU6, Hardswish, SiLU, GELU); `x` itself for `.none`.
     mutating func activate(_ name: String, _ x: Int, _ a: Activation) -> Int {
         switch a {
         case .none: x
@@ -33,6 +33,7 @@ extension NetworkBuilder {
         case .relu6: relu6(name, x)
         case .hardswish: activation(name, .hardswish, x)
         case .silu: activation(name, .silu, x)
+        case .gelu: activation(name, .gelu, x)
         }
     }
 }

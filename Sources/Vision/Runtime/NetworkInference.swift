@@ -648,6 +648,7 @@ public final class Inference {
         switch a {
         case .hardswish: Pointwise.forward(.hardswish, v, v, count: count, threads: threads)
         case .silu: Pointwise.forward(.silu, v, v, count: count, threads: threads)
+        case .gelu: Pointwise.forward(.gelu, v, v, count: count, threads: threads)
         case .none, .relu, .relu6: break
         }
     }
