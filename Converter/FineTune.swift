@@ -102,13 +102,17 @@ struct FineTune: ParsableCommand, Cooperative {
         discussion: """
             Loads --weights into --arch, replaces the head (ResNet's, RegNet's and ShuffleNetV2's fc, DenseNet's \
             classifier, VGG's and AlexNet's classifier.6, \
-            MobileNetV2's, EfficientNet's and MNASNet's classifier.1, MobileNetV3's classifier.3, ConvNeXt's classifier.2) with Linear(features, --classes) (Xavier-uniform from --seed, zero \
+            MobileNetV2's, EfficientNet's and MNASNet's classifier.1, MobileNetV3's classifier.3, ConvNeXt's classifier.2; SqueezeNet's classifier.1 is a 1×1 convolution and is \
+            replaced by one, --head linear only) with Linear(features, --classes) (Xavier-uniform from --seed, zero \
             bias) and trains with torch.optim.SGD's or AdamW's arithmetic.
 
             What trains (--freeze):
               backbone        only the head (the default); the backbone runs folded
                               in eval mode (dropout off), and without augmentation
-                              on cached features; every --arch
+                              on cached features; every --arch (SqueezeNet's
+                              convolution head trains through the folded
+                              network each step, no cache, its Dropout(0.5)
+                              on with seeded masks)
               STAGE           STAGE and every stage before it frozen, the rest and
                               the head train (ResNets: stem, layer1 … layer3;
                               through:STAGE also reads)
@@ -119,7 +123,9 @@ struct FineTune: ParsableCommand, Cooperative {
             layers.0, layers.3, layers.6, layers.8 … layers.14; RegNetX and RegNetY stem, block1 … block4; \
             ShuffleNetV2 conv1, stage2 … stage4, conv5; DenseNet conv0, denseblock1, transition1, … \
             denseblock4, norm5; ConvNeXt features.0 … features.7, then classifier.0 (the LayerNorm before \
-            the head); VGG each \
+            the head); SqueezeNet features.0, then each Fire module (1.0: features.3 … features.5, \
+            features.7 … features.10, features.12; 1.1: features.3, features.4, features.6, features.7, \
+            features.9 … features.12); VGG each \
             convolution features.N and classifier.0, classifier.3; AlexNet features.0, features.3, \
             features.6, features.8, features.10, classifier.1, classifier.4. A family prefix (features) means its last stage. With the backbone \
             frozen VGG's, AlexNet's and MobileNetV3's dropout is off (the features come from eval mode); wherever \

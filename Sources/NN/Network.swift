@@ -182,11 +182,19 @@ public final class Network: Module {
         headNodes.compactMap { if case .linear(let l) = nodes[$0].layer { l } else { nil } }
     }
 
-    /// Outputs of the network (the last linear layer's rows).
-    public var classes: Int { headLinears.last!.outFeatures }
+    /// The head's 1×1 convolution when the head is one rather than Linear layers (SqueezeNet's
+    /// `classifier.1`, which the ReLU and the global average pool after it follow), nil otherwise.
+    public var headConvolution: Conv2d? {
+        guard headLinears.isEmpty else { return nil }
+        return headNodes.lazy.compactMap { if case .conv(let c) = self.nodes[$0].layer { c } else { nil } }.first
+    }
 
-    /// Features into the head (its first linear layer's columns).
-    public var headInputFeatures: Int { headLinears.first!.inFeatures }
+    /// Outputs of the network (the last linear layer's rows, or the head convolution's channels).
+    public var classes: Int { headLinears.last?.outFeatures ?? headConvolution!.outChannels }
+
+    /// Features into the head (its first linear layer's columns, or the head convolution's input
+    /// channels, at every position).
+    public var headInputFeatures: Int { headLinears.first?.inFeatures ?? headConvolution!.inChannels }
 
     /// How many nodes read each node's output.
     public var consumers: [[Int]] {
@@ -220,8 +228,20 @@ public final class Network: Module {
     /// - `.mlp(hidden:dropout:)`: `head.0` Linear(features, hidden), `head.1` ReLU, `head.2` Dropout,
     ///   `head.3` Linear(hidden, classes): what `model.fc = nn.Sequential(…)` gives in torch.
     ///
-    /// The layers the old head read stay; the head's input is the node before the old head.
+    /// The layers the old head read stay; the head's input is the node before the old head. A convolution
+    /// head (`headConvolution`) takes `.linear` only: a new 1×1 convolution with a bias, Xavier-uniform,
+    /// in the old one's place, the layers after it kept (torch: `model.classifier[1] = nn.Conv2d(…)`).
     public func replaceHead(classes: Int, kind: HeadKind = .linear, seed: UInt64 = 0) {
+        if let conv = headConvolution {
+            precondition(kind == .linear, "a convolution head is replaced by a convolution")
+            let at = headNodes.first { if case .conv = nodes[$0].layer { true } else { false } }!
+            let c = Conv2d(conv.inChannels, classes, kernel: 1, bias: true)
+            var rng = SplitMix64(seed: seed)
+            let bound = (6 / Float(conv.inChannels + classes)).squareRoot()
+            for i in 0..<c.weight.count { c.weight.data[i] = (rng.nextUnitFloat() * 2 - 1) * bound }
+            nodes[at].layer = .conv(c)
+            return
+        }
         let old = headNodes
         let features = headInputFeatures
         guard let first = old.first, let last = old.last, last == nodes.count - 1 else {

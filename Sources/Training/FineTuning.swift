@@ -60,6 +60,9 @@ public final class FineTuning {
             loadReport = nil
         }
         startDigest = Self.startDigest(model)
+        if model.headConvolution != nil, head != .linear {
+            throw FineTuningError.unsupportedHead(arch: arch, kind: head.description)
+        }
         model.replaceHead(classes: classes, kind: head, seed: config.seed)
         let stages = StageList(model)
         guard let frozen = Freeze(parsing: freeze, stages: stages) else {
@@ -74,8 +77,10 @@ public final class FineTuning {
         self.head = head
         self.config = config
         // The trainer records L2-SP's w⁰ now, before a resumed checkpoint's values are loaded.
+        // A convolution head runs at every position of the backbone's last map, which the feature cache
+        // does not keep: it trains through the whole (folded, frozen) network each step instead.
         trainer =
-            Self.onlyHeadTrains(frozen, stages: stages, config: config)
+            Self.onlyHeadTrains(frozen, stages: stages, config: config) && model.headConvolution == nil
             ? try FrozenBackboneTrainer(model: model, config: config)
             : try BackboneTrainer(model: model, config: config)
     }
@@ -84,8 +89,9 @@ public final class FineTuning {
         freeze.frozenCount(in: stages) == stages.names.count && !config.frozenBatchNormTrains
     }
 
-    /// True when only the head trains and the backbone runs folded in eval mode (`FrozenBackboneTrainer`).
-    public var onlyHeadTrains: Bool { Self.onlyHeadTrains(freeze, stages: stages, config: config) }
+    /// True when only the head trains and the backbone runs folded in eval mode on cached features
+    /// (`FrozenBackboneTrainer`).
+    public var onlyHeadTrains: Bool { trainer is FrozenBackboneTrainer }
 
     public var completedEpochs: Int { trainer.completedEpochs }
 
@@ -263,6 +269,8 @@ public enum FineTuningError: Error, Equatable, CustomStringConvertible {
     /// Frozen BatchNorms asked to train (`frozenBatchNormTrains`) while every BatchNorm is to keep its
     /// running statistics (`batchNormUsesRunningStatistics`).
     case conflictingBatchNormModes
+    /// A head kind the architecture's head cannot take (SqueezeNet's head is a convolution: `linear` only).
+    case unsupportedHead(arch: String, kind: String)
 
     public var description: String {
         switch self {
@@ -278,6 +286,8 @@ public enum FineTuningError: Error, Equatable, CustomStringConvertible {
                 + (configured.map { " (it says \($0))" } ?? " (it is not data-parallel)")
         case .conflictingBatchNormModes:
             "frozen BatchNorms cannot both train (--bn train) and keep their running statistics (--bn fixed)"
+        case .unsupportedHead(let arch, let kind):
+            "--head \(kind): \(arch)'s head is a 1×1 convolution, which is replaced by another (--head linear)"
         }
     }
 }

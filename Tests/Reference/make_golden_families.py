@@ -121,6 +121,29 @@ def build(case):
         return ef.EfficientNet(settings, case["dropout"], num_classes=case["classes"],
                                last_channel=case["last_channel"],
                                norm_layer=partial(nn.BatchNorm2d, eps=case["bn_eps"], momentum=case["bn_momentum"]))
+    if kind == "squeezenet":
+        from torchvision.models.squeezenet import SqueezeNet, Fire
+        model = SqueezeNet(case["version"], num_classes=case["classes"])
+        stem, k = case["stem"]
+        layers = [nn.Conv2d(3, stem, kernel_size=k, stride=2), nn.ReLU(inplace=True)]
+        width = stem
+        for fire in case["body"]:
+            if fire is None:
+                layers.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
+            else:
+                layers.append(Fire(width, *fire))
+                width = fire[1] + fire[2]
+        model.features = nn.Sequential(*layers)
+        model.classifier[1] = nn.Conv2d(width, case["classes"], kernel_size=1)
+        # torchvision's kaiming_uniform_ (gain 1, no BatchNorm) shrinks the values layer by layer and its
+        # final_conv draws from N(0, 0.01): the logits come out near the biases, the same for every image,
+        # many exactly 0 after the last ReLU. He-normal weights keep them alive.
+        g = torch.Generator().manual_seed(case["weight_seed"])
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+                m.weight.data = torch.randn(m.weight.shape, generator=g) * (2 / fan_in) ** 0.5
+        return model
     if kind == "convnext":
         from torchvision.models.convnext import ConvNeXt, CNBlockConfig
         return ConvNeXt([CNBlockConfig(*st) for st in case["stages"]], case["stochastic_depth_prob"],
@@ -235,6 +258,10 @@ CASES = {
     "convnext_small_case": {"family": "convnext", "stages": [[16, 24, 2], [24, 32, 2], [32, 48, 3], [48, None, 2]],
                             "stochastic_depth_prob": 0.1, "classes": 10, "input_shape": [2, 3, 64, 48],
                             "randomise_linears": True, "randomise_layer_norms": True},
+    "squeezenet_small_case": {"family": "squeezenet", "version": "1_0", "stem": [24, 7],
+                              "body": [None, [4, 16, 16], [4, 16, 16], [8, 32, 32], None, [8, 32, 32], [12, 48, 48],
+                                       [12, 48, 48], [16, 64, 64], None, [16, 64, 64]],
+                              "classes": 10, "input_shape": [2, 3, 67, 61], "weight_seed": 5},
 }
 
 # Every full-size builder whose state-dict names and shapes architectures.json records (no weights).
@@ -244,7 +271,8 @@ ARCHITECTURES = ["mobilenet_v3_large", "mobilenet_v3_small"] + [f"efficientnet_b
         ("y", "400mf"), ("y", "800mf"), ("y", "1_6gf"), ("y", "3_2gf"), ("y", "8gf"), ("y", "16gf"), ("y", "32gf"),
         ("y", "128gf"), ("x", "400mf"), ("x", "800mf"), ("x", "1_6gf"), ("x", "3_2gf"), ("x", "8gf"), ("x", "16gf"),
         ("x", "32gf")]] + [f"shufflenet_v2_{w}" for w in ["x0_5", "x1_0", "x1_5", "x2_0"]] + [
-    f"densenet{n}" for n in [121, 161, 169, 201]] + [f"convnext_{s}" for s in ["tiny", "small", "base", "large"]]
+    f"densenet{n}" for n in [121, 161, 169, 201]] + [f"convnext_{s}" for s in ["tiny", "small", "base", "large"]] + [
+    "squeezenet1_0", "squeezenet1_1"]
 
 
 def legacy_densenet_names(sd):

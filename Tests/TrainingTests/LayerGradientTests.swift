@@ -92,6 +92,27 @@ import Testing
         try Self.check(net, against: golden)
     }
 
+    /// SqueezeNet's layers: ceil-mode max pools (windows past the image, padding, equal maxima from a
+    /// ReLU's zeros), a Fire module's concatenation and a convolution head before the pool
+    /// (Tests/Reference/make_grad_golden_squeezenet.py, grad/squeezenet.json, torch 1.13).
+    @Test func squeezeNetGradientsMatchTorch() throws {
+        let golden = try Fixtures.json("grad/squeezenet.json")
+        #expect(golden["generator"] as? String == "Tests/Reference/make_grad_golden_squeezenet.py")
+        var b = NetworkBuilder(inputChannels: 3)
+        var x = b.relu("r0", b.conv("c0", b.input, 8, kernel: 3, stride: 2, bias: true))
+        x = b.function("p0", CeilMaxPool(kernel: 3, stride: 2), [x])
+        let s = b.relu("rs", b.conv("squeeze", x, 4, kernel: 1, bias: true))
+        let e1 = b.relu("r1", b.conv("e1", s, 6, kernel: 1, bias: true))
+        let e3 = b.relu("r3", b.conv("e3", s, 6, kernel: 3, padding: 1, bias: true))
+        x = b.function(
+            "p1", CeilMaxPool(kernel: 3, stride: 2, padding: 1), [b.function("cat", Concatenation(), [e1, e3])])
+        x = b.relu("rh", b.conv("head", x, 3, kernel: 1, bias: true))
+        _ = b.flatten("flatten", b.adaptiveAvgPool("pool", x, 1, 1), spatial: 1)
+        let net = b.build(
+            name: "squeezenet", stages: [Stage("body", prefixes: ["c0.", "squeeze.", "e1.", "e3."])], head: "head")
+        try Self.check(net, against: golden)
+    }
+
     /// Loads the golden's state into `net`, runs one forward and backward pass through `NetworkStep` and
     /// compares the loss, every parameter's gradient and the running statistics after the step.
     static func check(_ net: Network, against golden: [String: Any]) throws {

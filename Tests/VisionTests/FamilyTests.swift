@@ -44,6 +44,15 @@ enum Families {
                 growthRate: c["growth_rate"] as! Int, blocks: c["blocks"] as! [Int],
                 initialFeatures: c["initial_features"] as! Int, bottleneckSize: c["bn_size"] as! Int, classes: classes
             ).network(name: "densenet (small)")
+        case "squeezenet":
+            let stem = c["stem"] as! [Int]
+            let body = (c["body"] as! [Any]).map { f -> (Int, Int, Int)? in
+                guard let w = f as? [Int] else { return nil }
+                return (w[0], w[1], w[2])
+            }
+            return SqueezeNetConfig(
+                stem: (stem[0], stem[1]), body: body, classes: classes, name: "squeezenet (small)"
+            ).network()
         case "convnext":
             let stages = (c["stages"] as! [[Any]]).map { s in (s[0] as! Int, s[1] as? Int, s[2] as! Int) }
             return ConvNeXtConfig(
@@ -93,7 +102,7 @@ enum Families {
         "mobilenet_v2_small", "vgg_small", "vgg_bn_small", "alexnet_small", "resnext_small",
         "wide_resnet_small", "mobilenet_v3_large_small", "mobilenet_v3_small_small", "efficientnet_b0_small",
         "efficientnet_v2_small", "mnasnet_small", "mnasnet_v1_stem", "regnet_y_small",
-        "regnet_x_small", "shufflenet_small", "densenet_small", "convnext_small_case",
+        "regnet_x_small", "shufflenet_small", "densenet_small", "convnext_small_case", "squeezenet_small_case",
     ]
     /// The cases whose logits are checked: every case above, and a DenseNet saved under the old key names.
     static let logitCases = names + ["densenet_legacy_names"]
@@ -346,7 +355,7 @@ enum Families {
             "regnet_x_400mf": 5_495_976, "regnet_y_16gf": 83_590_140, "shufflenet_v2_x0_5": 1_366_792,
             "shufflenet_v2_x2_0": 7_393_996, "densenet121": 7_978_856, "densenet161": 28_681_000,
             "convnext_tiny": 28_589_128, "convnext_small": 50_223_688, "convnext_base": 88_591_464,
-            "convnext_large": 197_767_336,
+            "convnext_large": 197_767_336, "squeezenet1_0": 1_248_424, "squeezenet1_1": 1_235_496,
         ]
         for (name, count) in want {
             let net = Architecture.named(name)!.build(1000)

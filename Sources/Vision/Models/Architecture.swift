@@ -33,7 +33,7 @@ public struct Architecture: Sendable {
     /// Every network the runtime knows, in the order `--help` lists them.
     public static let all: [Architecture] =
         resnets + [alexnet] + vggs + [mobilenetV2] + mobilenetV3 + efficientNets + mnasnets
-        + regnets + shuffleNets + denseNets + convNeXts
+        + regnets + shuffleNets + denseNets + squeezeNets + convNeXts
 
     public static func named(_ name: String) -> Architecture? { all.first { $0.name == name } }
 
@@ -88,6 +88,12 @@ public struct Architecture: Sendable {
         let net = build(1000)
         let head = net.head, features = net.headInputFeatures
         if let w = sd[head + ".weight"]?.shape, w.count == 2, w[0] > 0, w[1] == features {
+            return w[0] == 1000 ? net : build(w[0])
+        }
+        // A convolution head (SqueezeNet's classifier.1, [classes, features, 1, 1]).
+        if net.headConvolution != nil, let w = sd[head + ".weight"]?.shape, w.count == 4, w[0] > 0, w[1] == features,
+            w[2] == 1, w[3] == 1
+        {
             return w[0] == 1000 ? net : build(w[0])
         }
         if let w0 = sd[head + ".0.weight"]?.shape, let w3 = sd[head + ".3.weight"]?.shape, w0.count == 2, w3.count == 2,
