@@ -63,6 +63,21 @@ import Testing
         #expect(dx == want)
     }
 
+    /// A NaN anywhere in a window makes that output NaN, in the vector lanes and in the channel tail
+    /// (10 channels: eight at a time, then two).
+    @Test func aNaNInAWindowWins() {
+        let pool = CeilMaxPool(kernel: 3, stride: 2)
+        let shape = NodeShape(channels: 10, height: 4, width: 4)
+        var x = (0..<160).map { Float($0 % 13) }
+        for c in [0, 7, 9] { x[(1 * 4 + 1) * 10 + c] = .nan }  // inside window (0, 0) only
+        var y = [Float](repeating: 0, count: 2 * 2 * 10)
+        x.withUnsafeBufferPointer { pool.forward([$0.baseAddress!], shapes: [shape], batch: 1, output: &y, threads: 1) }
+        for c in 0..<10 {
+            #expect(y[c].isNaN == [0, 7, 9].contains(c), "channel \(c): \(y[c])")
+            #expect(!y[10 + c].isNaN && !y[30 + c].isNaN)
+        }
+    }
+
     @Test func anInputSmallerThanTheWindowIsRefused() {
         #expect(throws: FunctionShapeError.self) {
             try CeilMaxPool(kernel: 3, stride: 2).outputShape([NodeShape(channels: 1, height: 2, width: 9)])

@@ -53,11 +53,25 @@ public struct CeilMaxPool: LayerFunction {
             for ox in 0..<ow {
                 let (rows, cols) = window(oy, ox, height: s.height, width: s.width)
                 let dst = y + ((n * oh + oy) * ow + ox) * c
-                for k in 0..<c { dst[k] = -.infinity }
+                // Eight channels at a time: a lane takes a tap that is larger or NaN.
+                var k = 0
+                while k + 8 <= c {
+                    var m = SIMD8<Float>(repeating: -.infinity)
+                    for iy in rows {
+                        for ix in cols {
+                            let v = UnsafeRawPointer(x + ((n * s.height + iy) * s.width + ix) * c + k)
+                                .loadUnaligned(as: SIMD8<Float>.self)
+                            m.replace(with: v, where: (v .> m) .| (v .!= v))
+                        }
+                    }
+                    UnsafeMutableRawPointer(dst + k).storeBytes(of: m, as: SIMD8<Float>.self)
+                    k += 8
+                }
+                for k in k..<c { dst[k] = -.infinity }
                 for iy in rows {
                     for ix in cols {
                         let src = x + ((n * s.height + iy) * s.width + ix) * c
-                        for k in 0..<c where src[k] > dst[k] || src[k].isNaN { dst[k] = src[k] }
+                        for j in k..<c where src[j] > dst[j] || src[j].isNaN { dst[j] = src[j] }
                     }
                 }
             }
