@@ -100,7 +100,7 @@ struct FineTune: ParsableCommand, Cooperative {
         abstract:
             "Fine-tune a torchvision network with a new head: frozen backbone, part of it, or all of it on a low LR.",
         discussion: """
-            Loads --weights into --arch, replaces the head (ResNet's, RegNet's and ShuffleNetV2's fc, DenseNet's \
+            Loads --weights into --arch, replaces the head (ResNet's, RegNet's, ShuffleNetV2's and GoogLeNet's fc, DenseNet's \
             classifier, VGG's and AlexNet's classifier.6, \
             MobileNetV2's, EfficientNet's and MNASNet's classifier.1, MobileNetV3's classifier.3, ConvNeXt's classifier.2; SqueezeNet's classifier.1 is a 1×1 convolution and is \
             replaced by one, --head linear only) with Linear(features, --classes) (Xavier-uniform from --seed, zero \
@@ -125,7 +125,8 @@ struct FineTune: ParsableCommand, Cooperative {
             denseblock4, norm5; ConvNeXt features.0 … features.7, then classifier.0 (the LayerNorm before \
             the head); SqueezeNet features.0, then each Fire module (1.0: features.3 … features.5, \
             features.7 … features.10, features.12; 1.1: features.3, features.4, features.6, features.7, \
-            features.9 … features.12); VGG each \
+            features.9 … features.12); GoogLeNet conv1 … conv3, inception3a, inception3b, \
+            inception4a … inception4e, inception5a, inception5b; VGG each \
             convolution features.N and classifier.0, classifier.3; AlexNet features.0, features.3, \
             features.6, features.8, features.10, classifier.1, classifier.4. A family prefix (features) means its last stage. With the backbone \
             frozen VGG's, AlexNet's and MobileNetV3's dropout is off (the features come from eval mode); wherever \
@@ -500,12 +501,16 @@ struct FineTune: ParsableCommand, Cooperative {
         let headName = run.network.head, features = run.network.headInputFeatures
         let newHead =
             switch kind {
+            case .linear where run.network.headConvolution != nil: "Conv2d(\(features), \(classes), 1×1)"
             case .linear: "Linear(\(features), \(classes))"
             case .mlp(let h, let p): "Linear(\(features), \(h)), ReLU, Dropout(\(p)), Linear(\(h), \(classes))"
             }
         if let weights, let pretrained, let report = run.loadReport {
             say(
                 "weights: \(weights): \(report.loaded.count) tensors into \(arch), \(headName) replaced by \(newHead)"
+                    + (report.renamed.isEmpty ? "" : "; \(report.renamed.count) under their old names")
+                    + (report.dropped.isEmpty
+                        ? "" : "; \(report.dropped.count) dropped (\(report.dropped[0]), …: parts \(arch) leaves out)")
                     + (placeNote(pretrained).map { "; \($0)" } ?? ""))
         } else {
             say(
@@ -560,7 +565,11 @@ struct FineTune: ParsableCommand, Cooperative {
                 + "\(augment ? "train RandomResizedCrop(\(preprocessing.cropSize)) and flips, test " : "")"
                 + PreprocessOptions.describe(preprocessing))
         say(describeTraining(through: through, stages: stages, rates: rates))
-        if through == all && bn != "train" {
+        if through == all && bn != "train" && !run.onlyHeadTrains {
+            say(
+                "\(headName) is a convolution that runs at every position: the frozen backbone runs on every batch "
+                    + "of every epoch (nothing is cached), its dropout on")
+        } else if through == all && bn != "train" {
             say(
                 trainer.caches(train)
                     ? "features cached: no random augmentation, so the backbone runs once per image and the head trains on the cache"

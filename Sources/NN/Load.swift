@@ -26,6 +26,9 @@ public struct LoadReport: Sendable, CustomStringConvertible {
     public var excluded: [String] = []
     /// Keys under an older spelling, loaded under the current one (`Module.currentName(ofLegacy:)`).
     public var renamed: [(from: String, to: String)] = []
+    /// File keys of parts the network leaves out, read and then dropped as torchvision's builder drops
+    /// them (GoogLeNet's auxiliary classifiers: `Module.isDropped`).
+    public var dropped: [String] = []
     /// Keys copied.
     public var loaded: [String] = []
 
@@ -66,7 +69,11 @@ public struct LoadReport: Sendable, CustomStringConvertible {
                         : ", \(renamed.count) under their old names (\(renamed[0].from) as \(renamed[0].to)"
                             + (renamed.count > 1 ? ", …" : "") + ")")
                     + (filledNumBatchesTracked.isEmpty
-                        ? "" : ", \(filledNumBatchesTracked.count) num_batches_tracked set to 0"))
+                        ? "" : ", \(filledNumBatchesTracked.count) num_batches_tracked set to 0")
+                    + (dropped.isEmpty
+                        ? ""
+                        : ", dropped \(dropped.count) the network leaves out (\(dropped[0])"
+                            + (dropped.count > 1 ? ", …" : "") + ")"))
         }
         return lines.joined(separator: "\n")
     }
@@ -90,6 +97,8 @@ extension Module {
     ///   both sides and listed in the report as excluded, never silently.
     /// - A file key the model does not have but knows under a newer spelling
     ///   (`currentName(ofLegacy:)`) loads under that name, listed in the report as renamed.
+    /// - A file key of a part the model leaves out (`isDropped`: GoogLeNet's `aux1.`) is read and
+    ///   dropped, listed in the report as dropped.
     ///
     /// Throws `LoadError` with the full report; returns the report otherwise.
     @discardableResult
@@ -144,7 +153,13 @@ extension Module {
             plan.append((name, entry, t))
         }
         for name in stateDict.names where !names.contains(name) && !renamedFrom.contains(name) {
-            if isExcluded(name) { report.excluded.append(name) } else { report.unexpected.append(name) }
+            if isExcluded(name) {
+                report.excluded.append(name)
+            } else if isDropped(name) {
+                report.dropped.append(name)
+            } else {
+                report.unexpected.append(name)
+            }
         }
         if report.isFailure || (strict && report.isStrictFailure) { throw LoadError(report: report) }
         for (name, entry, tensor) in plan {

@@ -67,10 +67,15 @@ public protocol Module: AnyObject {
     /// loader renames it (DenseNet's `denselayer1.norm.1.weight` → `denselayer1.norm1.weight`); nil when
     /// `name` is not such a spelling.
     func currentName(ofLegacy name: String) -> String?
+    /// Whether a state-dict key belongs to a part of the family's files that the model leaves out, as
+    /// torchvision's builder does after loading them (GoogLeNet's and Inception v3's auxiliary
+    /// classifiers): loading reads and drops it rather than calling it unexpected.
+    func isDropped(_ name: String) -> Bool
 }
 
 extension Module {
     public func currentName(ofLegacy name: String) -> String? { nil }
+    public func isDropped(_ name: String) -> Bool { false }
 }
 
 extension Module {

@@ -120,6 +120,12 @@ public final class Network: Module {
 
     public func currentName(ofLegacy name: String) -> String? { legacyNames?(name) }
 
+    /// State-dict prefixes of parts the family's files hold and the network leaves out (`aux1.`):
+    /// `Module.isDropped`.
+    public var droppedPrefixes: [String] = []
+
+    public func isDropped(_ name: String) -> Bool { droppedPrefixes.contains { name.hasPrefix($0) } }
+
     public init(name: String, nodes: [Node], stages: [Stage], head: String) {
         precondition(!nodes.isEmpty, "a network has nodes")
         for (i, n) in nodes.enumerated() {

@@ -58,6 +58,17 @@ def randomise_layer_norms(model, g):
             m.layer_scale.data = 0.1 + 0.4 * torch.rand(m.layer_scale.shape, generator=g)
 
 
+def he_normal_convs(model, seed):
+    """SqueezeNet's kaiming_uniform_ (gain 1, no BatchNorm) and GoogLeNet's trunc_normal_(0.01) shrink the
+    values layer by layer: the logits come out near the biases, the same for every image (SqueezeNet's
+    many exactly 0 after its last ReLU). He-normal weights keep the images apart."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_in = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+            m.weight.data = torch.randn(m.weight.shape, generator=g) * (2 / fan_in) ** 0.5
+
+
 def randomise_biases(model, g):
     """torchvision initialises conv biases to zero; random ones check that they are added."""
     for m in model.modules():
@@ -121,6 +132,30 @@ def build(case):
         return ef.EfficientNet(settings, case["dropout"], num_classes=case["classes"],
                                last_channel=case["last_channel"],
                                norm_layer=partial(nn.BatchNorm2d, eps=case["bn_eps"], momentum=case["bn_momentum"]))
+    if kind == "googlenet":
+        # torchvision's GoogLeNet as its pretrained builder makes it (transform_input on), its modules swapped
+        # for narrower ones of the same structure and names; aux1 and aux2 small stand-ins under
+        # InceptionAux's names (conv, fc1, fc2), unused in eval mode, saved so that loading drops them.
+        from torchvision.models.googlenet import GoogLeNet, BasicConv2d, Inception
+        model = GoogLeNet(num_classes=case["classes"], aux_logits=True, transform_input=True, init_weights=True)
+        c1, c2, c3 = case["stem"]
+        model.conv1 = BasicConv2d(3, c1, kernel_size=7, stride=2, padding=3)
+        model.conv2 = BasicConv2d(c1, c2, kernel_size=1)
+        model.conv3 = BasicConv2d(c2, c3, kernel_size=3, padding=1)
+        width, widths = c3, {}
+        for name, w in case["inceptions"]:
+            setattr(model, name, Inception(width, *w))
+            width = w[0] + w[2] + w[4] + w[5]
+            widths[name] = width
+        for aux, source in [("aux1", "inception4a"), ("aux2", "inception4d")]:
+            m = nn.Module()
+            m.conv = BasicConv2d(widths[source], 8, kernel_size=1)
+            m.fc1 = nn.Linear(8 * 16, 16)
+            m.fc2 = nn.Linear(16, case["classes"])
+            setattr(model, aux, m)
+        model.fc = nn.Linear(width, case["classes"])
+        he_normal_convs(model, case["weight_seed"])
+        return model
     if kind == "squeezenet":
         from torchvision.models.squeezenet import SqueezeNet, Fire
         model = SqueezeNet(case["version"], num_classes=case["classes"])
@@ -135,14 +170,7 @@ def build(case):
                 width = fire[1] + fire[2]
         model.features = nn.Sequential(*layers)
         model.classifier[1] = nn.Conv2d(width, case["classes"], kernel_size=1)
-        # torchvision's kaiming_uniform_ (gain 1, no BatchNorm) shrinks the values layer by layer and its
-        # final_conv draws from N(0, 0.01): the logits come out near the biases, the same for every image,
-        # many exactly 0 after the last ReLU. He-normal weights keep them alive.
-        g = torch.Generator().manual_seed(case["weight_seed"])
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
-                m.weight.data = torch.randn(m.weight.shape, generator=g) * (2 / fan_in) ** 0.5
+        he_normal_convs(model, case["weight_seed"])
         return model
     if kind == "convnext":
         from torchvision.models.convnext import ConvNeXt, CNBlockConfig
@@ -262,6 +290,17 @@ CASES = {
                               "body": [None, [4, 16, 16], [4, 16, 16], [8, 32, 32], None, [8, 32, 32], [12, 48, 48],
                                        [12, 48, 48], [16, 64, 64], None, [16, 64, 64]],
                               "classes": 10, "input_shape": [2, 3, 67, 61], "weight_seed": 5},
+    "googlenet_small_case": {"family": "googlenet", "stem": [8, 8, 24], "classes": 10, "input_shape": [2, 3, 61, 67],
+                             "inceptions": [["inception3a", [8, 12, 16, 2, 4, 4]],
+                                            ["inception3b", [16, 16, 24, 4, 12, 8]],
+                                            ["inception4a", [24, 12, 26, 2, 6, 8]],
+                                            ["inception4b", [20, 14, 28, 3, 8, 8]],
+                                            ["inception4c", [16, 16, 32, 3, 8, 8]],
+                                            ["inception4d", [14, 18, 36, 4, 8, 8]],
+                                            ["inception4e", [32, 20, 40, 4, 16, 16]],
+                                            ["inception5a", [32, 20, 40, 4, 16, 16]],
+                                            ["inception5b", [48, 24, 48, 6, 16, 16]]],
+                             "randomise_linears": True, "weight_seed": 6},
 }
 
 # Every full-size builder whose state-dict names and shapes architectures.json records (no weights).
@@ -272,7 +311,11 @@ ARCHITECTURES = ["mobilenet_v3_large", "mobilenet_v3_small"] + [f"efficientnet_b
         ("y", "128gf"), ("x", "400mf"), ("x", "800mf"), ("x", "1_6gf"), ("x", "3_2gf"), ("x", "8gf"), ("x", "16gf"),
         ("x", "32gf")]] + [f"shufflenet_v2_{w}" for w in ["x0_5", "x1_0", "x1_5", "x2_0"]] + [
     f"densenet{n}" for n in [121, 161, 169, 201]] + [f"convnext_{s}" for s in ["tiny", "small", "base", "large"]] + [
-    "squeezenet1_0", "squeezenet1_1"]
+    "squeezenet1_0", "squeezenet1_1", "googlenet"]
+
+
+# The builder as torchvision's pretrained weights leave it: GoogLeNet without its auxiliary classifiers.
+BUILDER_ARGS = {"googlenet": {"aux_logits": False, "init_weights": False}}
 
 
 def legacy_densenet_names(sd):
@@ -330,7 +373,7 @@ def main():
 
     shapes = {}
     for arch in ARCHITECTURES:
-        model = getattr(torchvision.models, arch)()
+        model = getattr(torchvision.models, arch)(**BUILDER_ARGS.get(arch, {}))
         shapes[arch] = [[k, list(v.shape)] for k, v in model.state_dict().items()]
         print(f"{arch}: {len(shapes[arch])} state-dict entries")
     (OUT / "architectures.json").write_text(json.dumps(

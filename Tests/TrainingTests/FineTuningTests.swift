@@ -61,7 +61,7 @@ import Vision
         ("resnet18", "layer3"), ("mobilenet_v2", "features.15"), ("mobilenet_v3_small", "features.8"),
         ("efficientnet_b0", "features.5"), ("mnasnet0_5", "layers.12"), ("regnet_y_400mf", "block3"),
         ("shufflenet_v2_x0_5", "stage3"), ("densenet121", "transition3"), ("convnext_tiny", "features.5"),
-        ("squeezenet1_1", "features.9"), ("squeezenet1_0", "backbone"),
+        ("squeezenet1_1", "features.9"), ("squeezenet1_0", "backbone"), ("googlenet", "inception4e"),
     ])
     func aResumedRunIsTheUninterruptedRun(_ arch: String, _ freeze: String) throws {
         let data = seededInputs(count: 8, size: 32, classes: 2)
