@@ -51,7 +51,17 @@ struct RegistryTests {
             let lastPart = file.stem.split(separator: "-").last.map(String.init)
             #expect(file.hashPrefix == lastPart, "\(file.fileName)")
             #expect((file.hashPrefix?.count ?? 0) >= 8, "\(file.fileName)")
-            #expect(file.fileName.hasPrefix(file.model + "-"), "\(file.fileName)")
+            // torchvision names a few files otherwise than their builders: EfficientNet's by their
+            // origin, MNASNet's and ShuffleNetV2's by their width and accuracy, RegNetY-128GF's SWAG.
+            let spelling = [
+                "mnasnet0_5": "mnasnet0.5_top1_67.823", "mnasnet1_0": "mnasnet1.0_top1_73.512",
+                "shufflenet_v2_x0_5": "shufflenetv2_x0.5", "shufflenet_v2_x1_0": "shufflenetv2_x1",
+                "shufflenet_v2_x1_5": "shufflenetv2_x1_5", "shufflenet_v2_x2_0": "shufflenetv2_x2_0",
+                "regnet_y_128gf": "regnet_y_128gf_swag",
+            ][file.model]
+            let origin = file.model.hasPrefix("efficientnet_b") ? ["_rwightman", "_lukemelas"] : [""]
+            #expect(
+                origin.contains { file.fileName.hasPrefix((spelling ?? file.model) + $0 + "-") }, "\(file.fileName)")
             #expect(file.url.absoluteString == "https://download.pytorch.org/models/" + file.fileName)
         }
     }
