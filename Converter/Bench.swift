@@ -420,10 +420,7 @@ struct BenchConv: ParsableCommand {
         for node in network.nodes {
             guard case .conv(let c) = node.layer else { continue }
             let x = sizes[node.inputs[0]]
-            let g = Conv2dGeometry(
-                batch: batch, inChannels: c.inChannels, height: x.height, width: x.width, outChannels: c.outChannels,
-                kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride), padding: (c.padding, c.padding),
-                groups: c.groups)
+            let g = c.geometry(batch: batch, height: x.height, width: x.width)
             if !shapes.contains(g) && only.map({ g.description.contains($0) }) ?? true { shapes.append(g) }
         }
         // Grouped and depthwise convolutions have their own kernels and no OpenBLAS counterpart here.

@@ -100,7 +100,7 @@ struct FineTune: ParsableCommand, Cooperative {
         abstract:
             "Fine-tune a torchvision network with a new head: frozen backbone, part of it, or all of it on a low LR.",
         discussion: """
-            Loads --weights into --arch, replaces the head (ResNet's, RegNet's, ShuffleNetV2's and GoogLeNet's fc, DenseNet's \
+            Loads --weights into --arch, replaces the head (ResNet's, RegNet's, ShuffleNetV2's, GoogLeNet's and Inception v3's fc, DenseNet's \
             classifier, VGG's and AlexNet's classifier.6, \
             MobileNetV2's, EfficientNet's and MNASNet's classifier.1, MobileNetV3's classifier.3, ConvNeXt's classifier.2; SqueezeNet's classifier.1 is a 1×1 convolution and is \
             replaced by one, --head linear only) with Linear(features, --classes) (Xavier-uniform from --seed, zero \
@@ -126,7 +126,9 @@ struct FineTune: ParsableCommand, Cooperative {
             the head); SqueezeNet features.0, then each Fire module (1.0: features.3 … features.5, \
             features.7 … features.10, features.12; 1.1: features.3, features.4, features.6, features.7, \
             features.9 … features.12); GoogLeNet conv1 … conv3, inception3a, inception3b, \
-            inception4a … inception4e, inception5a, inception5b; VGG each \
+            inception4a … inception4e, inception5a, inception5b; Inception v3 Conv2d_1a_3x3, Conv2d_2a_3x3, \
+            Conv2d_2b_3x3, Conv2d_3b_1x1, Conv2d_4a_3x3, Mixed_5b … Mixed_5d, Mixed_6a … Mixed_6e, Mixed_7a … \
+            Mixed_7c; VGG each \
             convolution features.N and classifier.0, classifier.3; AlexNet features.0, features.3, \
             features.6, features.8, features.10, classifier.1, classifier.4. A family prefix (features) means its last stage. With the backbone \
             frozen VGG's, AlexNet's and MobileNetV3's dropout is off (the features come from eval mode); wherever \

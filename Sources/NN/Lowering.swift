@@ -188,10 +188,7 @@ public struct Lowering {
                 guard x.channels == c.inChannels else {
                     throw fail("takes \(c.inChannels) channels, gets \(x.channels)")
                 }
-                let g = Conv2dGeometry(
-                    batch: 1, inChannels: c.inChannels, height: x.height, width: x.width, outChannels: c.outChannels,
-                    kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride), padding: (c.padding, c.padding),
-                    groups: c.groups)
+                let g = c.geometry(batch: 1, height: x.height, width: x.width)
                 guard g.isValid else { throw fail("input \(x.height)×\(x.width) is too small") }
                 y = NodeShape(channels: c.outChannels, height: g.outHeight, width: g.outWidth)
                 if let r = chain.residual, out[r] != y { throw fail("adds \(out[r]) to \(y)") }

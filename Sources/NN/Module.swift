@@ -1,3 +1,4 @@
+import Kernels
 import Tensors
 
 /// A Float32 parameter or buffer: a shape and its elements, row-major. A class, so modules and
@@ -101,31 +102,60 @@ extension Module {
 }
 
 /// torch.nn.Conv2d, weight [out, in/groups, kH, kW], with a bias [out] when `bias` (VGG's and AlexNet's;
-/// ResNet's and MobileNetV2's convolutions have none, their BatchNorm supplies it).
+/// ResNet's and MobileNetV2's convolutions have none, their BatchNorm supplies it). The kernel and the
+/// padding may differ between height and width (Inception v3's 1×7 and 7×1 with padding (0, 3) and
+/// (3, 0)); the stride is the same in both.
 public final class Conv2d: Module {
     public let inChannels: Int, outChannels: Int
-    public let kernel: Int, stride: Int, padding: Int, groups: Int
+    public let kernelHeight: Int, kernelWidth: Int
+    public let paddingHeight: Int, paddingWidth: Int
+    public let stride: Int, groups: Int
     public let weight: Parameter
     public let bias: Parameter?
     /// A torch.nn.Linear applied at every position (ConvNeXt's `block.3` and `block.5` on channels-last
     /// values): a 1×1 convolution whose weight is stored [out, in], the same elements in the same order.
     public let isPositionwiseLinear: Bool
 
-    public init(
+    /// A square kernel and padding.
+    public convenience init(
         _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, groups: Int = 1,
         bias: Bool = false, positionwiseLinear: Bool = false
     ) {
-        precondition(!positionwiseLinear || (kernel == 1 && stride == 1 && padding == 0 && groups == 1))
+        self.init(
+            inChannels, outChannels, kernel: (kernel, kernel), stride: stride, padding: (padding, padding),
+            groups: groups, bias: bias, positionwiseLinear: positionwiseLinear)
+    }
+
+    public init(
+        _ inChannels: Int, _ outChannels: Int, kernel: (height: Int, width: Int), stride: Int = 1,
+        padding: (height: Int, width: Int), groups: Int = 1, bias: Bool = false, positionwiseLinear: Bool = false
+    ) {
+        precondition(
+            !positionwiseLinear || (kernel == (1, 1) && stride == 1 && padding == (0, 0) && groups == 1))
         self.inChannels = inChannels
         self.outChannels = outChannels
-        self.kernel = kernel
+        kernelHeight = kernel.height
+        kernelWidth = kernel.width
+        paddingHeight = padding.height
+        paddingWidth = padding.width
         self.stride = stride
-        self.padding = padding
         self.groups = groups
         isPositionwiseLinear = positionwiseLinear
         weight = Parameter(
-            shape: positionwiseLinear ? [outChannels, inChannels] : [outChannels, inChannels / groups, kernel, kernel])
+            shape: positionwiseLinear
+                ? [outChannels, inChannels] : [outChannels, inChannels / groups, kernel.height, kernel.width])
         self.bias = bias ? Parameter(shape: [outChannels]) : nil
+    }
+
+    /// The same kernel size and padding in height and width.
+    public var isSquare: Bool { kernelHeight == kernelWidth && paddingHeight == paddingWidth }
+
+    /// The geometry of this convolution on `batch` images of height × width.
+    public func geometry(batch: Int, height: Int, width: Int) -> Conv2dGeometry {
+        Conv2dGeometry(
+            batch: batch, inChannels: inChannels, height: height, width: width, outChannels: outChannels,
+            kernel: (kernelHeight, kernelWidth), stride: (stride, stride), padding: (paddingHeight, paddingWidth),
+            groups: groups)
     }
 
     /// One input channel per group and one output channel per group (MobileNetV2's 3×3 layers).

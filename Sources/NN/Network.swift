@@ -34,9 +34,7 @@ public enum Layer {
         case .conv(let c) where c.isPositionwiseLinear:
             "linear \(c.inChannels)→\(c.outChannels) per position" + (c.bias != nil ? " +bias" : "")
         case .conv(let c):
-            "conv \(c.kernel)×\(c.kernel)" + (c.stride > 1 ? "/\(c.stride)" : "")
-                + (c.groups > 1 ? " g\(c.groups)" : "")
-                + " \(c.inChannels)→\(c.outChannels)" + (c.bias != nil ? " +bias" : "")
+            Self.convSummary(c)
         case .batchNorm(let b): "bn \(b.channels)"
         case .relu: "relu"
         case .relu6: "relu6"
@@ -49,6 +47,13 @@ public enum Layer {
         case .stochasticDepth(let p): "stochastic depth \(p)"
         case .function(let f): f.summary
         }
+    }
+
+    static func convSummary(_ c: Conv2d) -> String {
+        let stride = c.stride > 1 ? "/\(c.stride)" : ""
+        let groups = c.groups > 1 ? " g\(c.groups)" : ""
+        let bias = c.bias != nil ? " +bias" : ""
+        return "conv \(c.kernelHeight)×\(c.kernelWidth)\(stride)\(groups) \(c.inChannels)→\(c.outChannels)\(bias)"
     }
 
     /// The activation this layer is, if a kernel's epilogue can apply it: ReLU, ReLU6, and the Hardswish,
@@ -284,7 +289,7 @@ public final class Network: Module {
         for n in nodes {
             switch n.layer {
             case .conv(let c):
-                uniform(c.weight, (3 / Float(c.inChannels / c.groups * c.kernel * c.kernel)).squareRoot())
+                uniform(c.weight, (3 / Float(c.inChannels / c.groups * c.kernelHeight * c.kernelWidth)).squareRoot())
                 if let b = c.bias { uniform(b, 0.05) }
             case .linear(let l):
                 uniform(l.weight, (3 / Float(l.inFeatures)).squareRoot())

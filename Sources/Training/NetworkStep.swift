@@ -62,7 +62,7 @@ public final class NetworkStep {
         }()
         lazy var foldedPacked = PackedConvWeight(
             folded.weight, outChannels: conv.outChannels, inChannels: conv.inChannels,
-            kernelH: conv.kernel, kernelW: conv.kernel)
+            kernelH: conv.kernelHeight, kernelW: conv.kernelWidth)
         // Saved by the forward pass.
         var geometry = Conv2dGeometry(batch: 1, inChannels: 1, height: 1, width: 1, outChannels: 1, kernel: (1, 1))
         var input: [Float] = [], preNorm: [Float] = []
@@ -264,11 +264,7 @@ public final class NetworkStep {
                     }
                 }
             case .conv(let u):
-                let g = Conv2dGeometry(
-                    batch: batch, inChannels: u.conv.inChannels, height: xs.height, width: xs.width,
-                    outChannels: u.conv.outChannels, kernel: (u.conv.kernel, u.conv.kernel),
-                    stride: (u.conv.stride, u.conv.stride), padding: (u.conv.padding, u.conv.padding),
-                    groups: u.conv.groups)
+                let g = u.conv.geometry(batch: batch, height: xs.height, width: xs.width)
                 y = forward(u, x, g, residual: u.residual.map { values[$0] })
             case .batchNorm(let u):
                 y = buffers.take(x.count)

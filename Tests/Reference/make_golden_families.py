@@ -156,6 +156,25 @@ def build(case):
         model.fc = nn.Linear(width, case["classes"])
         he_normal_convs(model, case["weight_seed"])
         return model
+    if kind == "inception_v3":
+        # torchvision's Inception3 as its pretrained builder makes it (transform_input on, AuxLogits kept in
+        # the file), every BasicConv2d and the Linear layers replaced by ones of the same kernel, stride
+        # and padding with every width divided by "divisor" (the input's 3 channels kept); torchvision's
+        # own module classes and forward.
+        from torchvision.models.inception import Inception3, BasicConv2d
+        d = case["divisor"]
+        model = Inception3(num_classes=case["classes"], aux_logits=True, transform_input=True, init_weights=True)
+        for name, m in list(model.named_modules()):
+            if isinstance(m, BasicConv2d):
+                c = m.conv
+                small = BasicConv2d(c.in_channels if c.in_channels == 3 else c.in_channels // d, c.out_channels // d,
+                                    kernel_size=c.kernel_size, stride=c.stride, padding=c.padding)
+                parent, _, attr = name.rpartition(".")
+                setattr(model.get_submodule(parent) if parent else model, attr, small)
+        model.AuxLogits.fc = nn.Linear(768 // d, case["classes"])
+        model.fc = nn.Linear(2048 // d, case["classes"])
+        he_normal_convs(model, case["weight_seed"])
+        return model
     if kind == "squeezenet":
         from torchvision.models.squeezenet import SqueezeNet, Fire
         model = SqueezeNet(case["version"], num_classes=case["classes"])
@@ -301,6 +320,8 @@ CASES = {
                                             ["inception5a", [32, 20, 40, 4, 16, 16]],
                                             ["inception5b", [48, 24, 48, 6, 16, 16]]],
                              "randomise_linears": True, "weight_seed": 6},
+    "inception_v3_small_case": {"family": "inception_v3", "divisor": 8, "classes": 10, "input_shape": [2, 3, 79, 83],
+                                "randomise_linears": True, "weight_seed": 7, "calibrate_bn": True},
 }
 
 # Every full-size builder whose state-dict names and shapes architectures.json records (no weights).
@@ -311,11 +332,13 @@ ARCHITECTURES = ["mobilenet_v3_large", "mobilenet_v3_small"] + [f"efficientnet_b
         ("y", "128gf"), ("x", "400mf"), ("x", "800mf"), ("x", "1_6gf"), ("x", "3_2gf"), ("x", "8gf"), ("x", "16gf"),
         ("x", "32gf")]] + [f"shufflenet_v2_{w}" for w in ["x0_5", "x1_0", "x1_5", "x2_0"]] + [
     f"densenet{n}" for n in [121, 161, 169, 201]] + [f"convnext_{s}" for s in ["tiny", "small", "base", "large"]] + [
-    "squeezenet1_0", "squeezenet1_1", "googlenet"]
+    "squeezenet1_0", "squeezenet1_1", "googlenet", "inception_v3"]
 
 
-# The builder as torchvision's pretrained weights leave it: GoogLeNet without its auxiliary classifiers.
-BUILDER_ARGS = {"googlenet": {"aux_logits": False, "init_weights": False}}
+# The builder as pth2swt builds it: GoogLeNet and Inception v3 without their auxiliary classifiers (their
+# files' aux keys are read and dropped).
+BUILDER_ARGS = {"googlenet": {"aux_logits": False, "init_weights": False},
+                "inception_v3": {"aux_logits": False, "init_weights": False}}
 
 
 def legacy_densenet_names(sd):
@@ -359,8 +382,26 @@ def main():
             randomise_linears(model, g)
         if case.get("randomise_layer_norms"):
             randomise_layer_norms(model, g)
-        model.eval()
         x = torch.randn(*case["input_shape"], generator=g)
+        if case.get("calibrate_bn"):
+            # Deep stacks of BasicConv2d with random running statistics scale the values far from 1 and the
+            # logits come out the same for every image: the running statistics are set to this input's
+            # batch statistics instead (γ and β stay random).
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.reset_running_stats()
+                    m.momentum = None
+            aux = {k: getattr(model, k) for k in ["AuxLogits", "aux1", "aux2"] if getattr(model, k, None) is not None}
+            for k in aux:
+                setattr(model, k, None)  # train mode would run them; they are not what is checked
+            model.train()
+            model(x)
+            for k, v in aux.items():
+                setattr(model, k, v)
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.momentum = 0.1
+        model.eval()
         logits = model(x)
         sd = model.state_dict()
         torch.save(legacy_densenet_names(sd) if case.get("legacy_names") else sd, OUT / f"{name}.pth")

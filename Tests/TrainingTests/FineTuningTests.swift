@@ -62,9 +62,11 @@ import Vision
         ("efficientnet_b0", "features.5"), ("mnasnet0_5", "layers.12"), ("regnet_y_400mf", "block3"),
         ("shufflenet_v2_x0_5", "stage3"), ("densenet121", "transition3"), ("convnext_tiny", "features.5"),
         ("squeezenet1_1", "features.9"), ("squeezenet1_0", "backbone"), ("googlenet", "inception4e"),
+        ("inception_v3", "Mixed_7a"),
     ])
     func aResumedRunIsTheUninterruptedRun(_ arch: String, _ freeze: String) throws {
-        let data = seededInputs(count: 8, size: 32, classes: 2)
+        // Inception v3 takes no input smaller than 75×75.
+        let data = seededInputs(count: 8, size: arch == "inception_v3" ? 75 : 32, classes: 2)
         var c = Self.config(epochs: 2)
         c.backbone = SGDOptions(lr: 0.01, momentum: 0.9)
         let whole = try FineTuning(arch: arch, classes: 2, weights: nil, freeze: freeze, config: c)

@@ -58,6 +58,8 @@ enum Families {
             }
             return GoogLeNetConfig(stem: (stem[0], stem[1], stem[2]), body: parts, classes: classes).network(
                 name: "googlenet (small)")
+        case "inception_v3":
+            return InceptionV3Config(classes: classes, divisor: c["divisor"] as! Int).network(name: "inception_v3 (small)")
         case "squeezenet":
             let stem = c["stem"] as! [Int]
             let body = (c["body"] as! [Any]).map { f -> (Int, Int, Int)? in
@@ -117,7 +119,7 @@ enum Families {
         "wide_resnet_small", "mobilenet_v3_large_small", "mobilenet_v3_small_small", "efficientnet_b0_small",
         "efficientnet_v2_small", "mnasnet_small", "mnasnet_v1_stem", "regnet_y_small",
         "regnet_x_small", "shufflenet_small", "densenet_small", "convnext_small_case", "squeezenet_small_case",
-        "googlenet_small_case",
+        "googlenet_small_case", "inception_v3_small_case",
     ]
     /// The cases whose logits are checked: every case above, and a DenseNet saved under the old key names.
     static let logitCases = names + ["densenet_legacy_names"]
@@ -142,8 +144,10 @@ enum Families {
         #expect(report.missing.isEmpty && report.unexpected.isEmpty)
         // GoogLeNet's file holds its auxiliary classifiers, which loading reads and drops.
         #expect(report.loaded.count + report.dropped.count == sd.count)
-        #expect(report.dropped.allSatisfy { $0.hasPrefix("aux1.") || $0.hasPrefix("aux2.") })
-        #expect(name.hasPrefix("googlenet") == !report.dropped.isEmpty, "\(report.dropped)")
+        #expect(report.dropped.allSatisfy { ["aux1.", "aux2.", "AuxLogits."].contains(where: $0.hasPrefix) })
+        #expect(
+            (name.hasPrefix("googlenet") || name.hasPrefix("inception")) == !report.dropped.isEmpty,
+            "\(report.dropped)")
         #expect(net.stateEntries.map(\.name) == sd.names.filter { !net.isDropped($0) }, "state_dict() order")
     }
 
@@ -311,8 +315,8 @@ enum Families {
                 let x = shapes[node.inputs[0]]
                 let g = Conv2dGeometry(
                     batch: 1, inChannels: c.inChannels, height: x.height, width: x.width,
-                    outChannels: c.outChannels, kernel: (c.kernel, c.kernel), stride: (c.stride, c.stride),
-                    padding: (c.padding, c.padding), groups: c.groups)
+                    outChannels: c.outChannels, kernel: (c.kernelHeight, c.kernelWidth), stride: (c.stride, c.stride),
+                    padding: (c.paddingHeight, c.paddingWidth), groups: c.groups)
                 #expect(
                     shapes[i] == NodeShape(channels: c.outChannels, height: g.outHeight, width: g.outWidth),
                     "\(arch.name) \(node.name)")
@@ -364,7 +368,7 @@ enum Families {
     @Test func torchvisionParameterCounts() {
         // torchvision 0.14's sum(p.numel() for p in model.parameters()), printed by
         // `python3 -c "import torchvision; m = torchvision.models.NAME(); print(sum(p.numel() for p in m.parameters()))"`
-        // (googlenet: NAME(aux_logits=False, init_weights=False), as its pretrained builder leaves it).
+        // (googlenet, inception_v3: NAME(aux_logits=False, init_weights=False), as pth2swt builds them).
         let want = [
             "resnet18": 11_689_512, "resnet50": 25_557_032, "resnext50_32x4d": 25_028_904,
             "wide_resnet50_2": 68_883_240, "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg16_bn": 138_365_992,
@@ -375,7 +379,7 @@ enum Families {
             "shufflenet_v2_x2_0": 7_393_996, "densenet121": 7_978_856, "densenet161": 28_681_000,
             "convnext_tiny": 28_589_128, "convnext_small": 50_223_688, "convnext_base": 88_591_464,
             "convnext_large": 197_767_336, "squeezenet1_0": 1_248_424, "squeezenet1_1": 1_235_496,
-            "googlenet": 6_624_904,
+            "googlenet": 6_624_904, "inception_v3": 23_834_568,
         ]
         for (name, count) in want {
             let net = Architecture.named(name)!.build(1000)

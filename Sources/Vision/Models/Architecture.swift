@@ -33,7 +33,7 @@ public struct Architecture: Sendable {
     /// Every network the runtime knows, in the order `--help` lists them.
     public static let all: [Architecture] =
         resnets + [alexnet] + vggs + [mobilenetV2] + mobilenetV3 + efficientNets + mnasnets
-        + regnets + shuffleNets + denseNets + squeezeNets + [googLeNet] + convNeXts
+        + regnets + shuffleNets + denseNets + squeezeNets + [googLeNet, inceptionV3] + convNeXts
 
     public static func named(_ name: String) -> Architecture? { all.first { $0.name == name } }
 

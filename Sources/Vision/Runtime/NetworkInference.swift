@@ -29,7 +29,8 @@ public final class Inference {
     struct Conv {
         var name: String
         var kind: ConvKind
-        var inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int, groups: Int
+        var inChannels: Int, outChannels: Int, kernelH: Int, kernelW: Int, stride: Int, padH: Int, padW: Int
+        var groups: Int
         /// Folded weight in torch's layout ([K, C/groups, kh, kw]; linear: [out, in], columns reordered to
         /// channels-last when the input is a spatial flatten) and bias.
         var weight: [Float], bias: [Float]?
@@ -41,8 +42,11 @@ public final class Inference {
         func geometry(batch: Int, height: Int, width: Int) -> Conv2dGeometry {
             Conv2dGeometry(
                 batch: batch, inChannels: inChannels, height: height, width: width, outChannels: outChannels,
-                kernel: (kernel, kernel), stride: (stride, stride), padding: (padding, padding), groups: groups)
+                kernel: (kernelH, kernelW), stride: (stride, stride), padding: (padH, padW), groups: groups)
         }
+
+        /// The same kernel size and padding in height and width.
+        var isSquare: Bool { kernelH == kernelW && padH == padW }
     }
 
     enum Op {
@@ -153,8 +157,9 @@ public final class Inference {
                 let c = chain.conv
                 var conv = Conv(
                     name: s.name, kind: c.groups == 1 ? .dense : c.isDepthwise ? .depthwise : .grouped,
-                    inChannels: c.inChannels, outChannels: c.outChannels, kernel: c.kernel, stride: c.stride,
-                    padding: c.padding, groups: c.groups, weight: c.weight.data, bias: c.bias?.data,
+                    inChannels: c.inChannels, outChannels: c.outChannels, kernelH: c.kernelHeight,
+                    kernelW: c.kernelWidth, stride: c.stride, padH: c.paddingHeight, padW: c.paddingWidth,
+                    groups: c.groups, weight: c.weight.data, bias: c.bias?.data,
                     activation: chain.activation, residual: chain.residual.map { valueOf[$0] },
                     winogradApplies: false)
                 if let bn = chain.bn {
@@ -177,8 +182,8 @@ public final class Inference {
                     weight = Self.channelsLastColumns(weight, rows: l.outFeatures, channels: c, height: h, width: w)
                 }
                 let conv = Conv(
-                    name: s.name, kind: .linear, inChannels: l.inFeatures, outChannels: l.outFeatures, kernel: 1,
-                    stride: 1, padding: 0, groups: 1, weight: weight, bias: l.bias.data, activation: a, residual: nil,
+                    name: s.name, kind: .linear, inChannels: l.inFeatures, outChannels: l.outFeatures, kernelH: 1,
+                    kernelW: 1, stride: 1, padH: 0, padW: 0, groups: 1, weight: weight, bias: l.bias.data, activation: a, residual: nil,
                     winogradApplies: false)
                 valueOf[i] = emit(s.name, .conv(conv), s.inputs)
             case .batchNorm(let bn):
@@ -238,21 +243,22 @@ public final class Inference {
             if case .conv(let c) = s.op, let r = c.residual { readers[r] += 1 }
         }
         func pointwise(_ c: Conv) -> Bool {
-            c.kind == .dense && c.kernel == 1 && c.stride == 1 && c.padding == 0 && c.groups == 1
+            c.kind == .dense && c.kernelH == 1 && c.kernelW == 1 && c.stride == 1 && c.padH == 0 && c.padW == 0
+                && c.groups == 1
         }
         func conv(_ i: Int) -> Conv? { if case .conv(let c) = steps[i].op { c } else { nil } }
         var gone = Set<Int>()
         var out = steps
         for (j, s) in steps.enumerated() {
             guard let project = conv(j), pointwise(project), let d = s.inputs.first, let dw = conv(d),
-                dw.kind == .depthwise,
+                dw.kind == .depthwise, dw.isSquare,
                 dw.residual == nil, readers[d] == 1, d != feature, let e = steps[d].inputs.first
             else { continue }
             var expand: Conv? = nil
             var input = e
             // The expand: a 1×1 convolution, or any other dense one Winograd would not run (MobileNetV2's
             // 3×3 stride-2 stem before features.1).
-            if let ec = conv(e), ec.kind == .dense, ec.groups == 1, pointwise(ec) || !ec.winogradApplies,
+            if let ec = conv(e), ec.kind == .dense, ec.groups == 1, ec.isSquare, pointwise(ec) || !ec.winogradApplies,
                 ec.residual == nil,
                 readers[e] == 1, e != feature, !gone.contains(e)
             {
@@ -656,9 +662,9 @@ public final class Inference {
     func blockShape(_ e: Conv?, _ d: Conv, _ p: Conv, batch: Int, input x: Shape) -> InvertedResidualNHWC.Shape {
         InvertedResidualNHWC.Shape(
             batch: batch, height: x.height, width: x.width, inChannels: (e ?? d).inChannels,
-            expanded: d.inChannels, outChannels: p.outChannels, kernel: d.kernel, stride: d.stride,
-            padding: d.padding, hasExpand: e != nil, expandKernel: e?.kernel ?? 1,
-            expandStride: e?.stride ?? 1, expandPadding: e?.padding ?? 0)
+            expanded: d.inChannels, outChannels: p.outChannels, kernel: d.kernelH, stride: d.stride,
+            padding: d.padH, hasExpand: e != nil, expandKernel: e?.kernelH ?? 1,
+            expandStride: e?.stride ?? 1, expandPadding: e?.padH ?? 0)
     }
 
     /// Per block step: its expand and project weights packed, its depthwise weight in the kernel's layout.
@@ -673,9 +679,9 @@ public final class Inference {
                 e.map {
                     PackedConvWeight(
                         $0.weight, outChannels: $0.outChannels, inChannels: $0.inChannels,
-                        kernelH: $0.kernel, kernelW: $0.kernel)
+                        kernelH: $0.kernelH, kernelW: $0.kernelW)
                 },
-                DepthwiseNHWC.pack(d.weight, channels: d.inChannels, kernelH: d.kernel, kernelW: d.kernel),
+                DepthwiseNHWC.pack(d.weight, channels: d.inChannels, kernelH: d.kernelH, kernelW: d.kernelW),
                 PackedConvWeight(p.weight, outChannels: p.outChannels, inChannels: p.inChannels, kernelH: 1, kernelW: 1)
             )
         }
@@ -688,8 +694,8 @@ public final class Inference {
                             s, input: input,
                             expand: w.expand.map { .init(weight: $0, bias: eb, activation: e!.activation) },
                             depthwise: .init(
-                                weight: dw.baseAddress!, bias: db, activation: d.activation, kernel: d.kernel,
-                                stride: d.stride, padding: d.padding),
+                                weight: dw.baseAddress!, bias: db, activation: d.activation, kernel: d.kernelH,
+                                stride: d.stride, padding: d.padH),
                             project: .init(weight: w.project, bias: pb, activation: p.activation),
                             residual: residual, output: output, scratch: scratch.baseAddress!, threads: threads)
                     }
@@ -731,8 +737,8 @@ public final class Inference {
     func packedWeight(_ i: Int, _ c: Conv) -> PackedConvWeight {
         if let w = packedWeights[i] { return w }
         let w = PackedConvWeight(
-            c.weight, outChannels: c.outChannels, inChannels: c.inChannels, kernelH: c.kernel,
-            kernelW: c.kernel)
+            c.weight, outChannels: c.outChannels, inChannels: c.inChannels, kernelH: c.kernelH,
+            kernelW: c.kernelW)
         packedWeights[i] = w
         return w
     }
@@ -761,7 +767,7 @@ public final class Inference {
             case .depthwise:
                 if depthwiseWeights[i] == nil {
                     depthwiseWeights[i] = DepthwiseNHWC.pack(
-                        c.weight, channels: c.inChannels, kernelH: c.kernel, kernelW: c.kernel)
+                        c.weight, channels: c.inChannels, kernelH: c.kernelH, kernelW: c.kernelW)
                 }
                 depthwiseWeights[i]!.withUnsafeBufferPointer { w in
                     DepthwiseNHWC.forward(
@@ -772,7 +778,7 @@ public final class Inference {
                 if groupedWeights[i] == nil {
                     groupedWeights[i] = GroupedConvWeight(
                         c.weight, outChannels: c.outChannels, inChannels: c.inChannels,
-                        groups: c.groups, kernelH: c.kernel, kernelW: c.kernel)
+                        groups: c.groups, kernelH: c.kernelH, kernelW: c.kernelW)
                 }
                 GroupedNHWC.forward(
                     g, input: input, weight: groupedWeights[i]!, bias: bias, residual: residual,
