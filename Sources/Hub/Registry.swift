@@ -89,14 +89,22 @@ public enum Registry {
         WeightFile(model: "mobilenet_v2", fileName: "mobilenet_v2-b0353104.pth", note: unchanged, isDefault: true),
         WeightFile(model: "mobilenet_v3_large", fileName: "mobilenet_v3_large-8738ca79.pth", note: v1, isDefault: true),
         WeightFile(model: "mobilenet_v3_small", fileName: "mobilenet_v3_small-047dcff4.pth", note: v1, isDefault: true),
-        WeightFile(model: "efficientnet_b0", fileName: "efficientnet_b0_rwightman-3dd342df.pth", note: v1, isDefault: true),
-        WeightFile(model: "efficientnet_b1", fileName: "efficientnet_b1_rwightman-533bc792.pth", note: v1, isDefault: true),
-        WeightFile(model: "efficientnet_b2", fileName: "efficientnet_b2_rwightman-bcdf34b7.pth", note: v1, isDefault: true),
-        WeightFile(model: "efficientnet_b3", fileName: "efficientnet_b3_rwightman-cf984f9c.pth", note: v1, isDefault: true),
-        WeightFile(model: "efficientnet_b4", fileName: "efficientnet_b4_rwightman-7eb33cd5.pth", note: v1, isDefault: true),
-        WeightFile(model: "efficientnet_b5", fileName: "efficientnet_b5_lukemelas-b6417697.pth", note: v1, isDefault: true),
-        WeightFile(model: "efficientnet_b6", fileName: "efficientnet_b6_lukemelas-c76e70fd.pth", note: v1, isDefault: true),
-        WeightFile(model: "efficientnet_b7", fileName: "efficientnet_b7_lukemelas-dcc49843.pth", note: v1, isDefault: true),
+        WeightFile(
+            model: "efficientnet_b0", fileName: "efficientnet_b0_rwightman-3dd342df.pth", note: v1, isDefault: true),
+        WeightFile(
+            model: "efficientnet_b1", fileName: "efficientnet_b1_rwightman-533bc792.pth", note: v1, isDefault: true),
+        WeightFile(
+            model: "efficientnet_b2", fileName: "efficientnet_b2_rwightman-bcdf34b7.pth", note: v1, isDefault: true),
+        WeightFile(
+            model: "efficientnet_b3", fileName: "efficientnet_b3_rwightman-cf984f9c.pth", note: v1, isDefault: true),
+        WeightFile(
+            model: "efficientnet_b4", fileName: "efficientnet_b4_rwightman-7eb33cd5.pth", note: v1, isDefault: true),
+        WeightFile(
+            model: "efficientnet_b5", fileName: "efficientnet_b5_lukemelas-b6417697.pth", note: v1, isDefault: true),
+        WeightFile(
+            model: "efficientnet_b6", fileName: "efficientnet_b6_lukemelas-c76e70fd.pth", note: v1, isDefault: true),
+        WeightFile(
+            model: "efficientnet_b7", fileName: "efficientnet_b7_lukemelas-dcc49843.pth", note: v1, isDefault: true),
         WeightFile(model: "efficientnet_v2_s", fileName: "efficientnet_v2_s-dd5fe13b.pth", note: v1, isDefault: true),
         WeightFile(model: "efficientnet_v2_m", fileName: "efficientnet_v2_m-dc08266a.pth", note: v1, isDefault: true),
         WeightFile(model: "efficientnet_v2_l", fileName: "efficientnet_v2_l-59c71312.pth", note: v1, isDefault: true),
@@ -119,7 +127,8 @@ public enum Registry {
         WeightFile(model: "regnet_x_8gf", fileName: "regnet_x_8gf-03ceed89.pth", note: v1, isDefault: true),
         WeightFile(model: "regnet_x_16gf", fileName: "regnet_x_16gf-2007eb11.pth", note: v1, isDefault: true),
         WeightFile(model: "regnet_x_32gf", fileName: "regnet_x_32gf-9d47f8d0.pth", note: v1, isDefault: true),
-        WeightFile(model: "shufflenet_v2_x0_5", fileName: "shufflenetv2_x0.5-f707e7126e.pth", note: v1, isDefault: true),
+        WeightFile(
+            model: "shufflenet_v2_x0_5", fileName: "shufflenetv2_x0.5-f707e7126e.pth", note: v1, isDefault: true),
         WeightFile(model: "shufflenet_v2_x1_0", fileName: "shufflenetv2_x1-5666bf0f80.pth", note: v1, isDefault: true),
         WeightFile(model: "shufflenet_v2_x1_5", fileName: "shufflenetv2_x1_5-3c479a10.pth", note: v1, isDefault: true),
         WeightFile(model: "shufflenet_v2_x2_0", fileName: "shufflenetv2_x2_0-8be3c8ee.pth", note: v1, isDefault: true),
@@ -130,6 +139,7 @@ public enum Registry {
         WeightFile(model: "squeezenet1_0", fileName: "squeezenet1_0-b66bff10.pth", note: v1, isDefault: true),
         WeightFile(model: "squeezenet1_1", fileName: "squeezenet1_1-b8a52dc0.pth", note: v1, isDefault: true),
         WeightFile(model: "googlenet", fileName: "googlenet-1378be20.pth", note: v1, isDefault: true),
+        WeightFile(model: "inception_v3", fileName: "inception_v3_google-0cc3c7bd.pth", note: v1, isDefault: true),
         WeightFile(model: "convnext_tiny", fileName: "convnext_tiny-983f1562.pth", note: v1, isDefault: true),
         WeightFile(model: "convnext_small", fileName: "convnext_small-0c510722.pth", note: v1, isDefault: true),
         WeightFile(model: "convnext_base", fileName: "convnext_base-6075fbad.pth", note: v1, isDefault: true),

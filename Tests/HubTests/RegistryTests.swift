@@ -52,12 +52,13 @@ struct RegistryTests {
             #expect(file.hashPrefix == lastPart, "\(file.fileName)")
             #expect((file.hashPrefix?.count ?? 0) >= 8, "\(file.fileName)")
             // torchvision names a few files otherwise than their builders: EfficientNet's by their
-            // origin, MNASNet's and ShuffleNetV2's by their width and accuracy, RegNetY-128GF's SWAG.
+            // origin, MNASNet's and ShuffleNetV2's by their width and accuracy, RegNetY-128GF's SWAG,
+            // Inception v3's by Google's original.
             let spelling = [
                 "mnasnet0_5": "mnasnet0.5_top1_67.823", "mnasnet1_0": "mnasnet1.0_top1_73.512",
                 "shufflenet_v2_x0_5": "shufflenetv2_x0.5", "shufflenet_v2_x1_0": "shufflenetv2_x1",
                 "shufflenet_v2_x1_5": "shufflenetv2_x1_5", "shufflenet_v2_x2_0": "shufflenetv2_x2_0",
-                "regnet_y_128gf": "regnet_y_128gf_swag",
+                "regnet_y_128gf": "regnet_y_128gf_swag", "inception_v3": "inception_v3_google",
             ][file.model]
             let origin = file.model.hasPrefix("efficientnet_b") ? ["_rwightman", "_lukemelas"] : [""]
             #expect(

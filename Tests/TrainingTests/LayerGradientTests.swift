@@ -113,6 +113,33 @@ import Testing
         try Self.check(net, against: golden)
     }
 
+    /// GoogLeNet's and Inception v3's layers: the input transform, BasicConv2d (BatchNorm eps 1e-3 in
+    /// training mode), 1×7 / 7×1 and 1×3 / 3×1 convolutions with their one-sided padding, and a 3×3/1
+    /// average pool that counts its padding (Tests/Reference/make_grad_golden_inception.py,
+    /// grad/inception.json, torch 1.13).
+    @Test func inceptionGradientsMatchTorch() throws {
+        let golden = try Fixtures.json("grad/inception.json")
+        #expect(golden["generator"] as? String == "Tests/Reference/make_grad_golden_inception.py")
+        var b = NetworkBuilder(inputChannels: 3)
+        func basic(_ p: String, _ x: Int, _ out: Int, _ k: (Int, Int), _ pad: (Int, Int)) -> Int {
+            let c = b.add(
+                p + ".conv", .conv(Conv2d(b.channelsOf(x), out, kernel: k, padding: pad)), [x], channels: out)
+            return b.relu(p + ".relu", b.batchNorm(p + ".bn", c, eps: 1e-3))
+        }
+        let t = b.function("transform_input", ChannelAffine.imageNetToHalfRange, [b.input])
+        let a = basic("a", t, 8, (3, 3), (0, 0))
+        let bb = basic("b2", basic("b1", a, 6, (1, 7), (0, 3)), 6, (7, 1), (3, 0))
+        let c = b.function(
+            "cat_c", Concatenation(), [basic("c1", a, 4, (1, 3), (0, 1)), basic("c2", a, 4, (3, 1), (1, 0))])
+        let d = basic("d", b.function("pool", AveragePool(kernel: 3, stride: 1, padding: 1), [a]), 4, (1, 1), (0, 0))
+        let x = b.flatten(
+            "flatten", b.adaptiveAvgPool("gap", b.function("cat", Concatenation(), [bb, c, d]), 1, 1), spatial: 1)
+        _ = b.linear("fc", x, 3)
+        let net = b.build(
+            name: "inception", stages: [Stage("body", prefixes: ["a.", "b1.", "b2.", "c1.", "c2.", "d."])], head: "fc")
+        try Self.check(net, against: golden)
+    }
+
     /// Loads the golden's state into `net`, runs one forward and backward pass through `NetworkStep` and
     /// compares the loss, every parameter's gradient and the running statistics after the step.
     static func check(_ net: Network, against golden: [String: Any]) throws {

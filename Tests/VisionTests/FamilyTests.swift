@@ -59,7 +59,8 @@ enum Families {
             return GoogLeNetConfig(stem: (stem[0], stem[1], stem[2]), body: parts, classes: classes).network(
                 name: "googlenet (small)")
         case "inception_v3":
-            return InceptionV3Config(classes: classes, divisor: c["divisor"] as! Int).network(name: "inception_v3 (small)")
+            return InceptionV3Config(classes: classes, divisor: c["divisor"] as! Int).network(
+                name: "inception_v3 (small)")
         case "squeezenet":
             let stem = c["stem"] as! [Int]
             let body = (c["body"] as! [Any]).map { f -> (Int, Int, Int)? in

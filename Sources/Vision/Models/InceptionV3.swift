@@ -34,7 +34,9 @@ public struct InceptionV3Config: Sendable {
         func basic(_ p: String, _ x: Int, _ out: Int, kernel: Int, stride: Int = 1, padding: Int = 0) -> Int {
             basic(p, x, out, kernel: (kernel, kernel), stride: stride, padding: (padding, padding))
         }
-        func averagePool(_ p: String, _ x: Int) -> Int { b.function(p, AveragePool(kernel: 3, stride: 1, padding: 1), [x]) }
+        func averagePool(_ p: String, _ x: Int) -> Int {
+            b.function(p, AveragePool(kernel: 3, stride: 1, padding: 1), [x])
+        }
         func cat(_ p: String, _ parts: [Int]) -> Int { b.function(p, Concatenation(), parts) }
 
         var x = b.function("transform_input", ChannelAffine.imageNetToHalfRange, [b.input])
@@ -51,14 +53,18 @@ public struct InceptionV3Config: Sendable {
             let a = basic(p + ".branch1x1", x, 64, kernel: 1)
             let c = basic(p + ".branch5x5_2", basic(p + ".branch5x5_1", x, 48, kernel: 1), 64, kernel: 5, padding: 2)
             var d = basic(p + ".branch3x3dbl_1", x, 64, kernel: 1)
-            d = basic(p + ".branch3x3dbl_3", basic(p + ".branch3x3dbl_2", d, 96, kernel: 3, padding: 1), 96, kernel: 3, padding: 1)
+            d = basic(
+                p + ".branch3x3dbl_3", basic(p + ".branch3x3dbl_2", d, 96, kernel: 3, padding: 1), 96, kernel: 3,
+                padding: 1)
             let e = basic(p + ".branch_pool", averagePool(p + ".avg_pool", x), pool, kernel: 1)
             return cat(p + ".cat", [a, c, d, e])
         }
         func inceptionB(_ p: String, _ x: Int) -> Int {
             let a = basic(p + ".branch3x3", x, 384, kernel: 3, stride: 2)
             var d = basic(p + ".branch3x3dbl_1", x, 64, kernel: 1)
-            d = basic(p + ".branch3x3dbl_3", basic(p + ".branch3x3dbl_2", d, 96, kernel: 3, padding: 1), 96, kernel: 3, stride: 2)
+            d = basic(
+                p + ".branch3x3dbl_3", basic(p + ".branch3x3dbl_2", d, 96, kernel: 3, padding: 1), 96, kernel: 3,
+                stride: 2)
             return cat(p + ".cat", [a, d, b.maxPool(p + ".max_pool", x, kernel: 3, stride: 2)])
         }
         func inceptionC(_ p: String, _ x: Int, c7: Int) -> Int {

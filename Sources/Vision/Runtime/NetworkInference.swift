@@ -183,7 +183,8 @@ public final class Inference {
                 }
                 let conv = Conv(
                     name: s.name, kind: .linear, inChannels: l.inFeatures, outChannels: l.outFeatures, kernelH: 1,
-                    kernelW: 1, stride: 1, padH: 0, padW: 0, groups: 1, weight: weight, bias: l.bias.data, activation: a, residual: nil,
+                    kernelW: 1, stride: 1, padH: 0, padW: 0, groups: 1, weight: weight, bias: l.bias.data,
+                    activation: a, residual: nil,
                     winogradApplies: false)
                 valueOf[i] = emit(s.name, .conv(conv), s.inputs)
             case .batchNorm(let bn):
