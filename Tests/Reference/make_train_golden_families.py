@@ -163,13 +163,14 @@ MODES = [
 ]
 
 
-def train(case_name, head_path, frozen, options, x_all, y_all, dtype, perturb=None):
+def train(case_name, head_path, frozen, options, x_all, y_all, dtype, perturb=None, model=None, weights=None):
     """The model after 20 steps, its state before, the losses, and each trained parameter's first update.
     perturb(state_dict) → state_dict, if given, changes the weights before the head is replaced
-    (make_train_perturbation.py)."""
-    case = fam.CASES[case_name]
-    model = fam.build(case)
-    sd = torch.load(fam.OUT / f"{case_name}.pth")
+    (make_train_perturbation.py). `model` and `weights` (a path), if given, take the place of the case's
+    committed ones (make_train_golden_large.py)."""
+    if model is None:
+        model = fam.build(fam.CASES[case_name])
+    sd = torch.load(weights or fam.OUT / f"{case_name}.pth")
     model.load_state_dict(perturb(sd) if perturb else sd)
     parent_name, _, attr = head_path.rpartition(".")
     parent = model.get_submodule(parent_name)

@@ -112,6 +112,13 @@ struct Perturbation {
         state = max(table(m["state"]).values.max()!, table(f64["state"]).values.max()!)
     }
 
+    /// No perturbation runs (the full-size modes of golden-local): every bound is the caller's.
+    init(noneFor steps: Int) {
+        loss = [Double](repeating: 0, count: steps)
+        step1 = [:]
+        state = 0
+    }
+
     /// max(bound, 3 × the loss spread at step k (0-based)).
     func loss(_ k: Int, atLeast bound: Double) -> Double { max(bound, 3 * loss[k]) }
     /// max(bound, 3 × the first-update spread of `name`).
