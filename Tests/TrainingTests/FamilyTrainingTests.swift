@@ -182,7 +182,18 @@ import Vision
         }
         for name in m["unchanged"] as! [String] {
             switch state[name] {
-            case .parameter(let p)?, .buffer(let p)?: #expect(p.data == before[name], "\(mode): \(name) changed")
+            case .parameter(let p)?, .buffer(let p)?:
+                if prefixes.contains(where: name.hasPrefix) {
+                    // Frozen: never touched, bit for bit.
+                    #expect(p.data == before[name], "\(mode): \(name) changed")
+                } else {
+                    // Trained, but its gradient is zero but for rounding (a BatchNorm bias that a later
+                    // BatchNorm in training mode cancels): torch's rounds to exactly 0, a tier without
+                    // fused multiply-adds may leave 1e-12 and move it by an ulp.
+                    let scale = before[name]!.map(abs).max()!
+                    let moved = zip(p.data, before[name]!).map { abs($0 - $1) }.max()!
+                    #expect(moved <= 1e-6 * scale, "\(mode): \(name) moved by \(moved), torch's did not move")
+                }
             case nil: Issue.record("\(name) missing")
             default: break
             }
@@ -230,8 +241,8 @@ import Vision
 }
 
 /// 20 training steps of full-size networks against torch 1.13 (Tests/Reference/make_train_golden_large.py):
-/// DenseNet-121 and ConvNeXt-Tiny, partly frozen, from seeded torchvision inits. Their weights (32 and
-/// 114 MB) are not committed: the script writes them to Tests/Fixtures/golden-local/train/, and where that
+/// DenseNet-121, ConvNeXt-Tiny, EfficientNet-B0 and MobileNetV3-Small, partly frozen, from seeded
+/// torchvision inits. Their weights (10 to 114 MB) are not committed: the script writes them to Tests/Fixtures/golden-local/train/, and where that
 /// has not run these are skipped, saying so. With the file present, a mode it lacks fails.
 @Suite(
     .enabled(
@@ -241,6 +252,7 @@ import Vision
 struct LargeTrainingTests {
     @Test(arguments: [
         ("densenet121_through_transition2", "transition2"), ("convnext_tiny_through_features5", "features.5"),
+        ("efficientnet_b0_through_features5", "features.5"), ("mobilenet_v3_small_through_features8", "features.8"),
     ])
     func twentyStepsOfAFullSizeNetworkMatchTorch(_ mode: String, _ freeze: String) throws {
         let golden =
@@ -256,7 +268,8 @@ struct LargeTrainingTests {
             try Checkpoint(path: LargeTraining.dir.appendingPathComponent(m["weights"] as! String).path).stateDict())
         #expect(report.loaded.count == net.stateEntries.count)
         try FamilyTrainingTests.check(
-            mode, m, golden: golden, net: net, freeze: freeze, perturbation: Perturbation(noneFor: 20))
+            mode, m, golden: golden, net: net, freeze: freeze,
+            perturbation: Perturbation(record: m["perturbation"] as! [String: Any]))
     }
 }
 

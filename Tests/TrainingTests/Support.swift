@@ -104,19 +104,16 @@ struct Perturbation {
     init(mode: String) throws {
         let file = try Fixtures.json("train/perturbation.json")
         precondition(file["generator"] as? String == "Tests/Reference/make_train_perturbation.py")
-        let m = (file["modes"] as! [String: [String: Any]])[mode]!
+        self.init(record: (file["modes"] as! [String: [String: Any]])[mode]!)
+    }
+
+    /// One mode's record, as make_train_perturbation.py's `record` writes it.
+    init(record m: [String: Any]) {
         let f64 = m["float64"] as! [String: Any]
         func table(_ any: Any?) -> [String: Double] { (any as! [String: NSNumber]).mapValues(\.doubleValue) }
         loss = zip(doubles(m["loss"]), doubles(f64["loss"])).map { max($0, $1) }
         step1 = table(m["step1"]).merging(table(f64["step1"]), uniquingKeysWith: max)
         state = max(table(m["state"]).values.max()!, table(f64["state"]).values.max()!)
-    }
-
-    /// No perturbation runs (the full-size modes of golden-local): every bound is the caller's.
-    init(noneFor steps: Int) {
-        loss = [Double](repeating: 0, count: steps)
-        step1 = [:]
-        state = 0
     }
 
     /// max(bound, 3 × the loss spread at step k (0-based)).
