@@ -3,7 +3,7 @@ import Kernels
 /// y[…, c] = x[…, c] · scale[c] + shift[c] with fixed constants: GoogLeNet's and Inception v3's
 /// `transform_input`, which maps ImageNet-normalised channels to the (x − 0.5) / 0.5 inputs their
 /// weights were trained on. Float32 products then sums, in torch's order.
-public struct ChannelAffine: LayerFunction, Sendable {
+public struct ChannelAffine: PerChannelFunction, Sendable {
     public let scale: [Float], shift: [Float]
 
     public init(scale: [Float], shift: [Float]) {
@@ -20,18 +20,13 @@ public struct ChannelAffine: LayerFunction, Sendable {
 
     public var summary: String { "channel affine \(scale.count)" }
 
-    public func outputShape(_ inputs: [NodeShape]) throws(FunctionShapeError) -> NodeShape {
-        guard inputs[0].channels == scale.count else {
-            throw FunctionShapeError("takes \(scale.count) channels, gets \(inputs[0].channels)")
-        }
-        return inputs[0]
-    }
+    var channels: Int { scale.count }
 
     public func forward(
         _ inputs: [UnsafePointer<Float>], shapes: [NodeShape], batch: Int, output: UnsafeMutablePointer<Float>,
         threads: Int
     ) {
-        let c = scale.count, rows = batch * shapes[0].height * shapes[0].width
+        let c = scale.count, rows = rows(shapes, batch)
         nonisolated(unsafe) let (x, y) = (inputs[0], output)
         scale.withUnsafeBufferPointer { s in
             shift.withUnsafeBufferPointer { b in
@@ -56,7 +51,7 @@ public struct ChannelAffine: LayerFunction, Sendable {
         guard let dx = inputGradients[0] else { return }
         scale.withUnsafeBufferPointer { s in
             ChannelMultiply.forward(
-                outputGradient, scale: s.baseAddress!, dx, rows: batch * shapes[0].height * shapes[0].width,
+                outputGradient, scale: s.baseAddress!, dx, rows: rows(shapes, batch),
                 channels: scale.count, threads: threads)
         }
     }

@@ -3,7 +3,7 @@ import Kernels
 /// torch.nn.LayerNorm(channels, eps) over each position's channels: ConvNeXt's norms, which torchvision
 /// applies after permuting to channels-last (the block's `norm_layer`) or through `LayerNorm2d`, the same
 /// arithmetic. State: `weight` [C], `bias` [C].
-public final class LayerNorm: ParametricFunction {
+public final class LayerNorm: ParametricFunction, PerChannelFunction {
     public let channels: Int
     public let eps: Float
     public let weight: Parameter, bias: Parameter
@@ -21,15 +21,6 @@ public final class LayerNorm: ParametricFunction {
     public func state(prefix: String) -> [(name: String, entry: StateEntry)] {
         [(prefix + "weight", .parameter(weight)), (prefix + "bias", .parameter(bias))]
     }
-
-    public func outputShape(_ inputs: [NodeShape]) throws(FunctionShapeError) -> NodeShape {
-        guard inputs[0].channels == channels else {
-            throw FunctionShapeError("takes \(channels) channels, gets \(inputs[0].channels)")
-        }
-        return inputs[0]
-    }
-
-    func rows(_ shapes: [NodeShape], _ batch: Int) -> Int { batch * shapes[0].height * shapes[0].width }
 
     public func forward(
         _ inputs: [UnsafePointer<Float>], shapes: [NodeShape], batch: Int, output: UnsafeMutablePointer<Float>,
@@ -78,7 +69,7 @@ public final class LayerNorm: ParametricFunction {
 
 /// ConvNeXt's layer scale: the block's output times a learned per-channel factor (`layer_scale`, stored
 /// [C, 1, 1], torchvision's initial value 1e-6). State: `layer_scale` under the block's name.
-public final class LayerScale: ParametricFunction {
+public final class LayerScale: ParametricFunction, PerChannelFunction {
     public let channels: Int
     public let scale: Parameter
 
@@ -93,15 +84,6 @@ public final class LayerScale: ParametricFunction {
     public func state(prefix: String) -> [(name: String, entry: StateEntry)] {
         [(prefix + "layer_scale", .parameter(scale))]
     }
-
-    public func outputShape(_ inputs: [NodeShape]) throws(FunctionShapeError) -> NodeShape {
-        guard inputs[0].channels == channels else {
-            throw FunctionShapeError("takes \(channels) channels, gets \(inputs[0].channels)")
-        }
-        return inputs[0]
-    }
-
-    func rows(_ shapes: [NodeShape], _ batch: Int) -> Int { batch * shapes[0].height * shapes[0].width }
 
     public func forward(
         _ inputs: [UnsafePointer<Float>], shapes: [NodeShape], batch: Int, output: UnsafeMutablePointer<Float>,
@@ -143,4 +125,21 @@ public final class LayerScale: ParametricFunction {
     public func fillSeeded(_ rng: inout SplitMix64) {
         for i in 0..<channels { scale.data[i] = 0.05 + rng.nextUnitFloat() * 0.4 }
     }
+}
+
+/// A function of one input that keeps its shape and acts per channel (LayerNorm, layer scale): its shape
+/// rule, and its rows (positions) for a batch.
+protocol PerChannelFunction: LayerFunction {
+    var channels: Int { get }
+}
+
+extension PerChannelFunction {
+    public func outputShape(_ inputs: [NodeShape]) throws(FunctionShapeError) -> NodeShape {
+        guard inputs[0].channels == channels else {
+            throw FunctionShapeError("takes \(channels) channels, gets \(inputs[0].channels)")
+        }
+        return inputs[0]
+    }
+
+    func rows(_ shapes: [NodeShape], _ batch: Int) -> Int { batch * shapes[0].height * shapes[0].width }
 }
