@@ -207,6 +207,23 @@ def train(case_name, head_path, frozen, options, x_all, y_all, dtype, perturb=No
     return model, before, losses, step1
 
 
+def record_mode(model, before, losses, step1, losses64, head_path):
+    """What a mode's golden holds about its run: the head's start and end, the losses (float32 and
+    float64, and their relative spread), the first updates, and the tensors that changed (sampled; the
+    head's apart) and those that did not."""
+    after = model.state_dict()
+    return {
+        "head_weight_init": floats(before[head_path + ".weight"]), "head_bias_init": floats(before[head_path + ".bias"]),
+        "losses": losses,
+        "changed": {k: samples(v) for k, v in after.items()
+                    if v.dtype == torch.float32 and not k.startswith(head_path + ".") and not torch.equal(before[k], v)},
+        "unchanged": [k for k, v in after.items() if torch.equal(before[k], v)],
+        "head_weight": samples(after[head_path + ".weight"]), "head_bias": floats(after[head_path + ".bias"]),
+        "losses_float64": losses64, "spread": [abs(a - b) / max(abs(b), 1e-30) for a, b in zip(losses, losses64)],
+        "step1": step1,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modes", help="comma-separated modes to write, keeping the others' entries (torch's "
@@ -227,19 +244,10 @@ def main():
             continue
         model, before, losses, step1 = train(case_name, head_path, frozen, options, x_all, y_all, torch.float32)
         _, _, losses64, _ = train(case_name, head_path, frozen, options, x_all, y_all, torch.float64)
-        spread = [abs(a - b) / abs(b) for a, b in zip(losses, losses64)]
-        after = model.state_dict()
-        changed = {k: samples(v) for k, v in after.items()
-                   if v.dtype == torch.float32 and not k.startswith(head_path + ".") and not torch.equal(before[k], v)}
-        unchanged = [k for k, v in after.items() if torch.equal(before[k], v)]
-        out["modes"].append({
-            "name": name, "case": case_name, "weights": f"golden/families/{case_name}.pth", "head": head_path,
-            "frozen": frozen, "options": options, "head_weight_init": floats(before[head_path + ".weight"]),
-            "head_bias_init": floats(before[head_path + ".bias"]), "losses": losses, "changed": changed,
-            "unchanged": unchanged, "head_weight": samples(after[head_path + ".weight"]),
-            "head_bias": floats(after[head_path + ".bias"]), "losses_float64": losses64, "spread": spread,
-            "step1": step1,
-        })
+        entry = record_mode(model, before, losses, step1, losses64, head_path)
+        out["modes"].append(dict(name=name, case=case_name, weights=f"golden/families/{case_name}.pth", head=head_path,
+                                 frozen=frozen, options=options, **entry))
+        spread, changed, unchanged = entry["spread"], entry["changed"], entry["unchanged"]
         print(f"{name}: loss {losses[0]:.4f} → {losses[-1]:.4f}; {len(changed)} tensors changed, {len(unchanged)} not; "
               f"float32/float64 spread {max(spread):.1e}")
     OUT.write_text(json.dumps(out, indent=1) + "\n")

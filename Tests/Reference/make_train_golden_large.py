@@ -50,7 +50,7 @@ import make_golden_families as fam
 import make_train_golden_families as tg
 import make_train_perturbation as mp
 from make_golden import randomise_bn
-from make_train_golden import floats, pattern_images, samples
+from make_train_golden import pattern_images
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "Tests" / "Fixtures" / "golden-local" / "train"
@@ -95,19 +95,10 @@ def main():
         perturbation = mp.record([(model, losses, step1)] + [(r[0], r[2], r[3]) for r in perturbed],
                                  (model64, losses64, step1_64))
         mp.summary(name, perturbation)
-        spread = [abs(a - b) / abs(b) for a, b in zip(losses, losses64)]
-        after = model.state_dict()
-        changed = {k: samples(v) for k, v in after.items()
-                   if v.dtype == torch.float32 and not k.startswith(head_path + ".") and not torch.equal(before[k], v)}
-        unchanged = [k for k, v in after.items() if torch.equal(before[k], v)]
-        out["modes"].append({
-            "name": name, "arch": arch, "weights": f"{arch}.pth", "head": head_path, "frozen": frozen,
-            "options": options, "head_weight_init": floats(before[head_path + ".weight"]),
-            "head_bias_init": floats(before[head_path + ".bias"]), "losses": losses, "changed": changed,
-            "unchanged": unchanged, "head_weight": samples(after[head_path + ".weight"]),
-            "head_bias": floats(after[head_path + ".bias"]), "losses_float64": losses64, "spread": spread,
-            "step1": step1, "perturbation": perturbation,
-        })
+        entry = tg.record_mode(model, before, losses, step1, losses64, head_path)
+        out["modes"].append(dict(name=name, arch=arch, weights=f"{arch}.pth", head=head_path, frozen=frozen,
+                                 options=options, **entry, perturbation=perturbation))
+        spread, changed, unchanged = entry["spread"], entry["changed"], entry["unchanged"]
         print(f"{name}: loss {losses[0]:.4f} → {losses[-1]:.4f}; {len(changed)} tensors changed, "
               f"{len(unchanged)} not; float32/float64 spread {max(spread):.1e}")
     (OUT / "large.json").write_text(json.dumps(out, indent=1) + "\n")
